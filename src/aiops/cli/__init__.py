@@ -1,0 +1,95 @@
+"""The `aiops` command line: parse -> call the core -> render -> exit code.
+
+Subcommands load lazily (`LAZY`), so `aiops --version` and `aiops validate` do not import the
+database, HTTP or provider libraries. One error handler turns `AiopsError` into `Error: ...`
+on stderr and its exit code; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import click
+
+from aiops import __version__
+from aiops.errors import AiopsError
+
+# command name -> "module:attribute" under aiops.cli
+LAZY: dict[str, str] = {
+    "validate": "project:validate",
+    "init": "project:init",
+    "new": "project:new",
+    "schema": "project:schema",
+    "import": "importer:import_",
+    "plan": "reconcile:plan",
+    "apply": "reconcile:apply",
+    "watch": "reconcile:watch",
+    "status": "reconcile:status",
+    "db": "reconcile:db",
+    "run": "run:run",
+    "logs": "run:logs",
+    "mock-provider": "run:mock_provider",
+    "test": "golden:test",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in LAZY if self._available(name))
+
+    def _available(self, name: str) -> bool:
+        module = LAZY[name].split(":")[0]
+        return importlib.util.find_spec(f"aiops.cli.{module}") is not None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY.get(cmd_name)
+        if target is None or not self._available(cmd_name):
+            return None
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(f"aiops.cli.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AiopsError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
+                       "(run with --debug for the traceback and report it)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aiops")
+@click.option("--debug", is_flag=True, envvar="AIOPS_DEBUG", help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """aiops: AI functions as code."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main() -> None:
+    # Keep a broken pipe (`aiops ... | head`) quiet.
+    try:
+        cli(prog_name="aiops")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,84 @@
+"""`aiops validate`, `init`, `new`, `schema`: the project commands (thin wrappers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from aiops import commands
+
+
+def _render_text(report: commands.ValidationReport) -> str:
+    lines = [d.render() for d in report.diagnostics]
+    errors, warnings = len(report.errors), len(report.warnings)
+    against = f" against {report.base}" if report.base else ""
+    if errors:
+        lines.append(f"{errors} error(s), {warnings} warning(s) in {report.functions} "
+                     f"function(s){against}.")
+    else:
+        lines.append(f"OK: {report.functions} function(s) valid{against}"
+                     + (f", {warnings} warning(s)." if warnings else "."))
+    return "\n".join(lines)
+
+
+def _render_json(report: commands.ValidationReport) -> str:
+    payload = {
+        "format_version": 1,
+        "ok": report.ok,
+        "functions": report.functions,
+        "base": report.base,
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+        "diagnostics": [d.as_dict() for d in report.diagnostics],
+    }
+    return json.dumps(payload, indent=2)
+
+
+@click.command()
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base", "base", metavar="GIT_REF",
+              help="Also check version rules against this git revision (e.g. origin/main).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def validate(project_dir: Path, base: str | None, fmt: str) -> None:
+    """Check every function file and providers.yaml. Exit 0 when clean, 1 on errors."""
+    report = commands.validate(project_dir, base=base)
+    click.echo(_render_json(report) if fmt == "json" else _render_text(report))
+    raise SystemExit(0 if report.ok else 1)
+
+
+@click.command()
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(project_dir: Path) -> None:
+    """Scaffold a project: providers.yaml, an example function, the CI workflow."""
+    for path in commands.init_project(project_dir):
+        click.echo(f"created {path}")
+    click.echo("Next: `aiops validate` then `aiops plan`.")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--project", "project_dir", default=".",
+              type=click.Path(file_okay=False, path_type=Path), show_default=True)
+@click.option("--provider", help="A provider of providers.yaml (default: the first one).")
+@click.option("--model", help="The model (default: the provider's first priced model).")
+@click.option("--description", default="Describe what it does.")
+def new(name: str, project_dir: Path, provider: str | None, model: str | None,
+        description: str) -> None:
+    """Scaffold functions/NAME/function.yaml."""
+    path = commands.new_function(project_dir, name, description=description,
+                                 provider=provider, model=model)
+    click.echo(f"created {path}")
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["function", "providers"]), default="function",
+              show_default=True)
+def schema(kind: str) -> None:
+    """Print the JSON Schema of the function format (or of providers.yaml)."""
+    click.echo(commands.schema_text(kind), nl=False)
+
+
+__all__ = ["init", "new", "schema", "validate"]

@@ -1,0 +1,261 @@
+"""The project verbs as plain typed functions: validate, init, new, schema, import.
+
+The CLI (`aiops.cli.project`) and the API call these; they return values and raise
+`aiops.errors` exceptions, and never print.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiops.errors import Diagnostic, UsageError
+from aiops.loader import (
+    FUNCTION_FILE,
+    FUNCTIONS_DIR,
+    PROVIDERS_FILE,
+    Project,
+    function_file,
+    load_sources,
+    read_revision,
+    read_tree,
+)
+from aiops.spec import NAME_PATTERN, FunctionSpec
+
+SCHEMA_DIR = "schemas"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationReport:
+    diagnostics: tuple[Diagnostic, ...]
+    functions: int
+    base: str | None = None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def load_project(root: Path) -> Project:
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    return load_sources(read_tree(root))
+
+
+def validate(root: Path, *, base: str | None = None) -> ValidationReport:
+    """Every check of every file; with `base`, the version rules against that git revision."""
+    from aiops.checks import check_project, compare_with_base
+
+    project = load_project(root)
+    diags = list(project.diagnostics) + check_project(project)
+    if base is not None:
+        base_project = load_sources(read_revision(root, base))
+        diags += compare_with_base(project, base_project, _git_history_lookup(root, base))
+    if root != Path("."):
+        diags = [dataclasses.replace(d, file=(root / d.file).as_posix()) for d in diags]
+    diags.sort(key=lambda d: (d.file, d.line or 0, d.column or 0))
+    count = len(project.functions) + len(project.failed_functions)
+    return ValidationReport(diagnostics=tuple(diags), functions=count, base=base)
+
+
+def _git_history_lookup(root: Path, ref: str) -> Any:
+    """Find a function's content at an earlier version in the history behind `ref`."""
+    from aiops.loader import _git, load_one
+
+    def earlier(name: str, version: str) -> FunctionSpec | None:
+        rel = function_file(name)
+        commits = _git(root, "log", "--format=%H", ref, "--", rel).decode().split()
+        for commit in commits:
+            try:
+                data = _git(root, "show", f"{commit}:{rel}")
+            except UsageError:
+                continue
+            spec, _, _ = load_one(rel, data, FunctionSpec)
+            if spec is not None and spec.version == version:
+                return spec
+        return None
+
+    return earlier
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def format_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schemas of the file formats, generated from the models."""
+    from aiops.spec import ProvidersFile
+
+    out = {}
+    for key, model, title in (("function", FunctionSpec, "aiops function (aiops/v1)"),
+                              ("providers", ProvidersFile, "aiops providers.yaml")):
+        schema = model.model_json_schema(by_alias=True, mode="validation")
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$id": f"https://aiops.dev/schemas/{key}.schema.json", "title": title,
+                  **{k: v for k, v in schema.items() if k != "title"}}
+        out[key] = schema
+    return out
+
+
+def schema_text(kind: str) -> str:
+    return json.dumps(format_schemas()[kind], indent=2, sort_keys=True) + "\n"
+
+
+# --- scaffolding ----------------------------------------------------------------------------
+
+PROVIDERS_TEMPLATE = """\
+# yaml-language-server: $schema={schema}
+# Providers: credentials by reference (environment variable names, never values),
+# provider-wide limits, and prices pinned in git (USD per million tokens).
+providers:
+  groq:
+    type: groq
+    api_key_env: GROQ_API_KEY
+    timeout_s: 30
+    limits: {{rpm: 30, tpm: 6000}}
+    models:
+      llama-3.1-8b-instant: {{input_per_mtok: 0.05, output_per_mtok: 0.08}}
+  openai:
+    type: openai
+    api_key_env: OPENAI_API_KEY
+    timeout_s: 60
+    models:
+      gpt-4o-mini: {{input_per_mtok: 0.15, cached_input_per_mtok: 0.075, output_per_mtok: 0.60}}
+"""
+
+FUNCTION_TEMPLATE = """\
+# yaml-language-server: $schema={schema}
+apiVersion: aiops/v1
+name: {name}
+version: 0.1.0
+description: {description}
+status: draft
+provider: {provider}
+model: {model}
+configuration:
+  temperature: 0.2
+  max_tokens: 400
+prompt:
+  - role: system
+    content: You are a helpful assistant. Answer with JSON only.
+  - role: user
+    content: |
+      {{{{ text }}}}
+input_schema:
+  type: object
+  required: [text]
+  properties:
+    text: {{type: string, minLength: 1, maxLength: 20000}}
+  additionalProperties: false
+output_schema:
+  type: object
+  required: [answer]
+  properties:
+    answer: {{type: string}}
+  additionalProperties: false
+tests:
+  - name: smoke
+    input: {{text: Hello}}
+    expect:
+      - schema_valid: true
+"""
+
+WORKFLOW = """\
+name: aiops
+on:
+  pull_request:
+    paths: ["functions/**", "providers.yaml", "aiops.yaml"]
+  push:
+    branches: [main]
+    paths: ["functions/**", "providers.yaml", "aiops.yaml"]
+permissions:
+  contents: read
+jobs:
+  validate:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.12"
+      - run: pip install aiops
+      - name: Validate against the base branch
+        if: github.event_name == 'pull_request'
+        run: aiops validate --base "origin/${{ github.base_ref }}"
+      - name: Validate
+        if: github.event_name != 'pull_request'
+        run: aiops validate
+      - name: Golden tests (replayed cassettes, offline)
+        run: aiops test --junit-xml aiops-tests.xml
+"""
+
+
+def init_project(root: Path) -> list[Path]:
+    """Scaffold a project: providers.yaml, one example function, the CI workflow, the schema."""
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / PROVIDERS_FILE).exists() or (root / FUNCTIONS_DIR).exists():
+        raise UsageError(f"{root} already holds an aiops project (providers.yaml or functions/)",)
+    written = [
+        _write(root / SCHEMA_DIR / "function.schema.json", schema_text("function")),
+        _write(root / SCHEMA_DIR / "providers.schema.json", schema_text("providers")),
+        _write(root / PROVIDERS_FILE,
+               PROVIDERS_TEMPLATE.format(schema=f"{SCHEMA_DIR}/providers.schema.json")),
+        _write(root / ".github" / "workflows" / "aiops.yml", WORKFLOW),
+        _write(root / ".gitignore", ".aiops/\n"),
+    ]
+    written.append(new_function(root, "hello", description="Answer a question briefly.",
+                                provider="groq", model="llama-3.1-8b-instant"))
+    return written
+
+
+def new_function(root: Path, name: str, *, description: str = "Describe what it does.",
+                 provider: str | None = None, model: str | None = None) -> Path:
+    """Scaffold functions/<name>/function.yaml that validates against the project."""
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise UsageError(f"`{name}` is not a valid function name: lowercase letters, digits "
+                         "and dashes, starting with a letter, 2 to 63 characters")
+    path = root / function_file(name)
+    if path.exists():
+        raise UsageError(f"{path} already exists")
+    if provider is None or model is None:
+        project = load_sources(read_tree(root))
+        if project.providers and project.providers.providers:
+            first_name, first = next(iter(project.providers.providers.items()))
+            provider = provider or first_name
+            model = model or next(iter(first.models), "model-name")
+    schema = _schema_reference(root, path.parent)
+    return _write(path, FUNCTION_TEMPLATE.format(
+        schema=schema, name=name, description=json.dumps(description),
+        provider=provider or "openai", model=model or "gpt-4o-mini"))
+
+
+def _schema_reference(root: Path, directory: Path) -> str:
+    local = root / SCHEMA_DIR / "function.schema.json"
+    if local.exists():
+        import os
+
+        return Path(os.path.relpath(local, directory)).as_posix()
+    return "https://aiops.dev/schemas/function.schema.json"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+__all__ = ["FUNCTION_FILE", "ValidationReport", "init_project", "new_function", "validate"]

@@ -1,0 +1,166 @@
+"""The errors of aiops: one root, a shallow tree, messages built from fields.
+
+    AiopsError                       exit_code
+    ├── UserError                    your input is wrong; nothing was changed
+    │   ├── SpecError          1     files failed to load or check (carries Diagnostics)
+    │   ├── ConfigError        1     providers.yaml / aiops.yaml / environment (a missing key)
+    │   ├── UsageError         2     a command line that cannot work
+    │   ├── NotFoundError      1     a function or version that does not exist
+    │   └── InputError         3     a run's input is invalid
+    └── RuntimeFailure               something failed while running
+        ├── ProviderError      4     the provider failed (transient ones are retried)
+        ├── OutputError        5     the output did not validate, even after repairs
+        ├── LimitExceeded      6     a rate limit refused the call
+        ├── BudgetExceeded     7     a daily call or cost budget refused the call
+        ├── StalePlanError     1     a saved plan no longer matches the database
+        └── LockBusy          75     another apply holds the lock
+
+Foreign errors (SDKs, httpx, SQLAlchemy) are translated into these at the module that meets
+them and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnostic:
+    """One problem found in a file: where, what, and how to fix it."""
+
+    file: str
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+    path: str = ""  # key path inside the file, e.g. prompt[1].content
+    message: str
+    fix: str = ""
+    severity: Literal["error", "warning"] = "error"
+    code: str = "invalid"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def location(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def render(self) -> str:
+        text = f"{self.location()}: {self.severity}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.message
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+class AiopsError(Exception):
+    """Root of every error aiops raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, log_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.log_id = log_id
+
+    def __str__(self) -> str:
+        if self.log_id:
+            return f"{self.message} (log {self.log_id})"
+        return self.message
+
+
+class UserError(AiopsError):
+    """The input is wrong: a file, a setting, a command line, a run's input."""
+
+
+class SpecError(UserError):
+    """Files failed to load or check; `diagnostics` lists every problem."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        errors = [d for d in self.diagnostics if d.is_error]
+        lines = [d.render() for d in errors]
+        super().__init__(f"{len(errors)} error(s):\n" + "\n".join(lines))
+
+
+class ConfigError(UserError):
+    """providers.yaml, aiops.yaml or the environment is not usable."""
+
+
+class UsageError(UserError):
+    exit_code = 2
+
+
+class NotFoundError(UserError):
+    """A function, version or file that does not exist."""
+
+
+class InputError(UserError):
+    exit_code = 3
+
+
+class RuntimeFailure(AiopsError):
+    """Something failed while running."""
+
+
+class ProviderError(RuntimeFailure):
+    """The provider failed. `transient` errors (429, 5xx, timeouts, connection) are retried."""
+
+    exit_code = 4
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        transient: bool = False,
+        retry_after_s: float | None = None,
+        kind: str = "provider_error",
+        log_id: str | None = None,
+    ) -> None:
+        super().__init__(message, log_id=log_id)
+        self.provider = provider
+        self.status = status
+        self.transient = transient
+        self.retry_after_s = retry_after_s
+        self.kind = kind
+
+
+class OutputError(RuntimeFailure):
+    exit_code = 5
+
+
+class LimitExceeded(RuntimeFailure):
+    exit_code = 6
+
+
+class BudgetExceeded(RuntimeFailure):
+    exit_code = 7
+
+
+class StalePlanError(RuntimeFailure):
+    pass
+
+
+class LockBusy(RuntimeFailure):
+    exit_code = 75

@@ -1,0 +1,294 @@
+"""Files, or a git revision, -> specs, with every problem located at file:line:column:key.
+
+`load_sources(files)` is pure over a mapping of relative path -> bytes; `read_tree(root)` and
+`read_revision(root, ref)` are the two edges that produce that mapping. Nothing here raises on
+a bad file: each problem becomes a `Diagnostic`, and all of them are returned together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from aiops.errors import Diagnostic, UsageError
+from aiops.spec import FunctionSpec, ProjectSettings, ProvidersFile
+from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
+
+FUNCTIONS_DIR = "functions"
+FUNCTION_FILE = "function.yaml"
+PROVIDERS_FILE = "providers.yaml"
+PROJECT_FILE = "aiops.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedFunction:
+    spec: FunctionSpec
+    file: str  # relative to the project root
+    positions: Positions = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Project:
+    """What a project's files say, with every problem found while reading them."""
+
+    functions: dict[str, LoadedFunction]
+    providers: ProvidersFile | None
+    settings: ProjectSettings
+    diagnostics: tuple[Diagnostic, ...]
+    failed_functions: frozenset[str] = frozenset()  # names whose file failed to load
+    providers_positions: Positions | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def function_file(name: str) -> str:
+    return f"{FUNCTIONS_DIR}/{name}/{FUNCTION_FILE}"
+
+
+def read_tree(root: FsPath) -> dict[str, bytes]:
+    """The project's spec files from the working tree."""
+    files: dict[str, bytes] = {}
+    for rel in (PROVIDERS_FILE, PROJECT_FILE):
+        path = root / rel
+        if path.is_file():
+            files[rel] = path.read_bytes()
+    fdir = root / FUNCTIONS_DIR
+    if fdir.is_dir():
+        for path in sorted(fdir.glob(f"*/{FUNCTION_FILE}")):
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
+    """The project's spec files as they were at git revision `ref`."""
+    tree = _git(root, "ls-tree", "-r", "--name-only", "--full-tree", ref, "--",
+                PROVIDERS_FILE, PROJECT_FILE, FUNCTIONS_DIR).decode()
+    prefix = _git(root, "rev-parse", "--show-prefix").decode().strip()
+    wanted = []
+    for line in tree.splitlines():
+        rel = line[len(prefix):] if prefix and line.startswith(prefix) else line
+        parts = rel.split("/")
+        if rel in (PROVIDERS_FILE, PROJECT_FILE) or (
+            len(parts) == 3 and parts[0] == FUNCTIONS_DIR and parts[2] == FUNCTION_FILE
+        ):
+            wanted.append((rel, line))
+    if not wanted:
+        return {}
+    batch = "".join(f"{ref}:{full}\n" for _, full in wanted).encode()
+    out = _git(root, "cat-file", "--batch", stdin=batch)
+    files: dict[str, bytes] = {}
+    pos = 0
+    for rel, _ in wanted:
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split()[2])
+        files[rel] = out[header_end + 1: header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+    return files
+
+
+def _git(root: FsPath, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], input=stdin,
+                              capture_output=True, check=False)
+    except FileNotFoundError:
+        raise UsageError("git is not installed; --base needs it") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise UsageError(f"git {args[0]} failed: {msg[-1] if msg else 'unknown error'}")
+    return proc.stdout
+
+
+def load_sources(files: Mapping[str, bytes]) -> Project:
+    """Parse and model every spec file; collect every problem instead of stopping."""
+    diags: list[Diagnostic] = []
+    settings = ProjectSettings()
+    if PROJECT_FILE in files:
+        loaded = _load_model(PROJECT_FILE, files[PROJECT_FILE], ProjectSettings, diags)
+        if loaded:
+            settings = loaded[0]
+    providers = None
+    providers_positions = None
+    if PROVIDERS_FILE in files:
+        loaded_p = _load_model(PROVIDERS_FILE, files[PROVIDERS_FILE], ProvidersFile, diags)
+        if loaded_p:
+            providers, providers_positions = loaded_p
+    functions: dict[str, LoadedFunction] = {}
+    failed: set[str] = set()
+    for rel in sorted(files):
+        parts = rel.split("/")
+        if not (len(parts) == 3 and parts[0] == FUNCTIONS_DIR and parts[2] == FUNCTION_FILE):
+            continue
+        dirname = parts[1]
+        loaded_f = _load_model(rel, files[rel], FunctionSpec, diags)
+        if not loaded_f:
+            failed.add(dirname)
+            continue
+        spec, positions = loaded_f
+        if spec.name != dirname:
+            mark = positions.find(("name",))
+            diags.append(Diagnostic(
+                file=rel, line=mark.line if mark else None, column=mark.column if mark else None,
+                path="name", code="name-mismatch",
+                message=f"name `{spec.name}` differs from its directory `{dirname}`",
+                fix=f"rename the directory to functions/{spec.name}/ or set `name: {dirname}`",
+            ))
+            failed.add(dirname)
+            continue
+        functions[spec.name] = LoadedFunction(spec=spec, file=rel, positions=positions)
+    return Project(functions=functions, providers=providers, settings=settings,
+                   diagnostics=tuple(diags), failed_functions=frozenset(failed),
+                   providers_positions=providers_positions)
+
+
+def load_one(file: str, data: bytes, model: type[BaseModel]) -> tuple[Any, Positions, list[Diagnostic]]:
+    """Load one file as `model`: (instance or None, positions, diagnostics)."""
+    diags: list[Diagnostic] = []
+    loaded = _load_model(file, data, model, diags)
+    if loaded:
+        return loaded[0], loaded[1], diags
+    return None, Positions(), diags
+
+
+def _load_model(file: str, data: bytes, model: type[BaseModel],
+                diags: list[Diagnostic]) -> tuple[Any, Positions] | None:
+    try:
+        value, positions = parse(data)
+    except YamlProblem as exc:
+        diags.append(Diagnostic(file=file, line=exc.line, column=exc.column,
+                                path=format_path(exc.path), message=exc.message, fix=exc.fix,
+                                code="yaml"))
+        return None
+    try:
+        return model.model_validate(value), positions
+    except ValidationError as exc:
+        diags.extend(validation_diagnostics(file, exc, value, positions, model))
+        return None
+
+
+def validation_diagnostics(file: str, exc: ValidationError, value: Any, positions: Positions,
+                           model: type[BaseModel]) -> list[Diagnostic]:
+    """Pydantic's errors as located, actionable diagnostics (input values never echoed)."""
+    out: list[Diagnostic] = []
+    seen: set[tuple[Path, str]] = set()
+    for err in exc.errors(include_url=False, include_input=False):
+        path = _data_path(value, err["loc"])
+        message, fix = _explain(err, path, model)
+        if (path, message) in seen:  # union members repeat the same complaint
+            continue
+        seen.add((path, message))
+        mark = positions.find(path, prefer_key=err["type"] in ("extra_forbidden", "missing"))
+        if err["type"] == "missing":
+            mark = positions.find(path[:-1])
+        out.append(Diagnostic(file=file, line=mark.line if mark else None,
+                              column=mark.column if mark else None, path=format_path(path),
+                              message=message, fix=fix, code=err["type"]))
+    return out
+
+
+def _data_path(value: Any, loc: Iterable[Any]) -> Path:
+    """Keep only the parts of a pydantic location that index into the data."""
+    path: list[str | int] = []
+    node = value
+    loc = list(loc)
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str):
+            if part in node:
+                path.append(part)
+                node = node[part]
+            elif i == len(loc) - 1:
+                path.append(part)  # a missing key
+        elif isinstance(node, list) and isinstance(part, int):
+            path.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+    return tuple(path)
+
+
+def _explain(err: Any, path: Path, model: type[BaseModel]) -> tuple[str, str]:
+    kind = err["type"]
+    key = path[-1] if path else ""
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(model, path[:-1])
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        fix = f"did you mean `{close[0]}`?" if close else (
+            f"allowed keys: {', '.join(allowed)}" if allowed else "remove it")
+        return f"unknown key `{key}`", fix
+    if kind == "missing":
+        return f"required key `{key}` is missing", f"add `{key}:`"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}", "use one of the listed values"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_HELP.get(key, (f"does not match the pattern {ctx.get('pattern')}", ""))
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping (key: value pairs)", "write it as a YAML mapping"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list", "write it as a YAML list (`- item`)"
+    if kind == "union_tag_invalid":
+        return (f"`type` must be one of {ctx.get('expected_tags', '')}",
+                "set `type` to one of them")
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return message[0].lower() + message[1:], ""
+
+
+_PATTERN_HELP: dict[Any, tuple[str, str]] = {
+    "name": ("must be lowercase letters, digits and dashes, starting with a letter (2-63)",
+             "e.g. `summarize-article`"),
+    "version": ("must be a semantic version", "e.g. `1.0.0`"),
+    "api_key_env": ("must name an environment variable, not hold a key",
+                    "e.g. `OPENAI_API_KEY`; the key itself goes in the environment"),
+    "token_env": ("must name an environment variable, not hold a token", "e.g. `BACKEND_TOKEN`"),
+    "secret_env": ("must name an environment variable, not hold a secret",
+                   "e.g. `BACKEND_SECRET`"),
+    "over": ("must be a duration", "e.g. `15m`, `1h`, `1d`"),
+    "base_url": ("must start with http:// or https://", "e.g. `https://api.example.com/v1`"),
+    "path": ("must be a JSON path starting with `$`", "e.g. `$.items[0].name`"),
+}
+
+
+def allowed_keys(model: type[BaseModel], path: Path) -> list[str]:
+    """The keys a mapping at `path` inside `model` accepts (for "did you mean")."""
+    current: Any = model
+    for part in path:
+        current = _step(current, part)
+        if current is None:
+            return []
+    models = [t for t in _flatten(current) if isinstance(t, type) and issubclass(t, BaseModel)]
+    keys: list[str] = []
+    for m in models:
+        keys += [f.alias or name for name, f in m.model_fields.items()]
+    return keys
+
+
+def _flatten(tp: Any) -> list[Any]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(tp) for t in _flatten(a)]
+    return [tp]
+
+
+def _step(tp: Any, part: str | int) -> Any:
+    for t in _flatten(tp):
+        origin = typing.get_origin(t)
+        if isinstance(part, int) and origin in (tuple, list):
+            return typing.get_args(t)[0]
+        if isinstance(part, str) and origin is dict:
+            return typing.get_args(t)[1]
+        if isinstance(part, str) and isinstance(t, type) and issubclass(t, BaseModel):
+            for name, f in t.model_fields.items():
+                if part in (name, f.alias):
+                    return f.annotation
+    return None

@@ -1,0 +1,316 @@
+"""The file formats as frozen, closed pydantic models: function.yaml, providers.yaml, aiops.yaml.
+
+No I/O here: `loader` reads files and turns validation errors into located diagnostics.
+Unknown keys are errors (extra="forbid"); defaults are materialised so that fingerprints see
+the behaviour a call will really have.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import total_ordering
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+API_VERSION = "aiops/v1"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+_SEMVER = re.compile(SEMVER_PATTERN)
+DURATION_PATTERN = r"^[1-9]\d*(s|m|h|d)$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+@total_ordering
+class Semver:
+    """A parsed semantic version; ordering follows semver precedence (build ignored)."""
+
+    __slots__ = ("major", "minor", "patch", "pre", "text")
+
+    def __init__(self, text: str) -> None:
+        m = _SEMVER.match(text)
+        if not m:
+            raise ValueError(f"{text!r} is not a semantic version like 1.2.0")
+        self.text = text
+        self.major, self.minor, self.patch = int(m[1]), int(m[2]), int(m[3])
+        self.pre: tuple[tuple[int, int | str], ...] = tuple(
+            (0, int(p)) if p.isdigit() else (1, p) for p in (m[4].split(".") if m[4] else ())
+        )
+
+    def _key(self) -> tuple[Any, ...]:
+        # A release sorts after its pre-releases.
+        return (self.major, self.minor, self.patch, not self.pre, self.pre)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Semver) and self._key() == other._key()
+
+    def __lt__(self, other: Semver) -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Semver({self.text!r})"
+
+    def is_major_bump_over(self, old: Semver) -> bool:
+        """Whether going from `old` to self announces breaking changes (0.x: minor counts)."""
+        if old.major == 0 and self.major == 0:
+            return self.minor > old.minor
+        return self.major > old.major
+
+
+# --- function.yaml -----------------------------------------------------------------------
+
+
+class Message(Model):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class Configuration(Model):
+    """Provider settings shared by the chat-completions APIs; unknown settings are errors."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+
+
+class Fallback(Model):
+    provider: str
+    model: str = Field(min_length=1)
+    configuration: Configuration | None = None  # None: the function's configuration
+
+
+class Retry(Model):
+    max_attempts: int = Field(3, ge=1, le=10)
+    backoff_s: float = Field(0.5, ge=0, le=60)
+    max_backoff_s: float = Field(8.0, ge=0, le=600)
+    repair_attempts: int = Field(1, ge=0, le=5)
+
+
+class Limits(Model):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+    max_input_bytes: int = Field(65536, ge=1, le=10 << 20)
+    daily_budget_usd: float | None = Field(None, ge=0)
+    daily_calls: int | None = Field(None, ge=0)
+    on_limit: Literal["wait", "fail"] = "wait"
+
+
+class Access(Model):
+    invoke: tuple[str, ...] = ("everyone",)
+    view: tuple[str, ...] = ("everyone",)
+
+
+class FilterRule(Model):
+    """A content filter: `pii_redact` (e-mail, phone and card numbers) or `{deny: REGEX}`."""
+
+    pii_redact: bool | None = None
+    deny: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value == "pii_redact":
+            return {"pii_redact": True}
+        if isinstance(value, str):
+            raise ValueError(f"unknown filter `{value}`; a filter is `pii_redact` or `{{deny: REGEX}}`")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> FilterRule:
+        if (self.pii_redact is None) == (self.deny is None):
+            raise ValueError("a filter is `pii_redact` or `{deny: REGEX}`, one per item")
+        if self.deny is not None:
+            try:
+                re.compile(self.deny)
+            except re.error as exc:
+                raise ValueError(f"`deny` is not a valid regular expression: {exc}") from None
+        return self
+
+
+class Filters(Model):
+    input: tuple[FilterRule, ...] = ()
+    output: tuple[FilterRule, ...] = ()
+
+
+class Alert(Model):
+    metric: Literal["error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
+                    "cost_usd", "calls", "quota_usage"]
+    over: str = Field(pattern=DURATION_PATTERN, description="window, e.g. 15m, 1h, 1d")
+    above: float
+
+
+class Bounds(Model):
+    min: float | None = None
+    max: float | None = None
+
+
+ASSERTION_KEYS = ("schema_valid", "equals", "contains", "matches", "length", "range",
+                  "max_latency_ms", "max_cost_usd", "not")
+PATH_ASSERTIONS = {"equals", "contains", "matches", "length", "range"}
+
+
+class Assertion(Model):
+    """One `expect` item: exactly one assertion key, plus `path` where it applies."""
+
+    path: str | None = Field(None, pattern=r"^\$")
+    schema_valid: bool | None = None
+    equals: Any = None
+    contains: Any = None
+    matches: str | None = None
+    length: Bounds | None = None
+    range: Bounds | None = None
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_cost_usd: float | None = Field(None, ge=0)
+    not_: Assertion | None = Field(None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Assertion:
+        given = [k for k in ASSERTION_KEYS if (k if k != "not" else "not_") in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError(
+                f"an expectation needs exactly one of {', '.join(ASSERTION_KEYS)}; "
+                f"found {', '.join(given) or 'none'}"
+            )
+        if self.path is not None and given[0] not in PATH_ASSERTIONS:
+            raise ValueError(f"`path` does not apply to `{given[0]}`")
+        if self.matches is not None:
+            try:
+                re.compile(self.matches)
+            except re.error as exc:
+                raise ValueError(f"`matches` is not a valid regular expression: {exc}") from None
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ASSERTION_KEYS if (k if k != "not" else "not_")
+                    in self.model_fields_set)
+
+
+class TestCase(Model):
+    __test__ = False  # not a pytest class
+
+    name: str = Field(pattern=NAME_PATTERN.replace("{1,62}", "{0,62}"))
+    description: str = ""
+    input: dict[str, Any]
+    expect: tuple[Assertion, ...] = ()
+
+
+class FunctionSpec(Model):
+    """One AI function: `functions/<name>/function.yaml`."""
+
+    api_version: Literal["aiops/v1"] = Field(alias="apiVersion")
+    name: str = Field(pattern=NAME_PATTERN)
+    version: str = Field(pattern=SEMVER_PATTERN)
+    description: str = ""
+    status: Literal["draft", "active", "deprecated"] = "active"
+    provider: str
+    model: str = Field(min_length=1)
+    configuration: Configuration = Configuration()
+    prompt: tuple[Message, ...] = Field(min_length=1)
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "string"})
+    fallbacks: tuple[Fallback, ...] = ()
+    retry: Retry = Retry()
+    limits: Limits = Limits()
+    access: Access = Access()
+    filters: Filters = Filters()
+    alerts: tuple[Alert, ...] = ()
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    test_providers: tuple[str, ...] | None = None
+    tests: tuple[TestCase, ...] = ()
+
+    @property
+    def semver(self) -> Semver:
+        return Semver(self.version)
+
+    @property
+    def output_is_text(self) -> bool:
+        return self.output_schema.get("type") == "string"
+
+
+# --- providers.yaml ----------------------------------------------------------------------
+
+
+class Price(Model):
+    """USD per million tokens, pinned in git."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    reasoning_per_mtok: float | None = Field(None, ge=0)
+
+
+class ProviderLimits(Model):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+
+
+class BearerAuth(Model):
+    type: Literal["bearer"]
+    token_env: EnvName
+
+
+class HmacAuth(Model):
+    type: Literal["hmac"]
+    secret_env: EnvName
+    window_s: int = Field(300, ge=1, le=3600)
+
+
+class ProviderSpec(Model):
+    type: Literal["groq", "openai", "http"]
+    api_key_env: EnvName | None = None
+    base_url: str | None = Field(None, pattern=r"^https?://")
+    timeout_s: float = Field(30, gt=0, le=600)
+    limits: ProviderLimits = ProviderLimits()
+    models: dict[str, Price] = Field(default_factory=dict)
+    auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = None
+
+    @model_validator(mode="after")
+    def _wiring(self) -> ProviderSpec:
+        if self.type == "http" and not self.base_url:
+            raise ValueError("an `http` provider needs `base_url`, the root of its protocol")
+        if self.type != "http" and self.auth is not None:
+            raise ValueError("`auth` applies to `http` providers; use `api_key_env`")
+        return self
+
+
+class ProvidersFile(Model):
+    providers: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ProviderSpec]
+
+
+# --- aiops.yaml --------------------------------------------------------------------------
+
+
+class ProjectSettings(Model):
+    """Optional project settings: `aiops.yaml`."""
+
+    database_url: str | None = None
+    max_prune: int = Field(10, ge=0)
+    functions_dir: str = "functions"
+
+
+FORMAT_MODELS: dict[str, type[Model]] = {
+    "function": FunctionSpec,
+    "providers": ProvidersFile,
+    "project": ProjectSettings,
+}

@@ -1,0 +1,236 @@
+"""Safe YAML reading with a position for every node.
+
+`parse(data, file)` returns the plain Python value of a one-document YAML mapping and a
+`Positions` index (key path -> line and column), or raises `YamlProblem` with the place and
+the fix. It refuses what a hostile or careless file can do to a loader: files over a size
+bound, bytes that are not UTF-8, tabs in indentation, duplicate keys, aliases that expand
+beyond a node bound or into themselves, several documents, and a document that is not a
+mapping. Only the safe tags are constructed (libyaml's composer when available, for speed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: a function file is a few KiB
+MAX_NODES = 100_000  # bound on nodes visited, aliases expanded (billion laughs)
+
+Path = tuple[str | int, ...]
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_SAFE_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"  # kept as text: JSON has no dates
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+class YamlProblem(Exception):
+    """A file that is not acceptable YAML; carries where and how to fix it."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
+                 fix: str = "", path: Path = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.fix = fix
+        self.path = path
+
+
+class Positions:
+    """Where each key path of a document starts: values, and the keys that name them."""
+
+    def __init__(self) -> None:
+        self.values: dict[Path, Mark] = {}
+        self.keys: dict[Path, Mark] = {}
+        self.block_scalars: set[Path] = set()
+
+    def find(self, path: Path, *, prefer_key: bool = False) -> Mark | None:
+        """The mark of `path`, or of its longest known prefix."""
+        for end in range(len(path), -1, -1):
+            sub = path[:end]
+            if prefer_key and sub in self.keys:
+                return self.keys[sub]
+            if sub in self.values:
+                return self.values[sub]
+        return None
+
+    def content_line(self, path: Path) -> int | None:
+        """The file line of a string value's first content line (block scalars start below)."""
+        mark = self.values.get(path)
+        if mark is None:
+            return None
+        return mark.line + 1 if path in self.block_scalars else mark.line
+
+
+def format_path(path: Path) -> str:
+    """('prompt', 1, 'content') -> 'prompt[1].content'."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+def decode(data: bytes) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlProblem(
+            f"file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte bound",
+            fix="split it or move large text out of the file",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlProblem(
+            f"byte 0x{data[exc.start]:02x} is not valid UTF-8",
+            line=line,
+            column=column,
+            fix="save the file as UTF-8",
+        ) from None
+
+
+def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
+    """Parse one YAML mapping document safely, with positions; raise YamlProblem."""
+    text = decode(data)
+    tab = _TAB_INDENT.search(text)
+    if tab:
+        line = text.count("\n", 0, tab.start()) + 1
+        column = tab.end() - tab.start()
+        raise YamlProblem("tab character in indentation", line=line, column=column,
+                          fix="indent with spaces; YAML does not allow tabs there")
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        raise YamlProblem(
+            f"invalid YAML: {problem}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+            fix="check the indentation, quotes and colons around this place",
+        ) from None
+    except yaml.YAMLError as exc:  # a reader error without marks
+        raise YamlProblem(f"invalid YAML: {exc}") from None
+    if not nodes or nodes[0] is None:
+        raise YamlProblem("file is empty", line=1, column=1, fix="write a YAML mapping")
+    if len(nodes) > 1:
+        mark = nodes[1].start_mark
+        raise YamlProblem("file holds several YAML documents", line=mark.line + 1,
+                          column=mark.column + 1, fix="keep one document: remove the `---`")
+    root = nodes[0]
+    if not isinstance(root, yaml.MappingNode):
+        mark = root.start_mark
+        raise YamlProblem("the document is not a mapping", line=mark.line + 1,
+                          column=mark.column + 1, fix="write `key: value` pairs at the top level")
+    builder = _Builder()
+    value = builder.build(root, ())
+    return value, builder.positions
+
+
+class _Builder:
+    """Turns a composed node graph into plain values, recording positions."""
+
+    def __init__(self) -> None:
+        self.positions = Positions()
+        self.count = 0
+        self.active: set[int] = set()
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def _mark(self, node: yaml.Node) -> Mark:
+        return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _fail(self, node: yaml.Node, message: str, fix: str, path: Path) -> YamlProblem:
+        mark = self._mark(node)
+        return YamlProblem(message, line=mark.line, column=mark.column, fix=fix, path=path)
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self._fail(node, f"anchors and aliases expand beyond {MAX_NODES} nodes",
+                             "write the values out instead of nesting aliases", path)
+        if id(node) in self.active:
+            raise self._fail(node, "an alias refers to itself", "remove the recursive alias", path)
+        self.positions.values.setdefault(path, self._mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _TIMESTAMP_TAG:
+                return node.value
+            if node.tag not in _SAFE_SCALAR_TAGS:
+                raise self._fail(node, f"tag {node.tag} is not allowed",
+                                 "remove the `!tag`; only plain YAML values are read", path)
+            if node.style in ("|", ">"):
+                self.positions.block_scalars.add(path)
+            try:
+                return self.scalars.construct_object(node)
+            except (yaml.YAMLError, ValueError) as exc:
+                raise self._fail(node, f"value cannot be read: {exc}", "quote it", path) from None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    raise self._fail(node, f"tag {node.tag} is not allowed", "remove the `!tag`",
+                                     path)
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if node.tag != _MAP_TAG:
+                raise self._fail(node, f"tag {node.tag} is not allowed", "remove the `!tag`", path)
+            return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [
+                    value_node]
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode):
+                        raise self._fail(source, "`<<` merges only mappings",
+                                         "merge an anchored mapping", path)
+                    for k, v in self._mapping(source, path).items():
+                        merged.setdefault(k, v)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._fail(key_node, "a key must be a plain string",
+                                 "use a plain word as the key", path)
+            key = self.scalars.construct_object(key_node)
+            if not isinstance(key, str):
+                raise self._fail(key_node, f"key {key_node.value!r} is read as "
+                                 f"{type(key).__name__}, not text",
+                                 f'quote it: "{key_node.value}"', path)
+            child = (*path, key)
+            if key in out:
+                first = self.positions.keys[child]
+                raise self._fail(key_node, f"duplicate key `{key}` (first at line {first.line})",
+                                 "keep one of them", child)
+            self.positions.keys[child] = self._mark(key_node)
+            out[key] = self.build(value_node, child)
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
