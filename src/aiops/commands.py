@@ -48,8 +48,10 @@ class ValidationReport:
 
 
 def load_project(root: Path) -> Project:
+    if not root.exists():
+        raise UsageError(f"project directory {root} does not exist")
     if not root.is_dir():
-        raise UsageError(f"{root} is not a directory")
+        raise UsageError(f"{root} is not a directory; pass the project directory")
     return load_sources(read_tree(root))
 
 

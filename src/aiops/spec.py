@@ -122,6 +122,19 @@ class FilterRule(Model):
     pii_redact: bool | None = None
     deny: str | None = None
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {
+            "description": cls.__doc__,
+            "oneOf": [
+                {"const": "pii_redact"},
+                {"type": "object", "required": ["pii_redact"], "additionalProperties": False,
+                 "properties": {"pii_redact": {"type": "boolean"}}},
+                {"type": "object", "required": ["deny"], "additionalProperties": False,
+                 "properties": {"deny": {"type": "string", "format": "regex"}}},
+            ],
+        }
+
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:

@@ -10,6 +10,7 @@ mapping. Only the safe tags are constructed (libyaml's composer when available, 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -186,9 +187,13 @@ class _Builder:
             if node.style in ("|", ">"):
                 self.positions.block_scalars.add(path)
             try:
-                return self.scalars.construct_object(node)
+                value = self.scalars.construct_object(node)
             except (yaml.YAMLError, ValueError) as exc:
                 raise self._fail(node, f"value cannot be read: {exc}", "quote it", path) from None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self._fail(node, f"{node.value} is not a finite number; JSON cannot hold it",
+                                 "use a number, or quote it to make it text", path)
+            return value
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):

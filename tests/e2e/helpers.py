@@ -1,0 +1,25 @@
+"""Run the real `aiops` console script in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+AIOPS = str(Path(sys.executable).parent / "aiops")
+
+
+def aiops(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+          input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("AIOPS_DEBUG", None)
+    return subprocess.run([AIOPS, *map(str, args)], cwd=cwd, env=full_env, input=input,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout

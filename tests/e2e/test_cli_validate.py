@@ -1,0 +1,145 @@
+"""`aiops validate`, `init`, `new`, `schema` through the real console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import aiops, git
+
+
+@pytest.fixture
+def project(tmp_path: Path, repo_root: Path) -> Path:
+    """A copy of this repository's example project."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    shutil.copytree(repo_root / "functions", dest / "functions",
+                    ignore=shutil.ignore_patterns("cassettes"))
+    shutil.copy(repo_root / "providers.yaml", dest)
+    return dest
+
+
+def test_examples_validate(repo_root: Path) -> None:
+    result = aiops("validate", repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: 4 function(s) valid." in result.stdout
+
+
+def test_broken_copy_lists_every_error_with_its_place(project: Path) -> None:
+    summarize = project / "functions/summarize/function.yaml"
+    summarize.write_text(summarize.read_text().replace("temperature:", "temprature:"))
+    extract = project / "functions/extract-entities/function.yaml"
+    extract.write_text(extract.read_text().replace("{{ text }}", "{{ txt }}"))
+    (project / "functions/translate/function.yaml").write_bytes(b"name: a\nname: b\n")
+    result = aiops("validate", ".", cwd=project)
+    assert result.returncode == 1
+    out = result.stdout
+    assert "functions/summarize/function.yaml:10:3: error: configuration.temprature: unknown " \
+        "key `temprature` (fix: did you mean `temperature`?)" in out
+    assert "functions/extract-entities/function.yaml:18: error: prompt[1].content: template " \
+        "variable `txt`" in out
+    assert "functions/translate/function.yaml:2:1: error: name: duplicate key `name`" in out
+    assert "errors" not in result.stderr and "Traceback" not in result.stderr
+    assert out.strip().endswith("4 error(s), 0 warning(s) in 4 function(s).")
+
+
+def test_json_format(project: Path) -> None:
+    (project / "functions/translate/function.yaml").write_bytes(b"\xff\xfe")
+    result = aiops("validate", project, "--format", "json")
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["format_version"] == 1 and payload["ok"] is False
+    (diag,) = payload["diagnostics"]
+    assert diag["file"].endswith("functions/translate/function.yaml")
+    assert diag["line"] == 1 and "UTF-8" in diag["message"]
+
+
+def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = aiops("validate", tmp_path / "nope")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_base_revision_rules(project: Path) -> None:
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", ".")
+    git(project, "commit", "-qm", "base")
+    fn = project / "functions/classify-ticket/function.yaml"
+    # A behaviour change without a bump.
+    _edit(fn, "temperature: 0,", "temperature: 0.1,")
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 1
+    assert "functions/classify-ticket/function.yaml:4:10: error: version: behaviour changed " \
+        "(configuration) but version is still 2.1.0" in result.stdout
+    # A breaking change with a minor bump: every item is listed.
+    _edit(fn, "version: 2.1.0", "version: 2.2.0")
+    _edit(fn, "enum: [billing, technical, account, other]",
+          "enum: [billing, technical, account, other, sales]")
+    _edit(fn, "enum: [free, pro, enterprise], default: free", "enum: [pro, enterprise]")
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 1
+    assert "breaking change without a major version bump (2.1.0 -> 2.2.0)" in result.stdout
+    assert "input.customer_tier: enum no longer accepts ['free']" in result.stdout
+    assert "output.queue: enum widened with ['sales']" in result.stdout
+    assert "set `version: 3.0.0`" in result.stdout
+    _edit(fn, "version: 2.2.0", "version: 3.0.0")
+    assert aiops("validate", "--base", "main", cwd=project).returncode == 0
+    # Commit 3.0.0, then going back to 2.1.0's exact content is a rollback, allowed.
+    git(project, "commit", "-qam", "v3")
+    git(project, "show", "HEAD~1:functions/classify-ticket/function.yaml")
+    fn.write_text(git(project, "show", "HEAD~1:functions/classify-ticket/function.yaml"))
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 0, result.stdout
+    # ... but 2.1.0 with other content is not.
+    _edit(fn, "seed: 7", "seed: 8")
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 1 and "version goes down from 3.0.0 to 2.1.0" in result.stdout
+
+
+def test_unknown_base_is_a_clear_error(project: Path) -> None:
+    git(project, "init", "-q", "-b", "main")
+    result = aiops("validate", "--base", "nope", cwd=project)
+    assert result.returncode == 2 and result.stderr.startswith("Error: git ls-tree failed")
+
+
+def test_init_new_and_schema(tmp_path: Path, repo_root: Path) -> None:
+    result = aiops("init", tmp_path / "p")
+    assert result.returncode == 0, result.stderr
+    assert aiops("validate", tmp_path / "p").returncode == 0
+    assert aiops("init", tmp_path / "p").returncode == 2  # never overwrites
+    result = aiops("new", "review-code", "--project", tmp_path / "p")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "p/functions/review-code/function.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../../schemas/function.schema.json")
+    check = aiops("validate", tmp_path / "p")
+    assert check.returncode == 0 and "2 function(s) valid" in check.stdout, check.stdout
+    assert aiops("new", "Bad_Name", "--project", tmp_path / "p").returncode == 2
+    printed = aiops("schema")
+    assert printed.returncode == 0
+    assert json.loads(printed.stdout)["properties"]["apiVersion"]["const"] == "aiops/v1"
+    # The committed copies are what the command prints (regenerate with `aiops schema`).
+    assert printed.stdout == (repo_root / "schemas/function.schema.json").read_text()
+    providers = aiops("schema", "--kind", "providers").stdout
+    assert providers == (repo_root / "schemas/providers.schema.json").read_text()
+
+
+def test_examples_validate_against_the_published_schema(repo_root: Path) -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((repo_root / "schemas/function.schema.json").read_text())
+    for path in sorted((repo_root / "functions").glob("*/function.yaml")):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+    bad = yaml.safe_load((repo_root / "functions/summarize/function.yaml").read_text())
+    bad["temprature"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
