@@ -319,7 +319,6 @@ class ProjectSettings(Model):
 
     database_url: str | None = None
     max_prune: int = Field(10, ge=0)
-    functions_dir: str = "functions"
 
 
 FORMAT_MODELS: dict[str, type[Model]] = {
