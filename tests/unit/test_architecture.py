@@ -1,0 +1,32 @@
+"""The import rules of STYLE.md hold: foreign libraries stay in the module that owns them,
+and the CLI's start-up does not pull in heavy libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_banned_imports_stay_in_their_modules() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "TID251", "--no-cache",
+         str(REPO / "src")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_version_and_validate_import_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from aiops.cli import cli\n"
+        f"r = CliRunner().invoke(cli, ['validate', {str(REPO)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = {'sqlalchemy', 'openai', 'groq', 'httpx', 'alembic', 'vcr', 'fastapi', 'rich'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
