@@ -239,13 +239,13 @@ def new_function(root: Path, name: str, *, description: str = "Describe what it 
             first_name, first = next(iter(project.providers.providers.items()))
             provider = provider or first_name
             model = model or next(iter(first.models), "model-name")
-    schema = _schema_reference(root, path.parent)
+    schema = schema_reference(root, path.parent)
     return _write(path, FUNCTION_TEMPLATE.format(
         schema=schema, name=name, description=json.dumps(description),
         provider=provider or "openai", model=model or "gpt-4o-mini"))
 
 
-def _schema_reference(root: Path, directory: Path) -> str:
+def schema_reference(root: Path, directory: Path) -> str:
     local = root / SCHEMA_DIR / "function.schema.json"
     if local.exists():
         import os

@@ -15,8 +15,7 @@ from aiops.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "functions/summarize/function.yaml").read_bytes()
-YAMLISH = st.sampled_from(list(":-[]{}#&*!|>'\"%@`,? \n\t\\") + ["  ", "- ", ": ", "{{", "}}",
-                                                                 "{%", "<<: *a", "&a ", "\xff"])
+YAMLISH = st.sampled_from([*list(":-[]{}#&*!|>'\"%@`,? \n\t\\"), "  ", "- ", ": ", "{{", "}}", "{%", "<<: *a", "&a ", "ÿ"])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                     st.text(max_size=20))

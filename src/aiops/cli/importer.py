@@ -1,0 +1,75 @@
+"""`aiops import FILE.prompt|FILE.prompty`: read the files, call the importer, write one file.
+
+The translation and every check live in `aiops.importers` (pure); this module only reads the
+prompt file and providers.yaml, and writes functions/<name>/function.yaml or stdout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from aiops.commands import schema_reference
+from aiops.errors import Diagnostic, SpecError, UsageError
+from aiops.importers import prepare_import
+from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE
+from aiops.spec import NAME_PATTERN
+from aiops.yamlsrc import YamlProblem, decode
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="Function name (default: the file's name, made valid).")
+@click.option("--provider", help="A provider of providers.yaml (default: the file's own "
+              "provider when the project has it, else the first one).")
+@click.option("--model", help="Model to use (default: the model the file names).")
+@click.option("--project", "project_dir", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="The aiops project.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the YAML; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite an existing function file.")
+def import_(source: Path, name: str | None, provider: str | None, model: str | None,
+            project_dir: Path, to_stdout: bool, force: bool) -> None:
+    """Translate a Dotprompt (.prompt) or Prompty (.prompty) file into an aiops function.
+
+    Exit 0 when written (warnings name what was dropped), 1 when the file cannot be
+    translated faithfully (nothing is written), 2 for a command line that cannot work.
+    """
+    if name is not None and not re.match(NAME_PATTERN, name):
+        raise UsageError(f"--name `{name}` is not a valid function name: lowercase letters, "
+                         "digits and dashes, starting with a letter, 2 to 63 characters")
+    if not to_stdout and not project_dir.is_dir():
+        raise UsageError(f"project directory {project_dir} does not exist; pass --project "
+                         "or --stdout")
+    label = str(source)
+    try:
+        text = decode(source.read_bytes())
+    except YamlProblem as exc:
+        raise SpecError([Diagnostic(file=label, line=exc.line, column=exc.column,
+                                    message=exc.message, fix=exc.fix, code="import-encoding")]
+                        ) from None
+    providers_path = project_dir / PROVIDERS_FILE
+    outcome = prepare_import(
+        text, label, name=name, provider=provider, model=model,
+        providers_file=providers_path.read_bytes() if providers_path.is_file() else None,
+        # every functions/<name>/ sits at the same depth: any name gives the same reference
+        schema_ref=schema_reference(project_dir, project_dir / FUNCTIONS_DIR / "name"))
+    for diag in outcome.diagnostics:
+        if not diag.is_error:
+            click.echo(diag.render(), err=True)
+    if not outcome.ok or outcome.text is None or outcome.target is None:
+        raise SpecError(outcome.diagnostics)
+    if to_stdout:
+        click.echo(outcome.text, nl=False)
+        return
+    target = project_dir / outcome.target
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to overwrite it, or --name "
+                         "to import under another name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(outcome.text, encoding="utf-8")
+    click.echo(f"Imported {label} -> {target}")
+
+
+__all__ = ["import_"]

@@ -1,0 +1,727 @@
+"""Prompt files -> aiops functions: Dotprompt (`.prompt`) and Prompty (`.prompty`).
+
+`import_prompt(text, source, ...)` is pure: the text of one prompt file in, the data of a
+`function.yaml` and located diagnostics out. `prepare_import` adds the project's side (which
+providers exist, where the file goes) and proves the result loads and checks before anything
+is written; the CLI only reads and writes files.
+
+Dotprompt bodies (Handlebars) are translated by `aiops.handlebars`; Prompty bodies are Jinja
+already. A construct with a faithful aiops translation is translated; one without (media parts,
+conversation history, partials, tools, custom helpers) is an error naming the file, the line
+and the construct, or, when it can be left out and the rest still says what it said (a tool
+list, an unused image input, a role attribute), a warning. docs/import.md lists each decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from aiops.errors import Diagnostic
+from aiops.handlebars import Problems, tidy, translate_handlebars
+from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
+
+Format = Literal["dotprompt", "prompty"]
+FORMATS: dict[str, Format] = {".prompt": "dotprompt", ".prompty": "prompty"}
+SCHEMA_URL = "https://aiops.dev/schemas/function.schema.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult:
+    """The translated function (None when an error stops it) and every problem found."""
+
+    data: dict[str, Any] | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None and not any(d.is_error for d in self.diagnostics)
+
+
+# --- the file: front matter and body ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Source:
+    meta: dict[str, Any]
+    positions: Positions
+    meta_line: int  # file line of the front matter's first line
+    body: str
+    body_line: int  # file line of the body's first line
+
+    def line_of(self, *path: str | int) -> int | None:
+        mark = self.positions.find(tuple(path), prefer_key=True)
+        return mark.line + self.meta_line - 1 if mark else None
+
+
+_FENCE = re.compile(r"^---[ \t]*$")
+
+
+def _split(text: str, problems: Problems) -> _Source | None:
+    """Front matter between `---` fences (after optional `#` comment lines), then the body."""
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").split("\n")
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or lines[start].lstrip().startswith("#")):
+        start += 1
+    if start >= len(lines) or not _FENCE.match(lines[start]):
+        return _Source(meta={}, positions=Positions(), meta_line=1, body="\n".join(lines),
+                       body_line=1)
+    end = next((i for i in range(start + 1, len(lines)) if _FENCE.match(lines[i])), None)
+    if end is None:
+        problems.error("the front matter opened by `---` is never closed", line=start + 1,
+                       code="import-syntax", fix="end the front matter with a `---` line")
+        return None
+    meta_text = "\n".join(lines[start + 1:end])
+    meta: dict[str, Any] = {}
+    positions = Positions()
+    if meta_text.strip():
+        try:
+            meta, positions = parse(meta_text.encode("utf-8"))
+        except YamlProblem as exc:
+            message = re.sub(r"at line (\d+)", lambda m: f"at line {int(m[1]) + start + 1}",
+                             exc.message)  # lines in the file, not in the front matter
+            problems.error(f"front matter is not valid YAML: {message}",
+                           line=exc.line + start + 1 if exc.line else None,
+                           fix=exc.fix or "check the indentation, quotes and colons",
+                           code="import-yaml")
+            return None
+    return _Source(meta=meta, positions=positions, meta_line=start + 2,
+                   body="\n".join(lines[end + 1:]), body_line=end + 2)
+
+
+# --- names, providers, configuration ------------------------------------------------------
+
+
+def function_name(text: str) -> str:
+    """A valid aiops function name from a prompt's name or file stem ('' when none fits)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
+    name = re.sub(r"[^a-z0-9]+", "-", spaced.lower()).strip("-")
+    name = re.sub(r"^[^a-z]+", "", name)[:63].rstrip("-")
+    return name if len(name) >= 2 else ""
+
+
+# Dotprompt `config` / Prompty `options` / Prompty v1 `parameters` -> aiops configuration.
+_SETTINGS = {
+    "temperature": "temperature", "maxOutputTokens": "max_tokens", "max_tokens": "max_tokens",
+    "topP": "top_p", "top_p": "top_p", "stopSequences": "stop", "stop": "stop",
+    "seed": "seed", "presencePenalty": "presence_penalty",
+    "presence_penalty": "presence_penalty", "frequencyPenalty": "frequency_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+
+
+def _configuration(raw: Any, where: tuple[str, ...], src: _Source,
+                   problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if raw is None:
+        return out
+    if not isinstance(raw, dict):
+        problems.error(f"`{'.'.join(where)}` must be a mapping of settings",
+                       line=src.line_of(*where), code="import-syntax")
+        return out
+    for key, value in raw.items():
+        target = _SETTINGS.get(key)
+        if target is None:
+            problems.warn(f"setting `{'.'.join((*where, key))}` has no aiops equivalent and "
+                          "was dropped", line=src.line_of(*where, key),
+                          fix="aiops configuration keys: temperature, max_tokens, top_p, "
+                          "stop, seed, presence_penalty, frequency_penalty")
+            continue
+        out[target] = value
+    return out
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+_SCALARS = {"string", "boolean", "null", "number", "integer", "any"}
+_PICO_KEY = re.compile(r"^(?P<name>[^?(]+?)(?P<opt>\?)?(?:\((?P<type>\w+)(?:,\s*(?P<desc>.*))?\))?$")
+
+
+class _SchemaProblem(Exception):
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+def picoschema(value: Any, path: Path = ()) -> dict[str, Any]:
+    """Dotprompt's Picoschema (or a JSON Schema, passed through) -> JSON Schema."""
+    if isinstance(value, str):
+        return _pico_type(value, path)
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if (isinstance(kind, str) and kind in _SCALARS | {"object", "array"}) \
+                or isinstance(kind, list):
+            return _json_schema(value, path)
+        if isinstance(value.get("properties"), dict):
+            return _json_schema({**value, "type": "object"}, path)
+        return _pico_object(value, path)
+    raise _SchemaProblem(f"a schema must be a type name or a mapping, not {value!r}", path)
+
+
+def _pico_type(text: str, path: Path) -> dict[str, Any]:
+    kind, _, description = (part.strip() for part in text.partition(","))
+    if kind.endswith("[]"):
+        out: dict[str, Any] = {"type": "array", "items": _pico_type(kind[:-2], path)}
+    elif kind == "any":
+        out = {}
+    elif kind in _SCALARS:
+        out = {"type": kind}
+    else:
+        raise _SchemaProblem(f"unknown type `{kind}`: Picoschema types are "
+                             f"{', '.join(sorted(_SCALARS))} (named schemas registered in code "
+                             "cannot be resolved from the file)", path)
+    if description:
+        out["description"] = description
+    return out
+
+
+def _pico_object(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": {}, "required": [],
+                              "additionalProperties": False}
+    for key, value in obj.items():
+        here = (*path, key)
+        if key == "(*)":
+            schema["additionalProperties"] = picoschema(value, here)
+            continue
+        m = _PICO_KEY.match(key.strip())
+        if not m:
+            raise _SchemaProblem(f"`{key}` is not a Picoschema field name", here)
+        name, optional, kind, description = m["name"].strip(), bool(m["opt"]), m["type"], m["desc"]
+        if kind is None:
+            prop = picoschema(value, here)
+            if optional and isinstance(prop.get("type"), str):
+                prop["type"] = [prop["type"], "null"]
+        elif kind == "array":
+            prop = {"type": ["array", "null"] if optional else "array",
+                    "items": picoschema(value, here)}
+        elif kind == "object":
+            if not isinstance(value, dict):
+                raise _SchemaProblem(f"`{key}` needs a mapping of fields", here)
+            prop = _pico_object(value, here)
+            if optional:
+                prop["type"] = ["object", "null"]
+        elif kind == "enum":
+            if not isinstance(value, list) or not value:
+                raise _SchemaProblem(f"`{key}` needs a list of values", here)
+            prop = {"enum": [*value, None] if optional and None not in value else list(value)}
+        else:
+            raise _SchemaProblem(f"`{key}`: a parenthetical type is array, object or enum, "
+                                 f"not `{kind}`", here)
+        if description:
+            prop["description"] = description.strip()
+        schema["properties"][name] = prop
+        if not optional:
+            schema["required"].append(name)
+    if not schema["required"]:
+        del schema["required"]
+    return schema
+
+
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _json_schema(schema: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A JSON Schema as written, with Picoschema type strings in subschema places expanded."""
+    out = dict(schema)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {k: _sub(v, (*path, key, k)) for k, v in out[key].items()}
+    for key in _SUBSCHEMA_ONE:
+        if key in out and isinstance(out[key], str | dict):
+            out[key] = _sub(out[key], (*path, key))
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_sub(v, (*path, key, i)) for i, v in enumerate(out[key])]
+    return out
+
+
+def _sub(value: Any, path: Path) -> Any:
+    if isinstance(value, str):
+        return _pico_type(value, path)
+    if isinstance(value, dict):
+        return _json_schema(value, path)
+    return value
+
+
+def _convert_schema(value: Any, where: tuple[str, ...], src: _Source,
+                    problems: Problems) -> dict[str, Any] | None:
+    try:
+        return picoschema(value)
+    except _SchemaProblem as exc:
+        full = (*where, *exc.path)
+        problems.error(f"`{format_path(full)}`: {exc.message}", line=src.line_of(*full),
+                       code="import-schema", fix="see https://google.github.io/dotprompt/"
+                       "reference/picoschema/")
+        return None
+
+
+# --- Dotprompt ------------------------------------------------------------------------------
+
+_DOTPROMPT_KEYS = {"name", "variant", "version", "description", "model", "config", "input",
+                   "output", "tools", "metadata", "raw", "ext", "default"}
+
+
+def _dotprompt(src: _Source, problems: Problems) -> _Draft:
+    meta = src.meta
+    draft = _Draft(name=meta.get("name") if isinstance(meta.get("name"), str) else None,
+                   description=meta.get("description") or "", model=meta.get("model"))
+    for key in meta:
+        if key not in _DOTPROMPT_KEYS and "." not in key:
+            problems.warn(f"front matter key `{key}` is not Dotprompt's and was ignored",
+                          line=src.line_of(key))
+    if meta.get("tools"):
+        names = ", ".join(str(t) for t in meta["tools"]) if isinstance(meta["tools"], list) \
+            else str(meta["tools"])
+        problems.warn(f"tools ({names}) are not supported by aiops functions and were dropped; "
+                      "the model answers without calling them", line=src.line_of("tools"))
+    draft.configuration = _configuration(meta.get("config"), ("config",), src, problems)
+    inp = meta.get("input") if isinstance(meta.get("input"), dict) else {}
+    if inp.get("schema") is not None:
+        schema = _convert_schema(inp["schema"], ("input", "schema"), src, problems)
+        if schema is not None and schema.get("type") != "object":
+            problems.error("input.schema must describe an object (named inputs)",
+                           line=src.line_of("input", "schema"), code="import-schema",
+                           fix="declare the inputs as fields: `name: string`")
+            schema = None
+        draft.input_schema = schema or draft.input_schema
+    defaults = inp.get("default")
+    if isinstance(defaults, dict):
+        props = draft.input_schema.setdefault("properties", {})
+        for key, value in defaults.items():
+            if key not in props:
+                problems.warn(f"input.default sets `{key}`, which input.schema does not "
+                              "declare; declared it without a type", code="import-undeclared",
+                              line=src.line_of("input", "default", key))
+                props[key] = {}
+            props[key]["default"] = value
+    out = meta.get("output") if isinstance(meta.get("output"), dict) else {}
+    fmt = out.get("format", "json" if out.get("schema") is not None else "text")
+    if fmt == "text":
+        draft.output_schema = {"type": "string"}
+    elif fmt in ("json", "array", "enum"):
+        schema = _convert_schema(out["schema"], ("output", "schema"), src, problems) \
+            if out.get("schema") is not None else {"type": "object"}
+        draft.output_schema = schema or {"type": "object"}
+    else:
+        problems.error(f"output format `{fmt}` has no aiops equivalent (json, text, array, "
+                       "enum)", line=src.line_of("output", "format"))
+    messages, roots = translate_handlebars(src.body, body_line=src.body_line,
+                                           input_schema=draft.input_schema, problems=problems)
+    draft.prompt = messages
+    draft.variables = roots
+    return draft
+
+
+# --- Prompty --------------------------------------------------------------------------------
+
+_PROMPTY_ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|developer|function|tool)"
+                           r"(\[[^\]]*\])?\s*:\s*$", re.IGNORECASE)
+_KINDS = {"string": "string", "str": "string", "integer": "integer", "int": "integer",
+          "float": "number", "number": "number", "double": "number", "boolean": "boolean",
+          "bool": "boolean", "array": "array", "list": "array", "object": "object",
+          "dict": "object"}
+_MEDIA_KINDS = {"image", "audio", "file", "thread", "video"}
+
+
+def _prompty(src: _Source, problems: Problems) -> _Draft:
+    meta = src.meta
+    model = meta.get("model")
+    draft = _Draft(name=meta.get("name") if isinstance(meta.get("name"), str) else None,
+                   description=meta.get("description") or "")
+    if isinstance(model, str):
+        draft.model = model
+    elif isinstance(model, dict):
+        _prompty_model(model, src, problems, draft)
+    tools = meta.get("tools")
+    if tools:
+        names = ", ".join(str(t.get("name", "?")) if isinstance(t, dict) else str(t)
+                          for t in tools) if isinstance(tools, list) else str(tools)
+        problems.warn(f"tools ({names}) are not supported by aiops functions and were "
+                      "dropped; the model answers without calling them",
+                      line=src.line_of("tools"))
+    template = meta.get("template")
+    kind = template if isinstance(template, str) else (
+        template.get("format", template.get("type")) if isinstance(template, dict) else None)
+    kind = kind.get("kind") if isinstance(kind, dict) else kind
+    if kind not in (None, "jinja2"):
+        problems.error(f"template format `{kind}` is not supported; aiops templates are "
+                       "Jinja2", line=src.line_of("template"))
+    meta_block = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    for key in ("authors", "tags"):
+        value = meta_block.get(key, meta.get(key))
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            draft.metadata[key] = value
+    inputs, where = _prompty_inputs(meta)
+    media: dict[str, tuple[str, int | None]] = {}
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec, path in inputs:
+        if not isinstance(spec, dict):
+            spec = {"default": spec}
+        kind = str(spec.get("kind", spec.get("type", "string")))
+        if kind in _MEDIA_KINDS:
+            media[name] = (kind, src.line_of(*path))
+            continue
+        prop = _prompty_property(spec, src, path, problems)
+        props[name] = prop
+        if spec.get("required") is True:
+            required.append(name)
+    sample = meta.get("sample")
+    if isinstance(sample, dict):
+        for key, value in sample.items():
+            if key in props:
+                props[key].setdefault("examples", [value])
+    elif sample is not None:
+        problems.warn("`sample` is not a mapping of values and was not imported",
+                      line=src.line_of("sample"))
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    if where and props:
+        schema["additionalProperties"] = False
+    draft.input_schema = schema
+    outputs = meta.get("outputs", (meta.get("outputSchema") or {}).get("properties")
+                       if isinstance(meta.get("outputSchema"), dict) else None)
+    if outputs:
+        draft.output_schema = _prompty_object(outputs, ("outputs",), src, problems)
+    draft.prompt, draft.variables = _prompty_body(src, problems)
+    for name, (kind, line) in media.items():
+        if draft.variables.pop(name, None) is not None:
+            problems.error(f"input `{name}` has kind `{kind}`, which aiops prompts cannot "
+                           "carry (they are text; a thread is a conversation history)",
+                           line=line, fix="remove it, or pass a text description as a "
+                           "string input")
+        else:
+            problems.warn(f"input `{name}` of kind `{kind}` is not used by the template and "
+                          "was dropped", line=line)
+    return draft
+
+
+def _prompty_model(model: dict[str, Any], src: _Source, problems: Problems,
+                   draft: _Draft) -> None:
+    config = model.get("configuration") if isinstance(model.get("configuration"), dict) else {}
+    draft.model = model.get("id") or config.get("azure_deployment") or config.get("name") \
+        or config.get("model")
+    provider = model.get("provider") or config.get("type")
+    draft.original_provider = {"azure_openai": "azure"}.get(provider, provider)
+    api = model.get("apiType", model.get("api", "chat"))
+    if api != "chat":
+        problems.error(f"model api `{api}` is not supported; aiops functions are chat "
+                       "completions", line=src.line_of("model", "apiType" if "apiType" in model
+                                                       else "api"))
+    if model.get("connection") or config:
+        problems.warn("model connection settings (endpoint, keys) are not imported: aiops "
+                      "reads them from providers.yaml and the environment",
+                      code="import-connection",
+                      line=src.line_of("model", "connection" if "connection" in model
+                                       else "configuration"))
+    options_key = "options" if "options" in model else "parameters"
+    options = model.get(options_key)
+    if isinstance(options, dict) and options.get("tools"):
+        problems.warn("model.parameters.tools are not supported by aiops functions and were "
+                      "dropped", line=src.line_of("model", options_key, "tools"))
+        options = {k: v for k, v in options.items() if k != "tools"}
+    draft.configuration = _configuration(options, ("model", options_key), src, problems)
+
+
+def _prompty_inputs(meta: dict[str, Any]) -> tuple[list[tuple[str, Any, Path]], str]:
+    """(name, spec, key path) of each input, from any of Prompty's shapes."""
+    if isinstance(meta.get("inputSchema"), dict):
+        raw, base = meta["inputSchema"].get("properties"), ("inputSchema", "properties")
+    else:
+        raw, base = meta.get("inputs"), ("inputs",)
+    out: list[tuple[str, Any, Path]] = []
+    if isinstance(raw, list):
+        for i, spec in enumerate(raw):
+            if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+                out.append((spec["name"], spec, (*base, i)))
+    elif isinstance(raw, dict):
+        out = [(str(k), v, (*base, k)) for k, v in raw.items()]
+    return out, base[0] if raw else ""
+
+
+def _prompty_property(spec: dict[str, Any], src: _Source, path: Path,
+                      problems: Problems) -> dict[str, Any]:
+    kind = str(spec.get("kind", spec.get("type", "string")))
+    prop: dict[str, Any] = {}
+    if kind in _KINDS:
+        prop["type"] = _KINDS[kind]
+    else:
+        problems.warn(f"kind `{kind}` is not a JSON type; the input accepts any value",
+                      line=src.line_of(*path))
+    if isinstance(spec.get("description"), str):
+        prop["description"] = spec["description"]
+    enum = spec.get("enumValues", spec.get("enum"))
+    if isinstance(enum, list):
+        prop["enum"] = enum
+    if "default" in spec or "sample" in spec:  # Prompty reads a v1 input's sample as default
+        prop["default"] = spec.get("default", spec.get("sample"))
+    if "example" in spec:
+        prop["examples"] = [spec["example"]]
+    if prop.get("type") == "object" and spec.get("properties"):
+        prop.update(_prompty_object(spec["properties"], (*path, "properties"), src, problems))
+    if prop.get("type") == "array" and isinstance(spec.get("items"), dict):
+        prop["items"] = _prompty_property(spec["items"], src, (*path, "items"), problems)
+    return prop
+
+
+def _prompty_object(raw: Any, path: Path, src: _Source, problems: Problems) -> dict[str, Any]:
+    items = raw.items() if isinstance(raw, dict) else (
+        (p.get("name"), p) for p in raw if isinstance(p, dict)) if isinstance(raw, list) else ()
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for i, (name, spec) in enumerate(items):
+        if not isinstance(name, str):
+            continue
+        spec = spec if isinstance(spec, dict) else {"kind": spec}
+        props[name] = _prompty_property(spec, src, (*path, i), problems)
+        if spec.get("required") is True:
+            required.append(name)
+    out: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        out["required"] = required
+    out["additionalProperties"] = False
+    return out
+
+
+def _prompty_body(src: _Source, problems: Problems) -> tuple[list[tuple[str, str, int]],
+                                                              dict[str, int]]:
+    from jinja2 import TemplateSyntaxError
+
+    from aiops.checks import template_variables
+
+    segments: list[tuple[str, list[str], int]] = [("system", [], src.body_line)]
+    for i, line in enumerate(src.body.split("\n")):
+        m = _PROMPTY_ROLE.match(line)
+        if not m:
+            segments[-1][1].append(line)
+            continue
+        role = m[1].lower()
+        here = src.body_line + i
+        if role in ("function", "tool"):
+            problems.error(f"a `{role}:` message has no aiops equivalent", line=here)
+        if m[2]:
+            problems.warn(f"role attributes {m[2]} are not supported and were dropped",
+                          line=here)
+        segments.append(({"developer": "system"}.get(role, role), [], here + 1))
+    messages: list[tuple[str, str, int]] = []
+    variables: dict[str, int] = {}
+    for role, lines, first in segments:
+        content = tidy("\n".join(lines))
+        if not content:
+            continue
+        offset = len(lines) - len("\n".join(lines).lstrip("\n").split("\n"))
+        try:
+            found = template_variables(content)
+        except TemplateSyntaxError as exc:
+            problems.error(f"template syntax error: {exc.message}", code="import-syntax",
+                           line=first + offset + (exc.lineno or 1) - 1,
+                           fix="check the {{ }} and {% %} tags; a role line inside a "
+                           "{% %} block cannot be translated")
+            found = {}
+        for var in found:
+            at = found[var] if isinstance(found, dict) else 1
+            variables.setdefault(var, first + offset + at - 1)
+        messages.append((role, content, first))
+    return messages, variables
+
+
+# --- shared: the function.yaml data -------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Draft:
+    """What a format importer found, before names, provider and model are settled."""
+
+    name: str | None = None
+    description: str = ""
+    model: Any = None
+    original_provider: str | None = None
+    configuration: dict[str, Any] = field(default_factory=dict)
+    prompt: list[tuple[str, str, int]] = field(default_factory=list)
+    input_schema: dict[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}})
+    output_schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    variables: dict[str, int] = field(default_factory=dict)  # name -> file line of first use
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def import_prompt(text: str, source: str, *, name: str | None = None,
+                  provider: str | None = None, model: str | None = None,
+                  providers: Sequence[str] = ()) -> ImportResult:
+    """Translate one prompt file's text; `source` is its file name (format and messages).
+
+    `providers` are the project's provider names in file order: the provider is `provider`,
+    else the file's own provider when the project has it, else the first one.
+    """
+    problems = Problems(source)
+    fmt = next((f for ext, f in FORMATS.items() if source.endswith(ext)), None)
+    if fmt is None:
+        problems.error(f"`{source}` is neither a .prompt (Dotprompt) nor a .prompty file",
+                       code="import-format", fix="pass a .prompt or .prompty file")
+        return ImportResult(data=None, diagnostics=tuple(problems.items))
+    src = _split(text, problems)
+    if src is None:
+        return ImportResult(data=None, diagnostics=tuple(problems.items))
+    if not isinstance(src.meta, dict):
+        src = _Source(meta={}, positions=src.positions, meta_line=src.meta_line, body=src.body,
+                      body_line=src.body_line)
+    draft = _dotprompt(src, problems) if fmt == "dotprompt" else _prompty(src, problems)
+    data = _finish(draft, src, source, problems, name=name, provider=provider, model=model,
+                   providers=providers)
+    ordered = sorted(problems.items, key=lambda d: (d.line is None, d.line or 0))
+    return ImportResult(data=None if problems.failed else data, diagnostics=tuple(ordered))
+
+
+def _finish(draft: _Draft, src: _Source, source: str, problems: Problems, *,
+            name: str | None, provider: str | None, model: str | None,
+            providers: Sequence[str]) -> dict[str, Any] | None:
+    stem = re.sub(r"\.(prompt|prompty)$", "", source.replace("\\", "/").rsplit("/", 1)[-1])
+    final_name = name or function_name(draft.name or "") or function_name(stem)
+    if not final_name:
+        problems.error("no valid function name can be made from the file",
+                       code="import-name", fix="pass --name")
+    original = draft.model if isinstance(draft.model, str) and draft.model else None
+    final_model = model or original
+    if not final_model:
+        problems.error("the file names no model", code="import-model",
+                       fix="pass --model (a model of the chosen provider)")
+    final_provider = provider or (draft.original_provider
+                                  if draft.original_provider in providers else None) or (
+        providers[0] if providers else None)
+    if not final_provider:
+        problems.error("no provider: the project has no providers.yaml", code="import-provider",
+                       fix="pass --provider, or run the import inside an aiops project")
+    if not draft.prompt:
+        problems.error("the template has no message text", line=src.body_line,
+                       code="import-empty", fix="write the prompt below the front matter")
+    file_name = source.replace("\\", "/").rsplit("/", 1)[-1]
+    schema = draft.input_schema
+    props = schema.setdefault("properties", {})
+    for var in sorted(set(draft.variables) - set(props), key=lambda v: (draft.variables[v], v)):
+        problems.warn(f"template variable `{var}` is not declared in the file's inputs; "
+                      "declared it as an optional input that defaults to empty text",
+                      code="import-undeclared", fix=f"give `{var}` a type and description",
+                      line=draft.variables[var])
+        props[var] = {"description": f"Used by the template; not declared in {file_name}.",
+                      "default": ""}
+    metadata: dict[str, Any] = {"imported_from": file_name}
+    if original:
+        metadata["original_model"] = original
+    metadata.update(draft.metadata)
+    data: dict[str, Any] = {
+        "apiVersion": "aiops/v1",
+        "name": final_name,
+        "version": "0.1.0",
+        "description": str(draft.description).strip()
+        or f"Imported from {metadata['imported_from']}.",
+        "status": "draft",
+        "provider": final_provider,
+        "model": final_model,
+    }
+    if draft.configuration:
+        data["configuration"] = draft.configuration
+    data["prompt"] = [{"role": role, "content": content} for role, content, _ in draft.prompt]
+    data["input_schema"] = schema
+    data["output_schema"] = draft.output_schema
+    data["metadata"] = metadata
+    return data
+
+
+# --- YAML out ------------------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style with list items indented under their key, as the examples are written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    block = "\n" in value and not re.search(r"^[ ]*\t", value, re.MULTILINE)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(data: dict[str, Any], *, schema_ref: str = SCHEMA_URL,
+            notes: Sequence[Diagnostic] = ()) -> str:
+    """function.yaml text: the editor modeline, what the import dropped, then the data."""
+    head = [f"# yaml-language-server: $schema={schema_ref}",
+            f"# Imported from {data['metadata']['imported_from']} by `aiops import`."]
+    for note in notes:
+        if not note.is_error:
+            where = f" (source line {note.line})" if note.line else ""
+            head.append(f"# - {note.message}{where}")
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=4096, indent=2)
+    return "\n".join(line.replace("\n", " ") for line in head) + "\n" + body
+
+
+# --- into a project -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportOutcome:
+    """The file to write (`text` at `target`, relative to the project) and every diagnostic."""
+
+    name: str | None
+    target: str | None
+    text: str | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.text is not None and not any(d.is_error for d in self.diagnostics)
+
+
+def prepare_import(text: str, source: str, *, providers_file: bytes | None,
+                   schema_ref: str = SCHEMA_URL, name: str | None = None,
+                   provider: str | None = None, model: str | None = None) -> ImportOutcome:
+    """Translate, render and check the function exactly as the project will load it.
+
+    The rendered YAML goes through `load_sources` and `check_function` with the project's
+    providers.yaml, so a file that is written is one that validates.
+    """
+    from aiops.checks import check_function
+    from aiops.loader import PROVIDERS_FILE, function_file, load_one, load_sources
+    from aiops.spec import ProvidersFile
+
+    diags: list[Diagnostic] = []
+    providers: ProvidersFile | None = None
+    if providers_file is not None:
+        providers, _, pdiags = load_one(PROVIDERS_FILE, providers_file, ProvidersFile)
+        diags += pdiags
+    names = list(providers.providers) if providers else []
+    result = import_prompt(text, source, name=name, provider=provider, model=model,
+                           providers=names)
+    diags += result.diagnostics
+    if result.data is None or any(d.is_error for d in diags):
+        return ImportOutcome(name=None, target=None, text=None, diagnostics=tuple(diags))
+    fname = result.data["name"]
+    target = function_file(fname)
+    yaml_text = to_yaml(result.data, schema_ref=schema_ref, notes=result.diagnostics)
+    files = {target: yaml_text.encode("utf-8")}
+    if providers_file is not None:
+        files[PROVIDERS_FILE] = providers_file
+    project = load_sources(files)
+    checked = [d for d in project.diagnostics if d.file == target]
+    if fname in project.functions:
+        checked += check_function(project.functions[fname], providers)
+    diags += checked
+    ok = not any(d.is_error for d in diags)
+    return ImportOutcome(name=fname, target=target, text=yaml_text if ok else None,
+                         diagnostics=tuple(diags))
+
+
+__all__ = ["FORMATS", "SCHEMA_URL", "ImportOutcome", "ImportResult", "function_name",
+           "import_prompt", "picoschema", "prepare_import", "to_yaml"]

@@ -1,0 +1,123 @@
+"""`aiops import` through the real console script, on the shared real prompt files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.helpers import aiops
+
+DOT = "prompt-files/dotprompt"
+PTY = "prompt-files/prompty"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    result = aiops("init", root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def functions(root: Path) -> set[str]:
+    return {p.name for p in (root / "functions").iterdir()}
+
+
+def test_import_writes_a_function_that_validates(realdata: Path, project: Path) -> None:
+    source = realdata / DOT / "dotprompt__valid-customer-support.prompt"
+    result = aiops("import", source, "--project", project)
+    assert result.returncode == 0, result.stderr
+    target = project / "functions" / "dotprompt-valid-customer-support" / "function.yaml"
+    assert result.stdout == f"Imported {source} -> {target}\n"
+    assert "warning: model: model `gemini-2.5-flash` has no price" in result.stderr
+    text = target.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == \
+        "# yaml-language-server: $schema=../../schemas/function.schema.json"
+    data = yaml.safe_load(text)
+    assert (data["provider"], data["status"], data["version"]) == ("groq", "draft", "0.1.0")
+    assert [m["role"] for m in data["prompt"]] == ["system", "user"]
+    assert data["input_schema"]["required"] == ["name", "email", "company"]
+    check = aiops("validate", project)
+    assert check.returncode == 0, check.stdout
+    assert check.stdout.splitlines()[-1].startswith("OK: 2 function(s) valid")
+
+
+def test_existing_file_needs_force(realdata: Path, project: Path) -> None:
+    source = realdata / PTY / "v2__basic.prompty"
+    assert aiops("import", source, "--project", project).returncode == 0
+    target = project / "functions" / "basic-prompt" / "function.yaml"
+    target.write_text("# edited\n", encoding="utf-8")
+    again = aiops("import", source, "--project", project)
+    assert again.returncode == 2
+    assert "already exists; pass --force to overwrite it" in again.stderr
+    assert target.read_text(encoding="utf-8") == "# edited\n"
+    forced = aiops("import", source, "--project", project, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert yaml.safe_load(target.read_text(encoding="utf-8"))["provider"] == "openai"
+    assert aiops("validate", project).returncode == 0
+
+
+def test_stdout_with_options_writes_nothing(realdata: Path, project: Path) -> None:
+    before = functions(project)
+    result = aiops("import", realdata / PTY / "v2__structured.prompty", "--project", project,
+                   "--stdout", "--name", "weather-facts", "--provider", "openai",
+                   "--model", "gpt-4o-mini")
+    assert result.returncode == 0, result.stderr
+    assert functions(project) == before
+    data = yaml.safe_load(result.stdout)
+    assert (data["name"], data["provider"], data["model"]) == ("weather-facts", "openai",
+                                                               "gpt-4o-mini")
+    assert data["metadata"] == {"imported_from": "v2__structured.prompty",
+                                "original_model": "gpt-4"}
+    assert data["output_schema"]["required"] == ["temperature", "condition", "city"]
+    assert result.stderr == ""  # priced model, nothing dropped: no warning
+
+
+def test_untranslatable_file_exits_1_and_writes_nothing(realdata: Path, project: Path) -> None:
+    before = functions(project)
+    source = realdata / DOT / "dotprompt__partials.prompt"
+    result = aiops("import", source, "--project", project, "--model", "gpt-4o-mini")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Error: 2 error(s):"
+    assert lines[1].startswith(f"{source}:28: error: partial `{{{{> listItem}}}}` is not "
+                               "supported")
+    assert lines[2].startswith(f"{source}:32: error: partial `{{{{> footer")
+    assert "Traceback" not in result.stderr
+    assert functions(project) == before
+
+
+def test_negative_dotprompt_files_report_their_line(realdata: Path, project: Path) -> None:
+    bad_yaml = aiops("import", realdata / DOT / "dotprompt__error-invalid-yaml.prompt",
+                     "--project", project)
+    assert bad_yaml.returncode == 1
+    assert "dotprompt__error-invalid-yaml.prompt:8: error: front matter is not valid YAML" \
+        in bad_yaml.stderr
+    unclosed = aiops("import", realdata / DOT / "dotprompt__error-unclosed-block.prompt",
+                     "--project", project)
+    assert unclosed.returncode == 1
+    assert "dotprompt__error-unclosed-block.prompt:11: error: `{{#if premium}}` is never " \
+           "closed (fix: add `{{/if}}` where the block ends)" in unclosed.stderr
+
+
+def test_command_line_problems(realdata: Path, project: Path, tmp_path: Path) -> None:
+    source = realdata / PTY / "v2__basic.prompty"
+    bad_name = aiops("import", source, "--project", project, "--name", "Bad_Name")
+    assert bad_name.returncode == 2
+    assert "--name `Bad_Name` is not a valid function name" in bad_name.stderr
+    missing = aiops("import", tmp_path / "nope.prompt", "--project", project)
+    assert missing.returncode == 2
+    no_project = aiops("import", source, "--project", tmp_path / "absent")
+    assert no_project.returncode == 2
+    assert "does not exist; pass --project or --stdout" in no_project.stderr
+    no_provider = aiops("import", source, "--project", tmp_path / "absent", "--stdout")
+    assert no_provider.returncode == 1
+    assert "no provider: the project has no providers.yaml" in no_provider.stderr
+    latin1 = tmp_path / "latin.prompt"
+    latin1.write_bytes(b"---\nmodel: m\n---\nCaf\xe9 {{x}}\n")
+    encoded = aiops("import", latin1, "--project", project)
+    assert encoded.returncode == 1
+    assert f"{latin1}:4:4: error: byte 0xe9 is not valid UTF-8" in encoded.stderr

@@ -1,0 +1,362 @@
+"""The importer's pure parts on small inputs: Picoschema, front matter, Prompty shapes
+(including v1, which no shared file uses), names, and the YAML written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aiops.importers import (
+    ImportResult,
+    _SchemaProblem,
+    function_name,
+    import_prompt,
+    picoschema,
+    to_yaml,
+)
+from aiops.yamlsrc import parse
+
+
+def imp(text: str, source: str = "demo.prompt", **kw: Any) -> ImportResult:
+    kw.setdefault("providers", ["groq", "openai"])
+    return import_prompt(text, source, **kw)
+
+
+def ok(text: str, source: str = "demo.prompt", **kw: Any) -> dict[str, Any]:
+    result = imp(text, source, **kw)
+    assert result.ok, [d.render() for d in result.diagnostics]
+    assert result.data is not None
+    return result.data
+
+
+def errs(result: ImportResult) -> list[tuple[int | None, str]]:
+    assert result.data is None
+    return [(d.line, d.message) for d in result.diagnostics if d.is_error]
+
+
+# --- Picoschema -------------------------------------------------------------------------------
+
+
+def test_picoschema_fields() -> None:
+    assert picoschema({
+        "name": "string, The name",
+        "age?": "integer",
+        "tags(array, list of tags)": "string",
+        "kind(enum)": ["a", "b"],
+        "mood?(enum)": ["up", "down"],
+        "address(object)": {"street": "string", "zip?": "string"},
+        "meta?": {"source": "any"},
+        "scores": "number[]",
+        "(*)": "string",
+    }) == {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "The name"},
+            "age": {"type": ["integer", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "list of tags"},
+            "kind": {"enum": ["a", "b"]},
+            "mood": {"enum": ["up", "down", None]},
+            "address": {"type": "object",
+                        "properties": {"street": {"type": "string"},
+                                       "zip": {"type": ["string", "null"]}},
+                        "required": ["street"], "additionalProperties": False},
+            "meta": {"type": ["object", "null"], "properties": {"source": {}},
+                     "required": ["source"], "additionalProperties": False},
+            "scores": {"type": "array", "items": {"type": "number"}},
+        },
+        "required": ["name", "tags", "kind", "address", "scores"],
+        "additionalProperties": {"type": "string"},
+    }
+
+
+def test_json_schema_passes_through_with_type_strings_expanded() -> None:
+    assert picoschema({"type": "object", "properties": {"a": "string", "b": {
+        "type": "array", "items": "integer"}}, "required": ["a"]}) == {
+        "type": "object", "required": ["a"],
+        "properties": {"a": {"type": "string"},
+                       "b": {"type": "array", "items": {"type": "integer"}}}}
+    assert picoschema({"properties": {"x": {"type": "string"}}})["type"] == "object"
+
+
+@pytest.mark.parametrize(("value", "message", "path"), [
+    ({"who": "Person"}, "unknown type `Person`", ("who",)),
+    ({"a": {"b(tuple)": "string"}}, "`b(tuple)`: a parenthetical type is array, object or enum",
+     ("a", "b(tuple)")),
+    ({"e(enum)": "a"}, "`e(enum)` needs a list of values", ("e(enum)",)),
+    ({"n": 3}, "a schema must be a type name or a mapping", ("n",)),
+])
+def test_picoschema_problems_say_where(value: Any, message: str, path: tuple[str, ...]) -> None:
+    with pytest.raises(_SchemaProblem) as info:
+        picoschema(value)
+    assert info.value.message.startswith(message)
+    assert info.value.path == path
+
+
+# --- Dotprompt front matter ---------------------------------------------------------------------
+
+DOTPROMPT = """\
+# a comment before the front matter
+---
+model: vertexai/gemini-2.0-pro
+description: Greets people.
+config:
+  temperature: 0.4
+  maxOutputTokens: 300
+  topP: 0.9
+  topK: 20
+  stopSequences: ["END"]
+input:
+  schema:
+    name: string
+    lang?(enum): [en, fr]
+  default:
+    lang: en
+output:
+  format: json
+  schema:
+    greeting: string
+myext.flag: true
+colour: blue
+---
+{{role "system"}}
+Greet in {{lang}}.
+{{role "user"}}
+{{name}}
+"""
+
+
+def test_dotprompt_front_matter_maps_to_the_function() -> None:
+    result = imp(DOTPROMPT, "greeter.prompt")
+    data = result.data
+    assert data is not None and result.ok
+    assert (data["name"], data["description"], data["model"]) == (
+        "greeter", "Greets people.", "vertexai/gemini-2.0-pro")
+    assert data["configuration"] == {"temperature": 0.4, "max_tokens": 300, "top_p": 0.9,
+                                     "stop": ["END"]}
+    assert data["input_schema"]["properties"]["lang"] == {"enum": ["en", "fr", None],
+                                                          "default": "en"}
+    assert data["output_schema"]["required"] == ["greeting"]
+    assert data["prompt"] == [{"role": "system", "content": "Greet in {{ lang }}."},
+                              {"role": "user", "content": "{{ name }}"}]
+    assert [(d.line, d.message.split(" has ")[0].split(" is ")[0]) for d in result.diagnostics
+            ] == [(9, "setting `config.topK`"), (22, "front matter key `colour`")]
+
+
+def test_dotprompt_without_front_matter_is_all_body() -> None:
+    data = ok("Say hi to {{who}}.", model="llama-3.1-8b-instant")
+    assert data["prompt"] == [{"role": "user", "content": "Say hi to {{ who }}."}]
+    assert data["input_schema"]["properties"]["who"] == {
+        "description": "Used by the template; not declared in demo.prompt.", "default": ""}
+    assert data["output_schema"] == {"type": "string"}
+
+
+def test_dotprompt_output_json_without_schema_is_an_object() -> None:
+    data = ok("---\nmodel: m\noutput: {format: json}\n---\nList things.")
+    assert data["output_schema"] == {"type": "object"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("---\nmodel: m\n", [(1, "the front matter opened by `---` is never closed")]),
+    ("---\nmodel: m\ninput:\n  schema: string\n---\nx",
+     [(4, "input.schema must describe an object (named inputs)")]),
+    ("---\nmodel: m\ninput:\n  schema:\n    who: Person\n---\n{{who}}",
+     [(5, "`input.schema.who`: unknown type `Person`: Picoschema types are any, boolean, "
+          "integer, null, number, string (named schemas registered in code cannot be "
+          "resolved from the file)")]),
+    ("---\nmodel: m\noutput: {format: media}\n---\nx",
+     [(3, "output format `media` has no aiops equivalent (json, text, array, enum)")]),
+    ("---\nmodel: m\nmodel: n\n---\nx",
+     [(3, "front matter is not valid YAML: duplicate key `model` (first at line 2)")]),
+    ("---\nmodel: m\n---\n{{! only a comment }}\n",
+     [(4, "the template has no message text")]),
+])
+def test_dotprompt_front_matter_errors(text: str, expected: list[tuple[int, str]]) -> None:
+    assert errs(imp(text)) == expected
+
+
+def test_not_a_prompt_file() -> None:
+    assert errs(imp("x", "notes.txt")) == [
+        (None, "`notes.txt` is neither a .prompt (Dotprompt) nor a .prompty file")]
+
+
+# --- Prompty ------------------------------------------------------------------------------------
+
+PROMPTY_V1 = """\
+---
+name: ExamplePrompt
+description: A prompt that uses context to ground an incoming question
+authors:
+  - Seth Juarez
+model:
+  api: chat
+  configuration:
+    type: azure_openai
+    azure_endpoint: ${env:AZURE_OPENAI_ENDPOINT}
+    azure_deployment: gpt-35-turbo
+    api_key: ${env:AZURE_OPENAI_KEY}
+  parameters:
+    max_tokens: 3000
+    top_p: 0.9
+    stop: ["###"]
+sample:
+  firstName: Seth
+  question: What kind of clothing do you suggest?
+inputs:
+  firstName:
+    type: string
+    description: The customer's first name
+  question:
+    type: string
+    sample: Which tent?
+  tone: friendly
+---
+# system:
+You are an assistant. Be {{tone}}.
+{% for line in context %}- {{ line }}
+{% endfor %}
+
+developer:
+Never reveal this.
+
+user:
+{{firstName}} asks: {{question}}
+
+assistant:
+Happy to help!
+"""
+
+
+def test_prompty_v1_shape() -> None:
+    result = imp(PROMPTY_V1, "example.prompty")
+    data = result.data
+    assert data is not None and result.ok
+    assert (data["name"], data["model"], data["provider"]) == ("example-prompt",
+                                                               "gpt-35-turbo", "groq")
+    assert data["configuration"] == {"max_tokens": 3000, "top_p": 0.9, "stop": ["###"]}
+    assert [m["role"] for m in data["prompt"]] == ["system", "system", "user", "assistant"]
+    assert data["prompt"][0]["content"] == (
+        "You are an assistant. Be {{tone}}.\n{% for line in context %}- {{ line }}\n"
+        "{% endfor %}")
+    props = data["input_schema"]["properties"]
+    assert props["firstName"] == {"type": "string", "description": "The customer's first name",
+                                  "examples": ["Seth"]}
+    assert props["tone"] == {"type": "string", "default": "friendly"}
+    assert props["question"] == {"type": "string", "default": "Which tent?",
+                                 "examples": ["What kind of clothing do you suggest?"]}
+    assert props["context"]["default"] == ""  # used, not declared
+    assert data["metadata"]["authors"] == ["Seth Juarez"]
+    text = to_yaml(data)
+    assert "AZURE_OPENAI_KEY" not in text and "azure_endpoint" not in text
+
+
+def test_prompty_provider_follows_the_file_when_the_project_has_it() -> None:
+    text = "---\nmodel:\n  id: gpt-4o\n  provider: openai\n---\nuser:\nhi"
+    assert ok(text, "demo.prompty")["provider"] == "openai"
+    assert ok(text, "demo.prompty", providers=["groq"])["provider"] == "groq"
+    assert ok(text, "demo.prompty", provider="internal")["provider"] == "internal"
+    assert errs(imp(text, "demo.prompty", providers=[])) == [
+        (None, "no provider: the project has no providers.yaml")]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("---\nmodel:\n  id: m\n  apiType: embedding\n---\nx",
+     [(4, "model api `embedding` is not supported; aiops functions are chat completions")]),
+    ("---\nmodel: m\ntemplate: mustache\n---\nx",
+     [(3, "template format `mustache` is not supported; aiops templates are Jinja2")]),
+    ("---\nmodel: m\n---\nsystem:\n{% for x in xs %}\nuser:\n{{x}}\n{% endfor %}",
+     [(5, "template syntax error: Unexpected end of template. Jinja was looking for the "
+          "following tags: 'endfor' or 'else'. The innermost block that needs to be closed "
+          "is 'for'."),
+      (8, "template syntax error: Encountered unknown tag 'endfor'.")]),
+    ("---\nmodel: m\n---\nsystem:\nx\ntool:\ny",
+     [(6, "a `tool:` message has no aiops equivalent")]),
+])
+def test_prompty_errors(text: str, expected: list[tuple[int, str]]) -> None:
+    assert errs(imp(text, "demo.prompty")) == expected
+
+
+def test_prompty_outputs_nested_and_kinds() -> None:
+    text = """\
+---
+model: m
+inputs:
+  - name: n
+    kind: float
+    required: true
+  - name: mode
+    kind: string
+    enumValues: [fast, slow]
+  - name: blob
+    kind: bytes
+outputs:
+  - name: items
+    kind: array
+    items: {kind: string}
+    required: true
+  - name: meta
+    kind: object
+    properties:
+      - name: ok
+        kind: boolean
+        required: true
+---
+user:
+{{n}} {{mode}} {{blob}}
+"""
+    result = imp(text, "kinds.prompty")
+    data = result.data
+    assert data is not None
+    assert data["input_schema"]["properties"] == {
+        "n": {"type": "number"}, "mode": {"type": "string", "enum": ["fast", "slow"]},
+        "blob": {}}
+    assert data["input_schema"]["required"] == ["n"]
+    assert data["output_schema"] == {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"type": "string"}},
+            "meta": {"type": "object", "properties": {"ok": {"type": "boolean"}},
+                     "required": ["ok"], "additionalProperties": False},
+        },
+        "required": ["items"], "additionalProperties": False,
+    }
+    assert [d.message for d in result.diagnostics] == [
+        "kind `bytes` is not a JSON type; the input accepts any value"]
+
+
+# --- names and YAML -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("ExamplePrompt", "example-prompt"), ("basic-prompt", "basic-prompt"),
+    ("dotprompt__valid-blog-generator", "dotprompt-valid-blog-generator"),
+    ("v2__shorthand_quick", "v2-shorthand-quick"), ("2nd_try", "nd-try"), ("x", ""),
+    ("Überprüfung", "berpr-fung"), ("a" * 80, "a" * 63),
+])
+def test_function_name(text: str, name: str) -> None:
+    assert function_name(text) == name
+
+
+def test_yaml_is_readable_and_round_trips() -> None:
+    result = imp(DOTPROMPT, "greeter.prompt")
+    assert result.data is not None
+    text = to_yaml(result.data, schema_ref="../../schemas/function.schema.json",
+                   notes=result.diagnostics)
+    lines = text.splitlines()
+    assert lines[0] == "# yaml-language-server: $schema=../../schemas/function.schema.json"
+    assert lines[1] == "# Imported from greeter.prompt by `aiops import`."
+    assert lines[2].startswith("# - setting `config.topK` has no aiops equivalent")
+    assert lines[4] == "apiVersion: aiops/v1"
+    assert "  - role: system\n" in text  # list items indented under their key
+    value, _ = parse(text.encode())
+    assert value == result.data
+
+
+def test_multiline_prompts_are_literal_blocks_unless_a_tab_forbids_it() -> None:
+    data = ok("---\nmodel: m\n---\nline one\nline two {{x}}")
+    assert "    content: |-\n      line one\n      line two {{ x }}\n" in to_yaml(data)
+    tabbed = ok("---\nmodel: m\n---\nrows:\n\tcell {{x}}")
+    text = to_yaml(tabbed)
+    assert "|-" not in text
+    value, _ = parse(text.encode())  # a tab-indented line would be refused in a block
+    assert value["prompt"][0]["content"] == "rows:\n\tcell {{ x }}"
