@@ -117,14 +117,6 @@ def schema_errors(schema: Any) -> list[tuple[Path, str]]:
     return []
 
 
-@cache
-def _template_env() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
 def template_variables(source: str) -> dict[str, int]:
     """The root variables a template reads, each with the template line of its first use.
 
@@ -132,7 +124,9 @@ def template_variables(source: str) -> dict[str, int]:
     """
     from jinja2 import meta, nodes
 
-    env = _template_env()
+    from aiops.render_template import make_environment
+
+    env = make_environment()
     tree = env.parse(source)
     names = meta.find_undeclared_variables(tree) - set(env.globals)
     first: dict[str, int] = {}
