@@ -207,17 +207,25 @@ def _check_tests(lf: LoadedFunction, out: list[Diagnostic]) -> None:
 
 
 def _check_assertions(lf: LoadedFunction, out: list[Diagnostic]) -> None:
-    if not lf.spec.output_is_text:
-        return
+    from aiops.jsonpath import JsonPathError, parse
+
     for i, case in enumerate(lf.spec.tests):
         for j, item in enumerate(case.expect):
             inner = item.not_ if item.not_ is not None else item
-            if inner.path is not None:
-                out.append(_diag(lf, ("tests", i, "expect", j),
-                                 "a `path` expectation needs structured output, and "
+            if inner.path is None:
+                continue
+            at: Path = ("tests", i, "expect", j, *(("not",) if item.not_ else ()), "path")
+            if lf.spec.output_is_text:
+                out.append(_diag(lf, at, "a `path` expectation needs structured output, and "
                                  "output_schema is text", fix="use contains / matches on the "
                                  "text, or give output_schema an object type",
                                  code="assertion-path"))
+                continue
+            try:
+                parse(inner.path)
+            except JsonPathError as exc:
+                out.append(_diag(lf, at, f"invalid JSON path: {exc}",
+                                 fix="use $, .key, ['key'], [n] and [*]", code="assertion-path"))
 
 
 def _check_providers(lf: LoadedFunction, providers: ProvidersFile, out: list[Diagnostic]) -> None:

@@ -172,36 +172,13 @@ tests:
       - schema_valid: true
 """
 
-WORKFLOW = """\
-name: aiops
-on:
-  pull_request:
-    paths: ["functions/**", "providers.yaml", "aiops.yaml"]
-  push:
-    branches: [main]
-    paths: ["functions/**", "providers.yaml", "aiops.yaml"]
-permissions:
-  contents: read
-jobs:
-  validate:
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          fetch-depth: 0
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: pip install aiops
-      - name: Validate against the base branch
-        if: github.event_name == 'pull_request'
-        run: aiops validate --base "origin/${{ github.base_ref }}"
-      - name: Validate
-        if: github.event_name != 'pull_request'
-        run: aiops validate
-      - name: Golden tests (replayed cassettes, offline)
-        run: aiops test --junit-xml aiops-tests.xml
-"""
+
+
+def workflow_text() -> str:
+    """The CI workflow `aiops init` writes: validate, plan, golden tests; apply on main."""
+    from importlib.resources import files
+
+    return files("aiops").joinpath("scaffold/workflow.yml").read_text(encoding="utf-8")
 
 
 def init_project(root: Path) -> list[Path]:
@@ -214,7 +191,7 @@ def init_project(root: Path) -> list[Path]:
         _write(root / SCHEMA_DIR / "providers.schema.json", schema_text("providers")),
         _write(root / PROVIDERS_FILE,
                PROVIDERS_TEMPLATE.format(schema=f"{SCHEMA_DIR}/providers.schema.json")),
-        _write(root / ".github" / "workflows" / "aiops.yml", WORKFLOW),
+        _write(root / ".github" / "workflows" / "aiops.yml", workflow_text()),
         _write(root / ".gitignore", ".aiops/\n"),
     ]
     written.append(new_function(root, "hello", description="Answer a question briefly.",

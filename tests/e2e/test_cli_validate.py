@@ -143,3 +143,23 @@ def test_examples_validate_against_the_published_schema(repo_root: Path) -> None
     bad["temprature"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_scaffolded_workflow_is_the_repository_one_for_a_released_aiops(
+        tmp_path: Path, repo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    assert aiops("init", tmp_path / "p").returncode == 0
+    scaffold = tmp_path / "p/.github/workflows/aiops.yml"
+    ours = yaml.safe_load((repo_root / ".github/workflows/aiops.yml").read_text())
+    theirs = yaml.safe_load(scaffold.read_text())
+    assert theirs["env"].pop("AIOPS_PIP_SPEC") == "aiops"
+    assert ours["env"].pop("AIOPS_PIP_SPEC") == "-e ."
+    assert theirs == ours
+    check = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"),
+                            "--builtin-schema", "vendor.github-workflows", str(scaffold)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -88,7 +88,17 @@ def test_test_inputs_are_validated() -> None:
 def test_path_assertion_on_text_output() -> None:
     data = make_function(output_schema={"type": "string"})
     data["tests"][0]["expect"] = [{"not": {"path": "$.a", "equals": 1}}]
-    assert ("tests[0].expect[0]", "assertion-path") in _check(data)
+    assert ("tests[0].expect[0].not.path", "assertion-path") in _check(data)
+
+
+def test_json_paths_are_parsed_when_validating() -> None:
+    data = make_function()
+    data["tests"][0]["expect"] = [{"path": "$..bullets", "length": {"min": 1}},
+                                  {"path": "$.bullets[0]", "contains": "fox"}]
+    found = _check(data)
+    diag = found[("tests[0].expect[0].path", "assertion-path")]
+    assert "recursive descent" in diag.message and diag.line is not None
+    assert len(found) == 1
 
 
 def test_providers_fallbacks_and_prices() -> None:
