@@ -1,1 +1,183 @@
-"""Shared pytest fixtures: db."""
+"""Shared fixtures for the database and the reconciler.
+
+- `db_url`: parametrised over SQLite (a temporary file) and PostgreSQL (a fresh schema per
+  test through search_path, from AIOPS_TEST_DATABASE_URL; skipped only when it is unset).
+- `store`: an aiops.store.Store on `db_url`, migrated.
+- `make_spec(**overrides)`: a valid FunctionSpec; `write_project(root, specs)`: a project on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops.spec import FunctionSpec
+
+PG_ENV = "AIOPS_TEST_DATABASE_URL"
+
+PROVIDERS_YAML = """\
+providers:
+  mock:
+    type: openai
+    api_key_env: MOCK_API_KEY
+    models:
+      mock-small: {input_per_mtok: 0.1, output_per_mtok: 0.2}
+      mock-large: {input_per_mtok: 1.0, output_per_mtok: 2.0}
+"""
+
+
+def pg_base_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+def _pg_admin(url: str, sql: str) -> None:
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, as a URL whose search_path points at it."""
+    base = pg_base_url()
+    if base is None:
+        pytest.skip(f"{PG_ENV} is not set (CI sets it)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _pg_admin(base, f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        from aiops.store import dispose_engines
+
+        dispose_engines(url)
+        _pg_admin(base, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'aiops.db'}"
+        yield url
+        from aiops.store import dispose_engines
+
+        dispose_engines(url)
+    else:
+        yield request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def store(db_url: str) -> Any:
+    from aiops.store import open_store
+
+    return open_store(db_url, migrate=True)
+
+
+def spec_data(name: str = "greet", **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "apiVersion": "aiops/v1",
+        "name": name,
+        "version": "1.0.0",
+        "description": f"The {name} function.",
+        "provider": "mock",
+        "model": "mock-small",
+        "configuration": {"temperature": 0.2, "max_tokens": 100},
+        "prompt": [{"role": "system", "content": "You are terse."},
+                   {"role": "user", "content": "Say hello to {{ who }}."}],
+        "input_schema": {"type": "object", "required": ["who"],
+                         "properties": {"who": {"type": "string"}},
+                         "additionalProperties": False},
+        "output_schema": {"type": "string"},
+    }
+    data.update(overrides)
+    return data
+
+
+def make_spec(name: str = "greet", **overrides: Any) -> FunctionSpec:
+    return FunctionSpec.model_validate(spec_data(name, **overrides))
+
+
+@pytest.fixture(name="make_spec")
+def make_spec_fixture() -> Any:
+    return make_spec
+
+
+def write_function(root: Path, data: dict[str, Any]) -> Path:
+    path = root / "functions" / data["name"] / "function.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_project(root: Path, functions: list[dict[str, Any]] | None = None) -> Path:
+    """A project on disk: providers.yaml and one file per function (others removed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "providers.yaml").write_text(PROVIDERS_YAML, encoding="utf-8")
+    fdir = root / "functions"
+    if fdir.exists():
+        for old in fdir.glob("*/function.yaml"):
+            old.unlink()
+    fdir.mkdir(exist_ok=True)
+    for data in functions or []:
+        write_function(root, data)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project wired to `db_url` (AIOPS_DATABASE_URL), with a fixed project id."""
+    from aiops.store import open_store
+
+    open_store(db_url, migrate=True)
+    monkeypatch.setenv("AIOPS_DATABASE_URL", db_url)
+    monkeypatch.setenv("AIOPS_PROJECT", "test-project")
+    return write_project(tmp_path / "proj")
+
+
+# --- reading the database back in tests ---------------------------------------------------
+
+TABLES = ("users", "ai_functions", "ai_function_versions", "ai_function_logs",
+          "reconcile_runs", "managed_functions", "usage_counters")
+
+
+def snapshot(db_url: str) -> dict[str, Any]:
+    """Every row of every table, to compare before and after."""
+    from sqlalchemy import text
+
+    from aiops.store import open_store
+
+    st = open_store(db_url)
+    with st.engine.connect() as conn:
+        return {t: sorted(map(repr, conn.execute(text(f"SELECT * FROM {t}")).all()))
+                for t in TABLES}
+
+
+def current_versions(db_url: str) -> dict[str, tuple[str, str | None]]:
+    """name -> (status, current version) as the database has them."""
+    from sqlalchemy import select
+
+    from aiops.store import F, V, open_store
+
+    st = open_store(db_url)
+    with st.engine.connect() as conn:
+        rows = conn.execute(select(F.c.name, F.c.status, V.c.version)
+                            .outerjoin(V, V.c.id == F.c.current_version_id)).all()
+    return {r.name: (r.status, r.version) for r in rows}
+
+
+def count(db_url: str, table: Any) -> int:
+    from sqlalchemy import func, select
+
+    from aiops.store import open_store
+
+    with open_store(db_url).engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

@@ -1,0 +1,169 @@
+"""`aiops plan`, `apply`, `watch`, `status`, `db upgrade`: thin wrappers over aiops.reconcile.
+
+Exit codes: 0 success (plan: no changes, with --detailed-exitcode), 1 error, 2 changes
+(plan --detailed-exitcode), 75 the reconcile lock is busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from aiops import reconcile
+from aiops.errors import UsageError
+from aiops.plan import Plan
+from aiops.render_plan import exit_code, render_json, render_markdown, render_text
+
+project_dir = click.option("-C", "--project-dir", "root", default=".", show_default=True,
+                           type=click.Path(file_okay=False, path_type=Path),
+                           help="The project directory (holds functions/ and providers.yaml).")
+prune_opt = click.option("--prune", is_flag=True,
+                         help="Archive functions of this project whose file was removed.")
+max_prune_opt = click.option("--max-prune", type=click.IntRange(min=0), default=None,
+                             help="Most archives in one apply (default: aiops.yaml max_prune, 10).")
+
+
+@click.command()
+@project_dir
+@prune_opt
+@max_prune_opt
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan (with the state it was computed against) for `aiops apply`.")
+def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str,
+         detailed_exitcode: bool, out: Path | None) -> None:
+    """Show what `aiops apply` would change in the database, and why."""
+    try:
+        result = reconcile.plan_project(root, prune=prune, max_prune=max_prune)
+    except UsageError as exc:
+        if detailed_exitcode:  # 2 means "changes" here; every error is 1
+            exc.exit_code = 1
+        raise
+    fmt = "json" if as_json else fmt
+    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
+    click.echo(render(result))
+    if out is not None:
+        if result.errors:
+            click.echo("Error: the plan has errors; not saved.", err=True)
+        else:
+            out.write_text(render_json(result) + "\n", encoding="utf-8")
+            if fmt == "text":
+                click.echo(f"\nSaved to {out}; apply it with `aiops apply {out}`.")
+    raise SystemExit(exit_code(result, detailed_exitcode))
+
+
+def _interactive() -> bool:
+    """Whether a person can answer (Terraform's rule: no terminal, no question, no apply)."""
+    return sys.stdin.isatty()
+
+
+def _read_plan(path: Path) -> Plan:
+    try:
+        return Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise UsageError(f"plan file {path} does not exist; make one with "
+                         f"`aiops plan -o {path}`") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path} is not a plan saved by `aiops plan -o` ({exc})") from None
+
+
+@click.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@project_dir
+@prune_opt
+@max_prune_opt
+@click.option("--auto-approve", is_flag=True, help="Apply without asking.")
+@click.option("--actor", help="Who applies (default: git config user.name <user.email>).")
+@click.option("--lock-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for another apply to finish (exit 75 when it does not).")
+def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None,
+          auto_approve: bool, actor: str | None, lock_timeout: float) -> None:
+    """Write the plan to the database: one transaction, under a lock, recorded."""
+    expected: Plan | None = None
+    if plan_file is not None:
+        if prune or max_prune is not None:
+            raise UsageError("a saved plan already says whether it prunes; plan again with "
+                             "`aiops plan --prune -o FILE`")
+        expected = _read_plan(plan_file)  # a saved plan is its own approval
+    elif not auto_approve:
+        if not _interactive():
+            raise UsageError("refusing to apply without a terminal to ask; pass --auto-approve, "
+                             "or apply a saved plan (`aiops plan -o plan.json`, then "
+                             "`aiops apply plan.json`)")
+        expected = reconcile.plan_project(root, prune=prune, max_prune=max_prune)
+        click.echo(render_text(expected))
+        if expected.errors:
+            raise SystemExit(1)
+        if not expected.has_changes:
+            return
+        answer = click.prompt("\nApply these changes? Only 'yes' is accepted", default="",
+                              show_default=False)
+        if answer.strip() != "yes":
+            click.echo("Apply cancelled; nothing was written.")
+            raise SystemExit(1)
+    result = reconcile.apply_project(root, expected=expected, prune=prune, max_prune=max_prune,
+                                     actor=actor, lock_timeout_s=lock_timeout)
+    if expected is None:
+        click.echo(render_text(result.plan))
+    if result.wrote:
+        click.echo(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
+    elif expected is None or plan_file is not None:
+        click.echo("Nothing to apply: the database already matches.")
+
+
+@click.command()
+@project_dir
+def watch(root: Path) -> None:
+    """Re-validate and re-apply on every change to functions/ and providers.yaml."""
+    click.echo(f"Watching {root.resolve()} (Ctrl-C to stop).")
+    with contextlib.suppress(KeyboardInterrupt):
+        reconcile.watch_loop(root, reconcile.file_changes(root),
+                             lambda line: click.echo(line, err=line.startswith("Error")))
+    click.echo("Stopped.")
+
+
+@click.command()
+@project_dir
+@click.option("--json", "as_json", is_flag=True)
+def status(root: Path, as_json: bool) -> None:
+    """Each function: in sync or not, current version, last apply."""
+    rows = reconcile.status(root)
+    if as_json:
+        click.echo(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
+                              indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No functions in the files or the database.")
+        return
+    header = ("FUNCTION", "SYNC", "DEPLOYED", "GIT", "STATUS", "APPLIED", "COMMIT")
+    table = [header] + [(r.name, r.sync, r.deployed_version or "-", r.desired_version or "-",
+                         r.status or "-", (r.applied_at or "-")[:19].replace("T", " "),
+                         (r.applied_commit or "-")[:10]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    run = reconcile.last_run(root)
+    if run:
+        click.echo(f"\nLast apply: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
+                   f" (commit {(run['git_commit'] or 'none')[:10]}, "
+                   f"{run['duration_ms']:.0f} ms)")
+
+
+@click.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command()
+@project_dir
+def upgrade(root: Path) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    url = reconcile.upgrade_database(root)
+    click.echo(f"Database {url} is at the newest schema revision.")

@@ -1,0 +1,347 @@
+"""The reconciler's verbs, as the CLI and the API call them: plan, apply, status, resolve, watch.
+
+Each is a plain function over a project directory (and a database URL); they return values,
+raise `aiops.errors`, and never print (the watch loop reports through a callback). The pure
+decisions live in `plan` and `apply`; this module does the I/O around them: files, git,
+the database, the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from aiops import apply as apply_mod
+from aiops.checks import check_project
+from aiops.commands import load_project
+from aiops.config import database_url
+from aiops.errors import AiopsError, Diagnostic, SpecError, StalePlanError, UsageError
+from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, load_sources, read_tree
+from aiops.plan import Plan, diff
+from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
+
+PROJECT_ENV = "AIOPS_PROJECT"
+TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it missed)
+
+
+# --- the project and its surroundings --------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workspace:
+    root: Path
+    project: Project
+    project_id: str
+    url: str
+
+    @cached_property
+    def diagnostics(self) -> list[Diagnostic]:
+        """The loader's diagnostics and the cross-checks of `aiops validate` (computed once)."""
+        return [*self.project.diagnostics, *check_project(self.project)]
+
+
+def open_workspace(root: Path, *, url: str | None = None) -> Workspace:
+    project = load_project(root)
+    return Workspace(root=root, project=project, project_id=project_id(root),
+                     url=url or database_url(root, project.settings))
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = proc.stdout.strip()
+    return out if proc.returncode == 0 and out else None
+
+
+def project_id(root: Path) -> str:
+    """Who owns what this project applies: AIOPS_PROJECT, else the git remote, else the dir."""
+    if os.environ.get(PROJECT_ENV):
+        return os.environ[PROJECT_ENV]
+    remote = _git(root, "remote", "get-url", "origin")
+    if remote:
+        remote = re.sub(r"^[a-z+]+://", "", remote)
+        remote = remote.rsplit("@", 1)[-1]  # never keep credentials
+        remote = remote.replace(":", "/").removesuffix(".git").rstrip("/")
+        return remote
+    return root.resolve().name
+
+
+def git_commit(root: Path) -> str | None:
+    return _git(root, "rev-parse", "HEAD")
+
+
+def git_actor(root: Path) -> str:
+    name = _git(root, "config", "user.name")
+    email = _git(root, "config", "user.email")
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email or os.environ.get("USER") or "unknown"
+
+
+def parse_actor(actor: str) -> tuple[str, str | None]:
+    m = re.fullmatch(r"\s*(.*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*", actor)
+    if m:
+        return (m[1] or m[2]), m[2]
+    if re.fullmatch(r"[^@\s]+@[^@\s]+", actor.strip()):
+        return actor.strip(), actor.strip()
+    return actor.strip() or "unknown", None
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None) -> Plan:
+    specs = {n: lf.spec for n, lf in ws.project.functions.items()}
+    plan = diff(specs, state, project=ws.project_id, prune=prune,
+                max_prune=ws.project.settings.max_prune if max_prune is None else max_prune,
+                failed=ws.project.failed_functions)
+    invalid = tuple(d.render() for d in ws.diagnostics if d.is_error)
+    if invalid:
+        plan = replace(plan, errors=invalid + plan.errors)
+    return plan
+
+
+def plan_project(root: Path, *, prune: bool = False, max_prune: int | None = None,
+                 url: str | None = None, store: Store | None = None) -> Plan:
+    """`aiops plan`: the files against the database, as data (errors inside, not raised)."""
+    ws = open_workspace(root, url=url)
+    st = store or open_store(ws.url)
+    return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyResult:
+    plan: Plan
+    wrote: bool
+    run_id: str | None
+    duration_ms: float
+
+
+def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = False,
+                  max_prune: int | None = None, actor: str | None = None,
+                  url: str | None = None, lock_timeout_s: float = 30.0,
+                  store: Store | None = None) -> ApplyResult:
+    """`aiops apply`: validate, lock, re-read, refuse a stale `expected` plan, write, record.
+
+    Without `expected`, the plan is computed under the lock (what `--auto-approve` does, so
+    concurrent applies queue instead of failing). With it (a saved plan, or the plan a person
+    approved), the state must still be the one that plan was computed against.
+    """
+    started = time.perf_counter()
+    ws = open_workspace(root, url=url)
+    if expected is None:
+        errors = [d for d in ws.diagnostics if d.is_error]
+        if errors:
+            raise SpecError(errors)
+    else:
+        _check_saved(expected, ws)
+    commit = git_commit(root)
+    who = actor or git_actor(root)
+    st = store or open_store(ws.url, lock_timeout_s=lock_timeout_s)
+    began = datetime.now(UTC)
+    with st.writer(lock_timeout_s) as w:
+        state = w.read_state(ws.project_id)
+        if expected is not None:
+            if expected.state_token != state.token:
+                raise StalePlanError(
+                    "the database changed since this plan was made (another apply, or an edit "
+                    "outside git); run `aiops plan -o plan.json` again and apply the new plan")
+            plan = expected
+        else:
+            plan = _diff(ws, state, prune=prune, max_prune=max_prune)
+        if plan.errors:
+            raise AiopsError("the plan cannot be applied; nothing was written:\n"
+                             + "\n".join(plan.errors))
+        if not plan.has_changes:
+            return ApplyResult(plan=plan, wrote=False, run_id=None,
+                               duration_ms=(time.perf_counter() - started) * 1000)
+        name, email = parse_actor(who)
+        user_id = w.ensure_user(name, email)
+        ctx = apply_mod.Ctx(state=state, project=ws.project_id, user_id=user_id,
+                            git_commit=commit, now=began)
+        w.write(apply_mod.build_batch(plan, ctx))
+        pause_for_tests()
+        run_id = w.record_run(project=ws.project_id, actor=who, user_id=user_id,
+                              git_commit=commit, started_at=began, counts=plan.counts(),
+                              changes=apply_mod.summary(plan))
+    return ApplyResult(plan=plan, wrote=True, run_id=run_id,
+                       duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def _check_saved(plan: Plan, ws: Workspace) -> None:
+    if plan.errors:
+        raise AiopsError("this plan has errors and cannot be applied:\n" + "\n".join(plan.errors))
+    if plan.project != ws.project_id:
+        raise UsageError(f"this plan was made for project {plan.project!r}, not "
+                         f"{ws.project_id!r}; run `aiops plan -o plan.json` in this project "
+                         f"(or set {PROJECT_ENV})")
+
+
+# --- status and resolve -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusRow:
+    name: str
+    sync: str  # in sync | <action> pending | drift | no file | archived | failed to load
+    deployed_version: str | None
+    desired_version: str | None
+    status: str | None
+    applied_at: str | None
+    applied_commit: str | None
+
+
+def status(root: Path, *, url: str | None = None, store: Store | None = None) -> list[StatusRow]:
+    """Each function: in sync or not, current version, last applied revision and time."""
+    ws = open_workspace(root, url=url)
+    st = store or open_store(ws.url)
+    state = st.read_state(ws.project_id)
+    plan = _diff(ws, state, prune=False, max_prune=None)
+    drifted = {d.name for d in plan.drift}
+    rows = {}
+    for c in plan.changes:
+        stored = state.functions.get(c.name)
+        sync = ("drift" if c.name in drifted else
+                "in sync" if c.action == "noop" else f"{c.action.replace('_', ' ')} pending")
+        if c.conflict:
+            sync = "conflict"
+        rows[c.name] = StatusRow(
+            name=c.name, sync=sync, deployed_version=c.from_version,
+            desired_version=c.to_version, status=stored.status if stored else None,
+            applied_at=stored.applied_at if stored else None,
+            applied_commit=stored.applied_commit if stored else None)
+    for name, f in state.functions.items():
+        if name in rows:
+            continue
+        cur = f.current
+        sync = ("archived" if f.status == "archived" else
+                "failed to load" if name in ws.project.failed_functions else "no file")
+        rows[name] = StatusRow(name=name, sync=sync, deployed_version=cur.version if cur else None,
+                               desired_version=None, status=f.status, applied_at=f.applied_at,
+                               applied_commit=f.applied_commit)
+    return [rows[n] for n in sorted(rows)]
+
+
+def project_database_url(root: Path, url: str | None = None) -> str:
+    """The project's database without loading its functions (only aiops.yaml is read)."""
+    if url:
+        return url
+    settings_file = root / PROJECT_FILE
+    settings = (load_sources({PROJECT_FILE: settings_file.read_bytes()}).settings
+                if settings_file.is_file() else None)
+    return database_url(root, settings)
+
+
+def upgrade_database(root: Path, *, url: str | None = None) -> str:
+    """`aiops db upgrade`: create or migrate the schema; returns the URL (password hidden)."""
+    st = open_store(project_database_url(root, url), migrate=True)
+    return st.display_url()
+
+
+def last_run(root: Path, *, url: str | None = None) -> dict[str, Any] | None:
+    """The newest recorded apply: actor, commit, time, counts."""
+    return open_store(project_database_url(root, url)).last_run()
+
+
+def resolve_version(ref: str, *, url: str | None = None, root: Path = Path("."),
+                    store: Store | None = None) -> DeployedVersion:
+    """`name`, `name@1.2.0` or `name@1` -> the deployed version a caller gets."""
+    name, _, selector = ref.partition("@")
+    if not name:
+        raise UsageError(f"{ref!r} is not a function reference; use NAME, NAME@1.2.0 or NAME@1")
+    st = store or open_store(project_database_url(root, url))
+    return st.resolve(name, selector or None)
+
+
+# --- watch --------------------------------------------------------------------------------------
+
+Report = Callable[[str], None]
+
+
+def tree_digest(root: Path) -> str:
+    files = read_tree(root)
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
+    return h.hexdigest()
+
+
+def relevant(root: Path, paths: Iterable[str]) -> bool:
+    """Whether a changed path can change the plan: functions/, providers.yaml, aiops.yaml."""
+    base = root.resolve()
+    for p in paths:
+        try:
+            rel = Path(p).resolve().relative_to(base).as_posix()
+        except ValueError:
+            continue
+        if rel in (PROVIDERS_FILE, PROJECT_FILE) or rel.startswith("functions/"):
+            return True
+    return False
+
+
+def watch_loop(root: Path, changes: Iterable[Iterable[str]], report: Report, *,
+               reconcile: Callable[[], str] | None = None) -> int:
+    """Reconcile once, then once per batch of relevant changes; returns the passes run.
+
+    `changes` yields batches of changed paths (watchfiles, debounced; a batch that arrives
+    while a pass runs is the "one more pass"), and empty batches as periodic ticks. A pass
+    whose files are byte-for-byte those of the last pass is skipped, so a file that keeps
+    failing is not retried until it changes.
+    """
+    run = reconcile or (lambda: _watch_pass(root))
+    passes = 0
+    last: str | None = None
+
+    def one_pass() -> None:
+        nonlocal passes, last
+        last = tree_digest(root)
+        passes += 1
+        try:
+            report(run())
+        except AiopsError as exc:
+            report(f"Error: {exc}")
+
+    one_pass()
+    for batch in changes:
+        batch = list(batch)
+        if batch and not relevant(root, batch):
+            continue
+        # An empty batch is a quiet tick: it catches edits made before the watcher started.
+        if tree_digest(root) == last:
+            continue
+        one_pass()
+    return passes
+
+
+def _watch_pass(root: Path) -> str:
+    result = apply_project(root)
+    if not result.wrote:
+        return "No changes."
+    return f"Applied: {result.plan.verdict().removeprefix('Plan: ')}"
+
+
+def file_changes(root: Path, stop: Any = None) -> Iterable[list[str]]:
+    """watchfiles on the project, as batches of paths (debounced)."""
+    import watchfiles
+
+    targets = [p for p in (root / "functions", root / PROVIDERS_FILE, root / PROJECT_FILE)
+               if p.exists()] or [root]
+    for batch in watchfiles.watch(*targets, debounce=400, stop_event=stop,
+                                  raise_interrupt=False, yield_on_timeout=True,
+                                  rust_timeout=TICK_MS):
+        yield [path for _, path in batch]

@@ -1,0 +1,787 @@
+"""The database: tables, queries, the lock. The only module that imports SQLAlchemy.
+
+Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2):
+
+    store = open_store(url)                 # postgresql:// -> psycopg 3; sqlite file created and
+                                            # migrated on first use (PostgreSQL: `aiops db upgrade`)
+    dv = store.resolve("summarize", "1")    # DeployedVersion; selector None | "1.2.0" | "1" | "1.2"
+                                            # NotFoundError lists versions; UserError if archived
+    dv.content                              # fingerprint.behaviour_content: all it takes to run
+    store.insert_logs([LogRow(...), ...])   # one executemany
+    ok = store.reserve_budget(fid, day, calls=1, usd=0.002, max_calls=10000, max_usd=5.0)
+    store.settle_budget(fid, day, reserved_usd=0.002, actual_usd=0.0013, ok=True)
+    store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
+    store.revision()                        # id of the newest apply: a key to cache resolve()
+    store.read_state(project)               # plan.DeployedState, in a fixed number of queries
+    with store.writer(lock_timeout_s=30) as w:   # lock + one transaction (commit on exit)
+        w.read_state(project); w.write(batch); w.record_run(...)
+
+Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
+- ai_functions: id, name (unique), description, status (draft|active|deprecated|archived),
+  current_version_id -> ai_function_versions, reconciled_version_id (the pointer git last
+  set; differs from current_version_id when someone moved it), metadata, metadata_hash, limits,
+  access, alerts (operational settings live on the function row), managed_by (owning project),
+  applied_at, applied_commit, created_at, updated_at, created_by -> users.
+- ai_function_versions: id, function_id, version, behaviour_hash, content
+  (= behaviour_content(spec): everything to run, schemas included), prompt_template,
+  input_schema, output_schema, provider, model, configuration (copies of parts of content for
+  SQL readers), git_commit, created_at, created_by; unique (function_id, version).
+- ai_function_logs: id, function_id, version_id, input, output, error, execution_time (ms),
+  status (ok|error), user_id, actor, created_at, metadata (model, attempts, git commit, prompt
+  hash, ...), provider, cost_usd, input_tokens, output_tokens; index (function_id, created_at).
+- users (stands in for auth.users), reconcile_runs, managed_functions (the ownership ledger of
+  each project: what it has applied), usage_counters (function_id, day) for daily budgets.
+
+Budgets: calls_reserved / usd_reserved hold in-flight reservations; settling moves a call's
+reservation into calls_used / usd_spent. Reserving is one conditional UPDATE, so concurrent
+workers cannot overspend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aiops.errors import ConfigError, LockBusy, NotFoundError, RuntimeFailure, UserError
+from aiops.plan import DeployedState, StoredFunction, StoredVersion
+from aiops.spec import Semver
+
+JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+Tz = DateTime(timezone=True)
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
+MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
+                                  signed=True)
+SCHEMA_HEAD = "0001"  # the newest file in migrations/versions (a test checks they agree)
+_AT_HEAD: set[str] = set()  # URLs checked at SCHEMA_HEAD in this process
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JsonType, Any: JsonType, uuid.UUID: Uuid(), datetime: Tz}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Function(Base):
+    __tablename__ = "ai_functions"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))
+    current_version_id: Mapped[uuid.UUID | None]
+    reconciled_version_id: Mapped[uuid.UUID | None]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_hash: Mapped[str] = mapped_column(String(64))
+    limits: Mapped[dict[str, Any]]
+    access: Mapped[dict[str, Any]]
+    alerts: Mapped[Any]
+    managed_by: Mapped[str | None] = mapped_column(String(300))
+    applied_at: Mapped[datetime | None]
+    applied_commit: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    __table_args__ = (
+        # Deferred: a new function and its first version are written in one transaction.
+        ForeignKeyConstraint(["current_version_id"], ["ai_function_versions.id"],
+                             use_alter=True, deferrable=True, initially="DEFERRED",
+                             name="fk_ai_functions_current_version_id_ai_function_versions"),
+    )
+
+
+class Version(Base):
+    __tablename__ = "ai_function_versions"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
+    version: Mapped[str] = mapped_column(String(100))
+    behaviour_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    prompt_template: Mapped[Any]
+    input_schema: Mapped[dict[str, Any]]
+    output_schema: Mapped[dict[str, Any]]
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    configuration: Mapped[dict[str, Any]]
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    __table_args__ = (UniqueConstraint("function_id", "version"),)
+
+
+class Log(Base):
+    __tablename__ = "ai_function_logs"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
+    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ai_function_versions.id"))
+    input: Mapped[Any | None]
+    output: Mapped[Any | None]
+    error: Mapped[Any | None]
+    execution_time: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
+    provider: Mapped[str | None] = mapped_column(String(100), index=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("ix_ai_function_logs_function_id_created_at", "function_id",
+                            "created_at"),
+                      Index("ix_ai_function_logs_created_at", "created_at"))
+
+
+class ReconcileRun(Base):
+    __tablename__ = "reconcile_runs"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project: Mapped[str] = mapped_column(String(300))
+    actor: Mapped[str] = mapped_column(String(320))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    duration_ms: Mapped[float] = mapped_column(Float)
+    counts: Mapped[dict[str, Any]]
+    changes: Mapped[Any]
+    status: Mapped[str] = mapped_column(String(20))
+
+
+class ManagedFunction(Base):
+    __tablename__ = "managed_functions"
+    project: Mapped[str] = mapped_column(String(300), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    first_applied_at: Mapped[datetime]
+
+
+class UsageCounter(Base):
+    __tablename__ = "usage_counters"
+    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"),
+                                                   primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls_reserved: Mapped[int] = mapped_column(Integer, default=0)
+    calls_used: Mapped[int] = mapped_column(Integer, default=0)
+    usd_reserved: Mapped[float] = mapped_column(Float, default=0.0)
+    usd_spent: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# Core tables, for bulk statements (the ORM classes above are their typed declarations).
+F, V, L = Function.__table__, Version.__table__, Log.__table__
+U, R = User.__table__, ReconcileRun.__table__
+M, C = ManagedFunction.__table__, UsageCounter.__table__
+
+# --- records --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployedVersion:
+    """A runnable version, as the runner gets it."""
+
+    function_id: str
+    version_id: str
+    name: str
+    version: str
+    content: dict[str, Any]
+    git_commit: str | None
+    status: str
+    limits: dict[str, Any]
+    access: dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRow:
+    """One execution (ai_function_logs); `id` and `created_at` default to new values."""
+
+    function_id: str
+    version_id: str | None
+    status: str  # "ok" | "error"
+    input: Any = None
+    output: Any = None
+    error: Any = None
+    execution_time: float | None = None  # milliseconds
+    user_id: str | None = None
+    actor: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provider: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRecord(LogRow):
+    """A stored log row with its function's name and version."""
+
+    name: str
+    version: str | None
+
+
+@dataclass(kw_only=True)
+class Batch:
+    """Rows apply has decided to write; the writer sends each list as one executemany."""
+
+    new_functions: list[dict[str, Any]] = field(default_factory=list)
+    new_versions: list[dict[str, Any]] = field(default_factory=list)
+    function_updates: list[dict[str, Any]] = field(default_factory=list)  # full metadata
+    pointer_updates: list[dict[str, Any]] = field(default_factory=list)
+    version_restores: list[dict[str, Any]] = field(default_factory=list)
+    archives: list[dict[str, Any]] = field(default_factory=list)
+    managed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def version_row(function_id: str, content: dict[str, Any], *, version: str, behaviour_hash: str,
+                git_commit: str | None, user_id: str | None, now: datetime) -> dict[str, Any]:
+    """A version row: the content, and copies of its parts for SQL readers."""
+    return {"id": uuid.uuid4(), "function_id": uuid.UUID(function_id), "version": version,
+            "behaviour_hash": behaviour_hash, "content": content, **version_columns(content),
+            "git_commit": git_commit, "created_at": now,
+            "created_by": uuid.UUID(user_id) if user_id else None}
+
+
+# version column -> key of `content` it copies (plan.VERSION_COLUMNS are the content keys)
+VERSION_COPIES = {"prompt_template": "prompt", "input_schema": "input_schema",
+                  "output_schema": "output_schema", "provider": "provider", "model": "model",
+                  "configuration": "configuration"}
+
+
+def version_columns(content: dict[str, Any]) -> dict[str, Any]:
+    return {column: content[key] for column, key in VERSION_COPIES.items()}
+
+
+def function_metadata_columns(metadata: dict[str, Any]) -> dict[str, Any]:
+    """metadata_content -> the columns of the function row."""
+    return {"description": metadata["description"], "status": metadata["status"],
+            "metadata": metadata["metadata"], "limits": metadata["limits"],
+            "access": metadata["access"], "alerts": metadata["alerts"]}
+
+
+# --- engine ---------------------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable database URL)"
+
+
+_ENGINES: dict[tuple[str, float], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(url: str, lock_timeout_s: float) -> Engine:
+    key = (url, lock_timeout_s)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _create_engine(url, lock_timeout_s)
+        return engine
+
+
+def dispose_engines(url: str | None = None) -> None:
+    """Close pooled connections (of one URL, or all): before dropping a test schema, at exit."""
+    with _ENGINES_LOCK:
+        _AT_HEAD.difference_update({u for u in _AT_HEAD if url is None or u == normalise_url(url)})
+        for key in [k for k in _ENGINES if url is None or k[0] == normalise_url(url)]:
+            _ENGINES.pop(key).dispose()
+
+
+def _create_engine(url: str, lock_timeout_s: float) -> Engine:
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        raise ConfigError(f"database URL {redact(url)} is not a URL; use sqlite:///PATH or "
+                          "postgresql://USER@HOST/DB") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": lock_timeout_s})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi: Any, _record: Any) -> None:
+            dbapi.isolation_level = None  # we emit BEGIN ourselves (see _begin)
+            cur = dbapi.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take SQLite's write lock up front: BEGIN IMMEDIATE waits (busy timeout)
+            # instead of failing half-way through a transaction.
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
+                      "aiops supports sqlite and postgresql")
+
+
+@contextlib.contextmanager
+def _db_errors(url: str) -> Iterator[None]:
+    """Translate driver errors once, here: what failed, against which database (no password)."""
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        if _is_lock_timeout(exc):
+            raise LockBusy(f"the database {redact(url)} is locked by another writer (an "
+                           "`aiops apply` in progress?) and the wait ran out; try again when "
+                           "it finishes, or raise --lock-timeout") from None
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
+    except sa_exc.ProgrammingError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"database {redact(url)}: {detail}; if its schema is not at the "
+                          "current revision, run `aiops db upgrade`") from None
+
+
+def _is_lock_timeout(exc: sa_exc.OperationalError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+        return True
+    msg = str(exc.orig).lower()
+    return "database is locked" in msg or "database table is locked" in msg
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration, as Alembic reads it from migrations/versions."""
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema revision of the database (None: never migrated), without importing Alembic."""
+    if not sa_inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (under a lock, so concurrent first uses wait)."""
+    with engine.connect() as conn:  # the common case, without taking the write lock
+        if current_revision(conn) == SCHEMA_HEAD:
+            return
+    from alembic import command
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
+            if current_revision(conn) != SCHEMA_HEAD:
+                command.upgrade(_alembic_config(conn), "head")
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float = 30.0) -> Store:
+    """Connect. `migrate`: None upgrades SQLite on first use and checks PostgreSQL's revision."""
+    url = normalise_url(url)
+    engine = _engine(url, lock_timeout_s)
+    with _db_errors(url):
+        if migrate is None:
+            migrate = engine.dialect.name == "sqlite"
+        if migrate:
+            upgrade(engine)
+        elif url not in _AT_HEAD:
+            with engine.connect() as conn:
+                rev = current_revision(conn)
+            if rev != SCHEMA_HEAD:
+                raise ConfigError(f"database {redact(url)} is at schema revision "
+                                  f"{rev or 'none (empty)'}, not {SCHEMA_HEAD}; "
+                                  "run `aiops db upgrade`")
+        _AT_HEAD.add(url)
+    return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s)
+
+
+def _s(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite keeps no zone; we write UTC
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    v = _utc(value)
+    return v.isoformat() if v else None
+
+
+def _copies_agree(dialect: str) -> Any:
+    """SQL: the columns that copy parts of `content` still hold those parts (compared in the
+    database, so a plan does not decode every copy)."""
+    conds = []
+    for column, key in VERSION_COPIES.items():
+        col = V.c[column]
+        if dialect == "postgresql":
+            part = V.c.content[key]
+            conds.append(part.as_string() == col if column in ("provider", "model")
+                         else part == col)
+        else:
+            part = func.json_extract(V.c.content, f"$.{key}")
+            conds.append(part == col if column in ("provider", "model")
+                         else part == func.json(col))
+    return and_(*conds)
+
+
+def _read_state(conn: Connection, project: str) -> DeployedState:
+    """The whole deployed state in three queries, whatever the number of functions."""
+    versions: dict[uuid.UUID, list[StoredVersion]] = {}
+    for r in conn.execute(select(V.c.id, V.c.function_id, V.c.version, V.c.behaviour_hash,
+                                 V.c.content, V.c.git_commit, V.c.created_at,
+                                 _copies_agree(conn.dialect.name).label("copies_ok"))):
+        versions.setdefault(r.function_id, []).append(StoredVersion(
+            id=str(r.id), version=r.version, behaviour_hash=r.behaviour_hash,
+            content=r.content, git_commit=r.git_commit, created_at=_iso(r.created_at),
+            copies_intact=bool(r.copies_ok)))
+    functions = {}
+    for r in conn.execute(select(F)):
+        functions[r.name] = StoredFunction(
+            id=str(r.id), name=r.name, status=r.status,
+            metadata={"description": r.description, "status": r.status,
+                      "metadata": r.metadata, "limits": r.limits, "access": r.access,
+                      "alerts": r.alerts},
+            metadata_hash=r.metadata_hash, current_version_id=_s(r.current_version_id),
+            reconciled_version_id=_s(r.reconciled_version_id), managed_by=r.managed_by,
+            applied_at=_iso(r.applied_at), applied_commit=r.applied_commit,
+            versions=tuple(versions.get(r.id, ())))
+    managed = frozenset(conn.execute(select(M.c.name).where(M.c.project == project)).scalars())
+    return DeployedState(functions=functions, managed=managed)
+
+
+class Store:
+    """One database. Thread-safe (an engine and its pool); cheap to keep for a process."""
+
+    def __init__(self, *, engine: Engine, url: str, lock_timeout_s: float) -> None:
+        self.engine = engine
+        self.url = url
+        self.lock_timeout_s = lock_timeout_s
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def display_url(self) -> str:
+        return redact(self.url)
+
+    # -- reading (planning gets only this) --
+
+    def read_state(self, project: str) -> DeployedState:
+        with _db_errors(self.url), self.engine.connect() as conn:
+            return _read_state(conn, project)
+
+    def resolve(self, name: str, selector: str | None = None) -> DeployedVersion:
+        """`name` (current), `name@1.2.0` (exact) or `name@1` / `name@1.2` (newest applied)."""
+        with _db_errors(self.url), self.engine.connect() as conn:
+            f = conn.execute(select(F).where(F.c.name == name)).one_or_none()
+            if f is None:
+                names = list(conn.execute(select(F.c.name).order_by(F.c.name)).scalars())
+                raise NotFoundError(_not_found_function(name, names))
+            rows = conn.execute(select(V).where(V.c.function_id == f.id)).all()
+        if f.status == "archived":
+            raise UserError(f"{name} is archived and does not run; restore its file and "
+                            "`aiops apply` to re-activate it")
+        row = _pick(name, selector, f.current_version_id, rows)
+        return DeployedVersion(function_id=str(f.id), version_id=str(row.id), name=name,
+                               version=row.version, content=row.content,
+                               git_commit=row.git_commit, status=f.status,
+                               limits=f.limits or {}, access=f.access or {})
+
+    def revision(self) -> str | None:
+        """The id of the newest reconcile run: a cheap key for caching resolved versions
+        (it changes whenever an apply writes)."""
+        with _db_errors(self.url), self.engine.connect() as conn:
+            rid = conn.execute(select(R.c.id).order_by(R.c.finished_at.desc()).limit(1)).scalar()
+        return _s(rid)
+
+    def last_run(self) -> dict[str, Any] | None:
+        with _db_errors(self.url), self.engine.connect() as conn:
+            r = conn.execute(select(R).order_by(R.c.finished_at.desc()).limit(1)).one_or_none()
+        if r is None:
+            return None
+        return {"id": str(r.id), "actor": r.actor, "git_commit": r.git_commit,
+                "finished_at": _utc(r.finished_at), "duration_ms": r.duration_ms,
+                "counts": r.counts, "status": r.status}
+
+    def recent_logs(self, name: str, limit: int = 50, status: str | None = None,
+                    since: datetime | None = None) -> list[LogRecord]:
+        """The newest log rows of a function, newest first."""
+        q = (select(L, F.c.name, V.c.version.label("version_text"))
+             .join(F, F.c.id == L.c.function_id)
+             .outerjoin(V, V.c.id == L.c.version_id)
+             .where(F.c.name == name).order_by(L.c.created_at.desc()).limit(limit))
+        if status is not None:
+            q = q.where(L.c.status == status)
+        if since is not None:
+            q = q.where(L.c.created_at >= since)
+        with _db_errors(self.url), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [LogRecord(id=str(r.id), function_id=str(r.function_id),
+                          version_id=_s(r.version_id), status=r.status, input=r.input,
+                          output=r.output, error=r.error, execution_time=r.execution_time,
+                          user_id=_s(r.user_id), actor=r.actor, metadata=r.metadata or {},
+                          provider=r.provider, cost_usd=r.cost_usd,
+                          input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                          created_at=_utc(r.created_at) or _now(), name=r.name,
+                          version=r.version_text)
+                for r in rows]
+
+    # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
+
+    def insert_logs(self, rows: Sequence[LogRow]) -> None:
+        if not rows:
+            return
+        values = [{"id": uuid.UUID(r.id), "function_id": uuid.UUID(r.function_id),
+                   "version_id": uuid.UUID(r.version_id) if r.version_id else None,
+                   "input": r.input, "output": r.output, "error": r.error,
+                   "execution_time": r.execution_time, "status": r.status,
+                   "user_id": uuid.UUID(r.user_id) if r.user_id else None, "actor": r.actor,
+                   "created_at": r.created_at, "metadata": r.metadata, "provider": r.provider,
+                   "cost_usd": r.cost_usd, "input_tokens": r.input_tokens,
+                   "output_tokens": r.output_tokens} for r in rows]
+        with _db_errors(self.url), self.engine.begin() as conn:
+            conn.execute(insert(L), values)
+
+    def _insert_ignore(self) -> Any:
+        mod = postgresql if self.dialect == "postgresql" else sqlite
+        return mod.insert(C)
+
+    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
+                       max_calls: int | None, max_usd: float | None) -> bool:
+        """Reserve `calls` and `usd` of today's budget; False (nothing reserved) if over."""
+        fid = uuid.UUID(function_id)
+        conds = [C.c.function_id == fid, C.c.day == day]
+        if max_calls is not None:
+            conds.append(C.c.calls_used + C.c.calls_reserved + calls <= max_calls)
+        if max_usd is not None:
+            conds.append(C.c.usd_spent + C.c.usd_reserved + usd <= max_usd)
+        with _db_errors(self.url), self.engine.begin() as conn:
+            conn.execute(self._insert_ignore().values(
+                function_id=fid, day=day, calls_reserved=0, calls_used=0, usd_reserved=0.0,
+                usd_spent=0.0).on_conflict_do_nothing())
+            res = conn.execute(update(C).where(and_(*conds)).values(
+                calls_reserved=C.c.calls_reserved + calls,
+                usd_reserved=C.c.usd_reserved + usd))
+            return res.rowcount == 1
+
+    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
+                      actual_usd: float, ok: bool, calls: int = 1) -> None:
+        """Release a reservation; count the call when `ok` (it happened) and the real cost."""
+        with _db_errors(self.url), self.engine.begin() as conn:
+            conn.execute(update(C).where(C.c.function_id == uuid.UUID(function_id),
+                                         C.c.day == day).values(
+                calls_reserved=C.c.calls_reserved - calls,
+                calls_used=C.c.calls_used + (calls if ok else 0),
+                usd_reserved=C.c.usd_reserved - reserved_usd,
+                usd_spent=C.c.usd_spent + actual_usd))
+
+    def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
+        with _db_errors(self.url), self.engine.connect() as conn:
+            r = conn.execute(select(C).where(C.c.function_id == uuid.UUID(function_id),
+                                             C.c.day == day)).one_or_none()
+        return dict(r._mapping) if r else None
+
+    # -- the reconciler's writes --
+
+    @contextlib.contextmanager
+    def writer(self, lock_timeout_s: float | None = None) -> Iterator[Writer]:
+        """Take the reconcile lock and open one transaction; commit on a clean exit."""
+        timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with _db_errors(self.url), self.engine.connect() as conn:
+            if self.dialect == "sqlite":  # the busy timeout is the engine's (open_store)
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(select(func.set_config("lock_timeout",
+                                                        f"{int(timeout * 1000)}ms", True)))
+                    conn.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+                    conn.execute(select(func.set_config("lock_timeout", "0", True)))
+                yield Writer(conn)
+
+
+def _not_found_function(name: str, names: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    listed = ", ".join(names[:20]) or "none; run `aiops apply` first"
+    return f"no function `{name}` in the database; {hint}available: {listed}"
+
+
+def _pick(name: str, selector: str | None, current: uuid.UUID | None, rows: Sequence[Any]) -> Any:
+    applied = sorted(rows, key=lambda r: Semver(r.version))
+    listed = ", ".join(r.version for r in applied) or "none"
+    if not selector:
+        row = next((r for r in rows if r.id == current), None)
+        if row is None:
+            raise NotFoundError(f"{name} has no current version; applied: {listed}")
+        return row
+    exact = next((r for r in rows if r.version == selector), None)
+    if exact is not None:
+        return exact
+    parts = selector.split(".")
+    if len(parts) < 3 and all(p.isdigit() for p in parts):
+        want = tuple(int(p) for p in parts)
+        matching = [r for r in applied if not Semver(r.version).pre
+                    and (Semver(r.version).major, Semver(r.version).minor)[:len(want)] == want]
+        if matching:
+            return matching[-1]
+    raise NotFoundError(f"{name}@{selector} is not applied; applied versions: {listed} "
+                        f"(use {name}, {name}@X.Y.Z or {name}@X)")
+
+
+class Writer:
+    """Inside the lock and the transaction: read the state again, then write a Batch."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def read_state(self, project: str) -> DeployedState:
+        return _read_state(self.conn, project)
+
+    def ensure_user(self, name: str, email: str | None) -> str:
+        q = select(U.c.id).where(U.c.email == email if email else and_(
+            U.c.name == name, U.c.email.is_(None)))
+        found = self.conn.execute(q.limit(1)).scalar()
+        if found is not None:
+            return str(found)
+        uid = uuid.uuid4()
+        self.conn.execute(insert(U).values(id=uid, name=name, email=email, created_at=_now()))
+        return str(uid)
+
+    def write(self, batch: Batch) -> None:
+        c = self.conn
+        if batch.new_functions:
+            c.execute(insert(F), batch.new_functions)
+        if batch.new_versions:
+            c.execute(insert(V), batch.new_versions)
+        if batch.version_restores:
+            c.execute(update(V).where(V.c.id == bindparam("_id")).values(
+                {k: bindparam(f"v_{k}") for k in ("content", *VERSION_COPIES)}),
+                batch.version_restores)
+        if batch.function_updates:
+            keys = [k[2:] for k in batch.function_updates[0] if k.startswith("v_")]
+            c.execute(update(F).where(F.c.id == bindparam("_id")).values(
+                {k: bindparam(f"v_{k}") for k in keys}), batch.function_updates)
+        if batch.pointer_updates:
+            c.execute(update(F).where(F.c.id == bindparam("_id")).values(
+                current_version_id=bindparam("cur"), reconciled_version_id=bindparam("cur"),
+                updated_at=bindparam("now"), applied_at=bindparam("now"),
+                applied_commit=bindparam("commit")), batch.pointer_updates)
+        if batch.archives:
+            c.execute(update(F).where(F.c.id == bindparam("_id")).values(
+                status="archived", updated_at=bindparam("now"), applied_at=bindparam("now"),
+                applied_commit=bindparam("commit")), batch.archives)
+        if batch.managed:
+            mod = postgresql if c.dialect.name == "postgresql" else sqlite
+            c.execute(mod.insert(M).on_conflict_do_nothing(), batch.managed)
+
+    def record_run(self, *, project: str, actor: str, user_id: str | None,
+                   git_commit: str | None, started_at: datetime, counts: dict[str, int],
+                   changes: list[dict[str, Any]], status: str = "applied") -> str:
+        finished = _now()
+        rid = uuid.uuid4()
+        self.conn.execute(insert(R).values(
+            id=rid, project=project, actor=actor,
+            user_id=uuid.UUID(user_id) if user_id else None, git_commit=git_commit,
+            started_at=started_at, finished_at=finished,
+            duration_ms=(finished - started_at).total_seconds() * 1000, counts=counts,
+            changes=changes, status=status))
+        return str(rid)
+
+
+def pause_for_tests() -> None:
+    """Test-only hook: AIOPS_TEST_PAUSE_IN_APPLY=SECONDS sleeps inside the apply transaction."""
+    seconds = float(os.environ.get("AIOPS_TEST_PAUSE_IN_APPLY", "0") or 0)
+    if seconds > 0:
+        import sys
+        import time
+
+        print("aiops: test pause inside the apply transaction", file=sys.stderr, flush=True)
+        time.sleep(seconds)

@@ -1,0 +1,328 @@
+"""apply against real SQLite and PostgreSQL: idempotence, immutability, rollback, prune, drift,
+stale plans, the lock, and a property test over random edit sequences."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, update
+
+from aiops import reconcile
+from aiops.errors import AiopsError, LockBusy, SpecError, StalePlanError
+from aiops.store import F, M, R, U, V, open_store
+from tests.fixtures_db import (
+    count,
+    current_versions,
+    snapshot,
+    spec_data,
+    write_function,
+    write_project,
+)
+
+
+def apply(project: Path, **kw: Any) -> reconcile.ApplyResult:
+    return reconcile.apply_project(project, actor=kw.pop("actor", "Tess <tess@example.org>"),
+                                   **kw)
+
+
+def test_apply_then_plan_is_no_changes_and_second_apply_writes_nothing(
+        project: Path, db_url: str) -> None:
+    write_project(project, [spec_data("alpha"), spec_data("beta")])
+    first = apply(project)
+    assert first.wrote and first.plan.verdict() == "Plan: 2 to create"
+    assert reconcile.plan_project(project).verdict() == "No changes."
+    before = snapshot(db_url)
+    second = apply(project)
+    assert not second.wrote and second.run_id is None
+    assert snapshot(db_url) == before
+
+
+def test_run_is_recorded_with_actor_counts_and_duration(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply(project)
+    with open_store(db_url).engine.connect() as conn:
+        run = conn.execute(select(R)).one()
+        user = conn.execute(select(U)).one()
+    assert run.actor == "Tess <tess@example.org>"
+    assert run.counts["create"] == 1 and run.status == "applied"
+    assert run.duration_ms >= 0 and run.project == "test-project"
+    assert run.changes == [{"name": "greet", "action": "create", "from": None, "to": "1.0.0"}]
+    assert (user.name, user.email) == ("Tess", "tess@example.org")
+    assert run.user_id == user.id
+
+
+def test_new_version_and_metadata_update(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply(project)
+    write_project(project, [spec_data(description="Now friendlier.")])
+    result = apply(project)
+    assert result.plan.verdict() == "Plan: 1 metadata update"
+    assert count(db_url, V) == 1
+    write_project(project, [spec_data(version="1.1.0", model="mock-large")])
+    assert apply(project).plan.verdict() == "Plan: 1 new version"
+    assert current_versions(db_url) == {"greet": ("active", "1.1.0")}
+    assert count(db_url, V) == 2
+
+
+def test_immutability_refuses_other_content_under_an_applied_version(
+        project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply(project)
+    before = snapshot(db_url)
+    write_project(project, [spec_data(model="mock-large")])
+    with pytest.raises(AiopsError, match=r"greet 1\.0\.0 is already applied with other content; "
+                                         r"bump `version`"):
+        apply(project)
+    assert snapshot(db_url) == before
+
+
+def test_rollback_moves_the_pointer_and_writes_no_version(project: Path, db_url: str) -> None:
+    v1 = spec_data()
+    write_project(project, [v1])
+    apply(project)
+    write_project(project, [spec_data(version="1.1.0", model="mock-large")])
+    apply(project)
+    write_project(project, [v1])  # git revert
+    result = apply(project)
+    assert result.plan.verdict() == "Plan: 1 rollback"
+    assert count(db_url, V) == 2
+    assert current_versions(db_url) == {"greet": ("active", "1.0.0")}
+    assert reconcile.plan_project(project).verdict() == "No changes."
+
+
+def test_prune_archives_keeps_versions_and_logs_and_readd_reactivates(
+        project: Path, db_url: str) -> None:
+    write_project(project, [spec_data("alpha"), spec_data("beta")])
+    apply(project)
+    write_project(project, [spec_data("alpha")])
+    assert not apply(project).wrote  # no --prune: nothing archived
+    assert current_versions(db_url)["beta"] == ("active", "1.0.0")
+    assert apply(project, prune=True).plan.verdict() == "Plan: 1 to archive"
+    assert current_versions(db_url)["beta"] == ("archived", "1.0.0")
+    assert count(db_url, V) == 2
+    write_project(project, [spec_data("alpha"), spec_data("beta")])
+    assert apply(project, prune=True).plan.verdict() == "Plan: 1 metadata update"
+    assert current_versions(db_url)["beta"] == ("active", "1.0.0")
+
+
+def test_prune_refuses_an_empty_desired_set_and_too_many(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data(f"fn-{i}") for i in range(4)])
+    apply(project)
+    before = snapshot(db_url)
+    write_project(project, [])
+    with pytest.raises(AiopsError, match="no function file was loaded"):
+        apply(project, prune=True)
+    write_project(project, [spec_data("fn-0")])
+    with pytest.raises(AiopsError, match="more than max_prune=2"):
+        apply(project, prune=True, max_prune=2)
+    (project / "aiops.yaml").write_text("max_prune: 1\n")
+    with pytest.raises(AiopsError, match="more than max_prune=1"):
+        apply(project, prune=True)
+    assert snapshot(db_url) == before
+    assert apply(project, prune=True, max_prune=3).plan.counts()["archive"] == 3
+
+
+def test_prune_leaves_other_projects_functions(project: Path, db_url: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOPS_PROJECT", "other-repo")
+    write_project(project, [spec_data("theirs")])
+    apply(project)
+    monkeypatch.setenv("AIOPS_PROJECT", "test-project")
+    write_project(project, [spec_data("mine")])
+    apply(project, prune=True)
+    assert current_versions(db_url)["theirs"] == ("active", "1.0.0")
+
+
+def test_invalid_file_writes_nothing_and_a_failed_file_is_not_pruned(
+        project: Path, db_url: str) -> None:
+    write_project(project, [spec_data("alpha"), spec_data("beta")])
+    apply(project)
+    before = snapshot(db_url)
+    write_function(project, spec_data("alpha", version="1.1.0", model="mock-large"))
+    (project / "functions" / "beta" / "function.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError):
+        apply(project, prune=True)
+    assert snapshot(db_url) == before
+    plan = reconcile.plan_project(project, prune=True)
+    assert plan.errors and not any(c.action == "archive" for c in plan.changes)
+    assert any("beta: its file failed to load" in n for n in plan.notes)
+
+
+def test_cross_check_errors_block_apply(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data(provider="nope")])
+    with pytest.raises(SpecError):
+        apply(project)
+    assert count(db_url, F) == 0
+
+
+def test_drift_is_found_and_restored(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data(), spec_data("other")])
+    apply(project)
+    write_project(project, [spec_data(version="1.1.0", model="mock-large"), spec_data("other")])
+    apply(project)
+    st = open_store(db_url)
+    with st.engine.begin() as conn:  # someone edits rows by hand
+        v = conn.execute(select(V.c.id, V.c.content).where(V.c.version == "1.1.0")).one()
+        conn.execute(update(V).where(V.c.id == v.id).values(
+            content={**v.content, "model": "tampered"}))
+        old = conn.execute(select(V.c.id).where(V.c.version == "1.0.0",
+                                                V.c.function_id == select(F.c.id).where(
+                                                    F.c.name == "greet").scalar_subquery())
+                           ).scalar_one()
+        conn.execute(update(F).where(F.c.name == "greet").values(current_version_id=old))
+        conn.execute(update(F).where(F.c.name == "other").values(description="hacked"))
+        other_id = select(F.c.id).where(F.c.name == "other").scalar_subquery()
+        conn.execute(update(V).where(V.c.function_id == other_id).values(
+            model="copy-edited", prompt_template=[{"role": "user", "content": "x"}]))
+    plan = reconcile.plan_project(project)
+    assert sorted((d.name, d.kind) for d in plan.drift) == [
+        ("greet", "pointer"), ("greet", "version_content"), ("other", "metadata"),
+        ("other", "version_content")]
+    assert plan.has_changes
+    apply(project)
+    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert current_versions(db_url)["greet"] == ("active", "1.1.0")
+    assert st.resolve("greet").content["model"] == "mock-large"
+    with st.engine.connect() as conn:
+        assert conn.execute(select(V.c.model).where(V.c.function_id == select(F.c.id).where(
+            F.c.name == "other").scalar_subquery())).scalar_one() == "mock-small"
+
+
+def test_managed_function_missing_from_database_is_recreated(project: Path,
+                                                            db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply(project)
+    st = open_store(db_url)
+    with st.engine.begin() as conn:
+        conn.execute(update(F).values(current_version_id=None))
+        conn.execute(V.delete())
+        conn.execute(F.delete())
+    plan = reconcile.plan_project(project)
+    assert [d.kind for d in plan.drift] == ["missing"]
+    apply(project)
+    assert current_versions(db_url) == {"greet": ("active", "1.0.0")}
+    assert count(db_url, M) == 1
+
+
+def test_stale_saved_plan_is_refused(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    saved = reconcile.plan_project(project)
+    apply(project)  # someone else applied in between
+    before = snapshot(db_url)
+    with pytest.raises(StalePlanError, match=r"run `aiops plan -o plan\.json` again"):
+        apply(project, expected=saved)
+    assert snapshot(db_url) == before
+
+
+def test_saved_plan_applies_exactly_what_was_reviewed(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    saved = reconcile.plan_project(project)
+    write_project(project, [spec_data(model="mock-large")])  # files change after review
+    apply(project, expected=saved)
+    assert open_store(db_url).resolve("greet").content["model"] == "mock-small"
+
+
+def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    st = open_store(db_url)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with st.writer():
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(LockBusy) as info:
+            apply(project, lock_timeout_s=0.3)
+        assert info.value.exit_code == 75
+    finally:
+        release.set()
+        t.join()
+    assert apply(project).wrote
+
+
+# --- property: whatever the sequence of edits, apply converges and then plans no changes ----
+
+OPS = ("create", "change", "bump", "bump", "revert", "revert", "delete", "readd")
+_examples = iter(range(1_000_000))
+
+
+class Model:
+    """What the files say, and what each applied version's content was."""
+
+    def __init__(self, prefix: str) -> None:
+        self.names = [f"{prefix}-a", f"{prefix}-b"]
+        self.files: dict[str, dict[str, Any]] = {}
+        self.deleted: dict[str, dict[str, Any]] = {}
+        self.applied: dict[str, dict[str, int]] = {}  # name -> version -> model variant
+        self.next_variant = 0
+
+    def step(self, op: str, i: int) -> None:
+        """Apply `op` to one function; an op that cannot apply becomes the nearest one that
+        can (a missing function is created, a deleted one re-added), so no step is wasted."""
+        name = self.names[i % len(self.names)]
+        if name in self.deleted:
+            if op != "delete":
+                self.files[name] = self.deleted.pop(name)
+            return
+        f = self.files.get(name)
+        if f is None:
+            self.files[name] = spec_data(name, model="m0")
+        elif op == "delete":
+            self.deleted[name] = self.files.pop(name)
+        elif op == "revert" and len(self.applied.get(name, {})) > 1:
+            others = sorted(v for v in self.applied[name] if v != f["version"])
+            version = others[i % len(others)]
+            self.files[name] = {**f, "version": version,
+                                "model": f"m{self.applied[name][version]}"}
+        elif op in ("bump", "revert"):
+            self.next_variant += 1
+            top = max([int(v.split(".")[1]) for v in self.applied.get(name, {})] + [0])
+            self.files[name] = {**f, "version": f"1.{top + 1}.0",
+                                "model": f"m{self.next_variant}"}
+        else:  # create / change / readd of a present function: a metadata edit
+            self.next_variant += 1
+            self.files[name] = {**f, "description": f"edit {self.next_variant}"}
+
+    def record_applied(self) -> None:
+        for name, f in self.files.items():
+            self.applied.setdefault(name, {})[f["version"]] = int(f["model"][1:])
+
+
+@settings(max_examples=20, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 3)), min_size=3,
+                      max_size=10))
+def test_any_edit_sequence_converges(project: Path, db_url: str,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     steps: list[tuple[str, int]]) -> None:
+    root = project / f"ex{next(_examples)}"
+    monkeypatch.setenv("AIOPS_PROJECT", root.name)  # examples share the database
+    model = Model(root.name)
+    write_project(root)
+    archived: set[str] = set()
+    for op, i in steps:
+        model.step(op, i)
+        shutil.rmtree(root / "functions")
+        write_project(root, list(model.files.values()))
+        prune = bool(model.files)  # pruning everything is refused by design
+        event(apply(root, prune=prune, max_prune=100).plan.verdict())
+        model.record_applied()
+        archived = (archived | set(model.deleted) if prune else archived) - set(model.files)
+        plan = reconcile.plan_project(root, prune=prune)
+        assert plan.verdict() == "No changes.", plan.verdict()
+        deployed = current_versions(db_url)
+        for name, f in model.files.items():
+            assert deployed[name] == (f.get("status", "active"), f["version"])
+        for name in model.deleted:
+            assert deployed[name][0] == ("archived" if name in archived else "active")

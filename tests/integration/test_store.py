@@ -1,0 +1,176 @@
+"""The store against real SQLite and PostgreSQL: schema, resolve, logs, budgets."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiops import reconcile
+from aiops import store as store_mod
+from aiops.errors import ConfigError, NotFoundError, UserError
+from aiops.store import LogRow, open_store
+from tests.fixtures_db import spec_data, write_project
+
+
+def test_migrations_create_exactly_the_models(store: Any) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), store_mod.Base.metadata) == []
+        assert store_mod.current_revision(conn) == store_mod.head_revision()
+    assert store_mod.head_revision() == store_mod.SCHEMA_HEAD
+
+
+def test_upgrade_is_idempotent(store: Any, db_url: str) -> None:
+    open_store(db_url, migrate=True)
+    open_store(db_url)  # at head: no error
+
+
+@pytest.mark.postgres
+def test_unmigrated_postgres_says_what_to_run(pg_schema_url: str) -> None:
+    with pytest.raises(ConfigError, match="run `aiops db upgrade`"):
+        open_store(pg_schema_url)
+
+
+def test_default_sqlite_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'deep' / 'dir' / 'aiops.db'}"
+    st = open_store(url)
+    assert st.read_state("p").functions == {}
+    store_mod.dispose_engines(url)
+
+
+def _applied(project: Path, *versions: dict[str, Any]) -> None:
+    for data in versions:
+        write_project(project, [data])
+        reconcile.apply_project(project, actor="tester")
+
+
+def test_resolve_selectors(project: Path, db_url: str) -> None:
+    _applied(project, spec_data(version="1.0.0"), spec_data(version="1.2.0", model="mock-large"),
+             spec_data(version="2.0.0-rc.1", description="x", model="m3"),
+             spec_data(version="1.1.0", model="m4"))
+    st = open_store(db_url)
+    assert st.resolve("greet", None).version == "1.1.0"  # current: last applied
+    assert st.resolve("greet", "1.2.0").version == "1.2.0"
+    assert st.resolve("greet", "1").version == "1.2.0"  # newest applied 1.x
+    assert st.resolve("greet", "1.1").version == "1.1.0"
+    assert st.resolve("greet", "2.0.0-rc.1").version == "2.0.0-rc.1"
+    dv = st.resolve("greet", "1.0.0")
+    assert dv.content["input_schema"]["required"] == ["who"]  # runnable on its own
+    assert dv.content["model"] == "mock-small"
+    assert dv.limits["max_input_bytes"] == 65536
+    with pytest.raises(NotFoundError, match=r"greet@3 is not applied; applied versions: "
+                                            r"1\.0\.0, 1\.1\.0, 1\.2\.0, 2\.0\.0-rc\.1"):
+        st.resolve("greet", "3")
+    with pytest.raises(NotFoundError, match="did you mean `greet`"):
+        st.resolve("gret", None)
+
+
+def test_archived_function_does_not_run(project: Path, db_url: str) -> None:
+    _applied(project, spec_data("greet"), spec_data("other"))
+    write_project(project, [spec_data("other")])
+    reconcile.apply_project(project, prune=True, actor="tester")
+    with pytest.raises(UserError, match="greet is archived and does not run"):
+        open_store(db_url).resolve("greet", None)
+    assert reconcile.resolve_version("other@1", url=db_url).version == "1.0.0"
+
+
+def test_logs_insert_and_read_back(project: Path, db_url: str) -> None:
+    _applied(project, spec_data())
+    st = open_store(db_url)
+    dv = st.resolve("greet")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    rows = [LogRow(function_id=dv.function_id, version_id=dv.version_id,
+                   status="ok" if i % 3 else "error", input={"who": f"n{i}"},
+                   output="hi", execution_time=12.5, metadata={"model": "mock-small"},
+                   provider="mock", cost_usd=0.001, input_tokens=10, output_tokens=2,
+                   created_at=t0 + timedelta(seconds=i)) for i in range(10)]
+    st.insert_logs(rows)
+    st.insert_logs([])
+    recent = st.recent_logs("greet", 5)
+    assert [r.input["who"] for r in recent] == ["n9", "n8", "n7", "n6", "n5"]
+    assert recent[0].version == "1.0.0" and recent[0].name == "greet"
+    assert recent[0].created_at.tzinfo is not None
+    errors = st.recent_logs("greet", 50, status="error")
+    assert {r.input["who"] for r in errors} == {"n0", "n3", "n6", "n9"}
+    since = st.recent_logs("greet", 50, since=t0 + timedelta(seconds=7))
+    assert len(since) == 3
+
+
+def test_budget_reserve_and_settle(project: Path, db_url: str) -> None:
+    _applied(project, spec_data())
+    st = open_store(db_url)
+    fid = st.resolve("greet").function_id
+    day = date(2026, 1, 2)
+    assert st.reserve_budget(fid, day, 1, 0.4, max_calls=2, max_usd=1.0)
+    assert st.reserve_budget(fid, day, 1, 0.4, max_calls=2, max_usd=1.0)
+    assert not st.reserve_budget(fid, day, 1, 0.1, max_calls=2, max_usd=1.0)  # calls
+    st.settle_budget(fid, day, reserved_usd=0.4, actual_usd=0.1, ok=True)
+    st.settle_budget(fid, day, reserved_usd=0.4, actual_usd=0.0, ok=False)
+    usage = st.usage(fid, day)
+    assert usage is not None
+    assert (usage["calls_used"], usage["calls_reserved"]) == (1, 0)
+    assert usage["usd_spent"] == pytest.approx(0.1)
+    assert st.reserve_budget(fid, day, 1, 0.85, max_calls=None, max_usd=1.0)
+    assert not st.reserve_budget(fid, day, 1, 0.1, max_calls=None, max_usd=1.0)  # usd
+
+
+def test_concurrent_reservations_never_overspend(project: Path, db_url: str) -> None:
+    _applied(project, spec_data())
+    st = open_store(db_url)
+    fid = st.resolve("greet").function_id
+    day = date(2026, 1, 3)
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            ok = st.reserve_budget(fid, day, 1, 0.01, max_calls=25, max_usd=None)
+            with lock:
+                granted.append(ok)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(granted) == 25
+    usage = st.usage(fid, day)
+    assert usage is not None and usage["calls_reserved"] == 25
+
+
+def test_plan_statement_count_does_not_grow_with_unchanged_functions(project: Path,
+                                                                      db_url: str) -> None:
+    st = open_store(db_url)
+    counts = []
+    for n in (3, 30):
+        for version, model in (("1.0.0", "mock-small"), ("1.1.0", "mock-large")):
+            write_project(project, [spec_data(f"fn-{i:02d}", version=version, model=model)
+                                    for i in range(n)])
+            reconcile.apply_project(project, actor="tester")
+        statements, plan = _count_statements(st, lambda: reconcile.plan_project(project, store=st))
+        assert plan.verdict() == "No changes."
+        counts.append(statements)
+    assert counts[0] == counts[1] <= 4
+
+
+def _count_statements(st: Any, fn: Any) -> tuple[int, Any]:
+    """(SQL statements `fn` sent, its result), counted with `before_cursor_execute`."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(st.engine, "before_cursor_execute", before)
+    try:
+        out = fn()
+    finally:
+        event.remove(st.engine, "before_cursor_execute", before)
+    return len([s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "PRAGMA"))]), out
