@@ -26,3 +26,22 @@ set +e
 show "$AIOPS" validate "$WORK/broken"
 echo "(exit code $?)"
 set -e
+
+step "4. Reconcile: apply this repository's functions to the embedded SQLite database"
+PROJ="$WORK/repo"
+mkdir -p "$PROJ" && cp -r functions providers.yaml "$PROJ/"
+show "$AIOPS" plan -C "$PROJ"
+show "$AIOPS" apply -C "$PROJ" --auto-approve --actor demo
+
+step "5. Edit a prompt (with a version bump) and a description, then plan and apply again"
+sed -i 's/version: 2.1.0/version: 2.2.0/; s/Priority 1 is most urgent, 4 least./Priority 1 is most urgent (outage, data loss), 4 least./' \
+  "$PROJ/functions/classify-ticket/function.yaml"
+sed -i 's/^description: Summarize an article into a few bullet points./description: Summarize any article into a few bullet points./' \
+  "$PROJ/functions/summarize/function.yaml"
+set +e
+show "$AIOPS" plan -C "$PROJ" --detailed-exitcode
+echo "(exit code $?: 2 means changes)"
+set -e
+show "$AIOPS" apply -C "$PROJ" --auto-approve --actor demo
+show "$AIOPS" plan -C "$PROJ"
+show "$AIOPS" status -C "$PROJ"
