@@ -1,1 +1,188 @@
-"""Shared pytest fixtures: providers."""
+"""Shared pytest fixtures: providers.
+
+`mock_provider` is a running mock provider server (aiops.providers.mock_server) on a free
+loopback port, in a background thread; it yields the server, whose `.url` is the root
+(OpenAI SDK: url + "/v1", Groq SDK: url, http provider: url + "/aiops") and whose `.app`
+allows forcing faults and reading counters. `mock_provider_factory(MockConfig(...))` starts
+others. `FakeStore` is the runner's store without a database (unit tests); `PROVIDERS`,
+`CLASSIFY`, `write()` and `env_for()` make a project whose three providers (openai, groq,
+http) point at a mock through AIOPS_<NAME>_BASE_URL (integration and e2e tests).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops.errors import NotFoundError
+from aiops.fingerprint import behaviour_content
+from aiops.loader import load_sources, read_tree
+from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
+from aiops.spec import FunctionSpec
+from aiops.store import DeployedVersion, LogRow
+
+
+@pytest.fixture
+def mock_provider() -> Iterator[MockServer]:
+    with serve_in_thread(MockConfig(retry_after_s=0.01, timeout_fault_s=5)) as server:
+        yield server
+
+
+@pytest.fixture
+def mock_provider_factory() -> Iterator[object]:
+    """Start mocks with a given MockConfig: `url = mock_provider_factory(MockConfig(...)).url`."""
+    stack: list[object] = []
+
+    def start(config: MockConfig) -> MockServer:
+        cm = serve_in_thread(config)
+        server = cm.__enter__()
+        stack.append(cm)
+        return server
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+# --- a store without a database, for runner unit tests ----------------------------------------
+
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def deployed(spec: FunctionSpec, **overrides: Any) -> DeployedVersion:
+    """A DeployedVersion of a spec, as the store would return it."""
+    values: dict[str, Any] = {
+        "function_id": str(uuid.uuid5(uuid.NAMESPACE_URL, spec.name)),
+        "version_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{spec.name}@{spec.version}")),
+        "name": spec.name, "version": spec.version, "content": behaviour_content(spec),
+        "git_commit": "0" * 40, "status": spec.status,
+        "limits": spec.limits.model_dump(mode="json"),
+        "access": spec.access.model_dump(mode="json")}
+    values.update(overrides)
+    return DeployedVersion(**values)
+
+
+class FakeStore:
+    """Resolve, logs and budgets in memory (thread-safe, as the runner calls it from threads)."""
+
+    def __init__(self, specs: list[FunctionSpec] | None = None) -> None:
+        self.versions: dict[str, DeployedVersion] = {}
+        self.logs: list[LogRow] = []
+        self.usage: dict[tuple[str, date], dict[str, float]] = {}
+        self.resolves = 0
+        self._lock = threading.Lock()
+        for spec in specs or []:
+            self.add(spec)
+
+    def add(self, spec: FunctionSpec, **overrides: Any) -> DeployedVersion:
+        dv = deployed(spec, **overrides)
+        self.versions[spec.name] = dv
+        return dv
+
+    def resolve(self, name: str, selector: str | None = None) -> DeployedVersion:
+        self.resolves += 1
+        dv = self.versions.get(name)
+        if dv is None or (selector and not dv.version.startswith(selector)):
+            raise NotFoundError(f"no function `{name}` in the database")
+        return dv
+
+    def insert_logs(self, rows: list[LogRow]) -> None:
+        with self._lock:
+            self.logs.extend(rows)
+
+    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
+                       max_calls: int | None, max_usd: float | None) -> bool:
+        with self._lock:
+            u = self.usage.setdefault((function_id, day), {"calls_reserved": 0, "calls_used": 0,
+                                                           "usd_reserved": 0.0, "usd_spent": 0.0})
+            if max_calls is not None and u["calls_used"] + u["calls_reserved"] + calls > max_calls:
+                return False
+            if max_usd is not None and u["usd_spent"] + u["usd_reserved"] + usd > max_usd:
+                return False
+            u["calls_reserved"] += calls
+            u["usd_reserved"] += usd
+            return True
+
+    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
+                      actual_usd: float, ok: bool, calls: int = 1) -> None:
+        with self._lock:
+            u = self.usage[(function_id, day)]
+            u["calls_reserved"] -= calls
+            u["calls_used"] += calls if ok else 0
+            u["usd_reserved"] -= reserved_usd
+            u["usd_spent"] += actual_usd
+
+
+def example_specs() -> dict[str, FunctionSpec]:
+    """The repository's example functions, loaded."""
+    project = load_sources(read_tree(REPO))
+    return {name: lf.spec for name, lf in project.functions.items()}
+
+
+@pytest.fixture
+def fake_store() -> FakeStore:
+    return FakeStore(list(example_specs().values()))
+
+
+# --- a project for runner integration tests ---------------------------------------------------
+# Three providers (openai, groq, http) meant to be pointed at the mock provider through
+# AIOPS_<NAME>_BASE_URL, and functions written on demand.
+
+
+PROVIDERS = {"providers": {
+    "openai": {"type": "openai", "api_key_env": "T_OPENAI_KEY", "timeout_s": 0.3,
+               "models": {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}},
+    "groq": {"type": "groq", "api_key_env": "T_GROQ_KEY", "timeout_s": 0.3,
+             "models": {"llama-3.1-8b-instant": {"input_per_mtok": 0.05,
+                                                 "output_per_mtok": 0.08}}},
+    "internal": {"type": "http", "base_url": "https://backend.invalid/aiops", "timeout_s": 0.3,
+                 "auth": {"type": "hmac", "secret_env": "T_HMAC_SECRET"},
+                 "models": {"house-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}},
+}}
+
+CLASSIFY: dict[str, Any] = {
+    "apiVersion": "aiops/v1", "name": "classify", "version": "1.0.0",
+    "provider": "openai", "model": "gpt-4o-mini",
+    "configuration": {"temperature": 0, "max_tokens": 100},
+    "prompt": [{"role": "system", "content": "Route the ticket. Answer with JSON."},
+               {"role": "user", "content": "Subject: {{ subject }}\n{{ body }}"}],
+    "input_schema": {"type": "object", "required": ["subject", "body"], "properties": {
+        "subject": {"type": "string", "minLength": 1}, "body": {"type": "string"}},
+        "additionalProperties": False},
+    "output_schema": {"type": "object", "required": ["queue", "priority"], "properties": {
+        "queue": {"type": "string", "enum": ["billing", "technical", "other"]},
+        "priority": {"type": "integer", "minimum": 1, "maximum": 4}},
+        "additionalProperties": False},
+    "fallbacks": [{"provider": "groq", "model": "llama-3.1-8b-instant"},
+                  {"provider": "internal", "model": "house-model"}],
+    "retry": {"max_attempts": 4, "backoff_s": 0.001, "max_backoff_s": 0.01,
+              "repair_attempts": 2},
+}
+
+
+def write(root: Path, *functions: dict[str, Any]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS), encoding="utf-8")
+    for data in functions:
+        path = root / "functions" / data["name"] / "function.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def env_for(url: str, **keys: str) -> dict[str, str]:
+    """Keys and base-URL overrides that point the three providers at a mock at `url`."""
+    return {"T_OPENAI_KEY": keys.get("openai", "sk-test-openai"),
+            "T_GROQ_KEY": keys.get("groq", "gsk-test-groq"),
+            "T_HMAC_SECRET": keys.get("hmac", "hmac-test-secret"),
+            "AIOPS_OPENAI_BASE_URL": url + "/v1", "AIOPS_GROQ_BASE_URL": url,
+            "AIOPS_INTERNAL_BASE_URL": url + "/aiops"}

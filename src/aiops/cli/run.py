@@ -1,0 +1,333 @@
+"""`aiops run`, `aiops logs`, `aiops mock-provider`: thin wrappers over the runner.
+
+Exit codes of `aiops run` (from aiops.errors): 0 ok, 1 configuration or not found, 2 usage,
+3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget.
+A batch exits 0 when every line succeeded, else with the code of its first failed line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from aiops.errors import AiopsError, InputError, NotFoundError, UsageError, UserError
+
+_PROJECT = click.option("-C", "--project-dir", "project_dir", default=".", show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="The project directory (providers.yaml, aiops.yaml).")
+_DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
+                   help="Database URL (default: AIOPS_DATABASE_URL, aiops.yaml, .aiops/).")
+
+
+def _read_input(value: str) -> Any:
+    if value == "-":
+        text = sys.stdin.read()
+        source = "stdin"
+    elif value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read the input file {path}: {exc.strerror}") from None
+        source = str(path)
+    else:
+        text, source = value, "--input"
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{source} is not valid JSON: {exc}") from None
+
+
+@click.command()
+@click.argument("target", metavar="NAME[@VERSION]")
+@click.option("--input", "input_", metavar="JSON|@FILE|-", help="The input: JSON, @file or -.")
+@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Batch: a JSON-lines file, one input per line.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Batch: where to write the JSON-lines results (default: stdout).")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--actor", default=None, help="Who runs it (logged; default: the OS user).")
+@_PROJECT
+@_DB
+def run(target: str, input_: str | None, input_file: Path | None, output: Path | None,
+        concurrency: int, actor: str | None, project_dir: Path,
+        database_url: str | None) -> None:
+    """Run a function; print its output as JSON. With --input-file, run a batch."""
+    if (input_ is None) == (input_file is None):
+        raise UsageError("give exactly one of --input (JSON, @file or -) and --input-file")
+    from aiops.runner import open_runner
+
+    who = actor or _os_user()
+    runner = open_runner(project_dir, url=database_url, actor=who)
+    if input_ is not None:
+        value = _read_input(input_)
+        execution = asyncio.run(_single(runner, target, value))
+        click.echo(json.dumps(execution.output, ensure_ascii=False))
+        return
+    assert input_file is not None
+    code = asyncio.run(_batch(runner, target, input_file, output, concurrency))
+    raise SystemExit(code)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def _single(runner: Any, target: str, value: Any) -> Any:
+    try:
+        execution = await runner.run(target, value)
+        prepared = await runner.resolve(target)
+        if prepared.dv.status == "deprecated":
+            click.echo(f"Warning: {prepared.dv.name} {prepared.dv.version} is deprecated",
+                       err=True)
+    finally:
+        await runner.aclose()
+    if execution.error is not None:
+        raise execution.error
+    return execution
+
+
+class _Ordered:
+    """Writes results in input order as soon as the next line's result is known."""
+
+    def __init__(self, sink: TextIO) -> None:
+        self.sink = sink
+        self.order: list[int] = []  # line numbers of non-blank lines, as read
+        self.ready: dict[int, dict[str, Any]] = {}
+        self.pos = 0
+
+    def put(self, line: int, entry: dict[str, Any]) -> None:
+        self.ready[line] = entry
+        while self.pos < len(self.order) and self.order[self.pos] in self.ready:
+            entry = self.ready.pop(self.order[self.pos])
+            self.sink.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            self.pos += 1
+
+
+def _lines(path: Path, out: _Ordered, numbers: list[int], summary: _Summary,
+           advance: Any) -> Iterator[Any]:
+    """Inputs of a JSON-lines file; an unparsable line gets its error entry at once."""
+    with path.open(encoding="utf-8") as handle:
+        for n, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            out.order.append(n)
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                summary.add(None, "InputError", InputError.exit_code)
+                out.put(n, {"line": n, "output": None, "error": {
+                    "type": "InputError", "message": f"line {n} is not valid JSON: {exc}"},
+                    "log_id": None})
+                advance()
+                continue
+            numbers.append(n)
+            yield value
+
+
+async def _batch(runner: Any, target: str, input_file: Path, output: Path | None,
+                 concurrency: int) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    if not input_file.is_file():
+        raise UsageError(f"--input-file {input_file} does not exist")
+    with input_file.open(encoding="utf-8") as handle:
+        total = sum(1 for line in handle if line.strip())
+    summary = _Summary()
+    sink: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
+    out = _Ordered(sink)
+    numbers: list[int] = []
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_stderr_console()) as progress:
+        task = progress.add_task(target, total=total)
+
+        def advance() -> None:
+            progress.advance(task)
+
+        def on_result(index: int, result: Any) -> None:
+            n = numbers[index]
+            if isinstance(result, AiopsError):
+                entry = {"line": n, "output": None, "error": {
+                    "type": type(result).__name__, "message": result.message},
+                    "log_id": result.log_id}
+                summary.add(None, type(result).__name__, result.exit_code)
+            else:
+                error = None
+                if result.error is not None:
+                    error = {"type": type(result.error).__name__,
+                             "message": result.error.message}
+                entry = {"line": n, "output": result.output, "error": error,
+                         "log_id": result.log_id}
+                summary.add(result, error and error["type"],
+                            result.error.exit_code if result.error else 0)
+            out.put(n, entry)
+            advance()
+
+        try:
+            await runner.run_many(target, _lines(input_file, out, numbers, summary, advance),
+                                  concurrency=concurrency, on_result=on_result)
+        finally:
+            await runner.aclose()
+            if output:
+                sink.close()
+            else:
+                sink.flush()
+    click.echo(summary.render(), err=True)
+    return summary.first_code
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class _Summary:
+    def __init__(self) -> None:
+        self.ok = 0
+        self.failed = 0
+        self.tokens = 0
+        self.cost = 0.0
+        self.latencies: list[float] = []
+        self.first_code = 0
+        self.errors: dict[str, int] = {}
+
+    def add(self, execution: Any, error_type: str | None, code: int) -> None:
+        if execution is not None:
+            self.tokens += execution.input_tokens + execution.output_tokens
+            self.cost += execution.cost_usd
+            self.latencies.append(execution.latency_ms)
+        if error_type is None:
+            self.ok += 1
+            return
+        self.failed += 1
+        self.errors[error_type] = self.errors.get(error_type, 0) + 1
+        if not self.first_code:
+            self.first_code = code
+
+    def render(self) -> str:
+        lat = sorted(self.latencies)
+
+        def pct(q: float) -> str:
+            return f"{lat[min(len(lat) - 1, int(q * len(lat)))]:.0f} ms" if lat else "-"
+
+        text = (f"ok {self.ok}, failed {self.failed}, tokens {self.tokens}, "
+                f"cost ${self.cost:.6f}, p50 {pct(0.5)}, p95 {pct(0.95)}")
+        if self.errors:
+            text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) + ")"
+        return text
+
+
+_SINCE = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    m = _SINCE.match(value)
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m[2]]
+        return datetime.now(UTC) - timedelta(**{unit: int(m[1])})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value!r}: use a duration (15m, 24h, 7d) or an ISO "
+                         "time (2024-05-01T12:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--status", type=click.Choice(["ok", "error"]), default=None)
+@click.option("--since", default=None, help="A duration (15m, 24h, 7d) or an ISO time.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_PROJECT
+@_DB
+def logs(name: str, status: str | None, since: str | None, limit: int, as_json: bool,
+         project_dir: Path, database_url: str | None) -> None:
+    """Recent executions of a function, newest first."""
+    from aiops.config import database_url as default_url
+    from aiops.store import open_store
+
+    store = open_store(database_url or default_url(project_dir))
+    try:
+        store.resolve(name)  # a clear error, with "did you mean", for an unknown function
+    except NotFoundError:
+        raise
+    except UserError:
+        pass  # archived: it does not run, but its logs stay readable
+    rows = store.recent_logs(name, limit, status=status, since=parse_since(since))
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({"id": r.id, "created_at": r.created_at.isoformat(),
+                                   "version": r.version, "status": r.status,
+                                   "provider": r.provider, "execution_ms": r.execution_time,
+                                   "input_tokens": r.input_tokens,
+                                   "output_tokens": r.output_tokens, "cost_usd": r.cost_usd,
+                                   "actor": r.actor, "error": r.error,
+                                   "attempts": len(r.metadata.get("attempts", []))}))
+        return
+    if not rows:
+        click.echo(f"No executions of {name} match.")
+        return
+    click.echo(f"{'time (UTC)':19}  {'log id':36}  {'version':9} {'status':6} {'provider':10} "
+               f"{'ms':>7} {'att':>3} {'tokens':>7} {'cost $':>10}  error")
+    for r in rows:
+        err = (r.error or {}).get("message", "") if isinstance(r.error, dict) else ""
+        click.echo(f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.id:36}  {r.version or '-':9} "
+                   f"{r.status:6} {r.provider or '-':10} {r.execution_time or 0:>7.0f} "
+                   f"{len(r.metadata.get('attempts', [])):>3} "
+                   f"{(r.input_tokens or 0) + (r.output_tokens or 0):>7} "
+                   f"{r.cost_usd or 0:>10.6f}  {err[:100]}")
+
+
+@click.command(name="mock-provider")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--latency-ms", default=0.0, show_default=True, type=click.FloatRange(0))
+@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--responses", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A YAML/JSON file of canned responses (`match` + `output`).")
+@click.option("--retry-after", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds a 429/503 fault asks the client to wait.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the fault sequence.")
+def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
+                  responses: Path | None, retry_after: float, seed: int) -> None:
+    """A local mock of the OpenAI, Groq and custom-backend APIs (for tests and demos)."""
+    from aiops.providers.mock_server import MockConfig, load_responses, serve_forever
+
+    try:
+        entries = load_responses(responses) if responses else []
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--responses: {exc}") from None
+    config = MockConfig(latency_ms=latency_ms, fault_rate=fault_rate, responses=entries,
+                        seed=seed, retry_after_s=retry_after)
+
+    def ready(server: Any) -> None:
+        url = server.url
+        click.echo(f"mock provider on {url}\n  openai: base_url {url}/v1\n  groq:   base_url "
+                   f"{url}\n  http:   base_url {url}/aiops\n"
+                   f"e.g. export AIOPS_OPENAI_BASE_URL={url}/v1 AIOPS_GROQ_BASE_URL={url}",
+                   err=True)
+
+    try:
+        asyncio.run(serve_forever(config, host, port, ready))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except KeyboardInterrupt:
+        pass

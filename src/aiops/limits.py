@@ -1,0 +1,205 @@
+"""Rate limits, budgets and cost (DESIGN §6.4).
+
+- Rate limits (rpm, tpm) per provider and per function use the `limits` library's
+  sliding-window-counter strategy (constant space; a refused hit consumes nothing), in memory by
+  default and in Redis when `AIOPS_RATE_LIMIT_URL` is set, so several processes share a limit.
+  Tokens are charged before the call, as providers do: estimated prompt tokens + `max_tokens`.
+  A limited call waits (up to `max_wait_s`) or fails, as the function's `on_limit` says.
+- Concurrency limits are semaphores of this process.
+- Budgets (daily calls, daily USD per function) are reserved in the database before the call
+  and settled after (`BudgetLedger`, implemented by `aiops.store.Store`), so concurrent workers
+  cannot overspend by more than one call's estimate.
+- Cost = tokens × the price pinned in providers.yaml; cached input and reasoning tokens are
+  priced as the provider reports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from limits import RateLimitItemPerMinute
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+
+from aiops.errors import ConfigError, LimitExceeded
+from aiops.spec import Price
+
+RATE_LIMIT_URL_ENV = "AIOPS_RATE_LIMIT_URL"
+DEFAULT_MAX_TOKENS = 1024  # charged to tpm when a function sets no max_tokens
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+
+def cost_usd(price: Price | None, input_tokens: int, output_tokens: int,
+             cached_input_tokens: int = 0, reasoning_tokens: int = 0) -> float:
+    """USD for one call. Cached tokens are part of input; reasoning tokens part of output."""
+    if price is None:
+        return 0.0
+    cached = min(cached_input_tokens, input_tokens)
+    cached_price = price.cached_input_per_mtok if price.cached_input_per_mtok is not None \
+        else price.input_per_mtok
+    reasoning = min(reasoning_tokens, output_tokens)
+    reasoning_price = price.reasoning_per_mtok if price.reasoning_per_mtok is not None \
+        else price.output_per_mtok
+    total = ((input_tokens - cached) * price.input_per_mtok + cached * cached_price
+             + (output_tokens - reasoning) * price.output_per_mtok + reasoning * reasoning_price)
+    return total / 1_000_000
+
+
+def estimate_prompt_tokens(messages: Any) -> int:
+    """A provider-independent estimate: ~4 characters a token, plus per-message overhead."""
+    chars = sum(len(m.get("content", "")) for m in messages)
+    return chars // 4 + 4 * len(messages) + 3
+
+
+def estimate_cost(price: Price | None, prompt_tokens: int, max_tokens: int | None) -> float:
+    return cost_usd(price, prompt_tokens, max_tokens or DEFAULT_MAX_TOKENS)
+
+
+# --- budgets --------------------------------------------------------------------------------
+
+
+class BudgetLedger(Protocol):
+    """Where reservations live (the database); `aiops.store.Store` implements it."""
+
+    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
+                       max_calls: int | None, max_usd: float | None) -> bool: ...
+
+    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
+                      actual_usd: float, ok: bool, calls: int = 1) -> None: ...
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateSpec:
+    """The limits of one scope (a provider or a function)."""
+
+    key: str  # "provider:groq" | "function:summarize"
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrency: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.rpm is None and self.tpm is None and self.max_concurrency is None
+
+
+def storage_url(env: Mapping[str, str]) -> str:
+    url = env.get(RATE_LIMIT_URL_ENV) or "memory://"
+    return url if url.startswith("async+") else "async+" + url
+
+
+class RateLimiter:
+    """Sliding-window-counter rpm/tpm limits and per-process concurrency, by scope key."""
+
+    def __init__(self, url: str = "async+memory://", *, max_wait_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._strategy: SlidingWindowCounterRateLimiter | None = None
+        self._items: dict[tuple[str, int], Any] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RateLimiter:
+        return cls(storage_url(env))
+
+    def _limiter(self) -> SlidingWindowCounterRateLimiter:
+        if self._strategy is None:
+            # redis-py's asyncio client (a dependency already), not the coredis default.
+            options: dict[str, Any] = {"implementation": "redispy", "key_prefix": "aiops"} \
+                if "redis" in self.url.split("://", 1)[0] else {}
+            try:
+                storage = storage_from_string(self.url, **options)
+            except Exception as exc:  # the limits library raises several kinds here
+                raise ConfigError(f"{RATE_LIMIT_URL_ENV} is not a usable rate-limit storage "
+                                  f"URL: {type(exc).__name__}: {exc}") from None
+            self._strategy = SlidingWindowCounterRateLimiter(storage)
+        return self._strategy
+
+    def _item(self, amount: int) -> Any:
+        item = self._items.get(("m", amount))
+        if item is None:
+            item = self._items[("m", amount)] = RateLimitItemPerMinute(amount)
+        return item
+
+    async def _try(self, scopes: tuple[RateSpec, ...], tokens: int) -> float | None:
+        """Hit every limit or none; None when allowed, else seconds until a retry may pass."""
+        limiter = self._limiter()
+        checks = []
+        for scope in scopes:
+            if scope.rpm is not None:
+                checks.append((self._item(scope.rpm), scope.key + ":rpm", 1))
+            if scope.tpm is not None:
+                if tokens > scope.tpm:
+                    raise LimitExceeded(f"{scope.key}: a call of ~{tokens} tokens can never fit "
+                                        f"its tpm limit of {scope.tpm}; raise `tpm` or lower "
+                                        "`max_tokens`")
+                checks.append((self._item(scope.tpm), scope.key + ":tpm", tokens))
+        for item, key, cost in checks:
+            if not await limiter.test(item, key, cost=cost):
+                stats = await limiter.get_window_stats(item, key)
+                return max(0.01, stats.reset_time - time.time())
+        for item, key, cost in checks:
+            if not await limiter.hit(item, key, cost=cost):  # lost a race: try again soon
+                return 0.05
+        return None
+
+    async def acquire_rate(self, scopes: tuple[RateSpec, ...], tokens: int, *,
+                           wait: bool) -> float:
+        """Charge one request and `tokens`; returns the seconds waited."""
+        if not any(s.rpm is not None or s.tpm is not None for s in scopes):
+            return 0.0
+        start = self._clock()
+        while True:
+            retry_in = await self._try(scopes, tokens)
+            if retry_in is None:
+                return self._clock() - start
+            waited = self._clock() - start
+            names = ", ".join(s.key for s in scopes)
+            if not wait:
+                raise LimitExceeded(f"rate limit of {names} reached; retry in {retry_in:.1f}s "
+                                    "(or set `on_limit: wait`)")
+            if waited + retry_in > self.max_wait_s:
+                raise LimitExceeded(f"rate limit of {names} still reached after waiting "
+                                    f"{waited:.1f}s; lower the call rate or raise the limit")
+            await asyncio.sleep(retry_in)
+
+    async def aclose(self) -> None:
+        """Close the storage's connections (Redis); memory storage needs nothing."""
+        storage = self._strategy.storage if self._strategy is not None else None
+        self._strategy = None
+        client = getattr(getattr(storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    @contextlib.asynccontextmanager
+    async def concurrency(self, scopes: tuple[RateSpec, ...]) -> AsyncIterator[None]:
+        """Hold one slot of each scope's concurrency limit for the duration of a call."""
+        held: list[asyncio.Semaphore] = []
+        try:
+            for scope in scopes:
+                if scope.max_concurrency is not None:
+                    sem = self._semaphores.get(scope.key)
+                    if sem is None:
+                        sem = self._semaphores[scope.key] = asyncio.Semaphore(
+                            scope.max_concurrency)
+                    await sem.acquire()
+                    held.append(sem)
+            yield
+        finally:
+            for sem in held:
+                sem.release()

@@ -1,0 +1,256 @@
+"""The provider interface: one small request/response pair and a factory.
+
+    CompletionRequest -> Provider.complete() -> Completion (text, parsed JSON, Usage, request id)
+
+One module per wire API (`openai`, `groq`, `http`) maps to and from its format and translates
+its errors into `aiops.errors` in one context manager, at that edge only. The runner sees only
+the types below. Keys are read from the environment variables that providers.yaml names, and
+never leave the provider object: errors are scrubbed of them before they are raised.
+
+`base_url` comes from providers.yaml, or from `AIOPS_<NAME>_BASE_URL` (the provider's name in
+upper case, dashes as underscores), so a demo or CI can point the providers at a mock server
+without editing the file.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiops.errors import ConfigError, ProviderError
+from aiops.spec import ProviderSpec
+
+# Settings of `Configuration` that the chat-completions APIs take as they are.
+CHAT_SETTINGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
+                 "frequency_penalty", "reasoning_effort")
+SCHEMA_HINT = "Respond with one JSON object that validates against this JSON Schema:"
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionRequest:
+    """What the runner asks for: rendered messages, the model, its settings, a schema."""
+
+    messages: tuple[dict[str, str], ...]
+    model: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None  # None: plain text is wanted
+    function: str = ""
+    version: str = ""
+    schema_name: str = "output"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0  # part of input_tokens
+    reasoning_tokens: int = 0  # part of output_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion:
+    text: str
+    parsed: Any = None  # the JSON value when the provider returned structured output
+    usage: Usage = Usage()
+    request_id: str | None = None
+    model: str = ""
+    finish_reason: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def env_var_for_base_url(name: str) -> str:
+    """`AIOPS_<NAME>_BASE_URL`: the override of a provider's base URL."""
+    return f"AIOPS_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_BASE_URL"
+
+
+def resolve_base_url(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> str | None:
+    override = env.get(env_var_for_base_url(name))
+    return override.rstrip("/") if override else (spec.base_url.rstrip("/")
+                                                  if spec.base_url else None)
+
+
+def require_env(env: Mapping[str, str], var: str, provider: str, what: str = "API key") -> str:
+    value = env.get(var)
+    if not value:
+        raise ConfigError(
+            f"provider `{provider}` needs its {what}: set the `{var}` environment variable "
+            f"(providers.yaml names it; keys are never read from files)"
+        )
+    return value
+
+
+def make_provider(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> Provider:
+    """Build the provider `name` of providers.yaml; the SDK is imported only here, lazily."""
+    base_url = resolve_base_url(name, spec, env)
+    if spec.type == "openai":
+        from aiops.providers.openai import OpenAIProvider
+
+        key = require_env(env, spec.api_key_env or "OPENAI_API_KEY", name)
+        return OpenAIProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
+    if spec.type == "groq":
+        from aiops.providers.groq import GroqProvider
+
+        key = require_env(env, spec.api_key_env or "GROQ_API_KEY", name)
+        return GroqProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
+    if spec.type == "http":
+        from aiops.providers.http import HttpProvider
+
+        if base_url is None:  # the spec refuses it; the override may not rescue it
+            raise ConfigError(f"provider `{name}` (type http) needs `base_url`")
+        auth = spec.auth
+        token = secret = None
+        window_s = 300
+        if auth is not None and auth.type == "bearer":
+            token = require_env(env, auth.token_env, name, "bearer token")
+        elif auth is not None and auth.type == "hmac":
+            secret = require_env(env, auth.secret_env, name, "HMAC secret")
+            window_s = auth.window_s
+        return HttpProvider(name=name, base_url=base_url, timeout_s=spec.timeout_s, token=token,
+                            secret=secret, window_s=window_s)
+    raise ConfigError(f"provider `{name}` has unknown type `{spec.type}`")
+
+
+# --- helpers shared by the provider modules (pure) ----------------------------------------
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """Remove every secret value from a text (an error body may echo a key)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1" + REDACTED, text)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+def error_detail(body: Any) -> tuple[str, str | None]:
+    """(message, code) from an `{"error": {...}}` body of OpenAI, Groq or the http protocol."""
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping):
+            message = err.get("message") or err.get("detail") or ""
+            code = err.get("code") or err.get("type")
+            return str(message), (str(code) if code is not None else None)
+        if isinstance(err, str):
+            return err, None
+    if isinstance(body, str):
+        return body[:500], None
+    return "", None
+
+
+def status_error(provider: str, status: int, body: Any, headers: Mapping[str, str] | None,
+                 secrets: tuple[str, ...]) -> ProviderError:
+    """A ProviderError for an HTTP error answer: transient or not, with Retry-After."""
+    message, code = error_detail(body)
+    transient = status in TRANSIENT_STATUSES and code != "insufficient_quota"
+    kind = {401: "auth", 403: "permission", 404: "not_found", 429: "rate_limit",
+            413: "too_large", 400: "bad_request", 422: "bad_request"}.get(
+        status, "server_error" if status >= 500 else "provider_error")
+    if code == "insufficient_quota":
+        kind = "quota"
+    text = f"{provider} answered {status}"
+    if code:
+        text += f" ({code})"
+    if message:
+        text += f": {message}"
+    if status == 401:
+        text += " — check the key in the environment variable that providers.yaml names"
+    return ProviderError(scrub(text, secrets)[:1000], provider=provider, status=status,
+                         transient=transient, retry_after_s=retry_after_seconds(headers),
+                         kind=kind)
+
+
+def schema_hint(schema: dict[str, Any]) -> str:
+    """The instruction added when a provider has JSON mode but no schema mode."""
+    return f"{SCHEMA_HINT}\n```json\n{json.dumps(schema, sort_keys=True)}\n```"
+
+
+def strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's strict json_schema mode accepts `schema` as it is: every object
+    closed (`additionalProperties: false`) with every property required."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" or "properties" in schema:
+            props = schema.get("properties", {})
+            if schema.get("additionalProperties") is not False:
+                return False
+            if set(schema.get("required", [])) != set(props):
+                return False
+        for key in ("default", "minLength", "maxLength", "pattern", "format", "minItems",
+                    "maxItems", "uniqueItems", "minimum", "maximum"):
+            if key in schema:
+                return False
+        return all(strict_compatible(v) for v in schema.values() if isinstance(v, dict | list))
+    if isinstance(schema, list):
+        return all(strict_compatible(v) for v in schema)
+    return True
+
+
+_DISCONNECTS = {"ServerDisconnectedError", "ClientOSError", "ClientConnectionResetError",
+                "RemoteProtocolError", "ConnectionResetError", "ClientConnectorError"}
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether a 'timeout' from an HTTP stack was really a dropped or refused connection
+    (the aiohttp transports report both as timeouts)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if type(seen).__name__ in _DISCONNECTS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def chat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: settings[k] for k in CHAT_SETTINGS if settings.get(k) is not None}
+
+
+def parse_json_text(text: str) -> Any:
+    """JSON from a model's text: the whole text, or a fenced ```json block. Raises ValueError."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", stripped)
+    return json.loads(stripped)

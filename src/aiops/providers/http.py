@@ -1,0 +1,159 @@
+"""The `http` provider: aiops's custom backend protocol over httpx.
+
+The protocol is documented in docs/custom-backend.md and docs/custom-backend.openapi.yaml:
+
+    POST {base_url}/v1/complete   {function, version, model, messages, settings, output_schema}
+    200 -> {output, text, usage: {input_tokens, output_tokens, ...}, model, request_id}
+    4xx/5xx -> {"error": {"code": ..., "message": ..., "retry_after_s": ...}}
+
+Requests are authenticated with a bearer token or signed with HMAC-SHA256 over
+`"{timestamp}.{body}"` (headers `X-Aiops-Timestamp`, `X-Aiops-Signature: v1=<hex>`); a server
+rejects a timestamp outside its window. `sign` and `verify` are here so that servers written
+in Python (the mock, tests) check exactly what the client signs. `_map_errors` is the one
+place where httpx errors become aiops errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+from aiops.errors import ProviderError
+from aiops.providers import (
+    Completion,
+    CompletionRequest,
+    Usage,
+    is_disconnect,
+    scrub,
+    status_error,
+)
+
+PATH = "/v1/complete"
+TIMESTAMP_HEADER = "X-Aiops-Timestamp"
+SIGNATURE_HEADER = "X-Aiops-Signature"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, *,
+           window_s: float = 300, now: float | None = None) -> str | None:
+    """None when the signature is good and fresh, else the error code a server answers."""
+    if not timestamp or not signature:
+        return "missing_signature"
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return "bad_timestamp"
+    if abs((time.time() if now is None else now) - ts) > window_s:
+        return "timestamp_outside_window"
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        return "bad_signature"
+    return None
+
+
+def build_body(request: CompletionRequest) -> dict[str, Any]:
+    return {"function": request.function, "version": request.version, "model": request.model,
+            "messages": list(request.messages),
+            "settings": {k: v for k, v in request.settings.items() if v is not None},
+            "output_schema": request.output_schema}
+
+
+def parse_response(data: Any, provider: str) -> Completion:
+    if not isinstance(data, dict) or "output" not in data:
+        raise ProviderError(f"{provider} answered without `output`", provider=provider,
+                            transient=True, kind="bad_response")
+    output = data["output"]
+    usage = data.get("usage") or {}
+    text = data.get("text")
+    if text is None:
+        text = output if isinstance(output, str) else json.dumps(output)
+    return Completion(
+        text=text, parsed=None if isinstance(output, str) else output,
+        usage=Usage(input_tokens=int(usage.get("input_tokens") or 0),
+                    output_tokens=int(usage.get("output_tokens") or 0),
+                    cached_input_tokens=int(usage.get("cached_input_tokens") or 0),
+                    reasoning_tokens=int(usage.get("reasoning_tokens") or 0)),
+        request_id=data.get("request_id"), model=data.get("model") or "",
+        finish_reason=data.get("finish_reason"))
+
+
+@contextmanager
+def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if is_disconnect(exc):
+            raise ProviderError(f"{provider} connection failed: the server closed it",
+                                provider=provider, transient=True, kind="connection") from None
+        raise ProviderError(f"{provider} timed out", provider=provider, transient=True,
+                            kind="timeout") from None
+    except httpx.TransportError as exc:
+        raise ProviderError(scrub(f"{provider} connection failed: {type(exc).__name__}: {exc}",
+                                  secrets), provider=provider, transient=True,
+                            kind="connection") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ProviderError(f"{provider} sent a body that is not JSON", provider=provider,
+                            transient=True, kind="bad_response") from None
+    except httpx.HTTPError as exc:
+        raise ProviderError(scrub(f"{provider} failed: {exc}", secrets), provider=provider,
+                            kind="provider_error") from None
+
+
+class HttpProvider:
+    def __init__(self, *, name: str, base_url: str, timeout_s: float, token: str | None = None,
+                 secret: str | None = None, window_s: int = 300,
+                 client: httpx.AsyncClient | None = None,
+                 default_headers: dict[str, str] | None = None) -> None:
+        self.name = name
+        self._url = base_url.rstrip("/") + PATH
+        self._token = token
+        self._secret = secret
+        self._secrets = tuple(s for s in (token, secret) if s)
+        self._headers = {"content-type": "application/json", **(default_headers or {})}
+        # httpx's API over aiohttp's connection pool, which stays fast at high concurrency.
+        self._client = client or HttpxAiohttpClient(
+            timeout=timeout_s, limits=httpx.Limits(max_connections=1000,
+                                                   max_keepalive_connections=200))
+
+    def _auth_headers(self, body: bytes) -> dict[str, str]:
+        headers = dict(self._headers)
+        if self._token:
+            headers["authorization"] = f"Bearer {self._token}"
+        if self._secret:
+            timestamp = str(int(time.time()))
+            headers[TIMESTAMP_HEADER] = timestamp
+            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+        return headers
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        body = json.dumps(build_body(request), separators=(",", ":")).encode()
+        with _map_errors(self.name, self._secrets):
+            response = await self._client.post(self._url, content=body,
+                                               headers=self._auth_headers(body))
+            if response.status_code >= 400:
+                try:
+                    detail: Any = response.json()
+                except ValueError:
+                    detail = response.text
+                error = status_error(self.name, response.status_code, detail,
+                                     response.headers, self._secrets)
+                if error.retry_after_s is None and isinstance(detail, dict):
+                    after = (detail.get("error") or {}).get("retry_after_s")
+                    if isinstance(after, int | float):
+                        error.retry_after_s = float(after)
+                raise error
+            return parse_response(response.json(), self.name)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

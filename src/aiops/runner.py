@@ -1,0 +1,652 @@
+"""The runner: one execution of a function version, and many (DESIGN §6.1, §6.5).
+
+    resolve (cached) -> input bound, filters, defaults, validation -> render (sandboxed)
+    -> for each candidate (the provider, then the fallbacks in order):
+         rate limits, budget reservation -> call -> parse, validate
+         -> repair re-ask with the validation error | retry transient errors with backoff,
+            jitter and Retry-After | next candidate
+    -> output filters -> one log row (every attempt, tokens, cost, prompt hash, actor, commit)
+
+No provider-specific code: providers are reached through `aiops.providers.Provider`. One
+asyncio code path serves one call (`run`) and many (`run_many`). The database is reached
+through a small `Store` protocol (resolve, insert_logs, reserve/settle budget), so tests inject
+fakes; log rows are written in batches by a background writer and flushed by `aclose()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from aiops.errors import (
+    AiopsError,
+    BudgetExceeded,
+    ConfigError,
+    InputError,
+    OutputError,
+    ProviderError,
+    RuntimeFailure,
+)
+from aiops.filters import FilterChain
+from aiops.limits import (
+    DEFAULT_MAX_TOKENS,
+    BudgetLedger,
+    RateLimiter,
+    RateSpec,
+    cost_usd,
+    estimate_cost,
+    estimate_prompt_tokens,
+)
+from aiops.providers import CompletionRequest, Provider, make_provider, parse_json_text, scrub
+from aiops.render_template import CompiledPrompt, compile_prompt, prompt_hash
+from aiops.spec import Limits, Price, ProvidersFile, Retry
+from aiops.store import DeployedVersion, LogRow
+
+FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process
+REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with only the "
+                 "corrected answer{json}, nothing else.")
+
+
+class RunnerStore(BudgetLedger, Protocol):
+    def resolve(self, name: str, selector: str | None = None) -> DeployedVersion: ...
+
+    def insert_logs(self, rows: list[LogRow]) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    provider: str
+    model: str
+    status: str  # ok | error | invalid | skipped
+    latency_ms: float
+    error: str | None = None  # the error class, e.g. ProviderError
+    kind: str | None = None  # timeout, rate_limit, invalid_output, ...
+    http_status: int | None = None
+    message: str | None = None
+    repair: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    request_id: str | None = None
+    limit_wait_ms: float | None = None  # time spent waiting for a rate limit first
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v not in (None, False)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """The result of one execution; `error` is None when it succeeded."""
+
+    log_id: str
+    function: str
+    version: str
+    output: Any = None
+    error: AiopsError | None = None
+    attempts: tuple[Attempt, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    provider: str | None = None
+    model: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    provider: str
+    model: str
+    settings: dict[str, Any]
+    price: Price | None
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A resolved version with everything compiled once: validators, templates, filters."""
+
+    dv: DeployedVersion
+    limits: Limits
+    input_validator: Any
+    output_validator: Any
+    input_schema: dict[str, Any]
+    request_schema: dict[str, Any] | None  # None: plain text output
+    prompt: CompiledPrompt
+    candidates: tuple[Candidate, ...]
+    retry: Retry
+    input_filters: FilterChain
+    output_filters: FilterChain
+    scope: RateSpec
+
+
+def fill_defaults(schema: Any, value: Any) -> Any:
+    """A copy of `value` with the schema's property defaults filled in (nested objects too)."""
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return value
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return value
+    out = dict(value)
+    for name, sub in props.items():
+        if name not in out and isinstance(sub, dict) and "default" in sub:
+            out[name] = json.loads(json.dumps(sub["default"]))
+        elif name in out and isinstance(sub, dict) and sub.get("properties"):
+            out[name] = fill_defaults(sub, out[name])
+    return out
+
+
+def schema_problem(validator: Any, value: Any) -> str | None:
+    """None when `value` is valid; else the most relevant error with its path."""
+    if validator.is_valid(value):
+        return None
+    error = best_match(validator.iter_errors(value))
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return f"${where}: {error.message}"[:500]
+
+
+def parse_target(target: str) -> tuple[str, str | None]:
+    name, _, selector = target.partition("@")
+    return name, selector or None
+
+
+def backoff_delay(attempt: int, retry: Retry, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    delay = min(retry.max_backoff_s, retry.backoff_s * (2 ** (attempt - 1)))
+    return delay / 2 + rng.random() * delay / 2
+
+
+def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
+    """Compile a deployed version for running (pure)."""
+    content = dv.content
+    input_schema = content["input_schema"]
+    output_schema = content.get("output_schema") or {"type": "string"}
+    base_settings = {k: v for k, v in (content.get("configuration") or {}).items()
+                     if v is not None}
+    chain = [(content["provider"], content["model"], base_settings)]
+    for fb in content.get("fallbacks") or ():
+        settings = {k: v for k, v in (fb.get("configuration") or {}).items() if v is not None}
+        chain.append((fb["provider"], fb["model"], settings or base_settings))
+    candidates = []
+    for provider, model, settings in chain:
+        pspec = providers.providers.get(provider)
+        price = pspec.models.get(model) if pspec else None
+        candidates.append(Candidate(provider=provider, model=model, settings=settings,
+                                    price=price,
+                                    max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS))
+    limits = Limits.model_validate(dv.limits or {})
+    filters = content.get("filters") or {}
+    variables = tuple((input_schema.get("properties") or {}).keys())
+    return Prepared(
+        dv=dv, limits=limits, input_schema=input_schema,
+        input_validator=Draft202012Validator(input_schema),
+        output_validator=Draft202012Validator(output_schema),
+        request_schema=None if output_schema.get("type") == "string" else output_schema,
+        prompt=compile_prompt(content["prompt"], variables),
+        candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
+        input_filters=FilterChain.from_rules(filters.get("input") or ()),
+        output_filters=FilterChain.from_rules(filters.get("output") or ()),
+        scope=RateSpec(key=f"function:{dv.name}", rpm=limits.rpm, tpm=limits.tpm,
+                       max_concurrency=limits.max_concurrency))
+
+
+class _LogWriter:
+    """Group commit: rows queue up while a write is in flight and go in the next batch."""
+
+    def __init__(self, sink: Callable[[list[LogRow]], None], max_batch: int = 1000) -> None:
+        self._sink = sink
+        self._pending: list[LogRow] = []
+        self._task: asyncio.Task[None] | None = None
+        self._max_batch = max_batch
+        self.failures: list[BaseException] = []
+        self.written = 0
+
+    def submit(self, row: LogRow) -> None:
+        self._pending.append(row)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = (self._pending[:self._max_batch],
+                                    self._pending[self._max_batch:])
+            try:
+                await asyncio.to_thread(self._sink, batch)
+                self.written += len(batch)
+            except Exception as exc:  # kept and raised by flush(): no row is lost silently
+                self.failures.append(exc)
+                self._pending[:0] = batch
+                return
+
+    async def flush(self) -> None:
+        while self._task is not None and not self._task.done():
+            await self._task
+        if self._pending and not self.failures:
+            await self._drain()
+        if self.failures:
+            exc = self.failures[0]
+            lost = len(self._pending)
+            raise RuntimeFailure(f"{lost} log row(s) could not be written: {exc}") from exc
+
+
+class Runner:
+    """Runs functions. One per process (or per event loop); `aclose()` flushes the logs."""
+
+    def __init__(self, *, store: RunnerStore, providers: ProvidersFile,
+                 env: Mapping[str, str], limiter: RateLimiter | None = None,
+                 make: Callable[..., Provider] = make_provider,
+                 sleep: Callable[[float], Any] = asyncio.sleep,
+                 rng: random.Random | None = None, actor: str | None = None,
+                 max_retry_after_s: float = 60.0) -> None:
+        self.store = store
+        self.providers_file = providers
+        self.env = env
+        self.limiter = limiter or RateLimiter.from_env(env)
+        self.actor = actor
+        self._make = make
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._max_retry_after_s = max_retry_after_s
+        self._providers: dict[str, Provider] = {}
+        self._resolved: dict[tuple[str, str | None], tuple[float, Prepared]] = {}
+        self._inflight: dict[tuple[str, str | None], asyncio.Future[Prepared]] = {}
+        self._prepared: dict[str, Prepared] = {}
+        self._logs = _LogWriter(store.insert_logs)
+        self._secrets = self._secret_values()
+        self._provider_scopes = {
+            name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
+                           max_concurrency=p.limits.max_concurrency)
+            for name, p in providers.providers.items()}
+
+    def _secret_values(self) -> tuple[str, ...]:
+        values = []
+        for p in self.providers_file.providers.values():
+            names = [p.api_key_env]
+            if p.auth is not None:
+                names.append(p.auth.token_env if p.auth.type == "bearer" else p.auth.secret_env)
+            values += [self.env.get(n) for n in names if n]
+        return tuple(v for v in values if v)
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget resolved versions (after an apply in this process)."""
+        self._resolved.clear()
+
+    async def resolve(self, target: str) -> Prepared:
+        key = parse_target(target)
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            dv = await asyncio.to_thread(self.store.resolve, key[0], key[1])
+            prepared = self._prepared.get(dv.version_id)
+            if prepared is None:
+                prepared = self._prepared[dv.version_id] = prepare(dv, self.providers_file)
+            elif prepared.dv != dv:  # limits or access changed in place: keep the compiled parts
+                limits = Limits.model_validate(dv.limits or {})
+                prepared = self._prepared[dv.version_id] = replace(
+                    prepared, dv=dv, limits=limits, scope=replace(
+                        prepared.scope, rpm=limits.rpm, tpm=limits.tpm,
+                        max_concurrency=limits.max_concurrency))
+            exact = key[1] is not None and key[1].count(".") == 2
+            ttl = 3600.0 if exact else FLOATING_TTL_S
+            self._resolved[key] = (time.monotonic() + ttl, prepared)
+            future.set_result(prepared)
+            return prepared
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._inflight[key]
+
+    def _provider(self, name: str) -> Provider:
+        provider = self._providers.get(name)
+        if provider is None:
+            spec = self.providers_file.providers.get(name)
+            if spec is None:
+                known = ", ".join(sorted(self.providers_file.providers)) or "none"
+                raise ConfigError(f"provider `{name}` is not in providers.yaml (known: {known})")
+            provider = self._providers[name] = self._make(name, spec, self.env)
+        return provider
+
+    # -- one execution -------------------------------------------------------------------
+
+    async def run(self, target: str, input: Any, *, actor: str | None = None) -> Execution:
+        """Run `name[@version]` on `input`. Resolution errors raise; the rest is logged and
+        returned in `Execution.error` (its `log_id` names the row)."""
+        prepared = await self.resolve(target)
+        return await self._execute(prepared, input, actor or self.actor)
+
+    async def _execute(self, p: Prepared, raw: Any, actor: str | None) -> Execution:
+        start = time.perf_counter()
+        log_id = str(uuid.uuid4())
+        state = _State()
+        output: Any = None
+        error: AiopsError | None = None
+        try:
+            value = self._check_input(p, raw, state)
+            messages = p.prompt.render(value)
+            state.prompt_hash = prompt_hash(messages)
+            output = await self._call_chain(p, messages, state)
+            output, denied = p.output_filters.apply(output)
+            if denied is not None:
+                output = None
+                raise OutputError(f"{p.dv.name}: the output matches the deny pattern "
+                                  f"`{denied}` and was withheld")
+        except AiopsError as exc:
+            error = exc
+            output = None
+        except Exception as exc:  # a bug must still leave its log row
+            error = AiopsError(f"internal error: {type(exc).__name__}: {exc}")
+        if error is not None:
+            error.message = scrub(error.message, self._secrets)
+            error.log_id = log_id
+        elapsed = (time.perf_counter() - start) * 1000
+        execution = Execution(
+            log_id=log_id, function=p.dv.name, version=p.dv.version, output=output, error=error,
+            attempts=tuple(state.attempts), input_tokens=state.input_tokens,
+            output_tokens=state.output_tokens, cost_usd=state.cost, latency_ms=elapsed,
+            provider=state.provider, model=state.model)
+        self._logs.submit(self._log_row(p, execution, state, actor))
+        return execution
+
+    def _check_input(self, p: Prepared, raw: Any, state: _State) -> Any:
+        """Bound, filter, default and validate the input; what gets logged is set here."""
+        name = p.dv.name
+        if not isinstance(raw, dict):
+            state.logged_input = {"_omitted": f"not a JSON object ({type(raw).__name__})"}
+            raise InputError(f"{name}: the input must be a JSON object, not "
+                             f"{type(raw).__name__}")
+        size = len(json.dumps(raw, ensure_ascii=False).encode())
+        if size > p.limits.max_input_bytes:
+            state.logged_input = {"_omitted": "over max_input_bytes", "bytes": size}
+            raise InputError(f"{name}: the input is {size} bytes, over the function's bound of "
+                             f"{p.limits.max_input_bytes} (limits.max_input_bytes)")
+        value = raw
+        if not p.input_filters.empty:
+            value, denied = p.input_filters.apply(value)
+            if denied is not None:
+                state.logged_input = {"_omitted": "matched a deny pattern"}
+                raise InputError(f"{name}: the input matches the deny pattern `{denied}`")
+        state.logged_input = value
+        value = fill_defaults(p.input_schema, value)
+        problem = schema_problem(p.input_validator, value)
+        if problem is not None:
+            raise InputError(f"{name}: the input does not match input_schema: {problem}")
+        state.logged_input = value
+        return value
+
+    async def _call_chain(self, p: Prepared, messages: tuple[dict[str, str], ...],
+                          state: _State) -> Any:
+        errors: list[AiopsError] = []
+        for index, cand in enumerate(p.candidates):
+            try:
+                provider = self._provider(cand.provider)
+            except ConfigError as exc:
+                state.attempts.append(Attempt(provider=cand.provider, model=cand.model,
+                                              status="skipped", latency_ms=0.0,
+                                              error="ConfigError", kind="config",
+                                              message=exc.message))
+                errors.append(exc)
+                continue
+            more = index + 1 < len(p.candidates)
+            try:
+                return await self._try_candidate(p, cand, provider, messages, state, more)
+            except (ProviderError, OutputError) as exc:
+                errors.append(exc)
+        if all(isinstance(e, ConfigError) for e in errors):
+            raise errors[0]
+        last = next(e for e in reversed(errors) if not isinstance(e, ConfigError))
+        tried = len(state.attempts)
+        if len(p.candidates) > 1:
+            last.message += f" (after {tried} attempt(s) over {len(p.candidates)} providers)"
+        raise last
+
+    async def _try_candidate(self, p: Prepared, cand: Candidate, provider: Provider,
+                             messages: tuple[dict[str, str], ...], state: _State,
+                             more: bool) -> Any:
+        retry = p.retry
+        scopes = (self._provider_scopes.get(cand.provider) or RateSpec(key=""), p.scope)
+        scopes = tuple(s for s in scopes if not s.empty)
+        convo = list(messages)
+        transient = 0
+        repairs = 0
+        while True:
+            request = CompletionRequest(messages=tuple(convo), model=cand.model,
+                                        settings=cand.settings, output_schema=p.request_schema,
+                                        function=p.dv.name, version=p.dv.version)
+            prompt_tokens = estimate_prompt_tokens(convo)
+            waited = None
+            if scopes:
+                waited = await self.limiter.acquire_rate(
+                    scopes, prompt_tokens + cand.max_tokens, wait=p.limits.on_limit == "wait")
+                waited = round(waited * 1000, 3) if waited > 0.001 else None
+            async with self._budget(p, cand, prompt_tokens, state) as settle:
+                started = time.perf_counter()
+                try:
+                    if scopes:
+                        async with self.limiter.concurrency(scopes):
+                            completion = await provider.complete(request)
+                    else:
+                        completion = await provider.complete(request)
+                except ProviderError as exc:
+                    latency = (time.perf_counter() - started) * 1000
+                    state.attempts.append(Attempt(
+                        provider=cand.provider, model=cand.model, status="error",
+                        latency_ms=round(latency, 3), error=type(exc).__name__, kind=exc.kind,
+                        http_status=exc.status, message=scrub(exc.message, self._secrets)[:300],
+                        repair=repairs > 0, limit_wait_ms=waited))
+                    transient += 1
+                    if not exc.transient or transient >= retry.max_attempts:
+                        raise
+                    wait = backoff_delay(transient, retry, self._rng)
+                    if exc.retry_after_s is not None:
+                        if more and exc.retry_after_s > retry.max_backoff_s:
+                            raise  # the next fallback rather than a long wait
+                        if exc.retry_after_s > self._max_retry_after_s:
+                            raise
+                        wait = max(wait, exc.retry_after_s)
+                    settle(0.0)
+                    await self._sleep(wait)
+                    continue
+                latency = (time.perf_counter() - started) * 1000
+                usage = completion.usage
+                cost = cost_usd(cand.price, usage.input_tokens, usage.output_tokens,
+                                usage.cached_input_tokens, usage.reasoning_tokens)
+                settle(cost)
+            state.add_usage(usage.input_tokens, usage.output_tokens, cost,
+                            usage.cached_input_tokens, usage.reasoning_tokens)
+            output, problem = self._parse(p, completion.text, completion.parsed)
+            state.attempts.append(Attempt(
+                provider=cand.provider, model=cand.model,
+                status="ok" if problem is None else "invalid", latency_ms=round(latency, 3),
+                error=None if problem is None else "OutputError",
+                kind=None if problem is None else "invalid_output", message=problem,
+                repair=repairs > 0, input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens, cost_usd=cost,
+                request_id=completion.request_id, limit_wait_ms=waited))
+            if problem is None:
+                state.provider, state.model = cand.provider, cand.model
+                return output
+            if repairs >= retry.repair_attempts:
+                raise OutputError(f"{p.dv.name}: {cand.provider}/{cand.model} returned output "
+                                  f"that does not match output_schema: {problem}")
+            repairs += 1
+            convo += [{"role": "assistant", "content": completion.text[:20000]},
+                      {"role": "user", "content": REPAIR_PROMPT.format(
+                          problem=problem, json=" as JSON" if p.request_schema else "")}]
+
+    def _parse(self, p: Prepared, text: str, parsed: Any) -> tuple[Any, str | None]:
+        if p.request_schema is None:
+            value: Any = text
+        elif parsed is not None:
+            value = parsed
+        else:
+            try:
+                value = parse_json_text(text)
+            except ValueError as exc:
+                return None, f"not valid JSON ({exc})"
+        return value, schema_problem(p.output_validator, value)
+
+    @asynccontextmanager
+    async def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
+                      state: _State) -> AsyncIterator[Callable[[float], None]]:
+        """Reserve the estimated cost of one provider call; settle the real one after."""
+        limits = p.limits
+        if limits.daily_calls is None and limits.daily_budget_usd is None:
+            yield lambda cost: None
+            return
+        day = datetime.now(UTC).date()
+        estimate = estimate_cost(cand.price, prompt_tokens, cand.max_tokens)
+        calls = 0 if state.reserved_call else 1
+        ok = await asyncio.to_thread(self.store.reserve_budget, p.dv.function_id, day, calls,
+                                     estimate, limits.daily_calls, limits.daily_budget_usd)
+        if not ok:
+            raise BudgetExceeded(
+                f"{p.dv.name}: today's budget is spent (daily_calls {limits.daily_calls}, "
+                f"daily_budget_usd {limits.daily_budget_usd}); it resets at 00:00 UTC")
+        state.reserved_call = True
+        settled: list[float] = []
+        try:
+            yield settled.append
+        finally:
+            await self._settle(p.dv.function_id, day, estimate,
+                               settled[0] if settled else 0.0, calls)
+
+    async def _settle(self, function_id: str, day: date, estimate: float, actual: float,
+                      calls: int) -> None:
+        await asyncio.to_thread(self.store.settle_budget, function_id, day, estimate, actual,
+                                True, calls)
+
+    def _log_row(self, p: Prepared, ex: Execution, state: _State,
+                 actor: str | None) -> LogRow:
+        error = None
+        if ex.error is not None:
+            error = {"type": type(ex.error).__name__, "message": ex.error.message,
+                     "exit_code": ex.error.exit_code}
+        metadata = {"version": p.dv.version, "git_commit": p.dv.git_commit,
+                    "prompt_hash": state.prompt_hash, "model": ex.model,
+                    "attempts": [a.as_dict() for a in ex.attempts],
+                    "cached_input_tokens": state.cached, "reasoning_tokens": state.reasoning}
+        return LogRow(id=ex.log_id, function_id=p.dv.function_id, version_id=p.dv.version_id,
+                      status="ok" if ex.ok else "error", input=state.logged_input, output=ex.output,
+                      error=error, execution_time=round(ex.latency_ms, 3), actor=actor,
+                      metadata=metadata, provider=ex.provider, cost_usd=ex.cost_usd,
+                      input_tokens=ex.input_tokens, output_tokens=ex.output_tokens)
+
+    # -- many executions ---------------------------------------------------------------
+
+    async def run_many(self, target: str, inputs: Iterable[Any], *, concurrency: int = 32,
+                       actor: str | None = None,
+                       on_result: Callable[[int, Execution | AiopsError], None] | None = None
+                       ) -> list[Execution | AiopsError]:
+        """Run every input with bounded concurrency; results in input order. A line whose
+        function cannot be resolved gets the resolution error instead of an Execution."""
+        results: dict[int, Execution | AiopsError] = {}
+        source = iter(enumerate(inputs))
+
+        async def worker() -> None:
+            for index, value in source:
+                try:
+                    prepared = await self.resolve(target)
+                    result: Execution | AiopsError = await self._execute(
+                        prepared, value, actor or self.actor)
+                except AiopsError as exc:
+                    result = exc
+                results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        return [results[i] for i in range(len(results))]
+
+    async def flush(self) -> None:
+        await self._logs.flush()
+
+    async def aclose(self) -> None:
+        """Flush the log rows and close the providers' clients."""
+        try:
+            await self._logs.flush()
+        finally:
+            for provider in self._providers.values():
+                await provider.aclose()
+            self._providers.clear()
+            await self.limiter.aclose()
+
+
+@dataclass
+class _State:
+    """What one execution accumulates over its attempts."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached: int = 0
+    reasoning: int = 0
+    cost: float = 0.0
+    prompt_hash: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    reserved_call: bool = False
+    logged_input: Any = None
+
+    def add_usage(self, inp: int, out: int, cost: float, cached: int, reasoning: int) -> None:
+        self.input_tokens += inp
+        self.output_tokens += out
+        self.cost += cost
+        self.cached += cached
+        self.reasoning += reasoning
+
+
+def load_providers(root: Path) -> ProvidersFile:
+    """The project's providers.yaml, or a ConfigError that says what is wrong with it."""
+    from aiops.loader import PROVIDERS_FILE, load_one
+
+    path = root / PROVIDERS_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; the runner needs the project's providers "
+                          "(run from the project directory or pass -C DIR)")
+    providers, _, diags = load_one(PROVIDERS_FILE, path.read_bytes(), ProvidersFile)
+    if providers is None:
+        raise ConfigError("providers.yaml does not load:\n" + "\n".join(d.render() for d in diags
+                                                                        if d.is_error))
+    return providers
+
+
+def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | None = None,
+                store: RunnerStore | None = None, actor: str | None = None) -> Runner:
+    """A Runner for the project at `root`: its providers.yaml and its database."""
+    import os
+
+    providers = load_providers(root)
+    if store is None:
+        from aiops.config import database_url
+        from aiops.loader import load_sources, read_tree
+        from aiops.store import open_store
+
+        settings = load_sources(read_tree(root)).settings
+        store = open_store(url or database_url(root, settings))
+    return Runner(store=store, providers=providers, env=os.environ if env is None else env,
+                  actor=actor)

@@ -1,0 +1,172 @@
+"""`aiops run`, `aiops logs` and `aiops mock-provider` through the CLI: output on stdout,
+documented exit codes, one-line errors with the log id, batches in input order."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from aiops.cli import cli
+from aiops.providers.mock_server import MockServer
+from aiops.reconcile import apply_project
+from tests import fixtures_providers as runner_project
+
+GOOD = '{"subject": "Charged twice", "body": "Refund please"}'
+
+
+@pytest.fixture
+def project(tmp_path: Path, mock_provider: MockServer) -> tuple[Path, dict[str, str]]:
+    limited = dict(runner_project.CLASSIFY, name="limited", fallbacks=[],
+                   limits={"rpm": 1, "on_limit": "fail"})
+    capped = dict(runner_project.CLASSIFY, name="capped", fallbacks=[],
+                  limits={"daily_calls": 1})
+    root = runner_project.write(tmp_path / "proj", runner_project.CLASSIFY, limited, capped)
+    url = f"sqlite:///{tmp_path / 'aiops.db'}"
+    apply_project(root, url=url, actor="ci <ci@example.com>")
+    env = {**runner_project.env_for(mock_provider.url), "AIOPS_DATABASE_URL": url,
+           "AIOPS_RATE_LIMIT_URL": ""}
+    return root, env
+
+
+def invoke(project: tuple[Path, dict[str, str]], *args: str, input: str | None = None) -> Any:
+    root, env = project
+    return CliRunner().invoke(cli, [*args, "-C", str(root)], env=env, input=input)
+
+
+def test_run_prints_the_output_json(project: Any) -> None:
+    result = invoke(project, "run", "classify", "--input", GOOD)
+    assert result.exit_code == 0, result.output
+    value = json.loads(result.stdout)
+    assert value["queue"] in ("billing", "technical", "other")
+
+
+def test_input_from_a_file_and_stdin(project: Any, tmp_path: Path) -> None:
+    (tmp_path / "in.json").write_text(GOOD, encoding="utf-8")
+    assert invoke(project, "run", "classify@1.0.0", "--input", f"@{tmp_path / 'in.json'}"
+                  ).exit_code == 0
+    assert invoke(project, "run", "classify@1", "--input", "-", input=GOOD).exit_code == 0
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("--input", '{"subject": "x"}'), 3, "'body' is a required property (log "),
+    (("--input", "{not json"), 3, "--input is not valid JSON"),
+    (("--input", "@/nonexistent.json"), 3, "cannot read the input file"),
+    ((), 2, "give exactly one of --input"),
+])
+def test_input_errors(project: Any, args: tuple[str, ...], code: int, message: str) -> None:
+    result = invoke(project, "run", "classify", *args)
+    assert result.exit_code == code
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert result.stdout == ""
+
+
+def test_unknown_function(project: Any) -> None:
+    result = invoke(project, "run", "clasify", "--input", GOOD)
+    assert result.exit_code == 1 and "did you mean `classify`" in result.stderr
+
+
+@pytest.mark.parametrize(("fault", "code", "message"), [
+    ("auth", 4, "answered 401"),
+    ("server_error", 4, "answered 500"),
+    ("schema", 5, "does not match output_schema"),
+])
+def test_provider_and_output_failures(project: Any, mock_provider: MockServer, fault: str,
+                                      code: int, message: str) -> None:
+    mock_provider.app.force_fault(fault)
+    result = invoke(project, "run", "classify", "--input", GOOD)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and "(log " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(project: Any, mock_provider: MockServer) -> None:
+    mock_provider.app.force_fault("auth")
+    root, env = project
+    proc = subprocess.run([sys.executable, "-m", "aiops", "--debug", "run", "classify",
+                           "--input", GOOD, "-C", str(root)], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_rate_limit_exit_code_in_a_batch(project: Any, tmp_path: Path) -> None:
+    batch = tmp_path / "two.jsonl"
+    batch.write_text(f"{GOOD}\n{GOOD}\n", encoding="utf-8")
+    result = invoke(project, "run", "limited", "--input-file", str(batch))
+    assert result.exit_code == 6
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["error"] is None and lines[1]["error"]["type"] == "LimitExceeded"
+
+
+def test_daily_calls_budget_exit_code(project: Any) -> None:
+    assert invoke(project, "run", "capped", "--input", GOOD).exit_code == 0
+    result = invoke(project, "run", "capped", "--input", GOOD)
+    assert result.exit_code == 7 and "budget" in result.stderr
+
+
+def test_batch_in_input_order_with_summary(project: Any, tmp_path: Path) -> None:
+    rows = [GOOD, "not json", "", '{"subject": "no body"}'] + [
+        json.dumps({"subject": f"s{i}", "body": "b"}) for i in range(20)]
+    batch = tmp_path / "in.jsonl"
+    batch.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = invoke(project, "run", "classify", "--input-file", str(batch), "--output", str(out),
+                    "--concurrency", "8")
+    assert result.exit_code == 3  # the first failed line's code
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [entry["line"] for entry in lines] == [1, 2, *list(range(4, 25))]
+    assert set(lines[0]) == {"line", "output", "error", "log_id"}
+    assert lines[1]["error"]["type"] == "InputError" and lines[1]["log_id"] is None
+    assert lines[2]["error"]["type"] == "InputError" and lines[2]["log_id"]
+    assert all(entry["error"] is None and entry["log_id"] for entry in lines[3:])
+    assert "ok 21, failed 2" in result.stderr and "p95" in result.stderr
+
+
+def test_logs_lists_and_filters(project: Any) -> None:
+    invoke(project, "run", "classify", "--input", GOOD)
+    invoke(project, "run", "classify", "--input", '{"subject": "x"}')
+    everything = invoke(project, "logs", "classify", "--json")
+    rows = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert [r["status"] for r in rows] == ["error", "ok"]
+    errors = invoke(project, "logs", "classify", "--status", "error", "--since", "1h", "--json")
+    assert len(errors.stdout.splitlines()) == 1
+    table = invoke(project, "logs", "classify")
+    assert table.exit_code == 0 and rows[0]["id"] in table.stdout
+    assert invoke(project, "logs", "classify", "--since", "yesterday").exit_code == 2
+    unknown = invoke(project, "logs", "clasify")
+    assert unknown.exit_code == 1 and "did you mean `classify`" in unknown.stderr
+
+
+def test_mock_provider_command(tmp_path: Path) -> None:
+    responses = tmp_path / "responses.yaml"
+    responses.write_text("responses:\n  - match: {contains: hello}\n    output: canned\n",
+                         encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "aiops", "mock-provider", "--port", "0",
+                             "--responses", str(responses)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + 10
+        body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+        while True:
+            try:
+                reply = httpx.post(url + "/v1/chat/completions", json=body)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert reply.json()["choices"][0]["message"]["content"] == "canned"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -1,0 +1,227 @@
+"""The real openai and groq SDKs, and the http provider, against the mock provider server;
+the http provider's signing against an independent test server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from aiops.errors import ProviderError
+from aiops.providers import CompletionRequest, make_provider
+from aiops.providers.groq import GroqProvider
+from aiops.providers.http import HttpProvider
+from aiops.providers.mock_server import MockConfig, MockServer
+from aiops.providers.openai import OpenAIProvider
+from aiops.spec import ProviderSpec
+
+SCHEMA = {"type": "object", "required": ["queue", "priority"], "additionalProperties": False,
+          "properties": {"queue": {"type": "string", "enum": ["billing", "other"]},
+                         "priority": {"type": "integer", "minimum": 1, "maximum": 4}}}
+REQUEST = CompletionRequest(messages=({"role": "system", "content": "Route tickets."},
+                                      {"role": "user", "content": "Charged twice"}),
+                            model="gpt-4o-mini", settings={"temperature": 0, "max_tokens": 50},
+                            output_schema=SCHEMA, function="classify", version="1.0.0")
+
+
+def providers(url: str, headers: dict[str, str] | None = None,
+              timeout_s: float = 5) -> list[Any]:
+    return [OpenAIProvider(name="openai", api_key="sk-test", base_url=url + "/v1",
+                           timeout_s=timeout_s, default_headers=headers),
+            GroqProvider(name="groq", api_key="gsk-test", base_url=url, timeout_s=timeout_s,
+                         default_headers=headers),
+            HttpProvider(name="internal", base_url=url + "/aiops", timeout_s=timeout_s,
+                         default_headers=headers)]
+
+
+async def _each(items: list[Any], request: CompletionRequest) -> list[Any]:
+    out: list[Any] = []
+    for p in items:
+        try:
+            out.append(await p.complete(request))
+        except ProviderError as exc:
+            out.append(exc)
+        finally:
+            await p.aclose()
+    return out
+
+
+def test_structured_output_through_each_wire_format(mock_provider: MockServer) -> None:
+    results = asyncio.run(_each(providers(mock_provider.url), REQUEST))
+    for completion in results:
+        value = json.loads(completion.text)
+        assert value["queue"] in ("billing", "other") and 1 <= value["priority"] <= 4
+        assert completion.usage.input_tokens > 0 and completion.usage.output_tokens > 0
+        assert completion.request_id
+    # Same prompt, same answer: the mock is deterministic per wire format.
+    again = asyncio.run(_each(providers(mock_provider.url), REQUEST))
+    assert [c.text for c in again] == [c.text for c in results]
+
+
+def test_text_output(mock_provider: MockServer) -> None:
+    request = CompletionRequest(messages=({"role": "user", "content": "Say hi"},),
+                                model="llama-3.1-8b-instant")
+    for completion in asyncio.run(_each(providers(mock_provider.url), request)):
+        assert "Say hi" in completion.text
+
+
+@pytest.mark.parametrize(("fault", "status", "kind", "transient"), [
+    ("rate_limit", 429, "rate_limit", True),
+    ("server_error", 500, "server_error", True),
+    ("unavailable", 503, "server_error", True),
+    ("drop", None, "connection", True),
+    ("bad_body", None, "bad_response", True),
+    ("auth", 401, "auth", False),
+    ("not_found", 404, "not_found", False),
+    ("bad_request", 400, "bad_request", False),
+])
+def test_faults_map_to_provider_errors(mock_provider: MockServer, fault: str,
+                                       status: int | None, kind: str, transient: bool) -> None:
+    results = asyncio.run(_each(providers(mock_provider.url, {"X-Mock-Fault": fault}), REQUEST))
+    for err in results:
+        assert isinstance(err, ProviderError), err
+        assert (err.status, err.kind, err.transient) == (status, kind, transient), err
+        assert "sk-test" not in str(err) and "gsk-test" not in str(err)
+        if fault == "rate_limit":
+            assert err.retry_after_s == pytest.approx(0.01)
+
+
+def test_timeout_fault(mock_provider: MockServer) -> None:
+    start = time.perf_counter()
+    results = asyncio.run(_each(providers(mock_provider.url, {"X-Mock-Fault": "timeout"},
+                                          timeout_s=0.2), REQUEST))
+    assert all(isinstance(e, ProviderError) and e.kind == "timeout" and e.transient
+               for e in results)
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("fault", ["malformed", "schema"])
+def test_output_faults_arrive_as_completions(mock_provider: MockServer, fault: str) -> None:
+    for completion in asyncio.run(_each(providers(mock_provider.url, {"X-Mock-Fault": fault}),
+                                        REQUEST)):
+        text = completion.text
+        if fault == "malformed":
+            with pytest.raises(ValueError):
+                json.loads(text)
+        else:
+            assert "queue" not in json.loads(text)
+
+
+def test_fault_rate_mixes_faults(mock_provider_factory: Any) -> None:
+    server = mock_provider_factory(MockConfig(fault_rate=0.5, seed=3, retry_after_s=0.01,
+                                              timeout_fault_s=0.3))
+    items = [HttpProvider(name="internal", base_url=server.url + "/aiops", timeout_s=0.2)]
+
+    async def go() -> None:
+        for _ in range(120):
+            with contextlib.suppress(ProviderError):
+                await items[0].complete(REQUEST)
+        await items[0].aclose()
+
+    asyncio.run(go())
+    faults = {k for k in server.app.stats if k.startswith("fault:")}
+    assert len(faults) >= 6
+    assert 30 <= sum(server.app.stats[k] for k in faults) <= 90
+
+
+def test_responses_entries_match_in_order(mock_provider_factory: Any) -> None:
+    server = mock_provider_factory(MockConfig(responses=[
+        {"match": {"provider": "groq", "model": "gone"},
+         "status": 404, "error": {"message": "The model `gone` does not exist",
+                                  "type": "invalid_request_error", "code": "model_not_found"}},
+        {"match": {"contains": "Charged twice"}, "output": {"queue": "billing", "priority": 2}},
+    ]))
+    results = asyncio.run(_each(providers(server.url), REQUEST))
+    assert all(json.loads(c.text) == {"queue": "billing", "priority": 2} for c in results)
+    gone = CompletionRequest(messages=REQUEST.messages, model="gone")
+    err = asyncio.run(_each(providers(server.url)[1:2], gone))[0]
+    assert isinstance(err, ProviderError) and err.status == 404 and "gone" in err.message
+
+
+def test_base_url_override_points_a_provider_at_the_mock(mock_provider: MockServer) -> None:
+    spec = ProviderSpec(type="groq", api_key_env="GROQ_API_KEY",
+                        base_url="https://api.groq.com")
+    env = {"GROQ_API_KEY": "gsk-x", "AIOPS_GROQ_BASE_URL": mock_provider.url}
+    completion = asyncio.run(_each([make_provider("groq", spec, env)], REQUEST))[0]
+    assert json.loads(completion.text)["queue"] in ("billing", "other")
+
+
+# --- the custom protocol against an independent server that checks the signature --------------
+
+SECRET = "hmac-test-secret"
+
+
+class _Checking(BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        ts = self.headers.get("x-aiops-timestamp", "")
+        given = self.headers.get("x-aiops-signature", "")
+        want = "v1=" + hmac.new(SECRET.encode(), f"{ts}.".encode() + body,
+                                hashlib.sha256).hexdigest()
+        fresh = ts.isdigit() and abs(time.time() - int(ts)) <= 300
+        if self.path != "/aiops/v1/complete" or not fresh or not hmac.compare_digest(want, given):
+            self._send(401, {"error": {"code": "bad_signature", "message": "refused"}})
+            return
+        request = json.loads(body)
+        _Checking.seen.append(request)
+        self._send(200, {"output": {"queue": "billing", "priority": 1}, "model": request["model"],
+                         "usage": {"input_tokens": 12, "output_tokens": 5},
+                         "request_id": "srv-1"})
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def signing_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Checking)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/aiops"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_provider_signs_requests(signing_server: str) -> None:
+    spec = ProviderSpec.model_validate({"type": "http", "base_url": signing_server,
+                                        "auth": {"type": "hmac", "secret_env": "SEC"}})
+    good = make_provider("internal", spec, {"SEC": SECRET})
+    bad = make_provider("internal", spec, {"SEC": "wrong-secret"})
+    ok, refused = asyncio.run(_each([good, bad], REQUEST))
+    assert ok.parsed == {"queue": "billing", "priority": 1} and ok.usage.total_tokens == 17
+    sent = _Checking.seen[-1]
+    assert sent["function"] == "classify" and sent["output_schema"] == SCHEMA
+    assert sent["messages"][1]["content"] == "Charged twice" and sent["settings"]["max_tokens"] == 50
+    assert isinstance(refused, ProviderError) and refused.status == 401 and not refused.transient
+    assert "wrong-secret" not in str(refused)
+
+
+def test_mock_checks_bearer_tokens(mock_provider_factory: Any) -> None:
+    server = mock_provider_factory(MockConfig(bearer_token="tok-123"))
+    spec = ProviderSpec.model_validate({"type": "http", "base_url": server.url + "/aiops",
+                                        "auth": {"type": "bearer", "token_env": "TOK"}})
+    ok, refused = asyncio.run(_each([make_provider("i", spec, {"TOK": "tok-123"}),
+                                     make_provider("i", spec, {"TOK": "tok-999"})], REQUEST))
+    assert ok.parsed is not None
+    assert isinstance(refused, ProviderError) and refused.status == 401
