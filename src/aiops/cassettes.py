@@ -1,0 +1,318 @@
+"""Cassettes: one golden test's provider HTTP, recorded once and replayed offline (vcrpy).
+
+A cassette is `functions/<name>/cassettes/<provider>/<test>.yaml`. What makes it fit for a
+repository and for CI:
+
+- **Matching** on method, path and canonical JSON body (keys sorted, whitespace ignored), not on
+  the host or the headers: a recording made through a proxy or the mock server replays for the
+  provider's real URL. The URL is also rewritten at record time from the base URL in use
+  (`AIOPS_<PROVIDER>_BASE_URL`, a mock) to the provider's own, so cassettes read the same
+  whoever recorded them.
+- **No secrets**: only `content-type` is kept of the headers (authorization, api-key, cookies,
+  organisation and project ids, HMAC signatures and timestamps, SDK telemetry all go), and
+  only successful answers are recorded (a 429 or 500 is retried by the runner, not replayed).
+- **Stable, readable YAML**: JSON bodies are stored as YAML structures with sorted keys,
+  multi-line text as literal blocks, no volatile headers; recording the same answer twice
+  writes the same bytes.
+- **Misses are explained**: in replay (record mode `none`) a request that is not in the
+  cassette fails its test; `explain_miss` shows the difference between the request the
+  working tree renders now and the nearest one recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import vcr
+import yaml
+from vcr.request import Request as VcrRequest
+
+from aiops.fingerprint import canonical_json
+
+KEPT_HEADERS = frozenset({"content-type"})
+# Never written, whatever else changes (KEPT_HEADERS already excludes them: belt and braces).
+SECRET_HEADER_WORDS = ("authorization", "api-key", "apikey", "cookie", "organization",
+                       "organisation", "project", "signature", "token", "secret")
+MATCH_ON = ("method", "path", "json_body")
+HEADER_COMMENT = (
+    "# aiops golden-test cassette: the provider HTTP of one test on one provider.\n"
+    "# Replayed by `aiops test`; re-record with `aiops test {function} --provider {provider} "
+    "--record`.\n"
+)
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+
+def _text(body: Any) -> str | None:
+    if body is None:
+        return None
+    if isinstance(body, bytes | bytearray):
+        try:
+            return bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return str(body)
+
+
+def parse_json_body(body: Any) -> tuple[bool, Any]:
+    """(True, value) when the body is JSON, else (False, None)."""
+    text = _text(body)
+    if text is None or not text.strip():
+        return False, None
+    try:
+        return True, json.loads(text)
+    except ValueError:
+        return False, None
+
+
+def canonical_body(body: Any) -> str:
+    """The body as matching sees it: canonical JSON, or the raw text."""
+    is_json, value = parse_json_body(body)
+    if is_json:
+        return canonical_json(value)
+    return _text(body) or ""
+
+
+def json_body_matcher(r1: VcrRequest, r2: VcrRequest) -> None:
+    """vcrpy matcher: equal canonical JSON bodies (raises AssertionError when not)."""
+    if canonical_body(r1.body) != canonical_body(r2.body):
+        raise AssertionError("the JSON bodies differ")
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
+def _keep_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    return {k.lower(): v for k, v in headers.items()
+            if k.lower() in KEPT_HEADERS and not _is_secret_header(k)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rewrite:
+    """Rewrite request URLs from the base URL in use to the provider's canonical one."""
+
+    used: str | None  # e.g. http://127.0.0.1:8765/openai/v1 (a mock), or None: no rewrite
+    canonical: str  # e.g. https://api.openai.com/v1
+
+    def apply(self, uri: str) -> str:
+        if self.used and uri.startswith(self.used.rstrip("/")):
+            return self.canonical.rstrip("/") + uri[len(self.used.rstrip("/")):]
+        return uri
+
+
+def make_request_filter(rewrite: Rewrite | None) -> Any:
+    def before_record_request(request: VcrRequest) -> VcrRequest:
+        request = copy.deepcopy(request)
+        for name in list(request.headers):
+            if name.lower() not in KEPT_HEADERS or _is_secret_header(name):
+                del request.headers[name]
+        if rewrite is not None:
+            request.uri = rewrite.apply(request.uri)
+        return request
+
+    return before_record_request
+
+
+def before_record_response(response: dict[str, Any]) -> dict[str, Any] | None:
+    """Keep successful answers only, with their content type; drop every other header."""
+    if response["status"]["code"] >= 400:
+        return None
+    response["headers"] = _keep_headers(response["headers"])
+    return response
+
+
+# --- serializer ----------------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(value: Any) -> str:
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+                     default_flow_style=False)
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _body_out(body: Any) -> dict[str, Any]:
+    is_json, value = parse_json_body(body)
+    if is_json:
+        return {"json": _sorted(value)}
+    return {"body": _text(body)}
+
+
+def _body_in(entry: dict[str, Any]) -> str | None:
+    if "json" in entry:
+        return json.dumps(entry["json"], ensure_ascii=False, separators=(",", ":"))
+    return entry.get("body")
+
+
+class CassetteFormatError(ValueError):
+    """A cassette file that is not valid YAML or lacks the keys of one."""
+
+
+class CassetteSerializer:
+    """vcrpy serializer: JSON bodies as YAML structures, a fixed key order, a header comment."""
+
+    def __init__(self, comment: str = "") -> None:
+        self.comment = comment
+
+    def serialize(self, data: dict[str, Any]) -> str:
+        interactions = []
+        for item in data["interactions"]:
+            req, resp = item["request"], item["response"]
+            interactions.append({
+                "request": {"method": req["method"], "uri": req["uri"],
+                            "headers": {k.lower(): v for k, v in sorted(req["headers"].items())},
+                            **_body_out(req["body"])},
+                "response": {"status": {"code": resp["status"]["code"],
+                                        "message": resp["status"].get("message") or ""},
+                             "headers": dict(sorted(resp["headers"].items())),
+                             **_body_out(resp["body"]["string"])},
+            })
+        return self.comment + dump_yaml({"version": data.get("version", 1),
+                                         "interactions": interactions})
+
+    def deserialize(self, text: str) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(text) or {}
+            interactions = []
+            for item in data.get("interactions") or []:
+                req, resp = item["request"], item["response"]
+                interactions.append({
+                    "request": {"method": req["method"], "uri": req["uri"],
+                                "body": _body_in(req), "headers": req.get("headers") or {}},
+                    "response": {"status": resp["status"], "headers": resp.get("headers") or {},
+                                 "body": {"string": _body_in(resp) or ""}},
+                })
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            raise CassetteFormatError(f"not a cassette aiops can read ({type(exc).__name__}: "
+                                      f"{exc})".replace("\n", " ")) from None
+        return {"version": data.get("version", 1), "interactions": interactions}
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Session:
+    """What happened to one cassette during one test run."""
+
+    path: Path
+    record: bool
+    loaded: list[VcrRequest] = field(default_factory=list)  # what the file held
+    misses: list[VcrRequest] = field(default_factory=list)
+    recorded: list[VcrRequest] = field(default_factory=list)
+    played: int = 0
+    existed: bool = False
+
+
+@contextmanager
+def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
+                 comment: str = "") -> Iterator[Session]:
+    """Patch HTTP (httpx, and what vcrpy patches) to replay `path`, or record what it lacks.
+
+    Replay (`record=False`, vcrpy mode `none`): a request not in the cassette raises inside
+    the HTTP client and is noted in `Session.misses`; nothing reaches the network.
+    Record (`new_episodes` + dropping unused interactions): requests already recorded replay,
+    new or changed ones go to the network and replace the stale ones in the file.
+    """
+    session = Session(path=path, record=record, existed=path.is_file())
+    request_filter = make_request_filter(rewrite)
+    recorder = vcr.VCR(
+        serializer="aiops",
+        record_mode="new_episodes" if record else "none",
+        match_on=MATCH_ON,
+        before_record_request=request_filter,
+        before_record_response=before_record_response,
+        decode_compressed_response=True,
+        drop_unused_requests=record,
+    )
+    recorder.register_serializer("aiops", CassetteSerializer(comment))
+    recorder.register_matcher("json_body", json_body_matcher)
+    with recorder.use_cassette(str(path), allow_playback_repeats=True) as cassette:
+        session.loaded = list(cassette.requests)
+        loaded = len(session.loaded)
+        real_can_play = cassette.can_play_response_for
+
+        def can_play(request: VcrRequest) -> bool:
+            ok = bool(real_can_play(request))
+            if ok:
+                session.played += 1
+            elif cassette.write_protected:
+                session.misses.append(request_filter(request))
+            return ok
+
+        cassette.can_play_response_for = can_play
+        try:
+            yield session
+        finally:
+            session.recorded = [req for req, _ in cassette.data[loaded:]]
+
+
+def _path(uri: str) -> str:
+    return urlsplit(uri).path
+
+
+def _readable(body: Any) -> list[str]:
+    is_json, value = parse_json_body(body)
+    text = dump_yaml(_sorted(value)) if is_json else (_text(body) or "")
+    return text.splitlines(keepends=True)
+
+
+def explain_miss(request: VcrRequest, recorded: list[VcrRequest], *, context: int = 3,
+                 max_lines: int = 60) -> str:
+    """Why `request` is not in the cassette: the difference from the nearest recording."""
+    if not recorded:
+        return "the cassette holds no recorded request"
+    same_route = [r for r in recorded
+                  if r.method == request.method and _path(r.uri) == _path(request.uri)]
+    if not same_route:
+        routes = ", ".join(sorted({f"{r.method} {_path(r.uri)}" for r in recorded}))
+        return (f"the request {request.method} {_path(request.uri)} was never recorded "
+                f"(recorded: {routes})")
+    now = _readable(request.body)
+
+    def distance(r: VcrRequest) -> float:
+        return 1 - difflib.SequenceMatcher(a=_readable(r.body), b=now).ratio()
+
+    nearest = min(same_route, key=distance)
+    diff = list(difflib.unified_diff(_readable(nearest.body), now, fromfile="recorded",
+                                     tofile="now", n=context))
+    if not diff:
+        return "the request matches a recording that was already played"
+    lines = [line if line.endswith("\n") else line + "\n" for line in diff]
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines], f"... ({len(lines) - max_lines} more diff lines)\n"]
+    return (f"the {request.method} {_path(request.uri)} body differs from the recording:\n"
+            + "".join(lines).rstrip("\n"))

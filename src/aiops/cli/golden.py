@@ -1,0 +1,44 @@
+"""`aiops test`: golden tests over recorded cassettes (thin: parse -> golden -> render)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("-C", "--project-dir", "root", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="The project's root.")
+@click.option("--provider", metavar="P", help="Only this provider of each function's matrix.")
+@click.option("--record", is_flag=True,
+              help="Call the providers for requests the cassettes lack (new or changed) and "
+                   "write them; needs the providers' keys. Default: replay, no network.")
+@click.option("--junit-xml", "junit_xml", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Also write JUnit XML results to FILE.")
+@click.option("--markdown-out", "markdown_out", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Also write the markdown summary to FILE (a PR comment, "
+                                   "$GITHUB_STEP_SUMMARY).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="List the assertions of passing tests too.")
+def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
+         junit_xml: Path | None, markdown_out: Path | None, fmt: str, verbose: bool) -> None:
+    """Run golden tests: every test of every function (or NAME...) on each provider of its
+    matrix, replaying recorded provider HTTP. Exit 0 when all pass, 1 otherwise."""
+    from aiops import commands, golden, render_golden
+
+    project = commands.load_project(root)
+    report = golden.run_golden(root, project, names=names, provider=provider, record=record)
+    if junit_xml is not None:
+        junit_xml.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml.write_text(render_golden.render_junit(report), encoding="utf-8")
+    if markdown_out is not None:
+        markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        markdown_out.write_text(render_golden.render_markdown(report), encoding="utf-8")
+    if fmt == "text":
+        click.echo(render_golden.render_text(report, verbose=verbose), nl=False)
+    else:
+        click.echo(render_golden.RENDERERS[fmt](report), nl=False)
+    raise SystemExit(0 if report.ok else 1)

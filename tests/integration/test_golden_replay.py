@@ -1,0 +1,227 @@
+"""Golden tests through the real runner: replaying the examples offline, misses after a
+prompt change, recording against the mock provider, and no secret in any cassette."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from aiops.commands import load_project
+from aiops.golden import matrix, run_golden
+from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
+from tests.fixtures_golden import CANARY, EXAMPLE_ANSWERS, mock_env
+
+
+def replay(root: Path, *names: str, **kw: object):
+    return run_golden(root, load_project(root), names=names, env={}, **kw)  # type: ignore[arg-type]
+
+
+def record(root: Path, server: MockServer, *names: str, **kw: object):
+    return run_golden(root, load_project(root), names=names, record=True,  # type: ignore[arg-type]
+                      env=mock_env(server), **kw)
+
+
+def cassettes(root: Path) -> list[Path]:
+    return sorted(root.glob("functions/*/cassettes/*/*.yaml"))
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_examples_replay_offline_on_every_provider_of_their_matrix(
+        repo_root: Path, no_sockets: list[object]) -> None:
+    project = load_project(repo_root)
+    report = replay(repo_root)
+    assert report.ok, [(r.id, r.status, r.message, r.failures) for r in report.results]
+    assert no_sockets == []  # not even loopback
+    expected = {(name, p, t.name) for name, lf in project.functions.items()
+                for p in matrix(lf.spec) for t in lf.spec.tests}
+    assert {(r.function, r.provider, r.test) for r in report.results} == expected
+    assert all((repo_root / r.cassette).is_file() for r in report.results)
+    # a matrix of two providers runs both, each with its own model
+    models = {(r.provider, r.model) for r in report.results if r.function == "classify-ticket"}
+    assert models == {("openai", "gpt-4o-mini"), ("groq", "llama-3.3-70b-versatile")}
+    assert all(r.cost_usd is not None and r.cost_usd > 0 for r in report.results
+               if r.provider != "internal")  # pinned prices x replayed usage
+
+
+def test_replay_ignores_a_base_url_override_and_needs_no_key(
+        golden_project: Path, no_sockets: list[object]) -> None:
+    env = {"AIOPS_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # e.g. left over from a demo
+    report = run_golden(golden_project, load_project(golden_project), names=["summarize"],
+                        env=env)
+    assert report.ok and no_sockets == []
+
+
+def test_changing_a_prompt_fails_its_tests_with_the_difference(
+        golden_project: Path, no_sockets: list[object]) -> None:
+    edit(golden_project / "functions/summarize/function.yaml",
+         "You are a concise editor.", "You are a terse editor.")
+    report = replay(golden_project, "summarize", "translate")
+    by_fn = {(r.function, r.status) for r in report.results}
+    assert by_fn == {("summarize", "miss"), ("translate", "passed")}
+    miss = next(r for r in report.results if r.function == "summarize")
+    assert "not in the cassette" in miss.message
+    assert ("\n-- content: You are a concise editor. Answer with JSON only.\n"
+            "+- content: You are a terse editor. Answer with JSON only.\n") in miss.diff
+    assert miss.fix.endswith(f"aiops test summarize --provider {miss.provider} --record")
+    assert no_sockets == []
+
+
+def test_a_missing_cassette_says_how_to_record_it(golden_project: Path) -> None:
+    (golden_project / "functions/translate/cassettes/groq/hello-french.yaml").unlink()
+    report = replay(golden_project, "translate")
+    [missing] = [r for r in report.results if not r.passed]
+    assert (missing.status, missing.provider, missing.test) == ("no-cassette", "groq",
+                                                               "hello-french")
+    assert "aiops test translate --provider groq --record" in missing.fix
+
+
+def test_record_against_the_mock_then_replay_without_secrets(golden_project: Path) -> None:
+    for path in cassettes(golden_project):
+        path.unlink()
+    config = MockConfig(responses=EXAMPLE_ANSWERS, hmac_secret=CANARY)  # the secret is used
+    with serve_in_thread(config) as server:
+        recorded = record(golden_project, server)
+        assert recorded.ok, [(r.id, r.message) for r in recorded.results]
+        assert server.app.stats["requests"] == len(recorded.results)
+    assert all(r.recorded == 1 for r in recorded.results)
+    files = cassettes(golden_project)
+    assert len(files) == len(recorded.results) == 14
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert CANARY not in text
+        assert "127.0.0.1" not in text  # recorded as the provider's own URL
+        assert "authorization" not in text.lower() and "signature" not in text.lower()
+    replayed = replay(golden_project)
+    assert replayed.ok and len(replayed.results) == 14
+
+
+def test_record_writes_only_what_changed(golden_project: Path, example_mock: MockServer) -> None:
+    target = golden_project / "functions/summarize/cassettes/groq/short-article.yaml"
+    untouched = golden_project / "functions/summarize/cassettes/groq/default-bullets.yaml"
+    before = untouched.read_bytes()
+    edit(golden_project / "functions/summarize/function.yaml",
+         "in at most {{ bullets }} bullet points", "in {{ bullets }} bullet points or fewer")
+    report = record(golden_project, example_mock, "summarize", provider="groq")
+    assert report.ok
+    assert {r.test: r.recorded for r in report.results} == {"short-article": 1,
+                                                            "default-bullets": 1}
+    assert example_mock.app.stats["requests"] == 2
+    text = target.read_text(encoding="utf-8")
+    assert "bullet points or fewer" in text and "in at most" not in text  # stale one dropped
+    assert untouched.read_bytes() != before
+    again = record(golden_project, example_mock, "summarize", provider="groq")
+    assert [r.recorded for r in again.results] == [0, 0]  # nothing new: replayed, not re-sent
+    assert example_mock.app.stats["requests"] == 2
+    assert replay(golden_project, "summarize", provider="groq").ok
+    assert not replay(golden_project, "summarize", provider="openai").ok  # not re-recorded
+
+
+def test_a_failed_recording_leaves_the_cassette_as_it_was(
+        golden_project: Path, example_mock: MockServer) -> None:
+    path = golden_project / "functions/translate/cassettes/internal/hello-french.yaml"
+    before = path.read_bytes()
+    edit(golden_project / "functions/translate/function.yaml", "Translate faithfully.",
+         "Translate carefully.")
+    example_mock.app.force_fault("bad_request")
+    report = record(golden_project, example_mock, "translate", provider="internal")
+    assert {r.status for r in report.results} == {"error"}
+    assert "400" in report.results[0].message
+    assert path.read_bytes() == before
+
+
+def test_record_needs_keys(golden_project: Path) -> None:
+    from aiops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY") as info:
+        run_golden(golden_project, load_project(golden_project), names=["summarize"],
+                   record=True, env={})
+    assert "without --record, tests replay" in str(info.value)
+
+
+def test_assertion_failures_read_well(golden_project: Path) -> None:
+    edit(golden_project / "functions/classify-ticket/function.yaml",
+         "path: $.queue\n        equals: billing", "path: $.queue\n        equals: account")
+    report = replay(golden_project, "classify-ticket", provider="openai")
+    failed = next(r for r in report.results if r.test == "double-charge")
+    assert failed.status == "failed"
+    [failure] = failed.failures
+    assert failure.message == '$.queue: expected equals "account", got "billing"'
+    assert failure.path == "$.queue"
+
+
+class _FixedAnswer(BaseHTTPRequestHandler):
+    BODY = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+                       "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                       "message": {"role": "assistant", "content":
+                                   '{"queue": "billing", "priority": 2}'}}],
+                       "usage": {"prompt_tokens": 10, "completion_tokens": 5,
+                                 "total_tokens": 15}}).encode()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-request-id", f"req_{threading.get_ident()}")  # volatile
+        self.send_header("content-length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fixed_answer_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FixedAnswer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_recording_the_same_answer_twice_writes_the_same_file(
+        golden_project: Path, fixed_answer_server: str) -> None:
+    path = golden_project / "functions/classify-ticket/cassettes/openai/double-charge.yaml"
+    env = {"OPENAI_API_KEY": CANARY, "AIOPS_OPENAI_BASE_URL": fixed_answer_server + "/v1"}
+    outputs = []
+    for _ in range(2):
+        path.unlink()
+        report = run_golden(golden_project, load_project(golden_project),
+                            names=["classify-ticket"], provider="openai", record=True, env=env)
+        assert report.results[0].recorded == 1
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert b"x-request-id" not in outputs[0] and CANARY.encode() not in outputs[0]
+
+
+def test_a_corrupt_cassette_is_an_error_that_says_so(golden_project: Path) -> None:
+    path = golden_project / "functions/translate/cassettes/groq/hello-french.yaml"
+    path.write_text("interactions: [unclosed\n")
+    report = replay(golden_project, "translate", provider="groq")
+    broken = next(r for r in report.results if r.test == "hello-french")
+    assert broken.status == "error"
+    assert broken.message.startswith(
+        "functions/translate/cassettes/groq/hello-french.yaml: not a cassette aiops can read")
+    assert "aiops test translate --provider groq --record" in broken.fix
+    assert next(r for r in report.results if r.test == "formal-german").passed
+
+
+def test_test_providers_overrides_the_matrix(golden_project: Path,
+                                             no_sockets: list[object]) -> None:
+    edit(golden_project / "functions/translate/function.yaml", "fallbacks:",
+         "test_providers: [groq]\nfallbacks:")
+    report = replay(golden_project, "translate")
+    assert {(r.provider, r.model, r.status) for r in report.results} == {
+        ("groq", "llama-3.1-8b-instant", "passed")}
+    assert len(report.results) == 2

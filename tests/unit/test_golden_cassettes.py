@@ -1,0 +1,118 @@
+"""Cassette configuration: matching, filtering, the serializer, and explaining a miss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from vcr.request import Request
+
+from aiops.cassettes import (
+    CassetteSerializer,
+    Rewrite,
+    before_record_response,
+    canonical_body,
+    explain_miss,
+    json_body_matcher,
+    make_request_filter,
+)
+
+BODY = {"model": "gpt-4o-mini", "messages": [
+    {"role": "system", "content": "You route tickets.\nAnswer with JSON only."},
+    {"role": "user", "content": "Subject: Charged twice"}], "temperature": 0}
+
+
+def request(body: object = BODY, uri: str = "https://api.openai.com/v1/chat/completions",
+            headers: dict[str, str] | None = None) -> Request:
+    raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    return Request("POST", uri, raw, headers or {"content-type": "application/json"})
+
+
+def test_json_body_matcher_ignores_key_order_and_whitespace() -> None:
+    reordered = json.dumps(dict(reversed(list(BODY.items()))), indent=2).encode()
+    json_body_matcher(request(), request(reordered))  # no AssertionError
+    with pytest.raises(AssertionError):
+        json_body_matcher(request(), request({**BODY, "temperature": 0.5}))
+    assert canonical_body(b"not json") == "not json"
+
+
+def test_request_filter_drops_every_header_but_content_type() -> None:
+    headers = {"Authorization": "Bearer sk-live-123", "api-key": "k", "OpenAI-Organization": "org",
+               "OpenAI-Project": "p", "Cookie": "c=1", "X-Aiops-Signature": "v1=abc",
+               "X-Aiops-Timestamp": "1", "User-Agent": "AsyncOpenAI/Python",
+               "x-stainless-os": "Linux", "Content-Type": "application/json"}
+    filtered = make_request_filter(None)(request(headers=headers))
+    assert dict(filtered.headers) == {"Content-Type": "application/json"}
+
+
+def test_request_filter_rewrites_the_base_url_in_use_to_the_providers_own() -> None:
+    rewrite = Rewrite(used="http://127.0.0.1:8765/v1", canonical="https://api.openai.com/v1")
+    out = make_request_filter(rewrite)(request(uri="http://127.0.0.1:8765/v1/chat/completions"))
+    assert out.uri == "https://api.openai.com/v1/chat/completions"
+    other = make_request_filter(rewrite)(request(uri="https://example.com/v1/x"))
+    assert other.uri == "https://example.com/v1/x"
+
+
+def test_response_filter_keeps_successes_and_their_content_type_only() -> None:
+    ok = {"status": {"code": 200, "message": "OK"},
+          "headers": {"Content-Type": ["application/json"], "Set-Cookie": ["s=1"],
+                      "x-request-id": ["req_1"], "openai-organization": ["org"]},
+          "body": {"string": b"{}"}}
+    assert before_record_response(ok)["headers"] == {"content-type": ["application/json"]}
+    for code in (429, 500, 401):
+        assert before_record_response({**ok, "status": {"code": code, "message": ""}}) is None
+
+
+def _cassette_dict() -> dict[str, object]:
+    req = request()
+    return {"version": 1, "interactions": [{
+        "request": {"method": "POST", "uri": req.uri, "body": req.body.decode(),
+                    "headers": {"content-type": ["application/json"]}},
+        "response": {"status": {"code": 200, "message": "OK"},
+                     "headers": {"content-type": ["application/json"]},
+                     "body": {"string": json.dumps({"choices": [{"message": {
+                         "content": '{"queue": "billing"}'}}], "id": "x"})}}}]}
+
+
+def test_serializer_is_readable_stable_and_round_trips() -> None:
+    serializer = CassetteSerializer("# header\n")
+    text = serializer.serialize(_cassette_dict())
+    assert text.startswith("# header\n")
+    assert text == serializer.serialize(serializer.deserialize(text))  # same answer, same bytes
+    data = yaml.safe_load(text)
+    stored = data["interactions"][0]["request"]
+    assert stored["json"]["messages"][0]["content"] == "You route tickets.\nAnswer with JSON only."
+    assert "content: |-\n" in text  # multi-line text as a literal block
+    assert list(stored) == ["method", "uri", "headers", "json"]
+    back = serializer.deserialize(text)["interactions"][0]
+    assert json.loads(back["request"]["body"]) == BODY
+    assert json.loads(back["response"]["body"]["string"])["id"] == "x"
+
+
+def test_serializer_keeps_non_json_bodies_as_text() -> None:
+    data = _cassette_dict()
+    data["interactions"][0]["response"]["body"]["string"] = "plain text"  # type: ignore[index]
+    serializer = CassetteSerializer()
+    back = serializer.deserialize(serializer.serialize(data))
+    assert back["interactions"][0]["response"]["body"]["string"] == "plain text"
+
+
+def test_explain_miss_shows_the_changed_lines_against_the_nearest_recording() -> None:
+    changed = {**BODY, "messages": [BODY["messages"][0],
+                                    {"role": "user", "content": "Subject: Charged three times"}]}
+    unrelated = {"model": "other", "messages": []}
+    text = explain_miss(request(changed), [request(unrelated), request(BODY)])
+    assert "body differs from the recording" in text
+    assert "\n-- content: 'Subject: Charged twice'\n+- content: 'Subject: Charged three times'\n" \
+        in text
+    assert "--- recorded\n+++ now\n" in text
+    assert "model: other" not in text  # the diff is against the nearest recording
+
+
+def test_explain_miss_other_route_and_empty_cassette() -> None:
+    assert explain_miss(request(), []) == "the cassette holds no recorded request"
+    text = explain_miss(request(uri="https://api.groq.com/openai/v1/chat/completions"),
+                        [request()])
+    assert "never recorded" in text
+    assert "POST /v1/chat/completions" in text

@@ -1,0 +1,34 @@
+"""docs/testing.md stays true: its mock answers are those the example cassettes were recorded
+with, and the assertion keys it documents are the ones the format has."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from aiops.spec import ASSERTION_KEYS
+from tests.fixtures_golden import EXAMPLE_ANSWERS
+
+
+def test_documented_mock_answers_are_the_recorded_ones(repo_root: Path) -> None:
+    text = (repo_root / "docs/testing.md").read_text(encoding="utf-8")
+    block = re.search(r"<<'YAML'\n(.*?)\nYAML\n", text, re.S)
+    assert block is not None
+    assert yaml.safe_load(block.group(1)) == {"responses": EXAMPLE_ANSWERS}
+
+
+def test_every_assertion_key_is_documented(repo_root: Path) -> None:
+    text = (repo_root / "docs/testing.md").read_text(encoding="utf-8")
+    for key in ASSERTION_KEYS:
+        assert f"`{key}:" in text or f"| `{key}" in text, key
+
+
+def test_example_answers_fit_the_examples(repo_root: Path) -> None:
+    """Each answer's `contains` occurs in some example test input, so none is dead."""
+    inputs = "\n".join(str(v) for path in sorted(repo_root.glob("functions/*/function.yaml"))
+                       for case in yaml.safe_load(path.read_text())["tests"]
+                       for v in case["input"].values())
+    for answer in EXAMPLE_ANSWERS:
+        assert answer["match"]["contains"] in inputs
