@@ -1,8 +1,8 @@
 """Shared pytest fixtures: golden tests.
 
-- `EXAMPLE_ANSWERS`: what the mock provider answers for the example functions' test inputs
-  (the example cassettes were recorded against the mock with these answers; see
-  docs/testing.md). `example_mock` starts a mock provider that gives them.
+- `EXAMPLE_ANSWERS`: what the mock provider answers for the example functions' test inputs,
+  from mock-responses.yaml (the example cassettes were recorded against the mock with these
+  answers; see docs/testing.md). `example_mock` starts a mock provider that gives them.
 - `mock_env(server)`: an environment pointing every provider of providers.yaml at a mock
   (`AIOPS_<PROVIDER>_BASE_URL`) with canary keys, for recording.
 - `golden_project`: a copy of the repository's example project (functions with their
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
 
@@ -29,27 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-0123456789abcdefSECRET"
 
 # prompt text that identifies a test input -> the answer (JSON output, or text)
-EXAMPLE_ANSWERS: list[dict[str, Any]] = [
-    {"match": {"contains": "Charged twice this month"},
-     "output": {"queue": "billing", "priority": 2,
-                "reason": "The customer was charged twice for one invoice."}},
-    {"match": {"contains": "Cannot log in"},
-     "output": {"queue": "technical", "priority": 1,
-                "reason": "The login page fails with a server error for an enterprise customer."}},
-    {"match": {"contains": "Emmanuel Macron"},
-     "output": {"entities": [
-         {"name": "Emmanuel Macron", "kind": "person", "mentions": [{"start": 0, "end": 15}]},
-         {"name": "Airbus", "kind": "organization", "mentions": [{"start": 45, "end": 51}]},
-         {"name": "Toulouse", "kind": "location", "mentions": [{"start": 54, "end": 62}]}]}},
-    {"match": {"contains": "quick brown fox"},
-     "output": {"bullets": ["A quick brown fox jumps over a lazy dog.",
-                            "The dog keeps sleeping while the fox runs off into the forest."]}},
-    {"match": {"contains": "Paris is the capital"},
-     "output": {"bullets": ["Paris is the capital of France.",
-                            "It hosts the Louvre, the largest art museum."]}},
-    {"match": {"contains": "Good morning"}, "output": "Bonjour"},
-    {"match": {"contains": "How are you?"}, "output": "Wie geht es Ihnen?"},
-]
+EXAMPLE_ANSWERS: list[dict[str, Any]] = yaml.safe_load(
+    (REPO / "mock-responses.yaml").read_text(encoding="utf-8"))["responses"]
 
 
 def mock_env(server: MockServer, providers: Mapping[str, str] | None = None) -> dict[str, str]:
