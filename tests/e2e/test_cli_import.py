@@ -27,7 +27,7 @@ def functions(root: Path) -> set[str]:
 
 def test_import_writes_a_function_that_validates(realdata: Path, project: Path) -> None:
     source = realdata / DOT / "dotprompt__valid-customer-support.prompt"
-    result = aiops("import", source, "--project", project)
+    result = aiops("import", source, "-C", project)
     assert result.returncode == 0, result.stderr
     target = project / "functions" / "dotprompt-valid-customer-support" / "function.yaml"
     assert result.stdout == f"Imported {source} -> {target}\n"
@@ -46,14 +46,14 @@ def test_import_writes_a_function_that_validates(realdata: Path, project: Path) 
 
 def test_existing_file_needs_force(realdata: Path, project: Path) -> None:
     source = realdata / PTY / "v2__basic.prompty"
-    assert aiops("import", source, "--project", project).returncode == 0
+    assert aiops("import", source, "-C", project).returncode == 0
     target = project / "functions" / "basic-prompt" / "function.yaml"
     target.write_text("# edited\n", encoding="utf-8")
-    again = aiops("import", source, "--project", project)
+    again = aiops("import", source, "-C", project)
     assert again.returncode == 2
     assert "already exists; pass --force to overwrite it" in again.stderr
     assert target.read_text(encoding="utf-8") == "# edited\n"
-    forced = aiops("import", source, "--project", project, "--force")
+    forced = aiops("import", source, "-C", project, "--force")
     assert forced.returncode == 0, forced.stderr
     assert yaml.safe_load(target.read_text(encoding="utf-8"))["provider"] == "openai"
     assert aiops("validate", project).returncode == 0
@@ -61,7 +61,7 @@ def test_existing_file_needs_force(realdata: Path, project: Path) -> None:
 
 def test_stdout_with_options_writes_nothing(realdata: Path, project: Path) -> None:
     before = functions(project)
-    result = aiops("import", realdata / PTY / "v2__structured.prompty", "--project", project,
+    result = aiops("import", realdata / PTY / "v2__structured.prompty", "-C", project,
                    "--stdout", "--name", "weather-facts", "--provider", "openai",
                    "--model", "gpt-4o-mini")
     assert result.returncode == 0, result.stderr
@@ -78,7 +78,7 @@ def test_stdout_with_options_writes_nothing(realdata: Path, project: Path) -> No
 def test_untranslatable_file_exits_1_and_writes_nothing(realdata: Path, project: Path) -> None:
     before = functions(project)
     source = realdata / DOT / "dotprompt__partials.prompt"
-    result = aiops("import", source, "--project", project, "--model", "gpt-4o-mini")
+    result = aiops("import", source, "-C", project, "--model", "gpt-4o-mini")
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -92,12 +92,12 @@ def test_untranslatable_file_exits_1_and_writes_nothing(realdata: Path, project:
 
 def test_negative_dotprompt_files_report_their_line(realdata: Path, project: Path) -> None:
     bad_yaml = aiops("import", realdata / DOT / "dotprompt__error-invalid-yaml.prompt",
-                     "--project", project)
+                     "-C", project)
     assert bad_yaml.returncode == 1
     assert "dotprompt__error-invalid-yaml.prompt:8: error: front matter is not valid YAML" \
         in bad_yaml.stderr
     unclosed = aiops("import", realdata / DOT / "dotprompt__error-unclosed-block.prompt",
-                     "--project", project)
+                     "-C", project)
     assert unclosed.returncode == 1
     assert "dotprompt__error-unclosed-block.prompt:11: error: `{{#if premium}}` is never " \
            "closed (fix: add `{{/if}}` where the block ends)" in unclosed.stderr
@@ -105,19 +105,19 @@ def test_negative_dotprompt_files_report_their_line(realdata: Path, project: Pat
 
 def test_command_line_problems(realdata: Path, project: Path, tmp_path: Path) -> None:
     source = realdata / PTY / "v2__basic.prompty"
-    bad_name = aiops("import", source, "--project", project, "--name", "Bad_Name")
+    bad_name = aiops("import", source, "-C", project, "--name", "Bad_Name")
     assert bad_name.returncode == 2
     assert "--name `Bad_Name` is not a valid function name" in bad_name.stderr
-    missing = aiops("import", tmp_path / "nope.prompt", "--project", project)
+    missing = aiops("import", tmp_path / "nope.prompt", "-C", project)
     assert missing.returncode == 2
-    no_project = aiops("import", source, "--project", tmp_path / "absent")
+    no_project = aiops("import", source, "-C", tmp_path / "absent")
     assert no_project.returncode == 2
-    assert "does not exist; pass --project or --stdout" in no_project.stderr
-    no_provider = aiops("import", source, "--project", tmp_path / "absent", "--stdout")
+    assert "does not exist; pass -C DIR or --stdout" in no_project.stderr
+    no_provider = aiops("import", source, "-C", tmp_path / "absent", "--stdout")
     assert no_provider.returncode == 1
     assert "no provider: the project has no providers.yaml" in no_provider.stderr
     latin1 = tmp_path / "latin.prompt"
     latin1.write_bytes(b"---\nmodel: m\n---\nCaf\xe9 {{x}}\n")
-    encoded = aiops("import", latin1, "--project", project)
+    encoded = aiops("import", latin1, "-C", project)
     assert encoded.returncode == 1
     assert f"{latin1}:4:4: error: byte 0xe9 is not valid UTF-8" in encoded.stderr

@@ -116,13 +116,13 @@ def test_init_new_and_schema(tmp_path: Path, repo_root: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert aiops("validate", tmp_path / "p").returncode == 0
     assert aiops("init", tmp_path / "p").returncode == 2  # never overwrites
-    result = aiops("new", "review-code", "--project", tmp_path / "p")
+    result = aiops("new", "review-code", "-C", tmp_path / "p")
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "p/functions/review-code/function.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=../../schemas/function.schema.json")
     check = aiops("validate", tmp_path / "p")
     assert check.returncode == 0 and "2 function(s) valid" in check.stdout, check.stdout
-    assert aiops("new", "Bad_Name", "--project", tmp_path / "p").returncode == 2
+    assert aiops("new", "Bad_Name", "-C", tmp_path / "p").returncode == 2
     printed = aiops("schema")
     assert printed.returncode == 0
     assert json.loads(printed.stdout)["properties"]["apiVersion"]["const"] == "aiops/v1"

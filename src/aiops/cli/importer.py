@@ -25,7 +25,7 @@ from aiops.yamlsrc import YamlProblem, decode
 @click.option("--provider", help="A provider of providers.yaml (default: the file's own "
               "provider when the project has it, else the first one).")
 @click.option("--model", help="Model to use (default: the model the file names).")
-@click.option("--project", "project_dir", default=".", show_default=True,
+@click.option("-C", "--project-dir", "project_dir", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="The aiops project.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the YAML; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite an existing function file.")
@@ -40,7 +40,7 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
         raise UsageError(f"--name `{name}` is not a valid function name: lowercase letters, "
                          "digits and dashes, starting with a letter, 2 to 63 characters")
     if not to_stdout and not project_dir.is_dir():
-        raise UsageError(f"project directory {project_dir} does not exist; pass --project "
+        raise UsageError(f"project directory {project_dir} does not exist; pass -C DIR "
                          "or --stdout")
     label = str(source)
     try:

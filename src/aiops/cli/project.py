@@ -38,13 +38,16 @@ def _render_json(report: commands.ValidationReport) -> str:
 
 @click.command()
 @click.argument("project_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-C", "--project-dir", "project_option", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The project directory (same as PROJECT_DIR).")
 @click.option("--base", "base", metavar="GIT_REF",
               help="Also check version rules against this git revision (e.g. origin/main).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def validate(project_dir: Path, base: str | None, fmt: str) -> None:
+def validate(project_dir: Path, project_option: Path | None, base: str | None, fmt: str) -> None:
     """Check every function file and providers.yaml. Exit 0 when clean, 1 on errors."""
-    report = commands.validate(project_dir, base=base)
+    report = commands.validate(project_option or project_dir, base=base)
     click.echo(_render_json(report) if fmt == "json" else _render_text(report))
     raise SystemExit(0 if report.ok else 1)
 
@@ -60,7 +63,7 @@ def init(project_dir: Path) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--project", "project_dir", default=".",
+@click.option("-C", "--project-dir", "project_dir", default=".",
               type=click.Path(file_okay=False, path_type=Path), show_default=True)
 @click.option("--provider", help="A provider of providers.yaml (default: the first one).")
 @click.option("--model", help="The model (default: the provider's first priced model).")
