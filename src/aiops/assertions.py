@@ -27,9 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 from aiops.jsonpath import JsonPathError, Match, find, format_path, kind_of
+from aiops.schemas import CompiledSchema
 from aiops.spec import Assertion, Bounds
 
 MAX_SHOWN = 160  # characters of a value shown in a message
@@ -174,14 +173,13 @@ def _maximum(desc: str, what: str, value: float | None, limit: float, unit: str)
 
 
 def _schema_valid(a: Assertion, observed: Observed, desc: str) -> AssertionResult:
-    validator = jsonschema.Draft202012Validator(observed.output_schema)
-    errors = sorted(validator.iter_errors(observed.output), key=lambda e: list(e.absolute_path))
+    errors = CompiledSchema(observed.output_schema).errors(observed.output)
     valid = not errors
     if valid == a.schema_valid:
         return AssertionResult(passed=True, description=desc)
     if a.schema_valid:
         first = errors[0]
-        path = format_path(tuple(first.absolute_path))
+        path = format_path(first.path)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return AssertionResult(
             passed=False, description=desc, path=path, expected="valid against output_schema",

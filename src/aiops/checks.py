@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Any, Literal
 
 from aiops.errors import Diagnostic
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
+from aiops.schemas import CompiledSchema, metaschema_errors
 from aiops.spec import FunctionSpec, ProvidersFile, Semver
 from aiops.yamlsrc import Path, format_path
 
@@ -67,20 +67,6 @@ def check_function(lf: LoadedFunction, providers: ProvidersFile | None) -> list[
     return out
 
 
-@cache
-def _meta_validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
-
-
-@cache
-def _validator_class() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator
-
-
 def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> bool:
     schema = getattr(lf.spec, key)
     declared = schema.get("$schema")
@@ -89,32 +75,12 @@ def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> bool:
                          "draft 2020-12 schemas", fix=f"remove `$schema` or set it to "
                          f"{DRAFT_2020_12}", code="schema-draft"))
         return False
-    errors = schema_errors(schema)
-    for err_path, message in errors:
-        out.append(_diag(lf, (key, *err_path), f"not a valid JSON Schema: {message}",
+    errors = metaschema_errors(schema)
+    for err in errors:
+        out.append(_diag(lf, (key, *err.path), f"not a valid JSON Schema: {err.message}",
                          fix="see https://json-schema.org/understanding-json-schema/",
                          code="schema-invalid"))
     return not errors
-
-
-def schema_errors(schema: Any) -> list[tuple[Path, str]]:
-    """Every metaschema violation of `schema` as (path inside it, message).
-
-    jsonschema-rs answers the common case (valid) in microseconds; only an invalid schema pays
-    for the pure-Python validator, which lists every error with its path.
-    """
-    import jsonschema_rs
-
-    if jsonschema_rs.meta.is_valid(schema):
-        return []
-    errors = sorted(_meta_validator().iter_errors(schema), key=lambda e: list(e.absolute_path))
-    if errors:
-        return [(tuple(e.absolute_path), e.message) for e in errors]
-    try:  # the two libraries disagree: trust the stricter one, with its own words
-        jsonschema_rs.meta.validate(schema)
-    except jsonschema_rs.ValidationError as exc:
-        return [(tuple(exc.instance_path), exc.message)]
-    return []
 
 
 def template_variables(source: str) -> dict[str, int]:
@@ -187,10 +153,7 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
 def _check_tests(lf: LoadedFunction, out: list[Diagnostic]) -> None:
     if not lf.spec.tests:
         return
-    import jsonschema_rs
-
-    fast = jsonschema_rs.validator_for(lf.spec.input_schema)
-    validator = _validator_class()(lf.spec.input_schema)
+    validator = CompiledSchema(lf.spec.input_schema)
     seen: dict[str, int] = {}
     for i, case in enumerate(lf.spec.tests):
         if case.name in seen:
@@ -198,10 +161,8 @@ def _check_tests(lf: LoadedFunction, out: list[Diagnostic]) -> None:
                              f"(first is tests[{seen[case.name]}])", fix="rename one",
                              code="test-duplicate"))
         seen.setdefault(case.name, i)
-        if fast.is_valid(case.input):
-            continue
-        for err in sorted(validator.iter_errors(case.input), key=lambda e: list(e.path)):
-            path = ("tests", i, "input", *err.absolute_path)
+        for err in validator.errors(case.input):
+            path = ("tests", i, "input", *err.path)
             out.append(_diag(lf, path, f"test input does not match input_schema: {err.message}",
                              fix="change the test input or the schema", code="test-input"))
 

@@ -27,9 +27,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from aiops.errors import (
     AiopsError,
     BudgetExceeded,
@@ -51,6 +48,7 @@ from aiops.limits import (
 )
 from aiops.providers import CompletionRequest, Provider, make_provider, parse_json_text, scrub
 from aiops.render_template import CompiledPrompt, compile_prompt, prompt_hash
+from aiops.schemas import CompiledSchema
 from aiops.spec import Limits, Price, ProvidersFile, Retry
 from aiops.store import DeployedVersion, LogRow
 
@@ -123,8 +121,8 @@ class Prepared:
 
     dv: DeployedVersion
     limits: Limits
-    input_validator: Any
-    output_validator: Any
+    input_validator: CompiledSchema
+    output_validator: CompiledSchema
     input_schema: dict[str, Any]
     request_schema: dict[str, Any] | None  # None: plain text output
     prompt: CompiledPrompt
@@ -151,13 +149,10 @@ def fill_defaults(schema: Any, value: Any) -> Any:
     return out
 
 
-def schema_problem(validator: Any, value: Any) -> str | None:
+def schema_problem(validator: CompiledSchema, value: Any) -> str | None:
     """None when `value` is valid; else the most relevant error with its path."""
-    if validator.is_valid(value):
-        return None
-    error = best_match(validator.iter_errors(value))
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"${where}: {error.message}"[:500]
+    error = validator.first_error(value)
+    return None if error is None else error.render()[:500]
 
 
 def parse_target(target: str) -> tuple[str, str | None]:
@@ -194,8 +189,8 @@ def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
     variables = tuple((input_schema.get("properties") or {}).keys())
     return Prepared(
         dv=dv, limits=limits, input_schema=input_schema,
-        input_validator=Draft202012Validator(input_schema),
-        output_validator=Draft202012Validator(output_schema),
+        input_validator=CompiledSchema(input_schema),
+        output_validator=CompiledSchema(output_schema),
         request_schema=None if output_schema.get("type") == "string" else output_schema,
         prompt=compile_prompt(content["prompt"], variables),
         candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
