@@ -195,6 +195,26 @@ async def batch(root: Path, db: str, url: str, name: str, n: int,
     return elapsed, sum(1 for r in results if getattr(r, "ok", False))
 
 
+async def raw_floor(url: str, n: int, concurrency: int) -> float:
+    """The same number of requests from a bare aiohttp client: the floor any client reaches
+    on this machine with this mock (it shares the two cores with the mock's process)."""
+    import aiohttp
+
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one() -> None:
+            async with gate, session.post(f"{url}/v1/chat/completions", json=body,
+                                          headers={"authorization": "Bearer x"}) as response:
+                await response.read()
+
+        await one()
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return time.perf_counter() - start
+
+
 async def faults(root: Path, db: str, url: str, n: int) -> tuple[float, int, int, int]:
     """n executions with 30% injected faults: (seconds, ok, log rows, rows with attempts)."""
     from aiops.runner import open_runner
@@ -258,6 +278,14 @@ def main() -> None:
         ideal = args.batch / args.concurrency * args.latency_ms / 1000
         print(f"Batch: {args.batch} executions, {args.latency_ms:.0f} ms mock latency, "
               f"concurrency {args.concurrency}, ideal {ideal:.2f} s (target <= 1.3x):")
+        slow, slow_url = start_mock(args.latency_ms)
+        try:
+            floor = asyncio.run(raw_floor(slow_url, args.batch, args.concurrency))
+        finally:
+            slow.terminate()
+            slow.wait()
+        print(f"  {'bare aiohttp (floor)':20} {floor:6.2f} s  ratio {floor / ideal:5.2f}  "
+              "(no runner: what any client gets from this mock here)")
         for name, label in (("bench", "openai SDK provider"), ("bench-http", "http provider")):
             slow, slow_url = start_mock(args.latency_ms)
             try:
