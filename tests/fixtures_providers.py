@@ -135,16 +135,17 @@ def fake_store() -> FakeStore:
 
 # --- a project for runner integration tests ---------------------------------------------------
 # Three providers (openai, groq, http) meant to be pointed at the mock provider through
-# AIOPS_<NAME>_BASE_URL, and functions written on demand.
+# AIOPS_<NAME>_BASE_URL, and functions written on demand. Timeouts are short, so that injected
+# timeout faults (1 s) cost little, and not so short that a loaded CI machine trips them.
 
 
 PROVIDERS = {"providers": {
-    "openai": {"type": "openai", "api_key_env": "T_OPENAI_KEY", "timeout_s": 0.3,
+    "openai": {"type": "openai", "api_key_env": "T_OPENAI_KEY", "timeout_s": 0.8,
                "models": {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}},
-    "groq": {"type": "groq", "api_key_env": "T_GROQ_KEY", "timeout_s": 0.3,
+    "groq": {"type": "groq", "api_key_env": "T_GROQ_KEY", "timeout_s": 0.8,
              "models": {"llama-3.1-8b-instant": {"input_per_mtok": 0.05,
                                                  "output_per_mtok": 0.08}}},
-    "internal": {"type": "http", "base_url": "https://backend.invalid/aiops", "timeout_s": 0.3,
+    "internal": {"type": "http", "base_url": "https://backend.invalid/aiops", "timeout_s": 0.8,
                  "auth": {"type": "hmac", "secret_env": "T_HMAC_SECRET"},
                  "models": {"house-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}},
 }}

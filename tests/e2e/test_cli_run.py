@@ -131,8 +131,9 @@ def test_batch_in_input_order_with_summary(project: Any, tmp_path: Path) -> None
 
 
 def test_logs_lists_and_filters(project: Any) -> None:
-    invoke(project, "run", "classify", "--input", GOOD)
-    invoke(project, "run", "classify", "--input", '{"subject": "x"}')
+    ok = invoke(project, "run", "classify", "--input", GOOD)
+    assert ok.exit_code == 0, ok.output
+    assert invoke(project, "run", "classify", "--input", '{"subject": "x"}').exit_code == 3
     everything = invoke(project, "logs", "classify", "--json")
     rows = [json.loads(line) for line in everything.stdout.splitlines()]
     assert [r["status"] for r in rows] == ["error", "ok"]
