@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiops.errors import Diagnostic
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
@@ -280,7 +280,16 @@ def _bump(v: Semver, part: str) -> str:
     return f"{v.major}.{v.minor}.{v.patch + 1}"
 
 
-def breaking_changes(old: FunctionSpec, new: FunctionSpec) -> list[str]:
+class HasSchemas(Protocol):
+    """What `breaking_changes` reads: a function's input and output schemas."""
+
+    @property
+    def input_schema(self) -> dict[str, Any]: ...
+    @property
+    def output_schema(self) -> dict[str, Any]: ...
+
+
+def breaking_changes(old: HasSchemas, new: HasSchemas) -> list[str]:
     """Every change that breaks existing callers (DESIGN §4), as readable items."""
     items = _input_breaks(old.input_schema, new.input_schema, "input")
     items += _output_breaks(old.output_schema, new.output_schema, "output")

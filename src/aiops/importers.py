@@ -268,6 +268,11 @@ _DOTPROMPT_KEYS = {"name", "variant", "version", "description", "model", "config
                    "output", "tools", "metadata", "raw", "ext", "default"}
 
 
+def _dict_or_empty(value: Any) -> dict[str, Any]:
+    """`value` when the front matter holds a mapping there, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _dotprompt(src: _Source, problems: Problems) -> _Draft:
     meta = src.meta
     draft = _Draft(name=meta.get("name") if isinstance(meta.get("name"), str) else None,
@@ -282,7 +287,7 @@ def _dotprompt(src: _Source, problems: Problems) -> _Draft:
         problems.warn(f"tools ({names}) are not supported by aiops functions and were dropped; "
                       "the model answers without calling them", line=src.line_of("tools"))
     draft.configuration = _configuration(meta.get("config"), ("config",), src, problems)
-    inp = meta.get("input") if isinstance(meta.get("input"), dict) else {}
+    inp = _dict_or_empty(meta.get("input"))
     if inp.get("schema") is not None:
         schema = _convert_schema(inp["schema"], ("input", "schema"), src, problems)
         if schema is not None and schema.get("type") != "object":
@@ -301,7 +306,7 @@ def _dotprompt(src: _Source, problems: Problems) -> _Draft:
                               line=src.line_of("input", "default", key))
                 props[key] = {}
             props[key]["default"] = value
-    out = meta.get("output") if isinstance(meta.get("output"), dict) else {}
+    out = _dict_or_empty(meta.get("output"))
     fmt = out.get("format", "json" if out.get("schema") is not None else "text")
     if fmt == "text":
         draft.output_schema = {"type": "string"}
@@ -353,7 +358,7 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
     if kind not in (None, "jinja2"):
         problems.error(f"template format `{kind}` is not supported; aiops templates are "
                        "Jinja2", line=src.line_of("template"))
-    meta_block = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    meta_block = _dict_or_empty(meta.get("metadata"))
     for key in ("authors", "tags"):
         value = meta_block.get(key, meta.get(key))
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -406,10 +411,10 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
 
 def _prompty_model(model: dict[str, Any], src: _Source, problems: Problems,
                    draft: _Draft) -> None:
-    config = model.get("configuration") if isinstance(model.get("configuration"), dict) else {}
+    config = _dict_or_empty(model.get("configuration"))
     draft.model = model.get("id") or config.get("azure_deployment") or config.get("name") \
         or config.get("model")
-    provider = model.get("provider") or config.get("type")
+    provider: Any = model.get("provider") or config.get("type")  # whatever the file holds
     draft.original_provider = {"azure_openai": "azure"}.get(provider, provider)
     api = model.get("apiType", model.get("api", "chat"))
     if api != "chat":
@@ -433,6 +438,7 @@ def _prompty_model(model: dict[str, Any], src: _Source, problems: Problems,
 
 def _prompty_inputs(meta: dict[str, Any]) -> tuple[list[tuple[str, Any, Path]], str]:
     """(name, spec, key path) of each input, from any of Prompty's shapes."""
+    base: Path
     if isinstance(meta.get("inputSchema"), dict):
         raw, base = meta["inputSchema"].get("properties"), ("inputSchema", "properties")
     else:
@@ -570,9 +576,6 @@ def import_prompt(text: str, source: str, *, name: str | None = None,
     src = _split(text, problems)
     if src is None:
         return ImportResult(data=None, diagnostics=tuple(problems.items))
-    if not isinstance(src.meta, dict):
-        src = _Source(meta={}, positions=src.positions, meta_line=src.meta_line, body=src.body,
-                      body_line=src.body_line)
     draft = _dotprompt(src, problems) if fmt == "dotprompt" else _prompty(src, problems)
     data = _finish(draft, src, source, problems, name=name, provider=provider, model=model,
                    providers=providers)

@@ -14,13 +14,15 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from aiops.errors import Diagnostic, UsageError
 from aiops.spec import FunctionSpec, ProjectSettings, ProvidersFile
 from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 FUNCTIONS_DIR = "functions"
 FUNCTION_FILE = "function.yaml"
@@ -150,7 +152,8 @@ def load_sources(files: Mapping[str, bytes]) -> Project:
                    providers_positions=providers_positions)
 
 
-def load_one(file: str, data: bytes, model: type[BaseModel]) -> tuple[Any, Positions, list[Diagnostic]]:
+def load_one(file: str, data: bytes,
+             model: type[ModelT]) -> tuple[ModelT | None, Positions, list[Diagnostic]]:
     """Load one file as `model`: (instance or None, positions, diagnostics)."""
     diags: list[Diagnostic] = []
     loaded = _load_model(file, data, model, diags)
@@ -159,8 +162,8 @@ def load_one(file: str, data: bytes, model: type[BaseModel]) -> tuple[Any, Posit
     return None, Positions(), diags
 
 
-def _load_model(file: str, data: bytes, model: type[BaseModel],
-                diags: list[Diagnostic]) -> tuple[Any, Positions] | None:
+def _load_model(file: str, data: bytes, model: type[ModelT],
+                diags: list[Diagnostic]) -> tuple[ModelT, Positions] | None:
     try:
         value, positions = parse(data)
     except YamlProblem as exc:

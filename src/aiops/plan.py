@@ -172,7 +172,7 @@ class Plan:
     format_version: int = FORMAT_VERSION
 
     def counts(self) -> dict[str, int]:
-        out = {a: 0 for a in ACTIONS}
+        out: dict[str, int] = {a: 0 for a in ACTIONS}
         for c in self.changes:
             out[c.action] += 1
         out["drift"] = sum(1 for d in self.drift if d.restorable)
@@ -405,12 +405,20 @@ def _new_version_reason(current: StoredVersion | None, desired: Desired,
     return f"{current.version} -> {desired.version}: {fields} changed"
 
 
+@dataclass(frozen=True)
+class _Schemas:
+    """The two schemas of a stored version, all that `breaking_changes` compares."""
+
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
 def _breaking(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
     from aiops.checks import breaking_changes
 
-    def spec(c: dict[str, Any]) -> FunctionSpec:
-        return FunctionSpec.model_construct(input_schema=c.get("input_schema") or {},
-                                            output_schema=c.get("output_schema") or {})
+    def spec(c: dict[str, Any]) -> _Schemas:
+        return _Schemas(input_schema=c.get("input_schema") or {},
+                        output_schema=c.get("output_schema") or {})
 
     return tuple(breaking_changes(spec(old), spec(new)))
 

@@ -162,7 +162,7 @@ def parse_target(target: str) -> tuple[str, str | None]:
 
 def backoff_delay(attempt: int, retry: Retry, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
-    delay = min(retry.max_backoff_s, retry.backoff_s * (2 ** (attempt - 1)))
+    delay: float = min(retry.max_backoff_s, retry.backoff_s * (2 ** (attempt - 1)))
     return delay / 2 + rng.random() * delay / 2
 
 
@@ -423,7 +423,8 @@ class Runner:
                              messages: tuple[dict[str, str], ...], state: _State,
                              more: bool) -> Any:
         retry = p.retry
-        scopes = (self._provider_scopes.get(cand.provider) or RateSpec(key=""), p.scope)
+        scopes: tuple[RateSpec, ...] = (
+            self._provider_scopes.get(cand.provider) or RateSpec(key=""), p.scope)
         scopes = tuple(s for s in scopes if not s.empty)
         convo = list(messages)
         transient = 0

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -62,6 +62,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -214,10 +215,16 @@ class UsageCounter(Base):
     usd_spent: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+def _table(model: type[Base]) -> Table:
+    # DeclarativeBase types `__table__` as FromClause (a class may map any selectable);
+    # every class here is declared with `__tablename__`, so it is a Table.
+    return cast(Table, model.__table__)
+
+
 # Core tables, for bulk statements (the ORM classes above are their typed declarations).
-F, V, L = Function.__table__, Version.__table__, Log.__table__
-U, R = User.__table__, ReconcileRun.__table__
-M, C = ManagedFunction.__table__, UsageCounter.__table__
+F, V, L = _table(Function), _table(Version), _table(Log)
+U, R = _table(User), _table(ReconcileRun)
+M, C = _table(ManagedFunction), _table(UsageCounter)
 
 # --- records --------------------------------------------------------------------------------
 

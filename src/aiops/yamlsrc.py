@@ -201,7 +201,9 @@ class _Builder:
                     raise self._fail(node, f"tag {node.tag} is not allowed", "remove the `!tag`",
                                      path)
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-            if node.tag != _MAP_TAG:
+            # The composer makes only scalar, sequence and mapping nodes; the isinstance
+            # check narrows the type and never fails on a composed document.
+            if not isinstance(node, yaml.MappingNode) or node.tag != _MAP_TAG:
                 raise self._fail(node, f"tag {node.tag} is not allowed", "remove the `!tag`", path)
             return self._mapping(node, path)
         finally:

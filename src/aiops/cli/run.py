@@ -172,7 +172,7 @@ async def _batch(runner: Any, target: str, input_file: Path, output: Path | None
                              "message": result.error.message}
                 entry = {"line": n, "output": result.output, "error": error,
                          "log_id": result.log_id}
-                summary.add(result, error and error["type"],
+                summary.add(result, error["type"] if error is not None else None,
                             result.error.exit_code if result.error else 0)
             out.put(n, entry)
             advance()

@@ -288,7 +288,8 @@ def _requested_schema(wire: str, request: dict[str, Any], messages: list[Any]) -
             found = _HINT_SCHEMA.search(str(m.get("content", "")))
             if found:
                 with contextlib.suppress(ValueError):
-                    return json.loads(found.group(1))
+                    hinted: dict[str, Any] = json.loads(found.group(1))  # schema_hint embeds an object
+                    return hinted
     if fmt.get("type") == "json_object":
         return {"type": "object"}
     return None
@@ -427,7 +428,7 @@ class MockServer:
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
         if size == 0:

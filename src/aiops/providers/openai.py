@@ -16,7 +16,8 @@ import openai
 try:  # openai 3 moved to the httpx2 fork; its `cast_to` wants that Response class
     from httpx2 import Response as RawResponse
 except ImportError:  # pragma: no cover - openai 1.x and 2.x
-    from httpx import Response as RawResponse
+    # mypy types the name from the httpx2 import above; this is the same role under openai<3.
+    from httpx import Response as RawResponse  # type: ignore[assignment]
 
 from aiops.providers import (
     Completion,
