@@ -15,9 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# A run of digit groups; a card is the whole run or, when the run is longer (a quantity
+# before it, a year after it), a window of its groups (see `_cards`).
+DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:(?:[ -]|  )\d+)*(?!\d)")
+# Not inside an identifier (ORD-2024-..., #1234-..., the tail of a UUID, a version number),
+# and not stopping short of one.
 PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)")
+    r"(?<![\w+#])(?<!\w[-/])(?<!\d\.)"
+    r"(?:(?:\+|\(\+)\d{1,3}\)?[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}"
+    r"|(?:\(\d{1,4}\)[ .-]?)?\d{2,4})"
+    r"(?:[ .-]?\d{2,4}){1,4}(?!\w)(?![-./:]\d)")
+# Punctuated numbers that look like phone numbers and are not: dates, IPv4 addresses, year
+# ranges, US ZIP+4 codes.
+NOT_PHONE = re.compile(
+    r"\d{4}([-./])\d{1,2}\1\d{1,2}|\d{1,2}([-./])\d{1,2}\2\d{2,4}"
+    r"|\d{1,3}(?:\.\d{1,3}){3}|(?:1[89]|20)\d\d ?- ?(?:1[89]|20)\d\d|\d{5}-\d{4}")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -30,16 +42,42 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "[CARD]" if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group()
+def _is_card(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+
+
+def _cards(match: re.Match[str]) -> str:
+    """The run with its card numbers replaced: the whole run, else the longest leftmost
+    window of whole groups of 3+ digits each (a card's groups are 4 to 6 digits)."""
+    text = match.group()
+    groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", text)]
+    if _is_card(re.sub(r"\D", "", text)):
+        return "[CARD]"
+    out, pos, i = [], 0, 0
+    while i < len(groups):
+        digits, best = "", None
+        for j in range(i, len(groups)):  # at most 19 digits: linear in the run's length
+            start, end = groups[j]
+            digits += text[start:end]
+            if end - start < 3 or len(digits) > 19:
+                break
+            if _is_card(digits):
+                best = j
+        if best is None:
+            i += 1
+            continue
+        out += [text[pos:groups[i][0]], "[CARD]"]
+        pos, i = groups[best][1], best + 1
+    return "".join(out) + text[pos:]
 
 
 def _phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group())
     text = match.group()
+    if NOT_PHONE.fullmatch(text):
+        return text
     # A phone number has 7 to 15 digits and some phone punctuation or a leading +.
-    if 7 <= len(digits) <= 15 and (text.startswith("+") or re.search(r"[ .()-]", text)
+    if 7 <= len(digits) <= 15 and (text.startswith(("+", "(")) or re.search(r"[ .()-]", text)
                                    or len(digits) >= 10):
         return "[PHONE]"
     return text
@@ -50,7 +88,7 @@ def redact_text(text: str) -> str:
     if "@" in text:
         text = EMAIL.sub("[EMAIL]", text)
     if any(c.isdigit() for c in text):
-        text = CARD.sub(_card, text)
+        text = DIGIT_RUN.sub(_cards, text)
         text = PHONE.sub(_phone, text)
     return text
 
@@ -97,6 +135,11 @@ class FilterChain:
     @property
     def empty(self) -> bool:
         return not self.redact and not self.deny
+
+    def redact_message(self, text: str) -> str:
+        """A message that may quote the filtered value (a validation error), redacted the same
+        way, so that what the filter removes does not come back through an error or a log."""
+        return redact_text(text) if self.redact else text
 
     def apply(self, value: Any) -> tuple[Any, str | None]:
         """(filtered value, the denying pattern or None). Redaction runs first."""

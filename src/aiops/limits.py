@@ -150,9 +150,15 @@ class RateLimiter:
             if not await limiter.test(item, key, cost=cost):
                 stats = await limiter.get_window_stats(item, key)
                 return max(0.01, stats.reset_time - time.time())
+        taken: list[tuple[Any, str, int]] = []
         for item, key, cost in checks:
             if not await limiter.hit(item, key, cost=cost):  # lost a race: try again soon
+                # All or none: give back what this try took (a negative hit decrements the
+                # current window), or a refused call would keep the rpm it hit first.
+                for t_item, t_key, t_cost in taken:
+                    await limiter.hit(t_item, t_key, cost=-t_cost)
                 return 0.05
+            taken.append((item, key, cost))
         return None
 
     async def acquire_rate(self, scopes: tuple[RateSpec, ...], tokens: int, *,

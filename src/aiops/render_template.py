@@ -44,6 +44,10 @@ class CompiledPrompt:
                          for role, template in zip(self.roles, self.templates, strict=True))
         except TemplateError as exc:
             raise InputError(f"the prompt does not render with this input: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            # `{{ x + 1 }}` on a string, `// 0`, a sandbox range limit: the input's doing
+            raise InputError(f"the prompt does not render with this input: "
+                             f"{type(exc).__name__}: {exc}") from None
 
 
 def compile_prompt(messages: Sequence[Mapping[str, str]], variables: Sequence[str] = ()

@@ -46,7 +46,14 @@ from aiops.limits import (
     estimate_cost,
     estimate_prompt_tokens,
 )
-from aiops.providers import CompletionRequest, Provider, make_provider, parse_json_text, scrub
+from aiops.providers import (
+    DEFAULT_KEY_ENV,
+    CompletionRequest,
+    Provider,
+    make_provider,
+    parse_json_text,
+    scrub,
+)
 from aiops.render_template import CompiledPrompt, compile_prompt, prompt_hash
 from aiops.schemas import CompiledSchema
 from aiops.spec import Limits, Price, ProvidersFile, Retry
@@ -100,6 +107,7 @@ class Execution:
     latency_ms: float = 0.0
     provider: str | None = None
     model: str | None = None
+    deprecated: bool = False  # the version that ran is deprecated (`status: deprecated`)
 
     @property
     def ok(self) -> bool:
@@ -227,11 +235,12 @@ class _LogWriter:
                 self.failures.append(exc)
                 self._pending[:0] = batch
                 return
+        self.failures.clear()  # everything that failed before has been written since
 
     async def flush(self) -> None:
         while self._task is not None and not self._task.done():
             await self._task
-        if self._pending and not self.failures:
+        if self._pending:  # what is left, or what failed: one more try before giving up
             await self._drain()
         if self.failures:
             exc = self.failures[0]
@@ -271,7 +280,7 @@ class Runner:
     def _secret_values(self) -> tuple[str, ...]:
         values = []
         for p in self.providers_file.providers.values():
-            names = [p.api_key_env]
+            names = [p.api_key_env or DEFAULT_KEY_ENV.get(p.type)]
             if p.auth is not None:
                 names.append(p.auth.token_env if p.auth.type == "bearer" else p.auth.secret_env)
             values += [self.env.get(n) for n in names if n]
@@ -290,7 +299,14 @@ class Runner:
             return hit[1]
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or not pending.cancelled():
+                    raise
+                # The caller that was resolving was cancelled, not this one: resolve anew.
+                return await self.resolve(target)
         future: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -309,6 +325,9 @@ class Runner:
             self._resolved[key] = (time.monotonic() + ttl, prepared)
             future.set_result(prepared)
             return prepared
+        except asyncio.CancelledError:
+            future.cancel()  # the callers sharing this resolution start their own
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waits
@@ -340,6 +359,7 @@ class Runner:
         state = _State()
         output: Any = None
         error: AiopsError | None = None
+        cancelled = False
         try:
             value = self._check_input(p, raw, state)
             messages = p.prompt.render(value)
@@ -355,6 +375,10 @@ class Runner:
             output = None
         except Exception as exc:  # a bug must still leave its log row
             error = AiopsError(f"internal error: {type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:  # Ctrl-C, a timeout: the call may have cost money
+            cancelled = True
+            error = AiopsError(f"{p.dv.name}: the execution was cancelled")
+            output = None
         if error is not None:
             error.message = scrub(error.message, self._secrets)
             error.log_id = log_id
@@ -363,8 +387,10 @@ class Runner:
             log_id=log_id, function=p.dv.name, version=p.dv.version, output=output, error=error,
             attempts=tuple(state.attempts), input_tokens=state.input_tokens,
             output_tokens=state.output_tokens, cost_usd=state.cost, latency_ms=elapsed,
-            provider=state.provider, model=state.model)
+            provider=state.provider, model=state.model, deprecated=p.dv.status == "deprecated")
         self._logs.submit(self._log_row(p, execution, state, actor))
+        if cancelled:
+            raise asyncio.CancelledError
         return execution
 
     def _check_input(self, p: Prepared, raw: Any, state: _State) -> Any:
@@ -374,7 +400,12 @@ class Runner:
             state.logged_input = {"_omitted": f"not a JSON object ({type(raw).__name__})"}
             raise InputError(f"{name}: the input must be a JSON object, not "
                              f"{type(raw).__name__}")
-        size = len(json.dumps(raw, ensure_ascii=False).encode())
+        try:
+            size = len(json.dumps(raw, ensure_ascii=False, allow_nan=False).encode())
+        except ValueError:  # json.loads reads NaN and Infinity; JSON columns refuse them
+            state.logged_input = {"_omitted": "holds NaN or Infinity"}
+            raise InputError(f"{name}: the input holds NaN or Infinity, which JSON does not "
+                             "allow; send a number or null") from None
         if size > p.limits.max_input_bytes:
             state.logged_input = {"_omitted": "over max_input_bytes", "bytes": size}
             raise InputError(f"{name}: the input is {size} bytes, over the function's bound of "
@@ -504,7 +535,13 @@ class Runner:
                 value = parse_json_text(text)
             except ValueError as exc:
                 return None, f"not valid JSON ({exc})"
-        return value, schema_problem(p.output_validator, value)
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:  # NaN or Infinity: not JSON, and no JSON column stores it
+            return None, "not valid JSON (NaN or Infinity is not a JSON number)"
+        problem = schema_problem(p.output_validator, value)
+        # The message may quote the output, which has not been through the output filters.
+        return value, None if problem is None else p.output_filters.redact_message(problem)
 
     @asynccontextmanager
     async def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
@@ -517,8 +554,17 @@ class Runner:
         day = datetime.now(UTC).date()
         estimate = estimate_cost(cand.price, prompt_tokens, cand.max_tokens)
         calls = 0 if state.reserved_call else 1
-        ok = await asyncio.to_thread(self.store.reserve_budget, p.dv.function_id, day, calls,
-                                     estimate, limits.daily_calls, limits.daily_budget_usd)
+        # The thread completes even when this task is cancelled: shielded, so that a
+        # reservation made under a cancellation is released rather than held all day.
+        reserving = asyncio.ensure_future(asyncio.to_thread(
+            self.store.reserve_budget, p.dv.function_id, day, calls, estimate,
+            limits.daily_calls, limits.daily_budget_usd))
+        try:
+            ok = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            if await reserving:  # released: no call was made
+                await self._settle(p.dv.function_id, day, estimate, 0.0, calls, ok=False)
+            raise
         if not ok:
             raise BudgetExceeded(
                 f"{p.dv.name}: today's budget is spent (daily_calls {limits.daily_calls}, "
@@ -532,9 +578,9 @@ class Runner:
                                settled[0] if settled else 0.0, calls)
 
     async def _settle(self, function_id: str, day: date, estimate: float, actual: float,
-                      calls: int) -> None:
+                      calls: int, *, ok: bool = True) -> None:
         await asyncio.to_thread(self.store.settle_budget, function_id, day, estimate, actual,
-                                True, calls)
+                                ok, calls)
 
     def _log_row(self, p: Prepared, ex: Execution, state: _State,
                  actor: str | None) -> LogRow:

@@ -171,3 +171,49 @@ def test_mock_provider_command(tmp_path: Path) -> None:
         proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_batch_exit_code_is_the_first_failed_line_not_the_first_to_fail(
+        project: Any, tmp_path: Path) -> None:
+    """Line 3 (not JSON) is refused as soon as it is read, before lines 1 and 2 finish; one of
+    them is refused by the rate limit (6), and it comes first in the file."""
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(f"{GOOD}\n{GOOD}\nnot json\n", encoding="utf-8")
+    result = invoke(project, "run", "limited", "--input-file", str(batch), "--concurrency", "3")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["error"]["type"] if e["error"] else None for e in lines].count("LimitExceeded") == 1
+    assert result.exit_code == 6
+
+
+def test_inputs_with_a_byte_order_mark(project: Any, tmp_path: Path) -> None:
+    """Files written by Windows tools start with a UTF-8 BOM; it is not part of the JSON."""
+    single = tmp_path / "in.json"
+    single.write_text("\ufeff" + GOOD, encoding="utf-8")
+    result = invoke(project, "run", "classify", "--input", f"@{single}")
+    assert result.exit_code == 0, result.output
+    batch = tmp_path / "in.jsonl"
+    batch.write_text("\ufeff" + GOOD + "\n" + GOOD + "\n", encoding="utf-8")
+    result = invoke(project, "run", "classify", "--input-file", str(batch))
+    assert result.exit_code == 0, result.output
+
+
+def test_input_file_that_is_not_utf8_is_an_input_error(project: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "in.json"
+    bad.write_bytes(b'{"subject": "caf\xe9", "body": "x"}')
+    result = invoke(project, "run", "classify", "--input", f"@{bad}")
+    assert result.exit_code == 3 and "UTF-8" in result.stderr, result.output
+    assert "Traceback" not in result.stderr
+    batch = tmp_path / "in.jsonl"
+    batch.write_bytes(GOOD.encode() + b'\n{"subject": "caf\xe9", "body": "x"}\n' +
+                      GOOD.encode() + b"\n")
+    result = invoke(project, "run", "classify", "--input-file", str(batch))
+    assert result.exit_code == 3, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["line"] for e in lines] == [1, 2, 3]
+    assert lines[1]["error"]["type"] == "InputError" and lines[2]["error"] is None
+
+
+def test_nan_in_the_input_is_an_input_error(project: Any) -> None:
+    result = invoke(project, "run", "classify", "--input",
+                    '{"subject": "x", "body": "y", "n": NaN}')
+    assert result.exit_code == 3 and "NaN" in result.stderr

@@ -44,3 +44,17 @@ def test_prompt_hash_is_stable_and_content_sensitive() -> None:
     a = ({"role": "user", "content": "hi"},)
     assert prompt_hash(a) == prompt_hash([{"content": "hi", "role": "user"}])
     assert prompt_hash(a) != prompt_hash(({"role": "user", "content": "hi "},))
+
+
+@pytest.mark.parametrize(("template", "value"), [
+    ("{{ x + 1 }}", "text"),  # TypeError
+    ("{{ (x | int) // 0 }}", "3"),  # ZeroDivisionError
+    ("{{ x | join(',') }}", 5),  # TypeError: not iterable
+    ("{{ range(10 ** 9) | list | length }}", 1),  # OverflowError from the sandbox
+])
+def test_a_template_that_fails_on_this_input_is_an_input_error(template: str,
+                                                                 value: object) -> None:
+    """Not an "internal error, report it": the input (of a permissive schema) is what fails."""
+    prompt = compile_prompt([{"role": "user", "content": template}], ["x"])
+    with pytest.raises(InputError, match="does not render with this input"):
+        prompt.render({"x": value})

@@ -29,17 +29,25 @@ _DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
 
 def _read_input(value: str) -> Any:
     if value == "-":
-        text = sys.stdin.read()
         source = "stdin"
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise InputError(f"stdin is not UTF-8 text: {exc.reason} at byte "
+                             f"{exc.start}") from None
     elif value.startswith("@"):
         path = Path(value[1:])
+        source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except OSError as exc:
             raise InputError(f"cannot read the input file {path}: {exc.strerror}") from None
-        source = str(path)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte "
+                             f"{exc.start}") from None
     else:
         text, source = value, "--input"
+    text = text.removeprefix("\ufeff")  # a byte order mark (Windows tools) is not JSON
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -89,9 +97,8 @@ def _os_user() -> str:
 async def _single(runner: Any, target: str, value: Any) -> Any:
     try:
         execution = await runner.run(target, value)
-        prepared = await runner.resolve(target)
-        if prepared.dv.status == "deprecated":
-            click.echo(f"Warning: {prepared.dv.name} {prepared.dv.version} is deprecated",
+        if execution.deprecated:  # not resolved again: that could fail after a success
+            click.echo(f"Warning: {execution.function} {execution.version} is deprecated",
                        err=True)
     finally:
         await runner.aclose()
@@ -120,15 +127,25 @@ class _Ordered:
 def _lines(path: Path, out: _Ordered, numbers: list[int], summary: _Summary,
            advance: Any) -> Iterator[Any]:
     """Inputs of a JSON-lines file; an unparsable line gets its error entry at once."""
-    with path.open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, start=1):
-            if not line.strip():
+    with path.open("rb") as handle:  # decoded line by line: one bad line is one error
+        for n, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             out.order.append(n)
             try:
+                line = raw.decode("utf-8")
+                if n == 1:
+                    line = line.removeprefix("\ufeff")  # a byte order mark is not JSON
                 value = json.loads(line)
+            except UnicodeDecodeError as exc:
+                summary.add(None, "InputError", InputError.exit_code, line=n)
+                out.put(n, {"line": n, "output": None, "error": {
+                    "type": "InputError", "message": f"line {n} is not UTF-8 text: "
+                    f"{exc.reason} at byte {exc.start}"}, "log_id": None})
+                advance()
+                continue
             except ValueError as exc:
-                summary.add(None, "InputError", InputError.exit_code)
+                summary.add(None, "InputError", InputError.exit_code, line=n)
                 out.put(n, {"line": n, "output": None, "error": {
                     "type": "InputError", "message": f"line {n} is not valid JSON: {exc}"},
                     "log_id": None})
@@ -144,7 +161,7 @@ async def _batch(runner: Any, target: str, input_file: Path, output: Path | None
 
     if not input_file.is_file():
         raise UsageError(f"--input-file {input_file} does not exist")
-    with input_file.open(encoding="utf-8") as handle:
+    with input_file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     summary = _Summary()
     sink: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
@@ -164,7 +181,7 @@ async def _batch(runner: Any, target: str, input_file: Path, output: Path | None
                 entry = {"line": n, "output": None, "error": {
                     "type": type(result).__name__, "message": result.message},
                     "log_id": result.log_id}
-                summary.add(None, type(result).__name__, result.exit_code)
+                summary.add(None, type(result).__name__, result.exit_code, line=n)
             else:
                 error = None
                 if result.error is not None:
@@ -173,7 +190,7 @@ async def _batch(runner: Any, target: str, input_file: Path, output: Path | None
                 entry = {"line": n, "output": result.output, "error": error,
                          "log_id": result.log_id}
                 summary.add(result, error["type"] if error is not None else None,
-                            result.error.exit_code if result.error else 0)
+                            result.error.exit_code if result.error else 0, line=n)
             out.put(n, entry)
             advance()
 
@@ -203,10 +220,11 @@ class _Summary:
         self.tokens = 0
         self.cost = 0.0
         self.latencies: list[float] = []
-        self.first_code = 0
+        self.first_code = 0  # the exit code of the first failed line, in file order
+        self.first_line: int | None = None
         self.errors: dict[str, int] = {}
 
-    def add(self, execution: Any, error_type: str | None, code: int) -> None:
+    def add(self, execution: Any, error_type: str | None, code: int, *, line: int) -> None:
         if execution is not None:
             self.tokens += execution.input_tokens + execution.output_tokens
             self.cost += execution.cost_usd
@@ -216,8 +234,8 @@ class _Summary:
             return
         self.failed += 1
         self.errors[error_type] = self.errors.get(error_type, 0) + 1
-        if not self.first_code:
-            self.first_code = code
+        if self.first_line is None or line < self.first_line:  # results arrive out of order
+            self.first_line, self.first_code = line, code
 
     def render(self) -> str:
         lat = sorted(self.latencies)

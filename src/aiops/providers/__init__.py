@@ -30,6 +30,8 @@ CHAT_SETTINGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence
                  "frequency_penalty", "reasoning_effort")
 SCHEMA_HINT = "Respond with one JSON object that validates against this JSON Schema:"
 REDACTED = "[redacted]"
+# Where a key is read when providers.yaml names no `api_key_env` (the SDKs' own defaults).
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "groq": "GROQ_API_KEY"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,12 +104,12 @@ def make_provider(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> Prov
     if spec.type == "openai":
         from aiops.providers.openai import OpenAIProvider
 
-        key = require_env(env, spec.api_key_env or "OPENAI_API_KEY", name)
+        key = require_env(env, spec.api_key_env or DEFAULT_KEY_ENV["openai"], name)
         return OpenAIProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
     if spec.type == "groq":
         from aiops.providers.groq import GroqProvider
 
-        key = require_env(env, spec.api_key_env or "GROQ_API_KEY", name)
+        key = require_env(env, spec.api_key_env or DEFAULT_KEY_ENV["groq"], name)
         return GroqProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
     if spec.type == "http":
         from aiops.providers.http import HttpProvider
@@ -228,20 +230,37 @@ def strict_compatible(schema: Any) -> bool:
 
 
 _DISCONNECTS = {"ServerDisconnectedError", "ClientOSError", "ClientConnectionResetError",
-                "RemoteProtocolError", "ConnectionResetError", "ClientConnectorError"}
+                "RemoteProtocolError", "ConnectionResetError", "ClientConnectorError",
+                "ClientConnectorDNSError", "ClientConnectorSSLError",
+                "ClientConnectorCertificateError", "ClientSSLError", "ConnectionRefusedError"}
+# Failures to connect at all: their own text (host, port, "Name or service not known") is
+# the useful part of the message.
+_CANNOT_CONNECT = ("ClientConnector", "ConnectionRefused", "ClientSSL")
 
 
-def is_disconnect(exc: BaseException) -> bool:
-    """Whether a 'timeout' from an HTTP stack was really a dropped or refused connection
-    (the aiohttp transports report both as timeouts)."""
+def disconnect_cause(exc: BaseException) -> BaseException | None:
+    """The dropped, refused or unresolvable connection behind a 'timeout' from an HTTP stack
+    (the aiohttp transports report all of them as timeouts), or None for a real timeout."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
-            return False
+            return None
         if type(seen).__name__ in _DISCONNECTS:
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether a 'timeout' from an HTTP stack was really a dropped or refused connection."""
+    return disconnect_cause(exc) is not None
+
+
+def disconnect_message(provider: str, cause: BaseException, secrets: tuple[str, ...]) -> str:
+    """`connection failed: ...`, saying why when the connection could not be made."""
+    if type(cause).__name__.startswith(_CANNOT_CONNECT):
+        return scrub(f"{provider} connection failed: {cause}", secrets)[:500]
+    return f"{provider} connection failed: the server closed it"
 
 
 def chat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
-    is_disconnect,
+    disconnect_cause,
+    disconnect_message,
     scrub,
     status_error,
 )
@@ -32,8 +33,9 @@ def map_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str,
     try:
         yield
     except sdk.APITimeoutError as exc:
-        if is_disconnect(exc):
-            raise ProviderError(f"{provider} connection failed: the server closed it",
+        cause = disconnect_cause(exc)
+        if cause is not None:
+            raise ProviderError(disconnect_message(provider, cause, secrets),
                                 provider=provider, transient=True, kind="connection") from None
         raise ProviderError(f"{provider} timed out", provider=provider, transient=True,
                             kind="timeout") from None
@@ -65,6 +67,15 @@ def parse_chat_completion(data: Any, provider: str, request_id: str | None) -> C
     """A chat completion (SDK object or plain dict) -> Completion."""
     if not isinstance(data, dict):
         data = data.model_dump(exclude_unset=False)
+    try:  # an OpenAI-compatible server may answer 200 with a body of another shape
+        return _chat_completion(data, provider, request_id)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ProviderError(f"{provider} answered with a malformed chat completion "
+                            f"({type(exc).__name__}: {exc})"[:300], provider=provider,
+                            transient=True, kind="bad_response") from None
+
+
+def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None) -> Completion:
     choices = data.get("choices") or []
     if not choices:
         raise ProviderError(f"{provider} answered without a choice", provider=provider,
@@ -75,15 +86,17 @@ def parse_chat_completion(data: Any, provider: str, request_id: str | None) -> C
     if text is None and message.get("refusal"):
         raise ProviderError(f"{provider}: the model refused: {message['refusal']}",
                             provider=provider, kind="refusal")
+    if text is not None and not isinstance(text, str):
+        raise TypeError("message.content is not a string")
     usage = data.get("usage") or {}
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     return Completion(
         text=text or "",
-        usage=Usage(input_tokens=usage.get("prompt_tokens") or 0,
-                    output_tokens=usage.get("completion_tokens") or 0,
-                    cached_input_tokens=prompt_details.get("cached_tokens") or 0,
-                    reasoning_tokens=completion_details.get("reasoning_tokens") or 0),
+        usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
+                    output_tokens=int(usage.get("completion_tokens") or 0),
+                    cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
+                    reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)),
         request_id=request_id or data.get("id"),
         model=data.get("model") or "",
         finish_reason=choice.get("finish_reason"),

@@ -31,7 +31,8 @@ from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
-    is_disconnect,
+    disconnect_cause,
+    disconnect_message,
     scrub,
     status_error,
 )
@@ -78,12 +79,17 @@ def parse_response(data: Any, provider: str) -> Completion:
     text = data.get("text")
     if text is None:
         text = output if isinstance(output, str) else json.dumps(output)
+    try:  # a backend is outside our control: a malformed body is its error, not ours
+        if not isinstance(text, str):
+            raise TypeError("`text` is not a string")
+        counts = {k: int(usage.get(k) or 0) for k in (
+            "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ProviderError(f"{provider} answered with a malformed body ({exc})",
+                            provider=provider, transient=True, kind="bad_response") from None
     return Completion(
         text=text, parsed=None if isinstance(output, str) else output,
-        usage=Usage(input_tokens=int(usage.get("input_tokens") or 0),
-                    output_tokens=int(usage.get("output_tokens") or 0),
-                    cached_input_tokens=int(usage.get("cached_input_tokens") or 0),
-                    reasoning_tokens=int(usage.get("reasoning_tokens") or 0)),
+        usage=Usage(**counts),
         request_id=data.get("request_id"), model=data.get("model") or "",
         finish_reason=data.get("finish_reason"))
 
@@ -93,8 +99,9 @@ def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        if is_disconnect(exc):
-            raise ProviderError(f"{provider} connection failed: the server closed it",
+        cause = disconnect_cause(exc)
+        if cause is not None:
+            raise ProviderError(disconnect_message(provider, cause, secrets),
                                 provider=provider, transient=True, kind="connection") from None
         raise ProviderError(f"{provider} timed out", provider=provider, transient=True,
                             kind="timeout") from None
@@ -148,9 +155,10 @@ class HttpProvider:
                     detail = response.text
                 error = status_error(self.name, response.status_code, detail,
                                      response.headers, self._secrets)
-                if error.retry_after_s is None and isinstance(detail, dict):
-                    after = (detail.get("error") or {}).get("retry_after_s")
-                    if isinstance(after, int | float):
+                err = detail.get("error") if isinstance(detail, dict) else None
+                if error.retry_after_s is None and isinstance(err, dict):  # may be a string
+                    after = err.get("retry_after_s")
+                    if isinstance(after, int | float) and not isinstance(after, bool):
                         error.retry_after_s = float(after)
                 raise error
             return parse_response(response.json(), self.name)

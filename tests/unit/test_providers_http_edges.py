@@ -1,0 +1,115 @@
+"""The http provider against a custom backend that answers badly: every bad answer is a
+ProviderError (retried or passed to the next fallback), never an internal error."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from aiops.errors import ProviderError
+from aiops.providers import CompletionRequest
+from aiops.providers.http import HttpProvider
+
+REQUEST = CompletionRequest(messages=({"role": "user", "content": "hi"},), model="m",
+                            function="f", version="1.0.0")
+
+
+def call(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, bytes):
+            return httpx.Response(status, content=body, headers=headers)
+        return httpx.Response(status, json=body, headers=headers)
+
+    async def go() -> Any:
+        provider = HttpProvider(name="internal", base_url="https://b.invalid/aiops",
+                                timeout_s=1, token="tok-secret-123456",
+                                client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        try:
+            return await provider.complete(REQUEST)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(("status", "body", "transient"), [
+    (500, {"error": "internal"}, True),  # a string error: crashed reading retry_after_s
+    (503, {"error": ["busy"]}, True),
+    (400, {"error": "bad request"}, False),
+    (502, [1, 2], True),
+])
+def test_error_bodies_of_any_shape(status: int, body: Any, transient: bool) -> None:
+    with pytest.raises(ProviderError) as info:
+        call(status, body)
+    assert info.value.status == status and info.value.transient is transient
+
+
+@pytest.mark.parametrize("body", [
+    {"output": {"a": 1}, "usage": {"input_tokens": "n/a"}},
+    {"output": {"a": 1}, "usage": [3, 4]},
+    {"output": {"a": 1}, "text": 5},
+])
+def test_malformed_success_bodies_are_bad_responses(body: Any) -> None:
+    with pytest.raises(ProviderError) as info:
+        call(200, body)
+    assert info.value.kind == "bad_response" and info.value.transient
+
+
+def test_an_error_body_echoing_the_token_is_scrubbed() -> None:
+    with pytest.raises(ProviderError) as info:
+        call(401, {"error": {"code": "unauthorized",
+                             "message": "token tok-secret-123456 is not valid"}})
+    assert "tok-secret-123456" not in info.value.message and not info.value.transient
+
+
+@pytest.mark.parametrize("body", [
+    {"choices": ["text"]},
+    {"choices": [{"message": "text"}]},
+    {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "many"}},
+    {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens_details": 3}},
+    {"choices": {"0": {}}},
+])
+def test_malformed_chat_completions_are_bad_responses(body: Any) -> None:
+    """An OpenAI-compatible server (vLLM, a proxy) that answers 200 with a broken body."""
+    from aiops.providers._sdk import parse_chat_completion
+
+    with pytest.raises(ProviderError) as info:
+        parse_chat_completion(body, "local", None)
+    assert info.value.kind == "bad_response" and info.value.transient
+
+
+class ClientConnectorDNSError(Exception):  # named as aiohttp names it; matched by name
+    pass
+
+
+class ClientConnectorError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("cause", "words"), [
+    (ClientConnectorDNSError("Cannot connect to host api.exampel.com:443 [Name or service "
+                             "not known]"), "Name or service not known"),
+    (ClientConnectorError("Cannot connect to host 127.0.0.1:1 [Connect call failed]"),
+     "Connect call failed"),
+])
+def test_a_connection_that_cannot_be_made_says_why(cause: Exception, words: str) -> None:
+    """The aiohttp transports report a refused connection or an unknown host as a timeout; the
+    message said "timed out" or "the server closed it", sending people to the wrong fix."""
+    import openai
+
+    from aiops.providers._sdk import map_sdk_errors
+
+    def fail() -> None:
+        try:
+            raise cause
+        except Exception as exc:
+            raise openai.APITimeoutError(request=httpx.Request("POST", "http://h/v1")) from exc
+
+    with pytest.raises(ProviderError) as info, map_sdk_errors(openai, openai.OpenAIError, "p",
+                                                             ()):
+        fail()
+    assert info.value.kind == "connection" and info.value.transient
+    assert words in info.value.message and "closed" not in info.value.message
