@@ -39,6 +39,7 @@ Action = Literal["create", "new_version", "rollback", "update_metadata", "archiv
 DriftKind = Literal["version_content", "pointer", "metadata", "missing"]
 ACTIONS: tuple[Action, ...] = ("create", "new_version", "rollback", "update_metadata",
                                "archive", "noop")
+DRIFT_KINDS: tuple[DriftKind, ...] = ("version_content", "pointer", "metadata", "missing")
 
 # --- deployed state (what the store reads) -------------------------------------------------
 
@@ -210,9 +211,20 @@ class Plan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         """Read a saved plan (`aiops plan -o`); raises ValueError when it is not one."""
+        if not isinstance(data, Mapping):
+            raise ValueError("not a JSON object")
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"plan format_version {data.get('format_version')!r} is not "
                              f"{FORMAT_VERSION}")
+        entries = [*data["changes"], *data.get("drift", ())]
+        if not all(isinstance(e, Mapping) for e in entries):
+            raise ValueError("a change or a drift finding is not a JSON object")
+        for c in data["changes"]:
+            if c.get("action") not in ACTIONS:
+                raise ValueError(f"unknown action {c.get('action')!r}")
+        for d in data.get("drift", ()):
+            if d.get("kind") not in DRIFT_KINDS:
+                raise ValueError(f"unknown drift kind {d.get('kind')!r}")
         changes = []
         for c in data["changes"]:
             desired = Desired(**c["desired"]) if c.get("desired") else None
@@ -341,19 +353,20 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
     common: dict[str, Any] = dict(name=name, from_version=_ver(current),
                                   to_version=desired.version, desired=desired,
                                   metadata_changed=meta_changed or adopt, adopt=adopt)
+    revived = "; re-activated: its file is back" if stored.status == "archived" else ""
     if same is None:
         diffs = _content_diffs(current.content if current else {}, desired.content)
         breaking = _breaking(current.content, desired.content) if current else ()
         return FunctionChange(action="new_version", diffs=tuple(diffs + meta_diffs),
                               breaking=breaking,
-                              reason=_new_version_reason(current, desired, diffs),
+                              reason=_new_version_reason(current, desired, diffs) + revived,
                               **common), found, None
     if same.id != stored.current_version_id and not any(d.kind == "pointer" for d in found):
         older = current is not None and Semver(same.version) < Semver(current.version)
         diffs = _content_diffs(current.content if current else {}, same.content)
         reason = (f"current version moves {'back ' if older else ''}from "
                   f"{_ver(current) or 'none'} to {same.version}, an applied version with "
-                  "the same content (no version row written)")
+                  f"the same content (no version row written){revived}")
         return FunctionChange(action="rollback", target_version_id=same.id,
                               diffs=tuple(diffs + meta_diffs), reason=reason,
                               **common), found, None
@@ -425,7 +438,10 @@ def _breaking(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
 
 # --- display diffs (pure, bounded) -----------------------------------------------------------
 
-_SECRETISH = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|credential|auth)")
+# Whole words of a key (split at _ - . and camelCase): `max_tokens` and `author` are not
+# secrets, `auth_token`, `clientSecret` and `api-key` are.
+_SECRETISH = re.compile(r"(?i)(?:^|[_\-.])(?:secrets?|token|password|passwd|pwd|api[_-]?key|"
+                        r"private[_-]?key|credentials?|auth|authorization|bearer)(?:$|[_\-.])")
 MAX_DIFF_LINES = 200
 
 
@@ -478,7 +494,8 @@ def _flatten(value: Any, path: str, out: dict[str, Any]) -> None:
 
 def _show(path: str, value: Any) -> str:
     last = re.split(r"[.\[]", path)[-1]
-    if _SECRETISH.search(last) and not last.endswith("_env") and value is not None:
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", last)
+    if _SECRETISH.search(words) and not last.endswith("_env") and value is not None:
         return "(redacted)"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 

@@ -23,8 +23,15 @@ from typing import Any
 from aiops import apply as apply_mod
 from aiops.checks import check_project
 from aiops.commands import load_project
-from aiops.config import database_url
-from aiops.errors import AiopsError, Diagnostic, SpecError, StalePlanError, UsageError
+from aiops.config import database_url, project_root
+from aiops.errors import (
+    AiopsError,
+    Diagnostic,
+    RuntimeFailure,
+    SpecError,
+    StalePlanError,
+    UsageError,
+)
 from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, load_sources, read_tree
 from aiops.plan import Plan, diff
 from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
@@ -241,6 +248,7 @@ def project_database_url(root: Path, url: str | None = None) -> str:
     """The project's database without loading its functions (only aiops.yaml is read)."""
     if url:
         return url
+    root = project_root(root)  # from a subdirectory: the project's aiops.yaml and database
     settings_file = root / PROJECT_FILE
     settings = (load_sources({PROJECT_FILE: settings_file.read_bytes()}).settings
                 if settings_file.is_file() else None)
@@ -301,19 +309,29 @@ def watch_loop(root: Path, changes: Iterable[Iterable[str]], report: Report, *,
     `changes` yields batches of changed paths (watchfiles, debounced; a batch that arrives
     while a pass runs is the "one more pass"), and empty batches as periodic ticks. A pass
     whose files are byte-for-byte those of the last pass is skipped, so a file that keeps
-    failing is not retried until it changes.
+    failing is not retried until it changes; a database failure is retried on the next tick.
     """
     run = reconcile or (lambda: _watch_pass(root))
     passes = 0
     last: str | None = None
+    last_failure: str | None = None
 
     def one_pass() -> None:
-        nonlocal passes, last
+        nonlocal passes, last, last_failure
         last = tree_digest(root)
         passes += 1
         try:
             report(run())
+            last_failure = None
+        except RuntimeFailure as exc:
+            # The database failed (busy lock, connection), not the files: retry on the next
+            # tick, and report the same failure once rather than every tick.
+            last = None
+            if str(exc) != last_failure:
+                report(f"Error: {exc}")
+            last_failure = str(exc)
         except AiopsError as exc:
+            last_failure = None
             report(f"Error: {exc}")
 
     one_pass()

@@ -9,6 +9,7 @@ at secret-looking keys are redacted when diffs are computed).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiops.plan import FunctionChange, Plan
@@ -76,19 +77,22 @@ def render_json(plan: Plan) -> str:
 def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     """Verdict first, breaking and prune items on top, one collapsible section per function."""
     out = [f"### aiops plan: {plan.verdict()}", ""]
+    # The lists on top share the budget too (a thousand errors must not break the comment).
+    share = limit // 4
     if plan.errors:
         out += ["**Errors** (nothing can be applied until they are fixed):", ""]
-        out += [f"- `{_md(e)}`" for e in plan.errors] + [""]
+        out += [*_capped([f"- {_code(e)}" for e in plan.errors], share), ""]
     breaking = [(c.name, b) for c in plan.changes for b in c.breaking]
     if breaking:
         out += ["**Breaking changes for callers:**", ""]
-        out += [f"- **{n}**: {_md(b)}" for n, b in breaking] + [""]
+        out += [*_capped([f"- **{n}**: {_md(b)}" for n, b in breaking], share), ""]
     archives = [c for c in plan.changes if c.action == "archive"]
     if archives:
-        out += ["**To archive (prune):** " + ", ".join(f"`{c.name}`" for c in archives), ""]
+        out += ["**To archive (prune):**", ""]
+        out += [*_capped([f"- `{c.name}`" for c in archives], share), ""]
     if plan.drift:
         out += ["**Drift** (the database differs from what git set):", ""]
-        out += [f"- **{d.name}**: {_md(d.message)}" for d in plan.drift] + [""]
+        out += [*_capped([f"- **{d.name}**: {_md(d.message)}" for d in plan.drift], share), ""]
     shown = _shown(plan)
     for i, c in enumerate(shown):
         section = _md_section(c)
@@ -103,6 +107,31 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _capped(items: list[str], budget: int) -> list[str]:
+    """As many items as fit in `budget` characters, then how many more there are."""
+    out: list[str] = []
+    used = 0
+    for i, item in enumerate(items):
+        if used + len(item) + 1 > budget:
+            return [*out, f"- _... {len(items) - i} more; see `aiops plan --json`_"]
+        out.append(item)
+        used += len(item) + 1
+    return out
+
+
+def _backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives backticks inside (`version`); no escaping needed."""
+    n = _backticks(text)
+    if n == 0:
+        return f"`{text}`"
+    tick = "`" * (n + 1)
+    return f"{tick} {text} {tick}"
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -112,6 +141,8 @@ def _md_section(c: FunctionChange) -> str:
              f"<b>{c.name}</b>: {LABEL[c.action]} {_md(_versions(c))}</summary>", "",
              _md(c.reason), ""]
     for d in c.diffs:
-        lines += [f"`{d.field}`", "", "```diff", *d.lines, "```", ""]
+        # A fence longer than any run of backticks inside, or a prompt's ``` would close it.
+        fence = "`" * max(3, max(map(_backticks, d.lines), default=0) + 1)
+        lines += [f"`{d.field}`", "", f"{fence}diff", *d.lines, fence, ""]
     lines += ["</details>", ""]
     return "\n".join(lines)

@@ -68,6 +68,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     create_engine,
     event,
     func,
@@ -327,9 +328,17 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_SECRET_PARAM = ("password", "passwd", "secret", "token", "key")
+
+
 def redact(url: str) -> str:
+    """The URL without its password, in the userinfo or in the query (`?password=`)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {k: "***" if any(s in k.lower() for s in _SECRET_PARAM) else v
+                  for k, v in parsed.query.items()}
+        return (parsed.set(query=hidden).render_as_string(hide_password=True)
+                .replace("%2A%2A%2A", "***"))
     except Exception:
         return "(unparseable database URL)"
 
@@ -358,12 +367,22 @@ def dispose_engines(url: str | None = None) -> None:
 def _create_engine(url: str, lock_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(f"database URL {redact(url)} is not a URL; use sqlite:///PATH or "
                           "postgresql://USER@HOST/DB") from None
+    driver = parsed.get_driver_name()
+    if parsed.get_backend_name() == "postgresql" and driver != "psycopg":
+        raise ConfigError(f"database URL {redact(url)}: driver `{driver}` is not available; "
+                          "aiops uses psycopg 3: write postgresql://USER@HOST/DB")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"database {redact(url)}: cannot create the directory "
+                                  f"{folder} ({exc.strerror or exc}); fix the path or its "
+                                  "permissions") from None
         engine = create_engine(url, connect_args={"timeout": lock_timeout_s})
 
         @event.listens_for(engine, "connect")
@@ -405,6 +424,14 @@ def _db_errors(url: str) -> Iterator[None]:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ConfigError(f"database {redact(url)}: {detail}; if its schema is not at the "
                           "current revision, run `aiops db upgrade`") from None
+    except sa_exc.DBAPIError as exc:  # data, integrity, interface errors: nothing was written
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if getattr(exc.orig, "sqlstate", None) in ("22P05", "22021"):  # untranslatable char
+            # The input's fault, not the database's: a UserError (watch does not retry it).
+            raise UserError(f"database {redact(url)}: {detail} (PostgreSQL cannot store the "
+                            "character U+0000 or invalid text in JSON: remove it from the "
+                            "function file)") from None
+        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
 
 
 def _is_lock_timeout(exc: sa_exc.OperationalError) -> bool:
@@ -445,11 +472,28 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def _check_not_newer(url: str, rev: str | None) -> None:
+    """Refuse a schema written by a newer aiops: no migration here can handle it."""
+    if rev is None or rev == SCHEMA_HEAD:
+        return
+    from alembic.script import ScriptDirectory
+
+    known = {s.revision for s in
+             ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}  # type: ignore[arg-type]
+    if rev not in known:
+        raise ConfigError(f"database {redact(url)} is at schema revision {rev}, which this "
+                          f"aiops does not know (its newest is {SCHEMA_HEAD}): a newer aiops "
+                          "migrated it; install that newer aiops to use this database")
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (under a lock, so concurrent first uses wait)."""
+    url = engine.url.render_as_string(hide_password=False)
     with engine.connect() as conn:  # the common case, without taking the write lock
-        if current_revision(conn) == SCHEMA_HEAD:
+        rev = current_revision(conn)
+        if rev == SCHEMA_HEAD:
             return
+        _check_not_newer(url, rev)
     from alembic import command
 
     with engine.connect() as conn:
@@ -477,6 +521,7 @@ def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float =
         elif url not in _AT_HEAD:
             with engine.connect() as conn:
                 rev = current_revision(conn)
+            _check_not_newer(url, rev)
             if rev != SCHEMA_HEAD:
                 raise ConfigError(f"database {redact(url)} is at schema revision "
                                   f"{rev or 'none (empty)'}, not {SCHEMA_HEAD}; "
@@ -493,6 +538,12 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite keeps no zone; we write UTC
         return value.replace(tzinfo=UTC)
     return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A datetime to write or compare: in UTC (naive means UTC). SQLite stores no zone and
+    compares text, so a value in another zone would be read as the wrong instant."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -606,7 +657,7 @@ class Store:
         if status is not None:
             q = q.where(L.c.status == status)
         if since is not None:
-            q = q.where(L.c.created_at >= since)
+            q = q.where(L.c.created_at >= _as_utc(since))
         with _db_errors(self.url), self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [LogRecord(id=str(r.id), function_id=str(r.function_id),
@@ -629,7 +680,8 @@ class Store:
                    "input": r.input, "output": r.output, "error": r.error,
                    "execution_time": r.execution_time, "status": r.status,
                    "user_id": uuid.UUID(r.user_id) if r.user_id else None, "actor": r.actor,
-                   "created_at": r.created_at, "metadata": r.metadata, "provider": r.provider,
+                   "created_at": _as_utc(r.created_at), "metadata": r.metadata,
+                   "provider": r.provider,
                    "cost_usd": r.cost_usd, "input_tokens": r.input_tokens,
                    "output_tokens": r.output_tokens} for r in rows]
         with _db_errors(self.url), self.engine.begin() as conn:
@@ -660,12 +712,14 @@ class Store:
     def settle_budget(self, function_id: str, day: date, reserved_usd: float,
                       actual_usd: float, ok: bool, calls: int = 1) -> None:
         """Release a reservation; count the call when `ok` (it happened) and the real cost."""
+        # Clamped at zero: float residue, or a release with no matching reservation, must not
+        # leave a negative reservation that would free budget nobody has.
         with _db_errors(self.url), self.engine.begin() as conn:
             conn.execute(update(C).where(C.c.function_id == uuid.UUID(function_id),
                                          C.c.day == day).values(
-                calls_reserved=C.c.calls_reserved - calls,
+                calls_reserved=_at_least_zero(C.c.calls_reserved - calls, 0),
                 calls_used=C.c.calls_used + (calls if ok else 0),
-                usd_reserved=C.c.usd_reserved - reserved_usd,
+                usd_reserved=_at_least_zero(C.c.usd_reserved - reserved_usd, 1e-9),
                 usd_spent=C.c.usd_spent + actual_usd))
 
     def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
@@ -685,11 +739,17 @@ class Store:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(select(func.set_config("lock_timeout",
-                                                        f"{int(timeout * 1000)}ms", True)))
+                    # At least 1 ms: PostgreSQL reads 0 as "wait forever", not "do not wait".
+                    wait_ms = max(1, int(timeout * 1000))
+                    conn.execute(select(func.set_config("lock_timeout", f"{wait_ms}ms", True)))
                     conn.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
                     conn.execute(select(func.set_config("lock_timeout", "0", True)))
                 yield Writer(conn)
+
+
+def _at_least_zero(expr: Any, tolerance: float) -> Any:
+    """SQL: `expr`, or 0 when it is at or below `tolerance` (portable: no GREATEST in SQLite)."""
+    return case((expr <= tolerance, 0), else_=expr)
 
 
 def _not_found_function(name: str, names: list[str]) -> str:

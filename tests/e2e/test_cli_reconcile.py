@@ -194,3 +194,36 @@ def test_fresh_postgres_needs_db_upgrade_then_plans(pg_schema_url: str, tmp_path
     assert run("db", "upgrade", "-C", root).exit_code == 0
     r = run("plan", "-C", root, "--detailed-exitcode")
     assert (r.exit_code, r.output.splitlines()[0]) == (2, "Plan: 1 to create")
+
+
+def test_a_negative_lock_timeout_is_a_usage_error(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    r = run("apply", "-C", project, "--auto-approve", "--lock-timeout", "-1")
+    assert r.exit_code == 2 and "--lock-timeout" in r.output
+    assert count(db_url, F) == 0
+
+
+@pytest.mark.parametrize("bad", [("--format", "xml"), ("--max-prune", "-1"), ("--no-such",)])
+def test_a_bad_command_line_with_detailed_exitcode_exits_1_not_2(project: Path,
+                                                                 bad: tuple[str, ...]) -> None:
+    # CI reads 2 as "there are changes" (`|| [ $? -eq 2 ]`): a typo must not pass for a plan.
+    write_project(project, [spec_data()])
+    r = run("plan", "-C", project, "--detailed-exitcode", *bad)
+    assert r.exit_code == 1, r.output
+    assert run("plan", "-C", project, *bad).exit_code == 2
+
+
+@pytest.mark.parametrize("content", [
+    "[]", '"plan"', '{"format_version": 1, "project": "p", "state_token": "t", "changes": [1]}',
+    '{"format_version": 1, "project": "test-project", "state_token": "t", "changes": '
+    '[{"name": "greet", "action": "explode", "reason": "x"}]}',
+    '{"format_version": 1, "project": "test-project", "state_token": "t", "changes": [], '
+    '"drift": [{"name": "greet", "kind": "mystery", "message": "m", "restorable": true}]}',
+])
+def test_a_file_that_is_not_a_saved_plan_is_a_usage_error(project: Path, db_url: str,
+                                                          content: str) -> None:
+    bad = project / "bad.json"
+    bad.write_text(content, encoding="utf-8")
+    r = run("apply", bad, "-C", project)
+    assert r.exit_code == 2, r.output
+    assert "is not a plan saved by `aiops plan -o`" in r.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,32 @@ def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
     assert apply(project).wrote
 
 
+def test_lock_timeout_zero_fails_at_once_instead_of_waiting_forever(project: Path,
+                                                                     db_url: str) -> None:
+    # PostgreSQL reads lock_timeout=0 as "no timeout": --lock-timeout 0 must still mean
+    # "do not wait" there, as it does on SQLite.
+    write_project(project, [spec_data()])
+    st = open_store(db_url)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with st.writer():
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(LockBusy):
+            apply(project, lock_timeout_s=0)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        t.join()
+
+
 # --- property: whatever the sequence of edits, apply converges and then plans no changes ----
 
 OPS = ("create", "change", "bump", "bump", "revert", "revert", "delete", "readd")
@@ -326,3 +353,17 @@ def test_any_edit_sequence_converges(project: Path, db_url: str,
             assert deployed[name] == (f.get("status", "active"), f["version"])
         for name in model.deleted:
             assert deployed[name][0] == ("archived" if name in archived else "active")
+
+
+def test_a_value_the_database_cannot_store_is_a_clear_error(project: Path, db_url: str) -> None:
+    # PostgreSQL's jsonb refuses U+0000 that SQLite keeps: an aiops error, not a crash.
+    data = spec_data()
+    data["prompt"] = [{"role": "user", "content": "Say hello to {{ who }}.\x00"}]
+    write_project(project, [data])
+    if "postgresql" not in db_url:
+        assert apply(project).wrote
+        return
+    with pytest.raises(AiopsError, match=r"U\+0000") as info:
+        apply(project)
+    assert info.value.exit_code == 1
+    assert count(db_url, F) == 0

@@ -116,3 +116,24 @@ def test_real_file_events_trigger_a_pass(project: Path, db_url: str) -> None:
         loop.join(10)
     assert seen[:2] == ["Applied: 1 to create", "Applied: 1 new version"]
     assert current_versions(db_url) == {"greet": ("active", "1.1.0")}
+
+
+def test_watch_loop_retries_a_database_failure_on_the_next_tick(tmp_path: Path) -> None:
+    # A busy lock or a database that is briefly down is not the files' fault: the next quiet
+    # tick retries (reporting the same error once), instead of waiting for a file to change.
+    from aiops.errors import LockBusy
+
+    write_project(tmp_path, [spec_data()])
+    outcomes: list[Exception | str] = [LockBusy("busy"), LockBusy("busy"), "applied"]
+
+    def reconcile_pass() -> str:
+        out = outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    seen: list[str] = []
+    passes = reconcile.watch_loop(tmp_path, iter([[], [], [], []]), seen.append,
+                                  reconcile=reconcile_pass)
+    assert passes == 3
+    assert seen == ["Error: busy", "applied"]

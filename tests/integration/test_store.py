@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +174,81 @@ def _count_statements(st: Any, fn: Any) -> tuple[int, Any]:
     finally:
         event.remove(st.engine, "before_cursor_execute", before)
     return len([s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "PRAGMA"))]), out
+
+
+def test_logs_are_stored_and_filtered_in_utc_whatever_the_callers_zone(project: Path,
+                                                                        db_url: str) -> None:
+    # SQLite keeps no zone: a non-UTC `since` or `created_at` must be converted, not compared
+    # as wall-clock text; a naive `since` means UTC (as everything aiops writes).
+    _applied(project, spec_data())
+    st = open_store(db_url)
+    dv = st.resolve("greet")
+    t0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    plus2 = timezone(timedelta(hours=2))
+    st.insert_logs([LogRow(function_id=dv.function_id, version_id=dv.version_id, status="ok",
+                           created_at=t0 + timedelta(minutes=i)) for i in range(10)])
+    since = (t0 + timedelta(minutes=7)).astimezone(plus2)
+    assert len(st.recent_logs("greet", 50, since=since)) == 3
+    assert len(st.recent_logs("greet", 50, since=datetime(2026, 1, 1, 12, 7))) == 3
+    late = (t0 + timedelta(minutes=30)).astimezone(plus2)
+    st.insert_logs([LogRow(function_id=dv.function_id, version_id=dv.version_id,
+                           status="error", created_at=late)])
+    newest = st.recent_logs("greet", 1)[0]
+    assert newest.status == "error" and newest.created_at == t0 + timedelta(minutes=30)
+    assert len(st.recent_logs("greet", 50, since=since)) == 4
+
+
+def test_settling_never_drives_a_counter_negative(project: Path, db_url: str) -> None:
+    _applied(project, spec_data())
+    st = open_store(db_url)
+    fid = st.resolve("greet").function_id
+    day = date(2026, 1, 4)
+    for _ in range(3):
+        assert st.reserve_budget(fid, day, 1, 0.1, max_calls=None, max_usd=1.0)
+    for _ in range(3):
+        st.settle_budget(fid, day, reserved_usd=0.1, actual_usd=0.1, ok=True)
+    st.settle_budget(fid, day, reserved_usd=0.7, actual_usd=0.0, ok=False)  # a stray release
+    usage = st.usage(fid, day)
+    assert usage is not None
+    assert (usage["calls_reserved"], usage["usd_reserved"]) == (0, 0.0)
+    # a negative reservation would have freed budget that was never there
+    assert st.reserve_budget(fid, day, 1, 0.6, max_calls=None, max_usd=1.0)
+    assert not st.reserve_budget(fid, day, 1, 0.2, max_calls=None, max_usd=1.0)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql+psycopg2://u:s3cret@127.0.0.1/db", "driver `psycopg2` is not available"),
+    ("postgresql+asyncpg://u:s3cret@127.0.0.1/db", "driver `asyncpg` is not available"),
+    ("postgresql://u:s3cret@127.0.0.1:abc/db", "is not a URL"),
+])
+def test_bad_database_urls_are_config_errors_without_the_password(url: str,
+                                                                   message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        open_store(url)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_password_in_the_query_string_is_never_shown() -> None:
+    shown = store_mod.redact("postgresql+psycopg://u@127.0.0.1/db?password=s3cret&sslmode=require")
+    assert "s3cret" not in shown and "sslmode=require" in shown
+
+
+def test_a_schema_newer_than_this_aiops_says_so(db_url: str, store: Any) -> None:
+    # A colleague ran a newer aiops against the database: say that, do not crash or suggest
+    # `aiops db upgrade` (which cannot go forward to a revision this version does not know).
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store_mod.dispose_engines(db_url)
+    for migrate in (None, True, False):
+        with pytest.raises(ConfigError, match=r"revision 9999.*newer aiops") as info:
+            open_store(db_url, migrate=migrate)
+        assert "run `aiops db upgrade`" not in str(info.value)
+
+
+def test_a_sqlite_path_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot create the directory"):
+        open_store(f"sqlite:///{blocker}/sub/aiops.db")

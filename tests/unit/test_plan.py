@@ -293,3 +293,60 @@ def test_stored_version_intact_uses_the_content_hash() -> None:
     v = stored_version(make_spec())
     assert v.intact
     assert content_hash(v.content) == v.behaviour_hash
+
+
+def test_ordinary_settings_are_not_mistaken_for_secrets() -> None:
+    # `max_tokens` holds "token", `author` holds "auth": a reviewer must see their values.
+    lines = path_diff({"max_tokens": 100, "author": "ann"}, {"max_tokens": 400, "author": "bo"},
+                      "configuration")
+    assert lines == ('~ configuration.author: "ann" -> "bo"',
+                     "~ configuration.max_tokens: 100 -> 400")
+    for key in ("client_secret", "apiKey", "auth_token", "Authorization", "password",
+                "access-token", "credentials"):
+        assert path_diff({key: "old"}, {key: "new"}, "m") == (
+            f"~ m.{key}: (redacted) -> (redacted)",), key
+
+
+def test_markdown_stays_bounded_with_many_errors_archives_and_drift() -> None:
+    names = [f"function-with-a-long-name-{i:04d}" for i in range(3000)]
+    plan = Plan(project=P, state_token="t", changes=(),
+                errors=tuple(f"functions/{n}/function.yaml:3:1: error: bad" for n in names))
+    md = render_markdown(plan, limit=5000)
+    assert len(md) < 5600 and md.startswith("### aiops plan: Plan failed")
+    assert "more" in md
+    archived = diff({"keep": make_spec("keep")},
+                    state(stored(make_spec("keep")), *(stored(make_spec(n)) for n in names)),
+                    project=P, prune=True, max_prune=10_000)
+    md = render_markdown(archived, limit=5000)
+    assert len(md) < 5600 and "To archive" in md
+
+
+def test_markdown_fences_survive_backticks_in_a_prompt() -> None:
+    # Prompts often say "answer inside ```json fences": the diff must not close its own fence.
+    old = make_spec()
+    new = make_spec(version="1.1.0", prompt=[
+        {"role": "system", "content": "Answer inside ```json fences."},
+        {"role": "user", "content": "Say hello to {{ who }}."}])
+    md = render_markdown(diff({"greet": new}, state(stored(old)), project=P))
+    opening = next(line for line in md.splitlines() if line.endswith("diff"))
+    fence = opening.removesuffix("diff")
+    assert len(fence) >= 4 and set(fence) == {"`"}
+    body = md.split(opening, 1)[1]
+    assert any(line == fence for line in body.splitlines())
+    assert "```json fences" in body.split("\n" + fence + "\n", 1)[0]
+
+
+def test_markdown_errors_keep_their_backticks_and_angle_brackets() -> None:
+    error = "greet 1.0.0 is already applied with other content; bump `version` (<1.0.1>)"
+    md = render_markdown(Plan(project=P, state_token="t", changes=(), errors=(error,)))
+    assert f"- `` {error} ``" in md.splitlines()
+
+
+def test_a_readded_archived_function_says_it_is_reactivated_with_any_action() -> None:
+    # Apply writes status active whatever the action: the reason a reviewer reads says so.
+    a, b = make_spec(), make_spec(version="1.1.0", model="mock-large")
+    rolled = diff({"greet": a}, state(stored(a, b, status="archived")), project=P).changes[0]
+    assert rolled.action == "rollback" and rolled.metadata_changed
+    assert "re-activated" in rolled.reason
+    bumped = diff({"greet": b}, state(stored(a, status="archived")), project=P).changes[0]
+    assert bumped.action == "new_version" and "re-activated" in bumped.reason

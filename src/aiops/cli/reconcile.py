@@ -10,6 +10,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,7 +28,25 @@ max_prune_opt = click.option("--max-prune", type=click.IntRange(min=0), default=
                              help="Most archives in one apply (default: aiops.yaml max_prune, 10).")
 
 
-@click.command()
+class _DetailedUsageError(click.UsageError):
+    exit_code = 1
+
+
+class _PlanCommand(click.Command):
+    """With --detailed-exitcode, 2 means "changes": a bad command line exits 1 instead."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        detailed = "--detailed-exitcode" in args  # before parsing consumes `args`
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if detailed:
+                raise _DetailedUsageError(exc.format_message(), exc.ctx) from None
+            raise
+
+
+@click.command(cls=_PlanCommand)
 @project_dir
 @prune_opt
 @max_prune_opt
@@ -81,7 +100,7 @@ def _read_plan(path: Path) -> Plan:
 @max_prune_opt
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--actor", help="Who applies (default: git config user.name <user.email>).")
-@click.option("--lock-timeout", type=float, default=30.0, show_default=True,
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for another apply to finish (exit 75 when it does not).")
 def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None,
           auto_approve: bool, actor: str | None, lock_timeout: float) -> None:
