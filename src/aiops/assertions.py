@@ -15,7 +15,8 @@ Semantics, in one place:
 - `matches`: `re.search` over the value as text.
 - `length`: of a string, array or object; `range`: of a number; both inclusive.
 - A path with `[*]` selects several values; the assertion holds when it holds for each of them.
-- `not` holds when the inner assertion does not.
+- `not` holds when the inner assertion does not; over a path, when it holds for none of the
+  values the path selects (a missing key satisfies nothing; an invalid path fails).
 - `max_latency_ms` and `max_cost_usd` read the run's measured latency and computed cost.
 """
 
@@ -27,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiops.jsonpath import JsonPathError, Match, find, format_path, kind_of
+from aiops.jsonpath import JsonPathError, Match, Segment, find, format_path, kind_of
 from aiops.schemas import CompiledSchema
 from aiops.spec import Assertion, Bounds
 
@@ -141,6 +142,8 @@ def evaluate(a: Assertion, observed: Observed) -> AssertionResult:
     desc = describe(a)
     if kind == "not":
         assert a.not_ is not None
+        if a.not_.path is not None:
+            return _not_at_path(a.not_, observed.output, desc)
         inner = evaluate(a.not_, observed)
         if not inner.passed:
             return AssertionResult(passed=True, description=desc)
@@ -157,6 +160,27 @@ def evaluate(a: Assertion, observed: Observed) -> AssertionResult:
         assert a.max_cost_usd is not None
         return _maximum(desc, "cost", observed.cost_usd, a.max_cost_usd, "USD")
     return _value_check(a, kind, observed.output, desc)
+
+
+def _not_at_path(inner: Assertion, output: Any, desc: str) -> AssertionResult:
+    """`not` over a path: no value the path selects satisfies `inner` (with `[*]`: none of
+    them, not merely one of them). A key the path does not find satisfies nothing, so `not`
+    holds there; a path outside the subset fails, as it does without `not`."""
+    assert inner.path is not None
+    try:
+        resolution = find(inner.path, output)
+    except JsonPathError as exc:
+        return AssertionResult(passed=False, description=desc, path=inner.path,
+                               expected=desc, actual="invalid path", message=str(exc))
+    what = describe(inner)
+    for target in resolution.matches:
+        if _check_value(inner, inner.kind, target.value) is None:
+            got = show(target.value)
+            return AssertionResult(
+                passed=False, description=desc, path=target.path, expected=f"not {what}",
+                actual=got, message=f"{target.path}: expected not ({what}), but it holds "
+                                    f"(got {got})")
+    return AssertionResult(passed=True, description=desc)
 
 
 def _maximum(desc: str, what: str, value: float | None, limit: float, unit: str) -> AssertionResult:
@@ -207,7 +231,8 @@ def _value_check(a: Assertion, kind: str, output: Any, desc: str) -> AssertionRe
                                    message=f"{miss.path}: {miss.reason}")
         targets = list(resolution.matches)
     for target in targets:
-        failure = _check_value(a, kind, target.value)
+        failure = _check_value(a, kind, target.value,
+                               "$" if target.path == "output" else target.path)
         if failure is not None:
             expected, actual = failure
             path = "" if target.path == "output" else target.path
@@ -218,12 +243,12 @@ def _value_check(a: Assertion, kind: str, output: Any, desc: str) -> AssertionRe
                            actual=show(targets[0].value) if len(targets) == 1 else "")
 
 
-def _check_value(a: Assertion, kind: str, value: Any) -> tuple[str, str] | None:
-    """None when `value` satisfies the assertion, else (expected, actual) in words."""
+def _check_value(a: Assertion, kind: str, value: Any, at: str = "$") -> tuple[str, str] | None:
+    """None when `value` (at path `at`) satisfies the assertion, else (expected, actual)."""
     if kind == "equals":
         if json_equal(value, a.equals):
             return None
-        return f"equals {show(a.equals)}", show(value)
+        return f"equals {show(a.equals)}", show(value) + _first_difference(a.equals, value, at)
     if kind == "contains":
         if isinstance(value, list):
             if any(json_equal(item, a.contains) for item in value):
@@ -260,6 +285,37 @@ def _check_value(a: Assertion, kind: str, value: Any) -> tuple[str, str] | None:
             return None
         return f"a number {_bounds(a.range)}", show(value)
     raise AssertionError(f"unhandled assertion kind {kind}")  # pragma: no cover
+
+
+def _first_difference(expected: Any, actual: Any, at: str) -> str:
+    """Where two unequal containers first differ, for values too long to compare by eye:
+    ` (first difference at $.b.d: expected "billing", got "technical")`; empty otherwise."""
+    if not (isinstance(expected, dict | list) and isinstance(actual, dict | list)):
+        return ""
+    here: list[Segment] = []
+    while True:
+        where = at + format_path(here)[1:]
+        if isinstance(expected, dict) and isinstance(actual, dict):
+            if expected.keys() != actual.keys():
+                parts = []
+                if missing := [k for k in expected if k not in actual]:
+                    parts.append(f"missing key(s) {', '.join(map(str, missing))}")
+                if extra := [k for k in actual if k not in expected]:
+                    parts.append(f"unexpected key(s) {', '.join(map(str, extra))}")
+                return f" (first difference at {where}: {'; '.join(parts)})"
+            key = next(k for k in expected if not json_equal(expected[k], actual[k]))
+            here.append(key)
+            expected, actual = expected[key], actual[key]
+        elif isinstance(expected, list) and isinstance(actual, list):
+            if len(expected) != len(actual):
+                return (f" (first difference at {where}: expected {len(expected)} item(s), "
+                        f"got {len(actual)})")
+            index = next(i for i, (x, y) in enumerate(zip(expected, actual, strict=True))
+                         if not json_equal(x, y))
+            here.append(index)
+            expected, actual = expected[index], actual[index]
+        else:
+            return f" (first difference at {where}: expected {show(expected)}, got {show(actual)})"
 
 
 def evaluate_all(expect: tuple[Assertion, ...], observed: Observed) -> tuple[AssertionResult, ...]:

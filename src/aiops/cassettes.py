@@ -9,7 +9,8 @@ repository and for CI:
   (`AIOPS_<PROVIDER>_BASE_URL`, a mock) to the provider's own, so cassettes read the same
   whoever recorded them.
 - **No secrets**: only `content-type` is kept of the headers (authorization, api-key, cookies,
-  organisation and project ids, HMAC signatures and timestamps, SDK telemetry all go), and
+  organisation and project ids, HMAC signatures and timestamps, SDK telemetry all go), the
+  keys in use are redacted wherever else they appear (the URL, a body that echoes one), and
   only successful answers are recorded (a 429 or 500 is retried by the runner, not replayed).
 - **Stable, readable YAML**: JSON bodies are stored as YAML structures with sorted keys,
   multi-line text as literal blocks, no volatile headers; recording the same answer twice
@@ -24,12 +25,13 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import vcr
 import yaml
@@ -42,6 +44,8 @@ KEPT_HEADERS = frozenset({"content-type"})
 SECRET_HEADER_WORDS = ("authorization", "api-key", "apikey", "cookie", "organization",
                        "organisation", "project", "signature", "token", "secret")
 MATCH_ON = ("method", "path", "json_body")
+REDACTED = "<redacted>"
+MIN_SECRET_CHARS = 8  # shorter "keys" (`dummy`) are not secrets, and would maul the text
 HEADER_COMMENT = (
     "# aiops golden-test cassette: the provider HTTP of one test on one provider.\n"
     "# Replayed by `aiops test`; re-record with `aiops test {function} --provider {provider} "
@@ -114,7 +118,40 @@ class Rewrite:
         return uri
 
 
-def make_request_filter(rewrite: Rewrite | None) -> Any:
+def _scrub(body: Any, secrets: tuple[str, ...]) -> Any:
+    """`body` (text or bytes) with every secret value, as is or JSON-escaped, redacted."""
+    for secret in secrets:
+        if len(secret) < MIN_SECRET_CHARS:
+            continue
+        for form in dict.fromkeys((secret, json.dumps(secret)[1:-1])):
+            if isinstance(body, bytes | bytearray):
+                body = bytes(body).replace(form.encode(), REDACTED.encode())
+            elif isinstance(body, str):
+                body = body.replace(form, REDACTED)
+    return body
+
+
+_SECRET_PARAM = re.compile(r"(?i)key|token|secret|sig|passw|auth|credential")
+
+
+def _safe_uri(uri: str) -> str:
+    """`uri` without user info and with the values of secret-looking query parameters
+    redacted (`?key=`, `api_key=`, `sig=`, `X-Amz-Signature=`)."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        query = urlencode([(k, REDACTED if _SECRET_PARAM.search(k) else v)
+                           for k, v in parse_qsl(query, keep_blank_values=True)], safe="<>")
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def make_request_filter(rewrite: Rewrite | None, secrets: tuple[str, ...] = ()) -> Any:
+    """Drop every header but the content type, rewrite the URL to the provider's own, and
+    redact the values of `secrets` (the keys in use) wherever else they appear."""
+
     def before_record_request(request: VcrRequest) -> VcrRequest:
         request = copy.deepcopy(request)
         for name in list(request.headers):
@@ -122,17 +159,30 @@ def make_request_filter(rewrite: Rewrite | None) -> Any:
                 del request.headers[name]
         if rewrite is not None:
             request.uri = rewrite.apply(request.uri)
+        request.uri = _scrub(_safe_uri(request.uri), secrets)
+        request.body = _scrub(request.body, secrets)
         return request
 
     return before_record_request
 
 
-def before_record_response(response: dict[str, Any]) -> dict[str, Any] | None:
-    """Keep successful answers only, with their content type; drop every other header."""
-    if response["status"]["code"] >= 400:
-        return None
-    response["headers"] = _keep_headers(response["headers"])
-    return response
+def make_response_filter(secrets: tuple[str, ...] = ()) -> Any:
+    """Keep successful answers only, with their content type; drop every other header;
+    redact the values of `secrets` from the body (a provider or proxy that echoes a key)."""
+
+    def before_record_response(response: dict[str, Any]) -> dict[str, Any] | None:
+        if response["status"]["code"] >= 400:
+            return None
+        response["headers"] = _keep_headers(response["headers"])
+        body = response.get("body")
+        if isinstance(body, dict) and "string" in body:
+            body["string"] = _scrub(body["string"], secrets)
+        return response
+
+    return before_record_response
+
+
+before_record_response = make_response_filter()
 
 
 # --- serializer ----------------------------------------------------------------------------
@@ -142,8 +192,12 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+# YAML reads these as line breaks too: in a literal block they would come back as `\n`.
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data:
+    if "\n" in data and not any(c in data for c in _OTHER_BREAKS):
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
@@ -239,7 +293,7 @@ class Session:
 
 @contextmanager
 def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
-                 comment: str = "") -> Iterator[Session]:
+                 comment: str = "", secrets: tuple[str, ...] = ()) -> Iterator[Session]:
     """Patch HTTP (httpx, and what vcrpy patches) to replay `path`, or record what it lacks.
 
     Replay (`record=False`, vcrpy mode `none`): a request not in the cassette raises inside
@@ -248,13 +302,13 @@ def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
     new or changed ones go to the network and replace the stale ones in the file.
     """
     session = Session(path=path, record=record, existed=path.is_file())
-    request_filter = make_request_filter(rewrite)
+    request_filter = make_request_filter(rewrite, secrets)
     recorder = vcr.VCR(
         serializer="aiops",
         record_mode="new_episodes" if record else "none",
         match_on=MATCH_ON,
         before_record_request=request_filter,
-        before_record_response=before_record_response,
+        before_record_response=make_response_filter(secrets),
         decode_compressed_response=True,
         drop_unused_requests=record,
     )

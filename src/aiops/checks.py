@@ -12,8 +12,10 @@ function's earlier contents, passed in.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote
 
 from aiops.errors import Diagnostic
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
@@ -51,7 +53,8 @@ def check_project(project: Project) -> list[Diagnostic]:
 def check_function(lf: LoadedFunction, providers: ProvidersFile | None) -> list[Diagnostic]:
     spec = lf.spec
     out: list[Diagnostic] = []
-    input_ok = _check_schema(lf, "input_schema", out)
+    compiled_input = _check_schema(lf, "input_schema", out)
+    input_ok = compiled_input is not None
     _check_schema(lf, "output_schema", out)
     if input_ok and spec.input_schema.get("type") != "object":
         out.append(_diag(lf, ("input_schema",), "input_schema must have `type: object`",
@@ -59,32 +62,94 @@ def check_function(lf: LoadedFunction, providers: ProvidersFile | None) -> list[
                          code="input-not-object"))
         input_ok = False
     _check_templates(lf, out)
-    if input_ok:
-        _check_tests(lf, out)
+    if compiled_input is not None and input_ok:
+        _check_tests(lf, compiled_input, out)
     _check_assertions(lf, out)
     if providers is not None:
         _check_providers(lf, providers, out)
     return out
 
 
-def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> bool:
+def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> CompiledSchema | None:
+    """The schema compiled, or None after reporting why it cannot be used."""
     schema = getattr(lf.spec, key)
     declared = schema.get("$schema")
-    if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
+    if declared is not None and (not isinstance(declared, str)
+                                 or declared.rstrip("#") != DRAFT_2020_12):
         out.append(_diag(lf, (key, "$schema"), f"`$schema` is {declared!r}; aiops reads "
                          "draft 2020-12 schemas", fix=f"remove `$schema` or set it to "
                          f"{DRAFT_2020_12}", code="schema-draft"))
-        return False
+        return None
     errors = metaschema_errors(schema)
     for err in errors:
         out.append(_diag(lf, (key, *err.path), f"not a valid JSON Schema: {err.message}",
                          fix="see https://json-schema.org/understanding-json-schema/",
                          code="schema-invalid"))
-    return not errors
+    if errors:
+        return None
+    bad_refs = _unusable_refs(schema, schema, ())
+    for path, message, fix in bad_refs:
+        out.append(_diag(lf, (key, *path), message, fix=fix, code="schema-ref"))
+    if bad_refs:
+        return None
+    try:  # what the runner will do with it (a remote `$ref` would be fetched: refused above)
+        return CompiledSchema(schema)
+    except ValueError as exc:
+        out.append(_diag(lf, (key,), f"the schema cannot be compiled: "
+                         f"{str(exc).splitlines()[0]}", fix="see "
+                         "https://json-schema.org/understanding-json-schema/",
+                         code="schema-invalid"))
+        return None
 
 
-def template_variables(source: str) -> dict[str, int]:
+def _anchors(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("$anchor", "$dynamicAnchor") and isinstance(v, str):
+                found.add(v)
+            else:
+                found |= _anchors(v)
+    elif isinstance(node, list):
+        for v in node:
+            found |= _anchors(v)
+    return found
+
+
+def _unusable_refs(node: Any, root: Any, path: Path,
+                   out: list[tuple[Path, str, str]] | None = None) -> list[tuple[Path, str, str]]:
+    """Each `$ref` that is remote (validate and the runner read no network) or local and
+    pointing nowhere: (its path in the schema, what is wrong, how to fix it)."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("$ref", "$dynamicRef") and isinstance(v, str):
+                at = (*path, k)
+                if not v.startswith("#"):
+                    out.append((at, f"remote `{k}` {v!r}: aiops does not fetch schemas",
+                                "copy the schema under `$defs` and refer to it as `#/$defs/...`"))
+                elif (v.startswith("#/") or v == "#") and _pointer(root, v) is None:
+                    out.append((at, f"`{k}` {v!r} points to nothing in this schema",
+                                "point it at an existing place, e.g. `#/$defs/<name>`"))
+                elif not v.startswith("#/") and v != "#" and v[1:] not in _anchors(root):
+                    out.append((at, f"`{k}` {v!r} names no `$anchor` of this schema",
+                                "declare the `$anchor` or use a `#/$defs/...` pointer"))
+            elif isinstance(v, dict | list) and k not in ("enum", "const", "default", "examples"):
+                _unusable_refs(v, root, (*path, k), out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if isinstance(v, dict | list):
+                _unusable_refs(v, root, (*path, i), out)
+    return out
+
+
+_LOADS = re.compile(r"\{%[-+]?\s*(include|import|from|extends)\b")
+
+
+def template_variables(source: str, inputs: Iterable[str] = ()) -> dict[str, int]:
     """The root variables a template reads, each with the template line of its first use.
+    Jinja globals (`range`, `namespace`, ...) are not variables, unless they are among
+    `inputs`: a declared input shadows the global of its name when rendering.
 
     Raises jinja2.TemplateSyntaxError.
     """
@@ -93,6 +158,10 @@ def template_variables(source: str) -> dict[str, int]:
     from aiops.render_template import make_environment
 
     env = make_environment()
+    shadowed = set(inputs) & set(env.globals)
+    if shadowed:  # jinja's analysis skips globals: parse with an overlay that lacks them
+        env = env.overlay()
+        env.globals = {k: v for k, v in env.globals.items() if k not in shadowed}
     tree = env.parse(source)
     names = meta.find_undeclared_variables(tree) - set(env.globals)
     first: dict[str, int] = {}
@@ -106,37 +175,42 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
     from jinja2 import TemplateSyntaxError
 
     spec = lf.spec
-    properties = spec.input_schema.get("properties")
-    declared = set(properties) if isinstance(properties, dict) else set()
+    # The runner passes the top-level properties (None when absent); a name declared only
+    # through `$ref`/`allOf` is present in every call only when it is required there.
+    anywhere, required_set = _declared_inputs(spec.input_schema, spec.input_schema)
+    declared = set(_props(spec.input_schema)) | (anywhere & required_set)
     used: set[str] = set()
     parsed_all = True
     for i, message in enumerate(spec.prompt):
         path: Path = ("prompt", i, "content")
         try:
-            names = template_variables(message.content)
+            names = template_variables(message.content, declared)
         except TemplateSyntaxError as exc:
             parsed_all = False
-            first = lf.positions.content_line(path)
             out.append(Diagnostic(
-                file=lf.file, line=(first + (exc.lineno or 1) - 1) if first else None,
+                file=lf.file, line=lf.positions.text_line(path, exc.lineno or 1),
                 path=format_path(path), message=f"template syntax error: {exc.message}",
                 fix="check the {{ }} and {% %} tags", code="template-syntax"))
             continue
         used |= set(names)
-        first = lf.positions.content_line(path)
+        if "{%" in message.content and (load := _LOADS.search(message.content)):
+            out.append(Diagnostic(
+                file=lf.file, path=format_path(path), code="template-load",
+                line=lf.positions.text_line(
+                    path, message.content.count("\n", 0, load.start()) + 1, load.group(1)),
+                message=f"`{load.group(1)}` loads another template; prompts are self-contained "
+                        "(the sandbox has no template loader, so every call would fail)",
+                fix="write the text in the message, or a `{% macro %}` in the same message"))
         for name in sorted(set(names) - declared):
             close = difflib.get_close_matches(name, sorted(declared), n=1)
             out.append(Diagnostic(
-                file=lf.file, line=first + names[name] - 1 if first else None,
+                file=lf.file, line=lf.positions.text_line(path, names[name], name),
                 path=format_path(path),
                 message=f"template variable `{name}` is not declared in input_schema.properties",
                 fix=f"did you mean `{close[0]}`?" if close else
                 f"declare `{name}` under input_schema.properties", code="template-undeclared"))
     if not parsed_all:
         return
-    required = spec.input_schema.get("required")
-    required_set = {r for r in required if isinstance(r, str)} if isinstance(required, list) \
-        else set()
     for name in sorted(declared - used):
         if name in required_set:
             out.append(_diag(lf, ("input_schema", "properties", name),
@@ -150,10 +224,30 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
                              severity="warning", code="input-unused"))
 
 
-def _check_tests(lf: LoadedFunction, out: list[Diagnostic]) -> None:
+def _declared_inputs(schema: Any, root: Any, depth: int = 0) -> tuple[set[str], set[str]]:
+    """The input names a schema declares and those it requires, through a local `$ref` and
+    `allOf`/`anyOf`/`oneOf` (a name any branch declares is declared; only `allOf` and `$ref`
+    make one required)."""
+    declared, required = set(_props(schema)), _required(schema)
+    if not isinstance(schema, dict) or depth > 8:
+        return declared, required
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        d, r = _declared_inputs(_pointer(root, ref), root, depth + 1)
+        declared, required = declared | d, required | r
+    for key in ("allOf", "anyOf", "oneOf"):
+        branches = schema.get(key)
+        for branch in branches if isinstance(branches, list) else []:
+            d, r = _declared_inputs(branch, root, depth + 1)
+            declared |= d
+            if key == "allOf":
+                required |= r
+    return declared, required
+
+
+def _check_tests(lf: LoadedFunction, validator: CompiledSchema, out: list[Diagnostic]) -> None:
     if not lf.spec.tests:
         return
-    validator = CompiledSchema(lf.spec.input_schema)
     seen: dict[str, int] = {}
     for i, case in enumerate(lf.spec.tests):
         if case.name in seen:
@@ -161,10 +255,25 @@ def _check_tests(lf: LoadedFunction, out: list[Diagnostic]) -> None:
                              f"(first is tests[{seen[case.name]}])", fix="rename one",
                              code="test-duplicate"))
         seen.setdefault(case.name, i)
-        for err in validator.errors(case.input):
+        for err in validator.errors(_with_defaults(lf.spec.input_schema, case.input)):
             path = ("tests", i, "input", *err.path)
             out.append(_diag(lf, path, f"test input does not match input_schema: {err.message}",
                              fix="change the test input or the schema", code="test-input"))
+
+
+def _with_defaults(schema: Any, value: Any) -> Any:
+    """`value` with the schema's property defaults filled in, nested objects too: what the
+    runner validates (`aiops.runner.fill_defaults`; not imported, to keep validate light)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(value, dict) or not isinstance(props, dict):
+        return value
+    out = dict(value)
+    for name, sub in props.items():
+        if name not in out and isinstance(sub, dict) and "default" in sub:
+            out[name] = sub["default"]
+        elif name in out and isinstance(sub, dict) and sub.get("properties"):
+            out[name] = _with_defaults(sub, out[name])
+    return out
 
 
 def _check_assertions(lf: LoadedFunction, out: list[Diagnostic]) -> None:
@@ -259,13 +368,21 @@ def compare_versions(lf: LoadedFunction, old: FunctionSpec,
         return [_diag(lf, at, f"behaviour changed ({', '.join(changed)}) but version is still "
                       f"{new.version}", fix=f"bump `version` (e.g. {_bump(new_v, 'patch')})",
                       code="version-not-bumped")]
-    breaks = breaking_changes(old, new)
-    if breaks and not new_v.is_major_bump_over(old_v):
-        items = "; ".join(breaks)
+    walk = _compare(old, new)
+    if new_v.is_major_bump_over(old_v):
+        return []
+    if walk.breaks:
+        items = "; ".join(walk.breaks)
         return [_diag(lf, at, f"breaking change without a major version bump "
                       f"({old.version} -> {new.version}): {items}",
                       fix=f"set `version: {_bump(old_v, 'major')}`, or keep callers working",
                       code="breaking-change")]
+    if walk.unchecked:
+        items = "; ".join(walk.unchecked)
+        return [_diag(lf, at, f"schema changes aiops does not compare for breaking changes "
+                      f"({old.version} -> {new.version}): {items}", severity="warning",
+                      fix=f"check by hand that callers still work; if they do not, set "
+                      f"`version: {_bump(old_v, 'major')}`", code="breaking-unchecked")]
     return []
 
 
@@ -290,10 +407,109 @@ class HasSchemas(Protocol):
 
 
 def breaking_changes(old: HasSchemas, new: HasSchemas) -> list[str]:
-    """Every change that breaks existing callers (DESIGN §4), as readable items."""
-    items = _input_breaks(old.input_schema, new.input_schema, "input")
-    items += _output_breaks(old.output_schema, new.output_schema, "output")
-    return items
+    """Every change that breaks existing callers (DESIGN §4), as readable items.
+
+    Compared: `type`, `enum`/`const`, `properties`, `required`, `additionalProperties: false`
+    on inputs, and `items`, recursively, through local `$ref`s (`#/$defs/...`, `#`). Not
+    compared: `anyOf`/`oneOf`/`allOf`/`not`/`if`, remote `$ref`s and value constraints
+    (`maxLength`, `minimum`, `pattern`, ...); a change there is listed by `unchecked_changes`.
+    """
+    return _compare(old, new).breaks
+
+
+def unchecked_changes(old: HasSchemas, new: HasSchemas) -> list[str]:
+    """Changed parts of the schemas that `breaking_changes` cannot judge (see there)."""
+    return _compare(old, new).unchecked
+
+
+_COMBINATORS = ("anyOf", "oneOf", "allOf", "not", "if", "then", "else")
+
+
+class _Walk:
+    """One comparison of an old and a new schema: their roots (for `$ref`), the pairs of
+    references already compared (recursive schemas), and what was found."""
+
+    def __init__(self, old_root: Any, new_root: Any) -> None:
+        self.roots = (old_root, new_root)
+        self.active: set[tuple[str, str]] = set()  # reference pairs being compared
+        self.budget = 10_000  # nodes compared at most (references can fan out)
+        self.breaks: list[str] = []
+        self.unchecked: list[str] = []
+        self.filled = _filled(new_root, "input")
+
+
+def _filled(schema: Any, where: str) -> set[str]:
+    """Where the runner fills a default in (`aiops.runner.fill_defaults`): properties with a
+    `default`, through nested `properties` only (not array items, not a `$ref`)."""
+    out: set[str] = set()
+    for name, sub in _props(schema).items():
+        if isinstance(sub, dict):
+            if "default" in sub:
+                out.add(f"{where}.{name}")
+            out |= _filled(sub, f"{where}.{name}")
+    return out
+
+
+def _compare(old: HasSchemas, new: HasSchemas) -> _Walk:
+    walk = _Walk(old.input_schema, new.input_schema)
+    _input_breaks(old.input_schema, new.input_schema, "input", walk)
+    out = _Walk(old.output_schema, new.output_schema)
+    _output_breaks(old.output_schema, new.output_schema, "output", out)
+    walk.breaks += out.breaks
+    walk.unchecked += out.unchecked
+    return walk
+
+
+def _pointer(root: Any, ref: str) -> Any:
+    """The target of a local `$ref` (`#`, `#/$defs/a`), or None."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for raw in ref[1:].split("/")[1:]:
+        part = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _deref(schema: Any, root: Any, hops: int = 0) -> Any:
+    """`schema` with a local `$ref` resolved (its sibling keywords kept over the target's)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("$ref"), str) or hops > 32:
+        return schema
+    target = _pointer(root, schema["$ref"])
+    if not isinstance(target, dict):
+        return schema
+    siblings = {k: v for k, v in schema.items() if k != "$ref"}
+    return {**_deref(target, root, hops + 1), **siblings}
+
+
+def _enter(old: Any, new: Any, where: str,
+           walk: _Walk) -> tuple[Any, Any, tuple[str, str] | None] | None:
+    """Both schemas with `$ref`s resolved, and the reference pair now being compared; None
+    when that pair is already being compared further up (a recursive schema). Notes the
+    parts that are not compared."""
+    walk.budget -= 1
+    if walk.budget < 0:
+        if walk.budget == -1:
+            walk.unchecked.append(f"{where}: the schemas are too large to compare further")
+        return None
+    refs = tuple(s.get("$ref") if isinstance(s, dict) else None for s in (old, new))
+    key = None
+    if any(isinstance(r, str) for r in refs):
+        key = (str(refs[0]), str(refs[1]))
+        if key in walk.active:
+            return None
+        walk.active.add(key)
+    old, new = _deref(old, walk.roots[0]), _deref(new, walk.roots[1])
+    if isinstance(old, dict) and isinstance(new, dict):
+        changed = [k for k in ("$ref", *_COMBINATORS) if old.get(k) != new.get(k)]
+        if changed:  # a `$ref` left here is one that does not resolve locally
+            walk.unchecked.append(f"{where}: {'/'.join(changed)} changed")
+    return old, new, key
 
 
 def _types(schema: Any) -> set[str] | None:
@@ -342,8 +558,20 @@ def _missing(values: Iterable[Any], within: list[Any]) -> list[Any]:
     return [v for v in values if v not in within]
 
 
-def _input_breaks(old: Any, new: Any, where: str) -> list[str]:
-    items: list[str] = []
+def _input_breaks(old: Any, new: Any, where: str, walk: _Walk) -> None:
+    entered = _enter(old, new, where, walk)
+    if entered is None:
+        return
+    old, new, key = entered
+    try:
+        _input_breaks_here(old, new, where, walk)
+    finally:
+        if key is not None:
+            walk.active.discard(key)
+
+
+def _input_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
+    items = walk.breaks
     ot, nt = _types(old), _types(new)
     if not _covers(nt, ot):
         items.append(f"{where}: type narrowed from {_fmt_types(ot)} to {_fmt_types(nt)}")
@@ -355,19 +583,35 @@ def _input_breaks(old: Any, new: Any, where: str) -> list[str]:
             items.append(f"{where}: enum no longer accepts {dropped}")
     oprops, nprops = _props(old), _props(new)
     for name in sorted(_required(new) - _required(old)):
+        if f"{where}.{name}" in walk.filled:
+            continue  # the runner fills its default in for callers that do not send it
         items.append(f"{where}.{name}: new required input")
     if isinstance(new, dict) and new.get("additionalProperties") is False:
+        if isinstance(old, dict) and old.get("additionalProperties") is not False and (
+                "object" in (ot or {"object"})):
+            items.append(f"{where}: extra properties now refused")
         for name in sorted(set(oprops) - set(nprops)):
             items.append(f"{where}.{name}: input removed while extra properties are refused")
     for name in sorted(set(oprops) & set(nprops)):
-        items += _input_breaks(oprops[name], nprops[name], f"{where}.{name}")
+        _input_breaks(oprops[name], nprops[name], f"{where}.{name}", walk)
     if isinstance(old, dict) and isinstance(new, dict) and "items" in new:
-        items += _input_breaks(old.get("items", {}), new["items"], f"{where}[]")
-    return items
+        _input_breaks(old.get("items", {}), new["items"], f"{where}[]", walk)
 
 
-def _output_breaks(old: Any, new: Any, where: str) -> list[str]:
-    items: list[str] = []
+def _output_breaks(old: Any, new: Any, where: str, walk: _Walk) -> None:
+    entered = _enter(old, new, where, walk)
+    if entered is None:
+        return
+    old, new, key = entered
+    try:
+        _output_breaks_here(old, new, where, walk)
+    finally:
+        if key is not None:
+            walk.active.discard(key)
+
+
+def _output_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
+    items = walk.breaks
     ot, nt = _types(old), _types(new)
     if not _covers(ot, nt):
         items.append(f"{where}: type changed from {_fmt_types(ot)} to {_fmt_types(nt)}")
@@ -383,7 +627,6 @@ def _output_breaks(old: Any, new: Any, where: str) -> list[str]:
     for name in sorted((_required(old) - _required(new)) & set(nprops)):
         items.append(f"{where}.{name}: no longer required")
     for name in sorted(set(oprops) & set(nprops)):
-        items += _output_breaks(oprops[name], nprops[name], f"{where}.{name}")
+        _output_breaks(oprops[name], nprops[name], f"{where}.{name}", walk)
     if isinstance(old, dict) and isinstance(new, dict) and "items" in old:
-        items += _output_breaks(old["items"], new.get("items", {}), f"{where}[]")
-    return items
+        _output_breaks(old["items"], new.get("items", {}), f"{where}[]", walk)

@@ -132,7 +132,10 @@ def variant_for(spec: FunctionSpec, provider: str, *, replay: bool) -> FunctionS
         update["provider"] = provider
         if fallback is not None:
             update["model"] = fallback.model
-            update["configuration"] = fallback.configuration or spec.configuration
+            # as the runner does: a fallback that sets nothing runs with the function's settings
+            own = fallback.configuration
+            update["configuration"] = own if own is not None and own.model_dump(
+                exclude_none=True) else spec.configuration
     if replay:
         update["retry"] = spec.retry.model_copy(update={"max_attempts": 1})
         update["limits"] = Limits(max_input_bytes=spec.limits.max_input_bytes)
@@ -178,6 +181,10 @@ def select_cases(project: Project, names: Sequence[str] = (), provider: str | No
         if not spec.tests:
             skipped.append(f"{name}: no tests")
             continue
+        twice = sorted(t for t, n in Counter(t.name for t in spec.tests).items() if n > 1)
+        if twice:  # a test's name is its cassette's: recording one would drop the other's
+            raise UsageError(f"{name}: two tests are named `{twice[0]}`, and a test's name "
+                             "names its cassette; rename one (`aiops validate` lists them)")
         for p in matrix(spec):
             if provider is not None and p != provider:
                 continue
@@ -320,8 +327,10 @@ async def _run_case(root: Path, case: Case, providers: ProvidersFile, env: Mappi
     comment = HEADER_COMMENT.format(function=case.function, provider=case.provider)
     started = time.perf_counter()
     try:
+        secrets = tuple(env[var] for names in _key_vars(providers, {case.provider}).values()
+                        for var in names if env.get(var))
         with use_cassette(path, record=record, rewrite=_rewrite(providers, case.provider, env),
-                          comment=comment) as session:
+                          comment=comment, secrets=secrets) as session:
             try:
                 outcome = await execute(case.spec, dict(case.test.input))
             except AiopsError as exc:

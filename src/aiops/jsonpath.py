@@ -34,7 +34,7 @@ class _Wildcard:
 WILDCARD = _Wildcard()
 Segment = str | int | _Wildcard
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_NAME = re.compile(r"[^\W\d][\w\-]*")  # unicode letters too: keys are not only English
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _STAR = re.compile(r"\[\s*\*\s*\]|\.\*")
 _QUOTED = re.compile(r"""\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\]""")

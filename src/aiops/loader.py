@@ -183,8 +183,12 @@ def validation_diagnostics(file: str, exc: ValidationError, value: Any, position
     """Pydantic's errors as located, actionable diagnostics (input values never echoed)."""
     out: list[Diagnostic] = []
     seen: set[tuple[Path, str]] = set()
-    for err in exc.errors(include_url=False, include_input=False):
-        path = _data_path(value, err["loc"])
+    errors = exc.errors(include_url=False, include_input=False)
+    located = [_data_path(value, err["loc"]) for err in errors]
+    for err, path in zip(errors, located, strict=True):
+        if err["type"] == "too_short" and any(
+                len(other) > len(path) and other[:len(path)] == path for other in located):
+            continue  # pydantic counts only valid items: the invalid ones say enough
         message, fix = _explain(err, path, model)
         if (path, message) in seen:  # union members repeat the same complaint
             continue

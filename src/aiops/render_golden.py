@@ -5,6 +5,7 @@ and JUnit XML for CI. Pure: a `GoldenReport` in, a string out.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -101,9 +102,10 @@ def render_markdown(report: GoldenReport) -> str:
                 continue
             out.append(f"<details><summary><code>{r.id}</code></summary>")
             out.append("")
-            out.append("```diff" if r.diff else "```")
+            fence = _fence(details)
+            out.append(f"{fence}diff" if r.diff else fence)
             out.extend(details)
-            out.append("```")
+            out.append(fence)
             out.append("</details>")
             out.append("")
     passing = [r for r in report.results if r.passed]
@@ -140,7 +142,7 @@ def render_junit(report: GoldenReport) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"aiops.{function}.{provider}",
                                  name=r.test, time=f"{(r.latency_ms or 0) / 1000:.3f}",
                                  file=r.cassette)
-            why = "\n".join(_why(r))
+            why = _xml_safe("\n".join(_why(r)))
             if r.status == "error":
                 err = ET.SubElement(case, "error", message=_first(why), type="error")
                 err.text = why
@@ -150,9 +152,23 @@ def render_junit(report: GoldenReport) -> str:
             props = ET.SubElement(case, "properties")
             for name, value in (("model", r.model), ("cost_usd", r.cost_usd)):
                 if value is not None:
-                    ET.SubElement(props, "property", name=name, value=str(value))
+                    ET.SubElement(props, "property", name=name, value=_xml_safe(str(value)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# What XML 1.0 cannot hold (control characters, lone surrogates), as a model's output can.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any run of backticks in `lines` (a prompt may hold ```)."""
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _first(text: str) -> str:

@@ -172,6 +172,13 @@ class Bounds(Model):
     min: float | None = None
     max: float | None = None
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: nothing is "
+                             "within these bounds")
+        return self
+
 
 ASSERTION_KEYS = ("schema_valid", "equals", "contains", "matches", "length", "range",
                   "max_latency_ms", "max_cost_usd", "not")

@@ -19,6 +19,7 @@ import yaml
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a function file is a few KiB
 MAX_NODES = 100_000  # bound on nodes visited, aliases expanded (billion laughs)
+MAX_DEPTH = 100  # bound on nesting (a function file nests a few levels; a schema, a dozen)
 
 Path = tuple[str | int, ...]
 
@@ -34,6 +35,7 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+_STR_TAG = "tag:yaml.org,2002:str"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"  # kept as text: JSON has no dates
 
 
@@ -62,7 +64,10 @@ class Positions:
     def __init__(self) -> None:
         self.values: dict[Path, Mark] = {}
         self.keys: dict[Path, Mark] = {}
-        self.block_scalars: set[Path] = set()
+        self.block_scalars: set[Path] = set()  # literal `|` blocks: text lines = file lines
+        # Other scalars over several lines (folded, plain, quoted): their source text, since
+        # folding and escapes break the line-for-line correspondence.
+        self.spans: dict[Path, str] = {}
 
     def find(self, path: Path, *, prefer_key: bool = False) -> Mark | None:
         """The mark of `path`, or of its longest known prefix."""
@@ -80,6 +85,25 @@ class Positions:
         if mark is None:
             return None
         return mark.line + 1 if path in self.block_scalars else mark.line
+
+    def text_line(self, path: Path, line: int, word: str | None = None) -> int | None:
+        """The file line of line `line` (1-based) of a string value. For a literal block, the
+        same line of the block; for a folded, plain or quoted value over several lines, the
+        first source line where `word` occurs (preferring one with a `{{`/`{%` tag);
+        otherwise the value's first line."""
+        first = self.content_line(path)
+        if first is None:
+            return None
+        if path in self.block_scalars:
+            return first + line - 1
+        span = self.spans.get(path)
+        if span is None or word is None:
+            return first
+        pattern = re.compile(rf"(?<![\w.]){re.escape(word)}\b")
+        lines = span.splitlines()
+        hits = [i for i, text in enumerate(lines) if pattern.search(text)]
+        tagged = [i for i in hits if "{{" in lines[i] or "{%" in lines[i]]
+        return first + (tagged or hits or [0])[0]
 
 
 def format_path(path: Path) -> str:
@@ -117,16 +141,17 @@ def decode(data: bytes) -> str:
 def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
     """Parse one YAML mapping document safely, with positions; raise YamlProblem."""
     text = decode(data)
-    tab = _TAB_INDENT.search(text)
-    if tab:
-        line = text.count("\n", 0, tab.start()) + 1
-        column = tab.end() - tab.start()
-        raise YamlProblem("tab character in indentation", line=line, column=column,
-                          fix="indent with spaces; YAML does not allow tabs there")
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        # Tabs are refused where they indent, not in text (a prompt may quote a Makefile):
+        # the scanner stops on such a tab, and says so in its own words.
+        if mark is not None and text[mark.index:mark.index + 1] == "\t" and _TAB_INDENT.match(
+                text, text.rfind("\n", 0, mark.index) + 1):
+            raise YamlProblem("tab character in indentation", line=mark.line + 1,
+                              column=mark.column + 1,
+                              fix="indent with spaces; YAML does not allow tabs there") from None
         problem = exc.problem or "invalid YAML"
         if exc.context:
             problem = f"{problem} ({exc.context})"
@@ -149,7 +174,7 @@ def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
         mark = root.start_mark
         raise YamlProblem("the document is not a mapping", line=mark.line + 1,
                           column=mark.column + 1, fix="write `key: value` pairs at the top level")
-    builder = _Builder()
+    builder = _Builder(text)
     value = builder.build(root, ())
     return value, builder.positions
 
@@ -157,10 +182,12 @@ def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
 class _Builder:
     """Turns a composed node graph into plain values, recording positions."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.positions = Positions()
         self.count = 0
         self.active: set[int] = set()
+        self.merging = 0  # depth of `<<` sources being built
         self.scalars = yaml.constructor.SafeConstructor()
 
     def _mark(self, node: yaml.Node) -> Mark:
@@ -177,6 +204,9 @@ class _Builder:
                              "write the values out instead of nesting aliases", path)
         if id(node) in self.active:
             raise self._fail(node, "an alias refers to itself", "remove the recursive alias", path)
+        if len(path) > MAX_DEPTH:
+            raise self._fail(node, f"values are nested deeper than {MAX_DEPTH} levels",
+                             "flatten the structure", path[:3])
         self.positions.values.setdefault(path, self._mark(node))
         if isinstance(node, yaml.ScalarNode):
             if node.tag == _TIMESTAMP_TAG:
@@ -184,8 +214,11 @@ class _Builder:
             if node.tag not in _SAFE_SCALAR_TAGS:
                 raise self._fail(node, f"tag {node.tag} is not allowed",
                                  "remove the `!tag`; only plain YAML values are read", path)
-            if node.style in ("|", ">"):
+            if node.style == "|":
                 self.positions.block_scalars.add(path)
+            elif node.end_mark.line > node.start_mark.line and node.tag == _STR_TAG:
+                self.positions.spans.setdefault(
+                    path, self.text[node.start_mark.index:node.end_mark.index])
             try:
                 value = self.scalars.construct_object(node)
             except (yaml.YAMLError, ValueError) as exc:
@@ -211,22 +244,23 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        merged: dict[str, Any] = {}
+        sources: list[yaml.Node] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [
+                sources += value_node.value if isinstance(value_node, yaml.SequenceNode) else [
                     value_node]
-                for source in sources:
-                    if not isinstance(source, yaml.MappingNode):
-                        raise self._fail(source, "`<<` merges only mappings",
-                                         "merge an anchored mapping", path)
-                    for k, v in self._mapping(source, path).items():
-                        merged.setdefault(k, v)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self._fail(key_node, "a key must be a plain string",
                                  "use a plain word as the key", path)
-            key = self.scalars.construct_object(key_node)
+            if key_node.tag not in _SAFE_SCALAR_TAGS | {_TIMESTAMP_TAG}:
+                raise self._fail(key_node, f"tag {key_node.tag} is not allowed",
+                                 "remove the `!tag`; a key is plain text", path)
+            try:
+                key = self.scalars.construct_object(key_node)
+            except (yaml.YAMLError, ValueError) as exc:
+                raise self._fail(key_node, f"key cannot be read: {exc}", "quote it",
+                                 path) from None
             if not isinstance(key, str):
                 raise self._fail(key_node, f"key {key_node.value!r} is read as "
                                  f"{type(key).__name__}, not text",
@@ -236,8 +270,35 @@ class _Builder:
                 first = self.positions.keys[child]
                 raise self._fail(key_node, f"duplicate key `{key}` (first at line {first.line})",
                                  "keep one of them", child)
-            self.positions.keys[child] = self._mark(key_node)
+            if self.merging:  # an explicit key, already placed, keeps its position
+                self.positions.keys.setdefault(child, self._mark(key_node))
+            else:
+                self.positions.keys[child] = self._mark(key_node)
             out[key] = self.build(value_node, child)
-        for k, v in merged.items():
-            out.setdefault(k, v)
+        # Merged after the explicit keys, so that an explicit key wins in the value and in
+        # the positions (an error about it points where it is written, not at the anchor).
+        for source in sources:
+            for k, v in self._merged(source, path).items():
+                out.setdefault(k, v)
         return out
+
+    def _merged(self, source: yaml.Node, path: Path) -> dict[str, Any]:
+        """One `<<` source, counted and guarded like any node (a merge adds no value node,
+        so merges of empty mappings would otherwise escape the bound)."""
+        if not isinstance(source, yaml.MappingNode):
+            raise self._fail(source, "`<<` merges only mappings", "merge an anchored mapping",
+                             path)
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self._fail(source, f"anchors and aliases expand beyond {MAX_NODES} nodes",
+                             "write the values out instead of nesting aliases", path)
+        if id(source) in self.active:
+            raise self._fail(source, "an alias refers to itself",
+                             "remove the recursive alias", path)
+        self.active.add(id(source))
+        self.merging += 1
+        try:
+            return self._mapping(source, path)
+        finally:
+            self.merging -= 1
+            self.active.discard(id(source))

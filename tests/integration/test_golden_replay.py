@@ -225,3 +225,20 @@ def test_test_providers_overrides_the_matrix(golden_project: Path,
     assert {(r.provider, r.model, r.status) for r in report.results} == {
         ("groq", "llama-3.1-8b-instant", "passed")}
     assert len(report.results) == 2
+
+
+def test_a_key_echoed_in_an_answer_never_reaches_the_cassette(golden_project: Path) -> None:
+    for path in cassettes(golden_project):
+        path.unlink()
+    answers = [{**a, "output": f"{a['output']} (sent with key {CANARY})"}
+               if isinstance(a["output"], str) else a for a in EXAMPLE_ANSWERS]
+    assert answers != EXAMPLE_ANSWERS  # some text answer echoes the key
+    with serve_in_thread(MockConfig(responses=answers)) as server:
+        recorded = record(golden_project, server, "translate")
+    assert recorded.results and all(r.recorded == 1 for r in recorded.results)
+    files = cassettes(golden_project)
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert CANARY not in text
+        assert "sent with key <redacted>" in text

@@ -117,3 +117,59 @@ def test_json_equal_is_json_semantics() -> None:
     assert json_equal({"a": [1, {"b": None}]}, {"a": [1.0, {"b": None}]})
     assert not json_equal({"a": 1}, {"a": 1, "b": 2})
     assert not json_equal("1", 1)
+
+
+def test_not_over_every_selected_value_holds_only_when_none_matches() -> None:
+    # `not` with [*]: no selected value may satisfy the inner assertion.
+    assert check({"not": {"path": "$.tags[*]", "equals": "cash"}}).passed
+    result = check({"not": {"path": "$.tags[*]", "equals": "card"}})
+    assert not result.passed
+    assert result.path == "$.tags[1]"
+    assert '$.tags[1]: expected not ($.tags[*] equals "card"), but it holds (got "card")' \
+        in result.message
+    assert not check({"not": {"path": "$.tags[*]", "matches": "^r"}}).passed
+
+
+def test_not_with_an_invalid_path_fails_rather_than_passing() -> None:
+    result = check({"not": {"path": "$..queue", "equals": "other"}})
+    assert not result.passed
+    assert "recursive descent `..` is not supported" in result.message
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"length": {"min": 3, "max": 1}}, "min 3 is above max 1"),
+    ({"range": {"min": 0.5, "max": 0.1}}, "min 0.5 is above max 0.1"),
+])
+def test_bounds_that_nothing_satisfies_are_refused(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Assertion.model_validate({"path": "$.tags", **raw})
+
+
+@pytest.mark.parametrize(("raw", "output", "passed"), [
+    ({"equals": 0.1 + 0.2}, 0.30000000000000004, True),
+    ({"equals": 3}, 3.0, True),
+    ({"equals": [1, 2]}, [1.0, 2], True),
+    ({"contains": {"a": 1}}, [{"a": 1, "b": 2}], False),  # array: an element *equal* to it
+    ({"contains": {"a": 1}}, [{"a": 1}], True),
+    ({"contains": [1]}, [[1], 2], True),
+    ({"contains": 2}, "priority 2", True),
+    ({"length": {"max": 3}}, "día", True),  # characters, not bytes
+    ({"length": {"min": 1}}, {}, False),
+    ({"range": {"min": 0}}, True, False),  # a boolean is not a number
+    ({"range": {"min": 0}}, "5", False),
+])
+def test_value_edge_cases(raw: dict[str, Any], output: Any, passed: bool) -> None:
+    assert check(raw, output=output).passed is passed
+
+
+def test_an_equals_failure_on_a_large_value_names_the_first_difference() -> None:
+    long = "x" * 200
+    expected = {"a": long, "b": {"c": [1, 2, 3], "d": "billing"}}
+    got = {"a": long, "b": {"c": [1, 2, 3], "d": "technical"}}
+    result = check({"equals": expected}, output=got)
+    assert not result.passed
+    assert 'first difference at $.b.d: expected "billing", got "technical"' in result.message
+    result = check({"path": "$.b", "equals": {"c": [1, 2], "d": "technical"}}, output=got)
+    assert "first difference at $.b.c: expected 2 item(s), got 3" in result.message
+    result = check({"equals": {"a": long, "z": 1}}, output={"a": long, "y": 1})
+    assert "first difference at $: missing key(s) z; unexpected key(s) y" in result.message

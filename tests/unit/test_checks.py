@@ -149,6 +149,7 @@ def test_breaking_change_needs_a_major_bump_and_lists_every_item() -> None:
     new = copy.deepcopy(old)
     new["version"] = "1.3.0"
     new["input_schema"]["required"] = ["text", "bullets"]
+    del new["input_schema"]["properties"]["bullets"]["default"]  # else callers still get 3
     new["output_schema"]["properties"]["bullets"] = {"type": "string"}
     (diag,) = _compare(old, new)
     assert diag.code == "breaking-change"
@@ -242,3 +243,196 @@ def test_semver_ordering_and_major_bumps() -> None:
     assert Semver("0.5.0").is_major_bump_over(Semver("0.4.3"))  # 0.x: minor is major
     with pytest.raises(ValueError):
         Semver("1.2")
+
+
+REFS = {"type": "object", "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                       "main": {"$ref": "#/$defs/item"}},
+        "$defs": {"item": {"type": "object", "required": ["id", "name"],
+                           "properties": {"id": {"type": "string"},
+                                          "name": {"type": "string"}}}}}
+
+
+def test_a_removed_required_output_property_behind_a_ref_is_breaking() -> None:
+    new = copy.deepcopy(REFS)
+    item = new["$defs"]["item"]
+    item["required"] = ["id"]
+    del item["properties"]["name"]
+    assert breaking_changes(_io(out=REFS), _io(out=new)) == [
+        "output.items[].name: output property removed",
+        "output.main.name: output property removed"]
+
+
+def test_a_new_required_input_behind_a_ref_is_breaking() -> None:
+    old = {"type": "object", "properties": {"text": {"type": "string"},
+                                            "opts": {"$ref": "#/$defs/opts"}},
+           "$defs": {"opts": {"type": "object", "properties": {"lang": {"type": "string"}}}}}
+    new = copy.deepcopy(old)
+    new["$defs"]["opts"]["required"] = ["lang"]
+    assert breaking_changes(_io(inp=old), _io(inp=new)) == ["input.opts.lang: new required input"]
+
+
+def test_recursive_refs_are_compared_without_looping() -> None:
+    tree = {"type": "object", "required": ["label"],
+            "properties": {"label": {"type": "string"},
+                           "children": {"type": "array", "items": {"$ref": "#"}}}}
+    assert breaking_changes(_io(out=tree), _io(out=copy.deepcopy(tree))) == []
+    new = copy.deepcopy(tree)
+    new["required"] = []
+    assert "output.label: no longer required" in breaking_changes(_io(out=tree), _io(out=new))
+
+
+def test_a_changed_anyof_is_flagged_for_review_not_silently_passed() -> None:
+    old = make_function()
+    old["output_schema"]["properties"]["kind"] = {"anyOf": [
+        {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
+        {"type": "string"}]}
+    new = copy.deepcopy(old)
+    new["version"] = "1.3.0"
+    new["output_schema"]["properties"]["kind"]["anyOf"][0]["required"] = []
+    diags = compare_with_base(make_project(new), make_project(old))
+    (diag,) = [d for d in diags if d.code == "breaking-unchecked"]
+    assert diag.severity == "warning"
+    assert "output.kind" in diag.message and "anyOf" in diag.message
+    # unchanged combinators say nothing
+    same = copy.deepcopy(old)
+    same["version"] = "1.3.0"
+    same["model"] = "other"
+    assert [d for d in compare_with_base(make_project(same), make_project(old))
+            if d.code == "breaking-unchecked"] == []
+
+
+def test_refusing_extra_input_properties_is_breaking() -> None:
+    old = copy.deepcopy(OBJ)
+    del old["additionalProperties"]
+    assert breaking_changes(_io(inp=old), _io(inp=OBJ)) == ["input: extra properties now refused"]
+
+
+def test_a_test_may_omit_a_required_input_that_has_a_default() -> None:
+    # The runner fills defaults before validating, so the test runs: no false error.
+    data = make_function()
+    data["input_schema"]["required"] = ["text", "bullets"]
+    data["tests"] = [{"name": "a", "input": {"text": "ok"}}]
+    assert _check(data) == {}
+    data["input_schema"]["properties"]["bullets"].pop("default")
+    assert ("tests[0].input", "test-input") in _check(data)
+
+
+def test_a_new_required_input_with_a_default_is_not_breaking() -> None:
+    new = copy.deepcopy(OBJ)
+    new["required"].append("n")
+    new["properties"]["n"]["default"] = None
+    assert breaking_changes(_io(inp=OBJ), _io(inp=new)) == []
+
+
+@pytest.mark.parametrize("content", [
+    "content: >\n      Summarize in {{ bullets }} bullets.\n      Be brief.\n\n      {{ txt }}\n",
+    'content: "Summarize in {{ bullets }} bullets.\\n\\nText:\\n{{ txt }}"\n',
+    "content: Summarize in {{ bullets }}\n      bullets.\n\n      {{ txt }}\n",
+    "content: |\n      Summarize in {{ bullets }} bullets.\n\n      {{ txt }}\n",
+])
+def test_an_undeclared_variable_is_located_on_its_file_line(content: str) -> None:
+    from aiops.loader import load_sources
+    from tests.factories import dump
+
+    data = make_function()
+    data["input_schema"]["properties"]["txt_"] = {"type": "string"}
+    data["input_schema"]["required"] = []
+    text = dump(data).decode()
+    old = "  content: 'Summarize in {{ bullets }} bullets:\n\n    {{ text }}\n\n    '\n"
+    assert old in text
+    text = text.replace(old, "  " + content)
+    project = load_sources({"functions/summarize/function.yaml": text.encode(),
+                            "providers.yaml": dump(PROVIDERS)})
+    assert project.ok, [d.render() for d in project.diagnostics]
+    (diag,) = [d for d in check_project(project) if d.code == "template-undeclared"]
+    assert "`txt`" in diag.message
+    assert "{{ txt }}" in text.splitlines()[diag.line - 1]
+
+
+@pytest.mark.parametrize(("schema", "path", "words"), [
+    ({"$schema": 5, "type": "object", "properties": {"text": {}, "bullets": {}}},
+     "input_schema.$schema", "draft 2020-12"),
+    ({"type": "object", "properties": {"text": {"$ref": "#/$defs/nope"}, "bullets": {}}},
+     "input_schema.properties.text.$ref", "points to nothing"),
+    ({"type": "object", "properties": {"text": {"$ref": "https://example.invalid/t.json"},
+                                       "bullets": {}}},
+     "input_schema.properties.text.$ref", "remote"),
+])
+def test_a_schema_that_cannot_be_used_is_an_error_not_a_crash(schema, path, words) -> None:  # type: ignore[no-untyped-def]
+    found = _check(make_function(input_schema=schema))
+    diag = next(d for (p, _), d in found.items() if p == path)
+    assert diag.is_error and words in diag.message and diag.line is not None
+
+
+def test_local_refs_and_anchors_that_resolve_are_fine() -> None:
+    schema = {"type": "object", "properties": {"text": {"$ref": "#/$defs/t"},
+                                               "bullets": {"$ref": "#count"}},
+              "required": ["text"],
+              "$defs": {"t": {"type": "string"},
+                        "c": {"$anchor": "count", "type": "integer"}}}
+    assert _check(make_function(input_schema=schema)) == {}
+
+
+def test_inputs_declared_through_a_root_ref_or_allof_are_declared() -> None:
+    schema = {"type": "object", "allOf": [{"$ref": "#/$defs/base"}],
+              "properties": {"bullets": {"type": "integer"}},
+              "$defs": {"base": {"required": ["text"],
+                                 "properties": {"text": {"type": "string"}}}}}
+    assert _check(make_function(input_schema=schema)) == {}
+    schema["$defs"]["base"]["properties"] = {}  # text now undeclared
+    assert ("prompt[1].content", "template-undeclared") in _check(
+        make_function(input_schema=schema))
+
+
+def test_an_input_named_like_a_jinja_global_is_used_when_the_template_reads_it() -> None:
+    # `namespace`, `range`, `dict`...: a declared input shadows the global when rendering.
+    data = make_function(prompt=[{"role": "user", "content":
+                                  "{{ text }} in {{ namespace }}, {{ bullets }}"}])
+    data["input_schema"]["properties"]["namespace"] = {"type": "string"}
+    data["input_schema"]["required"] = ["text", "namespace"]
+    data["tests"][0]["input"]["namespace"] = "prod"
+    assert _check(data) == {}
+
+
+@pytest.mark.parametrize("tag", ["{% include 'header.txt' %}", "{% import 'm.j2' as m %}",
+                                 "{%- from 'm.j2' import x %}", "{% extends 'base.j2' %}"])
+def test_a_template_that_loads_another_is_refused(tag: str) -> None:
+    # Prompts are self-contained: the sandbox has no loader, so every call would fail.
+    data = make_function(prompt=[{"role": "user", "content":
+                                  f"{{{{ text }}}} {{{{ bullets }}}}\n{tag}\n"}])
+    diag = _check(data)[("prompt[0].content", "template-load")]
+    assert diag.is_error and "self-contained" in diag.message and diag.line is not None
+
+
+def test_an_optional_input_declared_only_in_a_branch_is_not_declared() -> None:
+    # The runner passes top-level properties only: absent, it would not render.
+    schema = {"type": "object", "required": ["text"],
+              "properties": {"text": {"type": "string"}},
+              "anyOf": [{"properties": {"bullets": {"type": "integer"}}}]}
+    found = _check(make_function(input_schema=schema))
+    assert ("prompt[1].content", "template-undeclared") in found
+
+
+def test_a_default_the_runner_does_not_fill_does_not_excuse_a_new_required_input() -> None:
+    # Defaults are filled through nested `properties` only: not in array items, not via $ref.
+    old = {"type": "object", "properties": {
+        "rows": {"type": "array", "items": {"type": "object",
+                                            "properties": {"k": {"type": "string"}}}},
+        "opts": {"$ref": "#/$defs/opts"}},
+        "$defs": {"opts": {"type": "object", "properties": {"lang": {"type": "string"}}}}}
+    new = copy.deepcopy(old)
+    new["properties"]["rows"]["items"]["required"] = ["k"]
+    new["properties"]["rows"]["items"]["properties"]["k"]["default"] = "x"
+    new["$defs"]["opts"]["required"] = ["lang"]
+    new["$defs"]["opts"]["properties"]["lang"]["default"] = "en"
+    assert breaking_changes(_io(inp=old), _io(inp=new)) == [
+        "input.opts.lang: new required input", "input.rows[].k: new required input"]
+
+
+@pytest.mark.parametrize("key", ["input_schema", "output_schema"])
+def test_a_pattern_the_validator_cannot_compile_is_an_error_not_a_crash(key: str) -> None:
+    data = make_function()
+    data[key]["properties"]["bullets"]["pattern"] = "(?<=a"
+    diag = _check(data)[(key, "schema-invalid")]
+    assert "cannot be compiled" in diag.message and "regex" in diag.message

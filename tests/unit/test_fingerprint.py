@@ -68,3 +68,12 @@ def test_canonical_json_is_stable() -> None:
     assert canonical_json({"b": [1, {"z": "a\r\nb", "a": None}], "a": "é"}) == \
         '{"a":"é","b":[1,{"a":null,"z":"a\\nb"}]}'
     assert yaml.safe_load(canonical_json({"x": 1})) == {"x": 1}
+
+
+def test_anchors_aliases_and_merge_keys_change_no_hash() -> None:
+    meta = b"metadata: {base: &conf {max_tokens: 400, temperature: 0.5}}\n"
+    expanded = FLOW.replace(b"retry:", meta.replace(b"&conf ", b"") + b"retry:")
+    anchored = FLOW.replace(
+        b"configuration: {max_tokens: 400, temperature: 0.2}",
+        meta + b"configuration: {<<: *conf, temperature: 0.2}")  # the explicit key wins
+    assert fingerprint(_spec(anchored)) == fingerprint(_spec(expanded))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from aiops.cassettes import (
     explain_miss,
     json_body_matcher,
     make_request_filter,
+    make_response_filter,
 )
 
 BODY = {"model": "gpt-4o-mini", "messages": [
@@ -116,3 +118,44 @@ def test_explain_miss_other_route_and_empty_cassette() -> None:
                         [request()])
     assert "never recorded" in text
     assert "POST /v1/chat/completions" in text
+
+
+@pytest.mark.parametrize("text", ["cost\x85 of it\nnext", "a\u2028b\nc", "a\u2029b\nc",
+                                  "a\r\nb\n", "trail \nx", "x\n\n\n", "  \n  "])
+def test_serializer_round_trips_every_line_break_yaml_knows(text: str) -> None:
+    data = _cassette_dict()
+    body = {"messages": [{"role": "user", "content": text}]}
+    data["interactions"][0]["request"]["body"] = json.dumps(body)  # type: ignore[index]
+    serializer = CassetteSerializer()
+    out = serializer.serialize(data)
+    back = serializer.deserialize(out)["interactions"][0]["request"]["body"]
+    assert json.loads(back) == body
+    assert serializer.serialize(serializer.deserialize(out)) == out
+
+
+SECRET = "sk-canary-0123456789abcdefSECRET"
+
+
+def test_a_known_secret_is_scrubbed_from_the_url_and_bodies() -> None:
+    filtered = make_request_filter(None, secrets=(SECRET, "short"))(request(
+        body={**BODY, "user": f"key {SECRET}"},
+        uri=f"https://api.example.com/v1/chat/completions?key={SECRET}&v=2"))
+    assert SECRET not in filtered.uri and SECRET not in filtered.body.decode()
+    assert "<redacted>" in filtered.uri
+    response = {"status": {"code": 200, "message": "OK"}, "headers": {},
+                "body": {"string": json.dumps({"echo": f"Bearer {SECRET}"}).encode()}}
+    scrubbed = make_response_filter(secrets=(SECRET,))(response)
+    assert scrubbed is not None
+    assert SECRET.encode() not in scrubbed["body"]["string"]
+    assert json.loads(scrubbed["body"]["string"]) == {"echo": "Bearer <redacted>"}
+
+
+def test_credentials_in_the_url_are_never_recorded() -> None:
+    filtered = make_request_filter(None)(request(
+        uri="https://user:hunter2@proxy.example.com/v1/chat/completions"
+            "?api-version=2024-06-01&api_key=abc123&sig=xyz&X-Amz-Signature=s"))
+    assert "hunter2" not in filtered.uri and "user" not in filtered.uri
+    query = dict(parse_qsl(urlsplit(filtered.uri).query))
+    assert query == {"api-version": "2024-06-01", "api_key": "<redacted>", "sig": "<redacted>",
+                     "X-Amz-Signature": "<redacted>"}
+    assert filtered.uri.startswith("https://proxy.example.com/v1/chat/completions?")

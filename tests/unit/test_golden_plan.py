@@ -166,3 +166,46 @@ def test_junit_report_parses_with_failures_and_errors() -> None:
     assert cases["boom"].find("error") is not None
     assert cases["changed"].find("failure").get("type") == "miss"  # type: ignore[union-attr]
     assert cases["ok-case"].find("failure") is None
+
+
+def _miss_with(diff: str, message: str = "the request rendered now is not in the cassette"):  # type: ignore[no-untyped-def]
+    return GoldenReport(mode="replay", results=(CaseResult(
+        function="f", provider="openai", model="m", test="t", status="miss",
+        cassette="functions/f/cassettes/openai/t.yaml", message=message, diff=diff,
+        fix="re-record"),))
+
+
+def test_markdown_fence_survives_a_prompt_that_holds_a_code_fence() -> None:
+    diff = "--- recorded\n+++ now\n-  Answer in ```json\n+  Answer in ````json\n   end"
+    md = render_markdown(_miss_with(diff))
+    fence = "`````"  # longer than any run of backticks inside
+    assert f"{fence}diff\n" in md and f"\n{fence}\n</details>" in md
+    body = md.split(f"{fence}diff\n")[1].split(f"\n{fence}\n")[0]
+    assert "+  Answer in ````json" in body and "re-record" in body
+
+
+def test_junit_is_well_formed_xml_whatever_the_output_holds() -> None:
+    message = "output invalid: got 'a\x1b[31mred\x00\x0b' \ud800"
+    xml = render_junit(_miss_with("-\x07bell\n+ok", message=message))
+    root = ET.fromstring(xml)  # parses: control characters are replaced
+    failure = root.find(".//failure")
+    assert failure is not None and "red" in (failure.get("message") or "")
+    assert "\x1b" not in xml and "\x00" not in xml
+
+
+def test_two_tests_of_one_name_are_refused_they_would_share_a_cassette() -> None:
+    # Recording one would drop the other's interaction from the shared file, and back.
+    project = _project(FN.replace(b"{name: b,", b"{name: a,"))
+    with pytest.raises(UsageError, match=r"fn0: two tests are named `a`.*rename one"):
+        select_cases(project)
+
+
+@pytest.mark.parametrize("configuration", [None, {}, {"seed": None}])
+def test_a_fallback_without_settings_runs_with_the_functions_as_in_production(
+        configuration: dict[str, Any] | None) -> None:
+    # The runner falls back to the function's settings when a fallback sets none.
+    fallback: dict[str, Any] = {"provider": "groq", "model": "llama"}
+    if configuration is not None:
+        fallback["configuration"] = configuration
+    spec = make_spec(fallbacks=[fallback])
+    assert variant_for(spec, "groq", replay=True).configuration.temperature == 0.1

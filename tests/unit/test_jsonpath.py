@@ -73,3 +73,9 @@ def test_wildcard_over_an_empty_array_is_missing_not_vacuously_true() -> None:
     r = find("$.items[*]", {"items": []})
     assert not r.found
     assert r.missing[0].reason == "is an empty array"
+
+
+def test_keys_in_other_alphabets_are_names() -> None:
+    # Outputs in French, Japanese...: `$.priorité` reads as it is written.
+    assert parse("$.priorité.名前") == ("priorité", "名前")
+    assert find("$.priorité", {"priorité": 2}).matches[0].path == "$.priorité"

@@ -107,3 +107,23 @@ def test_base_function_fixture_is_unchanged() -> None:
     # make_function must copy: a test that mutates its result cannot leak into the next.
     make_function()["prompt"].append({"role": "user", "content": "x"})
     assert len(BASE_FUNCTION["prompt"]) == 2
+
+
+def test_an_invalid_item_is_reported_without_a_spurious_too_short_list() -> None:
+    data = make_function()
+    data["prompt"] = [{"role": "user", "content": "{{ text }} {{ bullets }}", "rol": "x"}]
+    diags = _by_path(load_sources(make_files(data)))
+    assert set(diags) == {"prompt[0].rol"}
+    empty = make_function(prompt=[])
+    assert "at least 1 item" in _by_path(load_sources(make_files(empty)))["prompt"].message
+
+
+def test_merged_and_overridden_keys_are_located_where_they_are_written() -> None:
+    text = dump(make_function()).decode().replace(
+        "configuration:\n  temperature: 0.2\n  max_tokens: 400\n",
+        "configuration:\n  <<: &conf {temperature: 0.2, max_tokens: 400}\n  temperature: 9\n")
+    assert "<<:" in text
+    project = load_sources({"functions/summarize/function.yaml": text.encode()})
+    diag = _by_path(project)["configuration.temperature"]
+    lines = text.splitlines()
+    assert lines[diag.line - 1].strip() == "temperature: 9"

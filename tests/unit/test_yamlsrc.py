@@ -38,6 +38,8 @@ def test_format_path() -> None:
         (b"a: !!python/object:os.system ls\n", "is not allowed", 1),
         (b"1: x\n", "key '1' is read as int", 1),
         (b"a: &x [*x]\n", "refers to itself", 1),
+        (b"a: 1\n!!python/name:os.system x: 1\n", "is not allowed", 2),
+        (b"!foo x: 1\n", "is not allowed", 1),
     ],
 )
 def test_refused_inputs(data: bytes, message: str, line: int) -> None:
@@ -71,3 +73,53 @@ def test_merge_keys_and_dates_become_plain_values() -> None:
 def test_utf8_bom_and_unicode_are_fine() -> None:
     value, _ = parse("\ufeffmsg: Привет, 世界 ✓\n".encode())
     assert value == {"msg": "Привет, 世界 ✓"}
+
+
+def test_a_mapping_that_merges_itself_is_refused_not_a_crash() -> None:
+    with pytest.raises(YamlProblem, match="refers to itself") as info:
+        parse(b"a: 1\nb: &x {c: 1, <<: *x}\n")
+    assert info.value.line == 2
+
+
+def test_merge_bomb_of_empty_mappings_is_bounded() -> None:
+    # Empty mappings add no value node: the bound must count the merges themselves.
+    lines = ["m0: &m0 {}"]
+    for i in range(1, 12):
+        lines.append(f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}")
+    with pytest.raises(YamlProblem, match="expand beyond"):
+        parse("\n".join(lines).encode())
+
+
+@pytest.mark.parametrize("merge_first", [True, False])
+def test_an_explicit_key_over_a_merged_one_is_located_where_it_is_written(
+        merge_first: bool) -> None:
+    merge, own = "  <<: *d\n", "  t: 9\n"
+    body = (merge + own) if merge_first else (own + merge)
+    value, pos = parse(("d: &d\n  t: 1\n  u: 2\nc:\n" + body).encode())
+    assert value["c"] == {"t": 9, "u": 2}
+    line = 5 + (1 if merge_first else 0)
+    assert pos.keys[("c", "t")].line == line
+    assert pos.values[("c", "t")].line == line
+    assert pos.values[("c", "u")].line == 3  # a merged value is where the anchor holds it
+
+
+def test_tabs_inside_text_are_fine_only_indentation_tabs_are_refused() -> None:
+    # A prompt may quote a Makefile or Go code: tabs in a block scalar's text are text.
+    value, _ = parse(b"prompt: |\n  Fix this Makefile:\n  all:\n  \techo hi\nx: 1\n")
+    assert value == {"prompt": "Fix this Makefile:\nall:\n\techo hi\n", "x": 1}
+    value, _ = parse(b'a: "x\n\ty"\nb: [1,\n\t2]\n')
+    assert value == {"a": "x y", "b": [1, 2]}
+    for data, line in ((b"a:\n  b: 1\n\tc: 2\n", 3), (b"a:\n \tb: 1\n", 2)):
+        with pytest.raises(YamlProblem, match="tab character in indentation") as info:
+            parse(data)
+        assert info.value.line == line
+
+
+@pytest.mark.parametrize("data", [
+    b"a: " + b"[" * 500 + b"]" * 500 + b"\n",
+    b"".join(b"  " * i + b"k%d:\n" % i for i in range(400)) + b"  " * 400 + b"v: 1\n",
+])
+def test_deep_nesting_is_refused_not_a_crash(data: bytes) -> None:
+    with pytest.raises(YamlProblem, match="nested deeper than") as info:
+        parse(data)
+    assert info.value.line is not None and info.value.fix
