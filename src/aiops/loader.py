@@ -8,10 +8,12 @@ a bad file: each problem becomes a `Diagnostic`, and all of them are returned to
 from __future__ import annotations
 
 import difflib
+import gc
 import subprocess
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -110,8 +112,30 @@ def _git(root: FsPath, *args: str, stdin: bytes | None = None) -> bytes:
     return proc.stdout
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading many files.
+
+    Composing YAML allocates a node graph per file; the collector's passes over them took
+    half the time of loading 1,000 functions. The graphs hold no cycles (a self-referencing
+    alias is refused), so reference counting frees them; collection resumes afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_sources(files: Mapping[str, bytes]) -> Project:
     """Parse and model every spec file; collect every problem instead of stopping."""
+    with _gc_paused():
+        return _load_sources(files)
+
+
+def _load_sources(files: Mapping[str, bytes]) -> Project:
     diags: list[Diagnostic] = []
     settings = ProjectSettings()
     if PROJECT_FILE in files:

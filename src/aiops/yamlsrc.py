@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -39,8 +38,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"  # kept as text: JSON has no dates
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):  # a tuple: a file has one per node, and tuples are cheap to make
     line: int  # 1-based
     column: int  # 1-based
 
@@ -179,6 +177,16 @@ def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
     return value, builder.positions
 
 
+_SCALARS = yaml.constructor.SafeConstructor()
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """A safe scalar's value, without the constructor's per-document bookkeeping."""
+    if node.tag == _STR_TAG:
+        return node.value
+    return _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
+
+
 class _Builder:
     """Turns a composed node graph into plain values, recording positions."""
 
@@ -188,7 +196,6 @@ class _Builder:
         self.count = 0
         self.active: set[int] = set()
         self.merging = 0  # depth of `<<` sources being built
-        self.scalars = yaml.constructor.SafeConstructor()
 
     def _mark(self, node: yaml.Node) -> Mark:
         return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
@@ -220,7 +227,7 @@ class _Builder:
                 self.positions.spans.setdefault(
                     path, self.text[node.start_mark.index:node.end_mark.index])
             try:
-                value = self.scalars.construct_object(node)
+                value = _scalar(node)
             except (yaml.YAMLError, ValueError) as exc:
                 raise self._fail(node, f"value cannot be read: {exc}", "quote it", path) from None
             if isinstance(value, float) and not math.isfinite(value):
@@ -257,7 +264,7 @@ class _Builder:
                 raise self._fail(key_node, f"tag {key_node.tag} is not allowed",
                                  "remove the `!tag`; a key is plain text", path)
             try:
-                key = self.scalars.construct_object(key_node)
+                key = key_node.value if key_node.tag == _TIMESTAMP_TAG else _scalar(key_node)
             except (yaml.YAMLError, ValueError) as exc:
                 raise self._fail(key_node, f"key cannot be read: {exc}", "quote it",
                                  path) from None
