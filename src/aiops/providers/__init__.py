@@ -263,6 +263,21 @@ def disconnect_message(provider: str, cause: BaseException, secrets: tuple[str, 
     return f"{provider} connection failed: the server closed it"
 
 
+def timeout_error(provider: str, exc: BaseException, secrets: tuple[str, ...]) -> ProviderError:
+    """A transport 'timeout' as what it was: a failed connection, or a real timeout."""
+    cause = disconnect_cause(exc)
+    if cause is not None:
+        return ProviderError(disconnect_message(provider, cause, secrets), provider=provider,
+                             transient=True, kind="connection")
+    return ProviderError(f"{provider} timed out", provider=provider, transient=True,
+                         kind="timeout")
+
+
+def not_json_error(provider: str) -> ProviderError:
+    return ProviderError(f"{provider} sent a body that is not JSON", provider=provider,
+                         transient=True, kind="bad_response")
+
+
 def chat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: settings[k] for k in CHAT_SETTINGS if settings.get(k) is not None}
 

@@ -20,10 +20,10 @@ from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
-    disconnect_cause,
-    disconnect_message,
+    not_json_error,
     scrub,
     status_error,
+    timeout_error,
 )
 
 
@@ -33,12 +33,7 @@ def map_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str,
     try:
         yield
     except sdk.APITimeoutError as exc:
-        cause = disconnect_cause(exc)
-        if cause is not None:
-            raise ProviderError(disconnect_message(provider, cause, secrets),
-                                provider=provider, transient=True, kind="connection") from None
-        raise ProviderError(f"{provider} timed out", provider=provider, transient=True,
-                            kind="timeout") from None
+        raise timeout_error(provider, exc, secrets) from None
     except sdk.APIConnectionError as exc:
         raise ProviderError(scrub(f"{provider} connection failed: {exc}", secrets),
                             provider=provider, transient=True, kind="connection") from None
@@ -56,8 +51,7 @@ def map_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str,
                                   secrets), provider=provider, transient=True,
                             kind="bad_response") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProviderError(f"{provider} sent a body that is not JSON", provider=provider,
-                            transient=True, kind="bad_response") from None
+        raise not_json_error(provider) from None
     except base_error as exc:
         raise ProviderError(scrub(f"{provider} failed: {exc}", secrets), provider=provider,
                             kind="provider_error") from None

@@ -31,10 +31,10 @@ from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
-    disconnect_cause,
-    disconnect_message,
+    not_json_error,
     scrub,
     status_error,
+    timeout_error,
 )
 
 PATH = "/v1/complete"
@@ -99,19 +99,13 @@ def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        cause = disconnect_cause(exc)
-        if cause is not None:
-            raise ProviderError(disconnect_message(provider, cause, secrets),
-                                provider=provider, transient=True, kind="connection") from None
-        raise ProviderError(f"{provider} timed out", provider=provider, transient=True,
-                            kind="timeout") from None
+        raise timeout_error(provider, exc, secrets) from None
     except httpx.TransportError as exc:
         raise ProviderError(scrub(f"{provider} connection failed: {type(exc).__name__}: {exc}",
                                   secrets), provider=provider, transient=True,
                             kind="connection") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProviderError(f"{provider} sent a body that is not JSON", provider=provider,
-                            transient=True, kind="bad_response") from None
+        raise not_json_error(provider) from None
     except httpx.HTTPError as exc:
         raise ProviderError(scrub(f"{provider} failed: {exc}", secrets), provider=provider,
                             kind="provider_error") from None
