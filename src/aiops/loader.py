@@ -68,9 +68,18 @@ def read_tree(root: FsPath) -> dict[str, bytes]:
             files[rel] = path.read_bytes()
     fdir = root / FUNCTIONS_DIR
     if fdir.is_dir():
-        for path in sorted(fdir.glob(f"*/{FUNCTION_FILE}")):
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+        for path in sorted(fdir.glob("*/*.y*ml")):
+            if _in_function_dir(path.relative_to(root).as_posix().split("/")):
+                # Only function.yaml is read; a stray YAML file is listed so that a function
+                # whose file is misnamed is an error, not a function that disappeared.
+                data = path.read_bytes() if path.name == FUNCTION_FILE else b""
+                files[path.relative_to(root).as_posix()] = data
     return files
+
+
+def _in_function_dir(parts: list[str]) -> bool:
+    return (len(parts) == 3 and parts[0] == FUNCTIONS_DIR
+            and parts[2].endswith((".yaml", ".yml")))
 
 
 def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
@@ -82,9 +91,7 @@ def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
     for line in tree.splitlines():
         rel = line[len(prefix):] if prefix and line.startswith(prefix) else line
         parts = rel.split("/")
-        if rel in (PROVIDERS_FILE, PROJECT_FILE) or (
-            len(parts) == 3 and parts[0] == FUNCTIONS_DIR and parts[2] == FUNCTION_FILE
-        ):
+        if rel in (PROVIDERS_FILE, PROJECT_FILE) or _in_function_dir(parts):
             wanted.append((rel, line))
     if not wanted:
         return {}
@@ -150,9 +157,19 @@ def _load_sources(files: Mapping[str, bytes]) -> Project:
             providers, providers_positions = loaded_p
     functions: dict[str, LoadedFunction] = {}
     failed: set[str] = set()
+    with_file = {rel.split("/")[1] for rel in files
+                 if _in_function_dir(rel.split("/")) and rel.endswith("/" + FUNCTION_FILE)}
     for rel in sorted(files):
         parts = rel.split("/")
-        if not (len(parts) == 3 and parts[0] == FUNCTIONS_DIR and parts[2] == FUNCTION_FILE):
+        if not _in_function_dir(parts):
+            continue
+        if parts[2] != FUNCTION_FILE:
+            if parts[1] not in with_file and parts[1] not in failed:
+                failed.add(parts[1])
+                diags.append(Diagnostic(
+                    file=rel, code="misnamed-file",
+                    message=f"functions/{parts[1]}/ has no {FUNCTION_FILE}, only {parts[2]}",
+                    fix=f"rename it to functions/{parts[1]}/{FUNCTION_FILE}"))
             continue
         dirname = parts[1]
         loaded_f = _load_model(rel, files[rel], FunctionSpec, diags)

@@ -127,3 +127,15 @@ def test_merged_and_overridden_keys_are_located_where_they_are_written() -> None
     diag = _by_path(project)["configuration.temperature"]
     lines = text.splitlines()
     assert lines[diag.line - 1].strip() == "temperature: 9"
+
+
+def test_a_misnamed_function_file_is_an_error_not_a_missing_function() -> None:
+    files = make_files(make_function())
+    files["functions/other/function.yml"] = b"anything"
+    files["functions/summarize/notes.yaml"] = b"kept next to a real function file: ignored"
+    project = load_sources(files)
+    (diag,) = project.diagnostics
+    assert diag.code == "misnamed-file" and diag.file == "functions/other/function.yml"
+    assert diag.fix == "rename it to functions/other/function.yaml"
+    # Unknown, not deleted: prune must never archive it.
+    assert project.failed_functions == {"other"} and set(project.functions) == {"summarize"}
