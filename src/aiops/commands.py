@@ -187,21 +187,31 @@ def init_project(root: Path) -> list[Path]:
     if (root / PROVIDERS_FILE).exists() or (root / FUNCTIONS_DIR).exists():
         raise UsageError(f"{root} already holds an aiops project (providers.yaml or functions/)",)
     written = [
-        _write(root / SCHEMA_DIR / "function.schema.json", schema_text("function")),
-        _write(root / SCHEMA_DIR / "providers.schema.json", schema_text("providers")),
+        *ensure_schemas(root),
         _write(root / PROVIDERS_FILE,
                PROVIDERS_TEMPLATE.format(schema=f"{SCHEMA_DIR}/providers.schema.json")),
         _write(root / ".github" / "workflows" / "aiops.yml", workflow_text()),
         _write(root / ".gitignore", ".aiops/\n"),
     ]
-    written.append(new_function(root, "hello", description="Answer a question briefly.",
-                                provider="groq", model="llama-3.1-8b-instant"))
+    written += new_function(root, "hello", description="Answer a question briefly.",
+                            provider="groq", model="llama-3.1-8b-instant")
+    return written
+
+
+def ensure_schemas(root: Path) -> list[Path]:
+    """Write the format's JSON Schemas under schemas/ where missing (what modelines point at)."""
+    written = []
+    for kind in ("function", "providers"):
+        path = root / SCHEMA_DIR / f"{kind}.schema.json"
+        if not path.exists():
+            written.append(_write(path, schema_text(kind)))
     return written
 
 
 def new_function(root: Path, name: str, *, description: str = "Describe what it does.",
-                 provider: str | None = None, model: str | None = None) -> Path:
-    """Scaffold functions/<name>/function.yaml that validates against the project."""
+                 provider: str | None = None, model: str | None = None) -> list[Path]:
+    """Scaffold functions/<name>/function.yaml that validates against the project (and the
+    format's schemas its modeline points at, if the project lacks them); the paths written."""
     import re
 
     if not re.match(NAME_PATTERN, name):
@@ -216,19 +226,19 @@ def new_function(root: Path, name: str, *, description: str = "Describe what it 
             first_name, first = next(iter(project.providers.providers.items()))
             provider = provider or first_name
             model = model or next(iter(first.models), "model-name")
+    written = ensure_schemas(root)
     schema = schema_reference(root, path.parent)
-    return _write(path, FUNCTION_TEMPLATE.format(
+    return [*written, _write(path, FUNCTION_TEMPLATE.format(
         schema=schema, name=name, description=json.dumps(description),
-        provider=provider or "openai", model=model or "gpt-4o-mini"))
+        provider=provider or "openai", model=model or "gpt-4o-mini"))]
 
 
 def schema_reference(root: Path, directory: Path) -> str:
-    local = root / SCHEMA_DIR / "function.schema.json"
-    if local.exists():
-        import os
+    """The modeline's path from a function's directory to the project's function schema
+    (`ensure_schemas` writes it)."""
+    import os
 
-        return Path(os.path.relpath(local, directory)).as_posix()
-    return "https://aiops.dev/schemas/function.schema.json"
+    return Path(os.path.relpath(root / SCHEMA_DIR / "function.schema.json", directory)).as_posix()
 
 
 def _write(path: Path, text: str) -> Path:

@@ -163,3 +163,17 @@ def test_scaffolded_workflow_is_the_repository_one_for_a_released_aiops(
                             "--builtin-schema", "vendor.github-workflows", str(scaffold)],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_new_in_a_project_without_schemas_writes_what_its_modeline_points_at(
+        tmp_path: Path, repo_root: Path) -> None:
+    shutil.copy(repo_root / "providers.yaml", tmp_path)
+    result = aiops("new", "fresh-one", "-C", tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "functions/fresh-one/function.yaml").read_text()
+    target = text.splitlines()[0].split("$schema=")[1]
+    schema = (tmp_path / "functions/fresh-one" / target).resolve()
+    assert json.loads(schema.read_text())["title"] == "aiops function (aiops/v1)"
+    assert f"created {tmp_path / 'schemas/function.schema.json'}" in result.stdout
+    again = aiops("new", "second-one", "-C", tmp_path)
+    assert "schemas" not in again.stdout  # written once, never overwritten

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from aiops.commands import schema_reference
+from aiops.commands import ensure_schemas, schema_reference
 from aiops.errors import Diagnostic, SpecError, UsageError
 from aiops.importers import prepare_import
 from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE
@@ -69,6 +69,8 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
                          "to import under another name")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(outcome.text, encoding="utf-8")
+    for path in ensure_schemas(project_dir):  # what the written file's modeline points at
+        click.echo(f"created {path}")
     click.echo(f"Imported {label} -> {target}")
 
 

@@ -71,9 +71,9 @@ def init(project_dir: Path) -> None:
 def new(name: str, project_dir: Path, provider: str | None, model: str | None,
         description: str) -> None:
     """Scaffold functions/NAME/function.yaml."""
-    path = commands.new_function(project_dir, name, description=description,
-                                 provider=provider, model=model)
-    click.echo(f"created {path}")
+    for path in commands.new_function(project_dir, name, description=description,
+                                      provider=provider, model=model):
+        click.echo(f"created {path}")
 
 
 @click.command()
