@@ -10,11 +10,10 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiops.errors import Diagnostic, UsageError
 from aiops.loader import (
-    FUNCTION_FILE,
     FUNCTIONS_DIR,
     PROVIDERS_FILE,
     Project,
@@ -24,6 +23,9 @@ from aiops.loader import (
     read_tree,
 )
 from aiops.spec import NAME_PATTERN, FunctionSpec
+
+if TYPE_CHECKING:
+    from aiops.checks import EarlierLookup
 
 SCHEMA_DIR = "schemas"
 
@@ -71,16 +73,16 @@ def validate(root: Path, *, base: str | None = None) -> ValidationReport:
     return ValidationReport(diagnostics=tuple(diags), functions=count, base=base)
 
 
-def _git_history_lookup(root: Path, ref: str) -> Any:
+def _git_history_lookup(root: Path, ref: str) -> EarlierLookup:
     """Find a function's content at an earlier version in the history behind `ref`."""
-    from aiops.loader import _git, load_one
+    from aiops.loader import git, load_one
 
     def earlier(name: str, version: str) -> FunctionSpec | None:
         rel = function_file(name)
-        commits = _git(root, "log", "--format=%H", ref, "--", rel).decode().split()
+        commits = git(root, "log", "--format=%H", ref, "--", rel).decode().split()
         for commit in commits:
             try:
-                data = _git(root, "show", f"{commit}:{rel}")
+                data = git(root, "show", f"{commit}:{rel}")
             except UsageError:
                 continue
             spec, _, _ = load_one(rel, data, FunctionSpec)
@@ -245,6 +247,3 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-__all__ = ["FUNCTION_FILE", "ValidationReport", "init_project", "new_function", "validate"]

@@ -84,9 +84,9 @@ def _in_function_dir(parts: list[str]) -> bool:
 
 def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
     """The project's spec files as they were at git revision `ref`."""
-    tree = _git(root, "ls-tree", "-r", "--name-only", "--full-tree", ref, "--",
+    tree = git(root, "ls-tree", "-r", "--name-only", "--full-tree", ref, "--",
                 PROVIDERS_FILE, PROJECT_FILE, FUNCTIONS_DIR).decode()
-    prefix = _git(root, "rev-parse", "--show-prefix").decode().strip()
+    prefix = git(root, "rev-parse", "--show-prefix").decode().strip()
     wanted = []
     for line in tree.splitlines():
         rel = line[len(prefix):] if prefix and line.startswith(prefix) else line
@@ -96,7 +96,7 @@ def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
     if not wanted:
         return {}
     batch = "".join(f"{ref}:{full}\n" for _, full in wanted).encode()
-    out = _git(root, "cat-file", "--batch", stdin=batch)
+    out = git(root, "cat-file", "--batch", stdin=batch)
     files: dict[str, bytes] = {}
     pos = 0
     for rel, _ in wanted:
@@ -107,12 +107,15 @@ def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
     return files
 
 
-def _git(root: FsPath, *args: str, stdin: bytes | None = None) -> bytes:
+def git(root: FsPath, *args: str, stdin: bytes | None = None) -> bytes:
+    """Run git in `root`; its output, or a UsageError with git's own last line."""
     try:
         proc = subprocess.run(["git", "-C", str(root), *args], input=stdin,
-                              capture_output=True, check=False)
+                              capture_output=True, check=False, timeout=60)
     except FileNotFoundError:
-        raise UsageError("git is not installed; --base needs it") from None
+        raise UsageError("git is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"git {args[0]} did not finish within 60 s") from None
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UsageError(f"git {args[0]} failed: {msg[-1] if msg else 'unknown error'}")

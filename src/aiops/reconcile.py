@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -32,7 +31,7 @@ from aiops.errors import (
     StalePlanError,
     UsageError,
 )
-from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, load_sources, read_tree
+from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, git, load_sources, read_tree
 from aiops.plan import Plan, diff
 from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
 
@@ -63,13 +62,12 @@ def open_workspace(root: Path, *, url: str | None = None) -> Workspace:
 
 
 def _git(root: Path, *args: str) -> str | None:
+    """Optional facts from git (remote, commit, author): None outside a repository."""
     try:
-        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        out = git(root, *args).decode(errors="replace").strip()
+    except UsageError:
         return None
-    out = proc.stdout.strip()
-    return out if proc.returncode == 0 and out else None
+    return out or None
 
 
 def project_id(root: Path) -> str:
