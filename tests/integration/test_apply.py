@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +231,9 @@ def test_saved_plan_applies_exactly_what_was_reviewed(project: Path, db_url: str
     assert open_store(db_url).resolve("greet").content["model"] == "mock-small"
 
 
-def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
-    write_project(project, [spec_data()])
+@contextmanager
+def lock_held_elsewhere(db_url: str) -> Iterator[None]:
+    """Another writer holds the reconcile lock (in a thread) for the duration."""
     st = open_store(db_url)
     holding, release = threading.Event(), threading.Event()
 
@@ -243,12 +246,17 @@ def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
     t.start()
     try:
         assert holding.wait(10)
-        with pytest.raises(LockBusy) as info:
-            apply(project, lock_timeout_s=0.3)
-        assert info.value.exit_code == 75
+        yield
     finally:
         release.set()
         t.join()
+
+
+def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    with lock_held_elsewhere(db_url), pytest.raises(LockBusy) as info:
+        apply(project, lock_timeout_s=0.3)
+    assert info.value.exit_code == 75
     assert apply(project).wrote
 
 
@@ -257,25 +265,11 @@ def test_lock_timeout_zero_fails_at_once_instead_of_waiting_forever(project: Pat
     # PostgreSQL reads lock_timeout=0 as "no timeout": --lock-timeout 0 must still mean
     # "do not wait" there, as it does on SQLite.
     write_project(project, [spec_data()])
-    st = open_store(db_url)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with st.writer():
-            holding.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        assert holding.wait(10)
+    with lock_held_elsewhere(db_url):
         started = time.monotonic()
         with pytest.raises(LockBusy):
             apply(project, lock_timeout_s=0)
         assert time.monotonic() - started < 5
-    finally:
-        release.set()
-        t.join()
 
 
 # --- property: whatever the sequence of edits, apply converges and then plans no changes ----
