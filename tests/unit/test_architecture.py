@@ -30,3 +30,14 @@ def test_version_and_validate_import_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_lazy_command_resolves() -> None:
+    import click
+
+    from aiops.cli import LAZY, cli
+
+    ctx = click.Context(cli)
+    for name in LAZY:
+        command = cli.get_command(ctx, name)
+        assert isinstance(command, click.Command), name

@@ -8,7 +8,6 @@ on stderr and its exit code; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from typing import Any
@@ -39,15 +38,11 @@ LAZY: dict[str, str] = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in LAZY if self._available(name))
-
-    def _available(self, name: str) -> bool:
-        module = LAZY[name].split(":")[0]
-        return importlib.util.find_spec(f"aiops.cli.{module}") is not None
+        return sorted(LAZY)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY.get(cmd_name)
-        if target is None or not self._available(cmd_name):
+        if target is None:
             return None
         module, attr = target.split(":")
         command = getattr(importlib.import_module(f"aiops.cli.{module}"), attr)
