@@ -177,3 +177,19 @@ def test_new_in_a_project_without_schemas_writes_what_its_modeline_points_at(
     assert f"created {tmp_path / 'schemas/function.schema.json'}" in result.stdout
     again = aiops("new", "second-one", "-C", tmp_path)
     assert "schemas" not in again.stdout  # written once, never overwritten
+
+
+@pytest.mark.parametrize("args", [["plan"], ["apply", "--auto-approve"], ["status"],
+                                  ["db", "upgrade"], ["watch"], ["test"], ["validate"],
+                                  ["run", "x", "--input", "{}"], ["logs", "x"], ["new", "x1"]])
+def test_a_mistyped_project_dir_is_refused_and_creates_nothing(tmp_path: Path,
+                                                              args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from aiops.cli import cli
+
+    missing = tmp_path / "typo"
+    result = CliRunner().invoke(cli, [*args, "-C", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert "does not exist" in result.output
+    assert not missing.exists()

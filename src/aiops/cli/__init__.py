@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -34,6 +36,19 @@ LAZY: dict[str, str] = {
     "mock-provider": "run:mock_provider",
     "test": "golden:test",
 }
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def project_dir_option(dest: str = "project_dir", *, default: str | None = ".",
+                       help: str = "The project directory (holds functions/ and providers.yaml)."
+                       ) -> Callable[[_F], _F]:
+    """`-C/--project-dir`, the same on every command: an existing directory (a typo must not
+    create a project, or a database, somewhere new)."""
+    return click.option("-C", "--project-dir", dest, default=default,
+                        show_default=default is not None, help=help,
+                        type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 class LazyGroup(click.Group):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from aiops.cli import project_dir_option
+
 
 @click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("-C", "--project-dir", "root", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="The project's root.")
+@project_dir_option("root")
 @click.option("--provider", metavar="P", help="Only this provider of each function's matrix.")
 @click.option("--record", is_flag=True,
               help="Call the providers for requests the cassettes lack (new or changed) and "

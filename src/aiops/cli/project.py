@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from aiops import commands
+from aiops.cli import project_dir_option
 
 
 def _render_text(report: commands.ValidationReport) -> str:
@@ -38,9 +39,8 @@ def _render_json(report: commands.ValidationReport) -> str:
 
 @click.command()
 @click.argument("project_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-C", "--project-dir", "project_option", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="The project directory (same as PROJECT_DIR).")
+@project_dir_option("project_option", default=None,
+                    help="The project directory (same as PROJECT_DIR).")
 @click.option("--base", "base", metavar="GIT_REF",
               help="Also check version rules against this git revision (e.g. origin/main).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -63,8 +63,7 @@ def init(project_dir: Path) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("-C", "--project-dir", "project_dir", default=".",
-              type=click.Path(file_okay=False, path_type=Path), show_default=True)
+@project_dir_option()
 @click.option("--provider", help="A provider of providers.yaml (default: the first one).")
 @click.option("--model", help="The model (default: the provider's first priced model).")
 @click.option("--description", default="Describe what it does.")

@@ -15,13 +15,12 @@ from typing import Any
 import click
 
 from aiops import reconcile
+from aiops.cli import project_dir_option
 from aiops.errors import UsageError
 from aiops.plan import Plan
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
 
-project_dir = click.option("-C", "--project-dir", "root", default=".", show_default=True,
-                           type=click.Path(file_okay=False, path_type=Path),
-                           help="The project directory (holds functions/ and providers.yaml).")
+project_dir = project_dir_option("root")
 prune_opt = click.option("--prune", is_flag=True,
                          help="Archive functions of this project whose file was removed.")
 max_prune_opt = click.option("--max-prune", type=click.IntRange(min=0), default=None,

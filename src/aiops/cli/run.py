@@ -18,11 +18,10 @@ from typing import Any, TextIO
 
 import click
 
+from aiops.cli import project_dir_option
 from aiops.errors import AiopsError, InputError, NotFoundError, UsageError, UserError
 
-_PROJECT = click.option("-C", "--project-dir", "project_dir", default=".", show_default=True,
-                        type=click.Path(file_okay=False, path_type=Path),
-                        help="The project directory (providers.yaml, aiops.yaml).")
+_PROJECT = project_dir_option()
 _DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
                    help="Database URL (default: AIOPS_DATABASE_URL, aiops.yaml, .aiops/).")
 
