@@ -4,6 +4,10 @@ ProviderError (retried or passed to the next fallback), never an internal error.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -17,16 +21,51 @@ REQUEST = CompletionRequest(messages=({"role": "user", "content": "hi"},), model
                             function="f", version="1.0.0")
 
 
-def call(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if isinstance(body, bytes):
-            return httpx.Response(status, content=body, headers=headers)
-        return httpx.Response(status, json=body, headers=headers)
+class Canned(BaseHTTPRequestHandler):
+    """Answers every POST with the class's `answer`: (status, body bytes, headers)."""
+
+    answer: tuple[int, bytes, dict[str, str]] = (200, b"{}", {})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        status, body, headers = self.answer
+        self.send_response(status)
+        for name, value in {"content-type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/aiops"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(url: str, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    Canned.answer = (status, raw, headers or {})
 
     async def go() -> Any:
-        provider = HttpProvider(name="internal", base_url="https://b.invalid/aiops",
-                                timeout_s=1, token="tok-secret-123456",
-                                client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        provider = HttpProvider(name="internal", base_url=url, timeout_s=5,
+                                token="tok-secret-123456")
         try:
             return await provider.complete(REQUEST)
         finally:
@@ -41,9 +80,10 @@ def call(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
     (400, {"error": "bad request"}, False),
     (502, [1, 2], True),
 ])
-def test_error_bodies_of_any_shape(status: int, body: Any, transient: bool) -> None:
+def test_error_bodies_of_any_shape(backend: str, status: int, body: Any,
+                                   transient: bool) -> None:
     with pytest.raises(ProviderError) as info:
-        call(status, body)
+        call(backend, status, body)
     assert info.value.status == status and info.value.transient is transient
 
 
@@ -52,17 +92,49 @@ def test_error_bodies_of_any_shape(status: int, body: Any, transient: bool) -> N
     {"output": {"a": 1}, "usage": [3, 4]},
     {"output": {"a": 1}, "text": 5},
 ])
-def test_malformed_success_bodies_are_bad_responses(body: Any) -> None:
+def test_malformed_success_bodies_are_bad_responses(backend: str, body: Any) -> None:
     with pytest.raises(ProviderError) as info:
-        call(200, body)
+        call(backend, 200, body)
     assert info.value.kind == "bad_response" and info.value.transient
 
 
-def test_an_error_body_echoing_the_token_is_scrubbed() -> None:
+def test_an_error_body_echoing_the_token_is_scrubbed(backend: str) -> None:
     with pytest.raises(ProviderError) as info:
-        call(401, {"error": {"code": "unauthorized",
+        call(backend, 401, {"error": {"code": "unauthorized",
                              "message": "token tok-secret-123456 is not valid"}})
     assert "tok-secret-123456" not in info.value.message and not info.value.transient
+
+
+def test_a_body_that_is_not_json_is_a_transient_bad_response(backend: str) -> None:
+    with pytest.raises(ProviderError) as info:
+        call(backend, 200, b"<html>gateway</html>")
+    assert info.value.kind == "bad_response" and info.value.transient
+
+
+@pytest.mark.parametrize(("headers", "body", "wait"), [
+    ({"retry-after": "7"}, {"error": {"code": "rate_limited", "message": "slow down"}}, 7.0),
+    ({}, {"error": {"code": "rate_limited", "message": "slow", "retry_after_s": 2.5}}, 2.5),
+])
+def test_retry_after_from_the_header_or_the_error_body(backend: str, headers: dict[str, str],
+                                                       body: Any, wait: float) -> None:
+    with pytest.raises(ProviderError) as info:
+        call(backend, 429, body, headers)
+    assert info.value.kind == "rate_limit" and info.value.retry_after_s == wait
+
+
+def test_a_refused_connection_says_where(unused_port: int) -> None:
+    async def go() -> None:
+        provider = HttpProvider(name="internal", base_url=f"http://127.0.0.1:{unused_port}/a",
+                                timeout_s=5)
+        try:
+            await provider.complete(REQUEST)
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(go())
+    assert info.value.kind == "connection" and info.value.transient
+    assert f"127.0.0.1:{unused_port}" in info.value.message
 
 
 @pytest.mark.parametrize("body", [
