@@ -21,12 +21,13 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiops import fastjson
 from aiops.errors import (
     AiopsError,
     BudgetExceeded,
@@ -401,7 +402,7 @@ class Runner:
             raise InputError(f"{name}: the input must be a JSON object, not "
                              f"{type(raw).__name__}")
         try:
-            size = len(json.dumps(raw, ensure_ascii=False, allow_nan=False).encode())
+            size = len(fastjson.dumps_finite(raw))
         except ValueError:  # json.loads reads NaN and Infinity; JSON columns refuse them
             state.logged_input = {"_omitted": "holds NaN or Infinity"}
             raise InputError(f"{name}: the input holds NaN or Infinity, which JSON does not "
@@ -536,21 +537,24 @@ class Runner:
             except ValueError as exc:
                 return None, f"not valid JSON ({exc})"
         try:
-            json.dumps(value, allow_nan=False)
+            fastjson.dumps_finite(value)
         except ValueError:  # NaN or Infinity: not JSON, and no JSON column stores it
             return None, "not valid JSON (NaN or Infinity is not a JSON number)"
         problem = schema_problem(p.output_validator, value)
         # The message may quote the output, which has not been through the output filters.
         return value, None if problem is None else p.output_filters.redact_message(problem)
 
-    @asynccontextmanager
-    async def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
-                      state: _State) -> AsyncIterator[Callable[[float], None]]:
+    def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
+                state: _State) -> AbstractAsyncContextManager[Callable[[float], None]]:
         """Reserve the estimated cost of one provider call; settle the real one after."""
+        if p.limits.daily_calls is None and p.limits.daily_budget_usd is None:
+            return _UNBUDGETED
+        return self._reserve(p, cand, prompt_tokens, state)
+
+    @asynccontextmanager
+    async def _reserve(self, p: Prepared, cand: Candidate, prompt_tokens: int,
+                       state: _State) -> AsyncIterator[Callable[[float], None]]:
         limits = p.limits
-        if limits.daily_calls is None and limits.daily_budget_usd is None:
-            yield lambda cost: None
-            return
         day = datetime.now(UTC).date()
         estimate = estimate_cost(cand.price, prompt_tokens, cand.max_tokens)
         calls = 0 if state.reserved_call else 1
@@ -638,6 +642,21 @@ class Runner:
             await self.limiter.aclose()
 
 
+class _Unbudgeted:
+    """The budget of a function without one: nothing to reserve or settle."""
+
+    async def __aenter__(self) -> Callable[[float], None]:
+        return _ignore
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _ignore(cost: float) -> None:
+    return None
+
+
+_UNBUDGETED = _Unbudgeted()
 @dataclass
 class _State:
     """What one execution accumulates over its attempts."""

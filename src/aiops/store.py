@@ -83,6 +83,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aiops import fastjson
 from aiops.errors import ConfigError, LockBusy, NotFoundError, RuntimeFailure, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.spec import Semver
@@ -364,6 +365,11 @@ def dispose_engines(url: str | None = None) -> None:
             _ENGINES.pop(key).dispose()
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns' serializer: log rows are written by the thousand in a batch."""
+    return fastjson.dumps(value).decode()
+
+
 def _create_engine(url: str, lock_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
@@ -383,7 +389,8 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
                 raise ConfigError(f"database {redact(url)}: cannot create the directory "
                                   f"{folder} ({exc.strerror or exc}); fix the path or its "
                                   "permissions") from None
-        engine = create_engine(url, connect_args={"timeout": lock_timeout_s})
+        engine = create_engine(url, connect_args={"timeout": lock_timeout_s},
+                               json_serializer=_json_text)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi: Any, _record: Any) -> None:
@@ -403,7 +410,7 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
                       "aiops supports sqlite and postgresql")
 

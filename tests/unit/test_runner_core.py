@@ -157,7 +157,8 @@ def test_invalid_input_is_an_input_error_with_a_log_row(value: Any, match: str) 
     (row,) = h.store.logs
     assert row.status == "error" and row.error["type"] == "InputError"
     if isinstance(value, dict) and len(json.dumps(value)) > 65536:
-        assert row.input == {"_omitted": "over max_input_bytes", "bytes": 70011}
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        assert row.input == {"_omitted": "over max_input_bytes", "bytes": size}
 
 
 def test_transient_errors_retry_with_backoff_then_succeed() -> None:

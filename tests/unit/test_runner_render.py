@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.sandbox import SandboxedEnvironment
 
 from aiops.errors import InputError
@@ -46,6 +50,18 @@ def test_prompt_hash_is_stable_and_content_sensitive() -> None:
     assert prompt_hash(a) != prompt_hash(({"role": "user", "content": "hi "},))
 
 
+def test_prompt_hash_is_the_documented_canonical_json() -> None:
+    """Log rows written before and after keep comparable hashes: sha256 of the messages as
+    `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` in UTF-8."""
+    import hashlib
+    import json
+
+    messages = ({"role": "system", "content": "Réponds en JSON.\n\t\u2028 \x00 ✓ 🙂"},
+                {"role": "user", "content": 'Say "hi" \\ there'})
+    text = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert prompt_hash(messages) == hashlib.sha256(text.encode()).hexdigest()
+
+
 @pytest.mark.parametrize(("template", "value"), [
     ("{{ x + 1 }}", "text"),  # TypeError
     ("{{ (x | int) // 0 }}", "3"),  # ZeroDivisionError
@@ -58,3 +74,45 @@ def test_a_template_that_fails_on_this_input_is_an_input_error(template: str,
     prompt = compile_prompt([{"role": "user", "content": template}], ["x"])
     with pytest.raises(InputError, match="does not render with this input"):
         prompt.render({"x": value})
+
+
+@pytest.mark.parametrize("text", ["Plain text.", "a\r\nb\rc\n", "ends with newline\n", "{ x }",
+                                  "}} and %} and #}", "", "{", "50% {off}"])
+def test_text_without_template_syntax_renders_as_jinja_would(text: str) -> None:
+    rendered = compile_prompt([{"role": "system", "content": text}]).render({"x": 1})
+    assert rendered[0]["content"] == make_environment().from_string(text).render(x=1)
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(),
+                   st.lists(st.integers(), max_size=3),
+                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=st.characters(blacklist_characters="{}%#")),
+                          st.sampled_from(["{{ a }}", "{{b}}", "{{- a -}}", "{{ a}}"])),
+                max_size=6),
+       VALUES, VALUES)
+def test_text_and_names_render_as_jinja_renders_them(pieces: list[str], a: Any, b: Any) -> None:
+    """The fast path for `text {{ name }} text` prompts against Jinja itself."""
+    source = "".join(pieces)
+    rendered = compile_prompt([{"role": "user", "content": source}], ["a", "b"]).render(
+        {"a": a, "b": b})
+    assert rendered[0]["content"] == make_environment().from_string(source).render(a=a, b=b)
+
+
+@pytest.mark.parametrize(("source", "a", "want"), [
+    ("{{ range }}", 1, "<function safe_range"),  # a (sandboxed) Jinja global, not an input
+    ("n={{ a }}{% if a %}!{% endif %}", 1, "n=1!"),  # control flow
+    ("{{ a.b }}", {"b": 2}, "2"),  # attribute access, through the sandbox
+    ("{{ a | upper }}", "x", "X"),  # a filter
+])
+def test_what_is_not_plain_substitution_goes_to_jinja(source: str, a: Any, want: str) -> None:
+    got = compile_prompt([{"role": "user", "content": source}], ["a"]).render({"a": a})
+    assert got[0]["content"].startswith(want)
+
+
+def test_an_undeclared_name_is_still_an_input_error() -> None:
+    prompt = compile_prompt([{"role": "user", "content": "Hi {{ who }}"}], [])
+    with pytest.raises(InputError, match="who"):
+        prompt.render({})

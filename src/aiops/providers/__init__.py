@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiops import fastjson
 from aiops.errors import ConfigError, ProviderError
 from aiops.spec import ProviderSpec
 
@@ -276,6 +277,14 @@ def timeout_error(provider: str, exc: BaseException, secrets: tuple[str, ...]) -
 def not_json_error(provider: str) -> ProviderError:
     return ProviderError(f"{provider} sent a body that is not JSON", provider=provider,
                          transient=True, kind="bad_response")
+
+
+def json_body(raw: bytes, provider: str) -> Any:
+    """The JSON of a response body, or the (transient) error that a body of another kind is."""
+    try:
+        return fastjson.loads(raw)
+    except ValueError:
+        raise not_json_error(provider) from None
 
 
 def chat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

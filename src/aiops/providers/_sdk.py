@@ -20,6 +20,7 @@ from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
+    json_body,
     not_json_error,
     scrub,
     status_error,
@@ -131,7 +132,8 @@ class SdkChatProvider:
             # error classes, without re-walking the parameters through its type transforms
             # (half its CPU per call, most of it over the output schema).
             response = await self._client.post(self._path, cast_to=self._raw, body=kwargs)
-            return self._parse(response.json(), self.name, response.headers)
+            return self._parse(json_body(response.content, self.name), self.name,
+                               response.headers)
 
     async def aclose(self) -> None:
         await self._client.close()

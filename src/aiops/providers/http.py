@@ -31,13 +31,14 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from aiops import fastjson
 from aiops.errors import ProviderError
 from aiops.providers import (
     Completion,
     CompletionRequest,
     Usage,
     disconnect_message,
-    not_json_error,
+    json_body,
     scrub,
     status_error,
     timeout_error,
@@ -114,8 +115,6 @@ def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
         raise ProviderError(scrub(f"{provider} sent a broken answer: {type(exc).__name__}: "
                                   f"{exc}", secrets)[:500], provider=provider, transient=True,
                             kind="bad_response") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise not_json_error(provider) from None
     except aiohttp.ClientError as exc:  # an invalid URL, and the like: retrying will not help
         raise ProviderError(scrub(f"{provider} failed: {type(exc).__name__}: {exc}", secrets),
                             provider=provider, kind="provider_error") from None
@@ -154,14 +153,14 @@ class HttpProvider:
         return headers
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        body = json.dumps(build_body(request), separators=(",", ":")).encode()
+        body = fastjson.dumps(build_body(request))
         with _map_errors(self.name, self._secrets):
             async with self._client().post(self._url, data=body,
                                            headers=self._auth_headers(body)) as response:
                 status, headers, raw = response.status, response.headers, await response.read()
             if status >= 400:
                 try:
-                    detail: Any = json.loads(raw)
+                    detail: Any = fastjson.loads(raw)
                 except ValueError:
                     detail = raw.decode(errors="replace")
                 error = status_error(self.name, status, detail, headers, self._secrets)
@@ -171,7 +170,7 @@ class HttpProvider:
                     if isinstance(after, int | float) and not isinstance(after, bool):
                         error.retry_after_s = float(after)
                 raise error
-            return parse_response(json.loads(raw), self.name)
+            return parse_response(json_body(raw, self.name), self.name)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -1,0 +1,62 @@
+"""aiops.fastjson against the stdlib: the same bytes for what the hashes are made of, the same
+values read back, and the stdlib's answer where pydantic-core refuses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiops.fastjson import dumps, dumps_finite, loads
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.dictionaries(st.text(), st.text(), max_size=3), max_size=4))
+def test_string_documents_encode_byte_for_byte_as_the_stdlib(value: Any) -> None:
+    try:
+        want = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: checked below
+        return
+    assert dumps(value) == want
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_what_is_written_reads_back(value: Any) -> None:
+    assert loads(dumps(value)) == value
+    assert loads(json.dumps(value)) == json.loads(json.dumps(value))
+
+
+def test_a_lone_surrogate_is_escaped_and_read_back() -> None:
+    assert dumps({"x": "\ud800"}) == b'{"x":"\\ud800"}'
+    assert loads(b'{"x":"\\ud800"}') == {"x": "\ud800"}
+
+
+@pytest.mark.parametrize("text", [b"", b"{", b"\xff", b"{'a': 1}", b"[1,]"])
+def test_what_is_not_json_is_a_value_error(text: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads(text)
+
+
+def test_big_integers_and_nan_read_as_the_stdlib_reads_them() -> None:
+    assert loads(b"123456789012345678901234567890") == 123456789012345678901234567890
+    assert str(loads(b"[NaN]")[0]) == "nan"
+
+
+@pytest.mark.parametrize("value", [float("nan"), {"a": [1, float("inf")]}, -float("inf")])
+def test_dumps_finite_refuses_what_json_lacks(value: Any) -> None:
+    with pytest.raises(ValueError):
+        dumps_finite(value)
+
+
+@pytest.mark.parametrize("value", ["NaN", {"Infinity": "-Infinity NaN"}, 1.5])
+def test_dumps_finite_passes_text_that_only_says_so(value: Any) -> None:
+    assert dumps_finite(value) == dumps(value)
