@@ -311,6 +311,41 @@ def test_run_many_keeps_input_order_and_reports_each_line() -> None:
     assert len(h.store.logs) == 20
 
 
+def test_batches_tune_the_gc_while_any_runs_and_restore_it_after() -> None:
+    """Overlapping batches (a server running two) restore the thresholds once, when the last
+    ends; a batch that fails restores them too."""
+    import gc
+
+    from aiops.runner import GC_BATCH_THRESHOLD, batch_gc
+
+    before = gc.get_threshold()
+    h = Harness(spec(), {"p1": ['{"answer": "a"}'] * 10})
+    seen: list[tuple[int, int, int]] = []
+
+    async def go() -> None:
+        slow = asyncio.Event()
+
+        async def first() -> None:
+            with batch_gc():
+                await slow.wait()
+
+        task = asyncio.create_task(first())
+        await asyncio.sleep(0)
+        await h.runner.run_many("greet", [{"who": "x"}] * 3, concurrency=2,
+                                on_result=lambda i, r: seen.append(gc.get_threshold()))
+        seen.append(gc.get_threshold())  # the second batch ended; the first still runs
+        slow.set()
+        await task
+        await h.runner.aclose()
+
+    asyncio.run(go())
+    assert all(t[0] == GC_BATCH_THRESHOLD for t in seen) and len(seen) == 4
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), batch_gc():
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
 def test_backoff_grows_and_is_capped() -> None:
     retry = Retry(max_attempts=10, backoff_s=0.5, max_backoff_s=2)
     rng = random.Random(0)
