@@ -4,7 +4,9 @@
    to SQLite) over the same call made directly with the OpenAI SDK, p50 and p99, next to
    LiteLLM's `acompletion` on the same mock when LiteLLM is installed;
 2. a batch of 10,000 executions at 50 ms mock latency and concurrency 200, against the ideal
-   10,000 / 200 × 50 ms = 2.5 s.
+   10,000 / 200 × 50 ms = 2.5 s, through the `http` provider and the OpenAI SDK provider, each
+   next to its floor: the same calls from a bare client (aiohttp; the OpenAI SDK) with no
+   runner, against the same mock in the same run.
 
 The mock runs in its own process, so its CPU time is not charged to the client. Calls are
 interleaved in a shuffled order each round, so that drift affects each side alike.
@@ -215,6 +217,34 @@ async def raw_floor(url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
+async def sdk_floor(url: str, n: int, concurrency: int) -> float:
+    """The same calls through the bare OpenAI SDK, as the provider makes them (its client over
+    aiohttp, `post` with a raw response, no retries), with no runner: the SDK's own floor."""
+    import httpx2
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=url + "/v1", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient(timeout=30))
+    body = {"model": "gpt-4o-mini", "temperature": 0, "max_tokens": 50, "messages": [
+        {"role": "system", "content": "Route the ticket. Answer with JSON."},
+        {"role": "user", "content": f"Subject: {INPUT['subject']}\n{INPUT['body']}"}],
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "output", "strict": True, "schema": FUNCTION["output_schema"]}}}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+            response.json()
+
+    await one()
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    return elapsed
+
+
 async def faults(root: Path, db: str, url: str, n: int) -> tuple[float, int, int, int]:
     """n executions with 30% injected faults: (seconds, ok, log rows, rows with attempts)."""
     from aiops.runner import open_runner
@@ -278,24 +308,28 @@ def main() -> None:
         ideal = args.batch / args.concurrency * args.latency_ms / 1000
         print(f"Batch: {args.batch} executions, {args.latency_ms:.0f} ms mock latency, "
               f"concurrency {args.concurrency}, ideal {ideal:.2f} s (target <= 1.3x):")
-        slow, slow_url = start_mock(args.latency_ms)
-        try:
-            floor = asyncio.run(raw_floor(slow_url, args.batch, args.concurrency))
-        finally:
-            slow.terminate()
-            slow.wait()
-        print(f"  {'bare aiohttp (floor)':20} {floor:6.2f} s  ratio {floor / ideal:5.2f}  "
-              "(no runner: what any client gets from this mock here)")
-        for name, label in (("bench", "openai SDK provider"), ("bench-http", "http provider")):
+        # Each run gets a fresh mock; each line is one client: two floors without the runner,
+        # then the runner through the provider that each floor bounds.
+        runs: list[tuple[str, str, Any]] = [
+            ("bare aiohttp (floor)", "no runner, no SDK: what any client gets from this mock",
+             lambda u: raw_floor(u, args.batch, args.concurrency)),
+            ("http provider", "", "bench-http"),
+            ("bare OpenAI SDK", "no runner: the SDK's own client, as the provider calls it",
+             lambda u: sdk_floor(u, args.batch, args.concurrency)),
+            ("openai SDK provider", "", "bench")]
+        for label, note, what in runs:
             slow, slow_url = start_mock(args.latency_ms)
             try:
-                elapsed, ok = asyncio.run(batch(root, db, slow_url, name, args.batch,
-                                                args.concurrency))
+                if isinstance(what, str):
+                    elapsed, ok = asyncio.run(batch(root, db, slow_url, what, args.batch,
+                                                    args.concurrency))
+                    note = f"ok {ok}, {elapsed / args.batch * 1000:.3f} ms per execution"
+                else:
+                    elapsed = asyncio.run(what(slow_url))
             finally:
                 slow.terminate()
                 slow.wait()
-            print(f"  {label:20} {elapsed:6.2f} s  ratio {elapsed / ideal:5.2f}  ok {ok}  "
-                  f"({elapsed / args.batch * 1000:.3f} ms per execution)")
+            print(f"  {label:20} {elapsed:6.2f} s  ratio {elapsed / ideal:5.2f}  ({note})")
         if args.faults:
             mock, mock_url = start_mock(0, "--fault-rate", "0.3", "--retry-after", "0.01")
             try:
