@@ -67,8 +67,9 @@ def _renderer(env: SandboxedEnvironment, source: str) -> Render:
     Jinja's `render` costs ~10 µs a call, most of it setting up a context. A template that is
     only text and bare `{{ name }}`s (most prompts) renders the same by joining the text with
     `str()` of each value, which is what Jinja outputs when autoescape is off; a text without
-    any is rendered once, here. Anything else, or a name that the values lack (a Jinja global
-    such as `range`, or an undefined name to report), is rendered by Jinja.
+    any is rendered once, here. Anything else, a name that the values lack (a Jinja global
+    such as `range`, or an undefined name to report) and `self` (Jinja's reference to the
+    template) are rendered by Jinja.
     """
     template = env.from_string(source)
     body = env.parse(source).body
@@ -80,7 +81,7 @@ def _renderer(env: SandboxedEnvironment, source: str) -> Render:
     for node in body[0].nodes:
         if isinstance(node, nodes.TemplateData):
             parts.append((node.data, False))
-        elif isinstance(node, nodes.Name) and node.ctx == "load":
+        elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name != "self":
             parts.append((node.name, True))
         else:
             return template.render

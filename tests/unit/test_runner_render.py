@@ -103,12 +103,14 @@ def test_text_and_names_render_as_jinja_renders_them(pieces: list[str], a: Any, 
 
 @pytest.mark.parametrize(("source", "a", "want"), [
     ("{{ range }}", 1, "<function safe_range"),  # a (sandboxed) Jinja global, not an input
+    ("{{ self }}", 1, "<TemplateReference"),  # Jinja's own, even when an input has the name
     ("n={{ a }}{% if a %}!{% endif %}", 1, "n=1!"),  # control flow
     ("{{ a.b }}", {"b": 2}, "2"),  # attribute access, through the sandbox
     ("{{ a | upper }}", "x", "X"),  # a filter
 ])
 def test_what_is_not_plain_substitution_goes_to_jinja(source: str, a: Any, want: str) -> None:
-    got = compile_prompt([{"role": "user", "content": source}], ["a"]).render({"a": a})
+    got = compile_prompt([{"role": "user", "content": source}], ["a", "self"]).render(
+        {"a": a, "self": "input"})
     assert got[0]["content"].startswith(want)
 
 
