@@ -225,3 +225,44 @@ def test_mock_checks_bearer_tokens(mock_provider_factory: Any) -> None:
                                      make_provider("i", spec, {"TOK": "tok-999"})], REQUEST))
     assert ok.parsed is not None
     assert isinstance(refused, ProviderError) and refused.status == 401
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forward proxy that answers itself: records the request target and the credentials,
+    and replies with a body both wire formats read."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        _Proxy.seen.append((self.path, self.headers.get("proxy-authorization")))
+        _Checking._send(self, 200, {  # type: ignore[arg-type]
+            "output": "hi", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                                                       "message": {"role": "assistant",
+                                                                   "content": "hi"}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "input_tokens": 1,
+                      "output_tokens": 1}})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+# The SDKs' aiohttp transport passes proxy credentials through aiohttp's deprecated API.
+@pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning",
+                            "ignore:The 'proxy_auth' parameter is deprecated:DeprecationWarning")
+def test_every_provider_goes_through_the_proxy_of_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{server.server_address[1]}")
+    _Proxy.seen.clear()
+    try:
+        results = asyncio.run(_each(providers("http://backend.invalid"), REQUEST))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [c.text for c in results] == ["hi"] * 3
+    assert _Proxy.seen == [(f"http://backend.invalid{path}", "Basic dTpw") for path in (
+        "/v1/chat/completions", "/openai/v1/chat/completions", "/aiops/v1/complete")]

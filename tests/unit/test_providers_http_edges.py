@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -25,9 +25,11 @@ class Canned(BaseHTTPRequestHandler):
     """Answers every POST with the class's `answer`: (status, body bytes, headers)."""
 
     answer: tuple[int, bytes, dict[str, str]] = (200, b"{}", {})
+    seen: ClassVar[list[tuple[str, str | None]]] = []  # (request target, Proxy-Authorization)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
+        Canned.seen.append((self.path, self.headers.get("proxy-authorization")))
         status, body, headers = self.answer
         self.send_response(status)
         for name, value in {"content-type": "application/json", **headers}.items():
@@ -59,19 +61,22 @@ def unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def call(url: str, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    Canned.answer = (status, raw, headers or {})
-
+def complete_once(base_url: str, **options: Any) -> Any:
+    """One call through a new provider, closed after."""
     async def go() -> Any:
-        provider = HttpProvider(name="internal", base_url=url, timeout_s=5,
-                                token="tok-secret-123456")
+        provider = HttpProvider(name="internal", base_url=base_url, timeout_s=5, **options)
         try:
             return await provider.complete(REQUEST)
         finally:
             await provider.aclose()
 
     return asyncio.run(go())
+
+
+def call(url: str, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    Canned.answer = (status, raw, headers or {})
+    return complete_once(url, token="tok-secret-123456")
 
 
 @pytest.mark.parametrize(("status", "body", "transient"), [
@@ -123,18 +128,44 @@ def test_retry_after_from_the_header_or_the_error_body(backend: str, headers: di
 
 
 def test_a_refused_connection_says_where(unused_port: int) -> None:
-    async def go() -> None:
-        provider = HttpProvider(name="internal", base_url=f"http://127.0.0.1:{unused_port}/a",
-                                timeout_s=5)
-        try:
-            await provider.complete(REQUEST)
-        finally:
-            await provider.aclose()
-
     with pytest.raises(ProviderError) as info:
-        asyncio.run(go())
+        complete_once(f"http://127.0.0.1:{unused_port}/a")
     assert info.value.kind == "connection" and info.value.transient
     assert f"127.0.0.1:{unused_port}" in info.value.message
+
+
+@pytest.mark.parametrize(("no_proxy", "proxied"), [("", True), ("backend.invalid", False)])
+def test_the_proxy_of_the_environment_is_used_unless_no_proxy_exempts_the_host(
+        backend: str, monkeypatch: pytest.MonkeyPatch, no_proxy: str, proxied: bool) -> None:
+    """As httpx and the SDKs do; credentials in the proxy URL go in Proxy-Authorization."""
+    proxy = backend.removesuffix("/aiops").replace("http://", "http://user:pw@")
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    Canned.answer = (200, json.dumps({"output": {"a": 1}}).encode(), {})
+    Canned.seen.clear()
+
+    if proxied:
+        assert complete_once("http://backend.invalid/aiops").parsed == {"a": 1}
+        assert Canned.seen == [("http://backend.invalid/aiops/v1/complete", "Basic dXNlcjpwdw==")]
+    else:  # straight to a host that does not resolve
+        with pytest.raises(ProviderError) as info:
+            complete_once("http://backend.invalid/aiops")
+        assert info.value.kind == "connection" and Canned.seen == []
+        assert "pw" not in info.value.message
+
+
+def test_a_proxy_that_refuses_says_where_without_its_password(
+        unused_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:proxy-pw-9876@127.0.0.1:{unused_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    with pytest.raises(ProviderError) as info:
+        complete_once("http://backend.invalid/aiops")
+    assert info.value.kind == "connection" and f"127.0.0.1:{unused_port}" in info.value.message
+    assert "proxy-pw-9876" not in info.value.message
 
 
 @pytest.mark.parametrize("body", [

@@ -233,10 +233,11 @@ def strict_compatible(schema: Any) -> bool:
 _DISCONNECTS = {"ServerDisconnectedError", "ClientOSError", "ClientConnectionResetError",
                 "RemoteProtocolError", "ConnectionResetError", "ClientConnectorError",
                 "ClientConnectorDNSError", "ClientConnectorSSLError",
-                "ClientConnectorCertificateError", "ClientSSLError", "ConnectionRefusedError"}
+                "ClientConnectorCertificateError", "ClientSSLError", "ConnectionRefusedError",
+                "ClientProxyConnectionError"}
 # Failures to connect at all: their own text (host, port, "Name or service not known") is
 # the useful part of the message.
-_CANNOT_CONNECT = ("ClientConnector", "ConnectionRefused", "ClientSSL")
+_CANNOT_CONNECT = ("ClientConnector", "ConnectionRefused", "ClientSSL", "ClientProxyConnection")
 
 
 def disconnect_cause(exc: BaseException) -> BaseException | None:

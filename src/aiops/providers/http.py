@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -120,6 +121,18 @@ def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
                             provider=provider, kind="provider_error") from None
 
 
+def env_proxy(url: URL) -> URL | None:
+    """The proxy that `HTTPS_PROXY`/`HTTP_PROXY` name for `url`, unless `NO_PROXY` exempts its
+    host, as httpx and the SDKs honour them (credentials in its URL are sent to the proxy).
+    Looked up once: aiohttp's own `trust_env` looks it up per request, in a thread."""
+    if url.host is None or urllib.request.proxy_bypass(url.host):
+        return None
+    found = urllib.request.getproxies().get(url.scheme)
+    if not found:
+        return None
+    return URL(found if "://" in found else f"http://{found}")
+
+
 class HttpProvider:
     def __init__(self, *, name: str, base_url: str, timeout_s: float, token: str | None = None,
                  secret: str | None = None, window_s: int = 300,
@@ -132,6 +145,7 @@ class HttpProvider:
         self._headers = {"content-type": "application/json", **(default_headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._proxy = env_proxy(self._url)
 
     def _client(self) -> aiohttp.ClientSession:
         """The session, made on first use: in the running loop, which it then belongs to (one
@@ -155,8 +169,8 @@ class HttpProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         body = fastjson.dumps(build_body(request))
         with _map_errors(self.name, self._secrets):
-            async with self._client().post(self._url, data=body,
-                                           headers=self._auth_headers(body)) as response:
+            async with self._client().post(self._url, data=body, headers=self._auth_headers(body),
+                                           proxy=self._proxy) as response:
                 status, headers, raw = response.status, response.headers, await response.read()
             if status >= 400:
                 try:
