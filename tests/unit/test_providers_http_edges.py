@@ -110,6 +110,15 @@ def test_an_error_body_echoing_the_token_is_scrubbed(backend: str) -> None:
     assert "tok-secret-123456" not in info.value.message and not info.value.transient
 
 
+def test_a_redirect_is_not_followed_and_says_where_it_points(backend: str) -> None:
+    Canned.seen.clear()
+    with pytest.raises(ProviderError) as info:
+        call(backend, 308, b"", {"location": "https://new.example/aiops/v1/complete"})
+    assert info.value.status == 308 and not info.value.transient
+    assert "https://new.example/aiops/v1/complete" in info.value.message
+    assert len(Canned.seen) == 1  # one request: the redirect was not followed
+
+
 def test_a_body_that_is_not_json_is_a_transient_bad_response(backend: str) -> None:
     with pytest.raises(ProviderError) as info:
         call(backend, 200, b"<html>gateway</html>")

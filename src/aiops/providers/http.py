@@ -169,9 +169,16 @@ class HttpProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         body = fastjson.dumps(build_body(request))
         with _map_errors(self.name, self._secrets):
+            # Redirects are not followed (as httpx and the SDKs do not): the signed request is
+            # for this URL, and a moved backend is a configuration to fix.
             async with self._client().post(self._url, data=body, headers=self._auth_headers(body),
-                                           proxy=self._proxy) as response:
+                                           proxy=self._proxy, allow_redirects=False) as response:
                 status, headers, raw = response.status, response.headers, await response.read()
+            if 300 <= status < 400:
+                raise ProviderError(scrub(
+                    f"{self.name} answered {status}, a redirect to {headers.get('location')}: "
+                    "set the provider's base_url to where it points", self._secrets)[:500],
+                    provider=self.name, status=status, kind="provider_error")
             if status >= 400:
                 try:
                     detail: Any = fastjson.loads(raw)
