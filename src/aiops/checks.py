@@ -263,7 +263,7 @@ def _check_tests(lf: LoadedFunction, validator: CompiledSchema, out: list[Diagno
 
 def _with_defaults(schema: Any, value: Any) -> Any:
     """`value` with the schema's property defaults filled in, nested objects too: what the
-    runner validates (`aiops.runner.fill_defaults`; not imported, to keep validate light)."""
+    runner validates (`aiops.prepare.fill_defaults`; not imported, to keep validate light)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     if not isinstance(value, dict) or not isinstance(props, dict):
         return value
@@ -439,7 +439,7 @@ class _Walk:
 
 
 def _filled(schema: Any, where: str) -> set[str]:
-    """Where the runner fills a default in (`aiops.runner.fill_defaults`): properties with a
+    """Where the runner fills a default in (`aiops.prepare.fill_defaults`): properties with a
     `default`, through nested `properties` only (not array items, not a `$ref`)."""
     out: set[str] = set()
     for name, sub in _props(schema).items():

@@ -10,25 +10,25 @@
 No provider-specific code: providers are reached through `aiops.providers.Provider`. One
 asyncio code path serves one call (`run`) and many (`run_many`). The database is reached
 through a small `Store` protocol (resolve, insert_logs, reserve/settle budget), so tests inject
-fakes; log rows are written in batches by a background writer and flushed by `aclose()`.
+fakes. A version is compiled once (`aiops.prepare`); log rows are written in batches by a
+background writer and flushed by `aclose()` (`aiops.batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiops import fastjson
+from aiops.batch import LogWriter, batch_gc
 from aiops.errors import (
     AiopsError,
     BudgetExceeded,
@@ -36,11 +36,8 @@ from aiops.errors import (
     InputError,
     OutputError,
     ProviderError,
-    RuntimeFailure,
 )
-from aiops.filters import FilterChain
 from aiops.limits import (
-    DEFAULT_MAX_TOKENS,
     BudgetLedger,
     RateLimiter,
     RateSpec,
@@ -48,6 +45,7 @@ from aiops.limits import (
     estimate_cost,
     estimate_prompt_tokens,
 )
+from aiops.prepare import Candidate, Prepared, fill_defaults, prepare, schema_problem
 from aiops.providers import (
     DEFAULT_KEY_ENV,
     CompletionRequest,
@@ -56,9 +54,8 @@ from aiops.providers import (
     parse_json_text,
     scrub,
 )
-from aiops.render_template import CompiledPrompt, compile_prompt, prompt_hash
-from aiops.schemas import CompiledSchema
-from aiops.spec import Limits, Price, ProvidersFile, Retry
+from aiops.render_template import prompt_hash
+from aiops.spec import Limits, ProvidersFile, Retry
 from aiops.store import DeployedVersion, LogRow
 
 FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process
@@ -116,55 +113,6 @@ class Execution:
         return self.error is None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Candidate:
-    provider: str
-    model: str
-    settings: dict[str, Any]
-    price: Price | None
-    max_tokens: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Prepared:
-    """A resolved version with everything compiled once: validators, templates, filters."""
-
-    dv: DeployedVersion
-    limits: Limits
-    input_validator: CompiledSchema
-    output_validator: CompiledSchema
-    input_schema: dict[str, Any]
-    request_schema: dict[str, Any] | None  # None: plain text output
-    prompt: CompiledPrompt
-    candidates: tuple[Candidate, ...]
-    retry: Retry
-    input_filters: FilterChain
-    output_filters: FilterChain
-    scope: RateSpec
-
-
-def fill_defaults(schema: Any, value: Any) -> Any:
-    """A copy of `value` with the schema's property defaults filled in (nested objects too)."""
-    if not isinstance(schema, dict) or not isinstance(value, dict):
-        return value
-    props = schema.get("properties")
-    if not isinstance(props, dict):
-        return value
-    out = dict(value)
-    for name, sub in props.items():
-        if name not in out and isinstance(sub, dict) and "default" in sub:
-            out[name] = json.loads(json.dumps(sub["default"]))
-        elif name in out and isinstance(sub, dict) and sub.get("properties"):
-            out[name] = fill_defaults(sub, out[name])
-    return out
-
-
-def schema_problem(validator: CompiledSchema, value: Any) -> str | None:
-    """None when `value` is valid; else the most relevant error with its path."""
-    error = validator.first_error(value)
-    return None if error is None else error.render()[:500]
-
-
 def parse_target(target: str) -> tuple[str, str | None]:
     name, _, selector = target.partition("@")
     return name, selector or None
@@ -174,80 +122,6 @@ def backoff_delay(attempt: int, retry: Retry, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     delay: float = min(retry.max_backoff_s, retry.backoff_s * (2 ** (attempt - 1)))
     return delay / 2 + rng.random() * delay / 2
-
-
-def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
-    """Compile a deployed version for running (pure)."""
-    content = dv.content
-    input_schema = content["input_schema"]
-    output_schema = content.get("output_schema") or {"type": "string"}
-    base_settings = {k: v for k, v in (content.get("configuration") or {}).items()
-                     if v is not None}
-    chain = [(content["provider"], content["model"], base_settings)]
-    for fb in content.get("fallbacks") or ():
-        settings = {k: v for k, v in (fb.get("configuration") or {}).items() if v is not None}
-        chain.append((fb["provider"], fb["model"], settings or base_settings))
-    candidates = []
-    for provider, model, settings in chain:
-        pspec = providers.providers.get(provider)
-        price = pspec.models.get(model) if pspec else None
-        candidates.append(Candidate(provider=provider, model=model, settings=settings,
-                                    price=price,
-                                    max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS))
-    limits = Limits.model_validate(dv.limits or {})
-    filters = content.get("filters") or {}
-    variables = tuple((input_schema.get("properties") or {}).keys())
-    return Prepared(
-        dv=dv, limits=limits, input_schema=input_schema,
-        input_validator=CompiledSchema(input_schema),
-        output_validator=CompiledSchema(output_schema),
-        request_schema=None if output_schema.get("type") == "string" else output_schema,
-        prompt=compile_prompt(content["prompt"], variables),
-        candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
-        input_filters=FilterChain.from_rules(filters.get("input") or ()),
-        output_filters=FilterChain.from_rules(filters.get("output") or ()),
-        scope=RateSpec(key=f"function:{dv.name}", rpm=limits.rpm, tpm=limits.tpm,
-                       max_concurrency=limits.max_concurrency))
-
-
-class _LogWriter:
-    """Group commit: rows queue up while a write is in flight and go in the next batch."""
-
-    def __init__(self, sink: Callable[[list[LogRow]], None], max_batch: int = 1000) -> None:
-        self._sink = sink
-        self._pending: list[LogRow] = []
-        self._task: asyncio.Task[None] | None = None
-        self._max_batch = max_batch
-        self.failures: list[BaseException] = []
-        self.written = 0
-
-    def submit(self, row: LogRow) -> None:
-        self._pending.append(row)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = (self._pending[:self._max_batch],
-                                    self._pending[self._max_batch:])
-            try:
-                await asyncio.to_thread(self._sink, batch)
-                self.written += len(batch)
-            except Exception as exc:  # kept and raised by flush(): no row is lost silently
-                self.failures.append(exc)
-                self._pending[:0] = batch
-                return
-        self.failures.clear()  # everything that failed before has been written since
-
-    async def flush(self) -> None:
-        while self._task is not None and not self._task.done():
-            await self._task
-        if self._pending:  # what is left, or what failed: one more try before giving up
-            await self._drain()
-        if self.failures:
-            exc = self.failures[0]
-            lost = len(self._pending)
-            raise RuntimeFailure(f"{lost} log row(s) could not be written: {exc}") from exc
 
 
 class Runner:
@@ -272,7 +146,7 @@ class Runner:
         self._resolved: dict[tuple[str, str | None], tuple[float, Prepared]] = {}
         self._inflight: dict[tuple[str, str | None], asyncio.Future[Prepared]] = {}
         self._prepared: dict[str, Prepared] = {}
-        self._logs = _LogWriter(store.insert_logs)
+        self._logs = LogWriter(store.insert_logs)
         self._secrets = self._secret_values()
         self._provider_scopes = {
             name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
@@ -659,38 +533,6 @@ def _ignore(cost: float) -> None:
 
 
 _UNBUDGETED = _Unbudgeted()
-GC_BATCH_THRESHOLD = 50_000
-_gc_batches = 0  # run_many calls in progress (they may overlap in one process)
-_gc_saved = gc.get_threshold()  # the thresholds to restore when the last one ends
-
-
-@contextmanager
-def batch_gc() -> Iterator[None]:
-    """Fewer and cheaper cyclic-GC passes while a batch runs.
-
-    An execution allocates a few hundred objects (tasks, futures, dicts), so the default
-    generation-0 threshold of 700 starts a collection every few executions, and each older
-    pass walks every object the process holds (~150,000 after the SDKs, SQLAlchemy and
-    pydantic are imported): about a tenth of a batch's CPU (benchmarks/runner.py). While a
-    batch runs, what existed before it is frozen out of the collector's sight and
-    generation 0 is collected every 50,000 allocations; both are undone when the last
-    batch in the process ends.
-    """
-    global _gc_batches, _gc_saved
-    if _gc_batches == 0:
-        _gc_saved = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(max(_gc_saved[0], GC_BATCH_THRESHOLD), *_gc_saved[1:])
-    _gc_batches += 1
-    try:
-        yield
-    finally:
-        _gc_batches -= 1
-        if _gc_batches == 0:
-            gc.set_threshold(*_gc_saved)
-            gc.unfreeze()
-
-
 @dataclass
 class _State:
     """What one execution accumulates over its attempts."""

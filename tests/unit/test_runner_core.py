@@ -20,8 +20,9 @@ from aiops.errors import (
     OutputError,
     ProviderError,
 )
+from aiops.prepare import fill_defaults
 from aiops.providers import Completion, CompletionRequest, Usage
-from aiops.runner import Runner, backoff_delay, fill_defaults
+from aiops.runner import Runner, backoff_delay
 from aiops.spec import FunctionSpec, ProvidersFile, Retry
 from tests.fixtures_db import make_spec
 from tests.fixtures_providers import FakeStore
@@ -316,7 +317,7 @@ def test_batches_tune_the_gc_while_any_runs_and_restore_it_after() -> None:
     ends; a batch that fails restores them too."""
     import gc
 
-    from aiops.runner import GC_BATCH_THRESHOLD, batch_gc
+    from aiops.batch import GC_BATCH_THRESHOLD, batch_gc
 
     before = gc.get_threshold()
     h = Harness(spec(), {"p1": ['{"answer": "a"}'] * 10})

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from aiops.batch import LogWriter
 from aiops.errors import InputError, OutputError
 from aiops.providers import Completion, CompletionRequest, Usage
-from aiops.runner import _LogWriter
 from aiops.store import LogRow
 from tests.unit.test_runner_core import Harness, spec
 
@@ -138,7 +138,7 @@ def test_log_writer_recovers_from_a_transient_failure() -> None:
         written.extend(rows)
 
     async def go() -> None:
-        writer = _LogWriter(sink)
+        writer = LogWriter(sink)
         writer.submit(_row(1))
         await asyncio.sleep(0.05)  # the first write fails
         writer.submit(_row(2))  # the next one carries both rows
@@ -160,7 +160,7 @@ def test_log_writer_flush_retries_what_failed() -> None:
         written.extend(rows)
 
     async def go() -> None:
-        writer = _LogWriter(sink)
+        writer = LogWriter(sink)
         writer.submit(_row(1))
         await writer.flush()
 
@@ -173,7 +173,7 @@ def test_log_writer_reports_rows_it_could_not_write() -> None:
         raise OSError("down")
 
     async def go() -> None:
-        writer = _LogWriter(sink)
+        writer = LogWriter(sink)
         writer.submit(_row(1))
         await writer.flush()
 

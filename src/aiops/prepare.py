@@ -1,0 +1,99 @@
+"""A deployed version compiled for running: validators, templates, filters, the chain of
+providers and their prices, the rate-limit scope. Pure: the runner compiles a version once and
+keeps it while the version stays the same."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiops.filters import FilterChain
+from aiops.limits import DEFAULT_MAX_TOKENS, RateSpec
+from aiops.render_template import CompiledPrompt, compile_prompt
+from aiops.schemas import CompiledSchema
+from aiops.spec import Limits, Price, ProvidersFile, Retry
+from aiops.store import DeployedVersion
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    provider: str
+    model: str
+    settings: dict[str, Any]
+    price: Price | None
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A resolved version with everything compiled once: validators, templates, filters."""
+
+    dv: DeployedVersion
+    limits: Limits
+    input_validator: CompiledSchema
+    output_validator: CompiledSchema
+    input_schema: dict[str, Any]
+    request_schema: dict[str, Any] | None  # None: plain text output
+    prompt: CompiledPrompt
+    candidates: tuple[Candidate, ...]
+    retry: Retry
+    input_filters: FilterChain
+    output_filters: FilterChain
+    scope: RateSpec
+
+
+def fill_defaults(schema: Any, value: Any) -> Any:
+    """A copy of `value` with the schema's property defaults filled in (nested objects too)."""
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return value
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return value
+    out = dict(value)
+    for name, sub in props.items():
+        if name not in out and isinstance(sub, dict) and "default" in sub:
+            out[name] = json.loads(json.dumps(sub["default"]))
+        elif name in out and isinstance(sub, dict) and sub.get("properties"):
+            out[name] = fill_defaults(sub, out[name])
+    return out
+
+
+def schema_problem(validator: CompiledSchema, value: Any) -> str | None:
+    """None when `value` is valid; else the most relevant error with its path."""
+    error = validator.first_error(value)
+    return None if error is None else error.render()[:500]
+
+
+def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
+    """Compile a deployed version for running (pure)."""
+    content = dv.content
+    input_schema = content["input_schema"]
+    output_schema = content.get("output_schema") or {"type": "string"}
+    base_settings = {k: v for k, v in (content.get("configuration") or {}).items()
+                     if v is not None}
+    chain = [(content["provider"], content["model"], base_settings)]
+    for fb in content.get("fallbacks") or ():
+        settings = {k: v for k, v in (fb.get("configuration") or {}).items() if v is not None}
+        chain.append((fb["provider"], fb["model"], settings or base_settings))
+    candidates = []
+    for provider, model, settings in chain:
+        pspec = providers.providers.get(provider)
+        price = pspec.models.get(model) if pspec else None
+        candidates.append(Candidate(provider=provider, model=model, settings=settings,
+                                    price=price,
+                                    max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS))
+    limits = Limits.model_validate(dv.limits or {})
+    filters = content.get("filters") or {}
+    variables = tuple((input_schema.get("properties") or {}).keys())
+    return Prepared(
+        dv=dv, limits=limits, input_schema=input_schema,
+        input_validator=CompiledSchema(input_schema),
+        output_validator=CompiledSchema(output_schema),
+        request_schema=None if output_schema.get("type") == "string" else output_schema,
+        prompt=compile_prompt(content["prompt"], variables),
+        candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
+        input_filters=FilterChain.from_rules(filters.get("input") or ()),
+        output_filters=FilterChain.from_rules(filters.get("output") or ()),
+        scope=RateSpec(key=f"function:{dv.name}", rpm=limits.rpm, tpm=limits.tpm,
+                       max_concurrency=limits.max_concurrency))
