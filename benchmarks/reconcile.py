@@ -25,7 +25,8 @@ import yaml
 from sqlalchemy import event
 
 from aiops import reconcile
-from aiops.store import dispose_engines, open_store
+from aiops.store import open_store
+from aiops.store.engine import dispose_engines
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY", "models": {

@@ -57,7 +57,7 @@ def pg_schema_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        from aiops.store import dispose_engines
+        from aiops.store.engine import dispose_engines
 
         dispose_engines(url)
         _pg_admin(base, f'DROP SCHEMA "{schema}" CASCADE')
@@ -68,7 +68,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'aiops.db'}"
         yield url
-        from aiops.store import dispose_engines
+        from aiops.store.engine import dispose_engines
 
         dispose_engines(url)
     else:
@@ -165,7 +165,8 @@ def current_versions(db_url: str) -> dict[str, tuple[str, str | None]]:
     """name -> (status, current version) as the database has them."""
     from sqlalchemy import select
 
-    from aiops.store import F, V, open_store
+    from aiops.store import open_store
+    from aiops.store.tables import F, V
 
     st = open_store(db_url)
     with st.engine.connect() as conn:

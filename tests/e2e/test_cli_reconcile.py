@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from aiops.cli import cli
 from aiops.cli import reconcile as cli_reconcile
-from aiops.store import F, R, V, open_store
+from aiops.store import open_store
+from aiops.store.tables import F, R, V
 from tests.e2e.helpers import AIOPS, git
 from tests.fixtures_db import count, current_versions, snapshot, spec_data, write_project
 

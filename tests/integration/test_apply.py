@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 
 from aiops import reconcile
 from aiops.errors import AiopsError, LockBusy, SpecError, StalePlanError
-from aiops.store import F, M, R, U, V, open_store
+from aiops.store import open_store
+from aiops.store.tables import F, M, R, U, V
 from tests.fixtures_db import (
     count,
     current_versions,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from aiops import reconcile
-from aiops import store as store_mod
 from aiops.errors import ConfigError, NotFoundError, UserError
-from aiops.store import LogRow, open_store
+from aiops.store import LogRow, open_store, tables
+from aiops.store import engine as db_engine
 from tests.fixtures_db import spec_data, write_project
 
 
@@ -21,9 +21,9 @@ def test_migrations_create_exactly_the_models(store: Any) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), store_mod.Base.metadata) == []
-        assert store_mod.current_revision(conn) == store_mod.head_revision()
-    assert store_mod.head_revision() == store_mod.SCHEMA_HEAD
+        assert compare_metadata(MigrationContext.configure(conn), tables.Base.metadata) == []
+        assert db_engine.current_revision(conn) == db_engine.head_revision()
+    assert db_engine.head_revision() == db_engine.SCHEMA_HEAD
 
 
 def test_upgrade_is_idempotent(store: Any, db_url: str) -> None:
@@ -41,7 +41,7 @@ def test_default_sqlite_is_created_and_migrated_on_first_use(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'deep' / 'dir' / 'aiops.db'}"
     st = open_store(url)
     assert st.read_state("p").functions == {}
-    store_mod.dispose_engines(url)
+    db_engine.dispose_engines(url)
 
 
 def _applied(project: Path, *versions: dict[str, Any]) -> None:
@@ -229,7 +229,7 @@ def test_bad_database_urls_are_config_errors_without_the_password(url: str,
 
 
 def test_a_password_in_the_query_string_is_never_shown() -> None:
-    shown = store_mod.redact("postgresql+psycopg://u@127.0.0.1/db?password=s3cret&sslmode=require")
+    shown = db_engine.redact("postgresql+psycopg://u@127.0.0.1/db?password=s3cret&sslmode=require")
     assert "s3cret" not in shown and "sslmode=require" in shown
 
 
@@ -240,7 +240,7 @@ def test_a_schema_newer_than_this_aiops_says_so(db_url: str, store: Any) -> None
 
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    store_mod.dispose_engines(db_url)
+    db_engine.dispose_engines(db_url)
     for migrate in (None, True, False):
         with pytest.raises(ConfigError, match=r"revision 9999.*newer aiops") as info:
             open_store(db_url, migrate=migrate)

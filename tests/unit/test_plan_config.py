@@ -9,7 +9,7 @@ import pytest
 from aiops.config import database_url
 from aiops.reconcile import parse_actor, project_id
 from aiops.spec import ProjectSettings
-from aiops.store import normalise_url, redact
+from aiops.store.engine import normalise_url, redact
 
 
 def test_environment_wins_over_aiops_yaml_over_the_default(tmp_path: Path) -> None:

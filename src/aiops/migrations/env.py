@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from aiops.store import Base
+from aiops.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,4 +1,5 @@
-"""The database: tables, queries, the lock. The only module that imports SQLAlchemy.
+"""The database: queries, records, the lock. This package is the only one that imports
+SQLAlchemy.
 
 Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2):
 
@@ -16,21 +17,8 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
     with store.writer(lock_timeout_s=30) as w:   # lock + one transaction (commit on exit)
         w.read_state(project); w.write(batch); w.record_run(...)
 
-Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
-- ai_functions: id, name (unique), description, status (draft|active|deprecated|archived),
-  current_version_id -> ai_function_versions, reconciled_version_id (the pointer git last
-  set; differs from current_version_id when someone moved it), metadata, metadata_hash, limits,
-  access, alerts (operational settings live on the function row), managed_by (owning project),
-  applied_at, applied_commit, created_at, updated_at, created_by -> users.
-- ai_function_versions: id, function_id, version, behaviour_hash, content
-  (= behaviour_content(spec): everything to run, schemas included), prompt_template,
-  input_schema, output_schema, provider, model, configuration (copies of parts of content for
-  SQL readers), git_commit, created_at, created_by; unique (function_id, version).
-- ai_function_logs: id, function_id, version_id, input, output, error, execution_time (ms),
-  status (ok|error), user_id, actor, created_at, metadata (model, attempts, git commit, prompt
-  hash, ...), provider, cost_usd, input_tokens, output_tokens; index (function_id, created_at).
-- users (stands in for auth.users), reconcile_runs, managed_functions (the ownership ledger of
-  each project: what it has applied), usage_counters (function_id, day) for daily budgets.
+Tables and their columns: `aiops.store.tables`; engines, URLs and migrations:
+`aiops.store.engine`.
 
 Budgets: calls_reserved / usd_reserved hold in-flight reservations; settling moves a call's
 reservation into calls_used / usd_spent. Reserving is one conditional UPDATE, so concurrent
@@ -42,191 +30,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Date,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    Uuid,
-    and_,
-    bindparam,
-    case,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Connection, Engine
 
-from aiops import fastjson
-from aiops.errors import ConfigError, LockBusy, NotFoundError, RuntimeFailure, UserError
+from aiops.errors import NotFoundError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.spec import Semver
+from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
+from aiops.store.tables import C, F, L, M, R, U, V
 
-JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
-Tz = DateTime(timezone=True)
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
-MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
-                                  signed=True)
-SCHEMA_HEAD = "0001"  # the newest file in migrations/versions (a test checks they agree)
-_AT_HEAD: set[str] = set()  # URLs checked at SCHEMA_HEAD in this process
 
-NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
-          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-          "pk": "pk_%(table_name)s"}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JsonType, Any: JsonType, uuid.UUID: Uuid(), datetime: Tz}
-
-
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320), unique=True)
-    created_at: Mapped[datetime]
-
-
-class Function(Base):
-    __tablename__ = "ai_functions"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20))
-    current_version_id: Mapped[uuid.UUID | None]
-    reconciled_version_id: Mapped[uuid.UUID | None]
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
-    metadata_hash: Mapped[str] = mapped_column(String(64))
-    limits: Mapped[dict[str, Any]]
-    access: Mapped[dict[str, Any]]
-    alerts: Mapped[Any]
-    managed_by: Mapped[str | None] = mapped_column(String(300))
-    applied_at: Mapped[datetime | None]
-    applied_commit: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    __table_args__ = (
-        # Deferred: a new function and its first version are written in one transaction.
-        ForeignKeyConstraint(["current_version_id"], ["ai_function_versions.id"],
-                             use_alter=True, deferrable=True, initially="DEFERRED",
-                             name="fk_ai_functions_current_version_id_ai_function_versions"),
-    )
-
-
-class Version(Base):
-    __tablename__ = "ai_function_versions"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
-    version: Mapped[str] = mapped_column(String(100))
-    behaviour_hash: Mapped[str] = mapped_column(String(64))
-    content: Mapped[dict[str, Any]]
-    prompt_template: Mapped[Any]
-    input_schema: Mapped[dict[str, Any]]
-    output_schema: Mapped[dict[str, Any]]
-    provider: Mapped[str] = mapped_column(String(100))
-    model: Mapped[str] = mapped_column(String(200))
-    configuration: Mapped[dict[str, Any]]
-    git_commit: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    __table_args__ = (UniqueConstraint("function_id", "version"),)
-
-
-class Log(Base):
-    __tablename__ = "ai_function_logs"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
-    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ai_function_versions.id"))
-    input: Mapped[Any | None]
-    output: Mapped[Any | None]
-    error: Mapped[Any | None]
-    execution_time: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(10))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    actor: Mapped[str | None] = mapped_column(String(320))
-    created_at: Mapped[datetime]
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
-    provider: Mapped[str | None] = mapped_column(String(100), index=True)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_ai_function_logs_function_id_created_at", "function_id",
-                            "created_at"),
-                      Index("ix_ai_function_logs_created_at", "created_at"))
-
-
-class ReconcileRun(Base):
-    __tablename__ = "reconcile_runs"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    project: Mapped[str] = mapped_column(String(300))
-    actor: Mapped[str] = mapped_column(String(320))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    git_commit: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[datetime]
-    finished_at: Mapped[datetime]
-    duration_ms: Mapped[float] = mapped_column(Float)
-    counts: Mapped[dict[str, Any]]
-    changes: Mapped[Any]
-    status: Mapped[str] = mapped_column(String(20))
-
-
-class ManagedFunction(Base):
-    __tablename__ = "managed_functions"
-    project: Mapped[str] = mapped_column(String(300), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    first_applied_at: Mapped[datetime]
-
-
-class UsageCounter(Base):
-    __tablename__ = "usage_counters"
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"),
-                                                   primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    calls_reserved: Mapped[int] = mapped_column(Integer, default=0)
-    calls_used: Mapped[int] = mapped_column(Integer, default=0)
-    usd_reserved: Mapped[float] = mapped_column(Float, default=0.0)
-    usd_spent: Mapped[float] = mapped_column(Float, default=0.0)
-
-
-def _table(model: type[Base]) -> Table:
-    # DeclarativeBase types `__table__` as FromClause (a class may map any selectable);
-    # every class here is declared with `__tablename__`, so it is a Table.
-    return cast(Table, model.__table__)
-
-
-# Core tables, for bulk statements (the ORM classes above are their typed declarations).
-F, V, L = _table(Function), _table(Version), _table(Log)
-U, R = _table(User), _table(ReconcileRun)
-M, C = _table(ManagedFunction), _table(UsageCounter)
 
 # --- records --------------------------------------------------------------------------------
 
@@ -319,221 +140,14 @@ def function_metadata_columns(metadata: dict[str, Any]) -> dict[str, Any]:
             "access": metadata["access"], "alerts": metadata["alerts"]}
 
 
-# --- engine ---------------------------------------------------------------------------------
-
-
-def normalise_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-_SECRET_PARAM = ("password", "passwd", "secret", "token", "key")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, in the userinfo or in the query (`?password=`)."""
-    try:
-        parsed = make_url(url)
-        hidden = {k: "***" if any(s in k.lower() for s in _SECRET_PARAM) else v
-                  for k, v in parsed.query.items()}
-        return (parsed.set(query=hidden).render_as_string(hide_password=True)
-                .replace("%2A%2A%2A", "***"))
-    except Exception:
-        return "(unparseable database URL)"
-
-
-_ENGINES: dict[tuple[str, float], Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _engine(url: str, lock_timeout_s: float) -> Engine:
-    key = (url, lock_timeout_s)
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = _ENGINES[key] = _create_engine(url, lock_timeout_s)
-        return engine
-
-
-def dispose_engines(url: str | None = None) -> None:
-    """Close pooled connections (of one URL, or all): before dropping a test schema, at exit."""
-    with _ENGINES_LOCK:
-        _AT_HEAD.difference_update({u for u in _AT_HEAD if url is None or u == normalise_url(url)})
-        for key in [k for k in _ENGINES if url is None or k[0] == normalise_url(url)]:
-            _ENGINES.pop(key).dispose()
-
-
-def _json_text(value: Any) -> str:
-    """JSON columns' serializer: log rows are written by the thousand in a batch."""
-    return fastjson.dumps(value).decode()
-
-
-def _create_engine(url: str, lock_timeout_s: float) -> Engine:
-    try:
-        parsed = make_url(url)
-    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise ConfigError(f"database URL {redact(url)} is not a URL; use sqlite:///PATH or "
-                          "postgresql://USER@HOST/DB") from None
-    driver = parsed.get_driver_name()
-    if parsed.get_backend_name() == "postgresql" and driver != "psycopg":
-        raise ConfigError(f"database URL {redact(url)}: driver `{driver}` is not available; "
-                          "aiops uses psycopg 3: write postgresql://USER@HOST/DB")
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            folder = Path(parsed.database).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"database {redact(url)}: cannot create the directory "
-                                  f"{folder} ({exc.strerror or exc}); fix the path or its "
-                                  "permissions") from None
-        engine = create_engine(url, connect_args={"timeout": lock_timeout_s},
-                               json_serializer=_json_text)
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi: Any, _record: Any) -> None:
-            dbapi.isolation_level = None  # we emit BEGIN ourselves (see _begin)
-            cur = dbapi.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            # Writers take SQLite's write lock up front: BEGIN IMMEDIATE waits (busy timeout)
-            # instead of failing half-way through a transaction.
-            mode = conn.get_execution_options().get("sqlite_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
-
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
-    raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
-                      "aiops supports sqlite and postgresql")
-
-
-@contextlib.contextmanager
-def _db_errors(url: str) -> Iterator[None]:
-    """Translate driver errors once, here: what failed, against which database (no password)."""
-    try:
-        yield
-    except sa_exc.OperationalError as exc:
-        if _is_lock_timeout(exc):
-            raise LockBusy(f"the database {redact(url)} is locked by another writer (an "
-                           "`aiops apply` in progress?) and the wait ran out; try again when "
-                           "it finishes, or raise --lock-timeout") from None
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
-    except sa_exc.ProgrammingError as exc:
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigError(f"database {redact(url)}: {detail}; if its schema is not at the "
-                          "current revision, run `aiops db upgrade`") from None
-    except sa_exc.DBAPIError as exc:  # data, integrity, interface errors: nothing was written
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        if getattr(exc.orig, "sqlstate", None) in ("22P05", "22021"):  # untranslatable char
-            # The input's fault, not the database's: a UserError (watch does not retry it).
-            raise UserError(f"database {redact(url)}: {detail} (PostgreSQL cannot store the "
-                            "character U+0000 or invalid text in JSON: remove it from the "
-                            "function file)") from None
-        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
-
-
-def _is_lock_timeout(exc: sa_exc.OperationalError) -> bool:
-    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-        return True
-    msg = str(exc.orig).lower()
-    return "database is locked" in msg or "database table is locked" in msg
-
-
-# --- migrations -----------------------------------------------------------------------------
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def _alembic_config(conn: Connection) -> Any:
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["connection"] = conn
-    return cfg
-
-
-def head_revision() -> str:
-    """The newest migration, as Alembic reads it from migrations/versions."""
-    from alembic.script import ScriptDirectory
-
-    cfg = _alembic_config(None)  # type: ignore[arg-type]
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    assert head is not None
-    return head
-
-
-def current_revision(conn: Connection) -> str | None:
-    """The schema revision of the database (None: never migrated), without importing Alembic."""
-    if not sa_inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-def _check_not_newer(url: str, rev: str | None) -> None:
-    """Refuse a schema written by a newer aiops: no migration here can handle it."""
-    if rev is None or rev == SCHEMA_HEAD:
-        return
-    from alembic.script import ScriptDirectory
-
-    known = {s.revision for s in
-             ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}  # type: ignore[arg-type]
-    if rev not in known:
-        raise ConfigError(f"database {redact(url)} is at schema revision {rev}, which this "
-                          f"aiops does not know (its newest is {SCHEMA_HEAD}): a newer aiops "
-                          "migrated it; install that newer aiops to use this database")
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (under a lock, so concurrent first uses wait)."""
-    url = engine.url.render_as_string(hide_password=False)
-    with engine.connect() as conn:  # the common case, without taking the write lock
-        rev = current_revision(conn)
-        if rev == SCHEMA_HEAD:
-            return
-        _check_not_newer(url, rev)
-    from alembic import command
-
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
-            if current_revision(conn) != SCHEMA_HEAD:
-                command.upgrade(_alembic_config(conn), "head")
-
-
 # --- the store ------------------------------------------------------------------------------
 
 
 def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float = 30.0) -> Store:
     """Connect. `migrate`: None upgrades SQLite on first use and checks PostgreSQL's revision."""
     url = normalise_url(url)
-    engine = _engine(url, lock_timeout_s)
-    with _db_errors(url):
-        if migrate is None:
-            migrate = engine.dialect.name == "sqlite"
-        if migrate:
-            upgrade(engine)
-        elif url not in _AT_HEAD:
-            with engine.connect() as conn:
-                rev = current_revision(conn)
-            _check_not_newer(url, rev)
-            if rev != SCHEMA_HEAD:
-                raise ConfigError(f"database {redact(url)} is at schema revision "
-                                  f"{rev or 'none (empty)'}, not {SCHEMA_HEAD}; "
-                                  "run `aiops db upgrade`")
-        _AT_HEAD.add(url)
+    engine = engine_for(url, lock_timeout_s)
+    ensure_schema(engine, url, migrate)
     return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s)
 
 
@@ -618,12 +232,12 @@ class Store:
     # -- reading (planning gets only this) --
 
     def read_state(self, project: str) -> DeployedState:
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             return _read_state(conn, project)
 
     def resolve(self, name: str, selector: str | None = None) -> DeployedVersion:
         """`name` (current), `name@1.2.0` (exact) or `name@1` / `name@1.2` (newest applied)."""
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             f = conn.execute(select(F).where(F.c.name == name)).one_or_none()
             if f is None:
                 names = list(conn.execute(select(F.c.name).order_by(F.c.name)).scalars())
@@ -641,12 +255,12 @@ class Store:
     def revision(self) -> str | None:
         """The id of the newest reconcile run: a cheap key for caching resolved versions
         (it changes whenever an apply writes)."""
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             rid = conn.execute(select(R.c.id).order_by(R.c.finished_at.desc()).limit(1)).scalar()
         return _s(rid)
 
     def last_run(self) -> dict[str, Any] | None:
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             r = conn.execute(select(R).order_by(R.c.finished_at.desc()).limit(1)).one_or_none()
         if r is None:
             return None
@@ -665,7 +279,7 @@ class Store:
             q = q.where(L.c.status == status)
         if since is not None:
             q = q.where(L.c.created_at >= _as_utc(since))
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [LogRecord(id=str(r.id), function_id=str(r.function_id),
                           version_id=_s(r.version_id), status=r.status, input=r.input,
@@ -691,7 +305,7 @@ class Store:
                    "provider": r.provider,
                    "cost_usd": r.cost_usd, "input_tokens": r.input_tokens,
                    "output_tokens": r.output_tokens} for r in rows]
-        with _db_errors(self.url), self.engine.begin() as conn:
+        with db_errors(self.url), self.engine.begin() as conn:
             conn.execute(insert(L), values)
 
     def _insert_ignore(self) -> Any:
@@ -707,7 +321,7 @@ class Store:
             conds.append(C.c.calls_used + C.c.calls_reserved + calls <= max_calls)
         if max_usd is not None:
             conds.append(C.c.usd_spent + C.c.usd_reserved + usd <= max_usd)
-        with _db_errors(self.url), self.engine.begin() as conn:
+        with db_errors(self.url), self.engine.begin() as conn:
             conn.execute(self._insert_ignore().values(
                 function_id=fid, day=day, calls_reserved=0, calls_used=0, usd_reserved=0.0,
                 usd_spent=0.0).on_conflict_do_nothing())
@@ -721,7 +335,7 @@ class Store:
         """Release a reservation; count the call when `ok` (it happened) and the real cost."""
         # Clamped at zero: float residue, or a release with no matching reservation, must not
         # leave a negative reservation that would free budget nobody has.
-        with _db_errors(self.url), self.engine.begin() as conn:
+        with db_errors(self.url), self.engine.begin() as conn:
             conn.execute(update(C).where(C.c.function_id == uuid.UUID(function_id),
                                          C.c.day == day).values(
                 calls_reserved=_at_least_zero(C.c.calls_reserved - calls, 0),
@@ -730,7 +344,7 @@ class Store:
                 usd_spent=C.c.usd_spent + actual_usd))
 
     def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             r = conn.execute(select(C).where(C.c.function_id == uuid.UUID(function_id),
                                              C.c.day == day)).one_or_none()
         return dict(r._mapping) if r else None
@@ -741,7 +355,7 @@ class Store:
     def writer(self, lock_timeout_s: float | None = None) -> Iterator[Writer]:
         """Take the reconcile lock and open one transaction; commit on a clean exit."""
         timeout = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        with _db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self.engine.connect() as conn:
             if self.dialect == "sqlite":  # the busy timeout is the engine's (open_store)
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():

@@ -1,0 +1,243 @@
+"""Engines (one per URL and process), URLs shown without secrets, driver errors translated
+once, and the schema brought to the newest migration under a lock."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection, make_url
+
+from aiops import fastjson
+from aiops.errors import ConfigError, LockBusy, RuntimeFailure, UserError
+
+MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
+                                  signed=True)
+SCHEMA_HEAD = "0001"  # the newest file in migrations/versions (a test checks they agree)
+_AT_HEAD: set[str] = set()  # URLs checked at SCHEMA_HEAD in this process
+
+# --- engine ---------------------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+_SECRET_PARAM = ("password", "passwd", "secret", "token", "key")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, in the userinfo or in the query (`?password=`)."""
+    try:
+        parsed = make_url(url)
+        hidden = {k: "***" if any(s in k.lower() for s in _SECRET_PARAM) else v
+                  for k, v in parsed.query.items()}
+        return (parsed.set(query=hidden).render_as_string(hide_password=True)
+                .replace("%2A%2A%2A", "***"))
+    except Exception:
+        return "(unparseable database URL)"
+
+
+_ENGINES: dict[tuple[str, float], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(url: str, lock_timeout_s: float) -> Engine:
+    key = (url, lock_timeout_s)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _create_engine(url, lock_timeout_s)
+        return engine
+
+
+def dispose_engines(url: str | None = None) -> None:
+    """Close pooled connections (of one URL, or all): before dropping a test schema, at exit."""
+    with _ENGINES_LOCK:
+        _AT_HEAD.difference_update({u for u in _AT_HEAD if url is None or u == normalise_url(url)})
+        for key in [k for k in _ENGINES if url is None or k[0] == normalise_url(url)]:
+            _ENGINES.pop(key).dispose()
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns' serializer: log rows are written by the thousand in a batch."""
+    return fastjson.dumps(value).decode()
+
+
+def _create_engine(url: str, lock_timeout_s: float) -> Engine:
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"database URL {redact(url)} is not a URL; use sqlite:///PATH or "
+                          "postgresql://USER@HOST/DB") from None
+    driver = parsed.get_driver_name()
+    if parsed.get_backend_name() == "postgresql" and driver != "psycopg":
+        raise ConfigError(f"database URL {redact(url)}: driver `{driver}` is not available; "
+                          "aiops uses psycopg 3: write postgresql://USER@HOST/DB")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"database {redact(url)}: cannot create the directory "
+                                  f"{folder} ({exc.strerror or exc}); fix the path or its "
+                                  "permissions") from None
+        engine = create_engine(url, connect_args={"timeout": lock_timeout_s},
+                               json_serializer=_json_text)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi: Any, _record: Any) -> None:
+            dbapi.isolation_level = None  # we emit BEGIN ourselves (see _begin)
+            cur = dbapi.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take SQLite's write lock up front: BEGIN IMMEDIATE waits (busy timeout)
+            # instead of failing half-way through a transaction.
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+    raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
+                      "aiops supports sqlite and postgresql")
+
+
+@contextlib.contextmanager
+def db_errors(url: str) -> Iterator[None]:
+    """Translate driver errors once, here: what failed, against which database (no password)."""
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        if _is_lock_timeout(exc):
+            raise LockBusy(f"the database {redact(url)} is locked by another writer (an "
+                           "`aiops apply` in progress?) and the wait ran out; try again when "
+                           "it finishes, or raise --lock-timeout") from None
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
+    except sa_exc.ProgrammingError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"database {redact(url)}: {detail}; if its schema is not at the "
+                          "current revision, run `aiops db upgrade`") from None
+    except sa_exc.DBAPIError as exc:  # data, integrity, interface errors: nothing was written
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if getattr(exc.orig, "sqlstate", None) in ("22P05", "22021"):  # untranslatable char
+            # The input's fault, not the database's: a UserError (watch does not retry it).
+            raise UserError(f"database {redact(url)}: {detail} (PostgreSQL cannot store the "
+                            "character U+0000 or invalid text in JSON: remove it from the "
+                            "function file)") from None
+        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
+
+
+def _is_lock_timeout(exc: sa_exc.OperationalError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+        return True
+    msg = str(exc.orig).lower()
+    return "database is locked" in msg or "database table is locked" in msg
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration, as Alembic reads it from migrations/versions."""
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema revision of the database (None: never migrated), without importing Alembic."""
+    if not sa_inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _check_not_newer(url: str, rev: str | None) -> None:
+    """Refuse a schema written by a newer aiops: no migration here can handle it."""
+    if rev is None or rev == SCHEMA_HEAD:
+        return
+    from alembic.script import ScriptDirectory
+
+    known = {s.revision for s in
+             ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}  # type: ignore[arg-type]
+    if rev not in known:
+        raise ConfigError(f"database {redact(url)} is at schema revision {rev}, which this "
+                          f"aiops does not know (its newest is {SCHEMA_HEAD}): a newer aiops "
+                          "migrated it; install that newer aiops to use this database")
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (under a lock, so concurrent first uses wait)."""
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.connect() as conn:  # the common case, without taking the write lock
+        rev = current_revision(conn)
+        if rev == SCHEMA_HEAD:
+            return
+        _check_not_newer(url, rev)
+    from alembic import command
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
+            if current_revision(conn) != SCHEMA_HEAD:
+                command.upgrade(_alembic_config(conn), "head")
+
+
+def ensure_schema(engine: Engine, url: str, migrate: bool | None) -> None:
+    """Upgrade the schema (`migrate`; None: SQLite only), or check that it is at the newest
+    revision; once per URL and process."""
+    with db_errors(url):
+        if migrate is None:
+            migrate = engine.dialect.name == "sqlite"
+        if migrate:
+            upgrade(engine)
+        elif url not in _AT_HEAD:
+            with engine.connect() as conn:
+                rev = current_revision(conn)
+            _check_not_newer(url, rev)
+            if rev != SCHEMA_HEAD:
+                raise ConfigError(f"database {redact(url)} is at schema revision "
+                                  f"{rev or 'none (empty)'}, not {SCHEMA_HEAD}; "
+                                  "run `aiops db upgrade`")
+        _AT_HEAD.add(url)
