@@ -23,6 +23,7 @@ import yaml
 
 from aiops.errors import Diagnostic
 from aiops.handlebars import Problems, tidy, translate_handlebars
+from aiops.picoschema import SchemaProblem, picoschema
 from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
 
 Format = Literal["dotprompt", "prompty"]
@@ -137,124 +138,11 @@ def _configuration(raw: Any, where: tuple[str, ...], src: _Source,
 
 # --- schemas ------------------------------------------------------------------------------
 
-_SCALARS = {"string", "boolean", "null", "number", "integer", "any"}
-_PICO_KEY = re.compile(r"^(?P<name>[^?(]+?)(?P<opt>\?)?(?:\((?P<type>\w+)(?:,\s*(?P<desc>.*))?\))?$")
-
-
-class _SchemaProblem(Exception):
-    def __init__(self, message: str, path: Path) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-
-
-def picoschema(value: Any, path: Path = ()) -> dict[str, Any]:
-    """Dotprompt's Picoschema (or a JSON Schema, passed through) -> JSON Schema."""
-    if isinstance(value, str):
-        return _pico_type(value, path)
-    if isinstance(value, dict):
-        kind = value.get("type")
-        if (isinstance(kind, str) and kind in _SCALARS | {"object", "array"}) \
-                or isinstance(kind, list):
-            return _json_schema(value, path)
-        if isinstance(value.get("properties"), dict):
-            return _json_schema({**value, "type": "object"}, path)
-        return _pico_object(value, path)
-    raise _SchemaProblem(f"a schema must be a type name or a mapping, not {value!r}", path)
-
-
-def _pico_type(text: str, path: Path) -> dict[str, Any]:
-    kind, _, description = (part.strip() for part in text.partition(","))
-    if kind.endswith("[]"):
-        out: dict[str, Any] = {"type": "array", "items": _pico_type(kind[:-2], path)}
-    elif kind == "any":
-        out = {}
-    elif kind in _SCALARS:
-        out = {"type": kind}
-    else:
-        raise _SchemaProblem(f"unknown type `{kind}`: Picoschema types are "
-                             f"{', '.join(sorted(_SCALARS))} (named schemas registered in code "
-                             "cannot be resolved from the file)", path)
-    if description:
-        out["description"] = description
-    return out
-
-
-def _pico_object(obj: dict[str, Any], path: Path) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": {}, "required": [],
-                              "additionalProperties": False}
-    for key, value in obj.items():
-        here = (*path, key)
-        if key == "(*)":
-            schema["additionalProperties"] = picoschema(value, here)
-            continue
-        m = _PICO_KEY.match(key.strip())
-        if not m:
-            raise _SchemaProblem(f"`{key}` is not a Picoschema field name", here)
-        name, optional, kind, description = m["name"].strip(), bool(m["opt"]), m["type"], m["desc"]
-        if kind is None:
-            prop = picoschema(value, here)
-            if optional and isinstance(prop.get("type"), str):
-                prop["type"] = [prop["type"], "null"]
-        elif kind == "array":
-            prop = {"type": ["array", "null"] if optional else "array",
-                    "items": picoschema(value, here)}
-        elif kind == "object":
-            if not isinstance(value, dict):
-                raise _SchemaProblem(f"`{key}` needs a mapping of fields", here)
-            prop = _pico_object(value, here)
-            if optional:
-                prop["type"] = ["object", "null"]
-        elif kind == "enum":
-            if not isinstance(value, list) or not value:
-                raise _SchemaProblem(f"`{key}` needs a list of values", here)
-            prop = {"enum": [*value, None] if optional and None not in value else list(value)}
-        else:
-            raise _SchemaProblem(f"`{key}`: a parenthetical type is array, object or enum, "
-                                 f"not `{kind}`", here)
-        if description:
-            prop["description"] = description.strip()
-        schema["properties"][name] = prop
-        if not optional:
-            schema["required"].append(name)
-    if not schema["required"]:
-        del schema["required"]
-    return schema
-
-
-_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
-_SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
-_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-
-
-def _json_schema(schema: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A JSON Schema as written, with Picoschema type strings in subschema places expanded."""
-    out = dict(schema)
-    for key in _SUBSCHEMA_MAPS:
-        if isinstance(out.get(key), dict):
-            out[key] = {k: _sub(v, (*path, key, k)) for k, v in out[key].items()}
-    for key in _SUBSCHEMA_ONE:
-        if key in out and isinstance(out[key], str | dict):
-            out[key] = _sub(out[key], (*path, key))
-    for key in _SUBSCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [_sub(v, (*path, key, i)) for i, v in enumerate(out[key])]
-    return out
-
-
-def _sub(value: Any, path: Path) -> Any:
-    if isinstance(value, str):
-        return _pico_type(value, path)
-    if isinstance(value, dict):
-        return _json_schema(value, path)
-    return value
-
-
 def _convert_schema(value: Any, where: tuple[str, ...], src: _Source,
                     problems: Problems) -> dict[str, Any] | None:
     try:
         return picoschema(value)
-    except _SchemaProblem as exc:
+    except SchemaProblem as exc:
         full = (*where, *exc.path)
         problems.error(f"`{format_path(full)}`: {exc.message}", line=src.line_of(*full),
                        code="import-schema", fix="see https://google.github.io/dotprompt/"

@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from aiops.importers import (
-    ImportResult,
-    _SchemaProblem,
-    function_name,
-    import_prompt,
-    picoschema,
-    to_yaml,
-)
+from aiops.importers import ImportResult, function_name, import_prompt, to_yaml
+from aiops.picoschema import SchemaProblem, picoschema
 from aiops.yamlsrc import parse
 
 
@@ -87,7 +81,7 @@ def test_json_schema_passes_through_with_type_strings_expanded() -> None:
     ({"n": 3}, "a schema must be a type name or a mapping", ("n",)),
 ])
 def test_picoschema_problems_say_where(value: Any, message: str, path: tuple[str, ...]) -> None:
-    with pytest.raises(_SchemaProblem) as info:
+    with pytest.raises(SchemaProblem) as info:
         picoschema(value)
     assert info.value.message.startswith(message)
     assert info.value.path == path
