@@ -55,6 +55,7 @@ class LogWriter:
 GC_BATCH_THRESHOLD = 50_000
 _gc_batches = 0  # run_many calls in progress (they may overlap in one process)
 _gc_saved = gc.get_threshold()  # the thresholds to restore when the last one ends
+_gc_froze = False  # whether this module froze the heap (and so must unfreeze it)
 
 
 @contextmanager
@@ -67,13 +68,17 @@ def batch_gc() -> Iterator[None]:
     pydantic are imported): about a tenth of a batch's CPU (benchmarks/runner.py). While a
     batch runs, what existed before it is frozen out of the collector's sight and
     generation 0 is collected every 50,000 allocations; both are undone when the last
-    batch in the process ends.
+    batch in the process ends. A process that tunes the GC itself keeps its choices: a heap
+    it froze stays frozen, and a threshold of 0 (automatic collection off) stays 0.
     """
-    global _gc_batches, _gc_saved
+    global _gc_batches, _gc_saved, _gc_froze
     if _gc_batches == 0:
         _gc_saved = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(max(_gc_saved[0], GC_BATCH_THRESHOLD), *_gc_saved[1:])
+        _gc_froze = gc.get_freeze_count() == 0
+        if _gc_froze:
+            gc.freeze()
+        if _gc_saved[0] != 0:
+            gc.set_threshold(max(_gc_saved[0], GC_BATCH_THRESHOLD), *_gc_saved[1:])
     _gc_batches += 1
     try:
         yield
@@ -81,4 +86,5 @@ def batch_gc() -> Iterator[None]:
         _gc_batches -= 1
         if _gc_batches == 0:
             gc.set_threshold(*_gc_saved)
-            gc.unfreeze()
+            if _gc_froze:
+                gc.unfreeze()

@@ -347,6 +347,25 @@ def test_batches_tune_the_gc_while_any_runs_and_restore_it_after() -> None:
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
+def test_a_process_that_tunes_its_gc_keeps_its_choices() -> None:
+    """A heap the application froze (gunicorn's preload pattern) stays frozen after a batch,
+    and a threshold of 0 (automatic collection off) is not turned on by one."""
+    import gc
+
+    from aiops.batch import batch_gc
+
+    before = gc.get_threshold()
+    gc.freeze()
+    try:
+        gc.set_threshold(0)
+        with batch_gc():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0 and gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def test_backoff_grows_and_is_capped() -> None:
     retry = Retry(max_attempts=10, backoff_s=0.5, max_backoff_s=2)
     rng = random.Random(0)

@@ -122,12 +122,14 @@ def _map_errors(provider: str, secrets: tuple[str, ...]) -> Iterator[None]:
 
 
 def env_proxy(url: URL) -> URL | None:
-    """The proxy that `HTTPS_PROXY`/`HTTP_PROXY` name for `url`, unless `NO_PROXY` exempts its
-    host, as httpx and the SDKs honour them (credentials in its URL are sent to the proxy).
-    Looked up once: aiohttp's own `trust_env` looks it up per request, in a thread."""
+    """The proxy that `HTTPS_PROXY`/`HTTP_PROXY` (else `ALL_PROXY`) name for `url`, unless
+    `NO_PROXY` exempts its host, as httpx and the SDKs honour them (credentials in its URL are
+    sent to the proxy). Looked up once: aiohttp's own `trust_env` does it per request, in a
+    thread."""
     if url.host is None or urllib.request.proxy_bypass(url.host):
         return None
-    found = urllib.request.getproxies().get(url.scheme)
+    proxies = urllib.request.getproxies()
+    found = proxies.get(url.scheme) or proxies.get("all")
     if not found:
         return None
     return URL(found if "://" in found else f"http://{found}")
