@@ -39,6 +39,27 @@ def test_json_body_matcher_ignores_key_order_and_whitespace() -> None:
     assert canonical_body(b"not json") == "not json"
 
 
+def test_the_custom_protocols_version_field_is_not_matched() -> None:
+    """A version bump that changes no request needs no re-recording, on any provider: the
+    OpenAI and Groq bodies carry no version, the custom protocol's does."""
+    from aiops.cassettes import CUSTOM_PROTOCOL_PATH
+    from aiops.providers.http import PATH
+
+    assert CUSTOM_PROTOCOL_PATH == PATH
+    uri = "https://ml.example.internal/aiops/v1/complete"
+    body = {"function": "translate", "version": "1.0.0", "model": "m", "messages": []}
+    json_body_matcher(request(body, uri), request({**body, "version": "1.1.0"}, uri))
+    with pytest.raises(AssertionError):
+        json_body_matcher(request(body, uri), request({**body, "model": "n"}, uri))
+    with pytest.raises(AssertionError):  # elsewhere, every field counts
+        other = "https://api.openai.com/v1/chat/completions"
+        json_body_matcher(request({**BODY, "version": 1}, other),
+                          request({**BODY, "version": 2}, other))
+    miss = explain_miss(request({**body, "version": "2.0.0", "model": "n"}, uri),
+                        [request(body, uri)])
+    assert "model" in miss and "version" not in miss
+
+
 def test_request_filter_drops_every_header_but_content_type() -> None:
     headers = {"Authorization": "Bearer sk-live-123", "api-key": "k", "OpenAI-Organization": "org",
                "OpenAI-Project": "p", "Cookie": "c=1", "X-Aiops-Signature": "v1=abc",
