@@ -5,7 +5,10 @@
   default and in Redis when `AIOPS_RATE_LIMIT_URL` is set, so several processes share a limit.
   Tokens are charged before the call, as providers do: estimated prompt tokens + `max_tokens`.
   A limited call waits (up to `max_wait_s`) or fails, as the function's `on_limit` says.
-- Concurrency limits are semaphores of this process.
+- Concurrency limits (max_concurrency) are semaphores of this process by default; with a Redis
+  `AIOPS_RATE_LIMIT_URL` they are slots shared by every process using that Redis: leases in a
+  sorted set per scope, taken and released atomically, and expiring on their own if a holder
+  dies mid-call.
 - Budgets (daily calls, daily USD per function) are reserved in the database before the call
   and settled after (`BudgetLedger`, implemented by `aiops.store.Store`), so concurrent workers
   cannot overspend by more than one call's estimate.
@@ -18,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItemPerMinute
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
-from aiops.errors import ConfigError, LimitExceeded
+from aiops.errors import AiopsError, ConfigError, LimitExceeded, RuntimeFailure
 from aiops.spec import Price
 
 RATE_LIMIT_URL_ENV = "AIOPS_RATE_LIMIT_URL"
@@ -98,8 +103,73 @@ def storage_url(env: Mapping[str, str]) -> str:
     return url if url.startswith("async+") else "async+" + url
 
 
+# Take a slot of KEYS[1] (ARGV: limit, lease ms, lease id) if fewer than `limit` unexpired
+# leases are held. Redis's clock, so that machines with skewed clocks agree on expiry.
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return 1
+end
+return 0
+"""
+
+
+class RedisSlots:
+    """Concurrency slots shared by every process that uses one Redis: per scope, a sorted set
+    of lease ids scored by their expiry. A lease outlives the longest call it can cover
+    (`lease_s`); one whose holder died is dropped when it expires."""
+
+    def __init__(self, url: str, *, poll_s: float = 0.005, max_poll_s: float = 0.1) -> None:
+        import redis.asyncio
+
+        self._client = redis.asyncio.from_url(url)
+        self._take = self._client.register_script(_TAKE_SLOT)
+        self._poll_s, self._max_poll_s = poll_s, max_poll_s
+
+    async def acquire(self, key: str, limit: int, lease_s: float, deadline: float) -> str:
+        """A lease id once a slot is free; LimitExceeded if none frees up by `deadline`."""
+        lease = uuid.uuid4().hex
+        pause = self._poll_s
+        while not await self._take(keys=[f"aiops:slots:{key}"],
+                                   args=[limit, int(lease_s * 1000), lease]):
+            if time.monotonic() + pause > deadline:
+                raise LimitExceeded(f"concurrency limit of {key} ({limit}) stayed full; "
+                                    "lower the call rate or raise max_concurrency")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self._max_poll_s)
+        return lease
+
+    async def release(self, key: str, lease: str) -> None:
+        await self._client.zrem(f"aiops:slots:{key}", lease)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def shown_url(url: str) -> str:
+    """A storage URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redis_url(url: str) -> str | None:
+    """The redis-py URL behind a `limits` storage URL, if it names a single Redis server."""
+    scheme, sep, rest = url.removeprefix("async+").partition("://")
+    if not sep:
+        return None
+    return {"redis": f"redis://{rest}", "rediss": f"rediss://{rest}",
+            "redis+unix": f"unix://{rest}"}.get(scheme)
+
+
 class RateLimiter:
-    """Sliding-window-counter rpm/tpm limits and per-process concurrency, by scope key."""
+    """Sliding-window-counter rpm/tpm limits and concurrency slots, by scope key."""
 
     def __init__(self, url: str = "async+memory://", *, max_wait_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -108,7 +178,9 @@ class RateLimiter:
         self._clock = clock
         self._strategy: SlidingWindowCounterRateLimiter | None = None
         self._items: dict[tuple[str, int], Any] = {}
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._semaphores: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._redis_url = _redis_url(url)
+        self._slots: RedisSlots | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimiter:
@@ -168,7 +240,8 @@ class RateLimiter:
             return 0.0
         start = self._clock()
         while True:
-            retry_in = await self._try(scopes, tokens)
+            with self._storage_errors():
+                retry_in = await self._try(scopes, tokens)
             if retry_in is None:
                 return self._clock() - start
             waited = self._clock() - start
@@ -181,6 +254,19 @@ class RateLimiter:
                                     f"{waited:.1f}s; lower the call rate or raise the limit")
             await asyncio.sleep(retry_in)
 
+    @contextlib.contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """The one place where the storage's own errors (Redis unreachable, ...) become ours."""
+        try:
+            yield
+        except AiopsError:
+            raise
+        except Exception as exc:
+            raise RuntimeFailure(
+                f"the rate-limit storage {shown_url(self.url.removeprefix('async+'))} "
+                f"({RATE_LIMIT_URL_ENV}) failed, so limits cannot be checked: "
+                f"{type(exc).__name__}: {exc}") from None
+
     async def aclose(self) -> None:
         """Close the storage's connections (Redis); memory storage needs nothing."""
         storage = self._strategy.storage if self._strategy is not None else None
@@ -191,21 +277,58 @@ class RateLimiter:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+        if self._slots is not None:
+            slots, self._slots = self._slots, None
+            await slots.aclose()
 
     @contextlib.asynccontextmanager
-    async def concurrency(self, scopes: tuple[RateSpec, ...]) -> AsyncIterator[None]:
-        """Hold one slot of each scope's concurrency limit for the duration of a call."""
+    async def concurrency(self, scopes: tuple[RateSpec, ...], *,
+                          lease_s: float = 600.0) -> AsyncIterator[None]:
+        """Hold one slot of each scope's concurrency limit for the duration of a call: of this
+        process, or of every process sharing the Redis of `AIOPS_RATE_LIMIT_URL`. `lease_s`
+        bounds how long a shared slot outlives a holder that died."""
+        limited = [s for s in scopes if s.max_concurrency is not None]
+        if not limited:
+            yield
+            return
+        if self._redis_url is not None:
+            async with self._shared(limited, lease_s):
+                yield
+            return
         held: list[asyncio.Semaphore] = []
         try:
-            for scope in scopes:
-                if scope.max_concurrency is not None:
-                    sem = self._semaphores.get(scope.key)
-                    if sem is None:
-                        sem = self._semaphores[scope.key] = asyncio.Semaphore(
-                            scope.max_concurrency)
-                    await sem.acquire()
-                    held.append(sem)
+            for scope in limited:
+                assert scope.max_concurrency is not None
+                # Keyed by the limit too: a limit changed in place takes effect at once.
+                slot = (scope.key, scope.max_concurrency)
+                sem = self._semaphores.get(slot)
+                if sem is None:
+                    sem = self._semaphores[slot] = asyncio.Semaphore(scope.max_concurrency)
+                await sem.acquire()
+                held.append(sem)
             yield
         finally:
             for sem in held:
                 sem.release()
+
+    @contextlib.asynccontextmanager
+    async def _shared(self, scopes: list[RateSpec], lease_s: float) -> AsyncIterator[None]:
+        if self._slots is None:
+            assert self._redis_url is not None
+            self._slots = RedisSlots(self._redis_url)
+        slots = self._slots
+        deadline = time.monotonic() + self.max_wait_s
+        held: list[tuple[str, str]] = []
+        try:
+            for scope in scopes:
+                assert scope.max_concurrency is not None
+                with self._storage_errors():
+                    lease = await slots.acquire(scope.key, scope.max_concurrency, lease_s,
+                                                deadline)
+                held.append((scope.key, lease))
+            yield
+        finally:
+            if held:  # shielded: a cancelled call still frees its slots; a failed release
+                # leaves a lease that expires on its own
+                await asyncio.shield(asyncio.gather(
+                    *(slots.release(key, lease) for key, lease in held), return_exceptions=True))

@@ -152,6 +152,9 @@ class Runner:
             name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
                            max_concurrency=p.limits.max_concurrency)
             for name, p in providers.providers.items()}
+        # How long a shared concurrency slot outlives a holder that died mid-call: longer than
+        # any attempt can last (its timeout, twice over, and a margin).
+        self._leases_s = {name: 2 * p.timeout_s + 30 for name, p in providers.providers.items()}
 
     def _secret_values(self) -> tuple[str, ...]:
         values = []
@@ -350,7 +353,8 @@ class Runner:
                 started = time.perf_counter()
                 try:
                     if scopes:
-                        async with self.limiter.concurrency(scopes):
+                        async with self.limiter.concurrency(
+                                scopes, lease_s=self._leases_s.get(cand.provider, 600.0)):
                             completion = await provider.complete(request)
                     else:
                         completion = await provider.complete(request)

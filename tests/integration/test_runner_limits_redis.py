@@ -79,3 +79,117 @@ def test_a_refused_call_consumes_nothing_under_concurrency(backend: str) -> None
 
     ok, rpm_left = asyncio.run(go())
     assert ok == 7 and rpm_left == 3
+
+
+needs_redis = pytest.mark.skipif(not os.environ.get("AIOPS_TEST_REDIS_URL") and not _redis_up(),
+                                 reason="no Redis on 127.0.0.1:6379")
+
+
+@needs_redis
+def test_concurrency_slots_are_shared_through_redis() -> None:
+    """Two limiters (two processes) with max_concurrency 2 between them: never more than two
+    calls in flight in all, and every slot free again after."""
+    url = storage_url({"AIOPS_RATE_LIMIT_URL": REDIS_URL})
+    scope = (RateSpec(key=f"provider:slots-{uuid.uuid4().hex}", max_concurrency=2),)
+    in_flight, peak = 0, 0
+
+    async def call(limiter: RateLimiter) -> None:
+        nonlocal in_flight, peak
+        async with limiter.concurrency(scope, lease_s=30):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.03)
+            in_flight -= 1
+
+    async def go() -> int:
+        first, second = RateLimiter(url), RateLimiter(url)
+        try:
+            await asyncio.gather(*(call(limiter) for limiter in [first, second] * 6))
+            import redis.asyncio
+
+            client = redis.asyncio.from_url(REDIS_URL)
+            left = await client.zcard(f"aiops:slots:{scope[0].key}")
+            await client.aclose()
+            return int(left)
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    assert asyncio.run(go()) == 0
+    assert peak == 2  # per-process semaphores would have let four run
+
+
+@needs_redis
+def test_a_slot_whose_holder_died_frees_itself_when_its_lease_ends() -> None:
+    url = storage_url({"AIOPS_RATE_LIMIT_URL": REDIS_URL})
+    key = f"function:dead-{uuid.uuid4().hex}"
+
+    async def go() -> float:
+        dead, alive = RateLimiter(url), RateLimiter(url, max_wait_s=5)
+        try:
+            assert dead._redis_url is not None
+            from aiops.limits import RedisSlots
+
+            slots = RedisSlots(dead._redis_url)  # takes the only slot and never gives it back
+            await slots.acquire(key, 1, 0.3, deadline=float("inf"))
+            await slots.aclose()
+            start = asyncio.get_running_loop().time()
+            async with alive.concurrency((RateSpec(key=key, max_concurrency=1),), lease_s=30):
+                return asyncio.get_running_loop().time() - start
+        finally:
+            await dead.aclose()
+            await alive.aclose()
+
+    waited = asyncio.run(go())
+    assert 0.1 < waited < 2
+
+
+@needs_redis
+def test_a_slot_that_stays_taken_fails_after_the_wait_bound() -> None:
+    url = storage_url({"AIOPS_RATE_LIMIT_URL": REDIS_URL})
+    scope = (RateSpec(key=f"function:full-{uuid.uuid4().hex}", max_concurrency=1),)
+
+    async def go() -> None:
+        holder, waiter = RateLimiter(url), RateLimiter(url, max_wait_s=0.2)
+        try:
+            async with holder.concurrency(scope, lease_s=30):
+                with pytest.raises(LimitExceeded, match="max_concurrency"):
+                    async with waiter.concurrency(scope, lease_s=30):
+                        pass
+        finally:
+            await holder.aclose()
+            await waiter.aclose()
+
+    asyncio.run(go())
+
+
+def test_an_unreachable_storage_is_one_clear_error_without_its_password(
+        unused_port: int) -> None:
+    from aiops.errors import RuntimeFailure
+
+    url = storage_url({"AIOPS_RATE_LIMIT_URL": f"redis://:s3cret-pw@127.0.0.1:{unused_port}/0"})
+
+    async def go() -> list[str]:
+        limiter = RateLimiter(url)
+        messages = []
+        slot = limiter.concurrency((RateSpec(key="x", max_concurrency=1),))
+        try:
+            for attempt in (limiter.acquire_rate((RateSpec(key="x", rpm=5),), 1, wait=False),
+                            slot.__aenter__()):
+                with pytest.raises(RuntimeFailure) as info:
+                    await attempt
+                messages.append(info.value.message)
+        finally:
+            await limiter.aclose()
+        return messages
+
+    for message in asyncio.run(go()):
+        assert "AIOPS_RATE_LIMIT_URL" in message and f"127.0.0.1:{unused_port}" in message
+        assert "s3cret-pw" not in message
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -89,3 +89,28 @@ def test_concurrency_slots() -> None:
         return peak
 
     assert asyncio.run(go()) == 2
+
+
+def test_a_concurrency_limit_raised_in_place_takes_effect_at_once() -> None:
+    """`aiops apply` may raise max_concurrency on a running version; the old semaphore must
+    not keep the old limit for the life of the process."""
+    async def go() -> None:
+        limiter = RateLimiter()
+        async with limiter.concurrency((RateSpec(key="function:c", max_concurrency=1),)):
+            wider = (RateSpec(key="function:c", max_concurrency=2),)
+            async with asyncio.timeout(1), limiter.concurrency(wider):
+                pass
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+    ("redis://user:pw@h/0", "redis://user:***@h/0"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+    ("memory://", "memory://"),
+])
+def test_storage_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from aiops.limits import shown_url
+
+    assert shown_url(url) == shown
