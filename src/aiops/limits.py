@@ -111,7 +111,9 @@ local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then  -- the key outlives every lease
+    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  end
   return 1
 end
 return 0
@@ -315,7 +317,8 @@ class RateLimiter:
     async def _shared(self, scopes: list[RateSpec], lease_s: float) -> AsyncIterator[None]:
         if self._slots is None:
             assert self._redis_url is not None
-            self._slots = RedisSlots(self._redis_url)
+            with self._storage_errors():
+                self._slots = RedisSlots(self._redis_url)
         slots = self._slots
         deadline = time.monotonic() + self.max_wait_s
         held: list[tuple[str, str]] = []

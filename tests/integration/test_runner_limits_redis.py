@@ -193,3 +193,26 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@needs_redis
+def test_a_short_lease_does_not_cut_a_longer_one_short() -> None:
+    """One function, two providers with different timeouts: the key must live as long as its
+    longest lease, or a short lease's expiry would drop the long one with it."""
+    from aiops.limits import RedisSlots, _redis_url
+
+    key = f"function:mixed-{uuid.uuid4().hex}"
+    redis_url = _redis_url(storage_url({"AIOPS_RATE_LIMIT_URL": REDIS_URL}))
+    assert redis_url is not None
+
+    async def go() -> int:
+        slots = RedisSlots(redis_url)
+        try:
+            await slots.acquire(key, 5, 30, deadline=float("inf"))
+            await slots.acquire(key, 5, 0.2, deadline=float("inf"))
+            await asyncio.sleep(0.4)
+            return int(await slots._client.zcard(f"aiops:slots:{key}"))
+        finally:
+            await slots.aclose()
+
+    assert asyncio.run(go()) == 2  # both still there (the short one is dropped at the next take)
