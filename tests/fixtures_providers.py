@@ -7,14 +7,20 @@ allows forcing faults and reading counters. `mock_provider_factory(MockConfig(..
 others. `FakeStore` is the runner's store without a database (unit tests); `PROVIDERS`,
 `CLASSIFY`, `write()` and `env_for()` make a project whose three providers (openai, groq,
 http) point at a mock through AIOPS_<NAME>_BASE_URL (integration and e2e tests).
+`serve_http(Handler)` runs a small stdlib server of the test's own (a backend that checks
+signatures, a proxy, a canned answer) and yields its root URL; `unused_port` is a loopback
+port that nothing listens on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,26 @@ from aiops.loader import load_sources, read_tree
 from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, LogRow
+
+
+@contextlib.contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a free loopback port in a background thread: its root URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

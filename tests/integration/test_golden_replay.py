@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from aiops.commands import load_project
 from aiops.golden import matrix, run_golden
 from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
 from tests.fixtures_golden import CANARY, EXAMPLE_ANSWERS, mock_env
+from tests.fixtures_providers import serve_http
 
 
 def replay(root: Path, *names: str, **kw: object):
@@ -182,12 +183,8 @@ class _FixedAnswer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fixed_answer_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FixedAnswer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_http(_FixedAnswer) as url:
+        yield url
 
 
 def test_recording_the_same_answer_twice_writes_the_same_file(

@@ -8,10 +8,9 @@ import contextlib
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -23,6 +22,7 @@ from aiops.providers.http import HttpProvider
 from aiops.providers.mock_server import MockConfig, MockServer
 from aiops.providers.openai import OpenAIProvider
 from aiops.spec import ProviderSpec
+from tests.fixtures_providers import serve_http
 
 SCHEMA = {"type": "object", "required": ["queue", "priority"], "additionalProperties": False,
           "properties": {"queue": {"type": "string", "enum": ["billing", "other"]},
@@ -193,14 +193,8 @@ class _Checking(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def signing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Checking)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/aiops"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_Checking) as url:
+        yield url + "/aiops"
 
 
 def test_http_provider_signs_requests(signing_server: str) -> None:
@@ -252,17 +246,12 @@ class _Proxy(BaseHTTPRequestHandler):
                             "ignore:The 'proxy_auth' parameter is deprecated:DeprecationWarning")
 def test_every_provider_goes_through_the_proxy_of_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{server.server_address[1]}")
     _Proxy.seen.clear()
-    try:
+    with serve_http(_Proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("http://", "http://u:p@"))
         results = asyncio.run(_each(providers("http://backend.invalid"), REQUEST))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [c.text for c in results] == ["hi"] * 3
     assert _Proxy.seen == [(f"http://backend.invalid{path}", "Basic dTpw") for path in (
         "/v1/chat/completions", "/openai/v1/chat/completions", "/aiops/v1/complete")]

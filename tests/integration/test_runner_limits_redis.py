@@ -188,13 +188,6 @@ def test_an_unreachable_storage_is_one_clear_error_without_its_password(
         assert "s3cret-pw" not in message
 
 
-@pytest.fixture()
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @needs_redis
 def test_a_short_lease_does_not_cut_a_longer_one_short() -> None:
     """One function, two providers with different timeouts: the key must live as long as its

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from aiops.errors import ProviderError
 from aiops.providers import CompletionRequest
 from aiops.providers.http import HttpProvider
+from tests.fixtures_providers import serve_http
 
 REQUEST = CompletionRequest(messages=({"role": "user", "content": "hi"},), model="m",
                             function="f", version="1.0.0")
@@ -44,21 +44,8 @@ class Canned(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/aiops"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture()
-def unused_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    with serve_http(Canned) as url:
+        yield url + "/aiops"
 
 
 def complete_once(base_url: str, **options: Any) -> Any:
