@@ -60,6 +60,29 @@ PROVIDERS = {"providers": {
                       "models": {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}},
 }}
 INPUT = {"subject": "Charged twice", "body": "My card was charged two times. Refund one."}
+# What the provider sends for INPUT to the bench function: the direct-SDK baselines send it too.
+MESSAGES = [{"role": "system", "content": "Route the ticket. Answer with JSON."},
+            {"role": "user", "content": f"Subject: {INPUT['subject']}\n{INPUT['body']}"}]
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {
+    "name": "output", "strict": True, "schema": FUNCTION["output_schema"]}}
+SDK_BODY = {"model": "gpt-4o-mini", "messages": MESSAGES, "temperature": 0, "max_tokens": 50,
+            "response_format": RESPONSE_FORMAT}
+
+
+def sdk_client(url: str) -> Any:
+    """The OpenAI SDK client as the provider sets it up: aiohttp underneath, no SDK retries."""
+    import openai
+
+    return openai.AsyncOpenAI(api_key="sk-bench", base_url=url + "/v1", max_retries=0,
+                              http_client=openai.DefaultAioHttpClient(timeout=30))
+
+
+async def sdk_post(client: Any) -> None:
+    """What the provider sends and reads: the SDK's documented `post`, raw JSON back."""
+    import httpx2
+
+    response = await client.post("/chat/completions", cast_to=httpx2.Response, body=SDK_BODY)
+    response.json()
 
 
 def start_mock(latency_ms: float, *extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -103,19 +126,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[float]]:
-    import httpx2
-    import openai
-
     from aiops.runner import open_runner
 
     runner = open_runner(root, env=bench_env(url), url=db, actor="bench")
-    # The same client set-up as the provider's (aiohttp underneath, no SDK retries).
-    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=url + "/v1", max_retries=0,
-                                http_client=openai.DefaultAioHttpClient(timeout=30))
-    messages = [{"role": "system", "content": "Route the ticket. Answer with JSON."},
-                {"role": "user", "content": f"Subject: {INPUT['subject']}\n{INPUT['body']}"}]
-    fmt = {"type": "json_schema", "json_schema": {"name": "output", "strict": True,
-                                                  "schema": FUNCTION["output_schema"]}}
+    client = sdk_client(url)
     litellm: Any = None
     try:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -127,15 +141,12 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
         pass
 
     async def direct() -> None:
-        # What the provider sends and reads: the SDK's documented `post`, raw JSON back.
-        response = await client.post("/chat/completions", cast_to=httpx2.Response, body={
-            "model": "gpt-4o-mini", "messages": messages, "temperature": 0, "max_tokens": 50,
-            "response_format": fmt})
-        response.json()
+        await sdk_post(client)
 
     async def direct_parsed() -> None:
-        await client.chat.completions.create(model="gpt-4o-mini", messages=messages,
-                                             temperature=0, max_tokens=50, response_format=fmt)
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                             temperature=0, max_tokens=50,
+                                             response_format=RESPONSE_FORMAT)
 
     own: list[float] = []
 
@@ -149,9 +160,10 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
             own.append((time.perf_counter() - start) * 1000 - ex.attempts[-1].latency_ms)
 
     async def via_litellm() -> None:
-        await litellm.acompletion(model="openai/gpt-4o-mini", messages=messages,
+        await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES,
                                   api_base=url + "/v1", api_key="sk-bench", temperature=0,
-                                  max_tokens=50, response_format=fmt, num_retries=0)
+                                  max_tokens=50, response_format=RESPONSE_FORMAT,
+                                  num_retries=0)
 
     sides: dict[str, Any] = {"direct SDK": direct, "SDK create(), parsed": direct_parsed,
                              "runner": lambda: via_runner("bench"),
@@ -202,12 +214,11 @@ async def raw_floor(url: str, n: int, concurrency: int) -> float:
     on this machine with this mock (it shares the two cores with the mock's process)."""
     import aiohttp
 
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         async def one() -> None:
-            async with gate, session.post(f"{url}/v1/chat/completions", json=body,
+            async with gate, session.post(f"{url}/v1/chat/completions", json=SDK_BODY,
                                           headers={"authorization": "Bearer x"}) as response:
                 await response.read()
 
@@ -220,22 +231,12 @@ async def raw_floor(url: str, n: int, concurrency: int) -> float:
 async def sdk_floor(url: str, n: int, concurrency: int) -> float:
     """The same calls through the bare OpenAI SDK, as the provider makes them (its client over
     aiohttp, `post` with a raw response, no retries), with no runner: the SDK's own floor."""
-    import httpx2
-    import openai
-
-    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=url + "/v1", max_retries=0,
-                                http_client=openai.DefaultAioHttpClient(timeout=30))
-    body = {"model": "gpt-4o-mini", "temperature": 0, "max_tokens": 50, "messages": [
-        {"role": "system", "content": "Route the ticket. Answer with JSON."},
-        {"role": "user", "content": f"Subject: {INPUT['subject']}\n{INPUT['body']}"}],
-        "response_format": {"type": "json_schema", "json_schema": {
-            "name": "output", "strict": True, "schema": FUNCTION["output_schema"]}}}
+    client = sdk_client(url)
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
         async with gate:
-            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
-            response.json()
+            await sdk_post(client)
 
     await one()
     start = time.perf_counter()
