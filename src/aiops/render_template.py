@@ -73,12 +73,14 @@ def _renderer(env: SandboxedEnvironment, source: str) -> Render:
     """
     template = env.from_string(source)
     body = env.parse(source).body
-    if not body:
-        return lambda values: ""
-    parts: list[tuple[str, bool]] = []  # (text, is a name)
-    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+    if not body:  # an empty text
+        children: list[nodes.Expr] = []
+    elif len(body) == 1 and isinstance(body[0], nodes.Output):
+        children = body[0].nodes
+    else:  # control flow
         return template.render
-    for node in body[0].nodes:
+    parts: list[tuple[str, bool]] = []  # (text, is a name)
+    for node in children:
         if isinstance(node, nodes.TemplateData):
             parts.append((node.data, False))
         elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name != "self":

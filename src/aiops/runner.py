@@ -17,6 +17,7 @@ background writer and flushed by `aclose()` (`aiops.batch`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -522,21 +523,13 @@ class Runner:
             await self.limiter.aclose()
 
 
-class _Unbudgeted:
-    """The budget of a function without one: nothing to reserve or settle."""
-
-    async def __aenter__(self) -> Callable[[float], None]:
-        return _ignore
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
 def _ignore(cost: float) -> None:
     return None
 
 
-_UNBUDGETED = _Unbudgeted()
+# The budget of a function without one: nothing to reserve or settle (one shared instance,
+# not a new context manager for every attempt).
+_UNBUDGETED = contextlib.nullcontext(_ignore)
 @dataclass
 class _State:
     """What one execution accumulates over its attempts."""
