@@ -296,11 +296,19 @@ class HmacAuth(Model):
     window_s: int = Field(300, ge=1, le=3600)
 
 
+# A response body over this many bytes fails its attempt: 16 times the largest answer a chat
+# model gives today (128k output tokens, ~512 KB of text, more once JSON-escaped).
+DEFAULT_MAX_RESPONSE_BYTES = 8 << 20
+
+
 class ProviderSpec(Model):
     type: Literal["groq", "openai", "http"]
     api_key_env: EnvName | None = None
     base_url: str | None = Field(None, pattern=r"^https?://")
     timeout_s: float = Field(30, gt=0, le=600)
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=1 << 30,
+        description="a response body over this many bytes fails its attempt (not retried)")
     limits: ProviderLimits = ProviderLimits()
     models: dict[str, Price] = Field(default_factory=dict)
     auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = None

@@ -106,12 +106,14 @@ def make_provider(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> Prov
         from aiops.providers.openai import OpenAIProvider
 
         key = require_env(env, spec.api_key_env or DEFAULT_KEY_ENV["openai"], name)
-        return OpenAIProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
+        return OpenAIProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s,
+                              max_response_bytes=spec.max_response_bytes)
     if spec.type == "groq":
         from aiops.providers.groq import GroqProvider
 
         key = require_env(env, spec.api_key_env or DEFAULT_KEY_ENV["groq"], name)
-        return GroqProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s)
+        return GroqProvider(name=name, api_key=key, base_url=base_url, timeout_s=spec.timeout_s,
+                            max_response_bytes=spec.max_response_bytes)
     if spec.type == "http":
         from aiops.providers.http import HttpProvider
 
@@ -126,7 +128,8 @@ def make_provider(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> Prov
             secret = require_env(env, auth.secret_env, name, "HMAC secret")
             window_s = auth.window_s
         return HttpProvider(name=name, base_url=base_url, timeout_s=spec.timeout_s, token=token,
-                            secret=secret, window_s=window_s)
+                            secret=secret, window_s=window_s,
+                            max_response_bytes=spec.max_response_bytes)
     raise ConfigError(f"provider `{name}` has unknown type `{spec.type}`")
 
 

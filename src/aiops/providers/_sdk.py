@@ -3,8 +3,11 @@ template, with the same client shape and the same error classes.
 
 `map_sdk_errors` is the one place where either SDK's errors become aiops errors;
 `parse_chat_completion` reads the chat-completions body both APIs return; `SdkChatProvider`
-posts through the SDK's own client (auth, timeouts, error classes) with its retries off.
-Each provider module keeps what differs: the request it builds, its path, its request id.
+posts through the SDK's own client (auth, error classes) with its retries off, over aiops's
+own transport (`sdk_http_client`: `providers._wire`, so `timeout_s` bounds the whole
+attempt, `max_response_bytes` the body, and no redirect is followed, as for the `http`
+provider). Each provider module keeps what differs: the request it builds, its path, its
+request id.
 """
 
 from __future__ import annotations
@@ -26,19 +29,38 @@ from aiops.providers import (
     status_error,
     timeout_error,
 )
+from aiops.providers._wire import (
+    AIOHTTP_ERRORS,
+    AioTransport,
+    Wire,
+    aiohttp_error,
+    map_aiohttp_errors,
+    redirect_error,
+)
 
 
 @contextmanager
 def map_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str,
                    secrets: tuple[str, ...]) -> Iterator[None]:
     try:
-        yield
-    except sdk.APITimeoutError as exc:
-        raise timeout_error(provider, exc, secrets) from None
-    except sdk.APIConnectionError as exc:
+        with map_aiohttp_errors(provider, secrets):  # raised through the SDK by AioTransport
+            yield
+    except sdk.APIConnectionError as exc:  # APITimeoutError too
+        # The groq SDK wraps whatever its transport raised: what AioTransport raised is the
+        # cause, an aiops error already (a body over the bound) or one of aiohttp's.
+        cause = exc.__cause__
+        if isinstance(cause, ProviderError):
+            raise cause from None
+        if isinstance(cause, AIOHTTP_ERRORS):
+            raise aiohttp_error(provider, cause, secrets) from None
+        if isinstance(exc, sdk.APITimeoutError):
+            raise timeout_error(provider, exc, secrets) from None
         raise ProviderError(scrub(f"{provider} connection failed: {exc}", secrets),
                             provider=provider, transient=True, kind="connection") from None
     except sdk.APIStatusError as exc:
+        if 300 <= exc.status_code < 400:
+            raise redirect_error(provider, exc.status_code, exc.response.headers.get(
+                "location"), secrets) from None
         body: Any = exc.body
         if body is None:
             try:
@@ -98,14 +120,15 @@ def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None
     )
 
 
-def aiohttp_client(sdk: ModuleType, timeout_s: float) -> Any:
-    """The SDK's aiohttp-backed client (`sdk[aiohttp]`); None (its httpx default) if absent.
+def sdk_http_client(httpx_module: ModuleType, wire: Wire) -> Any:
+    """The SDK's HTTP client (`httpx_module` is the httpx it is built on) over `wire`.
 
-    httpx's connection pool slows down badly with hundreds of concurrent requests, which a
-    batch makes.
-    """
-    factory = getattr(sdk, "DefaultAioHttpClient", None)
-    return factory(timeout=timeout_s) if factory is not None else None
+    aiohttp rather than httpx's own pool, which slows down badly with the hundreds of
+    concurrent requests a batch makes. Redirects off at both levels; the environment's proxy
+    is the wire's (httpx's own lookup, `trust_env`, would route around the transport)."""
+    return httpx_module.AsyncClient(
+        transport=AioTransport(httpx_module.Response, wire), follow_redirects=False,
+        trust_env=False, timeout=wire.timeout_s)
 
 
 class SdkChatProvider:

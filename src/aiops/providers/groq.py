@@ -15,7 +15,9 @@ import groq
 import httpx
 
 from aiops.providers import Completion, CompletionRequest, chat_settings, schema_hint
-from aiops.providers._sdk import SdkChatProvider, aiohttp_client, parse_chat_completion
+from aiops.providers._sdk import SdkChatProvider, parse_chat_completion, sdk_http_client
+from aiops.providers._wire import Wire
+from aiops.spec import DEFAULT_MAX_RESPONSE_BYTES
 
 # Models with json_schema structured output (console.groq.com/docs/structured-outputs).
 JSON_SCHEMA_MODELS = frozenset({
@@ -56,10 +58,12 @@ def parse_response(data: Any, provider: str, headers: Any = None) -> Completion:
 
 class GroqProvider(SdkChatProvider):
     def __init__(self, *, name: str, api_key: str, base_url: str | None, timeout_s: float,
-                 default_headers: dict[str, str] | None = None) -> None:
+                 default_headers: dict[str, str] | None = None,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        wire = Wire(provider=name, timeout_s=timeout_s, max_response_bytes=max_response_bytes)
         client = groq.AsyncGroq(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
-            default_headers=default_headers, http_client=aiohttp_client(groq, timeout_s))
+            default_headers=default_headers, http_client=sdk_http_client(httpx, wire))
         super().__init__(name=name, sdk=groq, base_error=groq.GroqError, client=client,
                          secrets=(api_key,), chat_path=CHAT_PATH, build_kwargs=build_kwargs,
                          parse=parse_response, raw_response=httpx.Response)

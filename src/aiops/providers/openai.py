@@ -13,11 +13,11 @@ from typing import Any
 
 import openai
 
-try:  # openai 3 moved to the httpx2 fork; its `cast_to` wants that Response class
-    from httpx2 import Response as RawResponse
+try:  # openai 3 moved to the httpx2 fork: its client and its `cast_to` want that httpx
+    import httpx2 as sdk_httpx
 except ImportError:  # pragma: no cover - openai 1.x and 2.x
     # mypy types the name from the httpx2 import above; this is the same role under openai<3.
-    from httpx import Response as RawResponse  # type: ignore[assignment]
+    import httpx as sdk_httpx  # type: ignore[no-redef]
 
 from aiops.providers import (
     Completion,
@@ -26,7 +26,9 @@ from aiops.providers import (
     schema_hint,
     strict_compatible,
 )
-from aiops.providers._sdk import SdkChatProvider, aiohttp_client, parse_chat_completion
+from aiops.providers._sdk import SdkChatProvider, parse_chat_completion, sdk_http_client
+from aiops.providers._wire import Wire
+from aiops.spec import DEFAULT_MAX_RESPONSE_BYTES
 
 # Models that predate json_schema structured output: JSON mode and a schema hint instead.
 _JSON_MODE_ONLY = ("gpt-3.5", "gpt-4-", "gpt-4-turbo")
@@ -69,10 +71,12 @@ def parse_response(data: Any, provider: str, headers: Any = None) -> Completion:
 
 class OpenAIProvider(SdkChatProvider):
     def __init__(self, *, name: str, api_key: str, base_url: str | None, timeout_s: float,
-                 default_headers: dict[str, str] | None = None) -> None:
+                 default_headers: dict[str, str] | None = None,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        wire = Wire(provider=name, timeout_s=timeout_s, max_response_bytes=max_response_bytes)
         client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
-            default_headers=default_headers, http_client=aiohttp_client(openai, timeout_s))
+            default_headers=default_headers, http_client=sdk_http_client(sdk_httpx, wire))
         super().__init__(name=name, sdk=openai, base_error=openai.OpenAIError, client=client,
                          secrets=(api_key,), chat_path=CHAT_PATH, build_kwargs=build_kwargs,
-                         parse=parse_response, raw_response=RawResponse)
+                         parse=parse_response, raw_response=sdk_httpx.Response)
