@@ -361,21 +361,31 @@ class Runner:
                         completion = await provider.complete(request)
                 except ProviderError as exc:
                     latency = (time.perf_counter() - started) * 1000
+                    transient += 1
+                    retrying = exc.transient and transient < retry.max_attempts
+                    wait = backoff_delay(transient, retry, self._rng)
+                    after = exc.retry_after_s
+                    note = ""
+                    if retrying and after is not None:
+                        if more and after > retry.max_backoff_s:  # a fallback, not a long wait
+                            note = (f"; moved on to the next fallback: {cand.provider} asked "
+                                    f"to wait {after:g} s (Retry-After), over "
+                                    f"retry.max_backoff_s ({retry.max_backoff_s:g} s)")
+                        elif after > self._max_retry_after_s:
+                            note = (f"; gave up: {cand.provider} asked to wait {after:g} s "
+                                    f"(Retry-After), over the runner's cap of "
+                                    f"{self._max_retry_after_s:g} s; run it again after that "
+                                    "wait, or add a fallback provider to the function")
+                        wait = max(wait, after)
+                    message = scrub(exc.message, self._secrets)
                     state.attempts.append(Attempt(
                         provider=cand.provider, model=cand.model, status="error",
                         latency_ms=round(latency, 3), error=type(exc).__name__, kind=exc.kind,
-                        http_status=exc.status, message=scrub(exc.message, self._secrets)[:300],
+                        http_status=exc.status, message=message[:300 - len(note)] + note,
                         repair=repairs > 0, limit_wait_ms=waited))
-                    transient += 1
-                    if not exc.transient or transient >= retry.max_attempts:
+                    if not retrying or note:
+                        exc.message += note
                         raise
-                    wait = backoff_delay(transient, retry, self._rng)
-                    if exc.retry_after_s is not None:
-                        if more and exc.retry_after_s > retry.max_backoff_s:
-                            raise  # the next fallback rather than a long wait
-                        if exc.retry_after_s > self._max_retry_after_s:
-                            raise
-                        wait = max(wait, exc.retry_after_s)
                     settle(0.0)
                     await self._sleep(wait)
                     continue

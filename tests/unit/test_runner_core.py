@@ -176,10 +176,29 @@ def test_retry_after_is_honoured() -> None:
     assert h.sleeps == [0.7]
 
 
-def test_long_retry_after_moves_to_the_fallback() -> None:
+def test_long_retry_after_moves_to_the_fallback_and_says_so() -> None:
     h = Harness(spec(), {"p1": [transient(429, after=30)], "p2": ['{"answer": "fb"}']})
     ex = h.run({"who": "x"})
     assert ex.output == {"answer": "fb"} and ex.provider == "p2" and h.sleeps == []
+    assert ex.attempts[0].message == (
+        "p answered 429; moved on to the next fallback: p1 asked to wait 30 s (Retry-After), "
+        "over retry.max_backoff_s (1 s)")
+
+
+def test_a_retry_after_over_the_cap_fails_saying_why() -> None:
+    long_message = "p answered 429: " + "slow down " * 40
+    busy = ProviderError(long_message, provider="p1", status=429, transient=True,
+                         retry_after_s=120, kind="rate_limit")
+    h = Harness(spec(fallbacks=[]), {"p1": [busy]})
+    ex = h.run({"who": "x"})
+    assert isinstance(ex.error, ProviderError) and h.sleeps == []
+    why = ("gave up: p1 asked to wait 120 s (Retry-After), over the runner's cap of 60 s; run "
+           "it again after that wait, or add a fallback provider to the function")
+    assert ex.error.message.startswith("p answered 429: slow down") and why in ex.error.message
+    # The attempt record keeps the reason, however long the provider's own message.
+    (attempt,) = ex.attempts
+    assert attempt.message is not None and attempt.message.endswith(why)
+    assert len(attempt.message) <= 300
 
 
 def test_retries_exhausted_then_fallback_in_order() -> None:
