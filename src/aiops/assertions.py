@@ -12,7 +12,7 @@ Semantics, in one place:
 - `contains`: an array contains an element equal to the value; an object contains an object
   whose keys it has with equal values; anything else is searched as text (a string as is,
   other values as compact JSON) for the value as text.
-- `matches`: `re.search` over the value as text.
+- `matches`: a search over the value as text, on RE2 (`aiops.patterns`: linear time).
 - `length`: of a string, array or object; `range`: of a number; both inclusive.
 - A path with `[*]` selects several values; the assertion holds when it holds for each of them.
 - `not` holds when the inner assertion does not; over a path, when it holds for none of the
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from aiops.jsonpath import JsonPathError, Match, Segment, find, format_path, kind_of
+from aiops.patterns import compile_linear
 from aiops.schemas import CompiledSchema
 from aiops.spec import Assertion, Bounds
 
@@ -266,7 +266,7 @@ def _check_value(a: Assertion, kind: str, value: Any, at: str = "$") -> tuple[st
         return f"text containing {show(needle)}", show(value)
     if kind == "matches":
         assert a.matches is not None
-        if re.search(a.matches, as_text(value)):
+        if compile_linear(a.matches).search(as_text(value)):
             return None
         return f"text matching /{a.matches}/", show(value)
     if kind == "length":

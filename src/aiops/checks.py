@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from aiops.errors import Diagnostic
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
-from aiops.schemas import CompiledSchema, metaschema_errors
+from aiops.schemas import CompiledSchema, metaschema_errors, pattern_problems
 from aiops.spec import FunctionSpec, ProvidersFile, Semver
 from aiops.yamlsrc import Path, format_path
 
@@ -91,6 +91,13 @@ def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> Compil
     for path, message, fix in bad_refs:
         out.append(_diag(lf, (key, *path), message, fix=fix, code="schema-ref"))
     if bad_refs:
+        return None
+    bad_patterns = pattern_problems(schema)
+    for path, why in bad_patterns:
+        out.append(_diag(lf, (key, *path), why, fix="write it for a linear-time engine "
+                         "(Rust regex syntax, as ECMA-262 without lookarounds or backreferences)",
+                         code="schema-pattern"))
+    if bad_patterns:
         return None
     try:  # what the runner will do with it (a remote `$ref` would be fetched: refused above)
         return CompiledSchema(schema)

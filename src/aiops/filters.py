@@ -3,7 +3,8 @@
 Filters apply to every string inside a JSON value. `pii_redact` replaces what it finds with a
 placeholder ([EMAIL], [PHONE], [CARD]); card numbers must pass the Luhn check, so order numbers
 and timestamps are left alone. `deny` refuses a value whose text matches the pattern: on input
-it is an input error, on output an output error, and the matched text is never echoed.
+it is an input error, on output an output error, and the matched text is never echoed. Deny
+patterns run on RE2 (`aiops.patterns`): a caller's text cannot make them backtrack.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from aiops.patterns import compile_linear
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A run of digit groups; a card is the whole run or, when the run is longer (a quantity
@@ -119,17 +122,18 @@ class FilterChain:
     """Compiled filters of one side (input or output) of a version."""
 
     redact: bool = False
-    deny: tuple[re.Pattern[str], ...] = ()
+    deny: tuple[Any, ...] = ()  # RE2 patterns
 
     @classmethod
     def from_rules(cls, rules: Iterable[Mapping[str, Any]]) -> FilterChain:
+        """The chain of `rules`; ValueError for a deny pattern RE2 cannot run."""
         redact = False
         deny = []
         for rule in rules:
             if rule.get("pii_redact"):
                 redact = True
             if rule.get("deny"):
-                deny.append(re.compile(rule["deny"]))
+                deny.append(compile_linear(rule["deny"]))
         return cls(redact=redact, deny=tuple(deny))
 
     @property

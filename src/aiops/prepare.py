@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from aiops.errors import ConfigError
 from aiops.filters import FilterChain
 from aiops.limits import DEFAULT_MAX_TOKENS, RateSpec
 from aiops.render_template import CompiledPrompt, compile_prompt
@@ -86,14 +87,19 @@ def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
     limits = Limits.model_validate(dv.limits or {})
     filters = content.get("filters") or {}
     variables = tuple((input_schema.get("properties") or {}).keys())
+    try:  # a version deployed before its patterns were held to the linear-time engines
+        validators = CompiledSchema(input_schema), CompiledSchema(output_schema)
+        chains = (FilterChain.from_rules(filters.get("input") or ()),
+                  FilterChain.from_rules(filters.get("output") or ()))
+    except ValueError as exc:
+        raise ConfigError(f"{dv.name}@{dv.version} cannot run: {str(exc).splitlines()[0]}; "
+                          "`aiops validate` locates it: fix it and apply a new version") from None
     return Prepared(
         dv=dv, limits=limits, input_schema=input_schema,
-        input_validator=CompiledSchema(input_schema),
-        output_validator=CompiledSchema(output_schema),
+        input_validator=validators[0], output_validator=validators[1],
         request_schema=None if output_schema.get("type") == "string" else output_schema,
         prompt=compile_prompt(content["prompt"], variables),
         candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
-        input_filters=FilterChain.from_rules(filters.get("input") or ()),
-        output_filters=FilterChain.from_rules(filters.get("output") or ()),
+        input_filters=chains[0], output_filters=chains[1],
         scope=RateSpec(key=f"function:{dv.name}", rpm=limits.rpm, tpm=limits.tpm,
                        max_concurrency=limits.max_concurrency))

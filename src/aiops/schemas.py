@@ -1,13 +1,21 @@
-"""JSON Schema validation (draft 2020-12), fast when the value is valid, precise when not.
+"""JSON Schema validation (draft 2020-12) of callers' values, on jsonschema-rs alone.
 
-jsonschema-rs answers "is this valid" in microseconds, which keeps it off the runner's hot
-path; the pure-Python `jsonschema` validator, built only when something is invalid, lists
-the errors with their paths and words. When the two disagree (they implement `format` and
-regex dialects slightly differently), the value is invalid and jsonschema-rs's error is used.
+jsonschema-rs answers "is this valid" in microseconds and lists the errors with their paths
+and messages in JSON terms (`null`, `true`, `"a"`). Its `pattern` and `patternProperties`
+regexes run on a linear-time engine (`RegexOptions`: the Rust `regex` crate), so no input
+can make validation backtrack: with Python's `re`, `^(a+)+$` against a 29-character input
+took 19 s. A schema whose pattern needs backtracking (a lookaround, a backreference) is an
+error at `validate`, at the pattern's line (`pattern_problems`).
+
+The most relevant error (`first_error`) is chosen as the `jsonschema` library's `best_match`
+chooses it: the shallowest error, with `anyOf`/`oneOf` weak, descending into their branches
+to the deepest error of the branch that matches the value's type. The pure-Python
+`jsonschema` is used only for the metaschema check of an author's schema.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +24,16 @@ from typing import Any
 import jsonschema_rs
 
 Path = tuple[str | int, ...]
+
+_LINEAR = jsonschema_rs.RegexOptions()
+_WEAK = frozenset({"anyOf", "oneOf"})
+# Keywords whose value holds subschemas: as one schema, a list, or a map of them.
+_ONE = ("additionalProperties", "items", "contains", "not", "if", "then", "else",
+        "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_JSON_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str,
+                                 "null": type(None), "boolean": bool}
 
 
 @dataclass(frozen=True)
@@ -29,51 +47,136 @@ class SchemaError:
 
 
 class CompiledSchema:
-    """One schema, compiled once, validating many values."""
+    """One schema, compiled once, validating many values. Raises ValueError when the schema
+    cannot be compiled (a pattern the linear-time engine refuses among them)."""
 
-    __slots__ = ("_fast", "_slow", "schema")
+    __slots__ = ("_validator", "schema")
 
     def __init__(self, schema: Any) -> None:
         self.schema = schema
-        self._fast = jsonschema_rs.Draft202012Validator(schema)
-        self._slow: Any = None
+        self._validator = jsonschema_rs.Draft202012Validator(schema, pattern_options=_LINEAR)
 
     def is_valid(self, value: Any) -> bool:
-        return bool(self._fast.is_valid(value))
+        return bool(self._validator.is_valid(value))
 
     def errors(self, value: Any) -> list[SchemaError]:
         """Every error, sorted by path; [] when valid."""
-        if self._fast.is_valid(value):
+        if self._validator.is_valid(value):
             return []
-        found = self._python_errors(value)
-        if found:
-            return sorted(found, key=lambda e: list(map(str, e.path)))
-        return list(_rs_errors(self._fast.iter_errors(value)))
+        found = [SchemaError(tuple(e.instance_path), e.message)
+                 for e in self._validator.iter_errors(value)]
+        return sorted(found, key=lambda e: list(map(str, e.path)))
 
     def first_error(self, value: Any) -> SchemaError | None:
-        """The most relevant error (jsonschema's best_match), or None when valid."""
-        if self._fast.is_valid(value):
+        """The most relevant error (as `jsonschema.best_match` picks it), or None when valid."""
+        if self._validator.is_valid(value):
             return None
-        found = self._python_errors(value, best=True)
-        return found[0] if found else next(_rs_errors(self._fast.iter_errors(value)), None)
+        best = _best_match(self.schema, list(self._validator.iter_errors(value)))
+        return SchemaError(tuple(best.instance_path), best.message)
 
-    def _python_errors(self, value: Any, *, best: bool = False) -> list[SchemaError]:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import best_match
 
-        if self._slow is None:
-            self._slow = Draft202012Validator(self.schema)
+def _best_match(schema: Any, errors: list[Any]) -> Any:
+    def key(error: Any) -> tuple[Any, ...]:
+        path = tuple(error.instance_path)
+        return (-len(path), [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in path],
+                error.kind.name not in _WEAK, not _matches_type(schema, error))
+
+    best = max(errors, key=key)
+    while best.kind.name in _WEAK:
+        branches = [e for branch in best.kind.context for e in branch]
+        smallest = heapq.nsmallest(2, branches, key=key)
+        if not smallest or (len(smallest) == 2 and key(smallest[0]) == key(smallest[1])):
+            return best
+        best = smallest[0]
+    return best
+
+
+def _matches_type(schema: Any, error: Any) -> bool:
+    """Whether the value at the error has the `type` of the subschema that refused it (an
+    error from the branch meant for this kind of value is the relevant one)."""
+    if error.kind.name == "falseSchema":
+        return False
+    node = schema
+    for part in list(error.schema_path)[:-1]:
         try:
-            errors = ([e for e in [best_match(self._slow.iter_errors(value))] if e is not None]
-                      if best else list(self._slow.iter_errors(value)))
-        except Exception:  # e.g. an ECMA-262 `pattern` Python's re cannot compile
-            return []
-        return [SchemaError(tuple(e.absolute_path), e.message) for e in errors]
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    expected = node.get("type") if isinstance(node, dict) else None
+    if expected is None:
+        return False
+    types = [expected] if isinstance(expected, str) else expected
+    return any(_is_type(error.instance, t) for t in types if isinstance(t, str))
 
 
-def _rs_errors(errors: Any) -> Iterator[SchemaError]:
-    for e in errors:
-        yield SchemaError(tuple(e.instance_path), e.message)
+def _is_type(value: Any, name: str) -> bool:
+    """JSON Schema's `type` test: booleans are not numbers, 1.0 is an integer."""
+    if isinstance(value, bool):
+        return name == "boolean"
+    if name == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, int | float)
+    python = _JSON_TYPES.get(name)
+    return python is not None and isinstance(value, python)
+
+
+# --- patterns ----------------------------------------------------------------------------
+
+
+def _subschemas(schema: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every (sub)schema that is an object, with its path, in keyword positions only (a
+    `default` or an `enum` value that looks like a schema is not one)."""
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for key in _ONE:
+        yield from _subschemas(schema.get(key), (*path, key))
+    for key in _MANY:
+        items = schema.get(key)
+        if isinstance(items, list):
+            for i, sub in enumerate(items):
+                yield from _subschemas(sub, (*path, key, i))
+    for key in _MAP:
+        items = schema.get(key)
+        if isinstance(items, dict):
+            for name, sub in items.items():
+                yield from _subschemas(sub, (*path, key, name))
+
+
+@cache
+def _pattern_problem(pattern: str) -> str | None:
+    try:
+        jsonschema_rs.Draft202012Validator({"pattern": pattern}, pattern_options=_LINEAR)
+    except ValueError:
+        pass
+    else:
+        return None
+    try:  # the full ECMA-262 dialect: is it a regex at all?
+        jsonschema_rs.Draft202012Validator({"pattern": pattern})
+    except ValueError:
+        return f"`{pattern}` is not a valid regular expression"
+    return (f"`{pattern}` needs backtracking (a lookaround such as `(?=` or `(?<!`, or a "
+            "backreference such as `\\1`), which aiops does not run on callers' values: one "
+            "crafted input could take exponential time")
+
+
+def pattern_problems(schema: Any) -> list[tuple[Path, str]]:
+    """(path in the schema, why) of every `pattern` and `patternProperties` key that the
+    linear-time engine cannot run."""
+    found: list[tuple[Path, str]] = []
+    for path, node in _subschemas(schema, ()):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and (why := _pattern_problem(pattern)):
+            found.append(((*path, "pattern"), why))
+        props = node.get("patternProperties")
+        for key in props if isinstance(props, dict) else ():
+            if why := _pattern_problem(key):
+                found.append(((*path, "patternProperties", key), why))
+    return found
+
+
+# --- the metaschema ------------------------------------------------------------------------
 
 
 @cache

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aiops.patterns import linear_error
+
 API_VERSION = "aiops/v1"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -148,11 +150,8 @@ class FilterRule(Model):
     def _one(self) -> FilterRule:
         if (self.pii_redact is None) == (self.deny is None):
             raise ValueError("a filter is `pii_redact` or `{deny: REGEX}`, one per item")
-        if self.deny is not None:
-            try:
-                re.compile(self.deny)
-            except re.error as exc:
-                raise ValueError(f"`deny` is not a valid regular expression: {exc}") from None
+        if self.deny is not None and (why := linear_error(self.deny)):
+            raise ValueError(f"`deny`: {why}")
         return self
 
 
@@ -209,11 +208,8 @@ class Assertion(Model):
             )
         if self.path is not None and given[0] not in PATH_ASSERTIONS:
             raise ValueError(f"`path` does not apply to `{given[0]}`")
-        if self.matches is not None:
-            try:
-                re.compile(self.matches)
-            except re.error as exc:
-                raise ValueError(f"`matches` is not a valid regular expression: {exc}") from None
+        if self.matches is not None and (why := linear_error(self.matches)):
+            raise ValueError(f"`matches`: {why}")
         return self
 
     @property

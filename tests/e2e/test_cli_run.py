@@ -57,7 +57,7 @@ def test_input_from_a_file_and_stdin(project: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (("--input", '{"subject": "x"}'), 3, "'body' is a required property (log "),
+    (("--input", '{"subject": "x"}'), 3, '"body" is a required property (log '),
     (("--input", "{not json"), 3, "--input is not valid JSON"),
     (("--input", "@/nonexistent.json"), 3, "cannot read the input file"),
     ((), 2, "give exactly one of --input"),

@@ -141,7 +141,7 @@ def test_same_input_same_prompt_hash() -> None:
 
 
 @pytest.mark.parametrize(("value", "match"), [
-    ({}, "'who' is a required property"),
+    ({}, '"who" is a required property'),
     ({"who": ""}, r"\$\.who"),
     ({"who": "x", "nope": 1}, "Additional properties"),
     ([1], "must be a JSON object"),
@@ -223,7 +223,7 @@ def test_invalid_output_is_repaired_with_the_validation_error() -> None:
     assert ex.ok and ex.output == {"answer": "five"}
     second = h.providers["p1"].requests[1].messages
     assert second[-2] == {"role": "assistant", "content": '{"answer": 5}'}
-    assert "$.answer: 5 is not of type 'string'" in second[-1]["content"]
+    assert '$.answer: 5 is not of type "string"' in second[-1]["content"]
     assert ex.attempts[1].repair and ex.attempts[0].status == "invalid"
 
 

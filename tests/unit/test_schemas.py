@@ -19,12 +19,12 @@ def test_every_error_with_its_path_sorted() -> None:
     errors = CompiledSchema(OBJ).errors({"a": 0, "b": ["x", 3], "c": 1})
     assert [e.path for e in errors] == [(), ("a",), ("b", 1)]
     assert "0 is less than the minimum of 1" in errors[1].message
-    assert errors[2].render() == "$.b[1]: 3 is not of type 'string'"
+    assert errors[2].render() == '$.b[1]: 3 is not of type "string"'
 
 
 def test_first_error_is_the_most_relevant() -> None:
     first = CompiledSchema(OBJ).first_error({"b": []})
-    assert first is not None and first.render() == "$: 'a' is a required property"
+    assert first is not None and first.render() == '$: "a" is a required property'
 
 
 def test_ecma_patterns_python_cannot_compile_do_not_crash() -> None:
