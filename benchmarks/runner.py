@@ -6,12 +6,15 @@
 2. a batch of 10,000 executions at 50 ms mock latency and concurrency 200, against the ideal
    10,000 / 200 × 50 ms = 2.5 s, through the `http` provider and the OpenAI SDK provider, each
    next to its floor: the same calls from a bare client (aiohttp; the OpenAI SDK) with no
-   runner, against the same mock in the same run.
+   runner, against the same mock in the same run;
+3. both again for the same function with a daily budget (`daily_calls` and `daily_budget_usd`,
+   large enough never to refuse): what budget accounting costs (DESIGN §10 holds with one).
 
 The mock runs in its own process, so its CPU time is not charged to the client. Calls are
 interleaved in a shuffled order each round, so that drift affects each side alike.
 
     .venv/bin/python benchmarks/runner.py [--calls 2000] [--batch 10000] [--concurrency 200]
+        [--database postgresql://USER@HOST/DB]   # default: a temporary SQLite file
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ PROVIDERS = {"providers": {
                       "limits": {"rpm": 10_000_000, "tpm": 1_000_000_000},
                       "models": {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}},
 }}
+# Far more than any run spends: every call is accounted for, none is refused.
+BUDGET = {"daily_calls": 100_000_000, "daily_budget_usd": 1_000_000.0}
 INPUT = {"subject": "Charged twice", "body": "My card was charged two times. Refund one."}
 # What the provider sends for INPUT to the bench function: the direct-SDK baselines send it too.
 MESSAGES = [{"role": "system", "content": "Route the ticket. Answer with JSON."},
@@ -95,15 +100,18 @@ def start_mock(latency_ms: float, *extra: str) -> tuple[subprocess.Popen[str], s
     return proc, url
 
 
-def make_project(root: Path) -> str:
+def make_project(root: Path, database: str | None = None) -> str:
     (root / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS))
     for name, provider in (("bench", "bench-openai"), ("bench-limited", "bench-limited"),
-                           ("bench-http", "bench-http")):
+                           ("bench-http", "bench-http"), ("bench-budget", "bench-openai"),
+                           ("bench-http-budget", "bench-http")):
         fdir = root / "functions" / name
         fdir.mkdir(parents=True)
         data = dict(FUNCTION, name=name, provider=provider)
         if name == "bench-limited":
             data["limits"] = {"rpm": 10_000_000, "tpm": 1_000_000_000, "max_concurrency": 1000}
+        if name.endswith("-budget"):
+            data["limits"] = BUDGET
         (fdir / "function.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     fdir = root / "functions" / "bench-faults"
     fdir.mkdir(parents=True)
@@ -113,10 +121,12 @@ def make_project(root: Path) -> str:
                   retry={"max_attempts": 4, "backoff_s": 0.005, "max_backoff_s": 0.05,
                          "repair_attempts": 2})
     (fdir / "function.yaml").write_text(yaml.safe_dump(faults, sort_keys=False))
-    url = f"sqlite:///{root / 'bench.db'}"
+    url = database or f"sqlite:///{root / 'bench.db'}"
     from aiops.reconcile import apply_project
+    from aiops.store import open_store
 
-    apply_project(root, url=url, actor="bench <bench@example.com>")
+    apply_project(root, url=url, store=open_store(url, migrate=True),
+                  actor="bench <bench@example.com>")
     return url
 
 
@@ -148,7 +158,7 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
                                              temperature=0, max_tokens=50,
                                              response_format=RESPONSE_FORMAT)
 
-    own: list[float] = []
+    own: dict[str, list[float]] = {"bench": [], "bench-budget": []}
 
     async def via_runner(name: str, flush: bool = False) -> None:
         start = time.perf_counter()
@@ -156,8 +166,8 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
         if flush:
             await runner.flush()
         assert ex.ok, ex.error
-        if name == "bench" and not flush:  # the runner's own time, outside provider.complete
-            own.append((time.perf_counter() - start) * 1000 - ex.attempts[-1].latency_ms)
+        if name in own and not flush:  # the runner's own time, outside provider.complete
+            own[name].append((time.perf_counter() - start) * 1000 - ex.attempts[-1].latency_ms)
 
     async def via_litellm() -> None:
         await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES,
@@ -168,6 +178,7 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
     sides: dict[str, Any] = {"direct SDK": direct, "SDK create(), parsed": direct_parsed,
                              "runner": lambda: via_runner("bench"),
                              "runner + limits": lambda: via_runner("bench-limited"),
+                             "runner + budget": lambda: via_runner("bench-budget"),
                              "runner + log write": lambda: via_runner("bench", flush=True)}
     if litellm is not None:
         sides["litellm"] = via_litellm
@@ -183,7 +194,8 @@ async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[
                 times[name].append((time.perf_counter() - start) * 1000)
     await runner.aclose()
     await client.close()
-    times["runner own time"] = own[-calls:]
+    times["runner own time"] = own["bench"][-calls:]
+    times["own time + budget"] = own["bench-budget"][-calls:]
     return times
 
 
@@ -273,10 +285,13 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--faults", type=int, default=10_000,
                         help="executions of the 30%% fault run (0 to skip)")
+    parser.add_argument("--database", help="the database the runner logs to and keeps budgets "
+                        "in (its bench functions are applied there); default: a temporary "
+                        "SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        db = make_project(root)
+        db = make_project(root, args.database)
         fast, fast_url = start_mock(0)
         try:
             times = asyncio.run(overhead(root, db, fast_url, args.calls))
@@ -289,7 +304,7 @@ def main() -> None:
         print(f"  {'':20} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8}")
         for name, values in times.items():
             p50, p99 = pct(values, 0.5), pct(values, 0.99)
-            if name == "runner own time":
+            if name.startswith("own time") or name == "runner own time":
                 print(f"  {name:20} {p50:8.3f} {p99:8.3f}   (instrumented: all but the provider "
                       "call)")
                 continue
@@ -304,7 +319,11 @@ def main() -> None:
                   f"{ours / theirs:.2f} (target <= 0.5)")
         else:
             print("  litellm: not installed (pip install litellm to compare)")
-        print("  targets: runner +p50 <= 1 ms, +p99 <= 5 ms; "
+        budget50 = pct(times["runner + budget"], 0.5) - pct(times["runner"], 0.5)
+        budget99 = pct(times["runner + budget"], 0.99) - pct(times["runner"], 0.99)
+        print(f"  the budget adds {budget50:.3f} ms p50, {budget99:.3f} ms p99 over the same "
+              "function without one")
+        print("  targets: runner +p50 <= 1 ms, +p99 <= 5 ms (with a budget too); "
               f"mean direct {statistics.mean(times['direct SDK']):.3f} ms")
         ideal = args.batch / args.concurrency * args.latency_ms / 1000
         print(f"Batch: {args.batch} executions, {args.latency_ms:.0f} ms mock latency, "
@@ -315,9 +334,11 @@ def main() -> None:
             ("bare aiohttp (floor)", "no runner, no SDK: what any client gets from this mock",
              lambda u: raw_floor(u, args.batch, args.concurrency)),
             ("http provider", "", "bench-http"),
+            ("http + budget", "", "bench-http-budget"),
             ("bare OpenAI SDK", "no runner: the SDK's own client, as the provider calls it",
              lambda u: sdk_floor(u, args.batch, args.concurrency)),
-            ("openai SDK provider", "", "bench")]
+            ("openai SDK provider", "", "bench"),
+            ("openai SDK + budget", "", "bench-budget")]
         for label, note, what in runs:
             slow, slow_url = start_mock(args.latency_ms)
             try:
