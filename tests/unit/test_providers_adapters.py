@@ -251,6 +251,28 @@ def test_http_response_parsing() -> None:
     assert info.value.transient
 
 
+@pytest.mark.parametrize("field", ["input_tokens", "output_tokens", "cached_input_tokens",
+                                   "reasoning_tokens"])
+def test_negative_usage_is_an_error_at_every_provider_edge(field: str) -> None:
+    """A negative count priced is a credit: a provider reporting one fails the call (the next
+    fallback runs) instead of lowering the day's spending."""
+    chat_names = {"input_tokens": ("prompt_tokens",), "output_tokens": ("completion_tokens",),
+                  "cached_input_tokens": ("prompt_tokens_details", "cached_tokens"),
+                  "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}
+    usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": 5}
+    *outer, inner = chat_names[field]
+    (usage.setdefault(outer[0], {}) if outer else usage)[inner] = -3
+    chat = {"choices": [{"message": {"content": "hi"}}], "usage": usage}
+    custom = {"output": "hi", "usage": {"input_tokens": 5, "output_tokens": 5, field: -3}}
+    for parse in (lambda: openai_adapter.parse_response(chat, "openai"),
+                  lambda: groq_adapter.parse_response(chat, "groq"),
+                  lambda: http_adapter.parse_response(custom, "internal")):
+        with pytest.raises(ProviderError) as info:
+            parse()
+        assert f"negative token count ({field} -3)" in info.value.message
+        assert info.value.kind == "bad_response" and not info.value.transient
+
+
 def test_scrub_removes_secrets_and_bearer_values() -> None:
     text = scrub("key sk-live-abcdef123 and Authorization: Bearer abcdefghijkl", ("sk-live-abcdef123",))
     assert "sk-live-abcdef123" not in text and "abcdefghijkl" not in text

@@ -60,6 +60,21 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+def reported_usage(provider: str, *, input_tokens: int, output_tokens: int,
+                   cached_input_tokens: int = 0, reasoning_tokens: int = 0) -> Usage:
+    """The token counts a provider reported, refused when one is negative: a call is never
+    a credit (priced, a negative count would lower the day's spending and lift its budget)."""
+    counts = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+              "cached_input_tokens": cached_input_tokens, "reasoning_tokens": reasoning_tokens}
+    negative = ", ".join(f"{key} {value}" for key, value in counts.items() if value < 0)
+    if negative:
+        # Not transient: a provider that counts this way will again; the next fallback runs.
+        raise ProviderError(f"{provider} reported a negative token count ({negative}); usage "
+                            "is 0 or more, so the answer is refused", provider=provider,
+                            kind="bad_response")
+    return Usage(**counts)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Completion:
     text: str

@@ -22,9 +22,9 @@ from aiops.errors import ProviderError
 from aiops.providers import (
     Completion,
     CompletionRequest,
-    Usage,
     json_body,
     not_json_error,
+    reported_usage,
     scrub,
     status_error,
     timeout_error,
@@ -110,10 +110,11 @@ def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None
     completion_details = usage.get("completion_tokens_details") or {}
     return Completion(
         text=text or "",
-        usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
-                    output_tokens=int(usage.get("completion_tokens") or 0),
-                    cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-                    reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)),
+        usage=reported_usage(
+            provider, input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)),
         request_id=request_id or data.get("id"),
         model=data.get("model") or "",
         finish_reason=choice.get("finish_reason"),

@@ -31,7 +31,13 @@ from yarl import URL
 
 from aiops import fastjson
 from aiops.errors import ProviderError
-from aiops.providers import Completion, CompletionRequest, Usage, json_body, status_error
+from aiops.providers import (
+    Completion,
+    CompletionRequest,
+    json_body,
+    reported_usage,
+    status_error,
+)
 from aiops.providers._wire import Wire, map_aiohttp_errors, redirect_error
 from aiops.spec import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -87,7 +93,7 @@ def parse_response(data: Any, provider: str) -> Completion:
                             provider=provider, transient=True, kind="bad_response") from None
     return Completion(
         text=text, parsed=None if isinstance(output, str) else output,
-        usage=Usage(**counts),
+        usage=reported_usage(provider, **counts),
         request_id=data.get("request_id"), model=data.get("model") or "",
         finish_reason=data.get("finish_reason"))
 
