@@ -147,6 +147,25 @@ def test_responses_entries_match_in_order(mock_provider_factory: Any) -> None:
     assert isinstance(err, ProviderError) and err.status == 404 and "gone" in err.message
 
 
+def test_answers_are_cut_at_max_tokens_unless_an_entry_reports_its_own_usage(
+        mock_provider_factory: Any) -> None:
+    """As providers do (budget tests rely on it); an entry's `usage` plays a backend that
+    ignores max_tokens."""
+    server = mock_provider_factory(MockConfig(responses=[
+        {"match": {"contains": "long"}, "content": "word " * 400},
+        {"match": {"contains": "ignores"}, "content": "short", "usage": {"output_tokens": 999}},
+    ]))
+    text = CompletionRequest(messages=({"role": "user", "content": "a long answer"},),
+                             model="gpt-4o-mini", settings={"max_tokens": 30})
+    for completion in asyncio.run(_each(providers(server.url), text)):
+        assert completion.usage.output_tokens == 30 and completion.finish_reason == "length"
+        assert len(completion.text) <= 4 * 30
+    ignores = CompletionRequest(messages=({"role": "user", "content": "it ignores it"},),
+                                model="gpt-4o-mini", settings={"max_tokens": 30})
+    for completion in asyncio.run(_each(providers(server.url), ignores)):
+        assert completion.usage.output_tokens == 999 and completion.text == "short"
+
+
 def test_base_url_override_points_a_provider_at_the_mock(mock_provider: MockServer) -> None:
     spec = ProviderSpec(type="groq", api_key_env="GROQ_API_KEY",
                         base_url="https://api.groq.com")

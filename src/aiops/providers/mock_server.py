@@ -6,7 +6,10 @@
 
 It answers deterministically: from a responses file when an entry matches, else with output
 generated to fit the requested schema (`json_schema`, or the schema that aiops puts in a
-system message for JSON mode), with usage and each provider's rate-limit headers. Faults are
+system message for JSON mode), with usage and each provider's rate-limit headers. An answer
+longer than the request's `max_tokens` is cut there (finish reason `length`), as providers
+do; an entry's `usage: {input_tokens, output_tokens}` replaces the counts it reports (a
+provider that ignores `max_tokens`, or counts wrongly). Faults are
 injected at `fault_rate` (429 with Retry-After, 500, 503, timeouts, dropped connections, bodies
 that are not JSON, malformed and schema-violating output) or forced per request with the
 `X-Mock-Fault` header (or `MockProvider.force_fault` in process).
@@ -236,9 +239,18 @@ class MockProvider:
         n = next(self._ids)
         prompt_tokens = len(prompt_text) // 4 + 3 * len(messages) + 1
         completion_tokens = len(text) // 4 + 1
+        finish = "stop"
+        limit = _max_tokens(wire, request)
+        if limit is not None and completion_tokens > limit:  # cut short, as providers do
+            text, completion_tokens, finish = text[:4 * limit], limit, "length"
+            output = text if fault != "malformed" else output
+        reported = (entry or {}).get("usage") or {}  # a provider that counts otherwise
+        prompt_tokens = reported.get("input_tokens", prompt_tokens)
+        completion_tokens = reported.get("output_tokens", completion_tokens)
         if wire == "aiops":
             return _json(200, {"output": output if fault != "malformed" else text, "text": text,
                                "model": model, "request_id": f"mock-{n}",
+                               "finish_reason": finish,
                                "usage": {"input_tokens": prompt_tokens,
                                          "output_tokens": completion_tokens}})
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
@@ -247,7 +259,7 @@ class MockProvider:
         body: dict[str, Any] = {
             "id": f"chatcmpl-mock{n}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "system_fingerprint": "fp_mock",
-            "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
                          "message": {"role": "assistant", "content": text}}],
             "usage": usage}
         if wire == "openai":
@@ -274,6 +286,14 @@ class MockProvider:
                 continue
             return entry
         return None
+
+
+def _max_tokens(wire: str, request: dict[str, Any]) -> int | None:
+    """The output token limit a request sets (`max_tokens`, or `max_completion_tokens`)."""
+    source = (request.get("settings") or {}) if wire == "aiops" else request
+    limit = source.get("max_completion_tokens") or source.get("max_tokens")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 \
+        else None
 
 
 def _requested_schema(wire: str, request: dict[str, Any], messages: list[Any]) -> dict[str, Any] | None:
