@@ -146,7 +146,7 @@ def project(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
 # --- reading the database back in tests ---------------------------------------------------
 
 TABLES = ("users", "ai_functions", "ai_function_versions", "ai_function_logs",
-          "reconcile_runs", "managed_functions", "usage_counters")
+          "reconcile_runs", "managed_functions", "usage_counters", "budget_leases")
 
 
 def snapshot(db_url: str) -> dict[str, Any]:
@@ -182,3 +182,13 @@ def count(db_url: str, table: Any) -> int:
 
     with open_store(db_url).engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def budget_leases(store: Any) -> list[Any]:
+    """The rows of budget_leases (aiops.budgets), oldest day first."""
+    from sqlalchemy import select
+
+    from aiops.store.tables import BL
+
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(BL).order_by(BL.c.day, BL.c.expires_at)).all())

@@ -18,7 +18,7 @@ import contextlib
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from aiops.budgets import Amount, LeaseSync, Pool, settled
 from aiops.errors import NotFoundError
 from aiops.fingerprint import behaviour_content
 from aiops.loader import load_sources, read_tree
@@ -98,12 +99,14 @@ def deployed(spec: FunctionSpec, **overrides: Any) -> DeployedVersion:
 
 
 class FakeStore:
-    """Resolve, logs and budgets in memory (thread-safe, as the runner calls it from threads)."""
+    """Resolve, logs and budget leases in memory (thread-safe, as the runner calls it from
+    threads)."""
 
     def __init__(self, specs: list[FunctionSpec] | None = None) -> None:
         self.versions: dict[str, DeployedVersion] = {}
         self.logs: list[LogRow] = []
         self.usage: dict[tuple[str, date], dict[str, float]] = {}
+        self.leases: dict[str, tuple[tuple[str, date], Amount]] = {}
         self.resolves = 0
         self._lock = threading.Lock()
         for spec in specs or []:
@@ -125,27 +128,25 @@ class FakeStore:
         with self._lock:
             self.logs.extend(rows)
 
-    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
-                       max_calls: int | None, max_usd: float | None) -> bool:
+    def sync_budget_lease(self, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
+        """Leases as `aiops.store.leases` keeps them, without expiry."""
+        key = (sync.function_id, sync.day)
         with self._lock:
-            u = self.usage.setdefault((function_id, day), {"calls_reserved": 0, "calls_used": 0,
-                                                           "usd_reserved": 0.0, "usd_spent": 0.0})
-            if max_calls is not None and u["calls_used"] + u["calls_reserved"] + calls > max_calls:
-                return False
-            if max_usd is not None and u["usd_spent"] + u["usd_reserved"] + usd > max_usd:
-                return False
-            u["calls_reserved"] += calls
-            u["usd_reserved"] += usd
-            return True
-
-    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
-                      actual_usd: float, ok: bool, calls: int = 1) -> None:
-        with self._lock:
-            u = self.usage[(function_id, day)]
-            u["calls_reserved"] -= calls
-            u["calls_used"] += calls if ok else 0
-            u["usd_reserved"] -= reserved_usd
-            u["usd_spent"] += actual_usd
+            u = self.usage.setdefault(key, {
+                "calls_reserved": 0, "calls_used": 0, "usd_reserved": 0.0, "usd_spent": 0.0})
+            held = self.leases.pop(sync.lease_id, (key, Amount()))[1]
+            others = [amount for k, amount in self.leases.values() if k == key]
+            pool = settled(used=Amount(calls=int(u["calls_used"]), usd=u["usd_spent"]),
+                           others=Amount(calls=sum(a.calls for a in others),
+                                         usd=sum(a.usd for a in others)),
+                           held=held, settle=sync.settle)
+            new = size(pool)
+            if new != Amount():
+                self.leases[sync.lease_id] = (key, new)
+            u.update(calls_used=pool.used.calls, usd_spent=pool.used.usd,
+                     calls_reserved=pool.others.calls + new.calls,
+                     usd_reserved=pool.others.usd + new.usd)
+            return Pool(used=pool.used, others=pool.others, held=new)
 
 
 def example_specs() -> dict[str, FunctionSpec]:

@@ -373,7 +373,7 @@ def _restore(path: Path, before: bytes | None) -> None:
 
 class _SpecStore:
     """The runner's store over the working tree's spec: no database, logs dropped, budgets
-    granted (golden tests check behaviour, not quotas)."""
+    never spent (golden tests check behaviour, not quotas)."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         from aiops.fingerprint import behaviour_content
@@ -391,11 +391,13 @@ class _SpecStore:
     def insert_logs(self, rows: list[Any]) -> None:
         pass
 
-    def reserve_budget(self, *args: Any, **kwargs: Any) -> bool:
-        return True
+    def sync_budget_lease(self, sync: Any, size: Any) -> Any:
+        """Every lease finds the day's budget untouched: quotas never run out here, and a
+        call that could never fit the budget is refused as it would be when deployed."""
+        from aiops.budgets import Amount, Pool
 
-    def settle_budget(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        pool = Pool(used=Amount(), others=Amount(), held=Amount())
+        return Pool(used=pool.used, others=pool.others, held=size(pool))
 
 
 def default_executor_factory(providers: ProvidersFile, env: Mapping[str, str]) -> Executor:

@@ -9,9 +9,8 @@
   `AIOPS_RATE_LIMIT_URL` they are slots shared by every process using that Redis: leases in a
   sorted set per scope, taken and released atomically, and expiring on their own if a holder
   dies mid-call.
-- Budgets (daily calls, daily USD per function) are reserved in the database before the call
-  and settled after (`BudgetLedger`, implemented by `aiops.store.Store`), so concurrent workers
-  cannot overspend by more than one call's estimate.
+- Budgets (daily calls, daily USD per function) live in `aiops.budgets`; what a call may cost
+  before it runs (`estimate_cost`) is here.
 - Cost = tokens × the price pinned in providers.yaml; cached input and reasoning tokens are
   priced as the provider reports them.
 """
@@ -24,8 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItemPerMinute
@@ -36,7 +34,9 @@ from aiops.errors import AiopsError, ConfigError, LimitExceeded, RuntimeFailure
 from aiops.spec import Price
 
 RATE_LIMIT_URL_ENV = "AIOPS_RATE_LIMIT_URL"
-DEFAULT_MAX_TOKENS = 1024  # charged to tpm when a function sets no max_tokens
+# A function without max_tokens: what tpm is charged, and, with a USD budget, what is sent
+# (so that a call's estimate bounds its cost; docs/providers.md, "Budgets").
+DEFAULT_MAX_TOKENS = 1024
 
 
 # --- cost ---------------------------------------------------------------------------------
@@ -44,7 +44,12 @@ DEFAULT_MAX_TOKENS = 1024  # charged to tpm when a function sets no max_tokens
 
 def cost_usd(price: Price | None, input_tokens: int, output_tokens: int,
              cached_input_tokens: int = 0, reasoning_tokens: int = 0) -> float:
-    """USD for one call. Cached tokens are part of input; reasoning tokens part of output."""
+    """USD for one call. Cached tokens are part of input; reasoning tokens part of output.
+    A negative count is refused (ValueError): a call is never a credit."""
+    if min(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens) < 0:
+        raise ValueError(f"token counts cannot be negative (input {input_tokens}, output "
+                         f"{output_tokens}, cached {cached_input_tokens}, reasoning "
+                         f"{reasoning_tokens})")
     if price is None:
         return 0.0
     cached = min(cached_input_tokens, input_tokens)
@@ -58,27 +63,21 @@ def cost_usd(price: Price | None, input_tokens: int, output_tokens: int,
     return total / 1_000_000
 
 
-def estimate_prompt_tokens(messages: Any) -> int:
-    """A provider-independent estimate: ~4 characters a token, plus per-message overhead."""
-    chars = sum(len(m.get("content", "")) for m in messages)
+def estimate_prompt_tokens(messages: Any, extra_chars: int = 0) -> int:
+    """A provider-independent estimate: ~4 characters a token, plus per-message overhead;
+    `extra_chars` for what else the request sends as input (an output schema)."""
+    chars = sum(len(m.get("content", "")) for m in messages) + extra_chars
     return chars // 4 + 4 * len(messages) + 3
 
 
-def estimate_cost(price: Price | None, prompt_tokens: int, max_tokens: int | None) -> float:
-    return cost_usd(price, prompt_tokens, max_tokens or DEFAULT_MAX_TOKENS)
-
-
-# --- budgets --------------------------------------------------------------------------------
-
-
-class BudgetLedger(Protocol):
-    """Where reservations live (the database); `aiops.store.Store` implements it."""
-
-    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
-                       max_calls: int | None, max_usd: float | None) -> bool: ...
-
-    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
-                      actual_usd: float, ok: bool, calls: int = 1) -> None: ...
+def estimate_cost(price: Price | None, prompt_tokens: int, max_tokens: int) -> float:
+    """What a call may cost: its prompt tokens and `max_tokens`, each at the dearer of the
+    prices that can apply to it (cached input, reasoning output)."""
+    if price is None:
+        return 0.0
+    input_price = max(price.input_per_mtok, price.cached_input_per_mtok or 0.0)
+    output_price = max(price.output_per_mtok, price.reasoning_per_mtok or 0.0)
+    return (prompt_tokens * input_price + max_tokens * output_price) / 1_000_000
 
 
 # --- rate limits ------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ class Candidate:
     settings: dict[str, Any]
     price: Price | None
     max_tokens: int
+    # What a function with a USD budget sends: `settings` with max_tokens always set, so that
+    # the estimate (prompt + max_tokens) bounds what the call can cost.
+    budget_settings: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +39,7 @@ class Prepared:
     output_validator: CompiledSchema
     input_schema: dict[str, Any]
     request_schema: dict[str, Any] | None  # None: plain text output
+    request_schema_chars: int  # its size as sent: input tokens too, in estimates
     prompt: CompiledPrompt
     candidates: tuple[Candidate, ...]
     retry: Retry
@@ -81,9 +85,10 @@ def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
     for provider, model, settings in chain:
         pspec = providers.providers.get(provider)
         price = pspec.models.get(model) if pspec else None
+        max_tokens = settings.get("max_tokens") or DEFAULT_MAX_TOKENS
         candidates.append(Candidate(provider=provider, model=model, settings=settings,
-                                    price=price,
-                                    max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS))
+                                    price=price, max_tokens=max_tokens,
+                                    budget_settings={**settings, "max_tokens": max_tokens}))
     limits = Limits.model_validate(dv.limits or {})
     filters = content.get("filters") or {}
     variables = tuple((input_schema.get("properties") or {}).keys())
@@ -94,10 +99,12 @@ def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
     except ValueError as exc:
         raise ConfigError(f"{dv.name}@{dv.version} cannot run: {str(exc).splitlines()[0]}; "
                           "`aiops validate` locates it: fix it and apply a new version") from None
+    request_schema = None if output_schema.get("type") == "string" else output_schema
     return Prepared(
         dv=dv, limits=limits, input_schema=input_schema,
         input_validator=validators[0], output_validator=validators[1],
-        request_schema=None if output_schema.get("type") == "string" else output_schema,
+        request_schema=request_schema,
+        request_schema_chars=len(json.dumps(request_schema)) if request_schema else 0,
         prompt=compile_prompt(content["prompt"], variables),
         candidates=tuple(candidates), retry=Retry.model_validate(content.get("retry") or {}),
         input_filters=chains[0], output_filters=chains[1],

@@ -9,9 +9,10 @@
 
 No provider-specific code: providers are reached through `aiops.providers.Provider`. One
 asyncio code path serves one call (`run`) and many (`run_many`). The database is reached
-through a small `Store` protocol (resolve, insert_logs, reserve/settle budget), so tests inject
+through a small `Store` protocol (resolve, insert_logs, budget leases), so tests inject
 fakes. A version is compiled once (`aiops.prepare`); log rows are written in batches by a
-background writer and flushed by `aclose()` (`aiops.batch`).
+background writer and flushed by `aclose()` (`aiops.batch`); daily budgets are leased and
+settled in bulk (`aiops.budgets`), and `aclose()` gives back what is left.
 """
 
 from __future__ import annotations
@@ -21,25 +22,23 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiops import fastjson
 from aiops.batch import LogWriter, batch_gc
+from aiops.budgets import LEASE_S, Budgets, LeaseStore, Limit
 from aiops.errors import (
     AiopsError,
-    BudgetExceeded,
     ConfigError,
     InputError,
     OutputError,
     ProviderError,
 )
 from aiops.limits import (
-    BudgetLedger,
     RateLimiter,
     RateSpec,
     cost_usd,
@@ -64,7 +63,7 @@ REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with
                  "corrected answer{json}, nothing else.")
 
 
-class RunnerStore(BudgetLedger, Protocol):
+class RunnerStore(LeaseStore, Protocol):
     def resolve(self, name: str, selector: str | None = None) -> DeployedVersion: ...
 
     def insert_logs(self, rows: list[LogRow]) -> None: ...
@@ -133,7 +132,7 @@ class Runner:
                  make: Callable[..., Provider] = make_provider,
                  sleep: Callable[[float], Any] = asyncio.sleep,
                  rng: random.Random | None = None, actor: str | None = None,
-                 max_retry_after_s: float = 60.0) -> None:
+                 max_retry_after_s: float = 60.0, budget_lease_s: float = LEASE_S) -> None:
         self.store = store
         self.providers_file = providers
         self.env = env
@@ -148,6 +147,8 @@ class Runner:
         self._inflight: dict[tuple[str, str | None], asyncio.Future[Prepared]] = {}
         self._prepared: dict[str, Prepared] = {}
         self._logs = LogWriter(store.insert_logs)
+        self._budgets = Budgets(store, max_wait_s=self.limiter.max_wait_s,
+                                lease_s=budget_lease_s)
         self._secrets = self._secret_values()
         self._provider_scopes = {
             name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
@@ -340,11 +341,12 @@ class Runner:
         convo = list(messages)
         transient = 0
         repairs = 0
+        settings = cand.settings if p.limits.daily_budget_usd is None else cand.budget_settings
         while True:
             request = CompletionRequest(messages=tuple(convo), model=cand.model,
-                                        settings=cand.settings, output_schema=p.request_schema,
+                                        settings=settings, output_schema=p.request_schema,
                                         function=p.dv.name, version=p.dv.version)
-            prompt_tokens = estimate_prompt_tokens(convo)
+            prompt_tokens = estimate_prompt_tokens(convo, p.request_schema_chars)
             waited = None
             if scopes:
                 waited = await self.limiter.acquire_rate(
@@ -436,45 +438,20 @@ class Runner:
 
     def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
                 state: _State) -> AbstractAsyncContextManager[Callable[[float], None]]:
-        """Reserve the estimated cost of one provider call; settle the real one after."""
-        if p.limits.daily_calls is None and p.limits.daily_budget_usd is None:
-            return _UNBUDGETED
-        return self._reserve(p, cand, prompt_tokens, state)
-
-    @asynccontextmanager
-    async def _reserve(self, p: Prepared, cand: Candidate, prompt_tokens: int,
-                       state: _State) -> AsyncIterator[Callable[[float], None]]:
+        """Admit one provider call against the function's daily budget (`aiops.budgets`):
+        its estimated cost, and one call for an execution's first attempt; the block settles
+        the real cost."""
         limits = p.limits
-        day = datetime.now(UTC).date()
-        estimate = estimate_cost(cand.price, prompt_tokens, cand.max_tokens)
+        if limits.daily_calls is None and limits.daily_budget_usd is None:
+            return _UNBUDGETED
         calls = 0 if state.reserved_call else 1
-        # The thread completes even when this task is cancelled: shielded, so that a
-        # reservation made under a cancellation is released rather than held all day.
-        reserving = asyncio.ensure_future(asyncio.to_thread(
-            self.store.reserve_budget, p.dv.function_id, day, calls, estimate,
-            limits.daily_calls, limits.daily_budget_usd))
-        try:
-            ok = await asyncio.shield(reserving)
-        except asyncio.CancelledError:
-            if await reserving:  # released: no call was made
-                await self._settle(p.dv.function_id, day, estimate, 0.0, calls, ok=False)
-            raise
-        if not ok:
-            raise BudgetExceeded(
-                f"{p.dv.name}: today's budget is spent (daily_calls {limits.daily_calls}, "
-                f"daily_budget_usd {limits.daily_budget_usd}); it resets at 00:00 UTC")
+        # A refused call ends the execution, so the call is counted once whatever follows.
         state.reserved_call = True
-        settled: list[float] = []
-        try:
-            yield settled.append
-        finally:
-            await self._settle(p.dv.function_id, day, estimate,
-                               settled[0] if settled else 0.0, calls)
-
-    async def _settle(self, function_id: str, day: date, estimate: float, actual: float,
-                      calls: int, *, ok: bool = True) -> None:
-        await asyncio.to_thread(self.store.settle_budget, function_id, day, estimate, actual,
-                                ok, calls)
+        return self._budgets.reserve(
+            p.dv.function_id, p.dv.name,
+            Limit(calls=limits.daily_calls, usd=limits.daily_budget_usd), calls=calls,
+            usd=estimate_cost(cand.price, prompt_tokens, cand.max_tokens),
+            wait=limits.on_limit == "wait")
 
     def _log_row(self, p: Prepared, ex: Execution, state: _State,
                  actor: str | None) -> LogRow:
@@ -523,14 +500,18 @@ class Runner:
         await self._logs.flush()
 
     async def aclose(self) -> None:
-        """Flush the log rows and close the providers' clients."""
+        """Flush the log rows, settle and give back the budget leases, and close the
+        providers' clients."""
         try:
             await self._logs.flush()
         finally:
-            for provider in self._providers.values():
-                await provider.aclose()
-            self._providers.clear()
-            await self.limiter.aclose()
+            try:
+                await self._budgets.aclose()
+            finally:
+                for provider in self._providers.values():
+                    await provider.aclose()
+                self._providers.clear()
+                await self.limiter.aclose()
 
 
 def _ignore(cost: float) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,48 +101,6 @@ def test_logs_insert_and_read_back(project: Path, db_url: str) -> None:
     assert len(since) == 3
 
 
-def test_budget_reserve_and_settle(project: Path, db_url: str) -> None:
-    _applied(project, spec_data())
-    st = open_store(db_url)
-    fid = st.resolve("greet").function_id
-    day = date(2026, 1, 2)
-    assert st.reserve_budget(fid, day, 1, 0.4, max_calls=2, max_usd=1.0)
-    assert st.reserve_budget(fid, day, 1, 0.4, max_calls=2, max_usd=1.0)
-    assert not st.reserve_budget(fid, day, 1, 0.1, max_calls=2, max_usd=1.0)  # calls
-    st.settle_budget(fid, day, reserved_usd=0.4, actual_usd=0.1, ok=True)
-    st.settle_budget(fid, day, reserved_usd=0.4, actual_usd=0.0, ok=False)
-    usage = st.usage(fid, day)
-    assert usage is not None
-    assert (usage["calls_used"], usage["calls_reserved"]) == (1, 0)
-    assert usage["usd_spent"] == pytest.approx(0.1)
-    assert st.reserve_budget(fid, day, 1, 0.85, max_calls=None, max_usd=1.0)
-    assert not st.reserve_budget(fid, day, 1, 0.1, max_calls=None, max_usd=1.0)  # usd
-
-
-def test_concurrent_reservations_never_overspend(project: Path, db_url: str) -> None:
-    _applied(project, spec_data())
-    st = open_store(db_url)
-    fid = st.resolve("greet").function_id
-    day = date(2026, 1, 3)
-    granted: list[bool] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(10):
-            ok = st.reserve_budget(fid, day, 1, 0.01, max_calls=25, max_usd=None)
-            with lock:
-                granted.append(ok)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(granted) == 25
-    usage = st.usage(fid, day)
-    assert usage is not None and usage["calls_reserved"] == 25
-
-
 def test_plan_statement_count_does_not_grow_with_unchanged_functions(project: Path,
                                                                       db_url: str) -> None:
     st = open_store(db_url)
@@ -196,24 +153,6 @@ def test_logs_are_stored_and_filtered_in_utc_whatever_the_callers_zone(project: 
     newest = st.recent_logs("greet", 1)[0]
     assert newest.status == "error" and newest.created_at == t0 + timedelta(minutes=30)
     assert len(st.recent_logs("greet", 50, since=since)) == 4
-
-
-def test_settling_never_drives_a_counter_negative(project: Path, db_url: str) -> None:
-    _applied(project, spec_data())
-    st = open_store(db_url)
-    fid = st.resolve("greet").function_id
-    day = date(2026, 1, 4)
-    for _ in range(3):
-        assert st.reserve_budget(fid, day, 1, 0.1, max_calls=None, max_usd=1.0)
-    for _ in range(3):
-        st.settle_budget(fid, day, reserved_usd=0.1, actual_usd=0.1, ok=True)
-    st.settle_budget(fid, day, reserved_usd=0.7, actual_usd=0.0, ok=False)  # a stray release
-    usage = st.usage(fid, day)
-    assert usage is not None
-    assert (usage["calls_reserved"], usage["usd_reserved"]) == (0, 0.0)
-    # a negative reservation would have freed budget that was never there
-    assert st.reserve_budget(fid, day, 1, 0.6, max_calls=None, max_usd=1.0)
-    assert not st.reserve_budget(fid, day, 1, 0.2, max_calls=None, max_usd=1.0)
 
 
 @pytest.mark.parametrize(("url", "message"), [

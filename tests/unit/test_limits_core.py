@@ -7,7 +7,14 @@ import asyncio
 import pytest
 
 from aiops.errors import LimitExceeded
-from aiops.limits import RateLimiter, RateSpec, cost_usd, estimate_prompt_tokens, storage_url
+from aiops.limits import (
+    RateLimiter,
+    RateSpec,
+    cost_usd,
+    estimate_cost,
+    estimate_prompt_tokens,
+    storage_url,
+)
 from aiops.spec import Price
 
 
@@ -25,6 +32,27 @@ def test_estimate_prompt_tokens_grows_with_text() -> None:
     small = estimate_prompt_tokens([{"role": "user", "content": "hi"}])
     large = estimate_prompt_tokens([{"role": "user", "content": "hi " * 400}])
     assert 0 < small < large and large >= 300
+    # What else the request sends as input (an output schema) is counted too.
+    assert estimate_prompt_tokens([{"role": "user", "content": "hi"}], 400) == small + 100
+
+
+def test_negative_token_counts_cost_nothing_they_are_refused() -> None:
+    price = Price(input_per_mtok=1, output_per_mtok=1)
+    for counts in ((-1, 0), (0, -1), (5, 5, -1), (5, 5, 0, -1)):
+        with pytest.raises(ValueError, match="cannot be negative"):
+            cost_usd(price, *counts)
+
+
+def test_the_estimate_is_what_a_call_can_cost_at_most() -> None:
+    """Prompt tokens and max_tokens, each at the dearer price that may apply to them."""
+    plain = Price(input_per_mtok=1, output_per_mtok=4)
+    assert estimate_cost(plain, 100, 50) == pytest.approx((100 * 1 + 50 * 4) / 1e6)
+    assert estimate_cost(plain, 100, 50) >= cost_usd(plain, 100, 50)
+    dear = Price(input_per_mtok=1, output_per_mtok=4, cached_input_per_mtok=3,
+                 reasoning_per_mtok=10)
+    assert estimate_cost(dear, 100, 50) == pytest.approx((100 * 3 + 50 * 10) / 1e6)
+    assert estimate_cost(dear, 100, 50) >= cost_usd(dear, 100, 50, 100, 50)
+    assert estimate_cost(None, 100, 50) == 0
 
 
 def test_storage_url_from_environment() -> None:

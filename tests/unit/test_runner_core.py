@@ -294,6 +294,21 @@ def test_usd_budget_reserves_the_estimate() -> None:
     assert isinstance(ex.error, BudgetExceeded) and h.providers["p1"].requests == []
 
 
+@pytest.mark.parametrize(("configuration", "limits", "sent"), [
+    ({"temperature": 0}, {"daily_budget_usd": 1.0}, 1024),  # the estimate's max_tokens, sent
+    ({"max_tokens": 300}, {"daily_budget_usd": 1.0}, 300),
+    ({"temperature": 0}, {"daily_calls": 5}, None),  # no cost to bound
+    ({"temperature": 0}, {}, None),
+])
+def test_a_usd_budget_sends_max_tokens_so_that_the_estimate_bounds_the_call(
+        configuration: dict[str, Any], limits: dict[str, Any], sent: int | None) -> None:
+    """A call estimated at 1024 output tokens but sent without max_tokens could cost any
+    amount ($1.80 spent on a $1.00 budget)."""
+    h = Harness(spec(configuration=configuration), {"p1": ['{"answer": "a"}']}, limits=limits)
+    assert h.run({"who": "x"}).ok
+    assert h.providers["p1"].requests[0].settings.get("max_tokens") == sent
+
+
 def test_unknown_function_raises() -> None:
     h = Harness(spec(), {})
     with pytest.raises(NotFoundError):

@@ -86,19 +86,20 @@ def test_a_cancelled_execution_still_logs_its_row_and_releases_its_budget() -> N
     assert usage["calls_reserved"] == 0 and usage["usd_reserved"] == pytest.approx(0)
 
 
-def test_cancellation_during_the_budget_reservation_releases_it() -> None:
-    """The reservation runs in a thread that completes even when the caller is cancelled."""
+def test_cancellation_during_the_budget_lease_releases_it() -> None:
+    """The lease is taken in a thread that completes even when the caller is cancelled; what
+    it took is given back on close."""
     h = Harness(spec(), {"p1": ['{"answer": "a"}']},
                 limits={"daily_calls": 10, "max_input_bytes": 65536})
     entered, release = threading.Event(), threading.Event()
-    reserve = h.store.reserve_budget
+    sync = h.store.sync_budget_lease
 
-    def slow_reserve(*args: Any) -> bool:
+    def slow_sync(*args: Any) -> Any:
         entered.set()
         release.wait(5)
-        return reserve(*args)
+        return sync(*args)
 
-    h.store.reserve_budget = slow_reserve  # type: ignore[method-assign,assignment]
+    h.store.sync_budget_lease = slow_sync  # type: ignore[method-assign]
 
     async def go() -> None:
         task = asyncio.ensure_future(h.runner.run("greet", {"who": "x"}))

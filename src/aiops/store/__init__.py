@@ -9,8 +9,7 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
                                             # NotFoundError lists versions; UserError if archived
     dv.content                              # fingerprint.behaviour_content: all it takes to run
     store.insert_logs([LogRow(...), ...])   # one executemany
-    ok = store.reserve_budget(fid, day, calls=1, usd=0.002, max_calls=10000, max_usd=5.0)
-    store.settle_budget(fid, day, reserved_usd=0.002, actual_usd=0.0013, ok=True)
+    pool = store.sync_budget_lease(sync, size)  # a budget lease: settle, resize (aiops.budgets)
     store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
     store.revision()                        # id of the newest apply: a key to cache resolve()
     store.read_state(project)               # plan.DeployedState, in a fixed number of queries
@@ -20,9 +19,9 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
 Tables and their columns: `aiops.store.tables`; engines, URLs and migrations:
 `aiops.store.engine`.
 
-Budgets: calls_reserved / usd_reserved hold in-flight reservations; settling moves a call's
-reservation into calls_used / usd_spent. Reserving is one conditional UPDATE, so concurrent
-workers cannot overspend.
+Budgets: calls_used / usd_spent are settled; calls_reserved / usd_reserved are the sum of the
+day's budget leases, which processes take, resize and give back in one transaction on the
+counter's row (`aiops.store.leases`), so concurrent workers cannot overspend.
 """
 
 from __future__ import annotations
@@ -31,19 +30,21 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.errors import NotFoundError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.spec import Semver
 from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
+from aiops.store.leases import sync_lease
 from aiops.store.tables import C, F, L, M, R, U, V
 
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
@@ -308,40 +309,14 @@ class Store:
         with db_errors(self.url), self.engine.begin() as conn:
             conn.execute(insert(L), values)
 
-    def _insert_ignore(self) -> Any:
-        mod = postgresql if self.dialect == "postgresql" else sqlite
-        return mod.insert(C)
-
-    def reserve_budget(self, function_id: str, day: date, calls: int, usd: float,
-                       max_calls: int | None, max_usd: float | None) -> bool:
-        """Reserve `calls` and `usd` of today's budget; False (nothing reserved) if over."""
-        fid = uuid.UUID(function_id)
-        conds = [C.c.function_id == fid, C.c.day == day]
-        if max_calls is not None:
-            conds.append(C.c.calls_used + C.c.calls_reserved + calls <= max_calls)
-        if max_usd is not None:
-            conds.append(C.c.usd_spent + C.c.usd_reserved + usd <= max_usd)
-        with db_errors(self.url), self.engine.begin() as conn:
-            conn.execute(self._insert_ignore().values(
-                function_id=fid, day=day, calls_reserved=0, calls_used=0, usd_reserved=0.0,
-                usd_spent=0.0).on_conflict_do_nothing())
-            res = conn.execute(update(C).where(and_(*conds)).values(
-                calls_reserved=C.c.calls_reserved + calls,
-                usd_reserved=C.c.usd_reserved + usd))
-            return res.rowcount == 1
-
-    def settle_budget(self, function_id: str, day: date, reserved_usd: float,
-                      actual_usd: float, ok: bool, calls: int = 1) -> None:
-        """Release a reservation; count the call when `ok` (it happened) and the real cost."""
-        # Clamped at zero: float residue, or a release with no matching reservation, must not
-        # leave a negative reservation that would free budget nobody has.
-        with db_errors(self.url), self.engine.begin() as conn:
-            conn.execute(update(C).where(C.c.function_id == uuid.UUID(function_id),
-                                         C.c.day == day).values(
-                calls_reserved=_at_least_zero(C.c.calls_reserved - calls, 0),
-                calls_used=C.c.calls_used + (calls if ok else 0),
-                usd_reserved=_at_least_zero(C.c.usd_reserved - reserved_usd, 1e-9),
-                usd_spent=C.c.usd_spent + actual_usd))
+    def sync_budget_lease(self, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
+        """Settle a budget lease's spending and resize it, in one transaction; sweeps the
+        function's expired leases first (`aiops.store.leases`)."""
+        with db_errors(self.url), self.engine.connect() as conn:
+            if self.dialect == "sqlite":  # read, then write: take the write lock up front
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                return sync_lease(conn, sync, size)
 
     def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
         with db_errors(self.url), self.engine.connect() as conn:
@@ -366,11 +341,6 @@ class Store:
                     conn.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
                     conn.execute(select(func.set_config("lock_timeout", "0", True)))
                 yield Writer(conn)
-
-
-def _at_least_zero(expr: Any, tolerance: float) -> Any:
-    """SQL: `expr`, or 0 when it is at or below `tolerance` (portable: no GREATEST in SQLite)."""
-    return case((expr <= tolerance, 0), else_=expr)
 
 
 def _not_found_function(name: str, names: list[str]) -> str:

@@ -14,7 +14,11 @@ Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
   status (ok|error), user_id, actor, created_at, metadata (model, attempts, git commit, prompt
   hash, ...), provider, cost_usd, input_tokens, output_tokens; index (function_id, created_at).
 - users (stands in for auth.users), reconcile_runs, managed_functions (the ownership ledger of
-  each project: what it has applied), usage_counters (function_id, day) for daily budgets.
+  each project: what it has applied), usage_counters (function_id, day) for daily budgets:
+  calls_used / usd_spent settled, calls_reserved / usd_reserved the sum of the day's leases.
+- budget_leases: id, function_id, day, holder (host:pid), calls, usd, expires_at (seconds
+  since the epoch on the database's clock): the slices of a day's budget that processes hold
+  (aiops.budgets); index (function_id, expires_at) for the sweep of expired ones.
 """
 
 from __future__ import annotations
@@ -165,6 +169,20 @@ class UsageCounter(Base):
     usd_spent: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class BudgetLease(Base):
+    __tablename__ = "budget_leases"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
+    day: Mapped[date] = mapped_column(Date)
+    holder: Mapped[str] = mapped_column(String(200))
+    calls: Mapped[int] = mapped_column(Integer)
+    usd: Mapped[float] = mapped_column(Float)
+    # Seconds since the epoch, on the database's clock: every holder's machine agrees on it.
+    expires_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_budget_leases_function_id_expires_at", "function_id",
+                            "expires_at"),)
+
+
 def _table(model: type[Base]) -> Table:
     # DeclarativeBase types `__table__` as FromClause (a class may map any selectable);
     # every class here is declared with `__tablename__`, so it is a Table.
@@ -175,3 +193,4 @@ def _table(model: type[Base]) -> Table:
 F, V, L = _table(Function), _table(Version), _table(Log)
 U, R = _table(User), _table(ReconcileRun)
 M, C = _table(ManagedFunction), _table(UsageCounter)
+BL = _table(BudgetLease)
