@@ -195,6 +195,29 @@ def test_budget_accounting_takes_no_database_round_trip_per_call(
     assert u["usd_spent"] == pytest.approx(sum(r.cost_usd for r in results))
 
 
+def test_daily_calls_stay_exact_across_lease_holders(tmp_path: Path, db_url: str,
+                                                     mock_provider: Any) -> None:
+    """Calls are leased like dollars: four runners (four leases) racing on a quota of 37
+    make exactly 37 calls."""
+    root, store = deploy(tmp_path, db_url, budgeted(limits={"daily_calls": 37}))
+    runners = [open_runner(root, env=runner_project.env_for(mock_provider.url), store=store,
+                           actor="t") for _ in range(4)]
+
+    async def go() -> list[Any]:
+        try:
+            batches = await asyncio.gather(*(r.run_many("budgeted", inputs(20), concurrency=8)
+                                             for r in runners))
+        finally:
+            for r in runners:
+                await r.aclose()
+        return [x for batch in batches for x in batch]
+
+    results = outcomes(asyncio.run(go()))
+    assert results.count("ok") == 37 and results.count("BudgetExceeded") == 43
+    u = usage(store, "budgeted")
+    assert (u["calls_used"], u["calls_reserved"]) == (37, 0)
+
+
 # --- several processes ---------------------------------------------------------------------
 
 WORKER = """
