@@ -8,13 +8,14 @@ others. `FakeStore` is the runner's store without a database (unit tests); `PROV
 `CLASSIFY`, `write()` and `env_for()` make a project whose three providers (openai, groq,
 http) point at a mock through AIOPS_<NAME>_BASE_URL (integration and e2e tests).
 `serve_http(Handler)` runs a small stdlib server of the test's own (a backend that checks
-signatures, a proxy, a canned answer) and yields its root URL; `unused_port` is a loopback
-port that nothing listens on.
+signatures, a proxy, a canned answer) and yields its root URL, `send_json` answers from one;
+`unused_port` is a loopback port that nothing listens on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import uuid
@@ -46,6 +47,18 @@ def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any,
+              headers: dict[str, str] | None = None) -> None:
+    """Answer a test server's request with `payload` as JSON."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    for name, value in {"content-type": "application/json", **(headers or {})}.items():
+        handler.send_header(name, value)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ import yaml
 from vcr.request import Request as VcrRequest
 
 from aiops.fingerprint import canonical_json
+from aiops.keyscrub import scrubber
 
 KEPT_HEADERS = frozenset({"content-type"})
 # Never written, whatever else changes (KEPT_HEADERS already excludes them: belt and braces).
@@ -130,15 +131,13 @@ class Rewrite:
 
 
 def _scrub(body: Any, secrets: tuple[str, ...]) -> Any:
-    """`body` (text or bytes) with every secret value, as is or JSON-escaped, redacted."""
-    for secret in secrets:
-        if len(secret) < MIN_SECRET_CHARS:
-            continue
-        for form in dict.fromkeys((secret, json.dumps(secret)[1:-1])):
-            if isinstance(body, bytes | bytearray):
-                body = bytes(body).replace(form.encode(), REDACTED.encode())
-            elif isinstance(body, str):
-                body = body.replace(form, REDACTED)
+    """`body` (text or bytes) with every secret value redacted, in any case or encoding
+    (as is, upper-cased, URL-encoded, JSON-escaped, base64: `aiops.keyscrub`)."""
+    scrub = scrubber(tuple(secrets), REDACTED, MIN_SECRET_CHARS)
+    if isinstance(body, bytes | bytearray):
+        return scrub.binary(bytes(body))
+    if isinstance(body, str):
+        return scrub.text(body)
     return body
 
 

@@ -38,6 +38,7 @@ from aiops.errors import (
     OutputError,
     ProviderError,
 )
+from aiops.keyscrub import scrubber
 from aiops.limits import (
     RateLimiter,
     RateSpec,
@@ -150,6 +151,7 @@ class Runner:
         self._budgets = Budgets(store, max_wait_s=self.limiter.max_wait_s,
                                 lease_s=budget_lease_s)
         self._secrets = self._secret_values()
+        self._scrubber = scrubber(self._secrets)
         self._provider_scopes = {
             name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
                            max_concurrency=p.limits.max_concurrency)
@@ -263,6 +265,10 @@ class Runner:
         if error is not None:
             error.message = scrub(error.message, self._secrets)
             error.log_id = log_id
+        # A provider or a model may echo a key into an answer, and a caller into an input:
+        # neither reaches stdout, the log row or --output.
+        output = self._scrubber.value(output)
+        state.logged_input = self._scrubber.value(state.logged_input)
         elapsed = (time.perf_counter() - start) * 1000
         execution = Execution(
             log_id=log_id, function=p.dv.name, version=p.dv.version, output=output, error=error,
@@ -434,7 +440,8 @@ class Runner:
             return None, "not valid JSON (NaN or Infinity is not a JSON number)"
         problem = schema_problem(p.output_validator, value)
         # The message may quote the output, which has not been through the output filters.
-        return value, None if problem is None else p.output_filters.redact_message(problem)
+        return value, None if problem is None else self._scrubber.text(
+            p.output_filters.redact_message(problem))
 
     def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
                 state: _State) -> AbstractAsyncContextManager[Callable[[float], None]]:

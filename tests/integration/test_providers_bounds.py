@@ -19,7 +19,7 @@ import pytest
 from aiops.errors import ProviderError
 from aiops.providers import CompletionRequest, make_provider
 from aiops.spec import ProviderSpec
-from tests.fixtures_providers import serve_http
+from tests.fixtures_providers import send_json, serve_http
 
 REQUEST = CompletionRequest(messages=({"role": "user", "content": "hi"},), model="m",
                             function="f", version="1.0.0")
@@ -158,12 +158,7 @@ class Elsewhere(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
         Elsewhere.seen.append((self.path, self.headers.get("authorization")))
-        body = success_body(self.path)
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, json.loads(success_body(self.path)))
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -22,7 +22,7 @@ from aiops.providers.http import HttpProvider
 from aiops.providers.mock_server import MockConfig, MockServer
 from aiops.providers.openai import OpenAIProvider
 from aiops.spec import ProviderSpec
-from tests.fixtures_providers import serve_http
+from tests.fixtures_providers import send_json, serve_http
 
 SCHEMA = {"type": "object", "required": ["queue", "priority"], "additionalProperties": False,
           "properties": {"queue": {"type": "string", "enum": ["billing", "other"]},
@@ -199,12 +199,7 @@ class _Checking(BaseHTTPRequestHandler):
                          "request_id": "srv-1"})
 
     def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload)
 
     def log_message(self, *args: Any) -> None:
         pass

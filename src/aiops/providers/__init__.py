@@ -5,7 +5,8 @@
 One module per wire API (`openai`, `groq`, `http`) maps to and from its format and translates
 its errors into `aiops.errors` in one context manager, at that edge only. The runner sees only
 the types below. Keys are read from the environment variables that providers.yaml names, and
-never leave the provider object: errors are scrubbed of them before they are raised.
+never leave the provider object: errors are scrubbed of them before they are raised (and the
+runner scrubs outputs, inputs and messages of every form of them: `aiops.keyscrub`).
 
 `base_url` comes from providers.yaml, or from `AIOPS_<NAME>_BASE_URL` (the provider's name in
 upper case, dashes as underscores), so a demo or CI can point the providers at a mock server
@@ -24,13 +25,13 @@ from typing import Any, Protocol
 
 from aiops import fastjson
 from aiops.errors import ConfigError, ProviderError
+from aiops.keyscrub import REDACTED, scrubber
 from aiops.spec import ProviderSpec
 
 # Settings of `Configuration` that the chat-completions APIs take as they are.
 CHAT_SETTINGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
                  "frequency_penalty", "reasoning_effort")
 SCHEMA_HINT = "Respond with one JSON object that validates against this JSON Schema:"
-REDACTED = "[redacted]"
 # Where a key is read when providers.yaml names no `api_key_env` (the SDKs' own defaults).
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "groq": "GROQ_API_KEY"}
 
@@ -152,10 +153,9 @@ def make_provider(name: str, spec: ProviderSpec, env: Mapping[str, str]) -> Prov
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """Remove every secret value from a text (an error body may echo a key)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+    """Remove every secret value from a text (an error body may echo a key), in any case or
+    encoding (`aiops.keyscrub`), and any bearer token."""
+    text = scrubber(secrets).text(text)
     return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1" + REDACTED, text)
 
 
