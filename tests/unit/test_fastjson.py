@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiops.fastjson import dumps, dumps_finite, loads
+from aiops.fastjson import Refused, dumps, dumps_finite, loads, loads_input
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -60,3 +60,45 @@ def test_dumps_finite_refuses_what_json_lacks(value: Any) -> None:
 @pytest.mark.parametrize("value", ["NaN", {"Infinity": "-Infinity NaN"}, 1.5])
 def test_dumps_finite_passes_text_that_only_says_so(value: Any) -> None:
     assert dumps_finite(value) == dumps(value)
+
+
+# --- loads_input: a document from outside, bounded before anything recursive reads it -----
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON, st.integers(min_value=1, max_value=6))
+def test_loads_input_reads_what_the_stdlib_reads_within_the_depth(value: Any,
+                                                                  bound: int) -> None:
+    text = json.dumps(value, indent=1)
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in json.dumps(value, ensure_ascii=False)):
+        with pytest.raises(Refused, match="lone surrogate"):
+            loads_input(text)
+    elif _depth(value) > bound:
+        with pytest.raises(Refused, match=f"nested deeper than {bound} levels"):
+            loads_input(text, bound)
+    else:
+        assert loads_input(text, bound) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", [
+    '["[[[[[[[[[[", "{{{{{{{{{{{"]',  # brackets inside strings are text
+    '["\\"[[[[[[[[[[[[", "\\\\", "]]]]]]]]]"]',  # escaped quotes and backslashes
+])
+def test_brackets_inside_strings_do_not_nest(text: str) -> None:
+    assert loads_input(text, max_depth=2) == json.loads(text)
+
+
+def test_where_the_bound_is_crossed_and_the_stdlib_message_for_other_errors() -> None:
+    with pytest.raises(Refused, match=r"\(line 3 column 3\)"):
+        loads_input('{"a":\n [\n [[1]]]}', max_depth=3)
+    with pytest.raises(ValueError, match=r"Expecting value: line 1 column 7") as caught:
+        loads_input('{"a": }')
+    assert not isinstance(caught.value, Refused)
