@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from aiops.cli import project_dir_option
+from aiops.cli.params import OutputFile
 
 
 @click.command()
@@ -16,9 +17,9 @@ from aiops.cli import project_dir_option
 @click.option("--record", is_flag=True,
               help="Call the providers for requests the cassettes lack (new or changed) and "
                    "write them; needs the providers' keys. Default: replay, no network.")
-@click.option("--junit-xml", "junit_xml", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--junit-xml", "junit_xml", type=OutputFile(make_parents=True),
               metavar="FILE", help="Also write JUnit XML results to FILE.")
-@click.option("--markdown-out", "markdown_out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--markdown-out", "markdown_out", type=OutputFile(make_parents=True),
               metavar="FILE", help="Also write the markdown summary to FILE (a PR comment, "
                                    "$GITHUB_STEP_SUMMARY).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),

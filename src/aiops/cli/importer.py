@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from aiops.cli.params import InputFile
 from aiops.commands import ensure_schemas, schema_reference
 from aiops.errors import Diagnostic, SpecError, UsageError
 from aiops.importers import prepare_import
@@ -20,7 +21,7 @@ from aiops.yamlsrc import YamlProblem, decode
 
 
 @click.command("import")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", type=InputFile())
 @click.option("--name", help="Function name (default: the file's name, made valid).")
 @click.option("--provider", help="A provider of providers.yaml (default: the file's own "
               "provider when the project has it, else the first one).")

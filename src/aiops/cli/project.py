@@ -9,6 +9,7 @@ import click
 
 from aiops import commands
 from aiops.cli import project_dir_option
+from aiops.cli.params import NewDirectory
 
 
 def _render_text(report: commands.ValidationReport) -> str:
@@ -53,7 +54,7 @@ def validate(project_dir: Path, project_option: Path | None, base: str | None, f
 
 
 @click.command()
-@click.argument("project_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("project_dir", default=".", type=NewDirectory())
 def init(project_dir: Path) -> None:
     """Scaffold a project: providers.yaml, an example function, the CI workflow."""
     for path in commands.init_project(project_dir):

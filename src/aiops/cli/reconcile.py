@@ -16,10 +16,12 @@ import click
 
 from aiops import reconcile
 from aiops.cli import project_dir_option
+from aiops.cli.params import FiniteFloat, OutputFile
 from aiops.errors import UsageError
 from aiops.plan import Plan
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
 
+MAX_LOCK_TIMEOUT_S = 86400.0  # a day; PostgreSQL's lock_timeout holds at most 24.8 days
 project_dir = project_dir_option("root")
 prune_opt = click.option("--prune", is_flag=True,
                          help="Archive functions of this project whose file was removed.")
@@ -53,8 +55,9 @@ class _PlanCommand(click.Command):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan (with the state it was computed against) for `aiops apply`.")
+@click.option("-o", "--out", type=OutputFile(allow_dash=True),
+              help="Save the plan (with the state it was computed against) for `aiops apply`; "
+                   "`-` writes it to stdout (and the plan a person reads to stderr).")
 def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str,
          detailed_exitcode: bool, out: Path | None) -> None:
     """Show what `aiops apply` would change in the database, and why."""
@@ -66,10 +69,13 @@ def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str
         raise
     fmt = "json" if as_json else fmt
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
-    click.echo(render(result))
+    to_stdout = out is not None and str(out) == "-"
+    click.echo(render(result), err=to_stdout)  # stdout is the saved plan's with `-o -`
     if out is not None:
         if result.errors:
             click.echo("Error: the plan has errors; not saved.", err=True)
+        elif to_stdout:
+            click.echo(render_json(result))
         else:
             out.write_text(render_json(result) + "\n", encoding="utf-8")
             if fmt == "text":
@@ -82,13 +88,31 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
+MAX_PLAN_BYTES = 256 << 20  # a saved plan of 1,000 functions with large schemas is ~50 MiB
+
+
 def _read_plan(path: Path) -> Plan:
+    """A saved plan, read as hostile input: a regular file within MAX_PLAN_BYTES, JSON nested
+    no deeper than a function file allows (plus the plan's own levels)."""
+    from aiops import fastjson
+    from aiops.yamlsrc import MAX_DEPTH
+
     try:
-        return Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        with path.open("rb") as handle:
+            if not path.is_file():
+                raise UsageError(f"plan file {path} is not a regular file")
+            data = handle.read(MAX_PLAN_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"plan file {path} does not exist; make one with "
                          f"`aiops plan -o {path}`") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:  # a directory, a name too long
+        raise UsageError(f"plan file {path}: {exc.strerror}") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise UsageError(f"plan file {path} is over {MAX_PLAN_BYTES >> 20} MiB; a plan saved "
+                         "by `aiops plan -o` is smaller")
+    try:
+        return Plan.from_dict(fastjson.loads_input(data.decode("utf-8"), MAX_DEPTH + 10))
+    except (ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UsageError(f"{path} is not a plan saved by `aiops plan -o` ({exc})") from None
 
 
@@ -99,7 +123,8 @@ def _read_plan(path: Path) -> Plan:
 @max_prune_opt
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--actor", help="Who applies (default: git config user.name <user.email>).")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--lock-timeout", type=FiniteFloat(min=0, max=MAX_LOCK_TIMEOUT_S), default=30.0,
+              show_default=True,
               help="Seconds to wait for another apply to finish (exit 75 when it does not).")
 def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None,
           auto_approve: bool, actor: str | None, lock_timeout: float) -> None:

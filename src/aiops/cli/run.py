@@ -14,11 +14,12 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
 from aiops.cli import project_dir_option
+from aiops.cli.params import FiniteFloat, InputFile, OutputFile
 from aiops.errors import AiopsError, InputError, NotFoundError, UsageError, UserError
 
 _PROJECT = project_dir_option()
@@ -26,29 +27,54 @@ _DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
                    help="Database URL (default: AIOPS_DATABASE_URL, aiops.yaml, .aiops/).")
 
 
+MAX_INPUT_TEXT = 64 << 20  # bytes of one input's text: 10 MiB of JSON (the largest
+                           # max_input_bytes) with room for indentation
+
+
 def _read_input(value: str) -> Any:
+    """`--input`: JSON, `@FILE` or `-` (stdin), read within MAX_INPUT_TEXT, parsed by
+    `parse_input`. A FIFO works (`@<(jq ...)`); `@/dev/zero` is refused at the bound."""
     if value == "-":
         source = "stdin"
-        try:
-            text = sys.stdin.read()
-        except UnicodeDecodeError as exc:
-            raise InputError(f"stdin is not UTF-8 text: {exc.reason} at byte "
-                             f"{exc.start}") from None
+        data = sys.stdin.buffer.read(MAX_INPUT_TEXT + 1)
     elif value.startswith("@"):
         path = Path(value[1:])
         source = str(path)
         try:
-            text = path.read_bytes().decode("utf-8")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INPUT_TEXT + 1)
         except OSError as exc:
             raise InputError(f"cannot read the input file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte "
-                             f"{exc.start}") from None
     else:
-        text, source = value, "--input"
-    text = text.removeprefix("\ufeff")  # a byte order mark (Windows tools) is not JSON
+        source = "--input"
+        # The shell's bytes reach Python decoded with surrogateescape: invalid UTF-8 becomes
+        # lone surrogates, which only re-encoding finds.
+        data = value.encode("utf-8", "surrogateescape")
+    return _decode(data, source)
+
+
+def _decode(data: bytes, source: str) -> Any:
+    """One input's bytes -> its value, or an InputError naming `source`."""
+    if len(data) > MAX_INPUT_TEXT:
+        raise InputError(f"{source} is over {MAX_INPUT_TEXT >> 20} MiB, the bound on an "
+                         "input's text (limits.max_input_bytes is at most 10 MiB)")
     try:
-        return json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source} is not UTF-8 text: {exc.reason} at byte "
+                         f"{exc.start}") from None
+    return parse_input(text.removeprefix("\ufeff"), source)  # a BOM (Windows tools) is not JSON
+
+
+def parse_input(text: str, source: str) -> Any:
+    """One input's JSON, or an InputError that names `source` (and the line and column, or
+    the JSON path): not JSON, nested deeper than fastjson.MAX_DEPTH, a lone surrogate."""
+    from aiops import fastjson
+
+    try:
+        return fastjson.loads_input(text)
+    except fastjson.Refused as exc:
+        raise InputError(f"{source}: {exc}") from None
     except ValueError as exc:
         raise InputError(f"{source} is not valid JSON: {exc}") from None
 
@@ -56,9 +82,9 @@ def _read_input(value: str) -> Any:
 @click.command()
 @click.argument("target", metavar="NAME[@VERSION]")
 @click.option("--input", "input_", metavar="JSON|@FILE|-", help="The input: JSON, @file or -.")
-@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--input-file", type=InputFile(),
               help="Batch: a JSON-lines file, one input per line.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", type=OutputFile(),
               help="Batch: where to write the JSON-lines results (default: stdout).")
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--actor", default=None, help="Who runs it (logged; default: the OS user).")
@@ -127,31 +153,30 @@ def _lines(path: Path, out: _Ordered, numbers: list[int], summary: _Summary,
            advance: Any) -> Iterator[Any]:
     """Inputs of a JSON-lines file; an unparsable line gets its error entry at once."""
     with path.open("rb") as handle:  # decoded line by line: one bad line is one error
-        for n, raw in enumerate(handle, start=1):
+        for n, raw in enumerate(_raw_lines(handle), start=1):
             if not raw.strip():
                 continue
             out.order.append(n)
             try:
-                line = raw.decode("utf-8")
-                if n == 1:
-                    line = line.removeprefix("\ufeff")  # a byte order mark is not JSON
-                value = json.loads(line)
-            except UnicodeDecodeError as exc:
+                value = _decode(raw, f"line {n}")
+            except InputError as exc:
                 summary.add(None, "InputError", InputError.exit_code, line=n)
                 out.put(n, {"line": n, "output": None, "error": {
-                    "type": "InputError", "message": f"line {n} is not UTF-8 text: "
-                    f"{exc.reason} at byte {exc.start}"}, "log_id": None})
-                advance()
-                continue
-            except ValueError as exc:
-                summary.add(None, "InputError", InputError.exit_code, line=n)
-                out.put(n, {"line": n, "output": None, "error": {
-                    "type": "InputError", "message": f"line {n} is not valid JSON: {exc}"},
-                    "log_id": None})
+                    "type": "InputError", "message": exc.message}, "log_id": None})
                 advance()
                 continue
             numbers.append(n)
             yield value
+
+
+def _raw_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of a file, each read within MAX_INPUT_TEXT: a longer one is cut there (and
+    refused by `_decode`), and the rest of it is skipped without being kept in memory."""
+    while raw := handle.readline(MAX_INPUT_TEXT + 1):
+        if len(raw) > MAX_INPUT_TEXT and not raw.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+        yield raw
 
 
 async def _batch(runner: Any, target: str, input_file: Path, output: Path | None,
@@ -161,7 +186,7 @@ async def _batch(runner: Any, target: str, input_file: Path, output: Path | None
     if not input_file.is_file():
         raise UsageError(f"--input-file {input_file} does not exist")
     with input_file.open("rb") as handle:
-        total = sum(1 for line in handle if line.strip())
+        total = sum(1 for line in _raw_lines(handle) if line.strip())
     summary = _Summary()
     sink: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     out = _Ordered(sink)
@@ -250,21 +275,32 @@ class _Summary:
 
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SINCE_DAYS = 36500  # a duration reaches at most 100 years back (logs are younger)
 
 
 def parse_since(value: str | None) -> datetime | None:
+    """`--since`: a duration back from now (15m, 24h, 7d; at most MAX_SINCE_DAYS) or an ISO
+    time (UTC unless it names a zone); a UsageError naming the bound otherwise."""
     if not value:
         return None
     m = _SINCE.match(value)
     if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m[2]]
-        return datetime.now(UTC) - timedelta(**{unit: int(m[1])})
+        unit = _UNIT_S[m[2]]
+        if int(m[1]) * unit > MAX_SINCE_DAYS * 86400:  # compared before timedelta overflows
+            raise UsageError(f"--since {value}: a duration reaches at most "
+                             f"{MAX_SINCE_DAYS * 86400 // unit}{m[2]} back (100 years); for "
+                             "older logs give an ISO time (2001-01-01)")
+        return datetime.now(UTC) - timedelta(seconds=int(m[1]) * unit)
     try:
         when = datetime.fromisoformat(value)
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     except ValueError:
         raise UsageError(f"--since {value!r}: use a duration (15m, 24h, 7d) or an ISO "
                          "time (2024-05-01T12:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise UsageError(f"--since {value!r} is out of range: an ISO time between "
+                         "0001-01-02 and 9999-12-30 (UTC)") from None
 
 
 @click.command()
@@ -316,21 +352,23 @@ def logs(name: str, status: str | None, since: str | None, limit: int, as_json: 
 @click.command(name="mock-provider")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--latency-ms", default=0.0, show_default=True, type=click.FloatRange(0))
-@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--responses", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--latency-ms", default=0.0, show_default=True, type=FiniteFloat(0))
+@click.option("--fault-rate", default=0.0, show_default=True, type=FiniteFloat(0, 1))
+@click.option("--responses", type=InputFile(),
               help="A YAML/JSON file of canned responses (`match` + `output`).")
-@click.option("--retry-after", default=1.0, show_default=True, type=click.FloatRange(0),
+@click.option("--retry-after", default=1.0, show_default=True, type=FiniteFloat(0),
               help="Seconds a 429/503 fault asks the client to wait.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault sequence.")
 def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
                   responses: Path | None, retry_after: float, seed: int) -> None:
     """A local mock of the OpenAI, Groq and custom-backend APIs (for tests and demos)."""
+    import yaml
+
     from aiops.providers.mock_server import MockConfig, load_responses, serve_forever
 
     try:
         entries = load_responses(responses) if responses else []
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise UsageError(f"--responses: {exc}") from None
     config = MockConfig(latency_ms=latency_ms, fault_rate=fault_rate, responses=entries,
                         seed=seed, retry_after_s=retry_after)
@@ -344,7 +382,8 @@ def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
 
     try:
         asyncio.run(serve_forever(config, host, port, ready))
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
     except KeyboardInterrupt:
         pass
