@@ -153,33 +153,10 @@ def _unusable_refs(node: Any, root: Any, path: Path,
 _LOADS = re.compile(r"\{%[-+]?\s*(include|import|from|extends)\b")
 
 
-def template_variables(source: str, inputs: Iterable[str] = ()) -> dict[str, int]:
-    """The root variables a template reads, each with the template line of its first use.
-    Jinja globals (`range`, `namespace`, ...) are not variables, unless they are among
-    `inputs`: a declared input shadows the global of its name when rendering.
-
-    Raises jinja2.TemplateSyntaxError.
-    """
-    from jinja2 import meta, nodes
-
-    from aiops.render_template import make_environment
-
-    env = make_environment()
-    shadowed = set(inputs) & set(env.globals)
-    if shadowed:  # jinja's analysis skips globals: parse with an overlay that lacks them
-        env = env.overlay()
-        env.globals = {k: v for k, v in env.globals.items() if k not in shadowed}
-    tree = env.parse(source)
-    names = meta.find_undeclared_variables(tree) - set(env.globals)
-    first: dict[str, int] = {}
-    for node in tree.find_all(nodes.Name):
-        if node.name in names and node.ctx == "load":
-            first[node.name] = min(first.get(node.name, node.lineno), node.lineno)
-    return {name: first.get(name, 1) for name in names}
-
-
 def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
     from jinja2 import TemplateSyntaxError
+
+    from aiops.template_checks import analyse
 
     spec = lf.spec
     # The runner passes the top-level properties (None when absent); a name declared only
@@ -191,7 +168,7 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
     for i, message in enumerate(spec.prompt):
         path: Path = ("prompt", i, "content")
         try:
-            names = template_variables(message.content, declared)
+            analysis = analyse(message.content, declared)
         except TemplateSyntaxError as exc:
             parsed_all = False
             out.append(Diagnostic(
@@ -199,7 +176,17 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
                 path=format_path(path), message=f"template syntax error: {exc.message}",
                 fix="check the {{ }} and {% %} tags", code="template-syntax"))
             continue
+        for problem in analysis.problems:
+            out.append(Diagnostic(
+                file=lf.file, line=lf.positions.text_line(path, problem.line, problem.word),
+                path=format_path(path), message=problem.message, fix=problem.fix,
+                code=problem.code))
+        if analysis.variables is None:  # not compiled: what it reads is unknown
+            parsed_all = False
+            continue
+        names = analysis.variables
         used |= set(names)
+        called = {p.word for p in analysis.problems if p.code == "template-call"}
         if "{%" in message.content and (load := _LOADS.search(message.content)):
             out.append(Diagnostic(
                 file=lf.file, path=format_path(path), code="template-load",
@@ -208,7 +195,7 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
                 message=f"`{load.group(1)}` loads another template; prompts are self-contained "
                         "(the sandbox has no template loader, so every call would fail)",
                 fix="write the text in the message, or a `{% macro %}` in the same message"))
-        for name in sorted(set(names) - declared):
+        for name in sorted(set(names) - declared - called):
             close = difflib.get_close_matches(name, sorted(declared), n=1)
             out.append(Diagnostic(
                 file=lf.file, line=lf.positions.text_line(path, names[name], name),

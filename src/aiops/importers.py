@@ -389,7 +389,7 @@ def _prompty_body(src: _Source, problems: Problems) -> tuple[list[tuple[str, str
                                                               dict[str, int]]:
     from jinja2 import TemplateSyntaxError
 
-    from aiops.checks import template_variables
+    from aiops.template_checks import template_variables
 
     segments: list[tuple[str, list[str], int]] = [("system", [], src.body_line)]
     for i, line in enumerate(src.body.split("\n")):

@@ -436,3 +436,64 @@ def test_a_pattern_the_validator_cannot_compile_is_an_error_not_a_crash(key: str
     data[key]["properties"]["bullets"]["pattern"] = "(?<=a"
     diag = _check(data)[(f"{key}.properties.bullets.pattern", "schema-pattern")]
     assert "`(?<=a` is not a valid regular expression" in diag.message and diag.line
+
+
+# A template that can never render, whatever the input: each line is a validate error at its
+# file line (here the fifth line of a block scalar), never a run that blames the input.
+NEVER_RENDERS = [
+    ("{% if text is foo %}x{% endif %}", "template-test", "unknown test `foo`"),
+    ("{{ text | nosuchfilter }}", "template-filter", "unknown filter `nosuchfilter`"),
+    ("{% if text %}{{ text | upperr }}{% endif %}", "template-filter", "unknown filter `upperr`"),
+    ("{% filter shout %}{{ text }}{% endfilter %}", "template-filter", "unknown filter `shout`"),
+    ("{{ text | map('nosuch') | join }}", "template-filter", "unknown filter `nosuch`"),
+    ("{{ text | select('nosuchtest') | list }}", "template-test", "unknown test `nosuchtest`"),
+    ("{{ text | rejectattr('a', 'nosuchtest') | list }}", "template-test",
+     "unknown test `nosuchtest`"),
+    ("{{ text() }}", "template-call", "calls the input `text`, a JSON value"),
+    ("{{ shout(text) }}", "template-call", "`shout()` calls `shout`, which is neither"),
+    ("{{ text.__class__ }}", "template-sandbox", "`.__class__` is refused by the sandbox"),
+    ("{% for loop in text %}{% endfor %}", "template-compile", "special loop variable"),
+    ("{% block a %}{% endblock %}{% block a %}{% endblock %}", "template-compile",
+     "block 'a' defined twice"),
+]
+
+
+@pytest.mark.parametrize(("line", "code", "message"), NEVER_RENDERS)
+def test_a_template_that_can_never_render_is_a_validate_error_at_its_line(
+        line: str, code: str, message: str) -> None:
+    from aiops.errors import InputError
+    from aiops.loader import load_sources
+    from aiops.render_template import compile_prompt
+    from tests.factories import make_files
+
+    files = make_files(make_function())
+    text = files["functions/summarize/function.yaml"].decode()
+    quoted = "  content: 'Summarize in {{ bullets }} bullets:\n\n    {{ text }}\n\n    '\n"
+    assert quoted in text  # written as a literal block instead, with the line added
+    text = text.replace(quoted, "  content: |\n    Summarize in {{ bullets }} bullets:\n"
+                                f"    {{{{ text }}}}\n    {line}\n")
+    files["functions/summarize/function.yaml"] = text.encode()
+    file_line = text.splitlines().index(f"    {line}") + 1
+    project = load_sources(files)
+    assert project.ok, [d.render() for d in project.diagnostics]
+    found = [d for d in check_project(project) if d.code == code]
+    assert [(d.line, d.path, d.severity) for d in found] == [
+        (file_line, "prompt[1].content", "error")], [d.render() for d in found]
+    assert message in found[0].message and found[0].fix
+    assert not [d for d in check_project(project) if d.code == "template-undeclared"]
+    # The class, proved: with a valid input, the template indeed fails to render.
+    content = project.functions["summarize"].spec.prompt[1].content
+    with pytest.raises(Exception) as failed:
+        compile_prompt([{"role": "user", "content": content}], ["text", "bullets"]).render(
+            {"text": ["a", "b"], "bullets": 3})
+    assert isinstance(failed.value, InputError) or "jinja2" in type(failed.value).__module__
+
+
+def test_known_filters_tests_and_callables_are_not_problems() -> None:
+    data = make_function(prompt=[{"role": "user", "content":
+        "{% macro item(x) %}- {{ x | trim }}{% endmacro %}"
+        "{% for b in range(bullets) %}{{ item(text) }}{{ loop.cycle('a', 'b') }}{% endfor %}"
+        "{% if text is string and bullets is odd %}{{ text | map('upper') | join }}{% endif %}"
+        "{{ [text] | select('defined') | list }}{{ [text] | map(attribute='x') | list }}"
+        "{% set ns = namespace(n=0) %}{% set ns.n = 1 %}{{ text.upper() }}{{ ns.n }}"}])
+    assert _check(data) == {}
