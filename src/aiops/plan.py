@@ -86,9 +86,32 @@ class StoredFunction:
 
     @cached_property
     def metadata_intact(self) -> bool:
-        if self.status == "archived":  # archiving changes status in place, on purpose
-            return True
+        """Whether the row holds the metadata aiops last wrote (an archive included: its hash
+        is that of the archived row)."""
         return stored_hash(self.metadata) == self.metadata_hash
+
+    @property
+    def archived_metadata_hash(self) -> str:
+        """The metadata hash of this row once archived (what an archive writes)."""
+        return stored_hash({**self.metadata, "status": "archived"})
+
+    def pointer_moved_from(self) -> StoredVersion | None:
+        """The version aiops last pointed at, when the current pointer was moved since by
+        SQL; None when it is where aiops left it.
+
+        aiops sets `reconciled_version_id` with `current_version_id`, so a pointer moved by
+        hand differs from it. When both were moved, the apply that created a version wrote
+        its `created_at` and the function's `applied_at` with one clock reading, and pointed
+        both at that version: a version whose `created_at` is the last `applied_at` and
+        that is not the reconciled one tells that they were moved since.
+        """
+        if self.current_version_id != self.reconciled_version_id:
+            return self.version_by_id(self.reconciled_version_id)
+        last = next((v for v in self.versions
+                     if self.applied_at is not None and v.created_at == self.applied_at), None)
+        if last is not None and last.id != self.reconciled_version_id:
+            return last
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,6 +314,12 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
             notes.append(f"{name}: its file failed to load; left as it is (unknown, not deleted)")
             continue
         drift += _version_drift(stored, None)
+        if stored.metadata_hash == stored.archived_metadata_hash:  # archived, then un-archived
+            drift.append(DriftFinding(
+                name=name, kind="metadata", restorable=prune,
+                message="re-activated in the database, not by aiops (its file is gone): "
+                        + ("apply archives it again" if prune else
+                           "`apply --prune` archives it again")))
         if prune:
             archives.append(FunctionChange(
                 name=name, action="archive", from_version=_ver(stored.current),
@@ -336,24 +365,39 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
         conflict = FunctionChange(name=name, action="noop", reason=problem, conflict=True,
                                   from_version=_ver(current), to_version=desired.version)
         return conflict, found, problem
-    if stored.current_version_id != stored.reconciled_version_id:
+    moved_from = stored.pointer_moved_from()
+    if moved_from is not None or stored.current_version_id != stored.reconciled_version_id:
+        was = _ver(moved_from) or "none"
+        back = ("apply moves it back" if was == desired.version else
+                f"git says {desired.version}: apply moves it there")
         found.append(DriftFinding(
             name=name, kind="pointer", restorable=True,
-            message=f"current version was moved outside git (to {_ver(current) or 'none'}); "
-                    f"git says {desired.version}"))
+            message=f"current version moved from {was} to {_ver(current) or 'none'} outside "
+                    f"aiops: {back}"))
     meta_changed = stored.metadata_hash != desired.metadata_hash or stored.status == "archived"
-    if not stored.metadata_intact:
+    archived_by_hand = stored.status == "archived" and not stored.metadata_intact
+    if archived_by_hand:
         found.append(DriftFinding(
             name=name, kind="metadata", restorable=True,
-            message="the function row was edited outside git (metadata no longer matches "
-                    "its hash); apply rewrites it"))
+            message="archived in the database, not by aiops: apply restores it as "
+                    f"{desired.metadata.get('status')}"))
+        meta_changed = True
+    elif not stored.metadata_intact:
+        edited = _changed_keys(stored.metadata, desired.metadata)
+        found.append(DriftFinding(
+            name=name, kind="metadata", restorable=True,
+            message="the function row was edited outside aiops (its metadata no longer "
+                    "matches its hash" + (f"; {', '.join(edited)} differ from git"
+                                         if edited else "") + "): apply rewrites it"))
         meta_changed = True
     adopt = stored.managed_by != project
     meta_diffs = _metadata_diffs(stored.metadata, desired.metadata) if meta_changed else []
     common: dict[str, Any] = dict(name=name, from_version=_ver(current),
                                   to_version=desired.version, desired=desired,
                                   metadata_changed=meta_changed or adopt, adopt=adopt)
-    revived = "; re-activated: its file is back" if stored.status == "archived" else ""
+    revived = ("" if stored.status != "archived" else
+               "; restored: archived outside aiops" if archived_by_hand else
+               "; re-activated: its file is back")
     if same is None:
         diffs = _content_diffs(current.content if current else {}, desired.content)
         breaking = _breaking(current.content, desired.content) if current else ()
@@ -373,10 +417,10 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
     if meta_changed or adopt:
         why = []
         if stored.status == "archived":
-            why.append("re-activated: its file is back")
+            why.append(revived.removeprefix("; "))
         if meta_changed and stored.status != "archived":
             why.append("changed: " + ", ".join(_changed_keys(stored.metadata, desired.metadata)
-                                               or ["row edited outside git"]))
+                                               or ["row edited outside aiops"]))
         if adopt:
             why.append(f"adopted from {stored.managed_by or 'no project'}")
         return FunctionChange(action="update_metadata", diffs=tuple(meta_diffs),

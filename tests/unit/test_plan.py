@@ -17,6 +17,7 @@ from aiops.plan import (
     desired_of,
     diff,
     path_diff,
+    stored_hash,
 )
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
 from aiops.spec import FunctionSpec
@@ -41,6 +42,9 @@ def stored(*history: FunctionSpec, current: int = -1, owner: str = P,
         id=f"f-{last.name}", name=last.name, status=d.metadata["status"], metadata=d.metadata,
         metadata_hash=d.metadata_hash, current_version_id=versions[current].id,
         reconciled_version_id=versions[current].id, managed_by=owner, versions=versions)
+    if changes.get("status") == "archived":  # as `apply --prune` writes it
+        fields["metadata"] = {**d.metadata, "status": "archived"}
+        fields["metadata_hash"] = stored_hash(fields["metadata"])
     fields.update(changes)
     return StoredFunction(**fields)
 

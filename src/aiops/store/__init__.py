@@ -414,8 +414,8 @@ class Writer:
                 applied_commit=bindparam("commit")), batch.pointer_updates)
         if batch.archives:
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
-                status="archived", updated_at=bindparam("now"), applied_at=bindparam("now"),
-                applied_commit=bindparam("commit")), batch.archives)
+                status="archived", metadata_hash=bindparam("hash"), updated_at=bindparam("now"),
+                applied_at=bindparam("now"), applied_commit=bindparam("commit")), batch.archives)
         if batch.managed:
             mod = postgresql if c.dialect.name == "postgresql" else sqlite
             c.execute(mod.insert(M).on_conflict_do_nothing(), batch.managed)
