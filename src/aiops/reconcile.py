@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiops import apply as apply_mod
+from aiops import saved_plan
 from aiops.checks import check_project
 from aiops.commands import load_project
 from aiops.config import database_url, project_root
@@ -30,9 +31,11 @@ from aiops.errors import (
     SpecError,
     StalePlanError,
     UsageError,
+    UserError,
 )
 from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, git, load_sources, read_tree
 from aiops.plan import Plan, diff
+from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
 
 PROJECT_ENV = "AIOPS_PROJECT"
@@ -149,12 +152,13 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
     """
     started = time.perf_counter()
     ws = open_workspace(root, url=url)
+    saved_specs: dict[str, FunctionSpec] = {}
     if expected is None:
         errors = [d for d in ws.diagnostics if d.is_error]
         if errors:
             raise SpecError(errors)
     else:
-        _check_saved(expected, ws)
+        saved_specs = _check_saved(expected, ws)
     commit = git_commit(root)
     who = actor or git_actor(root)
     st = store or open_store(ws.url, lock_timeout_s=lock_timeout_s)
@@ -166,6 +170,7 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
                 raise StalePlanError(
                     "the database changed since this plan was made (another apply, or an edit "
                     "outside git); run `aiops plan -o plan.json` again and apply the new plan")
+            _refuse_edited(saved_plan.state_problems(expected, saved_specs, state))
             plan = expected
         else:
             plan = _diff(ws, state, prune=prune, max_prune=max_prune)
@@ -188,13 +193,25 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
                        duration_ms=(time.perf_counter() - started) * 1000)
 
 
-def _check_saved(plan: Plan, ws: Workspace) -> None:
+def _check_saved(plan: Plan, ws: Workspace) -> dict[str, FunctionSpec]:
+    """Refuse a saved plan that cannot be applied here, or whose content was edited; the
+    spec of each change that carries content."""
     if plan.errors:
         raise AiopsError("this plan has errors and cannot be applied:\n" + "\n".join(plan.errors))
     if plan.project != ws.project_id:
         raise UsageError(f"this plan was made for project {plan.project!r}, not "
                          f"{ws.project_id!r}; run `aiops plan -o plan.json` in this project "
                          f"(or set {PROJECT_ENV})")
+    specs, problems = saved_plan.content_problems(plan, ws.project)
+    _refuse_edited(problems)
+    return specs
+
+
+def _refuse_edited(problems: list[str]) -> None:
+    if problems:
+        raise UserError("this plan was changed after `aiops plan -o` saved it; nothing was "
+                        "written:\n" + "\n".join(f"  {p}" for p in problems)
+                        + "\nmake a new one with `aiops plan -o plan.json`")
 
 
 # --- status and resolve -------------------------------------------------------------------------
