@@ -75,16 +75,13 @@ def validate(root: Path, *, base: str | None = None) -> ValidationReport:
 
 def _git_history_lookup(root: Path, ref: str) -> EarlierLookup:
     """Find a function's content at an earlier version in the history behind `ref`."""
-    from aiops.loader import git, load_one
+    from aiops.loader import git, load_one, read_git_blobs
 
     def earlier(name: str, version: str) -> FunctionSpec | None:
         rel = function_file(name)
         commits = git(root, "log", "--format=%H", ref, "--", rel).decode().split()
-        for commit in commits:
-            try:
-                data = git(root, "show", f"{commit}:{rel}")
-            except UsageError:
-                continue
+        for commit in commits:  # newest first, one at a time: the first match ends it
+            [data] = read_git_blobs(root, [f"{commit}:{rel}"])
             spec, _, _ = load_one(rel, data, FunctionSpec)
             if spec is not None and spec.version == version:
                 return spec

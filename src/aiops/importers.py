@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from aiops.errors import Diagnostic
+from aiops.files import FileRefused
 from aiops.handlebars import Problems, tidy, translate_handlebars
 from aiops.picoschema import SchemaProblem, picoschema
 from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
@@ -575,7 +576,7 @@ class ImportOutcome:
         return self.text is not None and not any(d.is_error for d in self.diagnostics)
 
 
-def prepare_import(text: str, source: str, *, providers_file: bytes | None,
+def prepare_import(text: str, source: str, *, providers_file: bytes | FileRefused | None,
                    schema_ref: str = SCHEMA_URL, name: str | None = None,
                    provider: str | None = None, model: str | None = None) -> ImportOutcome:
     """Translate, render and check the function exactly as the project will load it.
@@ -601,7 +602,7 @@ def prepare_import(text: str, source: str, *, providers_file: bytes | None,
     fname = result.data["name"]
     target = function_file(fname)
     yaml_text = to_yaml(result.data, schema_ref=schema_ref, notes=result.diagnostics)
-    files = {target: yaml_text.encode("utf-8")}
+    files: dict[str, bytes | FileRefused] = {target: yaml_text.encode("utf-8")}
     if providers_file is not None:
         files[PROVIDERS_FILE] = providers_file
     project = load_sources(files)

@@ -1,14 +1,17 @@
 """Files, or a git revision, -> specs, with every problem located at file:line:column:key.
 
-`load_sources(files)` is pure over a mapping of relative path -> bytes; `read_tree(root)` and
-`read_revision(root, ref)` are the two edges that produce that mapping. Nothing here raises on
-a bad file: each problem becomes a `Diagnostic`, and all of them are returned together.
+`load_sources(files)` is pure over a mapping of relative path -> bytes (or the `FileRefused`
+of a file that was not read); `read_tree(root)` and `read_revision(root, ref)` are the two
+edges that produce that mapping, each file bounded by `aiops.files` (size, regular file, inside
+the project). Nothing here raises on a bad file: each problem becomes a `Diagnostic`, and all
+of them are returned together.
 """
 
 from __future__ import annotations
 
 import difflib
 import gc
+import os
 import subprocess
 import types
 import typing
@@ -21,8 +24,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from aiops.errors import Diagnostic, UsageError
+from aiops.files import FileRefused, describe_size, read_bounded
 from aiops.spec import FunctionSpec, ProjectSettings, ProvidersFile
-from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
+from aiops.yamlsrc import MAX_FILE_BYTES, Path, Positions, YamlProblem, format_path, parse
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -59,21 +63,32 @@ def function_file(name: str) -> str:
     return f"{FUNCTIONS_DIR}/{name}/{FUNCTION_FILE}"
 
 
-def read_tree(root: FsPath) -> dict[str, bytes]:
+Source = bytes | FileRefused  # a file's bytes, or why it was not read
+
+
+def read_project_file(root: FsPath, rel: str) -> Source:
+    """One project file, bounded (`aiops.files`): regular, inside `root`, at most
+    MAX_FILE_BYTES; or the refusal, which `load_sources` reports as a located error."""
+    try:
+        return read_bounded(root / rel, MAX_FILE_BYTES, within=root)
+    except FileRefused as exc:
+        return exc
+
+
+def read_tree(root: FsPath) -> dict[str, Source]:
     """The project's spec files from the working tree."""
-    files: dict[str, bytes] = {}
+    files: dict[str, Source] = {}
     for rel in (PROVIDERS_FILE, PROJECT_FILE):
-        path = root / rel
-        if path.is_file():
-            files[rel] = path.read_bytes()
+        if os.path.lexists(root / rel):  # a dangling link or a FIFO is reported, not skipped
+            files[rel] = read_project_file(root, rel)
     fdir = root / FUNCTIONS_DIR
     if fdir.is_dir():
         for path in sorted(fdir.glob("*/*.y*ml")):
-            if _in_function_dir(path.relative_to(root).as_posix().split("/")):
+            rel = path.relative_to(root).as_posix()
+            if _in_function_dir(rel.split("/")):
                 # Only function.yaml is read; a stray YAML file is listed so that a function
                 # whose file is misnamed is an error, not a function that disappeared.
-                data = path.read_bytes() if path.name == FUNCTION_FILE else b""
-                files[path.relative_to(root).as_posix()] = data
+                files[rel] = read_project_file(root, rel) if path.name == FUNCTION_FILE else b""
     return files
 
 
@@ -82,7 +97,7 @@ def _in_function_dir(parts: list[str]) -> bool:
             and parts[2].endswith((".yaml", ".yml")))
 
 
-def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
+def read_revision(root: FsPath, ref: str) -> dict[str, Source]:
     """The project's spec files as they were at git revision `ref`."""
     tree = git(root, "ls-tree", "-r", "--name-only", "--full-tree", ref, "--",
                 PROVIDERS_FILE, PROJECT_FILE, FUNCTIONS_DIR).decode()
@@ -93,18 +108,53 @@ def read_revision(root: FsPath, ref: str) -> dict[str, bytes]:
         parts = rel.split("/")
         if rel in (PROVIDERS_FILE, PROJECT_FILE) or _in_function_dir(parts):
             wanted.append((rel, line))
-    if not wanted:
-        return {}
-    batch = "".join(f"{ref}:{full}\n" for _, full in wanted).encode()
-    out = git(root, "cat-file", "--batch", stdin=batch)
-    files: dict[str, bytes] = {}
-    pos = 0
-    for rel, _ in wanted:
-        header_end = out.index(b"\n", pos)
-        size = int(out[pos:header_end].split()[2])
-        files[rel] = out[header_end + 1: header_end + 1 + size]
-        pos = header_end + 1 + size + 1
-    return files
+    blobs = read_git_blobs(root, [f"{ref}:{full}" for _, full in wanted])
+    return {rel: blob for (rel, _), blob in zip(wanted, blobs, strict=True)}
+
+
+_LINK_PROBLEMS = {"symlink": "is a symlink to {}, outside the repository",
+                  "dangling": "is a symlink to {}, which does not exist",
+                  "loop": "is a symlink loop ({})", "notdir": "is a symlink through a file ({})"}
+
+
+def read_git_blobs(root: FsPath, objects: list[str]) -> list[Source]:
+    """The blobs named `objects` (`REV:PATH`), each bounded like a project file: sizes are
+    asked first, and only blobs within MAX_FILE_BYTES are read. Symlinks are followed inside
+    the repository; one that leaves it, or a missing object, is refused."""
+    if not objects:
+        return []
+    check = git(root, "cat-file", "--batch-check", "--follow-symlinks",
+                stdin="".join(f"{o}\n" for o in objects).encode()).decode(errors="replace")
+    lines = iter(check.splitlines())
+    out: list[Source] = []
+    fetch: list[tuple[int, str]] = []  # (index in out, object id)
+    for header in lines:
+        words = header.split()
+        if words[0] in _LINK_PROBLEMS:  # a second line names the link's target
+            out.append(FileRefused(_LINK_PROBLEMS[words[0]].format(next(lines, "?")),
+                                   "commit a regular file, or a link to one inside the "
+                                   "repository"))
+        elif words[-1] == "missing" or len(words) != 3:
+            out.append(FileRefused("is not in that revision", missing=True))
+        elif words[1] != "blob":
+            out.append(FileRefused(f"is a {words[1]} in that revision, not a file"))
+        elif int(words[2]) > MAX_FILE_BYTES:
+            out.append(FileRefused(f"is {words[2]} bytes, over the "
+                                   f"{describe_size(MAX_FILE_BYTES)} bound",
+                                   "split it or move large content out of it"))
+        else:
+            fetch.append((len(out), words[0]))
+            out.append(b"")
+    if fetch:
+        data = git(root, "cat-file", "--batch",
+                   stdin="".join(f"{oid}\n" for _, oid in fetch).encode())
+        pos = 0
+        for index, _ in fetch:
+            header_end = data.index(b"\n", pos)
+            size = int(data[pos:header_end].split()[2])
+            out[index] = data[header_end + 1: header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+    return out
 
 
 def git(root: FsPath, *args: str, stdin: bytes | None = None) -> bytes:
@@ -139,13 +189,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_sources(files: Mapping[str, bytes]) -> Project:
+def load_sources(files: Mapping[str, Source]) -> Project:
     """Parse and model every spec file; collect every problem instead of stopping."""
     with _gc_paused():
         return _load_sources(files)
 
 
-def _load_sources(files: Mapping[str, bytes]) -> Project:
+def _load_sources(files: Mapping[str, Source]) -> Project:
     diags: list[Diagnostic] = []
     settings = ProjectSettings()
     if PROJECT_FILE in files:
@@ -196,7 +246,7 @@ def _load_sources(files: Mapping[str, bytes]) -> Project:
                    providers_positions=providers_positions)
 
 
-def load_one(file: str, data: bytes,
+def load_one(file: str, data: Source,
              model: type[ModelT]) -> tuple[ModelT | None, Positions, list[Diagnostic]]:
     """Load one file as `model`: (instance or None, positions, diagnostics)."""
     diags: list[Diagnostic] = []
@@ -206,8 +256,11 @@ def load_one(file: str, data: bytes,
     return None, Positions(), diags
 
 
-def _load_model(file: str, data: bytes, model: type[ModelT],
+def _load_model(file: str, data: Source, model: type[ModelT],
                 diags: list[Diagnostic]) -> tuple[ModelT, Positions] | None:
+    if isinstance(data, FileRefused):
+        diags.append(Diagnostic(file=file, message=data.reason, fix=data.fix, code="file"))
+        return None
     try:
         value, positions = parse(data)
     except YamlProblem as exc:
@@ -287,6 +340,9 @@ def _explain(err: Any, path: Path, model: type[BaseModel]) -> tuple[str, str]:
     if kind == "union_tag_invalid":
         return (f"`type` must be one of {ctx.get('expected_tags', '')}",
                 "set `type` to one of them")
+    if kind == "string_too_long":
+        return (f"is longer than {ctx.get('max_length')} characters, the most the database "
+                "stores here", "shorten it")
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]

@@ -26,6 +26,7 @@ from aiops.commands import load_project
 from aiops.config import database_url, project_root
 from aiops.errors import (
     AiopsError,
+    ConfigError,
     Diagnostic,
     RuntimeFailure,
     SpecError,
@@ -33,7 +34,15 @@ from aiops.errors import (
     UsageError,
     UserError,
 )
-from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, Project, git, load_sources, read_tree
+from aiops.loader import (
+    PROJECT_FILE,
+    PROVIDERS_FILE,
+    Project,
+    git,
+    load_sources,
+    read_project_file,
+    read_tree,
+)
 from aiops.plan import Plan, diff
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
@@ -264,9 +273,13 @@ def project_database_url(root: Path, url: str | None = None) -> str:
     if url:
         return url
     root = project_root(root)  # from a subdirectory: the project's aiops.yaml and database
-    settings_file = root / PROJECT_FILE
-    settings = (load_sources({PROJECT_FILE: settings_file.read_bytes()}).settings
-                if settings_file.is_file() else None)
+    settings = None
+    if os.path.lexists(root / PROJECT_FILE):
+        project = load_sources({PROJECT_FILE: read_project_file(root, PROJECT_FILE)})
+        if not project.ok:  # not the default database: the one this file may name
+            raise ConfigError(f"{PROJECT_FILE} does not load:\n" + "\n".join(
+                d.render() for d in project.diagnostics if d.is_error))
+        settings = project.settings
     return database_url(root, settings)
 
 
@@ -300,7 +313,9 @@ def tree_digest(root: Path) -> str:
     files = read_tree(root)
     h = hashlib.sha256()
     for rel in sorted(files):
-        h.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
+        data = files[rel]
+        raw = data if isinstance(data, bytes) else f"refused: {data.reason}".encode()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(raw).digest())
     return h.hexdigest()
 
 

@@ -554,13 +554,14 @@ class _State:
 
 def load_providers(root: Path) -> ProvidersFile:
     """The project's providers.yaml, or a ConfigError that says what is wrong with it."""
-    from aiops.loader import PROVIDERS_FILE, load_one
+    from aiops.files import FileRefused
+    from aiops.loader import PROVIDERS_FILE, load_one, read_project_file
 
-    path = root / PROVIDERS_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; the runner needs the project's providers "
-                          "(run from the project directory or pass -C DIR)")
-    providers, _, diags = load_one(PROVIDERS_FILE, path.read_bytes(), ProvidersFile)
+    data = read_project_file(root, PROVIDERS_FILE)
+    if isinstance(data, FileRefused) and data.missing:
+        raise ConfigError(f"{root / PROVIDERS_FILE} does not exist; the runner needs the "
+                          "project's providers (run from the project directory or pass -C DIR)")
+    providers, _, diags = load_one(PROVIDERS_FILE, data, ProvidersFile)
     if providers is None:
         raise ConfigError("providers.yaml does not load:\n" + "\n".join(d.render() for d in diags
                                                                         if d.is_error))

@@ -11,7 +11,7 @@ import re
 from functools import total_ordering
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aiops.patterns import linear_error
 
@@ -24,6 +24,17 @@ SEMVER_PATTERN = (
 )
 _SEMVER = re.compile(SEMVER_PATTERN)
 DURATION_PATTERN = r"^[1-9]\d*(s|m|h|d)$"
+MAX_INPUT_BYTES_CEILING = 10 << 20  # the largest `limits.max_input_bytes`
+# What the database and the code that uses a value can take (store/tables.py): every value a
+# file may hold can be planned, applied and run on SQLite and PostgreSQL alike.
+INT32_MAX = (1 << 31) - 1  # INTEGER columns (daily usage counters); counts beyond are absurd
+INT64 = (-(1 << 63), (1 << 63) - 1)  # what providers take as an integer (`seed`)
+VERSION_CHARS = 100  # ai_function_versions.version
+PROVIDER_CHARS = 100  # ai_function_versions.provider, ai_function_logs.provider
+MODEL_CHARS = 200  # ai_function_versions.model
+MAX_PRICE_PER_MTOK = 1_000_000.0  # USD; keeps every cost finite
+MAX_BUDGET_USD = 1_000_000_000.0
+MAX_ALERT_WINDOW_S = 366 * 86400
 
 
 class Model(BaseModel):
@@ -84,15 +95,15 @@ class Configuration(Model):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     top_p: float | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
 
 
 class Fallback(Model):
-    provider: str
-    model: str = Field(min_length=1)
+    provider: str = Field(max_length=PROVIDER_CHARS)
+    model: str = Field(min_length=1, max_length=MODEL_CHARS)
     configuration: Configuration | None = None  # None: the function's configuration
 
 
@@ -104,12 +115,12 @@ class Retry(Model):
 
 
 class Limits(Model):
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
-    max_input_bytes: int = Field(65536, ge=1, le=10 << 20)
-    daily_budget_usd: float | None = Field(None, ge=0)
-    daily_calls: int | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1, le=INT32_MAX)
+    tpm: int | None = Field(None, ge=1, le=INT32_MAX)
+    max_concurrency: int | None = Field(None, ge=1, le=INT32_MAX)
+    max_input_bytes: int = Field(65536, ge=1, le=MAX_INPUT_BYTES_CEILING)
+    daily_budget_usd: float | None = Field(None, ge=0, le=MAX_BUDGET_USD)
+    daily_calls: int | None = Field(None, ge=0, le=INT32_MAX)
     on_limit: Literal["wait", "fail"] = "wait"
 
 
@@ -165,6 +176,17 @@ class Alert(Model):
                     "cost_usd", "calls", "quota_usage"]
     over: str = Field(pattern=DURATION_PATTERN, description="window, e.g. 15m, 1h, 1d")
     above: float
+
+    @field_validator("over")
+    @classmethod
+    def _window(cls, over: str) -> str:
+        amount = int(over[:-1]) if len(over) <= 12 else MAX_ALERT_WINDOW_S + 1
+        if amount * _SECONDS[over[-1]] > MAX_ALERT_WINDOW_S:
+            raise ValueError(f"window `{over}` is longer than a year (366d)")
+        return over
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Bounds(Model):
@@ -232,11 +254,11 @@ class FunctionSpec(Model):
 
     api_version: Literal["aiops/v1"] = Field(alias="apiVersion")
     name: str = Field(pattern=NAME_PATTERN)
-    version: str = Field(pattern=SEMVER_PATTERN)
+    version: str = Field(pattern=SEMVER_PATTERN, max_length=VERSION_CHARS)
     description: str = ""
     status: Literal["draft", "active", "deprecated"] = "active"
-    provider: str
-    model: str = Field(min_length=1)
+    provider: str = Field(max_length=PROVIDER_CHARS)
+    model: str = Field(min_length=1, max_length=MODEL_CHARS)
     configuration: Configuration = Configuration()
     prompt: tuple[Message, ...] = Field(min_length=1)
     input_schema: dict[str, Any]
@@ -266,16 +288,16 @@ class FunctionSpec(Model):
 class Price(Model):
     """USD per million tokens, pinned in git."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-    cached_input_per_mtok: float | None = Field(None, ge=0)
-    reasoning_per_mtok: float | None = Field(None, ge=0)
+    input_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK)
+    output_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK)
+    cached_input_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK)
+    reasoning_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK)
 
 
 class ProviderLimits(Model):
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
+    rpm: int | None = Field(None, ge=1, le=INT32_MAX)
+    tpm: int | None = Field(None, ge=1, le=INT32_MAX)
+    max_concurrency: int | None = Field(None, ge=1, le=INT32_MAX)
 
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
@@ -329,7 +351,7 @@ class ProjectSettings(Model):
     """Optional project settings: `aiops.yaml`."""
 
     database_url: str | None = None
-    max_prune: int = Field(10, ge=0)
+    max_prune: int = Field(10, ge=0, le=INT32_MAX)
 
 
 FORMAT_MODELS: dict[str, type[Model]] = {

@@ -1,24 +1,60 @@
 """Safe YAML reading with a position for every node.
 
-`parse(data, file)` returns the plain Python value of a one-document YAML mapping and a
-`Positions` index (key path -> line and column), or raises `YamlProblem` with the place and
-the fix. It refuses what a hostile or careless file can do to a loader: files over a size
-bound, bytes that are not UTF-8, tabs in indentation, duplicate keys, aliases that expand
-beyond a node bound or into themselves, several documents, and a document that is not a
-mapping. Only the safe tags are constructed (libyaml's composer when available, for speed).
+`parse(data)` returns the plain Python value of a one-document YAML mapping and a `Positions`
+index (key path -> line and column), or raises `YamlProblem` with the place and the fix. It
+refuses what a hostile or careless file can do to a loader: files over a size bound, bytes
+that are not UTF-8, tabs in indentation, duplicate keys, aliases that expand beyond a node
+bound or a bound on the text they expand to (an alias of a long text, used many times, is
+small on disk and huge in memory) or into themselves, several documents, and a document that
+is not a mapping. A bound crossed inside an alias is reported at the alias that expands.
+
+With `storable` bounds (spec files), values a database or a provider cannot take are refused
+where they are written: text holding U+0000 (PostgreSQL refuses it) or a lone surrogate,
+integers beyond 64 bits, floats of 1e16 or more (jsonb reads them back as integers), and numbers written in YAML 1.1's other forms (`0x10`, `010`, `1_000`,
+`1:30`), which YAML 1.2 readers (editors, other tools) read differently or as text.
+Only the safe tags are constructed (libyaml's composer when available, for speed).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import yaml
 
+from aiops.files import describe_size
+from aiops.spec import INT64
+
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a function file is a few KiB
 MAX_NODES = 100_000  # bound on nodes visited, aliases expanded (billion laughs)
 MAX_DEPTH = 100  # bound on nesting (a function file nests a few levels; a schema, a dozen)
+# Bound on the characters of every key and scalar as built, aliases expanded: a file without
+# aliases stays under its size, so this leaves room for aliases to double it, no more.
+MAX_EXPANDED_CHARS = 2 * MAX_FILE_BYTES
+# From 1e16 up, JSON writes a float with an exponent (1e+16), which PostgreSQL's jsonb turns
+# into integer digits: the value would read back as another type, under another hash.
+FLOAT_EXACT = 1e16
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounds:
+    """What one kind of file may hold."""
+
+    file_bytes: int = MAX_FILE_BYTES
+    expanded_chars: int = MAX_EXPANDED_CHARS
+    nodes: int = MAX_NODES
+    depth: int = MAX_DEPTH
+    storable: bool = True  # refuse NUL, lone surrogates, >64-bit and non-decimal integers
+
+
+SPEC_BOUNDS = Bounds()
+# Recorded or canned HTTP (cassettes, mock responses): larger (a few long answers), many more
+# values (JSON bodies as YAML), and whatever a provider may answer (a NUL, a huge number).
+MAX_RECORDING_BYTES = 4 << 20
+RECORDING_BOUNDS = Bounds(file_bytes=MAX_RECORDING_BYTES, expanded_chars=2 * MAX_RECORDING_BYTES,
+                          nodes=1_000_000, storable=False)
 
 Path = tuple[str | int, ...]
 
@@ -35,6 +71,8 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
 }
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"  # kept as text: JSON has no dates
 
 
@@ -117,10 +155,10 @@ def format_path(path: Path) -> str:
     return out
 
 
-def decode(data: bytes) -> str:
-    if len(data) > MAX_FILE_BYTES:
+def decode(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> str:
+    if len(data) > max_bytes:
         raise YamlProblem(
-            f"file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte bound",
+            f"file is {len(data)} bytes, over the {describe_size(max_bytes)} bound",
             fix="split it or move large text out of the file",
         )
     try:
@@ -136,9 +174,27 @@ def decode(data: bytes) -> str:
         ) from None
 
 
-def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
+def parse(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> tuple[dict[str, Any], Positions]:
     """Parse one YAML mapping document safely, with positions; raise YamlProblem."""
-    text = decode(data)
+    text = decode(data, bounds.file_bytes)
+    root = _compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        mark = root.start_mark
+        raise YamlProblem("the document is not a mapping", line=mark.line + 1,
+                          column=mark.column + 1, fix="write `key: value` pairs at the top level")
+    builder = _Builder(text, bounds)
+    value = builder.build(root, ())
+    return value, builder.positions
+
+
+def parse_any(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> Any:
+    """`parse` for a document of any shape (a list, a scalar); the value only."""
+    text = decode(data, bounds.file_bytes)
+    return _Builder(text, bounds).build(_compose(text), ())
+
+
+def _compose(text: str) -> yaml.Node:
+    """The node graph of the one document in `text`."""
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -167,14 +223,50 @@ def parse(data: bytes) -> tuple[dict[str, Any], Positions]:
         mark = nodes[1].start_mark
         raise YamlProblem("file holds several YAML documents", line=mark.line + 1,
                           column=mark.column + 1, fix="keep one document: remove the `---`")
-    root = nodes[0]
-    if not isinstance(root, yaml.MappingNode):
-        mark = root.start_mark
-        raise YamlProblem("the document is not a mapping", line=mark.line + 1,
-                          column=mark.column + 1, fix="write `key: value` pairs at the top level")
-    builder = _Builder(text)
-    value = builder.build(root, ())
-    return value, builder.positions
+    root: yaml.Node = nodes[0]
+    return root
+
+
+def alias_marks(text: str) -> dict[Path, Mark]:
+    """Where each alias is written, by the key path it builds at (`_Builder`'s paths: the
+    content of a `<<` merge builds at its mapping's path). Only called to place an error:
+    the composed graph has no trace of aliases, so the events are read again."""
+    marks: dict[Path, Mark] = {}
+    # frames: [path, is_mapping, next key or index, expecting a key, merges into path]
+    stack: list[list[Any]] = []
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            stack.pop()
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue  # stream and document events
+        path: Path | None = ()
+        if stack:
+            frame = stack[-1]
+            if frame[1] and frame[3]:  # a key
+                frame[2] = event.value if isinstance(event, yaml.ScalarEvent) else None
+                frame[3] = False
+                if isinstance(event, yaml.CollectionStartEvent):
+                    stack.append([None, isinstance(event, yaml.MappingStartEvent), 0, True,
+                                  False])
+                continue
+            if frame[0] is None:
+                path = None
+            elif frame[4]:  # the sources of a `<<` merge build at the mapping's path
+                path = frame[0]
+            elif frame[1]:
+                path = (*frame[0], frame[2]) if frame[2] != "<<" else frame[0]
+            else:
+                path = (*frame[0], frame[2])
+                frame[2] += 1
+            if frame[1]:
+                frame[3] = True
+        if isinstance(event, yaml.AliasEvent) and path is not None and event.start_mark:
+            marks.setdefault(path, Mark(event.start_mark.line + 1, event.start_mark.column + 1))
+        elif isinstance(event, yaml.CollectionStartEvent):
+            merge = bool(stack) and stack[-1][1] and stack[-1][2] == "<<"
+            stack.append([path, isinstance(event, yaml.MappingStartEvent), 0, True, merge])
+    return marks
 
 
 _SCALARS = yaml.constructor.SafeConstructor()
@@ -187,13 +279,28 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
 
 
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+# YAML 1.2 core schema numbers that YAML 1.1 reads as text (an exponent without a sign or
+# without a dot, an 0o octal).
+_YAML12_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+")
+_NUMBER_START = frozenset("0123456789+-.")
+
+
+def _needs_text_check(node: yaml.ScalarNode) -> bool:
+    """Whether a text may hold NUL, a surrogate, or a YAML 1.2 number (a cheap pre-test)."""
+    text: str = node.value
+    return "\x00" in text or not text.isascii() or (not node.style and text[:1] in _NUMBER_START)
+
+
 class _Builder:
     """Turns a composed node graph into plain values, recording positions."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, bounds: Bounds = SPEC_BOUNDS) -> None:
         self.text = text
+        self.bounds = bounds
         self.positions = Positions()
         self.count = 0
+        self.chars = 0  # characters of keys and scalars built so far, aliases expanded
         self.active: set[int] = set()
         self.merging = 0  # depth of `<<` sources being built
 
@@ -204,28 +311,53 @@ class _Builder:
         mark = self._mark(node)
         return YamlProblem(message, line=mark.line, column=mark.column, fix=fix, path=path)
 
+    def _over(self, node: yaml.Node, path: Path, message: str) -> YamlProblem:
+        """A size bound crossed at `path`: placed at the outermost alias whose expansion
+        holds `path`, when there is one (the place to edit), else at the node."""
+        marks = alias_marks(self.text)
+        at = next((path[:end] for end in range(len(path) + 1) if path[:end] in marks), None)
+        if at is None:
+            return self._fail(node, message, "make the file smaller", path)
+        mark = marks[at]
+        return YamlProblem(message, line=mark.line, column=mark.column, path=at,
+                           fix="write the value out instead of repeating a large alias")
+
+    def _too_much_text(self, node: yaml.Node, path: Path) -> YamlProblem:
+        return self._over(node, path, f"anchors and aliases expand to more than "
+                          f"{self.bounds.expanded_chars:,} characters of text")
+
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
-            raise self._fail(node, f"anchors and aliases expand beyond {MAX_NODES} nodes",
-                             "write the values out instead of nesting aliases", path)
+        if self.count > self.bounds.nodes:
+            raise self._over(node, path, f"the file expands to more than {self.bounds.nodes:,} "
+                             "values (each use of an alias counts)")
         if id(node) in self.active:
             raise self._fail(node, "an alias refers to itself", "remove the recursive alias", path)
-        if len(path) > MAX_DEPTH:
-            raise self._fail(node, f"values are nested deeper than {MAX_DEPTH} levels",
+        if len(path) > self.bounds.depth:
+            raise self._fail(node, f"values are nested deeper than {self.bounds.depth} levels",
                              "flatten the structure", path[:3])
         self.positions.values.setdefault(path, self._mark(node))
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _TIMESTAMP_TAG:
-                return node.value
-            if node.tag not in _SAFE_SCALAR_TAGS:
-                raise self._fail(node, f"tag {node.tag} is not allowed",
+            text, tag = node.value, node.tag
+            self.chars += len(text)
+            if self.chars > self.bounds.expanded_chars:
+                raise self._too_much_text(node, path)
+            if tag == _TIMESTAMP_TAG:
+                return text
+            if tag not in _SAFE_SCALAR_TAGS:
+                raise self._fail(node, f"tag {tag} is not allowed",
                                  "remove the `!tag`; only plain YAML values are read", path)
             if node.style == "|":
                 self.positions.block_scalars.add(path)
-            elif node.end_mark.line > node.start_mark.line and node.tag == _STR_TAG:
+            elif node.end_mark.line > node.start_mark.line and tag == _STR_TAG:
                 self.positions.spans.setdefault(
                     path, self.text[node.start_mark.index:node.end_mark.index])
+            if tag == _STR_TAG:  # most scalars: checked here, with the cheap tests first
+                if self.bounds.storable and _needs_text_check(node):
+                    self._check_text(node, text, path)
+                return text
+            if self.bounds.storable:
+                self._check_number_form(node, path)
             try:
                 value = _scalar(node)
             except (yaml.YAMLError, ValueError) as exc:
@@ -233,6 +365,8 @@ class _Builder:
             if isinstance(value, float) and not math.isfinite(value):
                 raise self._fail(node, f"{node.value} is not a finite number; JSON cannot hold it",
                                  "use a number, or quote it to make it text", path)
+            if self.bounds.storable:
+                self._check_storable(node, value, path)
             return value
         self.active.add(id(node))
         try:
@@ -248,6 +382,51 @@ class _Builder:
             return self._mapping(node, path)
         finally:
             self.active.discard(id(node))
+
+    def _check_number_form(self, node: yaml.ScalarNode, path: Path) -> None:
+        """Numbers are read as YAML 1.1 reads them; where YAML 1.2 (editors, schemas, other
+        tools) or JSON would read the same text otherwise, the file is ambiguous: refused."""
+        text = node.value
+        if node.tag == _INT_TAG and not _DECIMAL_INT.fullmatch(text):
+            raise self._fail(node, f"`{text}` is a YAML 1.1 number form (hexadecimal, octal, "
+                             "binary, `_` or base 60) that YAML 1.2 and JSON read differently "
+                             "or not at all", "write the number in decimal, or quote it to "
+                             "make it text", path)
+        if node.tag == _FLOAT_TAG and ("_" in text or ":" in text):
+            raise self._fail(node, f"`{text}` is a YAML 1.1 number form (`_` or base 60) that "
+                             "YAML 1.2 and JSON read differently", "write the number plainly, "
+                             "or quote it to make it text", path)
+
+    def _check_text(self, node: yaml.ScalarNode, text: str, path: Path) -> None:
+        """A text (a value or a key) that `_needs_text_check` flagged: refused when it holds
+        what the database cannot store, or when YAML 1.2 would read it as a number."""
+        if "\x00" in text:
+            raise self._fail(node, "text holds the character U+0000 (NUL), which "
+                             "PostgreSQL cannot store", "remove the `\\0` escape", path)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self._fail(node, "text holds a lone surrogate (an unpaired "
+                                 "`\\uD800`-`\\uDFFF` escape), which is not Unicode text",
+                                 "write the character itself, or remove it", path) from None
+        if not node.style and _YAML12_NUMBER.fullmatch(text):
+            raise self._fail(node, f"`{text}` is text here (YAML 1.1) but a number to YAML 1.2 "
+                             "readers", "quote it to keep it text, or write a number with a dot "
+                             "and a signed exponent (1.5e+3)", path)
+
+    def _check_storable(self, node: yaml.ScalarNode, value: Any, path: Path) -> None:
+        """Refuse a number the database, JSON or a provider cannot take (see the module)."""
+        if type(value) is float and abs(value) >= FLOAT_EXACT:
+            raise self._fail(node, f"`{node.value}` is too large for a number with a fraction "
+                             "or exponent: PostgreSQL reads it back as an integer, and the "
+                             "file would never match the database",
+                             "write it as an integer, or use a number below 1e16", path)
+        elif type(value) is int and not INT64[0] <= value <= INT64[1]:
+            raise self._fail(node, "integer is beyond 64 bits; databases, JSON readers and "
+                             "providers cannot take it",
+                             f"use a number between {INT64[0]} and {INT64[1]}, or quote it "
+                             "to make it text", path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -273,6 +452,11 @@ class _Builder:
                                  f"{type(key).__name__}, not text",
                                  f'quote it: "{key_node.value}"', path)
             child = (*path, key)
+            self.chars += len(key)
+            if self.chars > self.bounds.expanded_chars:
+                raise self._too_much_text(key_node, child)
+            if self.bounds.storable and _needs_text_check(key_node):
+                self._check_text(key_node, key, child)
             if key in out:
                 first = self.positions.keys[child]
                 raise self._fail(key_node, f"duplicate key `{key}` (first at line {first.line})",
@@ -296,9 +480,9 @@ class _Builder:
             raise self._fail(source, "`<<` merges only mappings", "merge an anchored mapping",
                              path)
         self.count += 1
-        if self.count > MAX_NODES:
-            raise self._fail(source, f"anchors and aliases expand beyond {MAX_NODES} nodes",
-                             "write the values out instead of nesting aliases", path)
+        if self.count > self.bounds.nodes:
+            raise self._over(source, path, f"the file expands to more than "
+                             f"{self.bounds.nodes:,} values (each use of an alias counts)")
         if id(source) in self.active:
             raise self._fail(source, "an alias refers to itself",
                              "remove the recursive alias", path)

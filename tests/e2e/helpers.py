@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,12 @@ def git(cwd: Path, *args: str) -> str:
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
                           text=True).stdout
+
+
+def copy_examples(dest: Path, repo_root: Path) -> Path:
+    """A copy of this repository's example project (without cassettes) at `dest`."""
+    dest.mkdir()
+    shutil.copytree(repo_root / "functions", dest / "functions",
+                    ignore=shutil.ignore_patterns("cassettes"))
+    shutil.copy(repo_root / "providers.yaml", dest)
+    return dest

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import aiops, git
+from tests.e2e.helpers import aiops, copy_examples, git
 
 
 @pytest.fixture
 def project(tmp_path: Path, repo_root: Path) -> Path:
     """A copy of this repository's example project."""
-    dest = tmp_path / "project"
-    dest.mkdir()
-    shutil.copytree(repo_root / "functions", dest / "functions",
-                    ignore=shutil.ignore_patterns("cassettes"))
-    shutil.copy(repo_root / "providers.yaml", dest)
-    return dest
+    return copy_examples(tmp_path / "project", repo_root)
 
 
 def test_examples_validate(repo_root: Path) -> None:

@@ -351,14 +351,14 @@ def test_any_edit_sequence_converges(project: Path, db_url: str,
 
 
 def test_a_value_the_database_cannot_store_is_a_clear_error(project: Path, db_url: str) -> None:
-    # PostgreSQL's jsonb refuses U+0000 that SQLite keeps: an aiops error, not a crash.
+    # PostgreSQL's jsonb refuses U+0000 that SQLite keeps: refused where it is written, on
+    # both databases, before anything is written.
     data = spec_data()
     data["prompt"] = [{"role": "user", "content": "Say hello to {{ who }}.\x00"}]
     write_project(project, [data])
-    if "postgresql" not in db_url:
-        assert apply(project).wrote
-        return
-    with pytest.raises(AiopsError, match=r"U\+0000") as info:
+    with pytest.raises(SpecError, match=r"U\+0000") as info:
         apply(project)
     assert info.value.exit_code == 1
+    [diag] = info.value.diagnostics
+    assert (diag.file, diag.path) == ("functions/greet/function.yaml", "prompt[0].content")
     assert count(db_url, F) == 0

@@ -6,6 +6,7 @@ prompt file and providers.yaml, and writes functions/<name>/function.yaml or std
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import click
 from aiops.cli.params import InputFile
 from aiops.commands import ensure_schemas, schema_reference
 from aiops.errors import Diagnostic, SpecError, UsageError
+from aiops.files import FileRefused, read_bounded
 from aiops.importers import prepare_import
-from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE
+from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE, read_project_file
 from aiops.spec import NAME_PATTERN
-from aiops.yamlsrc import YamlProblem, decode
+from aiops.yamlsrc import MAX_FILE_BYTES, YamlProblem, decode
 
 
 @click.command("import")
@@ -45,7 +47,9 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
                          "or --stdout")
     label = str(source)
     try:
-        text = decode(source.read_bytes())
+        text = decode(read_bounded(source, MAX_FILE_BYTES, stream_ok=True))
+    except FileRefused as exc:
+        raise UsageError(f"{label} {exc.reason}") from None
     except YamlProblem as exc:
         raise SpecError([Diagnostic(file=label, line=exc.line, column=exc.column,
                                     message=exc.message, fix=exc.fix, code="import-encoding")]
@@ -53,7 +57,8 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
     providers_path = project_dir / PROVIDERS_FILE
     outcome = prepare_import(
         text, label, name=name, provider=provider, model=model,
-        providers_file=providers_path.read_bytes() if providers_path.is_file() else None,
+        providers_file=(read_project_file(project_dir, PROVIDERS_FILE)
+                        if os.path.lexists(providers_path) else None),
         # every functions/<name>/ sits at the same depth: any name gives the same reference
         schema_ref=schema_reference(project_dir, project_dir / FUNCTIONS_DIR / "name"))
     for diag in outcome.diagnostics:

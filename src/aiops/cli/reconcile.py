@@ -18,6 +18,7 @@ from aiops import reconcile
 from aiops.cli import project_dir_option
 from aiops.cli.params import FiniteFloat, OutputFile
 from aiops.errors import UsageError
+from aiops.files import FileRefused, read_bounded
 from aiops.plan import Plan
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
 
@@ -97,16 +98,13 @@ def _read_plan(path: Path) -> Plan:
     from aiops import fastjson
     from aiops.yamlsrc import MAX_DEPTH
 
-    try:
-        with path.open("rb") as handle:
-            if not path.is_file():
-                raise UsageError(f"plan file {path} is not a regular file")
-            data = handle.read(MAX_PLAN_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"plan file {path} does not exist; make one with "
-                         f"`aiops plan -o {path}`") from None
-    except OSError as exc:  # a directory, a name too long
-        raise UsageError(f"plan file {path}: {exc.strerror}") from None
+    try:  # the shared bounded reader: a FIFO is refused unopened, /dev/zero unread
+        data = read_bounded(path, MAX_PLAN_BYTES, cut=True)
+    except FileRefused as exc:
+        if exc.missing:
+            raise UsageError(f"plan file {path} does not exist; make one with "
+                             f"`aiops plan -o {path}`") from None
+        raise UsageError(f"plan file {path} {exc.reason}") from None
     if len(data) > MAX_PLAN_BYTES:
         raise UsageError(f"plan file {path} is over {MAX_PLAN_BYTES >> 20} MiB; a plan saved "
                          "by `aiops plan -o` is smaller")

@@ -21,6 +21,7 @@ import click
 from aiops.cli import project_dir_option
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
 from aiops.errors import AiopsError, InputError, NotFoundError, UsageError, UserError
+from aiops.files import FileRefused, read_bounded
 
 _PROJECT = project_dir_option()
 _DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
@@ -40,11 +41,10 @@ def _read_input(value: str) -> Any:
     elif value.startswith("@"):
         path = Path(value[1:])
         source = str(path)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_INPUT_TEXT + 1)
-        except OSError as exc:
-            raise InputError(f"cannot read the input file {path}: {exc.strerror}") from None
+        try:  # the shared bounded reader; `_decode` words a text over the bound
+            data = read_bounded(path, MAX_INPUT_TEXT, stream_ok=True, cut=True)
+        except FileRefused as exc:
+            raise InputError(f"cannot read the input file {path}: it {exc.reason}") from None
     else:
         source = "--input"
         # The shell's bytes reach Python decoded with surrogateescape: invalid UTF-8 becomes

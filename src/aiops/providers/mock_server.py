@@ -63,10 +63,19 @@ class MockConfig:
 
 
 def load_responses(path: Path) -> list[dict[str, Any]]:
-    """Entries of a responses file (YAML or JSON): `{match: {...}, output|content|error}`."""
-    import yaml
+    """Entries of a responses file (YAML or JSON): `{match: {...}, output|content|error}`,
+    read like a cassette (bounded, safe YAML); ValueError says what is wrong, and where."""
+    from aiops.files import FileRefused, read_bounded
+    from aiops.yamlsrc import MAX_RECORDING_BYTES, RECORDING_BOUNDS, YamlProblem, parse_any
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = parse_any(read_bounded(path, MAX_RECORDING_BYTES, stream_ok=True),
+                         RECORDING_BOUNDS)
+    except FileRefused as exc:
+        raise ValueError(f"{path} {exc.reason}") from None
+    except YamlProblem as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise ValueError(f"{where}: {exc.message}") from None
     entries = data.get("responses", []) if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of responses (or `responses:` list)")
