@@ -18,6 +18,12 @@ repository and for CI:
 - **Misses are explained**: in replay (record mode `none`) a request that is not in the
   cassette fails its test; `explain_miss` shows the difference between the request the
   working tree renders now and the nearest one recorded.
+- **Read like a function file**: vcrpy loads a cassette through our persister, which reads it
+  with `aiops.files` (a regular file inside the project, at most MAX_RECORDING_BYTES) and
+  `aiops.yamlsrc` (safe tags, duplicate keys refused, aliases bounded by count and by the
+  text they expand to: a 2.6 KB cassette of nested aliases reached 6 GB through
+  `yaml.safe_load`). A cassette that is not acceptable fails its own test with a located
+  `CassetteFormatError`; a recording over the bound is refused before it is written.
 """
 
 from __future__ import annotations
@@ -35,10 +41,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import vcr
 import yaml
+from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
 from vcr.request import Request as VcrRequest
+from vcr.serialize import deserialize
 
+from aiops.files import FileRefused, describe_size, read_bounded
 from aiops.fingerprint import canonical_json
 from aiops.keyscrub import scrubber
+from aiops.yamlsrc import MAX_RECORDING_BYTES, RECORDING_BOUNDS, YamlProblem, decode, parse
 
 KEPT_HEADERS = frozenset({"content-type"})
 # Never written, whatever else changes (KEPT_HEADERS already excludes them: belt and braces).
@@ -242,7 +252,14 @@ def _body_in(entry: dict[str, Any]) -> str | None:
 
 
 class CassetteFormatError(ValueError):
-    """A cassette file that is not valid YAML or lacks the keys of one."""
+    """A cassette file that is not valid YAML or lacks the keys of one; `where` is
+    `:line:column` when the problem has a place in the file."""
+
+    def __init__(self, message: str, *, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.where = "" if line is None else f":{line}" + ("" if column is None else
+                                                           f":{column}")
 
 
 class CassetteSerializer:
@@ -252,6 +269,15 @@ class CassetteSerializer:
         self.comment = comment
 
     def serialize(self, data: dict[str, Any]) -> str:
+        text = self._serialize(data)
+        size = len(text.encode("utf-8"))
+        if size > MAX_RECORDING_BYTES:  # written, it could never be replayed
+            raise CassetteFormatError(
+                f"the recording is {size} bytes, over the {describe_size(MAX_RECORDING_BYTES)} "
+                "bound of a cassette; nothing was written")
+        return text
+
+    def _serialize(self, data: dict[str, Any]) -> str:
         interactions = []
         for item in data["interactions"]:
             req, resp = item["request"], item["response"]
@@ -269,7 +295,11 @@ class CassetteSerializer:
 
     def deserialize(self, text: str) -> dict[str, Any]:
         try:
-            data = yaml.safe_load(text) or {}
+            data, _ = parse(text.encode("utf-8"), RECORDING_BOUNDS)
+        except YamlProblem as exc:
+            raise CassetteFormatError(f"not a cassette aiops can read: {exc.message}",
+                                      line=exc.line, column=exc.column) from None
+        try:
             interactions = []
             for item in data.get("interactions") or []:
                 req, resp = item["request"], item["response"]
@@ -279,10 +309,37 @@ class CassetteSerializer:
                     "response": {"status": resp["status"], "headers": resp.get("headers") or {},
                                  "body": {"string": _body_in(resp) or ""}},
                 })
-        except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise CassetteFormatError(f"not a cassette aiops can read ({type(exc).__name__}: "
                                       f"{exc})".replace("\n", " ")) from None
         return {"version": data.get("version", 1), "interactions": interactions}
+
+
+class BoundedPersister:
+    """vcrpy persister: cassettes are read with the bounds of `aiops.files` (regular file,
+    inside `within`, MAX_RECORDING_BYTES) before the serializer parses them; saved as vcrpy
+    saves them."""
+
+    def __init__(self, within: Path | None = None) -> None:
+        self.within = within
+
+    def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
+        try:
+            raw = read_bounded(Path(cassette_path), MAX_RECORDING_BYTES, within=self.within)
+        except FileRefused as exc:
+            if exc.missing:
+                raise CassetteNotFoundError() from None
+            raise CassetteFormatError(f"{exc.reason}" + (f" ({exc.fix})" if exc.fix else "")
+                                      ) from None
+        if not raw.strip():  # as vcrpy: an empty file is a cassette still to record
+            raise CassetteNotFoundError()
+        try:
+            text = decode(raw, MAX_RECORDING_BYTES)
+        except YamlProblem as exc:
+            raise CassetteFormatError(exc.message, line=exc.line, column=exc.column) from None
+        return deserialize(text, serializer)
+
+    save_cassette = staticmethod(FilesystemPersister.save_cassette)
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -303,7 +360,8 @@ class Session:
 
 @contextmanager
 def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
-                 comment: str = "", secrets: tuple[str, ...] = ()) -> Iterator[Session]:
+                 comment: str = "", secrets: tuple[str, ...] = (),
+                 within: Path | None = None) -> Iterator[Session]:
     """Patch HTTP (httpx, and what vcrpy patches) to replay `path`, or record what it lacks.
 
     Replay (`record=False`, vcrpy mode `none`): a request not in the cassette raises inside
@@ -323,6 +381,7 @@ def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
         drop_unused_requests=record,
     )
     recorder.register_serializer("aiops", CassetteSerializer(comment))
+    recorder.register_persister(BoundedPersister(within))
     recorder.register_matcher("json_body", json_body_matcher)
     with recorder.use_cassette(str(path), allow_playback_repeats=True) as cassette:
         session.loaded = list(cassette.requests)

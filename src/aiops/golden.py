@@ -27,8 +27,10 @@ from typing import Any, Literal
 
 from aiops.assertions import AssertionResult, Observed, evaluate_all
 from aiops.errors import AiopsError, ConfigError, SpecError, UsageError
+from aiops.files import FileRefused, read_bounded
 from aiops.loader import FUNCTIONS_DIR, Project
 from aiops.spec import FunctionSpec, Limits, ProviderLimits, ProvidersFile, TestCase
+from aiops.yamlsrc import MAX_RECORDING_BYTES
 
 CASSETTES_DIR = "cassettes"
 REPLAY_KEY = "aiops-replay-placeholder-key"  # what a missing key is set to in replay: never sent
@@ -318,19 +320,25 @@ async def _run_case(root: Path, case: Case, providers: ProvidersFile, env: Mappi
     common: dict[str, Any] = {"function": case.function, "provider": case.provider,
                               "model": case.spec.model, "test": case.test.name,
                               "cassette": case.cassette}
-    if not record and not path.is_file():
+    if not record and not os.path.lexists(path):  # anything else is read, or refused, below
         return CaseResult(**common, status="no-cassette",
                           message=f"no cassette recorded for this test on `{case.provider}` "
                                   f"({case.cassette})",
                           fix=f"record it: {case.record_command()} (needs the provider's key)")
-    before = path.read_bytes() if path.is_file() else None
+    before: bytes | None = None
+    if record and os.path.lexists(path):  # restored if the recording fails
+        try:
+            before = read_bounded(path, MAX_RECORDING_BYTES, within=root)
+        except FileRefused as exc:
+            return CaseResult(**common, status="error", message=f"{case.cassette}: {exc.reason}",
+                              fix=exc.fix)
     comment = HEADER_COMMENT.format(function=case.function, provider=case.provider)
     started = time.perf_counter()
     try:
         secrets = tuple(env[var] for names in _key_vars(providers, {case.provider}).values()
                         for var in names if env.get(var))
         with use_cassette(path, record=record, rewrite=_rewrite(providers, case.provider, env),
-                          comment=comment, secrets=secrets) as session:
+                          comment=comment, secrets=secrets, within=root) as session:
             try:
                 outcome = await execute(case.spec, dict(case.test.input))
             except AiopsError as exc:
@@ -338,7 +346,7 @@ async def _run_case(root: Path, case: Case, providers: ProvidersFile, env: Mappi
             except CannotOverwriteExistingCassetteException:  # a miss: see `session.misses`
                 outcome = Outcome(error="the request is not in the cassette")
     except CassetteFormatError as exc:
-        return CaseResult(**common, status="error", message=f"{case.cassette}: {exc}",
+        return CaseResult(**common, status="error", message=f"{case.cassette}{exc.where}: {exc}",
                           fix=f"delete it and record it again: {case.record_command()}")
     latency_ms = outcome.latency_ms if outcome.latency_ms is not None else (
         (time.perf_counter() - started) * 1000)

@@ -54,7 +54,7 @@ SPEC_BOUNDS = Bounds()
 # values (JSON bodies as YAML), and whatever a provider may answer (a NUL, a huge number).
 MAX_RECORDING_BYTES = 4 << 20
 RECORDING_BOUNDS = Bounds(file_bytes=MAX_RECORDING_BYTES, expanded_chars=2 * MAX_RECORDING_BYTES,
-                          nodes=1_000_000, storable=False)
+                          nodes=250_000, storable=False)
 
 Path = tuple[str | int, ...]
 

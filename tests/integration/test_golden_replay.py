@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -209,9 +209,78 @@ def test_a_corrupt_cassette_is_an_error_that_says_so(golden_project: Path) -> No
     broken = next(r for r in report.results if r.test == "hello-french")
     assert broken.status == "error"
     assert broken.message.startswith(
-        "functions/translate/cassettes/groq/hello-french.yaml: not a cassette aiops can read")
+        "functions/translate/cassettes/groq/hello-french.yaml:2:1: not a cassette aiops can "
+        "read: invalid YAML")
     assert "aiops test translate --provider groq --record" in broken.fix
     assert next(r for r in report.results if r.test == "formal-german").passed
+
+
+BOMB = "".join(f"  l{i}: &a{i} [{', '.join([f'*a{i - 1}' if i else 'lol'] * 10)}]\n"
+               for i in range(9))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # Nine levels of ten aliases: 2.5 KB on disk, 10**9 values once expanded (6 GB before).
+    (lambda t: t.replace("interactions:\n", "anchors:\n" + BOMB + "interactions:\n", 1)
+     .replace("    json:\n", "    json:\n      bomb: *a8\n", 1),
+     ":10:17: not a cassette aiops can read: the file expands to more than 250,000 values"),
+    (lambda t: t.replace("version: 1\n", "version: 1\nversion: 1\n", 1),
+     ":4:1: not a cassette aiops can read: duplicate key `version` (first at line 3)"),
+    (lambda t: t.replace("interactions:", "x: !!python/object:os.system ls\ninteractions:", 1),
+     ":4:4: not a cassette aiops can read: tag tag:yaml.org,2002:python/object:os.system "
+     "is not allowed"),
+])
+def test_a_cassette_is_read_like_a_function_file_and_fails_only_its_own_test(
+        golden_project: Path, change: Callable[[str], str], message: str) -> None:
+    path = golden_project / "functions/translate/cassettes/groq/hello-french.yaml"
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    report = replay(golden_project, "translate", provider="groq")
+    broken = next(r for r in report.results if r.test == "hello-french")
+    assert broken.status == "error"
+    assert broken.message.startswith(
+        "functions/translate/cassettes/groq/hello-french.yaml" + message), broken.message
+    assert "\n" not in broken.message
+    assert next(r for r in report.results if r.test == "formal-german").passed
+
+
+def test_a_cassette_that_links_out_of_the_project_or_is_not_a_file_is_refused(
+        golden_project: Path, tmp_path: Path) -> None:
+    path = golden_project / "functions/translate/cassettes/groq/hello-french.yaml"
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    german = golden_project / "functions/translate/cassettes/groq/formal-german.yaml"
+    german.unlink()
+    german.symlink_to("/dev/zero")
+    report = replay(golden_project, "translate", provider="groq")
+    messages = {r.test: r.message for r in report.results}
+    assert messages["hello-french"].endswith("hello-french.yaml: is a symlink to "
+                                             f"{outside}, outside the project directory "
+                                             "(copy the file into the project, or link to a "
+                                             "file inside it)")
+    assert "formal-german.yaml: is a symlink to /dev/zero, outside" in messages["formal-german"]
+    assert {r.status for r in report.results} == {"error"}
+
+
+def test_a_recording_over_the_cassette_bound_is_not_written(
+        golden_project: Path, example_mock: MockServer) -> None:
+    from aiops.yamlsrc import MAX_RECORDING_BYTES
+
+    path = golden_project / "functions/translate/cassettes/groq/hello-french.yaml"
+    path.unlink()
+    # Within the mock's max_tokens cut (4 characters a token) and the provider's 8 MiB body
+    # bound, over the cassette's 4 MiB as UTF-8.
+    edit(golden_project / "functions/translate/function.yaml", "max_tokens: 1000}",
+         "max_tokens: 1000000}")
+    edit(golden_project / "providers.yaml", "limits: {rpm: 30, tpm: 6000}", "limits: {}")
+    long_text = "x" * (MAX_RECORDING_BYTES - 700_000) + "é" * 400_000
+    answers = [{"match": {"contains": "Good morning"}, "output": "jour " + long_text}]
+    with serve_in_thread(MockConfig(responses=answers)) as server:
+        report = record(golden_project, server, "translate", provider="groq")
+    broken = next(r for r in report.results if r.test == "hello-french")
+    assert broken.status == "error" and "over the 4 MiB bound of a cassette" in broken.message
+    assert not path.exists()
 
 
 def test_test_providers_overrides_the_matrix(golden_project: Path,
