@@ -5,51 +5,109 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from aiops.errors import RuntimeFailure
-from aiops.store import LogRow
+from aiops.errors import AiopsError, LogWriteError
+from aiops.store import LogRow, LogWriteReport
+
+MAX_BATCH_ROWS = 1000  # rows per group insert
+MAX_PENDING_ROWS = 10_000  # rows waiting for the writer before executions wait for room
+MAX_MESSAGES = 20  # messages kept about rows stored alone or lost (the counts are exact)
 
 
 class LogWriter:
-    """Group commit: rows queue up while a write is in flight and go in the next batch."""
+    """Group commit: rows queue up while a write is in flight and go in the next group.
 
-    def __init__(self, sink: Callable[[list[LogRow]], None], max_batch: int = 1000) -> None:
+    Memory stays bounded when the database is slower than the executions: `room()` waits
+    while `MAX_PENDING_ROWS` rows are queued, and callers wait for it before they start an
+    execution (backpressure), while `submit()` itself never refuses a row (an execution that
+    ran, even one being cancelled, always has its row queued). Waiting for a locked or
+    unreachable database, and storing a refused row alone, are the sink's job
+    (`Store.insert_logs`); a group the sink raises on is counted as not written, and
+    `flush()` then raises LogWriteError (exit 8) with the count and the first reason.
+    """
+
+    def __init__(self, sink: Callable[[list[LogRow]], LogWriteReport | None], *,
+                 max_batch: int = MAX_BATCH_ROWS,
+                 max_pending: int = MAX_PENDING_ROWS) -> None:
         self._sink = sink
-        self._pending: list[LogRow] = []
+        self._pending: deque[LogRow] = deque()
         self._task: asyncio.Task[None] | None = None
         self._max_batch = max_batch
-        self.failures: list[BaseException] = []
+        self._max_pending = max_pending
+        self._waiters: list[asyncio.Future[None]] = []
         self.written = 0
+        self.lost = 0
+        self.lost_reasons: list[str] = []  # the first MAX_MESSAGES
+        self.stored_alone = 0
+        self.warnings: list[str] = []  # the first MAX_MESSAGES rows stored without values
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self._max_pending
 
     def submit(self, row: LogRow) -> None:
         self._pending.append(row)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
+    async def room(self) -> None:
+        """Wait until fewer than `max_pending` rows are queued."""
+        while self.full:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
     async def _drain(self) -> None:
         while self._pending:
-            batch, self._pending = (self._pending[:self._max_batch],
-                                    self._pending[self._max_batch:])
+            size = min(self._max_batch, len(self._pending))
+            batch = [self._pending.popleft() for _ in range(size)]
             try:
-                await asyncio.to_thread(self._sink, batch)
-                self.written += len(batch)
-            except Exception as exc:  # kept and raised by flush(): no row is lost silently
-                self.failures.append(exc)
-                self._pending[:0] = batch
-                return
-        self.failures.clear()  # everything that failed before has been written since
+                report = await asyncio.to_thread(self._sink, batch)
+            except Exception as exc:  # counted and raised by flush(): no row is lost silently
+                reason = str(exc) if isinstance(exc, AiopsError) else f"{type(exc).__name__}: {exc}"
+                self._lose(len(batch), reason)
+            else:
+                lost = report.lost if report is not None else ()
+                alone = report.stored_alone if report is not None else ()
+                self.written += len(batch) - len(lost)
+                for reason in lost:
+                    self._lose(1, reason)
+                self.stored_alone += len(alone)
+                self.warnings.extend(alone[:MAX_MESSAGES - len(self.warnings)])
+            finally:
+                waiters, self._waiters = self._waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    def _lose(self, count: int, reason: str) -> None:
+        self.lost += count
+        if len(self.lost_reasons) < MAX_MESSAGES and reason not in self.lost_reasons:
+            self.lost_reasons.append(reason)
 
     async def flush(self) -> None:
+        """Wait until every submitted row is written or given up; LogWriteError if any was
+        given up (each is reported once)."""
         while self._task is not None and not self._task.done():
-            await self._task
-        if self._pending:  # what is left, or what failed: one more try before giving up
-            await self._drain()
-        if self.failures:
-            exc = self.failures[0]
-            lost = len(self._pending)
-            raise RuntimeFailure(f"{lost} log row(s) could not be written: {exc}") from exc
+            await asyncio.shield(self._task)
+        if self.lost:
+            lost, reasons = self.lost, self.lost_reasons
+            self.lost, self.lost_reasons = 0, []
+            raise LogWriteError(f"{lost} log row(s) could not be written: {reasons[0]}"
+                                + (f" (and {len(reasons) - 1} other reason(s))"
+                                   if len(reasons) > 1 else ""))
+
+    def take_warnings(self) -> list[str]:
+        """Messages about rows stored without their values since the last call."""
+        warnings, self.warnings = self.warnings, []
+        if self.stored_alone > len(warnings):
+            warnings.append(f"... {self.stored_alone - len(warnings)} more row(s) stored "
+                            "without their values")
+        self.stored_alone = 0
+        return warnings
 
 
 GC_BATCH_THRESHOLD = 50_000

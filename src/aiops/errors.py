@@ -12,6 +12,7 @@
         ├── OutputError        5     the output did not validate, even after repairs
         ├── LimitExceeded      6     a rate limit refused the call
         ├── BudgetExceeded     7     a daily call or cost budget refused the call
+        ├── LogWriteError      8     log rows could not be written (the results were delivered)
         ├── StalePlanError     1     a saved plan no longer matches the database
         └── LockBusy          75     another apply holds the lock
 
@@ -156,6 +157,13 @@ class LimitExceeded(RuntimeFailure):
 
 class BudgetExceeded(RuntimeFailure):
     exit_code = 7
+
+
+class LogWriteError(RuntimeFailure):
+    """Executions ran and their results were delivered, but some of their log rows could not
+    be written (the database stayed unreachable or locked past the writer's patience)."""
+
+    exit_code = 8
 
 
 class StalePlanError(RuntimeFailure):

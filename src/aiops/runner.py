@@ -57,7 +57,7 @@ from aiops.providers import (
 )
 from aiops.render_template import prompt_hash
 from aiops.spec import Limits, ProvidersFile, Retry
-from aiops.store import DeployedVersion, LogRow
+from aiops.store import DeployedVersion, LogRow, LogWriteReport
 
 FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process
 REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with only the "
@@ -67,7 +67,7 @@ REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with
 class RunnerStore(LeaseStore, Protocol):
     def resolve(self, name: str, selector: str | None = None) -> DeployedVersion: ...
 
-    def insert_logs(self, rows: list[LogRow]) -> None: ...
+    def insert_logs(self, rows: list[LogRow]) -> LogWriteReport | None: ...
 
 
 @dataclass(frozen=True, kw_only=True)

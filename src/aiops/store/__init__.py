@@ -8,7 +8,7 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
     dv = store.resolve("summarize", "1")    # DeployedVersion; selector None | "1.2.0" | "1" | "1.2"
                                             # NotFoundError lists versions; UserError if archived
     dv.content                              # fingerprint.behaviour_content: all it takes to run
-    store.insert_logs([LogRow(...), ...])   # one executemany
+    store.insert_logs([LogRow(...), ...])   # one idempotent executemany -> LogWriteReport
     pool = store.sync_budget_lease(sync, size)  # a budget lease: settle, resize (aiops.budgets)
     store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
     store.revision()                        # id of the newest apply: a key to cache resolve()
@@ -43,8 +43,11 @@ from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.errors import NotFoundError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.spec import Semver
+from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
 from aiops.store.leases import sync_lease
+from aiops.store.logrows import LOG_WRITE_PATIENCE_S, LogSink
+from aiops.store.logrows import LogWriteReport as LogWriteReport
 from aiops.store.tables import C, F, L, M, R, U, V
 
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
@@ -144,12 +147,16 @@ def function_metadata_columns(metadata: dict[str, Any]) -> dict[str, Any]:
 # --- the store ------------------------------------------------------------------------------
 
 
-def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float = 30.0) -> Store:
-    """Connect. `migrate`: None upgrades SQLite on first use and checks PostgreSQL's revision."""
+def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float = 30.0,
+               log_patience_s: float = LOG_WRITE_PATIENCE_S) -> Store:
+    """Connect. `migrate`: None upgrades SQLite on first use and checks PostgreSQL's revision.
+    `lock_timeout_s` is SQLite's busy timeout and apply's lock wait; `log_patience_s` bounds
+    how long log writes retry a locked or unreachable database."""
     url = normalise_url(url)
     engine = engine_for(url, lock_timeout_s)
     ensure_schema(engine, url, migrate)
-    return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s)
+    return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s,
+                 log_patience_s=log_patience_s)
 
 
 def _s(value: uuid.UUID | None) -> str | None:
@@ -160,12 +167,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite keeps no zone; we write UTC
         return value.replace(tzinfo=UTC)
     return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    """A datetime to write or compare: in UTC (naive means UTC). SQLite stores no zone and
-    compares text, so a value in another zone would be read as the wrong instant."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -218,10 +219,12 @@ def _read_state(conn: Connection, project: str) -> DeployedState:
 class Store:
     """One database. Thread-safe (an engine and its pool); cheap to keep for a process."""
 
-    def __init__(self, *, engine: Engine, url: str, lock_timeout_s: float) -> None:
+    def __init__(self, *, engine: Engine, url: str, lock_timeout_s: float,
+                 log_patience_s: float = LOG_WRITE_PATIENCE_S) -> None:
         self.engine = engine
         self.url = url
         self.lock_timeout_s = lock_timeout_s
+        self._logs = LogSink(engine, url, log_patience_s)
 
     @property
     def dialect(self) -> str:
@@ -294,20 +297,10 @@ class Store:
 
     # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
 
-    def insert_logs(self, rows: Sequence[LogRow]) -> None:
-        if not rows:
-            return
-        values = [{"id": uuid.UUID(r.id), "function_id": uuid.UUID(r.function_id),
-                   "version_id": uuid.UUID(r.version_id) if r.version_id else None,
-                   "input": r.input, "output": r.output, "error": r.error,
-                   "execution_time": r.execution_time, "status": r.status,
-                   "user_id": uuid.UUID(r.user_id) if r.user_id else None, "actor": r.actor,
-                   "created_at": _as_utc(r.created_at), "metadata": r.metadata,
-                   "provider": r.provider,
-                   "cost_usd": r.cost_usd, "input_tokens": r.input_tokens,
-                   "output_tokens": r.output_tokens} for r in rows]
-        with db_errors(self.url), self.engine.begin() as conn:
-            conn.execute(insert(L), values)
+    def insert_logs(self, rows: Sequence[LogRow]) -> LogWriteReport:
+        """Write log rows: normalised, idempotent, a refused row stored alone, a locked or
+        unreachable database waited for (`aiops.store.logrows`)."""
+        return self._logs(rows)
 
     def sync_budget_lease(self, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
         """Settle a budget lease's spending and resize it, in one transaction; sweeps the

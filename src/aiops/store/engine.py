@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,12 @@ def dispose_engines(url: str | None = None) -> None:
             _ENGINES.pop(key).dispose()
 
 
+def as_utc(value: datetime) -> datetime:
+    """A datetime to write or compare: in UTC (naive means UTC). SQLite stores no zone and
+    compares text, so a value in another zone would be read as the wrong instant."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _json_text(value: Any) -> str:
     """JSON columns' serializer: log rows are written by the thousand in a batch."""
     return fastjson.dumps(value).decode()
@@ -126,37 +133,80 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
                       "aiops supports sqlite and postgresql")
 
 
+FUNCTION_FILE = "the function file"
+
+
 @contextlib.contextmanager
-def db_errors(url: str) -> Iterator[None]:
-    """Translate driver errors once, here: what failed, against which database (no password)."""
+def db_errors(url: str, source: str = FUNCTION_FILE) -> Iterator[None]:
+    """Translate driver errors once, here: what failed, against which database (no password).
+    `source` names where refused text comes from (the function file for apply, an
+    execution's input or output for a log row), so that the message says what to fix."""
     try:
         yield
     except sa_exc.OperationalError as exc:
-        if _is_lock_timeout(exc):
+        if is_lock_timeout(exc):
             raise LockBusy(f"the database {redact(url)} is locked by another writer (an "
                            "`aiops apply` in progress?) and the wait ran out; try again when "
                            "it finishes, or raise --lock-timeout") from None
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
+        raise RuntimeFailure(f"database {redact(url)}: {driver_detail(exc)}") from None
     except sa_exc.ProgrammingError as exc:
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigError(f"database {redact(url)}: {detail}; if its schema is not at the "
-                          "current revision, run `aiops db upgrade`") from None
+        raise ConfigError(f"database {redact(url)}: {driver_detail(exc)}; if its schema is not "
+                          "at the current revision, run `aiops db upgrade`") from None
     except sa_exc.DBAPIError as exc:  # data, integrity, interface errors: nothing was written
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        if getattr(exc.orig, "sqlstate", None) in ("22P05", "22021"):  # untranslatable char
-            # The input's fault, not the database's: a UserError (watch does not retry it).
-            raise UserError(f"database {redact(url)}: {detail} (PostgreSQL cannot store the "
-                            "character U+0000 or invalid text in JSON: remove it from the "
-                            "function file)") from None
-        raise RuntimeFailure(f"database {redact(url)}: {detail}") from None
+        if is_untranslatable_text(exc):
+            # The data's fault, not the database's: a UserError (watch does not retry it).
+            raise UserError(f"database {redact(url)}: {refused_text(exc, source)}") from None
+        raise RuntimeFailure(f"database {redact(url)}: {driver_detail(exc)}") from None
 
 
-def _is_lock_timeout(exc: sa_exc.OperationalError) -> bool:
-    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+def driver_detail(exc: BaseException) -> str:
+    """The first line of what the driver said (SQLAlchemy's wrapper adds the statement)."""
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+def is_untranslatable_text(exc: BaseException) -> bool:
+    """PostgreSQL refused text: U+0000, or an escape it cannot translate (a lone surrogate)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("22P05", "22021")
+
+
+def refused_text(exc: BaseException, source: str) -> str:
+    return (f"{driver_detail(exc)} (PostgreSQL cannot store the character U+0000 or invalid "
+            f"text in JSON: remove it from {source})")
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "55P03":  # lock_not_available
         return True
-    msg = str(exc.orig).lower()
+    msg = str(orig if orig is not None else exc).lower()
     return "database is locked" in msg or "database table is locked" in msg
+
+
+# SQLSTATE classes that say "try again later", whatever the statement: connection exceptions,
+# transaction rollbacks (serialization, deadlock), insufficient resources, operator
+# intervention (a restarting server), system errors.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "disk i/o error",
+                     "unable to open database")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The database was busy or unreachable (worth retrying the same statement), as opposed to
+    refusing the statement's values or its schema."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or is_lock_timeout(exc):
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state:
+        return str(state)[:2] in _TRANSIENT_CLASSES
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    # No SQLSTATE: psycopg's failures to connect, and SQLite's operational errors.
+    msg = driver_detail(exc).lower()
+    return "sqlite" not in type(exc.orig).__module__ or any(m in msg for m in _TRANSIENT_SQLITE)
 
 
 # --- migrations -----------------------------------------------------------------------------
