@@ -213,12 +213,17 @@ async def batch(root: Path, db: str, url: str, name: str, n: int,
     runner = open_runner(root, env=bench_env(url), url=db, actor="bench")
     await runner.run(name, INPUT)  # resolve and connect before the clock starts
     inputs = [dict(INPUT, body=f"{INPUT['body']} #{i}") for i in range(n)]
+    ok = [0]
+
+    def count(index: int, result: Any) -> None:
+        ok[0] += getattr(result, "ok", False)
+
     start = time.perf_counter()
-    results = await runner.run_many(name, inputs, concurrency=concurrency)
+    await runner.run_many(name, inputs, concurrency=concurrency, on_result=count)
     await runner.flush()
     elapsed = time.perf_counter() - start
     await runner.aclose()
-    return elapsed, sum(1 for r in results if getattr(r, "ok", False))
+    return elapsed, ok[0]
 
 
 async def raw_floor(url: str, n: int, concurrency: int) -> float:
@@ -267,8 +272,10 @@ async def faults(root: Path, db: str, url: str, n: int) -> tuple[float, int, int
     before = {r.id for r in store.recent_logs("bench-faults", limit=10 * n)}
     runner = open_runner(root, env=bench_env(url), store=store, actor="bench")
     inputs = [dict(INPUT, body=f"{INPUT['body']} #{i}") for i in range(n)]
+    results: list[Any] = []
     start = time.perf_counter()
-    results = await runner.run_many("bench-faults", inputs, concurrency=100)
+    await runner.run_many("bench-faults", inputs, concurrency=100,
+                          on_result=lambda i, r: results.append(r))
     await runner.aclose()
     elapsed = time.perf_counter() - start
     rows = [r for r in store.recent_logs("bench-faults", limit=10 * n) if r.id not in before]

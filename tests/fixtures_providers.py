@@ -9,7 +9,8 @@ others. `FakeStore` is the runner's store without a database (unit tests); `PROV
 http) point at a mock through AIOPS_<NAME>_BASE_URL (integration and e2e tests).
 `serve_http(Handler)` runs a small stdlib server of the test's own (a backend that checks
 signatures, a proxy, a canned answer) and yields its root URL, `send_json` answers from one;
-`unused_port` is a loopback port that nothing listens on.
+`unused_port` is a loopback port that nothing listens on. `run_all(runner, target, inputs)`
+collects a batch's results in input order.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def mock_provider_factory() -> Iterator[object]:
     yield start
     for cm in reversed(stack):
         cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+async def run_all(runner: Any, target: str, inputs: list[Any], concurrency: int = 32) -> list[Any]:
+    """`runner.run_many` over `inputs`, its results in input order (run_many hands each over
+    as it finishes and keeps none)."""
+    results: dict[int, Any] = {}
+    await runner.run_many(target, inputs, concurrency=concurrency, on_result=results.__setitem__)
+    return [results[i] for i in range(len(results))]
 
 
 # --- a store without a database, for runner unit tests ----------------------------------------

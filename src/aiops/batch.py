@@ -1,13 +1,16 @@
 """What many executions in one process need: log rows written by group commit off the event
-loop (`LogWriter`), and the cyclic GC tuned while a batch runs (`batch_gc`)."""
+loop (`LogWriter`), inputs shared by the workers of a batch (`taker`), and the cyclic GC
+tuned while a batch runs (`batch_gc`)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiops.errors import AiopsError, LogWriteError
 from aiops.store import LogRow, LogWriteReport
@@ -108,6 +111,31 @@ class LogWriter:
                             "without their values")
         self.stored_alone = 0
         return warnings
+
+
+def taker(inputs: Iterable[Any] | AsyncIterable[Any]
+           ) -> Callable[[], Awaitable[tuple[int, Any] | None]]:
+    """`take()`: the next (position, input), or None at the end; safe for many workers."""
+    if isinstance(inputs, AsyncIterable):
+        source = aiter(inputs)
+        lock = asyncio.Lock()  # an async generator cannot be advanced by two tasks at once
+        positions = itertools.count()
+
+        async def take_async() -> tuple[int, Any] | None:
+            async with lock:
+                try:
+                    value = await anext(source)
+                except StopAsyncIteration:
+                    return None
+            return next(positions), value
+
+        return take_async
+    pairs = enumerate(inputs)
+
+    async def take() -> tuple[int, Any] | None:
+        return next(pairs, None)
+
+    return take
 
 
 GC_BATCH_THRESHOLD = 50_000

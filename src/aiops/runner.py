@@ -22,14 +22,14 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiops import fastjson
-from aiops.batch import LogWriter, batch_gc
+from aiops.batch import LogWriter, batch_gc, taker
 from aiops.budgets import LEASE_S, Budgets, LeaseStore, Limit
 from aiops.errors import (
     AiopsError,
@@ -237,6 +237,16 @@ class Runner:
         return await self._execute(prepared, input, actor or self.actor)
 
     async def _execute(self, p: Prepared, raw: Any, actor: str | None) -> Execution:
+        execution, cancelled = await self._execute_logged(p, raw, actor)
+        if cancelled:
+            raise asyncio.CancelledError
+        return execution
+
+    async def _execute_logged(self, p: Prepared, raw: Any,
+                              actor: str | None) -> tuple[Execution, bool]:
+        """One execution and its log row; True when it was cancelled (its row says so)."""
+        if self._logs.full:  # the database is behind: wait before starting more work
+            await self._logs.room()
         start = time.perf_counter()
         log_id = str(uuid.uuid4())
         state = _State()
@@ -276,9 +286,7 @@ class Runner:
             output_tokens=state.output_tokens, cost_usd=state.cost, latency_ms=elapsed,
             provider=state.provider, model=state.model, deprecated=p.dv.status == "deprecated")
         self._logs.submit(self._log_row(p, execution, state, actor))
-        if cancelled:
-            raise asyncio.CancelledError
-        return execution
+        return execution, cancelled
 
     def _check_input(self, p: Prepared, raw: Any, state: _State) -> Any:
         """Bound, filter, default and validate the input; what gets logged is set here."""
@@ -478,37 +486,54 @@ class Runner:
 
     # -- many executions ---------------------------------------------------------------
 
-    async def run_many(self, target: str, inputs: Iterable[Any], *, concurrency: int = 32,
-                       actor: str | None = None,
-                       on_result: Callable[[int, Execution | AiopsError], None] | None = None
-                       ) -> list[Execution | AiopsError]:
-        """Run every input with bounded concurrency; results in input order. A line whose
-        function cannot be resolved gets the resolution error instead of an Execution."""
-        results: dict[int, Execution | AiopsError] = {}
-        source = iter(enumerate(inputs))
+    async def run_many(self, target: str, inputs: Iterable[Any] | AsyncIterable[Any], *,
+                       on_result: Callable[[int, Execution | AiopsError], object],
+                       concurrency: int = 32, actor: str | None = None) -> None:
+        """Run every input, at most `concurrency` at once, handing each result to
+        `on_result(index, result)` as soon as it is known: in completion order, `index` being
+        the input's position. A line whose function cannot be resolved gets the resolution
+        error instead of an Execution.
+
+        Nothing is kept here, so memory does not grow with the inputs: `inputs` is read only
+        as executions start (an async iterable may wait, which holds the intake back), and
+        each result is dropped once handed over. Cancelled, it cancels the executions in
+        flight: each still gets its log row and goes to `on_result` (its error says it was
+        cancelled) before CancelledError propagates."""
+        take = taker(inputs)
+        run_actor = actor or self.actor
 
         async def worker() -> None:
-            for index, value in source:
+            while (item := await take()) is not None:
+                index, value = item
                 try:
                     prepared = await self.resolve(target)
-                    result: Execution | AiopsError = await self._execute(
-                        prepared, value, actor or self.actor)
                 except AiopsError as exc:
-                    result = exc
-                results[index] = result
-                if on_result is not None:
-                    on_result(index, result)
+                    on_result(index, exc)
+                    continue
+                execution, cancelled = await self._execute_logged(prepared, value, run_actor)
+                on_result(index, execution)
+                if cancelled:
+                    raise asyncio.CancelledError
 
         with batch_gc():
-            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-        return [results[i] for i in range(len(results))]
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(max(1, concurrency)):
+                        group.create_task(worker())
+            except BaseExceptionGroup as failed:  # a worker failed: the others were cancelled
+                raise failed.exceptions[0] from None
+
+    def log_warnings(self) -> list[str]:
+        """Rows stored without their values (the database refused them) since the last call."""
+        return self._logs.take_warnings()
 
     async def flush(self) -> None:
         await self._logs.flush()
 
     async def aclose(self) -> None:
-        """Flush the log rows, settle and give back the budget leases, and close the
-        providers' clients."""
+        """Flush the log rows, settle and give back the budget leases, then close the
+        providers' clients and the limiter, each step even when one before it failed.
+        LogWriteError (exit 8) when rows could not be written."""
         try:
             await self._logs.flush()
         finally:

@@ -28,6 +28,7 @@ from aiops.spec import Price
 from aiops.store import open_store
 from tests import fixtures_providers as runner_project
 from tests.fixtures_db import budget_leases
+from tests.fixtures_providers import run_all
 
 PRICE = Price(input_per_mtok=0.15, output_per_mtok=0.6)  # the mock `openai` provider's
 PER_CALL = 1.0e-5  # about what a call of `budgeted` costs on the mock (20 in, 12 out tokens)
@@ -63,7 +64,7 @@ def run_batch(root: Path, store: Any, server_url: str, name: str, items: list[An
 
     async def go() -> list[Any]:
         try:
-            return await runner.run_many(name, items, concurrency=concurrency)
+            return await run_all(runner, name, items, concurrency)
         finally:
             await runner.aclose()
 
@@ -205,7 +206,7 @@ def test_daily_calls_stay_exact_across_lease_holders(tmp_path: Path, db_url: str
 
     async def go() -> list[Any]:
         try:
-            batches = await asyncio.gather(*(r.run_many("budgeted", inputs(20), concurrency=8)
+            batches = await asyncio.gather(*(run_all(r, "budgeted", inputs(20), 8)
                                              for r in runners))
         finally:
             for r in runners:
@@ -233,12 +234,14 @@ def started(index, result):
     if index == 0:
         print("started", flush=True)
 async def go():
+    results = []
     try:
-        return await runner.run_many("budgeted", [{"subject": f"s{i}", "body": "b"}
-                                                  for i in range(n)],
-                                     concurrency=concurrency, on_result=started)
+        await runner.run_many("budgeted", [{"subject": f"s{i}", "body": "b"} for i in range(n)],
+                              concurrency=concurrency,
+                              on_result=lambda i, r: (started(i, r), results.append(r)))
     finally:
         await runner.aclose()
+    return results
 results = asyncio.run(go())
 print(json.dumps([type(r.error).__name__ if r.error else "ok" for r in results]))
 """

@@ -13,6 +13,7 @@ from aiops.reconcile import apply_project
 from aiops.runner import Execution, open_runner
 from aiops.store import Store
 from tests import fixtures_providers as runner_project
+from tests.fixtures_providers import run_all
 
 
 def test_thousand_executions_with_thirty_percent_faults(tmp_path: Path, db_url: str,
@@ -27,7 +28,7 @@ def test_thousand_executions_with_thirty_percent_faults(tmp_path: Path, db_url: 
 
     async def go() -> list[Any]:
         try:
-            return await runner.run_many("classify", inputs, concurrency=64)
+            return await run_all(runner, "classify", inputs, 64)
         finally:
             await runner.aclose()
 

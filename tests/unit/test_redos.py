@@ -25,7 +25,7 @@ from aiops.schemas import CompiledSchema
 from aiops.spec import Assertion, ProvidersFile
 from tests.factories import make_function, make_project
 from tests.fixtures_db import make_spec
-from tests.fixtures_providers import FakeStore
+from tests.fixtures_providers import FakeStore, run_all
 
 EVIL = r"^(a+)+$"
 SLOW = "a" * 28 + "!"
@@ -97,7 +97,7 @@ def test_one_slow_input_does_not_stall_a_batch() -> None:
 
     async def go() -> list[Any]:
         try:
-            return await runner.run_many("pick", inputs, concurrency=2)
+            return await run_all(runner, "pick", inputs, 2)
         finally:
             await runner.aclose()
 

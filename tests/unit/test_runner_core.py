@@ -326,18 +326,18 @@ def test_resolution_is_cached() -> None:
     assert h.store.resolves == 1 and len(h.store.logs) == 5
 
 
-def test_run_many_keeps_input_order_and_reports_each_line() -> None:
+def test_run_many_hands_each_result_over_once_with_its_position() -> None:
     h = Harness(spec(), {"p1": [lambda r: Completion(
         text=json.dumps({"answer": r.messages[0]["content"]}))] * 20})
 
     async def go() -> list[Any]:
-        seen: list[int] = []
-        out = await h.runner.run_many("greet", [{"who": str(i)} if i != 3 else {} for i in
-                                                range(20)], concurrency=4,
-                                      on_result=lambda i, r: seen.append(i))
+        seen: dict[int, Any] = {}
+        returned = await h.runner.run_many(
+            "greet", [{"who": str(i)} if i != 3 else {} for i in range(20)], concurrency=4,
+            on_result=seen.__setitem__)
         await h.runner.aclose()
-        assert sorted(seen) == list(range(20))
-        return out
+        assert returned is None and sorted(seen) == list(range(20))  # each result once
+        return [seen[i] for i in range(20)]
 
     results = asyncio.run(go())
     assert [r.output["answer"].split()[1] for r in results if r.ok] == [

@@ -126,6 +126,39 @@ def _row(i: int) -> LogRow:
                   output_tokens=0)
 
 
+def test_executions_wait_while_the_log_writer_is_behind() -> None:
+    """A database slower than the executions used to let rows pile up without bound; now an
+    execution waits for room before it starts (backpressure), and nothing is lost."""
+    from aiops.batch import LogWriter
+
+    h = Harness(spec(), {"p1": ['{"answer": "a"}'] * 200})
+    gate = threading.Event()
+    written: list[LogRow] = []
+
+    def slow_sink(rows: list[LogRow]) -> None:
+        gate.wait(10)
+        written.extend(rows)
+
+    h.runner._logs = LogWriter(slow_sink, max_batch=5, max_pending=10)
+
+    async def go() -> None:
+        done: list[int] = []
+        batch = asyncio.ensure_future(h.runner.run_many(
+            "greet", [{"who": str(i)} for i in range(200)], concurrency=4,
+            on_result=lambda i, r: done.append(i)))
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+        # the first group is stuck in the sink: 10 queued, 5 in the write, 4 in flight at most
+        assert len(h.providers["p1"].requests) <= 10 + 5 + 4, len(h.providers["p1"].requests)
+        gate.set()
+        await batch
+        await h.runner.aclose()
+        assert len(done) == 200
+
+    asyncio.run(go())
+    assert len(written) == 200 and len({r.id for r in written}) == 200
+
+
 def test_log_writer_reports_rows_it_could_not_write() -> None:
     def sink(rows: list[LogRow]) -> None:
         raise OSError("down")
