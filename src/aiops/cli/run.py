@@ -1,8 +1,10 @@
 """`aiops run`, `aiops logs`, `aiops mock-provider`: thin wrappers over the runner.
 
 Exit codes of `aiops run` (from aiops.errors): 0 ok, 1 configuration or not found, 2 usage,
-3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget.
-A batch exits 0 when every line succeeded, else with the code of its first failed line.
+3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget,
+8 the output was printed but its log row could not be written. A batch (aiops.cli.batch)
+exits 0 when every line succeeded, else with the code of its first failed line (8 when only
+log rows failed), 128 + the signal's number when interrupted.
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any
 
 import click
 
 from aiops.cli import project_dir_option
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
-from aiops.errors import AiopsError, InputError, NotFoundError, UsageError, UserError
+from aiops.errors import InputError, NotFoundError, UsageError, UserError
 from aiops.files import FileRefused, read_bounded
 
 _PROJECT = project_dir_option()
@@ -41,7 +42,7 @@ def _read_input(value: str) -> Any:
     elif value.startswith("@"):
         path = Path(value[1:])
         source = str(path)
-        try:  # the shared bounded reader; `_decode` words a text over the bound
+        try:  # the shared bounded reader; `decode_input` words a text over the bound
             data = read_bounded(path, MAX_INPUT_TEXT, stream_ok=True, cut=True)
         except FileRefused as exc:
             raise InputError(f"cannot read the input file {path}: it {exc.reason}") from None
@@ -50,10 +51,10 @@ def _read_input(value: str) -> Any:
         # The shell's bytes reach Python decoded with surrogateescape: invalid UTF-8 becomes
         # lone surrogates, which only re-encoding finds.
         data = value.encode("utf-8", "surrogateescape")
-    return _decode(data, source)
+    return decode_input(data, source)
 
 
-def _decode(data: bytes, source: str) -> Any:
+def decode_input(data: bytes, source: str) -> Any:
     """One input's bytes -> its value, or an InputError naming `source`."""
     if len(data) > MAX_INPUT_TEXT:
         raise InputError(f"{source} is over {MAX_INPUT_TEXT >> 20} MiB, the bound on an "
@@ -102,12 +103,12 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     runner = open_runner(project_dir, url=database_url, actor=who)
     if input_ is not None:
         value = _read_input(input_)
-        execution = asyncio.run(_single(runner, target, value))
-        click.echo(json.dumps(execution.output, ensure_ascii=False))
+        asyncio.run(_single(runner, target, value))
         return
     assert input_file is not None
-    code = asyncio.run(_batch(runner, target, input_file, output, concurrency))
-    raise SystemExit(code)
+    from aiops.cli.batch import run_batch
+
+    raise SystemExit(asyncio.run(run_batch(runner, target, input_file, output, concurrency)))
 
 
 def _os_user() -> str:
@@ -120,158 +121,27 @@ def _os_user() -> str:
 
 
 async def _single(runner: Any, target: str, value: Any) -> Any:
+    """Run once and print the output; a log row that could not be written is reported after
+    the output (exit 8), never instead of it."""
+    from aiops.cli.batch import close_runner, warn_stored_alone
+
     try:
         execution = await runner.run(target, value)
         if execution.deprecated:  # not resolved again: that could fail after a success
             click.echo(f"Warning: {execution.function} {execution.version} is deprecated",
                        err=True)
     finally:
-        await runner.aclose()
+        log_error = await close_runner(runner)
+    if execution.error is None:
+        click.echo(json.dumps(execution.output, ensure_ascii=False))
+    warn_stored_alone(runner)
+    if log_error is not None:
+        if execution.error is None:
+            raise log_error
+        click.echo(f"Error: {log_error}", err=True)
     if execution.error is not None:
         raise execution.error
     return execution
-
-
-class _Ordered:
-    """Writes results in input order as soon as the next line's result is known."""
-
-    def __init__(self, sink: TextIO) -> None:
-        self.sink = sink
-        self.order: list[int] = []  # line numbers of non-blank lines, as read
-        self.ready: dict[int, dict[str, Any]] = {}
-        self.pos = 0
-
-    def put(self, line: int, entry: dict[str, Any]) -> None:
-        self.ready[line] = entry
-        while self.pos < len(self.order) and self.order[self.pos] in self.ready:
-            entry = self.ready.pop(self.order[self.pos])
-            self.sink.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-            self.pos += 1
-
-
-def _lines(path: Path, out: _Ordered, numbers: list[int], summary: _Summary,
-           advance: Any) -> Iterator[Any]:
-    """Inputs of a JSON-lines file; an unparsable line gets its error entry at once."""
-    with path.open("rb") as handle:  # decoded line by line: one bad line is one error
-        for n, raw in enumerate(_raw_lines(handle), start=1):
-            if not raw.strip():
-                continue
-            out.order.append(n)
-            try:
-                value = _decode(raw, f"line {n}")
-            except InputError as exc:
-                summary.add(None, "InputError", InputError.exit_code, line=n)
-                out.put(n, {"line": n, "output": None, "error": {
-                    "type": "InputError", "message": exc.message}, "log_id": None})
-                advance()
-                continue
-            numbers.append(n)
-            yield value
-
-
-def _raw_lines(handle: BinaryIO) -> Iterator[bytes]:
-    """The lines of a file, each read within MAX_INPUT_TEXT: a longer one is cut there (and
-    refused by `_decode`), and the rest of it is skipped without being kept in memory."""
-    while raw := handle.readline(MAX_INPUT_TEXT + 1):
-        if len(raw) > MAX_INPUT_TEXT and not raw.endswith(b"\n"):
-            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
-                pass
-        yield raw
-
-
-async def _batch(runner: Any, target: str, input_file: Path, output: Path | None,
-                 concurrency: int) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    if not input_file.is_file():
-        raise UsageError(f"--input-file {input_file} does not exist")
-    with input_file.open("rb") as handle:
-        total = sum(1 for line in _raw_lines(handle) if line.strip())
-    summary = _Summary()
-    sink: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
-    out = _Ordered(sink)
-    numbers: list[int] = []
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_stderr_console()) as progress:
-        task = progress.add_task(target, total=total)
-
-        def advance() -> None:
-            progress.advance(task)
-
-        def on_result(index: int, result: Any) -> None:
-            n = numbers[index]
-            if isinstance(result, AiopsError):
-                entry = {"line": n, "output": None, "error": {
-                    "type": type(result).__name__, "message": result.message},
-                    "log_id": result.log_id}
-                summary.add(None, type(result).__name__, result.exit_code, line=n)
-            else:
-                error = None
-                if result.error is not None:
-                    error = {"type": type(result.error).__name__,
-                             "message": result.error.message}
-                entry = {"line": n, "output": result.output, "error": error,
-                         "log_id": result.log_id}
-                summary.add(result, error["type"] if error is not None else None,
-                            result.error.exit_code if result.error else 0, line=n)
-            out.put(n, entry)
-            advance()
-
-        try:
-            await runner.run_many(target, _lines(input_file, out, numbers, summary, advance),
-                                  concurrency=concurrency, on_result=on_result)
-        finally:
-            await runner.aclose()
-            if output:
-                sink.close()
-            else:
-                sink.flush()
-    click.echo(summary.render(), err=True)
-    return summary.first_code
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-class _Summary:
-    def __init__(self) -> None:
-        self.ok = 0
-        self.failed = 0
-        self.tokens = 0
-        self.cost = 0.0
-        self.latencies: list[float] = []
-        self.first_code = 0  # the exit code of the first failed line, in file order
-        self.first_line: int | None = None
-        self.errors: dict[str, int] = {}
-
-    def add(self, execution: Any, error_type: str | None, code: int, *, line: int) -> None:
-        if execution is not None:
-            self.tokens += execution.input_tokens + execution.output_tokens
-            self.cost += execution.cost_usd
-            self.latencies.append(execution.latency_ms)
-        if error_type is None:
-            self.ok += 1
-            return
-        self.failed += 1
-        self.errors[error_type] = self.errors.get(error_type, 0) + 1
-        if self.first_line is None or line < self.first_line:  # results arrive out of order
-            self.first_line, self.first_code = line, code
-
-    def render(self) -> str:
-        lat = sorted(self.latencies)
-
-        def pct(q: float) -> str:
-            return f"{lat[min(len(lat) - 1, int(q * len(lat)))]:.0f} ms" if lat else "-"
-
-        text = (f"ok {self.ok}, failed {self.failed}, tokens {self.tokens}, "
-                f"cost ${self.cost:.6f}, p50 {pct(0.5)}, p95 {pct(0.95)}")
-        if self.errors:
-            text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) + ")"
-        return text
 
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
