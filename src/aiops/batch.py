@@ -16,7 +16,7 @@ from aiops.errors import AiopsError, LogWriteError
 from aiops.store import LogRow, LogWriteReport
 
 MAX_BATCH_ROWS = 1000  # rows per group insert
-MAX_PENDING_ROWS = 10_000  # rows waiting for the writer before executions wait for room
+MAX_PENDING_ROWS = 2_000  # rows waiting for the writer before executions wait for room
 MAX_MESSAGES = 20  # messages kept about rows stored alone or lost (the counts are exact)
 
 

@@ -29,6 +29,7 @@ from aiops.providers.mock_server import MockConfig
 from aiops.reconcile import apply_project
 from aiops.store import open_store
 from tests import fixtures_providers as runner_project
+from tests.fixtures_db import budget_leases
 from tests.fixtures_providers import serve_http
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
@@ -234,13 +235,14 @@ def reservations(db_url: str) -> list[tuple[int, float]]:
 
 def check_consistent(db_url: str, out: Path, total: int) -> list[dict[str, Any]]:
     """One row per line that ran, a line for every row, lines a prefix of the file, no
-    budget reservation left behind."""
+    budget reservation or lease left behind."""
     lines = read_output(out)
     assert 0 < len(lines) < total
     assert [e["line"] for e in lines] == list(range(1, len(lines) + 1))
     assert sorted(log_ids(db_url)) == sorted(e["log_id"] for e in lines)
     assert all(calls == 0 and usd == pytest.approx(0, abs=1e-9)
                for calls, usd in reservations(db_url)), reservations(db_url)
+    assert budget_leases(open_store(db_url)) == []  # every lease given back, none to sweep
     return lines
 
 
