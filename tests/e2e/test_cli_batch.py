@@ -91,8 +91,9 @@ def refuse_rows(db_url: str, when: str | None) -> None:
 
 def test_rows_the_database_refuses_lose_no_row_and_no_line(tmp_path: Path, db_url: str,
                                                            mock_provider: Any) -> None:
-    """U+0000 in one input, a lone surrogate in another, and a row a trigger refuses: on
-    PostgreSQL 58 of 101 rows used to be lost, with output lines pointing at them."""
+    """U+0000 in one input and a row a trigger refuses (and a lone surrogate, refused as an
+    input error): on PostgreSQL 58 of 101 rows used to be lost, with output lines pointing
+    at them."""
     root, env = make_project(tmp_path, db_url, mock_provider.url)
     refuse_rows(db_url, "poison")
     values: list[Any] = [dict(GOOD, body=f"b{i}") for i in range(101)]
@@ -105,11 +106,11 @@ def test_rows_the_database_refuses_lose_no_row_and_no_line(tmp_path: Path, db_ur
                     str(out), "--concurrency", "16")
     lines = read_output(out)
     assert [e["line"] for e in lines] == list(range(1, 102))
-    # The lone surrogate cannot be sent to a provider: that line fails (an internal error
-    # today, an input error once inputs are checked for it), and still has its row.
-    failed = [e["line"] for e in lines if e["error"]]
-    assert failed == [60] and result.exit_code in (1, 3), result.output
-    assert sorted(log_ids(db_url)) == sorted(e["log_id"] for e in lines)
+    # A lone surrogate is refused as the input error it is, before anything runs: no row.
+    failed = {e["line"]: e["error"]["type"] for e in lines if e["error"]}
+    assert failed == {60: "InputError"} and result.exit_code == 3, result.output
+    assert lines[59]["log_id"] is None
+    assert sorted(log_ids(db_url)) == sorted(e["log_id"] for e in lines if e["log_id"])
     alone = next(r for r in open_store(db_url).recent_logs("classify", 200)
                  if r.id == lines[79]["log_id"])
     assert "refused by a trigger" in alone.input["_omitted"] and alone.status == "ok"
