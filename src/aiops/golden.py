@@ -140,7 +140,8 @@ def variant_for(spec: FunctionSpec, provider: str, *, replay: bool) -> FunctionS
                 exclude_none=True) else spec.configuration
     if replay:
         update["retry"] = spec.retry.model_copy(update={"max_attempts": 1})
-        update["limits"] = Limits(max_input_bytes=spec.limits.max_input_bytes)
+        update["limits"] = Limits(max_input_bytes=spec.limits.max_input_bytes,
+                                  max_prompt_bytes=spec.limits.max_prompt_bytes)
     return spec.model_copy(update=update)
 
 

@@ -255,7 +255,7 @@ class Runner:
         cancelled = False
         try:
             value = self._check_input(p, raw, state)
-            messages = p.prompt.render(value)
+            messages = p.prompt.render(value, max_bytes=p.limits.prompt_bytes)
             state.prompt_hash = prompt_hash(messages)
             output = await self._call_chain(p, messages, state)
             output, denied = p.output_filters.apply(output)

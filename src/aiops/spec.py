@@ -11,7 +11,15 @@ import re
 from functools import total_ordering
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from aiops.patterns import linear_error
 
@@ -25,6 +33,10 @@ SEMVER_PATTERN = (
 _SEMVER = re.compile(SEMVER_PATTERN)
 DURATION_PATTERN = r"^[1-9]\d*(s|m|h|d)$"
 MAX_INPUT_BYTES_CEILING = 10 << 20  # the largest `limits.max_input_bytes`
+# A rendered prompt: 1 MiB is ~260k tokens, past most context windows; a provider refuses (or
+# bills) far less. Set per function up to 64 MiB (`limits.max_prompt_bytes`).
+DEFAULT_MAX_PROMPT_BYTES = 1 << 20
+MAX_PROMPT_BYTES_CEILING = 64 << 20
 # What the database and the code that uses a value can take (store/tables.py): every value a
 # file may hold can be planned, applied and run on SQLite and PostgreSQL alike.
 INT32_MAX = (1 << 31) - 1  # INTEGER columns (daily usage counters); counts beyond are absurd
@@ -122,6 +134,33 @@ class Limits(Model):
     daily_budget_usd: float | None = Field(None, ge=0, le=MAX_BUDGET_USD)
     daily_calls: int | None = Field(None, ge=0, le=INT32_MAX)
     on_limit: Literal["wait", "fail"] = "wait"
+    # None: `prompt_bytes` derives it. Left out of the dump while unset, so that adding the
+    # key changed no existing function's metadata hash (and planned no update of every one).
+    max_prompt_bytes: int | None = Field(None, ge=1024, le=MAX_PROMPT_BYTES_CEILING)
+
+    @model_validator(mode="after")
+    def _prompt_holds_an_input(self) -> Limits:
+        if self.max_prompt_bytes is not None and self.max_prompt_bytes < self.max_input_bytes:
+            raise ValueError(f"max_prompt_bytes ({self.max_prompt_bytes}) is below "
+                             f"max_input_bytes ({self.max_input_bytes}): an input at its bound "
+                             "could never render")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _unset_prompt_bound_omitted(self, handler: SerializerFunctionWrapHandler
+                                    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.max_prompt_bytes is None:
+            data.pop("max_prompt_bytes", None)
+        return data
+
+    @property
+    def prompt_bytes(self) -> int:
+        """The bound on a rendered prompt (all its messages, UTF-8): `max_prompt_bytes`, else
+        1 MiB or twice `max_input_bytes`, whichever is larger (an input at its bound fits)."""
+        if self.max_prompt_bytes is not None:
+            return self.max_prompt_bytes
+        return max(DEFAULT_MAX_PROMPT_BYTES, 2 * self.max_input_bytes)
 
 
 class Access(Model):

@@ -102,7 +102,7 @@ def test_text_and_names_render_as_jinja_renders_them(pieces: list[str], a: Any, 
 
 
 @pytest.mark.parametrize(("source", "a", "want"), [
-    ("{{ range }}", 1, "<function safe_range"),  # a (sandboxed) Jinja global, not an input
+    ("{{ range }}", 1, "<function bounded_range"),  # a (bounded) Jinja global, not an input
     ("{{ self }}", 1, "<TemplateReference"),  # Jinja's own, even when an input has the name
     ("n={{ a }}{% if a %}!{% endif %}", 1, "n=1!"),  # control flow
     ("{{ a.b }}", {"b": 2}, "2"),  # attribute access, through the sandbox
