@@ -41,9 +41,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import vcr
 import yaml
-from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
+from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.request import Request as VcrRequest
-from vcr.serialize import deserialize
+from vcr.serialize import deserialize, serialize
 
 from aiops.files import FileRefused, describe_size, read_bounded
 from aiops.fingerprint import canonical_json
@@ -269,15 +269,6 @@ class CassetteSerializer:
         self.comment = comment
 
     def serialize(self, data: dict[str, Any]) -> str:
-        text = self._serialize(data)
-        size = len(text.encode("utf-8"))
-        if size > MAX_RECORDING_BYTES:  # written, it could never be replayed
-            raise CassetteFormatError(
-                f"the recording is {size} bytes, over the {describe_size(MAX_RECORDING_BYTES)} "
-                "bound of a cassette; nothing was written")
-        return text
-
-    def _serialize(self, data: dict[str, Any]) -> str:
         interactions = []
         for item in data["interactions"]:
             req, resp = item["request"], item["response"]
@@ -317,11 +308,15 @@ class CassetteSerializer:
 
 class BoundedPersister:
     """vcrpy persister: cassettes are read with the bounds of `aiops.files` (regular file,
-    inside `within`, MAX_RECORDING_BYTES) before the serializer parses them; saved as vcrpy
-    saves them."""
+    inside `within`, MAX_RECORDING_BYTES) before the serializer parses them, and a recording
+    over that bound is not written (it could never be replayed): `refused` says why.
+
+    Nothing here raises while saving: vcrpy saves before it removes its HTTP patches, so an
+    exception there would leave every later request of the process patched."""
 
     def __init__(self, within: Path | None = None) -> None:
         self.within = within
+        self.refused: str | None = None
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
         try:
@@ -339,7 +334,18 @@ class BoundedPersister:
             raise CassetteFormatError(exc.message, line=exc.line, column=exc.column) from None
         return deserialize(text, serializer)
 
-    save_cassette = staticmethod(FilesystemPersister.save_cassette)
+    def save_cassette(self, cassette_path: str | Path, cassette_dict: dict[str, Any],
+                      serializer: Any) -> None:
+        text = serialize(cassette_dict, serializer)
+        size = len(text.encode("utf-8"))
+        if size > MAX_RECORDING_BYTES:
+            self.refused = (f"the recording is {size} bytes, over the "
+                            f"{describe_size(MAX_RECORDING_BYTES)} bound of a cassette; "
+                            "nothing was written")
+            return
+        path = Path(cassette_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -381,7 +387,8 @@ def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
         drop_unused_requests=record,
     )
     recorder.register_serializer("aiops", CassetteSerializer(comment))
-    recorder.register_persister(BoundedPersister(within))
+    persister = BoundedPersister(within)
+    recorder.register_persister(persister)
     recorder.register_matcher("json_body", json_body_matcher)
     with recorder.use_cassette(str(path), allow_playback_repeats=True) as cassette:
         session.loaded = list(cassette.requests)
@@ -401,6 +408,8 @@ def use_cassette(path: Path, *, record: bool, rewrite: Rewrite | None = None,
             yield session
         finally:
             session.recorded = [req for req, _ in cassette.data[loaded:]]
+    if persister.refused is not None:  # raised once vcrpy has removed its patches
+        raise CassetteFormatError(persister.refused)
 
 
 def _path(uri: str) -> str:

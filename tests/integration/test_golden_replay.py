@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aiops.commands import load_project
@@ -276,11 +277,15 @@ def test_a_recording_over_the_cassette_bound_is_not_written(
     edit(golden_project / "providers.yaml", "limits: {rpm: 30, tpm: 6000}", "limits: {}")
     long_text = "x" * (MAX_RECORDING_BYTES - 700_000) + "é" * 400_000
     answers = [{"match": {"contains": "Good morning"}, "output": "jour " + long_text}]
+    unpatched = httpx.AsyncHTTPTransport.handle_async_request
     with serve_in_thread(MockConfig(responses=answers)) as server:
         report = record(golden_project, server, "translate", provider="groq")
     broken = next(r for r in report.results if r.test == "hello-french")
     assert broken.status == "error" and "over the 4 MiB bound of a cassette" in broken.message
     assert not path.exists()
+    # vcrpy saves before it unpatches HTTP: the refusal must not leave the process patched.
+    assert httpx.AsyncHTTPTransport.handle_async_request is unpatched
+    assert next(r for r in report.results if r.test == "formal-german").recorded == 1
 
 
 def test_test_providers_overrides_the_matrix(golden_project: Path,
