@@ -14,6 +14,7 @@ Pure: a template text and the declared input names in, located problems out.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,6 +66,9 @@ def analyse(source: str, inputs: Iterable[str]) -> Analysis:
     from jinja2 import TemplateSyntaxError
 
     declared = set(inputs)
+    plain = _plain_variables(source, declared)
+    if plain is not None:
+        return Analysis(variables=plain, problems=())
     env = _environment(declared)
     tree = env.parse(source)
     problems = [*_unknown_names(env, tree), *_refused_attributes(tree)]
@@ -88,6 +92,39 @@ def analyse(source: str, inputs: Iterable[str]) -> Analysis:
     if variables is not None:
         problems += _calls(tree, variables, declared)
     return Analysis(variables=variables, problems=tuple(sorted(problems, key=lambda p: p.line)))
+
+
+# Most prompts are text with `{{ name }}` substitutions: nothing in them can fail on every
+# input, and their variables are the names. They skip Jinja's parser and code generator,
+# which are most of what `validate` and `plan` spend on a project.
+_SUBSTITUTION = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")
+_NOT_NAMES = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not",
+                        "in", "is", "if", "else", "recursive", "loop", "caller", "self",
+                        "super", "varargs", "kwargs"})  # keywords, and names Jinja may bind
+
+
+def _plain_variables(source: str, declared: set[str]) -> dict[str, int] | None:
+    """The variables of a template made only of text and `{{ name }}` substitutions, as
+    `_variables` would find them; None for any other template."""
+    if "{%" in source or "{#" in source:
+        return None
+    variables: dict[str, int] = {}
+    rest = _SUBSTITUTION.sub("", source)
+    if "{{" in rest or "}}" in rest:  # `}}` alone is text to Jinja, but stay exact: parse
+        return None
+    if "{{" not in source:
+        return variables
+    globals_ = make_environment().globals
+    line, counted = 1, 0
+    for match in _SUBSTITUTION.finditer(source):
+        name = match.group(1)
+        if name in _NOT_NAMES:
+            return None
+        line += source.count("\n", counted, match.start())
+        counted = match.start()
+        if name not in globals_ or name in declared:
+            variables.setdefault(name, line)
+    return variables
 
 
 def _environment(inputs: set[str]) -> SandboxedEnvironment:
