@@ -5,6 +5,12 @@ each message's text becomes a Jinja template that renders the same text for the 
 Handlebars' whitespace rules (standalone block lines, `~`) are applied while translating, so
 the Jinja needs no whitespace control of its own. What has no faithful translation (partials,
 media, history, sections, custom helpers, `this` at the top level) is reported with its line.
+
+Values render as Handlebars renders them: `null` and a missing field are empty text (aiops
+passes an absent input as None, which Jinja would print as `None`; a missing field would stop
+the render), and a boolean is `true`/`false`. Where the input schema says a value can be
+null or missing, the Jinja tests it first (`{{ x if x is not none else "" }}`); where it
+cannot (a required, non-null field), the Jinja is the plain `{{ x }}`.
 """
 
 from __future__ import annotations
@@ -64,13 +70,35 @@ class _Role:
     line: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Ref:
+    """A value as Jinja reads it, and the tests that must pass before it can be read.
+
+    `guards` are (expression, Jinja test) pairs, outermost first: `user.address is defined`
+    for a field that may be missing, `user.address is not none` for one that may be null.
+    """
+
+    expr: str
+    schema: Any = None
+    guards: tuple[tuple[str, str], ...] = ()
+    prefixes: tuple[str, ...] = ()  # the expression and the ones it reads through
+
+    def test(self, *, final: bool = True) -> str:
+        """The guards as one Jinja condition ('' when none); `final=False` leaves out
+        `x is not none` on the value itself (where None is falsy anyway)."""
+        kept = [t for e, t in self.guards if final or not (e == self.expr and t.endswith(
+            " is not none"))]
+        return " and ".join(kept)
+
+
 @dataclass(kw_only=True)
 class _Scope:
     this: str | None  # the Jinja expression for `this`; None at the root (the whole input)
     schema: Any = None
+    nullable: bool = False  # `this` may be None (a loop item whose schema admits null)
     loop: bool = False
     key: str | None = None
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, _Ref] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -80,6 +108,7 @@ class _Frame:
     line: int
     text: str = ""
     pushed: bool = False
+    truthy: frozenset[str] = frozenset()  # expressions known not None inside the block
 
 
 class _HbsError(Exception):
@@ -280,10 +309,7 @@ class _Translator:
                     self.frames.append(_Frame(helper=head, kind="if", line=tok.line,
                                               text=tok.text))
         elif kind == "inverse":
-            self.frames.append(_Frame(helper=tok.text.split()[0], kind="if", line=tok.line,
-                                      text=f"^{tok.text}"))
-            items, _, _ = _parse_expr(tok.text, tok.line)
-            self.out.append(f"{{% if not {self.value(items[0], tok.line)} %}}")
+            self.inverse(tok)
         elif kind == "else":
             self.else_block(tok)
         elif kind == "close":
@@ -299,26 +325,38 @@ class _Translator:
 
     # expressions -------------------------------------------------------------------------
 
-    def value(self, item: tuple[str, Any], line: int) -> str:
+    def known(self) -> set[str]:
+        """Expressions that the enclosing `{{#if}}`/`{{#with}}` blocks show are not None."""
+        return set().union(*(f.truthy for f in self.frames))
+
+    def ref(self, item: tuple[str, Any], line: int) -> _Ref:
         kind, v = item
         if kind == "str":
-            return json.dumps(v, ensure_ascii=False)
+            return _Ref(expr=json.dumps(v, ensure_ascii=False), schema={"type": "string"})
         if kind == "lit":
-            return str(v)
+            literal = {"true": "boolean", "false": "boolean", "none": "null"}.get(v, "number")
+            return _Ref(expr=str(v), schema={"type": literal})
         if kind == "sub":
             return self.call(v, line)
         return self.path(v, line)
 
-    def call(self, items: list[tuple[str, Any]], line: int) -> str:
+    def value(self, item: tuple[str, Any], line: int) -> str:
+        return self.ref(item, line).expr
+
+    def call(self, items: list[tuple[str, Any]], line: int) -> _Ref:
         """A helper call that has a Jinja expression: only `lookup`."""
         name = str(items[0][1])
         args = items[1:]
         if name == "lookup" and len(args) == 2:
-            return f"{self.value(args[0], line)}[{self.value(args[1], line)}]"
+            base = self.ref(args[0], line)
+            expr = f"{base.expr}[{self.value(args[1], line)}]"
+            return _Ref(expr=expr, guards=(*base.guards, (expr, f"{expr} is defined"),
+                                           (expr, f"{expr} is not none")),
+                        prefixes=(*base.prefixes, expr))
         raise _HbsError(f"helper `{name}` is not a Dotprompt built-in and has no aiops "
                         "equivalent", line, "rewrite this part of the template without it")
 
-    def path(self, text: str, line: int) -> str:
+    def path(self, text: str, line: int) -> _Ref:
         if text.startswith("@"):
             return self.data_var(text[1:], line)
         ups = 0
@@ -333,34 +371,49 @@ class _Translator:
         elif parts and ups == 0:
             for outer in reversed(self.scopes):
                 if parts[0] in outer.aliases:
-                    return self._attrs(outer.aliases[parts[0]], parts[1:])
+                    return self._chain(outer.aliases[parts[0]], parts[1:])
         if scope.this is None:
             if not parts:
                 raise _HbsError("`this` at the top level is the whole input, which aiops "
                                 "templates cannot name", line,
                                 "name the inputs one by one instead")
             return self._root(parts, line)
-        return self._attrs(scope.this, parts)
+        return self._chain(_item(scope.this, scope.schema, scope.nullable), parts)
 
-    def _root(self, parts: list[str], line: int) -> str:
+    def _root(self, parts: list[str], line: int) -> _Ref:
         name = parts[0].strip("[]")
         if not _IDENT.match(name) or name in _JINJA_KEYWORDS:
             raise _HbsError(f"input `{name}` cannot be a Jinja variable name", line,
                             "rename it to letters, digits and underscores")
         self.roots.setdefault(name, self.line)
-        return self._attrs(name, parts[1:])
+        # An input the call leaves out reaches the template as None, like a null one.
+        schema, filled = _field(self.root_schema, name)
+        return self._chain(_item(name, schema, not filled or _admits_null(schema)), parts[1:])
 
-    def _attrs(self, base: str, parts: list[str]) -> str:
-        out = base
+    def _chain(self, base: _Ref, parts: list[str]) -> _Ref:
+        """`base.a.b`, with a guard for each step that may be missing or null."""
+        expr, schema = base.expr, base.schema
+        guards, prefixes = list(base.guards), list(base.prefixes)
         for i, part in enumerate(parts):
             part = part.strip("[]")
             if part == "length" and i == len(parts) - 1:
-                return f"{out} | length"
+                expr, schema = f"{expr} | length", {"type": "integer"}
+                break
             dotted = _IDENT.match(part) and part not in _METHODS
-            out += f".{part}" if dotted else f"[{json.dumps(part, ensure_ascii=False)}]"
-        return out
+            key = json.dumps(part, ensure_ascii=False)
+            parent, expr = expr, expr + (f".{part}" if dotted else f"[{key}]")
+            schema, present = _field(schema, part)
+            if not present:  # `x["items"]` falls back to the dict method: ask for the key
+                guards.append((expr, f"{expr} is defined" if dotted or part not in _METHODS
+                               else f"{key} in {parent}"))
+            if _admits_null(schema):
+                guards.append((expr, f"{expr} is not none"))
+            prefixes.append(expr)
+        known = self.known()
+        return _Ref(expr=expr, schema=schema, guards=tuple(g for g in guards if g[0] not in known),
+                    prefixes=tuple(prefixes))
 
-    def data_var(self, name: str, line: int) -> str:
+    def data_var(self, name: str, line: int) -> _Ref:
         if name == "root" or name.startswith("root."):
             parts = [p for p in name.split(".")[1:] if p]
             if not parts:
@@ -372,24 +425,27 @@ class _Translator:
             raise _HbsError(f"`@{name}` is used outside `{{{{#each}}}}`", line)
         scope = loops[-1]
         if name == "index":
-            return "loop.index0"
+            return _Ref(expr="loop.index0", schema={"type": "integer"})
         if name in ("first", "last"):
-            return f"loop.{name}"
+            return _Ref(expr=f"loop.{name}", schema={"type": "boolean"})
         if name == "key":
-            return scope.key or "loop.index0"
+            return _Ref(expr=scope.key or "loop.index0",
+                        schema={"type": "string" if scope.key else "integer"})
         raise _HbsError(f"data variable `@{name}` is not supported", line)
 
-    def schema_of(self, text: str) -> Any:
-        """The input schema of a path, where it can be known (for `each` over a mapping)."""
-        if text.startswith(("@", "../")) or text in ("this", "."):
-            return None
-        node = self.scopes[-1].schema
-        for part in text.split("."):
-            if part == "this":
-                continue
-            props = node.get("properties") if isinstance(node, dict) else None
-            node = props.get(part) if isinstance(props, dict) else None
-        return node
+    def emit(self, ref: _Ref) -> None:
+        """`{{ value }}` as Handlebars prints it: null or missing is empty, a boolean is
+        `true`/`false`."""
+        if ref.expr == "none":
+            return
+        expr = f"{ref.expr} | lower" if _is_boolean(ref.schema) else ref.expr
+        test = ref.test()
+        self.out.append(f'{{{{ {expr} if {test} else "" }}}}' if test else f"{{{{ {expr} }}}}")
+
+    def condition(self, ref: _Ref) -> str:
+        """`{{#if value}}`: false, not an error, when the value is missing."""
+        test = ref.test(final=False)
+        return f"{test} and {ref.expr}" if test else ref.expr
 
     # tags --------------------------------------------------------------------------------
 
@@ -406,7 +462,10 @@ class _Translator:
                 raise _HbsError("`json` takes one value", tok.line)
             indent = hash_.get("indent")
             arg = f"(indent={indent[1]})" if indent else ""
-            self.out.append(f"{{{{ {self.value(items[1], tok.line)} | tojson{arg} }}}}")
+            ref = self.ref(items[1], tok.line)
+            test, expr = ref.test(final=False), f"{ref.expr} | tojson{arg}"
+            self.out.append(f'{{{{ {expr} if {test} else "" }}}}' if test
+                            else f"{{{{ {expr} }}}}")
         elif head_kind == "path" and head == "log":
             self.problems.warn("`{{log}}` writes to the console and renders nothing; dropped",
                                line=self.body_line + tok.line - 1)
@@ -415,9 +474,9 @@ class _Translator:
                 raise _HbsError(f"`{{{{{tok.text}}}}}`: helper `{head}` is not a Dotprompt "
                                 "built-in and has no aiops equivalent", tok.line,
                                 "rewrite this part of the template without it")
-            self.out.append(f"{{{{ {self.call(items, tok.line)} }}}}")
+            self.emit(self.call(items, tok.line))
         else:
-            self.out.append(f"{{{{ {self.value(items[0], tok.line)} }}}}")
+            self.emit(self.ref(items[0], tok.line))
 
     def role(self, items: list[tuple[str, Any]], line: int) -> None:
         if len(items) != 2 or items[1][0] != "str":
@@ -430,6 +489,16 @@ class _Translator:
                             "; aiops messages are fixed, not chosen at render time", line,
                             "move the role marker out of the block")
         self.out.append(_Role(role=_ROLES[name], line=line))
+
+    def inverse(self, tok: _Tok) -> None:
+        """`{{^x}}...{{/x}}`: renders when `x` is falsy or missing."""
+        frame = _Frame(helper=tok.text.split()[0], kind="if", line=tok.line,
+                       text=f"^{tok.text}")
+        self.frames.append(frame)
+        items, _, _ = _parse_expr(tok.text, tok.line)
+        ref = self.ref(items[0], tok.line)
+        cond = self.condition(ref)
+        self.out.append(f"{{% if not ({cond}) %}}" if ref.guards else f"{{% if not {cond} %}}")
 
     def open_block(self, tok: _Tok) -> None:
         items, hash_, params = _parse_expr(tok.text, tok.line)
@@ -449,46 +518,64 @@ class _Translator:
             want = 2 if head.endswith("Equals") else 1
             if len(args) != want or hash_:
                 raise _HbsError(f"`{{{{#{head}}}}}` takes {want} value(s)", tok.line)
-            values = [self.value(a, tok.line) for a in args]
-            cond = {"if": values[0], "unless": f"not ({values[0]})"}.get(head) or (
-                f"{values[0]} {'==' if head == 'ifEquals' else '!='} {values[1]}")
-            self.frames.append(_Frame(helper=head, kind="if", line=tok.line, text=tok.text))
+            refs = [self.ref(a, tok.line) for a in args]
+            truthy: frozenset[str] = frozenset()
+            if head == "if":
+                cond, truthy = self.condition(refs[0]), frozenset(refs[0].prefixes)
+            elif head == "unless":
+                cond = self.condition(refs[0])
+                cond = f"not ({cond})" if refs[0].guards else f"not ({refs[0].expr})"
+            else:  # a missing value equals nothing
+                test = " and ".join(t for t in (r.test(final=False) for r in refs) if t)
+                equal = f"{refs[0].expr} == {refs[1].expr}"
+                if not test:
+                    cond = equal if head == "ifEquals" else f"{refs[0].expr} != {refs[1].expr}"
+                else:
+                    cond = f"{test} and {equal}"
+                    cond = cond if head == "ifEquals" else f"not ({cond})"
+            self.frames.append(_Frame(helper=head, kind="if", line=tok.line, text=tok.text,
+                                      truthy=truthy))
             self.out.append(f"{{% if {cond} %}}")
             return
         if head in ("each", "with") and len(args) == 1 and not hash_:
-            self.context_block(head, args[0], params, tok.line)
+            self.context_block(head, self.ref(args[0], tok.line), args[0][1], params, tok.line)
             return
         if not args and not hash_:  # a mustache section: a list loops, anything else is `with`
-            schema = self.schema_of(head)
-            kind = "each" if isinstance(schema, dict) and schema.get("type") == "array" else "with"
-            self.context_block(kind, items[0], params, tok.line, helper=head)
+            ref = self.ref(items[0], tok.line)
+            kind = "each" if _json_type(ref.schema) == "array" else "with"
+            self.context_block(kind, ref, head, params, tok.line, helper=head)
             return
         raise _HbsError(f"block helper `{head}` is not a Dotprompt built-in and has no aiops "
                         "equivalent", tok.line, "rewrite this part of the template without it")
 
-    def context_block(self, kind: str, arg: tuple[str, Any], params: list[str], line: int,
+    def context_block(self, kind: str, target: _Ref, text: Any, params: list[str], line: int,
                       helper: str | None = None) -> None:
-        target = self.value(arg, line)
-        schema = self.schema_of(arg[1]) if arg[0] == "path" else None
+        schema = target.schema
         frame = _Frame(helper=helper or kind, kind=kind, line=line, pushed=True,
-                       text=f"{helper or kind} {arg[1]}")
+                       text=f"{helper or kind} {text}")
         if kind == "with":
-            scope = _Scope(this=target, schema=schema)
+            scope = _Scope(this=target.expr, schema=schema)
             if params:
-                scope.aliases[params[0]] = target
-            self.out.append(f"{{% if {target} %}}")
+                scope.aliases[params[0]] = _item(target.expr, schema, False)
+            frame.truthy = frozenset(target.prefixes)
+            self.out.append(f"{{% if {self.condition(target)} %}}")
         else:
-            var = self.loop_var(params[0] if params else arg[1])
-            is_map = isinstance(schema, dict) and schema.get("type") == "object"
+            var = self.loop_var(params[0] if params else str(text))
+            is_map = _json_type(schema) == "object"
             item_schema = (schema.get("additionalProperties") if is_map else schema.get("items")
                            ) if isinstance(schema, dict) else None
             key = f"{var}_key" if is_map else None
-            scope = _Scope(this=var, schema=item_schema, loop=True, key=key)
+            scope = _Scope(this=var, schema=item_schema, nullable=_admits_null(item_schema),
+                           loop=True, key=key)
             if len(params) > 1:
-                scope.aliases[params[1]] = key or "loop.index0"
+                scope.aliases[params[1]] = _Ref(expr=key or "loop.index0",
+                                                schema={"type": "string" if key else "integer"})
             if params:
-                scope.aliases[params[0]] = var
-            loop = f"{key}, {var} in {target}.items()" if is_map else f"{var} in {target}"
+                scope.aliases[params[0]] = _item(var, item_schema, scope.nullable)
+            test = target.test()  # a null or missing collection loops over nothing
+            seq = f"({target.expr} if {test} else {'{}' if is_map else '[]'})" if test \
+                else target.expr
+            loop = f"{key}, {var} in {seq}.items()" if is_map else f"{var} in {seq}"
             self.out.append(f"{{% for {loop} %}}")
         self.scopes.append(scope)
         self.frames.append(frame)
@@ -509,9 +596,12 @@ class _Translator:
         if not self.frames or self.frames[-1].kind == "role":
             raise _HbsError("`{{else}}` outside a block", tok.line, code="import-syntax")
         frame = self.frames[-1]
+        frame.truthy = frozenset()
         if frame.kind == "if" and tok.text.startswith("if "):
             items, _, _ = _parse_expr(tok.text[3:], tok.line)
-            self.out.append(f"{{% elif {self.value(items[0], tok.line)} %}}")
+            ref = self.ref(items[0], tok.line)
+            frame.truthy = frozenset(ref.prefixes)
+            self.out.append(f"{{% elif {self.condition(ref)} %}}")
             return
         if tok.text:
             raise _HbsError(f"`{{{{else {tok.text}}}}}` is not supported", tok.line,
@@ -536,6 +626,58 @@ class _Translator:
             self.out.append("{% endfor %}")
         elif frame.kind != "role":
             self.out.append("{% endif %}")
+
+
+def _item(expr: str, schema: Any, nullable: bool) -> _Ref:
+    """A value read by name (an input, a loop item): guarded when it may be None."""
+    return _Ref(expr=expr, schema=schema,
+                guards=((expr, f"{expr} is not none"),) if nullable else (), prefixes=(expr,))
+
+
+def _json_type(schema: Any) -> Any:
+    return schema.get("type") if isinstance(schema, dict) else None
+
+
+def _field(schema: Any, name: str) -> tuple[Any, bool]:
+    """The subschema of field `name`, and whether the field is always there (required, or
+    filled by its default)."""
+    if not isinstance(schema, dict):
+        return None, False
+    props = schema.get("properties")
+    sub = props.get(name) if isinstance(props, dict) else None
+    if sub is None:
+        extra = schema.get("additionalProperties")
+        return (extra if isinstance(extra, dict) else None), False
+    required = schema.get("required")
+    return sub, ((isinstance(required, list) and name in required)
+                 or (isinstance(sub, dict) and sub.get("default") is not None))
+
+
+def _admits_null(schema: Any) -> bool:
+    """Whether a value valid against `schema` can be null (an unknown schema: yes)."""
+    if not isinstance(schema, dict):
+        return True
+    if "const" in schema:
+        return schema["const"] is None
+    if isinstance(schema.get("enum"), list):
+        return None in schema["enum"]
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind == "null"
+    if isinstance(kind, list):
+        return "null" in kind
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            return any(_admits_null(s) for s in schema[key])
+    if isinstance(schema.get("allOf"), list):
+        return all(_admits_null(s) for s in schema["allOf"])
+    return True
+
+
+def _is_boolean(schema: Any) -> bool:
+    kind = _json_type(schema)
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    return "boolean" in kinds and kinds <= {"boolean", "null"}
 
 
 def _parse_expr(text: str, line: int) -> tuple[list[tuple[str, Any]], dict[str, Any], list[str]]:

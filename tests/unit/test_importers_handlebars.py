@@ -83,12 +83,16 @@ def test_each_over_a_mapping_uses_its_keys() -> None:
     body = "{{#each obj}}{{@key}}={{this}};{{/each}}"
     assert render(body, {"obj": {"a": 1, "b": 2}}, SCHEMA) == "a=1;b=2;"
     messages, _, _ = translate(body, SCHEMA)
-    assert messages[0][1] == ("{% for item_key, item in obj.items() %}{{ item_key }}="
-                              "{{ item }};{% endfor %}")
+    assert messages[0][1] == ('{% for item_key, item in (obj if obj is not none else {})'
+                              '.items() %}{{ item_key }}={{ item if item is not none else "" }}'
+                              ';{% endfor %}')
 
 
 def test_loop_names_avoid_inputs_and_outer_loops() -> None:
-    schema = {"type": "object", "properties": {"orders": {}, "order": {}}}
+    schema = {"type": "object", "properties": {
+        "orders": {"type": "array", "items": {"type": "object", "properties": {"orders": {
+            "type": "array", "items": {"type": "string"}}}, "required": ["orders"]}},
+        "order": {}}, "required": ["orders"]}
     messages, roots, _ = translate("{{#each orders}}{{#each orders}}{{this}}{{/each}}{{/each}}",
                                    schema)
     assert messages[0][1] == ("{% for order2 in orders %}{% for order3 in order2.orders %}"
@@ -99,7 +103,10 @@ def test_loop_names_avoid_inputs_and_outer_loops() -> None:
 def test_roles_split_messages_with_their_lines() -> None:
     body = ('{{! intro }}\n{{role "system"}}\nBe brief.\n\n{{role "user"}}\n{{q}}\n'
             '{{role "model"}}\nSure.\n{{#role "user"}}\nThanks {{name}}\n{{/role}}\n')
-    messages, roots, problems = translate(body, body_line=10)
+    schema = {"type": "object", "properties": {"q": {"type": "string"},
+                                               "name": {"type": "string"}},
+              "required": ["q", "name"]}
+    messages, roots, problems = translate(body, schema, body_line=10)
     assert problems.items == []
     assert messages == [("system", "Be brief.", 11), ("user", "{{ q }}", 14),
                         ("assistant", "Sure.", 16), ("user", "Thanks {{ name }}", 18)]
@@ -108,7 +115,7 @@ def test_roles_split_messages_with_their_lines() -> None:
 
 def test_no_role_marker_is_one_user_message_and_blank_parts_vanish() -> None:
     messages, _, _ = translate('\n\n  Hello {{x}}  \n\n{{role "user"}}\n   \n')
-    assert messages == [("user", "Hello {{ x }}", 1)]
+    assert messages == [("user", 'Hello {{ x if x is not none else "" }}', 1)]
 
 
 @pytest.mark.parametrize(("body", "line", "start"), [
@@ -155,3 +162,55 @@ def test_log_is_dropped_with_a_warning() -> None:
     messages, _, problems = translate('x{{log "debug" y}}z')
     assert messages[0][1] == "xz"
     assert [(d.severity, d.line) for d in problems.items] == [("warning", 1)]
+
+
+# --- null and missing values render as Handlebars renders them --------------------------------
+
+OPTIONAL = {"type": "object", "properties": {
+    "email": {"type": ["string", "null"]},
+    "name": {"type": "string"},
+    "user": {"type": "object", "properties": {
+        "email": {"type": "string"},
+        "address": {"type": ["object", "null"], "properties": {"city": {"type": "string"}},
+                    "required": ["city"]}}},
+    "tags": {"type": ["array", "null"], "items": {"type": ["string", "null"]}},
+    "flag": {"type": "boolean"},
+    "order": {"type": "object"},
+}, "required": ["name", "flag"]}
+
+
+@pytest.mark.parametrize(("body", "data", "expected"), [
+    ("Email: {{email}}.", {"name": "a", "flag": True, "email": None}, "Email: ."),
+    ("Email: {{email}}.", {"name": "a", "flag": True}, "Email: ."),  # absent: passed as None
+    ("Email: {{{email}}}.", {"name": "a", "flag": True, "email": None}, "Email: ."),
+    ("{{user.email}}|{{user.address.city}}", {"name": "a", "flag": True, "user": {}}, "|"),
+    ("{{user.email}}|{{user.address.city}}",
+     {"name": "a", "flag": True, "user": {"email": "e", "address": None}}, "e|"),
+    ("{{user.address.city}}", {"name": "a", "flag": True,
+                               "user": {"address": {"city": "Oslo"}}}, "Oslo"),
+    ("{{user.email}}", {"name": "a", "flag": True}, ""),  # the object itself absent
+    ("{{#each tags}}[{{this}}]{{/each}}", {"name": "a", "flag": True, "tags": ["x", None]},
+     "[x][]"),
+    ("{{#each tags}}x{{else}}none{{/each}}", {"name": "a", "flag": True, "tags": None},
+     "none"),
+    ("{{tags.length}}", {"name": "a", "flag": True, "tags": None}, ""),
+    ("{{#with user}}{{email}}{{/with}}", {"name": "a", "flag": True, "user": {}}, ""),
+    ("{{#if user.address.city}}in {{user.address.city}}{{/if}}",
+     {"name": "a", "flag": True, "user": {}}, ""),
+    ("{{#unless user.address.city}}nowhere{{/unless}}",
+     {"name": "a", "flag": True, "user": {"address": None}}, "nowhere"),
+    ("{{lookup user 'email'}}", {"name": "a", "flag": True, "user": {}}, ""),
+    ("{{flag}} {{name}}", {"name": "a", "flag": False}, "false a"),
+    ("{{null}}x", {"name": "a", "flag": True}, "x"),
+    ("{{order.items}}|{{#each order.keys}}k{{/each}}",  # not the dict methods
+     {"name": "a", "flag": True, "order": {}}, "|"),
+])
+def test_null_and_missing_values_render_empty(body: str, data: dict[str, Any],
+                                              expected: str) -> None:
+    assert render(body, data, OPTIONAL) == expected
+
+
+def test_required_values_are_not_guarded() -> None:
+    messages, _, _ = translate("{{name}} {{#if email}}<{{email}}>{{/if}} {{email}}", OPTIONAL)
+    assert messages[0][1] == ('{{ name }} {% if email %}<{{ email }}>{% endif %} '
+                              '{{ email if email is not none else "" }}')
