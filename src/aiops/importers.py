@@ -217,6 +217,24 @@ def _dotprompt(src: _Source, problems: Problems) -> _Draft:
 
 _PROMPTY_ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|developer|function|tool)"
                            r"(\[[^\]]*\])?\s*:\s*$", re.IGNORECASE)
+# A role line whose role is a Jinja expression (`{{item.role}}:`): the role comes from the data.
+_MADE_ROLE = re.compile(r"^\s*#?\s*\{\{.*\}\}\s*(\[[^\]]*\])?\s*:\s*$")
+_JINJA_TAG = re.compile(r"\{%[-+]?\s*(\w+)")
+_JINJA_BLOCKS = {"for", "if", "macro", "call", "filter", "block", "with", "raw", "autoescape",
+                 "trans"}
+
+
+def _track_blocks(line: str, here: int, blocks: list[tuple[str, int]]) -> None:
+    """Open and close the Jinja blocks that `line` opens and closes (`{% set x %}` without
+    `=` is a block too)."""
+    for m in _JINJA_TAG.finditer(line):
+        tag = m[1]
+        if tag in _JINJA_BLOCKS or (tag == "set" and "=" not in line[m.end():].split("%}")[0]):
+            blocks.append((tag, here))
+        elif tag.startswith("end") and blocks and blocks[-1][0] == tag[3:]:
+            blocks.pop()
+
+
 _KINDS = {"string": "string", "str": "string", "integer": "integer", "int": "integer",
           "float": "number", "number": "number", "double": "number", "boolean": "boolean",
           "bool": "boolean", "array": "array", "list": "array", "object": "object",
@@ -393,13 +411,30 @@ def _prompty_body(src: _Source, problems: Problems) -> tuple[list[tuple[str, str
     from aiops.template_checks import template_variables
 
     segments: list[tuple[str, list[str], int]] = [("system", [], src.body_line)]
+    blocks: list[tuple[str, int]] = []  # the Jinja blocks open at this line: (tag, line)
     for i, line in enumerate(src.body.split("\n")):
+        here = src.body_line + i
         m = _PROMPTY_ROLE.match(line)
-        if not m:
+        made = _MADE_ROLE.match(line) if not m else None
+        if made:
+            problems.error(f"`{line.strip()}` makes a role line while rendering (Prompty "
+                           "splits the messages after rendering); aiops messages are fixed, "
+                           "not chosen at render time", line=here,
+                           fix="keep the turns as text in one message: put the role and the "
+                           "text on one line (`{{item.role}}: {{item.content}}`, which Prompty "
+                           "also renders as text), or write each message out")
+        elif m and blocks:
+            tag, opened = blocks[-1]
+            problems.error(f"role line `{line.strip()}` is inside `{{% {tag} %}}` (line "
+                           f"{opened}): Prompty splits the messages after rendering, so the "
+                           "block would choose them; aiops messages are fixed", line=here,
+                           fix="move the role line out of the block, or keep the turns as "
+                           "text in one message")
+        _track_blocks(line, here, blocks)
+        if not m or blocks:
             segments[-1][1].append(line)
             continue
         role = m[1].lower()
-        here = src.body_line + i
         if role in ("function", "tool"):
             problems.error(f"a `{role}:` message has no aiops equivalent", line=here)
         if m[2]:

@@ -261,15 +261,67 @@ def test_prompty_provider_follows_the_file_when_the_project_has_it() -> None:
     ("---\nmodel: m\ntemplate: mustache\n---\nx",
      [(3, "template format `mustache` is not supported; aiops templates are Jinja2")]),
     ("---\nmodel: m\n---\nsystem:\n{% for x in xs %}\nuser:\n{{x}}\n{% endfor %}",
-     [(5, "template syntax error: Unexpected end of template. Jinja was looking for the "
-          "following tags: 'endfor' or 'else'. The innermost block that needs to be closed "
-          "is 'for'."),
-      (8, "template syntax error: Encountered unknown tag 'endfor'.")]),
+     [(6, "role line `user:` is inside `{% for %}` (line 5): Prompty splits the messages "
+          "after rendering, so the block would choose them; aiops messages are fixed")]),
+    ("---\nmodel: m\n---\nsystem:\nHi\n{% if formal %}\n  # system:\nBe formal.\n"
+     "{% endif %}\nuser:\nx",
+     [(7, "role line `# system:` is inside `{% if %}` (line 6): Prompty splits the messages "
+          "after rendering, so the block would choose them; aiops messages are fixed")]),
     ("---\nmodel: m\n---\nsystem:\nx\ntool:\ny",
      [(6, "a `tool:` message has no aiops equivalent")]),
 ])
 def test_prompty_errors(text: str, expected: list[tuple[int, str]]) -> None:
     assert errs(imp(text, "demo.prompty")) == expected
+
+
+# The conversation loop of Prompty's v1 chat samples (microsoft/prompty, contoso-chat).
+CHAT_HISTORY = """\
+---
+name: Contoso Chat Prompt
+model:
+  api: chat
+  configuration:
+    type: azure_openai
+    azure_deployment: gpt-35-turbo
+inputs:
+  question:
+    type: string
+---
+system:
+You are an AI agent for the Contoso Outdoors products retailer.
+
+{% for item in history %}
+{{item.role}}:
+{{item.content}}
+{% endfor %}
+
+user:
+{{question}}
+"""
+
+
+def test_prompty_role_lines_made_by_the_template_are_refused_at_their_line() -> None:
+    result = imp(CHAT_HISTORY, "chat.prompty")
+    [err] = [d for d in result.diagnostics if d.is_error]
+    assert result.data is None
+    assert (err.line, err.code) == (16, "import-unsupported")
+    assert err.message == (
+        "`{{item.role}}:` makes a role line while rendering (Prompty splits the messages "
+        "after rendering); aiops messages are fixed, not chosen at render time")
+    assert err.fix.startswith("keep the turns as text in one message")
+    # the fix it suggests imports, and renders the turns as text, as Prompty does
+    fixed = CHAT_HISTORY.replace("{{item.role}}:\n{{item.content}}",
+                                 "{{item.role}}: {{item.content}}")
+    data = ok(fixed, "chat.prompty")
+    assert [m["role"] for m in data["prompt"]] == ["system", "user"]
+    assert "{% for item in history %}\n{{item.role}}: {{item.content}}\n{% endfor %}" in \
+        data["prompt"][0]["content"]
+
+
+@pytest.mark.parametrize("line", ["{{ turn['role'] }}:", "# {{role}}:", "{{r}}[name=x]:"])
+def test_prompty_every_role_line_from_an_expression_is_refused(line: str) -> None:
+    text = f"---\nmodel: m\n---\nsystem:\nHi\n{line}\nthere"
+    assert [ln for ln, _ in errs(imp(text, "demo.prompty"))] == [6]
 
 
 def test_prompty_outputs_nested_and_kinds() -> None:
