@@ -15,7 +15,7 @@ list, an unused image input, a role attribute), a warning. docs/import.md lists 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +104,54 @@ def function_name(text: str) -> str:
     name = re.sub(r"[^a-z0-9]+", "-", spaced.lower()).strip("-")
     name = re.sub(r"^[^a-z]+", "", name)[:63].rstrip("-")
     return name if len(name) >= 2 else ""
+
+
+# The provider type that serves a model family. Groq first: it serves `openai/gpt-oss-*`.
+_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("groq", re.compile(r"llama|mixtral|gemma|qwen|qwq|deepseek|gpt-oss|kimi|whisper|allam|"
+                        r"compound", re.IGNORECASE)),
+    ("openai", re.compile(r"^(openai/)?(gpt-|chatgpt-|o[134]($|-))", re.IGNORECASE)),
+)
+_FAMILY_NAMES = "gpt-*, o1*, o3*, o4*: openai; llama, mixtral, gemma, qwen, deepseek, ...: groq"
+
+
+def model_family(model: str) -> str | None:
+    """The provider type that serves `model` (`openai`, `groq`), or None when unknown."""
+    return next((kind for kind, pattern in _FAMILIES if pattern.search(model)), None)
+
+
+def pick_provider(model: str, providers: Mapping[str, str], named: str | None,
+                  problems: Problems) -> str | None:
+    """The project's provider for `model`: one of the type its family needs (the one the file
+    names, if it is of that type, else the first); without a family, the one the file names;
+    else the first provider, with a warning that says what to pass instead.
+
+    `providers` maps names, in providers.yaml order, to types; `named` is the file's own
+    provider name (Prompty's `model.provider`), if any.
+    """
+    if not providers:
+        return None
+    family = model_family(model)
+    if family is not None:
+        if named is not None and providers.get(named) == family:
+            return named
+        typed = next((n for n, kind in providers.items() if kind == family), None)
+        if typed is not None:
+            return typed
+        why = (f"model `{model}` is an {family} model, and providers.yaml has no provider of "
+               f"type `{family}`")
+        extra = f"; or add an `{family}` provider to providers.yaml"
+    elif named in providers:
+        return named
+    else:
+        why = f"model `{model}` is of no model family aiops knows ({_FAMILY_NAMES})"
+        extra = ""
+    first = next(iter(providers))
+    problems.warn(f"{why}; picked `{first}`, the first provider of providers.yaml",
+                  code="import-provider",
+                  fix=f"pass --provider NAME, one of {', '.join(providers)}, and --model, a "
+                  f"model that provider serves{extra}")
+    return first
 
 
 # Dotprompt `config` / Prompty `options` / Prompty v1 `parameters` -> aiops configuration.
@@ -485,11 +533,11 @@ class _Draft:
 
 def import_prompt(text: str, source: str, *, name: str | None = None,
                   provider: str | None = None, model: str | None = None,
-                  providers: Sequence[str] = ()) -> ImportResult:
+                  providers: Mapping[str, str] | None = None) -> ImportResult:
     """Translate one prompt file's text; `source` is its file name (format and messages).
 
-    `providers` are the project's provider names in file order: the provider is `provider`,
-    else the file's own provider when the project has it, else the first one.
+    `providers` maps the project's provider names, in file order, to their types; the
+    provider is chosen by `pick_provider`.
     """
     problems = Problems(source)
     fmt = next((f for ext, f in FORMATS.items() if source.endswith(ext)), None)
@@ -502,14 +550,14 @@ def import_prompt(text: str, source: str, *, name: str | None = None,
         return ImportResult(data=None, diagnostics=tuple(problems.items))
     draft = _dotprompt(src, problems) if fmt == "dotprompt" else _prompty(src, problems)
     data = _finish(draft, src, source, problems, name=name, provider=provider, model=model,
-                   providers=providers)
+                   providers=providers or {})
     ordered = sorted(problems.items, key=lambda d: (d.line is None, d.line or 0))
     return ImportResult(data=None if problems.failed else data, diagnostics=tuple(ordered))
 
 
 def _finish(draft: _Draft, src: _Source, source: str, problems: Problems, *,
             name: str | None, provider: str | None, model: str | None,
-            providers: Sequence[str]) -> dict[str, Any] | None:
+            providers: Mapping[str, str]) -> dict[str, Any] | None:
     stem = re.sub(r"\.(prompt|prompty)$", "", source.replace("\\", "/").rsplit("/", 1)[-1])
     final_name = name or function_name(draft.name or "") or function_name(stem)
     if not final_name:
@@ -520,9 +568,8 @@ def _finish(draft: _Draft, src: _Source, source: str, problems: Problems, *,
     if not final_model:
         problems.error("the file names no model", code="import-model",
                        fix="pass --model (a model of the chosen provider)")
-    final_provider = provider or (draft.original_provider
-                                  if draft.original_provider in providers else None) or (
-        providers[0] if providers else None)
+    final_provider = provider or pick_provider(final_model or "", providers,
+                                               draft.original_provider, problems)
     if not final_provider:
         problems.error("no provider: the project has no providers.yaml", code="import-provider",
                        fix="pass --provider, or run the import inside an aiops project")
@@ -628,9 +675,9 @@ def prepare_import(text: str, source: str, *, providers_file: bytes | FileRefuse
     if providers_file is not None:
         providers, _, pdiags = load_one(PROVIDERS_FILE, providers_file, ProvidersFile)
         diags += pdiags
-    names = list(providers.providers) if providers else []
+    kinds = {n: p.type for n, p in providers.providers.items()} if providers else {}
     result = import_prompt(text, source, name=name, provider=provider, model=model,
-                           providers=names)
+                           providers=kinds)
     diags += result.diagnostics
     if result.data is None or any(d.is_error for d in diags):
         return ImportOutcome(name=None, target=None, text=None, diagnostics=tuple(diags))
@@ -651,4 +698,5 @@ def prepare_import(text: str, source: str, *, providers_file: bytes | FileRefuse
 
 
 __all__ = ["FORMATS", "SCHEMA_URL", "ImportOutcome", "ImportResult", "function_name",
-           "import_prompt", "picoschema", "prepare_import", "to_yaml"]
+           "import_prompt", "model_family", "pick_provider", "picoschema", "prepare_import",
+           "to_yaml"]

@@ -396,6 +396,23 @@ def test_name_provider_and_model_options_win(realdata: Path) -> None:
     assert not [d for d in outcome.diagnostics if d.code == "price-missing"]
 
 
+def test_provider_follows_the_model_family(realdata: Path) -> None:
+    # gpt-4 and gpt-4o-mini, no provider in the file: the project's openai provider, which
+    # is not its first one
+    for rel in (f"{PTY}/v2__structured.prompty", f"{PTY}/v2__shorthand_quick.prompty"):
+        outcome = run(realdata, rel)
+        assert loaded(outcome).provider == "openai"
+        assert warnings(outcome, "import-provider") == []
+    # a Gemini model: no provider of its family; the first one, and a warning saying so
+    tools = run(realdata, f"{DOT}/dotprompt__04-tools.prompt")
+    assert loaded(tools).provider == "groq"
+    [(line, message)] = warnings(tools, "import-provider")
+    assert line is None and message.startswith(
+        "model `googleai/gemini-2.5-flash` is of no model family aiops knows")
+    llama = run(realdata, f"{PTY}/v2__structured.prompty", model="llama-3.1-8b-instant")
+    assert loaded(llama).provider == "groq"
+
+
 def test_an_unknown_provider_is_refused_by_the_project_check(realdata: Path) -> None:
     outcome = run(realdata, f"{PTY}/v2__basic.prompty", provider="anthropic")
     assert outcome.text is None

@@ -13,7 +13,7 @@ from aiops.yamlsrc import parse
 
 
 def imp(text: str, source: str = "demo.prompt", **kw: Any) -> ImportResult:
-    kw.setdefault("providers", ["groq", "openai"])
+    kw.setdefault("providers", {"groq": "groq", "openai": "openai"})  # name -> type
     return import_prompt(text, source, **kw)
 
 
@@ -135,7 +135,8 @@ def test_dotprompt_front_matter_maps_to_the_function() -> None:
         {"role": "system", "content": 'Greet in {{ lang if lang is not none else "" }}.'},
         {"role": "user", "content": "{{ name }}"}]
     assert [(d.line, d.message.split(" has ")[0].split(" is ")[0]) for d in result.diagnostics
-            ] == [(9, "setting `config.topK`"), (22, "front matter key `colour`")]
+            ] == [(9, "setting `config.topK`"), (22, "front matter key `colour`"),
+                  (None, "model `vertexai/gemini-2.0-pro`")]  # no family: the first provider
 
 
 def test_dotprompt_without_front_matter_is_all_body() -> None:
@@ -228,7 +229,7 @@ def test_prompty_v1_shape() -> None:
     data = result.data
     assert data is not None and result.ok
     assert (data["name"], data["model"], data["provider"]) == ("example-prompt",
-                                                               "gpt-35-turbo", "groq")
+                                                               "gpt-35-turbo", "openai")
     assert data["configuration"] == {"max_tokens": 3000, "top_p": 0.9, "stop": ["###"]}
     assert [m["role"] for m in data["prompt"]] == ["system", "system", "user", "assistant"]
     assert data["prompt"][0]["content"] == (
@@ -246,12 +247,58 @@ def test_prompty_v1_shape() -> None:
     assert "AZURE_OPENAI_KEY" not in text and "azure_endpoint" not in text
 
 
-def test_prompty_provider_follows_the_file_when_the_project_has_it() -> None:
-    text = "---\nmodel:\n  id: gpt-4o\n  provider: openai\n---\nuser:\nhi"
-    assert ok(text, "demo.prompty")["provider"] == "openai"
-    assert ok(text, "demo.prompty", providers=["groq"])["provider"] == "groq"
-    assert ok(text, "demo.prompty", provider="internal")["provider"] == "internal"
-    assert errs(imp(text, "demo.prompty", providers=[])) == [
+def provider_warnings(result: ImportResult) -> list[str]:
+    return [d.render() for d in result.diagnostics if d.code == "import-provider"]
+
+
+@pytest.mark.parametrize(("model", "family"), [
+    ("gpt-4o-mini", "openai"), ("gpt-35-turbo", "openai"), ("o1", "openai"),
+    ("o3-mini", "openai"), ("o4-mini-2025-04-16", "openai"), ("chatgpt-4o-latest", "openai"),
+    ("llama-3.1-8b-instant", "groq"), ("mixtral-8x7b-32768", "groq"), ("gemma2-9b-it", "groq"),
+    ("qwen/qwen3-32b", "groq"), ("deepseek-r1-distill-llama-70b", "groq"),
+    ("meta-llama/llama-4-scout-17b-16e-instruct", "groq"), ("openai/gpt-oss-120b", "groq"),
+    ("moonshotai/kimi-k2-instruct", "groq"),
+])
+def test_provider_follows_the_model_family(model: str, family: str) -> None:
+    text = f"---\nmodel: {model}\n---\nHi"
+    for providers in ({"fast": "groq", "main": "openai"}, {"main": "openai", "fast": "groq"}):
+        result = imp(text, providers=providers)
+        assert result.data is not None
+        assert providers[result.data["provider"]] == family  # by type, whatever the order
+        assert provider_warnings(result) == []
+
+
+def test_provider_of_an_unknown_family_or_missing_type_is_the_first_with_a_warning() -> None:
+    gemini = imp("---\nmodel: googleai/gemini-2.5-flash\n---\nHi")
+    assert gemini.data is not None and gemini.data["provider"] == "groq"
+    assert provider_warnings(gemini) == [
+        "demo.prompt: warning: model `googleai/gemini-2.5-flash` is of no model family aiops "
+        "knows (gpt-*, o1*, o3*, o4*: openai; llama, mixtral, gemma, qwen, deepseek, ...: "
+        "groq); picked `groq`, the first provider of providers.yaml (fix: pass --provider "
+        "NAME, one of groq, openai, and --model, a model that provider serves)"]
+    gpt = imp("---\nmodel: gpt-4o\n---\nHi", providers={"fast": "groq", "local": "http"})
+    assert gpt.data is not None and gpt.data["provider"] == "fast"
+    assert provider_warnings(gpt) == [
+        "demo.prompt: warning: model `gpt-4o` is an openai model, and providers.yaml has no "
+        "provider of type `openai`; picked `fast`, the first provider of providers.yaml (fix: "
+        "pass --provider NAME, one of fast, local, and --model, a model that provider serves; "
+        "or add an `openai` provider to providers.yaml)"]
+
+
+def test_provider_option_wins_and_the_files_own_provider_breaks_ties() -> None:
+    text = "---\nmodel:\n  id: gpt-4o\n  provider: azure\n---\nuser:\nhi"
+    two = {"groq": "groq", "openai": "openai", "azure": "openai"}
+    assert ok(text, "demo.prompty", providers=two)["provider"] == "azure"  # the file's, typed
+    assert ok(text, "demo.prompty")["provider"] == "openai"  # no `azure`: the family
+    forced = imp(text, "demo.prompty", provider="internal")
+    assert forced.data is not None and forced.data["provider"] == "internal"
+    assert provider_warnings(forced) == []
+    assert ok(text, "demo.prompty", model="llama-3.3-70b-versatile")["provider"] == "groq"
+    custom = "---\nmodel:\n  id: my-deployment\n  provider: openai\n---\nuser:\nhi"
+    result = imp(custom, "demo.prompty")  # no family: the file's provider, which the project has
+    assert result.data is not None and result.data["provider"] == "openai"
+    assert provider_warnings(result) == []
+    assert errs(imp(text, "demo.prompty", providers={})) == [
         (None, "no provider: the project has no providers.yaml")]
 
 
@@ -368,7 +415,7 @@ user:
         },
         "required": ["items"], "additionalProperties": False,
     }
-    assert [d.message for d in result.diagnostics] == [
+    assert [d.message for d in result.diagnostics if d.code != "import-provider"] == [
         "kind `bytes` is not a JSON type; the input accepts any value"]
 
 
@@ -394,7 +441,8 @@ def test_yaml_is_readable_and_round_trips() -> None:
     assert lines[0] == "# yaml-language-server: $schema=../../schemas/function.schema.json"
     assert lines[1] == "# Imported from greeter.prompt by `aiops import`."
     assert lines[2].startswith("# - setting `config.topK` has no aiops equivalent")
-    assert lines[4] == "apiVersion: aiops/v1"
+    assert lines[4].startswith("# - model `vertexai/gemini-2.0-pro` is of no model family")
+    assert lines[5] == "apiVersion: aiops/v1"
     assert "  - role: system\n" in text  # list items indented under their key
     value, _ = parse(text.encode())
     assert value == result.data

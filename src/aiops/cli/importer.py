@@ -25,8 +25,9 @@ from aiops.yamlsrc import MAX_FILE_BYTES, YamlProblem, decode
 @click.command("import")
 @click.argument("source", type=InputFile())
 @click.option("--name", help="Function name (default: the file's name, made valid).")
-@click.option("--provider", help="A provider of providers.yaml (default: the file's own "
-              "provider when the project has it, else the first one).")
+@click.option("--provider", help="A provider of providers.yaml (default: one whose type "
+              "serves the model's family, e.g. gpt-* -> openai, llama -> groq; else the "
+              "first one, with a warning).")
 @click.option("--model", help="Model to use (default: the model the file names).")
 @click.option("-C", "--project-dir", "project_dir", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="The aiops project.")
