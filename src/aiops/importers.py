@@ -185,6 +185,26 @@ def _configuration(raw: Any, where: tuple[str, ...], src: _Source,
     return out
 
 
+_RESERVED_METADATA = ("imported_from", "original_model")
+
+
+def _carry_metadata(meta: dict[str, Any], src: _Source, problems: Problems,
+                    draft: _Draft) -> None:
+    """The file's `metadata` mapping, into the function's (free-form there too)."""
+    raw = meta.get("metadata")
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.warn("`metadata` is not a mapping and was dropped", line=src.line_of("metadata"))
+        return
+    for key, value in raw.items():
+        if key in _RESERVED_METADATA:
+            problems.warn(f"`metadata.{key}` is set by the import; the file's value was dropped",
+                          line=src.line_of("metadata", key))
+        else:
+            draft.metadata[str(key)] = value
+
+
 # --- schemas ------------------------------------------------------------------------------
 
 def _convert_schema(value: Any, where: tuple[str, ...], src: _Source,
@@ -224,6 +244,7 @@ def _dotprompt(src: _Source, problems: Problems) -> _Draft:
         problems.warn(f"tools ({names}) are not supported by aiops functions and were dropped; "
                       "the model answers without calling them", line=src.line_of("tools"))
     draft.configuration = _configuration(meta.get("config"), ("config",), src, problems)
+    _carry_metadata(meta, src, problems, draft)
     inp = _dict_or_empty(meta.get("input"))
     if inp.get("schema") is not None:
         schema = _convert_schema(inp["schema"], ("input", "schema"), src, problems)
@@ -313,11 +334,11 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
     if kind not in (None, "jinja2"):
         problems.error(f"template format `{kind}` is not supported; aiops templates are "
                        "Jinja2", line=src.line_of("template"))
-    meta_block = _dict_or_empty(meta.get("metadata"))
-    for key in ("authors", "tags"):
-        value = meta_block.get(key, meta.get(key))
+    for key in ("authors", "tags"):  # v1 keeps them at the root
+        value = meta.get(key)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             draft.metadata[key] = value
+    _carry_metadata(meta, src, problems, draft)
     inputs, where = _prompty_inputs(meta)
     media: dict[str, tuple[str, int | None]] = {}
     props: dict[str, Any] = {}

@@ -172,6 +172,26 @@ def test_dotprompt_front_matter_errors(text: str, expected: list[tuple[int, str]
     assert errs(imp(text)) == expected
 
 
+def test_metadata_is_carried_into_the_function() -> None:
+    text = ("---\nmodel: gpt-4o-mini\nmetadata:\n  owner: growth-team\n  ticket: 1234\n"
+            "  links: {docs: 'https://example.com'}\n  imported_from: elsewhere\n---\nHi")
+    result = imp(text, "greet.prompt")
+    assert result.data is not None
+    assert result.data["metadata"] == {
+        "imported_from": "greet.prompt", "original_model": "gpt-4o-mini",
+        "owner": "growth-team", "ticket": 1234, "links": {"docs": "https://example.com"}}
+    assert [(d.line, d.message) for d in result.diagnostics] == [
+        (7, "`metadata.imported_from` is set by the import; the file's value was dropped")]
+    bad = imp("---\nmodel: gpt-4o-mini\nmetadata: [a, b]\n---\nHi")
+    assert [(d.line, d.message) for d in bad.diagnostics] == [
+        (3, "`metadata` is not a mapping and was dropped")]
+    prompty = ("---\nmodel: gpt-4o\nmetadata:\n  authors: [ann]\n  tags: [x]\n"
+               "  owner: ops\n---\nuser:\nhi")
+    assert ok(prompty, "demo.prompty")["metadata"] == {
+        "imported_from": "demo.prompty", "original_model": "gpt-4o", "authors": ["ann"],
+        "tags": ["x"], "owner": "ops"}
+
+
 def test_not_a_prompt_file() -> None:
     assert errs(imp("x", "notes.txt")) == [
         (None, "`notes.txt` is neither a .prompt (Dotprompt) nor a .prompty file")]
