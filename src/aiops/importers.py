@@ -14,9 +14,10 @@ list, an unused image input, a role attribute), a warning. docs/import.md lists 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import yaml
@@ -28,6 +29,8 @@ from aiops.picoschema import SchemaProblem, picoschema
 from aiops.yamlsrc import Path, Positions, YamlProblem, format_path, parse
 
 Format = Literal["dotprompt", "prompty"]
+# Reads a file named relative to the prompt file, or raises FileRefused.
+Reader = Callable[[str], bytes]
 FORMATS: dict[str, Format] = {".prompt": "dotprompt", ".prompty": "prompty"}
 SCHEMA_URL = "https://aiops.dev/schemas/function.schema.json"
 
@@ -54,6 +57,7 @@ class _Source:
     meta_line: int  # file line of the front matter's first line
     body: str
     body_line: int  # file line of the body's first line
+    read_file: Reader | None = None  # the files a `${file:...}` reference names
 
     def line_of(self, *path: str | int) -> int | None:
         mark = self.positions.find(tuple(path), prefer_key=True)
@@ -370,7 +374,11 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
     draft.input_schema = schema
     outputs = meta.get("outputs", (meta.get("outputSchema") or {}).get("properties")
                        if isinstance(meta.get("outputSchema"), dict) else None)
-    if outputs:
+    if outputs and draft.output_from:
+        key, line = draft.output_from
+        problems.warn(f"`outputs` is left out: `{key}` (line {line}) decides the output",
+                      line=src.line_of("outputs"))
+    elif outputs:
         draft.output_schema = _prompty_object(outputs, ("outputs",), src, problems)
     draft.prompt, draft.variables = _prompty_body(src, problems)
     for name, (kind, line) in media.items():
@@ -409,7 +417,77 @@ def _prompty_model(model: dict[str, Any], src: _Source, problems: Problems,
         problems.warn("model.parameters.tools are not supported by aiops functions and were "
                       "dropped", line=src.line_of("model", options_key, "tools"))
         options = {k: v for k, v in options.items() if k != "tools"}
+    for key in ("response_format", "responseFormat"):
+        if isinstance(options, dict) and key in options:
+            _response_format(options[key], ("model", options_key, key), src, problems, draft)
+            options = {k: v for k, v in options.items() if k != key}
     draft.configuration = _configuration(options, ("model", options_key), src, problems)
+
+
+_FILE_REF = re.compile(r"^\$\{file:(?P<path>[^}]+)\}$")
+_UNREAD = object()  # a `${file:...}` reference that could not be read (already reported)
+
+
+def _resolve(value: Any, at: Path, src: _Source, problems: Problems, *,
+             needed: bool) -> Any:
+    """`value`, or the JSON of the file a `${file:path}` value names (relative to the prompt
+    file, as Prompty reads it). A file that cannot be read is an error when the function
+    needs it (`needed`), else a warning; either way the result is `_UNREAD`."""
+    m = _FILE_REF.match(value.strip()) if isinstance(value, str) else None
+    if m is None:
+        return value
+    ref = m["path"].strip()
+    report = problems.error if needed else problems.warn
+    where = f"`{format_path(at)}` refers to `{ref}`, which"
+    fix = ("paths in `${file:...}` are relative to the .prompty file: put the file there, or "
+           "write its content in place of the reference")
+    if src.read_file is None:
+        report(f"{where} cannot be read: the prompt file's directory is not known",
+               line=src.line_of(*at), code="import-file", fix=fix)
+        return _UNREAD
+    try:
+        data = src.read_file(ref)
+    except FileRefused as exc:
+        report(f"{where} {exc.reason}", line=src.line_of(*at), code="import-file",
+               fix=exc.fix or fix)
+        return _UNREAD
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        why = "is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        why = f"is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except RecursionError:
+        why = "is not JSON aiops reads: it nests too deeply"
+    report(f"{where} {why}", line=src.line_of(*at), code="import-file",
+           fix="Prompty reads `${file:...}` references as JSON")
+    return _UNREAD
+
+
+def _response_format(raw: Any, at: Path, src: _Source, problems: Problems,
+                     draft: _Draft) -> None:
+    """OpenAI's `response_format` (or a JSON Schema in its place) -> the output schema."""
+    value = _resolve(raw, at, src, problems, needed=True)
+    if value is _UNREAD:
+        return
+    kind = value.get("type") if isinstance(value, dict) else None
+    schema: Any = None
+    if kind == "text":
+        schema = {"type": "string"}
+    elif kind == "json_object":
+        schema = {"type": "object"}
+    elif kind == "json_schema":
+        inner = value.get("json_schema", value)
+        schema = inner.get("schema") if isinstance(inner, dict) else None
+    elif isinstance(value, dict) and (kind is not None or "properties" in value):
+        schema = value
+    if not isinstance(schema, dict):
+        problems.error(f"`{format_path(at)}` has no schema aiops can use", code="import-schema",
+                       line=src.line_of(*at), fix="use {type: json_schema, json_schema: "
+                       "{schema: ...}}, {type: json_object}, {type: text} or a JSON Schema")
+        return
+    draft.output_schema = schema
+    draft.output_from = (format_path(at), src.line_of(*at))
 
 
 def _prompty_inputs(meta: dict[str, Any]) -> tuple[list[tuple[str, Any, Path]], str]:
@@ -548,17 +626,20 @@ class _Draft:
     input_schema: dict[str, Any] = field(
         default_factory=lambda: {"type": "object", "properties": {}})
     output_schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    output_from: tuple[str, int | None] | None = None  # a response format: (key, line)
     variables: dict[str, int] = field(default_factory=dict)  # name -> file line of first use
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def import_prompt(text: str, source: str, *, name: str | None = None,
                   provider: str | None = None, model: str | None = None,
-                  providers: Mapping[str, str] | None = None) -> ImportResult:
+                  providers: Mapping[str, str] | None = None,
+                  read_file: Reader | None = None) -> ImportResult:
     """Translate one prompt file's text; `source` is its file name (format and messages).
 
     `providers` maps the project's provider names, in file order, to their types; the
-    provider is chosen by `pick_provider`.
+    provider is chosen by `pick_provider`. `read_file` reads what a Prompty `${file:...}`
+    reference names (without it, such a reference cannot be read).
     """
     problems = Problems(source)
     fmt = next((f for ext, f in FORMATS.items() if source.endswith(ext)), None)
@@ -569,6 +650,7 @@ def import_prompt(text: str, source: str, *, name: str | None = None,
     src = _split(text, problems)
     if src is None:
         return ImportResult(data=None, diagnostics=tuple(problems.items))
+    src = replace(src, read_file=read_file)
     draft = _dotprompt(src, problems) if fmt == "dotprompt" else _prompty(src, problems)
     data = _finish(draft, src, source, problems, name=name, provider=provider, model=model,
                    providers=providers or {})
@@ -681,7 +763,8 @@ class ImportOutcome:
 
 def prepare_import(text: str, source: str, *, providers_file: bytes | FileRefused | None,
                    schema_ref: str = SCHEMA_URL, name: str | None = None,
-                   provider: str | None = None, model: str | None = None) -> ImportOutcome:
+                   provider: str | None = None, model: str | None = None,
+                   read_file: Reader | None = None) -> ImportOutcome:
     """Translate, render and check the function exactly as the project will load it.
 
     The rendered YAML goes through `load_sources` and `check_function` with the project's
@@ -698,7 +781,7 @@ def prepare_import(text: str, source: str, *, providers_file: bytes | FileRefuse
         diags += pdiags
     kinds = {n: p.type for n, p in providers.providers.items()} if providers else {}
     result = import_prompt(text, source, name=name, provider=provider, model=model,
-                           providers=kinds)
+                           providers=kinds, read_file=read_file)
     diags += result.diagnostics
     if result.data is None or any(d.is_error for d in diags):
         return ImportOutcome(name=None, target=None, text=None, diagnostics=tuple(diags))

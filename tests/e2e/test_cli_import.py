@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,67 @@ def test_command_line_problems(realdata: Path, project: Path, tmp_path: Path) ->
     encoded = aiops("import", latin1, "-C", project)
     assert encoded.returncode == 1
     assert f"{latin1}:4:4: error: byte 0xe9 is not valid UTF-8" in encoded.stderr
+
+
+TUTOR = """\
+---
+name: math-tutor
+model:
+  api: chat
+  configuration: {type: openai, name: gpt-4o-mini}
+  parameters:
+    response_format: ${file:schemas/answer.json}
+---
+user:
+{{problem}}
+"""
+ANSWER = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {
+    "type": "object", "properties": {"answer": {"type": "number"}}, "required": ["answer"],
+    "additionalProperties": False}}}
+
+
+@pytest.fixture
+def tutor(tmp_path: Path) -> Path:
+    """prompts/tutor.prompty, naming prompts/schemas/answer.json (not written)."""
+    src = tmp_path / "prompts"
+    (src / "schemas").mkdir(parents=True)
+    source = src / "tutor.prompty"
+    source.write_text(TUTOR, encoding="utf-8")
+    return source
+
+
+def test_response_format_file_is_read_next_to_the_prompty_file(project: Path,
+                                                               tutor: Path) -> None:
+    (tutor.parent / "schemas" / "answer.json").write_text(json.dumps(ANSWER), encoding="utf-8")
+    result = aiops("import", tutor, "-C", project)
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load((project / "functions" / "math-tutor" / "function.yaml").read_text(
+        encoding="utf-8"))
+    assert data["output_schema"] == ANSWER["json_schema"]["schema"]
+    assert data["provider"] == "openai"
+    assert aiops("validate", project).returncode == 0
+
+
+def test_response_format_file_missing_or_outside_fails_the_import(
+        project: Path, tutor: Path, tmp_path: Path) -> None:
+    source, src = tutor, tutor.parent
+    before = functions(project)
+    missing = aiops("import", source, "-C", project)
+    assert missing.returncode == 1
+    assert (f"{source}:7: error: `model.parameters.response_format` refers to "
+            "`schemas/answer.json`, which does not exist (fix: paths in `${file:...}` are "
+            "relative to the .prompty file") in missing.stderr
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps(ANSWER), encoding="utf-8")
+    (src / "schemas" / "answer.json").symlink_to(outside)
+    linked = aiops("import", source, "-C", project)
+    assert linked.returncode == 1
+    assert f"which is a symlink to {outside}, outside the directory of the .prompty file" \
+        in linked.stderr
+    source.write_text(TUTOR.replace("schemas/answer.json", "../elsewhere.json"),
+                      encoding="utf-8")
+    up = aiops("import", source, "-C", project)
+    assert up.returncode == 1
+    assert "which is outside the directory of the .prompty file" in up.stderr
+    assert "Traceback" not in missing.stderr + linked.stderr + up.stderr
+    assert functions(project) == before

@@ -8,6 +8,7 @@ added here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,74 @@ def test_prompty_media_and_thread_inputs_are_refused(realdata: Path) -> None:
                                                     "input `recording` has kind `audio`"]
     assert errors(run(realdata, f"{PTY}/v2__threaded.prompty"))[0][1].startswith(
         "input `conversation` has kind `thread`")
+
+
+# Prompty v1 with its response format in a file, as Prompty's structured-output samples keep it;
+# the files it names are the real OpenAI response formats of promptfoo's examples.
+RESPONSE_FORMAT = """\
+---
+name: Math Tutor
+model:
+  api: chat
+  configuration:
+    type: openai
+    name: gpt-4o-mini
+  parameters:
+    temperature: 0
+    response_format: ${{file:{ref}}}
+inputs:
+  problem:
+    type: string
+---
+system:
+Solve the problem. Answer in JSON.
+
+user:
+{{{{problem}}}}
+"""
+SCHEMAS = "prompt-files/function-schemas"
+
+
+def test_prompty_response_format_file_becomes_the_output_schema(realdata: Path) -> None:
+    for name in ("promptfoo__math_response.response_format.json",
+                 "promptfoo__customer_support_analysis.response_format.json"):
+        outcome = prepare_import(RESPONSE_FORMAT.format(ref=name), "tutor.prompty",
+                                 providers_file=PROVIDERS_BYTES,
+                                 read_file=lambda ref: (realdata / SCHEMAS / ref).read_bytes())
+        spec = loaded(outcome)
+        real = json.loads((realdata / SCHEMAS / name).read_text(encoding="utf-8"))
+        assert spec.output_schema == real["json_schema"]["schema"]
+        assert spec.configuration.temperature == 0
+        # nothing dropped, nothing guessed: only the connection settings are not copied
+        assert [d.code for d in outcome.diagnostics] == ["import-connection"]
+
+
+def test_prompty_response_format_file_that_cannot_be_read_fails_the_import() -> None:
+    from aiops.files import FileRefused
+
+    def missing(ref: str) -> bytes:
+        raise FileRefused("does not exist", missing=True)
+
+    outcome = prepare_import(RESPONSE_FORMAT.format(ref="schemas/math.json"), "tutor.prompty",
+                             providers_file=PROVIDERS_BYTES, read_file=missing)
+    assert errors(outcome) == [
+        (10, "`model.parameters.response_format` refers to `schemas/math.json`, which does "
+             "not exist")]
+    assert [d.fix for d in outcome.diagnostics if d.is_error] == [
+        "paths in `${file:...}` are relative to the .prompty file: put the file there, or "
+        "write its content in place of the reference"]
+    unread = prepare_import(RESPONSE_FORMAT.format(ref="x.json"), "tutor.prompty",
+                            providers_file=PROVIDERS_BYTES)  # no directory to read it from
+    assert errors(unread)[0][1].startswith("`model.parameters.response_format` refers to "
+                                           "`x.json`, which cannot be read")
+    for body, why in ((b"{not json", "is not JSON: Expecting property name enclosed in "
+                                     "double quotes (line 1, column 2)"),
+                      (b'{"type": "json_schema", "json_schema": {"name": "x"}}',
+                       "has no schema aiops can use")):
+        bad = prepare_import(RESPONSE_FORMAT.format(ref="x.json"), "tutor.prompty",
+                             providers_file=PROVIDERS_BYTES, read_file=lambda ref, b=body: b)
+        [(line, message)] = errors(bad)
+        assert line == 10 and why in message, message
 
 
 # --- options ----------------------------------------------------------------------------------

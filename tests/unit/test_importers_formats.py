@@ -391,6 +391,36 @@ def test_prompty_every_role_line_from_an_expression_is_refused(line: str) -> Non
     assert [ln for ln, _ in errs(imp(text, "demo.prompty"))] == [6]
 
 
+@pytest.mark.parametrize(("value", "schema"), [
+    ("{type: json_object}", {"type": "object"}),
+    ("{type: text}", {"type": "string"}),
+    ("{type: json_schema, json_schema: {name: x, strict: true, schema: {type: object, "
+     "properties: {a: {type: string}}, required: [a], additionalProperties: false}}}",
+     {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+      "additionalProperties": False}),
+    ("{type: object, properties: {n: {type: integer}}}",  # a JSON Schema itself
+     {"type": "object", "properties": {"n": {"type": "integer"}}}),
+])
+def test_prompty_inline_response_format_is_the_output_schema(value: str,
+                                                             schema: dict[str, Any]) -> None:
+    for where in ("parameters:\n    response_format", "options:\n    responseFormat"):
+        text = f"---\nmodel:\n  id: gpt-4o\n  {where}: {value}\n---\nuser:\nhi"
+        result = imp(text, "demo.prompty")
+        assert result.ok and result.data is not None, result.diagnostics
+        assert result.data["output_schema"] == schema
+        assert result.diagnostics == ()
+
+
+def test_prompty_response_format_and_outputs_together() -> None:
+    text = ("---\nmodel:\n  id: gpt-4o\n  options:\n    responseFormat: {type: json_object}\n"
+            "outputs:\n  - name: a\n    kind: string\n---\nuser:\nhi")
+    result = imp(text, "demo.prompty")
+    assert result.data is not None and result.data["output_schema"] == {"type": "object"}
+    assert [(d.line, d.message) for d in result.diagnostics] == [
+        (6, "`outputs` is left out: `model.options.responseFormat` (line 5) decides the "
+            "output")]
+
+
 def test_prompty_outputs_nested_and_kinds() -> None:
     text = """\
 ---

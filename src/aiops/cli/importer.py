@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -57,7 +58,7 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
                         ) from None
     providers_path = project_dir / PROVIDERS_FILE
     outcome = prepare_import(
-        text, label, name=name, provider=provider, model=model,
+        text, label, name=name, provider=provider, model=model, read_file=_reader(source),
         providers_file=(read_project_file(project_dir, PROVIDERS_FILE)
                         if os.path.lexists(providers_path) else None),
         # every functions/<name>/ sits at the same depth: any name gives the same reference
@@ -79,6 +80,28 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
     for path in ensure_schemas(project_dir):  # what the written file's modeline points at
         click.echo(f"created {path}")
     click.echo(f"Imported {label} -> {target}")
+
+
+def _reader(source: Path) -> Callable[[str], bytes]:
+    """Reads what a `${file:...}` reference of `source` names: a file in the prompt file's
+    directory or below it, bounded; a path or link leading out of it is refused."""
+    base = source.parent
+
+    def read(ref: str) -> bytes:
+        rel = os.path.normpath(ref)
+        if os.path.isabs(rel) or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            raise FileRefused("is outside the directory of the .prompty file",
+                              "copy the file next to the .prompty file and name it from there")
+        try:
+            return read_bounded(base / rel, MAX_FILE_BYTES, within=base)
+        except FileRefused as exc:  # a link out is worded for a project: say which directory
+            if "the project directory" not in exc.reason:
+                raise
+            raise FileRefused(exc.reason.replace("the project directory",
+                                                 "the directory of the .prompty file"),
+                              "copy the file next to the .prompty file") from None
+
+    return read
 
 
 __all__ = ["import_"]
