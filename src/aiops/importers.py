@@ -358,14 +358,6 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
         props[name] = prop
         if spec.get("required") is True:
             required.append(name)
-    sample = meta.get("sample")
-    if isinstance(sample, dict):
-        for key, value in sample.items():
-            if key in props:
-                props[key].setdefault("examples", [value])
-    elif sample is not None:
-        problems.warn("`sample` is not a mapping of values and was not imported",
-                      line=src.line_of("sample"))
     schema: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         schema["required"] = required
@@ -390,7 +382,58 @@ def _prompty(src: _Source, problems: Problems) -> _Draft:
         else:
             problems.warn(f"input `{name}` of kind `{kind}` is not used by the template and "
                           "was dropped", line=line)
+    sample = _resolve(meta.get("sample"), ("sample",), src, problems, needed=False)
+    if isinstance(sample, dict):
+        _prompty_sample(sample, set(media), src, problems, draft)
+    elif sample is not None and sample is not _UNREAD:
+        problems.warn("`sample` is not a mapping of values and was not imported",
+                      line=src.line_of("sample"))
     return draft
+
+
+def _prompty_sample(sample: dict[str, Any], media: set[str], src: _Source, problems: Problems,
+                    draft: _Draft) -> None:
+    """Prompty v1's `sample:` -> the golden test `sample`, with its inputs declared.
+
+    Prompty fills the inputs a call leaves out from the sample; aiops does not, so an input
+    the template uses that the sample gives and no default fills is required: a call
+    without it is refused rather than rendered differently.
+    """
+    schema = draft.input_schema
+    props = schema.setdefault("properties", {})
+    required: list[str] = schema.get("required", [])
+    values: dict[str, Any] = {}
+    made: list[str] = []
+    for raw_key, value in sample.items():
+        key = str(raw_key)
+        if key in media:  # dropped or refused above, with its own message
+            continue
+        values[key] = value
+        if key not in props:
+            props[key] = {**_json_type_of(value), "description": "Not declared by the prompt "
+                          "file; typed from its `sample`."}
+        props[key].setdefault("examples", [value])
+        if key in draft.variables and props[key].get("default") is None and key not in required:
+            required.append(key)
+            made.append(key)
+    if required:
+        schema["required"] = required
+    if made:
+        problems.warn("Prompty fills the inputs a call leaves out from `sample`, aiops does "
+                      f"not: {', '.join(made)} are required; the sample is the golden test "
+                      "`sample`", code="import-sample", line=src.line_of("sample"),
+                      fix="record it with `aiops test --record`; give an input a `default` "
+                      "to keep it optional")
+    draft.tests.append({"name": "sample", "input": values, "expect": [{"schema_valid": True}]})
+
+
+def _json_type_of(value: Any) -> dict[str, Any]:
+    """The JSON type of a sample value, as a schema ({} for null: any value)."""
+    for kind, types in (("boolean", bool), ("integer", int), ("number", float),
+                        ("string", str), ("array", list), ("object", dict)):
+        if isinstance(value, types):  # bool before int: True is an int too
+            return {"type": kind}
+    return {}
 
 
 def _prompty_model(model: dict[str, Any], src: _Source, problems: Problems,
@@ -629,6 +672,7 @@ class _Draft:
     output_from: tuple[str, int | None] | None = None  # a response format: (key, line)
     variables: dict[str, int] = field(default_factory=dict)  # name -> file line of first use
     metadata: dict[str, Any] = field(default_factory=dict)
+    tests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def import_prompt(text: str, source: str, *, name: str | None = None,
@@ -709,6 +753,8 @@ def _finish(draft: _Draft, src: _Source, source: str, problems: Problems, *,
     data["input_schema"] = schema
     data["output_schema"] = draft.output_schema
     data["metadata"] = metadata
+    if draft.tests:
+        data["tests"] = draft.tests
     return data
 
 

@@ -188,3 +188,28 @@ def test_response_format_file_missing_or_outside_fails_the_import(
     assert "which is outside the directory of the .prompty file" in up.stderr
     assert "Traceback" not in missing.stderr + linked.stderr + up.stderr
     assert functions(project) == before
+
+
+def test_sample_file_becomes_a_golden_test_that_validates(project: Path, tmp_path: Path
+                                                          ) -> None:
+    src = tmp_path / "prompts"
+    src.mkdir()
+    source = src / "chat.prompty"
+    source.write_text("---\nname: chat\nmodel: {api: chat, configuration: {type: openai, "
+                      "name: gpt-4o-mini}}\nsample: ${file:chat.json}\n---\nsystem:\n"
+                      "Help {{customer.name}}.\n\nuser:\n{{question}}\n", encoding="utf-8")
+    (src / "chat.json").write_text(json.dumps({"customer": {"name": "Ann", "id": 7},
+                                               "question": "Which tent?"}), encoding="utf-8")
+    result = aiops("import", source, "-C", project)
+    assert result.returncode == 0, result.stderr
+    assert (f"{source}:4: warning: Prompty fills the inputs a call leaves out from `sample`, "
+            "aiops does not: customer, question are required") in result.stderr
+    data = yaml.safe_load((project / "functions" / "chat" / "function.yaml").read_text(
+        encoding="utf-8"))
+    assert data["tests"] == [{"name": "sample", "input": {
+        "customer": {"name": "Ann", "id": 7}, "question": "Which tent?"},
+        "expect": [{"schema_valid": True}]}]
+    assert data["input_schema"]["required"] == ["customer", "question"]
+    assert data["input_schema"]["properties"]["customer"]["type"] == "object"
+    check = aiops("validate", project)
+    assert check.returncode == 0, check.stdout + check.stderr

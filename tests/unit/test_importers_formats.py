@@ -258,6 +258,11 @@ def test_prompty_v1_shape() -> None:
     props = data["input_schema"]["properties"]
     assert props["firstName"] == {"type": "string", "description": "The customer's first name",
                                   "examples": ["Seth"]}
+    # Prompty fills firstName from the sample when a call leaves it out; aiops requires it
+    assert data["input_schema"]["required"] == ["firstName"]
+    assert data["tests"] == [{"name": "sample", "input": {
+        "firstName": "Seth", "question": "What kind of clothing do you suggest?"},
+        "expect": [{"schema_valid": True}]}]
     assert props["tone"] == {"type": "string", "default": "friendly"}
     assert props["question"] == {"type": "string", "default": "Which tent?",
                                  "examples": ["What kind of clothing do you suggest?"]}
@@ -265,6 +270,78 @@ def test_prompty_v1_shape() -> None:
     assert data["metadata"]["authors"] == ["Seth Juarez"]
     text = to_yaml(data)
     assert "AZURE_OPENAI_KEY" not in text and "azure_endpoint" not in text
+
+
+# Prompty v1 as its docs write it: the inputs known from `sample:` alone, or mostly.
+SAMPLED = """\
+---
+name: Basic Prompt
+model:
+  api: chat
+  configuration:
+    type: openai
+    name: gpt-4o-mini
+inputs:
+  question:
+    type: string
+sample:
+  firstName: Jane
+  question: What is the meaning of life?
+  age: 42
+  height: 1.62
+  vip: true
+  tags: [a, b]
+  profile: {city: Oslo}
+  notes: null
+  unused: 3
+---
+system:
+Help {{firstName}} ({{age}}, {{height}} m, vip: {{vip}}, {{tags}}, {{profile.city}}, {{notes}}).
+
+user:
+{{question}}
+"""
+
+
+def test_prompty_sample_becomes_a_golden_test_and_types_its_inputs() -> None:
+    result = imp(SAMPLED, "basic.prompty")
+    data = result.data
+    assert data is not None and result.ok, [d.render() for d in result.diagnostics]
+    sample = {"firstName": "Jane", "question": "What is the meaning of life?", "age": 42,
+              "height": 1.62, "vip": True, "tags": ["a", "b"], "profile": {"city": "Oslo"},
+              "notes": None, "unused": 3}
+    assert data["tests"] == [{"name": "sample", "input": sample,
+                              "expect": [{"schema_valid": True}]}]
+    props = data["input_schema"]["properties"]
+    assert {k: v.get("type") for k, v in props.items()} == {
+        "question": "string", "firstName": "string", "age": "integer", "height": "number",
+        "vip": "boolean", "tags": "array", "profile": "object", "notes": None,
+        "unused": "integer"}
+    assert props["age"] == {"type": "integer", "description": "Not declared by the prompt "
+                            "file; typed from its `sample`.", "examples": [42]}
+    assert data["input_schema"]["additionalProperties"] is False
+    # used by the template, no default: Prompty would fill them from the sample
+    assert data["input_schema"]["required"] == [
+        "firstName", "question", "age", "height", "vip", "tags", "profile", "notes"]
+    assert [(d.line, d.message) for d in result.diagnostics if d.code == "import-sample"] == [
+        (11, "Prompty fills the inputs a call leaves out from `sample`, aiops does not: "
+             "firstName, question, age, height, vip, tags, profile, notes are required; the "
+             "sample is the golden test `sample`")]
+
+
+def test_prompty_sample_in_a_file_is_read_or_warned_about() -> None:
+    text = SAMPLED.split("sample:")[0] + "sample: ${file:sample.json}\n---\nuser:\n{{question}}"
+    read = imp(text, "basic.prompty", read_file=lambda ref: b'{"question": "Why?"}')
+    assert read.data is not None and read.data["tests"][0]["input"] == {"question": "Why?"}
+    unread = imp(text, "basic.prompty")
+    assert unread.data is not None and "tests" not in unread.data
+    assert [(d.line, d.severity, d.message) for d in unread.diagnostics
+            if d.code == "import-file"] == [
+        (11, "warning", "`sample` refers to `sample.json`, which cannot be read: the prompt "
+                        "file's directory is not known")]
+    listed = imp(text.replace("${file:sample.json}", "[1, 2]"), "basic.prompty")
+    assert [(d.line, d.message) for d in listed.diagnostics if d.line == 11] == [
+        (11, "`sample` is not a mapping of values and was not imported")]
 
 
 def provider_warnings(result: ImportResult) -> list[str]:
