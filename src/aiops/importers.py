@@ -315,11 +315,19 @@ _KINDS = {"string": "string", "str": "string", "integer": "integer", "int": "int
 _MEDIA_KINDS = {"image", "audio", "file", "thread", "video"}
 
 
+_PROMPTY_KEYS = {"name", "description", "model", "tools", "template", "metadata", "authors",
+                 "tags", "inputs", "inputSchema", "outputs", "outputSchema", "sample", "$schema"}
+
+
 def _prompty(src: _Source, problems: Problems) -> _Draft:
     meta = src.meta
     model = meta.get("model")
     draft = _Draft(name=meta.get("name") if isinstance(meta.get("name"), str) else None,
                    description=meta.get("description") or "")
+    for key in meta:
+        if key not in _PROMPTY_KEYS:
+            problems.warn(f"front matter key `{key}` has no aiops equivalent and was ignored",
+                          line=src.line_of(key))
     if isinstance(model, str):
         draft.model = model
     elif isinstance(model, dict):

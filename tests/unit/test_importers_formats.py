@@ -498,6 +498,16 @@ def test_prompty_response_format_and_outputs_together() -> None:
             "output")]
 
 
+def test_prompty_keys_that_are_not_imported_are_warned_about() -> None:
+    text = ("---\n$schema: https://example.com/prompty.json\nmodel: gpt-4o\nversion: 1.0\n"
+            "base: other.prompty\n---\nuser:\nhi")
+    result = imp(text, "demo.prompty")
+    assert result.ok
+    assert [(d.line, d.message) for d in result.diagnostics] == [
+        (4, "front matter key `version` has no aiops equivalent and was ignored"),
+        (5, "front matter key `base` has no aiops equivalent and was ignored")]
+
+
 def test_prompty_outputs_nested_and_kinds() -> None:
     text = """\
 ---
