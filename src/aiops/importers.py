@@ -291,7 +291,7 @@ def _dotprompt(src: _Source, problems: Problems) -> _Draft:
 _PROMPTY_ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|developer|function|tool)"
                            r"(\[[^\]]*\])?\s*:\s*$", re.IGNORECASE)
 # A role line whose role is a Jinja expression (`{{item.role}}:`): the role comes from the data.
-_MADE_ROLE = re.compile(r"^\s*#?\s*\{\{.*\}\}\s*(\[[^\]]*\])?\s*:\s*$")
+_MADE_ROLE = re.compile(r"^\s*#?\s*\{\{[^{}]*\}\}\s*(\[[^\]]*\])?\s*:\s*$")
 _JINJA_TAG = re.compile(r"\{%[-+]?\s*(\w+)")
 _JINJA_BLOCKS = {"for", "if", "macro", "call", "filter", "block", "with", "raw", "autoescape",
                  "trans"}
@@ -300,6 +300,7 @@ _JINJA_BLOCKS = {"for", "if", "macro", "call", "filter", "block", "with", "raw",
 def _track_blocks(line: str, here: int, blocks: list[tuple[str, int]]) -> None:
     """Open and close the Jinja blocks that `line` opens and closes (`{% set x %}` without
     `=` is a block too)."""
+    line = re.sub(r"\{#.*?#\}", "", line)  # a comment opens nothing
     for m in _JINJA_TAG.finditer(line):
         tag = m[1]
         if tag in _JINJA_BLOCKS or (tag == "set" and "=" not in line[m.end():].split("%}")[0]):

@@ -468,6 +468,14 @@ def test_prompty_every_role_line_from_an_expression_is_refused(line: str) -> Non
     assert [ln for ln, _ in errs(imp(text, "demo.prompty"))] == [6]
 
 
+def test_prompty_text_that_only_looks_like_a_role_line_is_kept() -> None:
+    text = ("---\nmodel: m\n---\nsystem:\n{# {% for x in xs %} #}\n{{a}}: {{b}}:\nuser:\n"
+            "{{q}}")
+    data = ok(text, "demo.prompty")
+    assert [(m["role"], m["content"]) for m in data["prompt"]] == [
+        ("system", "{# {% for x in xs %} #}\n{{a}}: {{b}}:"), ("user", "{{q}}")]
+
+
 @pytest.mark.parametrize(("value", "schema"), [
     ("{type: json_object}", {"type": "object"}),
     ("{type: text}", {"type": "string"}),
