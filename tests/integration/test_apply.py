@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from aiops import reconcile
+from aiops.cli import cli
 from aiops.errors import AiopsError, LockBusy, SpecError, StalePlanError
 from aiops.store import open_store
 from aiops.store.tables import F, M, R, U, V
@@ -254,10 +256,18 @@ def lock_held_elsewhere(db_url: str) -> Iterator[None]:
 
 
 def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:
+    """The message names an option only where the command has it: `aiops apply` has
+    --lock-timeout; `aiops watch` (the same apply_project) and `aiops run` have none."""
     write_project(project, [spec_data()])
     with lock_held_elsewhere(db_url), pytest.raises(LockBusy) as info:
         apply(project, lock_timeout_s=0.3)
     assert info.value.exit_code == 75
+    assert "--" not in str(info.value)
+    with lock_held_elsewhere(db_url):
+        result = CliRunner().invoke(cli, ["apply", "-C", str(project), "--auto-approve",
+                                          "--lock-timeout", "0.3"])
+    assert result.exit_code == 75, result.output
+    assert "raise --lock-timeout (it was 0.3 s)" in result.output
     assert apply(project).wrote
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,42 @@ def test_a_sqlite_path_that_cannot_be_created_is_a_config_error(tmp_path: Path) 
     blocker.write_text("not a directory", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot create the directory"):
         open_store(f"sqlite:///{blocker}/sub/aiops.db")
+
+
+@pytest.mark.postgres
+def test_permission_denied_is_not_blamed_on_a_missing_migration(pg_schema_url: str) -> None:
+    """A role without privileges on the tables used to be told to run `aiops db upgrade`:
+    that hint is for a missing table or column (SQLSTATE 42P01, 42703) only."""
+    import psycopg
+
+    open_store(pg_schema_url, migrate=True)
+    role = f"aiops_noperm_{uuid.uuid4().hex[:8]}"
+    schema = pg_schema_url.rsplit("%3D", 1)[1]
+    admin = psycopg.connect(pg_schema_url.replace("postgresql+psycopg://", "postgresql://"),
+                            autocommit=True)
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    limited = pg_schema_url.replace("//postgres@", f"//{role}@")
+    try:
+        admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        admin.execute(f'GRANT SELECT ON alembic_version TO "{role}"')  # the revision check
+        st = open_store(limited)
+        with pytest.raises(ConfigError) as info:
+            st.read_state("p")
+        assert "permission denied for table" in str(info.value)
+        assert "db upgrade" not in str(info.value)
+    finally:
+        db_engine.dispose_engines(limited)
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+        admin.close()
+
+
+def test_a_missing_table_says_to_run_db_upgrade(store: Any, db_url: str) -> None:
+    """The hint stays where it helps, on both databases (SQLite's "no such table" was an
+    unexplained runtime failure)."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE managed_functions"))
+    with pytest.raises(ConfigError, match=r"managed_functions.*run `aiops db upgrade`"):
+        store.read_state("p")

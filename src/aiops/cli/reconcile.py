@@ -17,7 +17,7 @@ import click
 from aiops import reconcile
 from aiops.cli import project_dir_option
 from aiops.cli.params import FiniteFloat, OutputFile
-from aiops.errors import UsageError
+from aiops.errors import LockBusy, UsageError
 from aiops.files import FileRefused, read_bounded
 from aiops.plan import Plan
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
@@ -149,8 +149,12 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
         if answer.strip() != "yes":
             click.echo("Apply cancelled; nothing was written.")
             raise SystemExit(1)
-    result = reconcile.apply_project(root, expected=expected, prune=prune, max_prune=max_prune,
-                                     actor=actor, lock_timeout_s=lock_timeout)
+    try:
+        result = reconcile.apply_project(root, expected=expected, prune=prune,
+                                         max_prune=max_prune, actor=actor,
+                                         lock_timeout_s=lock_timeout)
+    except LockBusy as exc:  # the one command with this option names it
+        raise LockBusy(f"{exc}, or raise --lock-timeout (it was {lock_timeout:g} s)") from None
     if expected is None:
         click.echo(render_text(result.plan))
     if result.wrote:

@@ -24,7 +24,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, make_url
 
 from aiops import fastjson
-from aiops.errors import ConfigError, LockBusy, RuntimeFailure, UserError
+from aiops.errors import AiopsError, ConfigError, LockBusy, RuntimeFailure, UserError
 
 MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
                                   signed=True)
@@ -138,25 +138,31 @@ FUNCTION_FILE = "the function file"
 
 @contextlib.contextmanager
 def db_errors(url: str, source: str = FUNCTION_FILE) -> Iterator[None]:
-    """Translate driver errors once, here: what failed, against which database (no password).
-    `source` names where refused text comes from (the function file for apply, an
-    execution's input or output for a log row), so that the message says what to fix."""
+    """Translate driver errors once, here (`translate`)."""
     try:
         yield
-    except sa_exc.OperationalError as exc:
-        if is_lock_timeout(exc):
-            raise LockBusy(f"the database {redact(url)} is locked by another writer (an "
-                           "`aiops apply` in progress?) and the wait ran out; try again when "
-                           "it finishes, or raise --lock-timeout") from None
-        raise RuntimeFailure(f"database {redact(url)}: {driver_detail(exc)}") from None
-    except sa_exc.ProgrammingError as exc:
-        raise ConfigError(f"database {redact(url)}: {driver_detail(exc)}; if its schema is not "
-                          "at the current revision, run `aiops db upgrade`") from None
-    except sa_exc.DBAPIError as exc:  # data, integrity, interface errors: nothing was written
-        if is_untranslatable_text(exc):
-            # The data's fault, not the database's: a UserError (watch does not retry it).
-            raise UserError(f"database {redact(url)}: {refused_text(exc, source)}") from None
-        raise RuntimeFailure(f"database {redact(url)}: {driver_detail(exc)}") from None
+    except sa_exc.DBAPIError as exc:
+        raise translate(exc, url, source) from None
+
+
+def translate(exc: sa_exc.DBAPIError, url: str, source: str = FUNCTION_FILE) -> AiopsError:
+    """What failed, against which database (no password). `source` names where refused text
+    comes from (the function file for apply, an execution's input or output for a log row),
+    so that the message says what to fix. No option is named: the commands differ (apply
+    adds its --lock-timeout)."""
+    where = f"database {redact(url)}"
+    if is_lock_timeout(exc):
+        return LockBusy(f"the {where} is locked by another writer (an `aiops apply` in "
+                        "progress?) and the wait ran out; try again when it finishes")
+    if is_missing_schema(exc):
+        return ConfigError(f"{where}: {driver_detail(exc)}; its schema is not at this aiops's "
+                           "revision: run `aiops db upgrade`")
+    if isinstance(exc, sa_exc.ProgrammingError):  # permission denied, say: the set-up's fault
+        return ConfigError(f"{where}: {driver_detail(exc)}")
+    if is_untranslatable_text(exc):
+        # The data's fault, not the database's: a UserError (watch does not retry it).
+        return UserError(f"{where}: {refused_text(exc, source)}")
+    return RuntimeFailure(f"{where}: {driver_detail(exc)}")  # nothing was written
 
 
 def driver_detail(exc: BaseException) -> str:
@@ -174,6 +180,20 @@ def is_untranslatable_text(exc: BaseException) -> bool:
 def refused_text(exc: BaseException, source: str) -> str:
     return (f"{driver_detail(exc)} (PostgreSQL cannot store the character U+0000 or invalid "
             f"text in JSON: remove it from {source})")
+
+
+_MISSING_SQLITE = ("no such table", "no such column", "has no column named")
+
+
+def is_missing_schema(exc: BaseException) -> bool:
+    """A table or column the statement names is not there: a database not migrated to this
+    aiops's revision (PostgreSQL's undefined_table, undefined_column; SQLite's words)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state in ("42P01", "42703")
+    msg = str(orig if orig is not None else exc).lower()
+    return any(m in msg for m in _MISSING_SQLITE)
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
