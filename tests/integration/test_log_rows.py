@@ -201,3 +201,50 @@ def test_log_writes_give_up_on_a_lock_held_past_their_patience(tmp_path: Path) -
         with pytest.raises(LockBusy, match=r"stayed locked by another writer .* for 0.5 s"):
             st.insert_logs([row(dv)])
         assert time.monotonic() - started < 1.4  # the bound, not the lock, ended the wait
+
+
+# --- rows a PostgreSQL trigger refuses ---------------------------------------------------------
+
+_REFUSE_POISON = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.input::text LIKE '%poison%' THEN
+    RAISE EXCEPTION 'poisoned input: %', NEW.input::text;
+  END IF;
+  IF NEW.actor LIKE '%poison%' THEN
+    RAISE EXCEPTION 'poisoned actor';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON ai_function_logs
+  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
+@pytest.mark.postgres
+def test_rows_a_trigger_refuses_cost_no_other_row(pg_schema_url: str, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A DBA's trigger refuses some rows with an error that is neither an IntegrityError nor a
+    DataError: those rows are stored without their values when the trigger lets that pass
+    (its message quoted the input), else lost and named; every other row is stored (85 of
+    100 were lost). psycopg's warning about the aborted pipeline stays off stderr."""
+    st = open_store(pg_schema_url, migrate=True)
+    write_project(tmp_path / "proj", [spec_data("greet")])
+    apply_project(tmp_path / "proj", url=st.url, store=st, actor="ci")
+    dv = st.resolve("greet")
+    with st.engine.begin() as conn:
+        conn.execute(text(_REFUSE_POISON))
+    rows = [row(dv, input={"who": str(i)}) for i in range(100)]
+    for i in (7, 50, 51):
+        rows[i] = row(dv, input={"who": "poison"})
+    for i in (20, 93):
+        rows[i] = row(dv, actor="poison pill")
+    report = st.insert_logs(rows)
+    back = stored(st, *(r.id for r in rows))
+    assert set(back) == {r.id for i, r in enumerate(rows) if i not in (20, 93)}
+    assert all("_omitted" in back[rows[i].id].input for i in (7, 50, 51))
+    assert back[rows[0].id].input == {"who": "0"}
+    assert len(report.lost) == 2 and len(report.stored_alone) == 3
+    assert all(any(rows[i].id in m for m in report.lost) for i in (20, 93))
+    assert all("poisoned actor" in m for m in report.lost)
+    assert not [r for r in caplog.records if "error ignored" in r.getMessage()]

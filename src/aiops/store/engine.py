@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -88,6 +89,13 @@ def _json_text(value: Any) -> str:
     return fastjson.dumps(value).decode()
 
 
+def _quiet_pipeline(record: logging.LogRecord) -> bool:
+    """psycopg warns on stderr ("error ignored terminating <Pipeline>") when a statement of a
+    bulk insert fails; the failure itself is raised and handled (a log row the database
+    refuses), so the warning is only noise."""
+    return not str(record.msg).startswith("error ignored terminating")
+
+
 def _create_engine(url: str, lock_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
@@ -128,6 +136,7 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
+        logging.getLogger("psycopg").addFilter(_quiet_pipeline)
         return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
                       "aiops supports sqlite and postgresql")

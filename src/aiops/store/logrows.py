@@ -11,9 +11,10 @@
 - `LogSink(engine, url, patience_s)(rows)`: one idempotent group insert
   (`ON CONFLICT (id) DO NOTHING`: ids are uuids known before the write, so a retry after an
   unknown outcome, such as a connection lost at COMMIT, adds no duplicate). When the database
-  refuses the group, it is split in halves until the refused row is alone; that row is stored
-  with its input, output and metadata replaced by an `_omitted` marker that says what the
-  database said. When the database is locked or unreachable, the insert is retried with
+  refuses the group, whatever its reason (a constraint, a trigger, row-level security), it is
+  split in halves until the refused row is alone; that row is stored with its input, output
+  and metadata replaced by an `_omitted` marker that says what the database said, and, when
+  it is refused even so, reported lost by its id: no other row waits on it. When the database is locked or unreachable, the insert is retried with
   backoff for at most `patience_s` (LOG_WRITE_PATIENCE_S); after an outage that long, later
   groups are tried once each until one succeeds, so a dead database does not stall a batch
   group after group.
@@ -40,6 +41,7 @@ from aiops.store.engine import (
     db_errors,
     driver_detail,
     is_lock_timeout,
+    is_missing_schema,
     is_transient,
     is_untranslatable_text,
     redact,
@@ -62,7 +64,8 @@ _MAX_DEPTH = 500  # deeper JSON is not walked: it is replaced by a note
 class LogWriteReport:
     """What a group insert could not store as given. `stored_alone`: one message per row
     stored without its values (the database refused them); `lost`: one message per row the
-    database refused even without them (its function row is gone, say)."""
+    database refused even without them (its function row is gone, say, or a trigger refuses
+    it whatever it holds)."""
 
     stored_alone: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
@@ -274,25 +277,33 @@ class LogSink:
             self._insert(rows)
             return
         except Exception as exc:
-            if is_transient(exc):
+            if not _about_rows(exc):
                 raise
             if len(rows) > 1:
                 mid = len(rows) // 2
                 self._split(rows[:mid], report)
                 self._split(rows[mid:], report)
                 return
-            (row,) = rows
-            reason = (refused_text(exc, LOG_SOURCE) if is_untranslatable_text(exc)
-                      else driver_detail(exc))[:500]
-        try:
-            self._insert([alone(row, reason)])
-        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:  # this row's own problem
-            report.lost.append(f"log row {row.id}: {driver_detail(exc)}")
+            refused = exc
+        self._store_alone(rows[0], refused, report)
+
+    def _store_alone(self, row: Any, refused: Exception, report: _Report) -> None:
+        """The refused row without its values, saying why in the database's words, or, when
+        the database refuses those words too (a trigger that quotes the input), in its
+        error code; when it refuses even that, the row is lost, and named."""
+        reason = (refused_text(refused, LOG_SOURCE) if is_untranslatable_text(refused)
+                  else driver_detail(refused))[:500]
+        for why in (reason, _code(refused)):
+            try:
+                self._insert([alone(row, why)])
+            except Exception as exc:
+                if not _about_rows(exc):
+                    raise
+                continue
+            report.alone.append(f"log row {row.id} was stored without its input, output and "
+                                f"metadata: the database refused them ({reason})")
             return
-        # Anything else refusing even the row without its values is not about this row (a
-        # missing table): raised, and the caller counts the group as not written.
-        report.alone.append(f"log row {row.id} was stored without its input, output and "
-                            f"metadata: the database refused them ({reason})")
+        report.lost.append(f"log row {row.id}: the database refused it ({reason})")
 
     def _translate(self, exc: Exception) -> Exception:
         if is_lock_timeout(exc):
@@ -307,3 +318,16 @@ class LogSink:
         except Exception as translated:
             return translated
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _about_rows(exc: Exception) -> bool:
+    """The database refused the rows' values (as opposed to being busy, or missing the
+    table, which no split can help)."""
+    return (isinstance(exc, sa_exc.DBAPIError) and not is_transient(exc)
+            and not is_missing_schema(exc))
+
+
+def _code(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    return f"SQLSTATE {state}" if state else type(orig or exc).__name__
