@@ -4,13 +4,17 @@
   test through search_path, from AIOPS_TEST_DATABASE_URL; skipped only when it is unset).
 - `store`: an aiops.store.Store on `db_url`, migrated.
 - `make_spec(**overrides)`: a valid FunctionSpec; `write_project(root, specs)`: a project on disk.
+- `held_lock(db_url, table, most_s)`: another connection holding a write lock; `holding(hold)`
+  runs a lock holder in a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +196,51 @@ def budget_leases(store: Any) -> list[Any]:
 
     with store.engine.connect() as conn:
         return list(conn.execute(select(BL).order_by(BL.c.day, BL.c.expires_at)).all())
+
+
+@contextlib.contextmanager
+def holding(hold: Callable[[threading.Event, threading.Event], None]) -> Iterator[None]:
+    """`hold(taken, release)` in a thread: the block runs once it sets `taken`, and `release`
+    is set when the block ends."""
+    taken, release = threading.Event(), threading.Event()
+    thread = threading.Thread(target=hold, args=(taken, release))
+    thread.start()
+    try:
+        assert taken.wait(10)
+        yield
+    finally:
+        release.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def held_lock(db_url: str, table: str, most_s: float) -> Iterator[None]:
+    """Another connection holds a write lock until the block ends, or for `most_s` at most
+    (so a writer that waits without a bound cannot hang the test): SQLite's (BEGIN
+    EXCLUSIVE, in a thread), or PostgreSQL's on `table` (LOCK TABLE ... IN ACCESS EXCLUSIVE
+    MODE; the server ends the session after `most_s` idle in its transaction)."""
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        def hold(taken: threading.Event, release: threading.Event) -> None:
+            conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            taken.set()
+            release.wait(most_s)
+            conn.execute("ROLLBACK")
+            conn.close()
+
+        with holding(hold):
+            yield
+        return
+    import psycopg
+
+    conn = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        conn.execute(f"SET idle_in_transaction_session_timeout = {round(most_s * 1000)}")
+        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):  # the server may have ended the session
+            conn.rollback()
+        conn.close()

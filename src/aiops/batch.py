@@ -27,10 +27,10 @@ class LogWriter:
     while `MAX_PENDING_ROWS` rows are queued, and callers wait for it before they start an
     execution (backpressure), while `submit()` itself never refuses a row (an execution that
     ran, even one being cancelled, always has its row queued). Waiting for a locked or
-    unreachable database, and storing a refused row alone, are the sink's job
-    (`Store.insert_logs`); a group the sink raises on is counted as not written, and
-    `flush()` then raises LogWriteError (exit 8) with the count and the first reason.
-    """
+    unreachable database, storing a refused row alone, and spooling rows the database did
+    not take, are the sink's job (`Store.insert_logs`); a group the sink raises on is counted
+    as not written, and `flush()` then raises LogWriteError (exit 8) with the count and the
+    first reason (which says where spooled rows wait)."""
 
     def __init__(self, sink: Callable[[list[LogRow]], LogWriteReport | None], *,
                  max_batch: int = MAX_BATCH_ROWS,

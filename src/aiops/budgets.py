@@ -334,7 +334,7 @@ class Budgets:
         settle = Amount(calls=account.spent_calls, usd=account.spent_usd)
         keep = Amount(calls=account.inflight_calls, usd=account.inflight_usd)
         limit, fraction = account.limit, self._fraction
-        refused: list[bool] = []  # set by a grow's size, in the database's thread
+        refused: list[bool] = []  # set by a grow's size, in the database's thread (each try)
         size: Callable[[Pool], Amount]
         if need is None:
             def size(pool: Pool) -> Amount:
@@ -365,7 +365,7 @@ class Budgets:
             pool = await asyncio.to_thread(self._store.sync_budget_lease, sync, size)
         finally:
             account.syncing, account.resizing = None, False
-        account.refused = pool if refused and refused[0] else None
+        account.refused = pool if refused and refused[-1] else None
         account.spent_calls -= sync.settle.calls
         account.spent_usd -= sync.settle.usd
         account.held_calls, account.held_usd = pool.held.calls, pool.held.usd

@@ -18,6 +18,7 @@ from aiops.spec import ProjectSettings
 ENV_URL = "AIOPS_DATABASE_URL"
 STATE_DIR = ".aiops"
 DEFAULT_DB = "aiops.db"
+PENDING_LOGS = "pending-logs"  # log rows the database did not take, until a command writes them
 
 
 def database_url(root: Path, settings: ProjectSettings | None = None,
@@ -37,6 +38,12 @@ def database_url(root: Path, settings: ProjectSettings | None = None,
                           f"({exc.strerror or exc}); make it writable, or set "
                           f"{ENV_URL} (or `database_url` in aiops.yaml)") from None
     return f"sqlite:///{state / DEFAULT_DB}"
+
+
+def pending_logs_dir(root: Path) -> Path:
+    """Where the project at `root` keeps log rows its database did not take
+    (`.aiops/pending-logs`; aiops.store.logrows.Spool)."""
+    return project_root(root) / STATE_DIR / PENDING_LOGS
 
 
 MARKERS = ("functions", "providers.yaml", "aiops.yaml")

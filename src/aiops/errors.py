@@ -14,7 +14,7 @@
         ├── BudgetExceeded     7     a daily call or cost budget refused the call
         ├── LogWriteError      8     log rows could not be written (the results were delivered)
         ├── StalePlanError     1     a saved plan no longer matches the database
-        └── LockBusy          75     another apply holds the lock
+        └── LockBusy          75     the database stayed locked (another apply holds it)
 
 Foreign errors (SDKs, httpx, SQLAlchemy) are translated into these at the module that meets
 them and nowhere else.
@@ -161,7 +161,8 @@ class BudgetExceeded(RuntimeFailure):
 
 class LogWriteError(RuntimeFailure):
     """Executions ran and their results were delivered, but some of their log rows could not
-    be written (the database stayed unreachable or locked past the writer's patience)."""
+    be written (the database refused them, or stayed unreachable or locked past the store's
+    patience: then they wait in the project's pending-logs for the next command)."""
 
     exit_code = 8
 

@@ -23,7 +23,7 @@ from aiops import apply as apply_mod
 from aiops import saved_plan
 from aiops.checks import check_project
 from aiops.commands import load_project
-from aiops.config import database_url, project_root
+from aiops.config import database_url, pending_logs_dir, project_root
 from aiops.errors import (
     AiopsError,
     ConfigError,
@@ -147,6 +147,7 @@ class ApplyResult:
     wrote: bool
     run_id: str | None
     duration_ms: float
+    log_warnings: tuple[str, ...] = ()  # about log rows earlier runs spooled, written now
 
 
 def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = False,
@@ -168,9 +169,21 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
             raise SpecError(errors)
     else:
         saved_specs = _check_saved(expected, ws)
-    commit = git_commit(root)
-    who = actor or git_actor(root)
-    st = store or open_store(ws.url, lock_timeout_s=lock_timeout_s)
+    st = store or open_store(ws.url, lock_timeout_s=lock_timeout_s,
+                             pending_logs=pending_logs_dir(root))
+    result = _apply_locked(ws, st, expected, saved_specs, prune=prune, max_prune=max_prune,
+                           who=actor or git_actor(root), commit=git_commit(root),
+                           lock_timeout_s=lock_timeout_s, started=started)
+    # Log rows that earlier runs could not write (the database was locked past their
+    # patience) go in now that it answered.
+    report = st.write_pending_logs()
+    return replace(result, log_warnings=(*report.lost, *report.stored_alone))
+
+
+def _apply_locked(ws: Workspace, st: Store, expected: Plan | None,
+                  saved_specs: dict[str, FunctionSpec], *, prune: bool, max_prune: int | None,
+                  who: str, commit: str | None, lock_timeout_s: float,
+                  started: float) -> ApplyResult:
     began = datetime.now(UTC)
     with st.writer(lock_timeout_s) as w:
         state = w.read_state(ws.project_id)

@@ -600,11 +600,12 @@ def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | 
 
     providers = load_providers(root)
     if store is None:
-        from aiops.config import database_url
+        from aiops.config import database_url, pending_logs_dir
         from aiops.loader import load_sources, read_tree
         from aiops.store import open_store
 
         settings = load_sources(read_tree(root)).settings
-        store = open_store(url or database_url(root, settings))
+        store = open_store(url or database_url(root, settings),
+                           pending_logs=pending_logs_dir(root))
     return Runner(store=store, providers=providers, env=os.environ if env is None else env,
                   actor=actor)

@@ -7,6 +7,7 @@ SIGINT and SIGTERM stop the batch cleanly (a real subprocess against the mock pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,12 +25,15 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from aiops.cli import cli
-from aiops.cli.batch import DRAIN_S
+from aiops.cli.batch import DRAIN_S, run_batch
+from aiops.config import pending_logs_dir
 from aiops.providers.mock_server import MockConfig
 from aiops.reconcile import apply_project
+from aiops.runner import open_runner
 from aiops.store import open_store
+from aiops.store.logrows import spool_folder
 from tests import fixtures_providers as runner_project
-from tests.fixtures_db import budget_leases
+from tests.fixtures_db import budget_leases, held_lock
 from tests.fixtures_providers import serve_http
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
@@ -177,6 +181,34 @@ def test_a_single_run_prints_its_output_when_its_log_row_cannot_be_written(
     assert json.loads(result.stdout)["queue"] in ("billing", "technical", "other")
     assert result.stderr.startswith("Error: 1 log row(s) could not be written")
     assert "refused by a trigger" in result.stderr
+
+
+def test_rows_locked_out_past_the_patience_are_written_by_the_next_run(
+        tmp_path: Path, db_url: str, mock_provider: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A database locked for longer than the patience used to lose every row of the batch;
+    now the batch exits 8 saying where its rows wait, and the next `aiops run` writes them."""
+    root, env = make_project(tmp_path, db_url, mock_provider.url)
+    pending = pending_logs_dir(root)
+    store = open_store(db_url, patience_s=0.3, pending_logs=pending)
+    runner = open_runner(root, env=env, store=store, actor="ci")
+    batch = write_lines(tmp_path / "in.jsonl", [dict(GOOD, body=str(i)) for i in range(20)])
+    out = tmp_path / "out.jsonl"
+    with held_lock(db_url, "ai_function_logs", most_s=5.0):
+        code = asyncio.run(run_batch(runner, "classify", batch, out, 4))
+    err = capsys.readouterr().err
+    assert code == 8, err
+    assert "Error: 20 log row(s) could not be written" in err
+    assert f"saved to {spool_folder(pending, db_url)}" in err
+    assert "the next `aiops run` or `aiops apply` of this project writes them" in err
+    lines = read_output(out)
+    assert len(lines) == 20 and all(e["error"] is None for e in lines)
+    assert not log_ids(db_url)
+    result = invoke(root, env, "run", "classify", "--input", json.dumps(GOOD))
+    assert result.exit_code == 0, result.output
+    written = log_ids(db_url)
+    assert len(written) == 21 and {e["log_id"] for e in lines} <= set(written)
+    assert not list(pending.glob("*/*.jsonl"))
 
 
 @pytest.mark.parametrize("link", ["same", "symlink", "hardlink", "relative"])

@@ -25,6 +25,7 @@ from aiops.store.tables import F, M, R, U, V
 from tests.fixtures_db import (
     count,
     current_versions,
+    holding,
     snapshot,
     spec_data,
     write_function,
@@ -238,21 +239,14 @@ def test_saved_plan_applies_exactly_what_was_reviewed(project: Path, db_url: str
 def lock_held_elsewhere(db_url: str) -> Iterator[None]:
     """Another writer holds the reconcile lock (in a thread) for the duration."""
     st = open_store(db_url)
-    holding, release = threading.Event(), threading.Event()
 
-    def hold() -> None:
+    def hold(taken: threading.Event, release: threading.Event) -> None:
         with st.writer():
-            holding.set()
+            taken.set()
             release.wait(10)
 
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        assert holding.wait(10)
+    with holding(hold):
         yield
-    finally:
-        release.set()
-        t.join()
 
 
 def test_busy_lock_is_lock_busy(project: Path, db_url: str) -> None:

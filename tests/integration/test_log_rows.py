@@ -2,13 +2,12 @@
 
 Values either database refuses are normalised the same way on both; a row the database still
 refuses is stored alone without its values; a retried group adds no duplicate; a locked SQLite
-is waited for within the writer's patience, with a real second connection holding the lock.
+or PostgreSQL is waited for within the store's patience, with a real second connection holding
+the lock, and rows still not written are spooled for the next command.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from aiops.config import pending_logs_dir
 from aiops.errors import LockBusy, UserError
 from aiops.reconcile import apply_project
 from aiops.store import DeployedVersion, LogRow, Store, open_store
 from aiops.store.engine import db_errors
-from aiops.store.logrows import LOG_SOURCE
-from tests.fixtures_db import spec_data, write_project
+from aiops.store.logrows import LOG_SOURCE, Spool, spool_folder
+from tests.fixtures_db import held_lock, spec_data, write_project
 
 FFFD = "\ufffd"
 
@@ -145,44 +145,17 @@ def test_refused_text_names_the_input_for_a_log_row(pg_schema_url: str) -> None:
         conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": '"a\\u0000b"'})
 
 
-# --- a locked SQLite --------------------------------------------------------------------------
+# --- a locked database ---------------------------------------------------------------------------
 
 
-class HoldLock:
-    """A second connection that takes SQLite's write lock (BEGIN IMMEDIATE) for `seconds`."""
-
-    def __init__(self, path: Path, seconds: float) -> None:
-        self.path, self.seconds = path, seconds
-        self.taken = threading.Event()
-        self.thread = threading.Thread(target=self._hold)
-
-    def _hold(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        self.taken.set()
-        time.sleep(self.seconds)
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    def __enter__(self) -> HoldLock:
-        self.thread.start()
-        assert self.taken.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.thread.join()
-
-
-def test_log_writes_wait_for_a_locked_sqlite_past_its_busy_timeout(tmp_path: Path) -> None:
-    """Another writer (an apply) holds the lock five times longer than the busy timeout: the
-    rows wait and are all written once it lets go (they used to be lost, all 20)."""
-    url = f"sqlite:///{tmp_path / 'locked.db'}"
-    write_project(tmp_path / "proj", [spec_data("greet")])
-    apply_project(tmp_path / "proj", url=url, actor="ci")
-    st = open_store(url, lock_timeout_s=0.2)
-    dv = st.resolve("greet")
-    rows = [row(dv) for _ in range(20)]
-    with HoldLock(tmp_path / "locked.db", 1.0):
+def test_log_writes_wait_for_a_lock_held_past_the_busy_timeout(db_url: str,
+                                                               deployed: DeployedVersion) -> None:
+    """Another writer holds the lock five times longer than one try may wait (SQLite's busy
+    timeout, PostgreSQL's lock_timeout): the rows wait and are all written once it lets go
+    (they used to be lost, all 20)."""
+    st = open_store(db_url, lock_timeout_s=0.2)
+    rows = [row(deployed) for _ in range(20)]
+    with held_lock(db_url, "ai_function_logs", most_s=1.0):
         started = time.monotonic()
         st.insert_logs(rows)
         waited = time.monotonic() - started
@@ -190,17 +163,70 @@ def test_log_writes_wait_for_a_locked_sqlite_past_its_busy_timeout(tmp_path: Pat
     assert len(stored(st, *(r.id for r in rows))) == 20
 
 
-def test_log_writes_give_up_on_a_lock_held_past_their_patience(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'locked.db'}"
-    write_project(tmp_path / "proj", [spec_data("greet")])
-    apply_project(tmp_path / "proj", url=url, actor="ci")
-    st = open_store(url, lock_timeout_s=0.1, log_patience_s=0.5)
-    dv = st.resolve("greet")
-    with HoldLock(tmp_path / "locked.db", 1.5):
+def test_a_lock_held_past_the_patience_costs_the_patience_and_no_row(
+        db_url: str, deployed: DeployedVersion, tmp_path: Path) -> None:
+    """QA held an exclusive lock for 200 s: all rows were lost after 182 s (the patience was
+    counted after a first 30 s busy wait, and its last try overran it; PostgreSQL waited
+    without a bound). Now the wait ends with the patience, whatever the busy timeout, and the
+    rows are kept in the project's pending-logs until the next command writes them, once."""
+    pending = tmp_path / "proj" / ".aiops" / "pending-logs"
+    st = open_store(db_url, patience_s=0.5, pending_logs=pending)  # busy timeout: 30 s
+    rows = [row(deployed, input={"who": str(i)}) for i in range(20)]
+    with held_lock(db_url, "ai_function_logs", most_s=4.0):
         started = time.monotonic()
-        with pytest.raises(LockBusy, match=r"stayed locked by another writer .* for 0.5 s"):
-            st.insert_logs([row(dv)])
-        assert time.monotonic() - started < 1.4  # the bound, not the lock, ended the wait
+        with pytest.raises(LockBusy) as info:
+            st.insert_logs(rows)
+        waited = time.monotonic() - started
+    assert 0.4 <= waited < 1.5, waited
+    message = str(info.value)
+    assert "stayed locked by another writer" in message and "for 0.5 s" in message
+    assert f"saved to {pending}" in message and "the next `aiops run`" in message
+    (spooled,) = pending.glob("*/*.jsonl")
+    assert len(spooled.read_text(encoding="utf-8").splitlines()) == 20
+    assert spooled.stat().st_mode & 0o077 == 0
+    assert not stored(st, *(r.id for r in rows))
+    # The next command's first write takes them (and its own row); a second one adds nothing.
+    later = row(deployed)
+    open_store(db_url, pending_logs=pending).insert_logs([later])
+    assert not list(pending.glob("*/*.jsonl"))
+    open_store(db_url, pending_logs=pending).write_pending_logs()
+    back = stored(st, later.id, *(r.id for r in rows))
+    assert len(back) == 21 and back[rows[3].id].input == {"who": "3"}
+    with st.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ai_function_logs")).scalar_one() == 21
+
+
+def test_pending_rows_go_back_only_to_their_database(tmp_path: Path, db_url: str,
+                                                     deployed: DeployedVersion) -> None:
+    """The spool is kept per database: a command on another database leaves it alone."""
+    pending = tmp_path / "pending-logs"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    Spool(spool_folder(pending, db_url)).save([row(deployed)])
+    open_store(other, pending_logs=pending).write_pending_logs()
+    assert len(list(pending.glob("*/*.jsonl"))) == 1
+    open_store(db_url, pending_logs=pending).write_pending_logs()
+    assert not list(pending.glob("*/*.jsonl"))
+
+
+def test_apply_writes_the_pending_rows_too(tmp_path: Path, db_url: str,
+                                          deployed: DeployedVersion) -> None:
+    rows = [row(deployed) for _ in range(3)]
+    Spool(spool_folder(pending_logs_dir(tmp_path / "proj"), db_url)).save(rows)
+    result = apply_project(tmp_path / "proj", url=db_url, actor="ci")
+    assert not result.wrote and not result.log_warnings
+    assert len(stored(open_store(db_url), *(r.id for r in rows))) == 3
+
+
+def test_a_pending_file_that_holds_no_rows_is_reported_once(tmp_path: Path, db_url: str,
+                                                            deployed: DeployedVersion) -> None:
+    folder = spool_folder(tmp_path, db_url)
+    good = Spool(folder).save([row(deployed)])
+    (folder / "edited.jsonl").write_text("not json\n", encoding="utf-8")
+    report = open_store(db_url, pending_logs=tmp_path).write_pending_logs()
+    (message,) = report.lost
+    assert "edited.jsonl does not hold log rows" in message and "edited.unreadable" in message
+    assert not good.exists() and (folder / "edited.unreadable").exists()
+    assert not open_store(db_url, pending_logs=tmp_path).write_pending_logs().lost
 
 
 # --- rows a PostgreSQL trigger refuses ---------------------------------------------------------

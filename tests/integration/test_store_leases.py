@@ -1,10 +1,11 @@
 """Budget leases in real SQLite and PostgreSQL (`aiops.store.leases`): one transaction grows,
-settles and gives back a lease, never grants past the budget, and sweeps what dead holders
-left."""
+settles and gives back a lease, never grants past the budget, sweeps what dead holders
+left, and waits for a locked database within the store's patience."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 
 from aiops import reconcile
 from aiops.budgets import ZERO, Amount, LeaseSync, Limit, Pool, grow_to, keep_held
+from aiops.errors import LockBusy
 from aiops.store import open_store
-from tests.fixtures_db import budget_leases, spec_data, write_project
+from tests.fixtures_db import budget_leases, held_lock, spec_data, write_project
 
 DAY = date(2026, 1, 2)
 
@@ -151,3 +153,34 @@ def test_a_lease_swept_from_a_live_holder_settles_without_releasing_twice(
     assert pool.used.calls == 3 and pool.others.calls == 5 and pool.held.calls == 1
     u = usage(st, fid)
     assert (u["calls_used"], u["calls_reserved"]) == (3, 6)
+
+
+# --- a locked database -------------------------------------------------------------------------
+
+
+def test_a_lease_waits_for_a_lock_held_past_the_busy_timeout(fid: str, db_url: str) -> None:
+    """Lease syncs wait and retry within the store's patience, as log writes do: 20 budgeted
+    runs in parallel on SQLite used to exit 75 (LockBusy) at their first busy timeout."""
+    st = open_store(db_url, lock_timeout_s=0.2)
+    lease = str(uuid.uuid4())
+    with held_lock(db_url, "usage_counters", most_s=1.0):
+        started = time.monotonic()
+        pool = sync(st, fid, lease, grow(Limit(calls=100), Amount(calls=1)))
+        assert time.monotonic() - started >= 0.5
+    assert pool.held.calls == 12
+    sync(st, fid, lease, lambda pool: ZERO, settle=Amount(calls=1))  # settle and give back
+    assert usage(st, fid)["calls_used"] == 1 and not budget_leases(st)
+
+
+def test_a_lease_gives_up_when_the_patience_runs_out(fid: str, db_url: str) -> None:
+    """Bounded like log writes (PostgreSQL used to wait without a bound), and the message
+    names no option: `aiops run` has no --lock-timeout."""
+    st = open_store(db_url, patience_s=0.5)
+    with held_lock(db_url, "usage_counters", most_s=4.0):
+        started = time.monotonic()
+        with pytest.raises(LockBusy) as info:
+            sync(st, fid, str(uuid.uuid4()), grow(Limit(calls=100), Amount(calls=1)))
+        assert 0.4 <= time.monotonic() - started < 1.5
+    assert "stayed locked by another writer" in str(info.value)
+    assert "--" not in str(info.value)
+    assert not budget_leases(st)

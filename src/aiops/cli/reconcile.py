@@ -161,6 +161,8 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
         click.echo(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
     elif expected is None or plan_file is not None:
         click.echo("Nothing to apply: the database already matches.")
+    for warning in result.log_warnings:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @click.command()

@@ -9,6 +9,7 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
                                             # NotFoundError lists versions; UserError if archived
     dv.content                              # fingerprint.behaviour_content: all it takes to run
     store.insert_logs([LogRow(...), ...])   # one idempotent executemany -> LogWriteReport
+    store.write_pending_logs()              # rows spooled by earlier commands (pending_logs=)
     pool = store.sync_budget_lease(sync, size)  # a budget lease: settle, resize (aiops.budgets)
     store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
     store.revision()                        # id of the newest apply: a key to cache resolve()
@@ -17,7 +18,8 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
         w.read_state(project); w.write(batch); w.record_run(...)
 
 Tables and their columns: `aiops.store.tables`; engines, URLs and migrations:
-`aiops.store.engine`.
+`aiops.store.engine`; log rows and their spool: `aiops.store.logrows`. Log writes and lease
+syncs wait for a locked or unreachable database within one bound (`aiops.store.patience`).
 
 Budgets: calls_used / usd_spent are settled; calls_reserved / usd_reserved are the sum of the
 day's budget leases, which processes take, resize and give back in one transaction on the
@@ -33,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
@@ -46,8 +49,10 @@ from aiops.spec import Semver
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
 from aiops.store.leases import sync_lease
-from aiops.store.logrows import LOG_WRITE_PATIENCE_S, LogSink
+from aiops.store.logrows import LogRow as LogRow
+from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.logrows import LogWriteReport as LogWriteReport
+from aiops.store.patience import PATIENCE_S, Patience
 from aiops.store.tables import C, F, L, M, R, U, V
 
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
@@ -73,28 +78,6 @@ class DeployedVersion:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogRow:
-    """One execution (ai_function_logs); `id` and `created_at` default to new values."""
-
-    function_id: str
-    version_id: str | None
-    status: str  # "ok" | "error"
-    input: Any = None
-    output: Any = None
-    error: Any = None
-    execution_time: float | None = None  # milliseconds
-    user_id: str | None = None
-    actor: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    provider: str | None = None
-    cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created_at: datetime = field(default_factory=_now)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,15 +131,18 @@ def function_metadata_columns(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_store(url: str, *, migrate: bool | None = None, lock_timeout_s: float = 30.0,
-               log_patience_s: float = LOG_WRITE_PATIENCE_S) -> Store:
+               patience_s: float = PATIENCE_S, pending_logs: Path | None = None) -> Store:
     """Connect. `migrate`: None upgrades SQLite on first use and checks PostgreSQL's revision.
-    `lock_timeout_s` is SQLite's busy timeout and apply's lock wait; `log_patience_s` bounds
-    how long log writes retry a locked or unreachable database."""
+    `lock_timeout_s` is SQLite's busy timeout and apply's lock wait; `patience_s` bounds how
+    long log writes and budget leases wait for a locked or unreachable database, in all
+    (`aiops.store.patience`). `pending_logs` (a project's `.aiops/pending-logs`): where log
+    rows go that the database did not take within that bound, for the next command to write
+    (None: they are reported lost)."""
     url = normalise_url(url)
     engine = engine_for(url, lock_timeout_s)
     ensure_schema(engine, url, migrate)
-    return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s,
-                 log_patience_s=log_patience_s)
+    return Store(engine=engine, url=url, lock_timeout_s=lock_timeout_s, patience_s=patience_s,
+                 pending_logs=pending_logs)
 
 
 def _s(value: uuid.UUID | None) -> str | None:
@@ -220,11 +206,13 @@ class Store:
     """One database. Thread-safe (an engine and its pool); cheap to keep for a process."""
 
     def __init__(self, *, engine: Engine, url: str, lock_timeout_s: float,
-                 log_patience_s: float = LOG_WRITE_PATIENCE_S) -> None:
+                 patience_s: float = PATIENCE_S, pending_logs: Path | None = None) -> None:
         self.engine = engine
         self.url = url
         self.lock_timeout_s = lock_timeout_s
-        self._logs = LogSink(engine, url, log_patience_s)
+        self._patience = Patience(engine, url, patience_s, lock_timeout_s)
+        spool = Spool(spool_folder(pending_logs, url)) if pending_logs is not None else None
+        self._logs = LogSink(self._patience, spool)
 
     @property
     def dialect(self) -> str:
@@ -299,17 +287,25 @@ class Store:
 
     def insert_logs(self, rows: Sequence[LogRow]) -> LogWriteReport:
         """Write log rows: normalised, idempotent, a refused row stored alone, a locked or
-        unreachable database waited for (`aiops.store.logrows`)."""
+        unreachable database waited for, rows still not written kept in the pending-logs
+        spool (`aiops.store.logrows`). The first call writes the spooled rows too."""
         return self._logs(rows)
+
+    def write_pending_logs(self) -> LogWriteReport:
+        """Write the log rows earlier commands spooled (a no-op without any)."""
+        return self._logs([])
 
     def sync_budget_lease(self, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
         """Settle a budget lease's spending and resize it, in one transaction; sweeps the
-        function's expired leases first (`aiops.store.leases`)."""
-        with db_errors(self.url), self.engine.connect() as conn:
-            if self.dialect == "sqlite":  # read, then write: take the write lock up front
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
+        function's expired leases first (`aiops.store.leases`). A locked or unreachable
+        database is waited for, as for log rows."""
+
+        def attempt(deadline: float) -> Pool:
+            with self._patience.transaction(deadline) as conn:
                 return sync_lease(conn, sync, size)
+
+        with db_errors(self.url):
+            return self._patience(attempt)
 
     def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
         with db_errors(self.url), self.engine.connect() as conn:

@@ -118,21 +118,31 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
         engine = create_engine(url, connect_args={"timeout": lock_timeout_s},
                                json_serializer=_json_text)
 
+        busy_ms = round(lock_timeout_s * 1000)
+
         @event.listens_for(engine, "connect")
-        def _connect(dbapi: Any, _record: Any) -> None:
+        def _connect(dbapi: Any, record: Any) -> None:
             dbapi.isolation_level = None  # we emit BEGIN ourselves (see _begin)
             cur = dbapi.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            record.info["busy_ms"] = busy_ms
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
             # Writers take SQLite's write lock up front: BEGIN IMMEDIATE waits (busy timeout)
-            # instead of failing half-way through a transaction.
-            mode = conn.get_execution_options().get("sqlite_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+            # instead of failing half-way through a transaction. A transaction may wait less
+            # than the engine's busy timeout (`sqlite_busy_s`: what is left of a patience);
+            # the pooled connection gets the engine's back at its next transaction.
+            options = conn.get_execution_options()
+            wait_ms = round(options["sqlite_busy_s"] * 1000) if "sqlite_busy_s" in options \
+                else busy_ms
+            if conn.info.get("busy_ms") != wait_ms:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+                conn.info["busy_ms"] = wait_ms
+            conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', '')}".strip())
 
         return engine
     if parsed.get_backend_name() == "postgresql":

@@ -1,5 +1,7 @@
-"""Log rows as both databases can store them, written so that no row depends on another.
+"""Log rows as both databases can store them, written so that no row depends on another and
+no row is dropped.
 
+- `LogRow`: one execution's row (ai_function_logs).
 - `storable(row)`: every value either database refuses is normalised first, the same way on
   both, and listed in the row's `metadata._normalised`: U+0000 and lone surrogates in text
   and keys become U+FFFD; NaN and Infinity inside JSON become null; the integer columns hold
@@ -8,48 +10,50 @@
   columns are cut to their declared length; what JSON cannot represent is replaced by a note.
   Integers inside JSON are kept exactly: both databases store them (PostgreSQL up to 131,072
   digits; Python's JSON parser refuses more than 4,300).
-- `LogSink(engine, url, patience_s)(rows)`: one idempotent group insert
-  (`ON CONFLICT (id) DO NOTHING`: ids are uuids known before the write, so a retry after an
-  unknown outcome, such as a connection lost at COMMIT, adds no duplicate). When the database
-  refuses the group, whatever its reason (a constraint, a trigger, row-level security), it is
-  split in halves until the refused row is alone; that row is stored with its input, output
-  and metadata replaced by an `_omitted` marker that says what the database said, and, when
-  it is refused even so, reported lost by its id: no other row waits on it. When the database is locked or unreachable, the insert is retried with
-  backoff for at most `patience_s` (LOG_WRITE_PATIENCE_S); after an outage that long, later
-  groups are tried once each until one succeeds, so a dead database does not stall a batch
-  group after group.
+- `LogSink(patience, spool)(rows)`: one idempotent group insert (`ON CONFLICT (id) DO
+  NOTHING`: ids are uuids known before the write, so a retry after an unknown outcome, such
+  as a connection lost at COMMIT, adds no duplicate). When the database refuses the group,
+  whatever its reason (a constraint, a trigger, row-level security), it is split in halves
+  until the refused row is alone; that row is stored with its input, output and metadata
+  replaced by an `_omitted` marker that says what the database said, and, when it is refused
+  even so, reported lost by its id: no other row waits on it. A locked or unreachable
+  database is waited for within the store's patience (`aiops.store.patience`); a group still
+  not written then goes to the `Spool`, a file the next command's first write (or apply)
+  writes to the database.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
 import re
-import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
 from aiops import fastjson
-from aiops.errors import LockBusy, RuntimeFailure
+from aiops.errors import AiopsError
 from aiops.store.engine import (
     as_utc,
-    db_errors,
     driver_detail,
-    is_lock_timeout,
     is_missing_schema,
     is_transient,
     is_untranslatable_text,
     redact,
     refused_text,
+    translate,
 )
+from aiops.store.patience import Patience
 from aiops.store.tables import L
 
-LOG_WRITE_PATIENCE_S = 120.0  # how long log writes wait for a locked or unreachable database
 LOG_SOURCE = "the execution's input or output"
 INT_RANGE = (-(2**31), 2**31 - 1)  # `integer` on PostgreSQL (SQLite's is wider)
 _JSON_COLUMNS = ("input", "output", "error", "metadata")
@@ -58,6 +62,32 @@ _TEXT_COLUMNS: dict[str, int] = {name: getattr(L.c[name].type, "length", None) o
 _STATUS_LEN, _ACTOR_LEN, _PROVIDER_LEN = _TEXT_COLUMNS.values()
 _REFUSED_TEXT = re.compile("[\x00\ud800-\udfff]")
 _MAX_DEPTH = 500  # deeper JSON is not walked: it is replaced by a note
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRow:
+    """One execution (ai_function_logs); `id` and `created_at` default to new values."""
+
+    function_id: str
+    version_id: str | None
+    status: str  # "ok" | "error"
+    input: Any = None
+    output: Any = None
+    error: Any = None
+    execution_time: float | None = None  # milliseconds
+    user_id: str | None = None
+    actor: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provider: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: datetime = field(default_factory=_now)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,13 +104,13 @@ class LogWriteReport:
 # --- normalising ----------------------------------------------------------------------------
 
 
-def storable(row: Any) -> Any:
+def storable(row: LogRow) -> LogRow:
     """`row` (a LogRow) with what either database refuses replaced (see the module docstring);
     the row itself when nothing needs it."""
     return row if _fine(row) else _normalise(row)
 
 
-def _fine(row: Any) -> bool:
+def _fine(row: LogRow) -> bool:
     """Nothing to normalise: the common case, decided without walking the values in Python
     (the fast serializer encodes the JSON columns; one look at the bytes)."""
     low, high = INT_RANGE
@@ -97,7 +127,7 @@ def _short_text(value: str | None, length: int) -> bool:
     return value is None or (len(value) <= length and value.isascii() and "\x00" not in value)
 
 
-def _normalise(row: Any) -> Any:
+def _normalise(row: LogRow) -> LogRow:
     notes: dict[str, None] = {}  # ordered, without repeats
     changes: dict[str, Any] = {}
     for name in _JSON_COLUMNS:
@@ -190,7 +220,7 @@ def _short_int(value: int) -> str:
     return str(value) if digits <= 24 else f"an integer of {digits} digits"
 
 
-def alone(row: Any, reason: str) -> Any:
+def alone(row: LogRow, reason: str) -> LogRow:
     """The row as stored when the database refuses its values: the scalar columns and the
     error kept (its message ASCII-escaped), input, output and metadata replaced by a marker
     saying why, and no version reference."""
@@ -214,7 +244,7 @@ def alone(row: Any, reason: str) -> Any:
 # --- writing --------------------------------------------------------------------------------
 
 
-def _values(row: Any) -> dict[str, Any]:
+def _values(row: LogRow) -> dict[str, Any]:
     return {"id": uuid.UUID(row.id), "function_id": uuid.UUID(row.function_id),
             "version_id": uuid.UUID(row.version_id) if row.version_id else None,
             "input": row.input, "output": row.output, "error": row.error,
@@ -232,62 +262,78 @@ class _Report:
 
 
 class LogSink:
-    """Writes groups of log rows to one database (see the module docstring)."""
+    """Writes groups of log rows to one database (see the module docstring); `spool`: where
+    rows go that the database did not take (None: they are reported lost)."""
 
-    def __init__(self, engine: Engine, url: str,
-                 patience_s: float = LOG_WRITE_PATIENCE_S) -> None:
-        self.engine = engine
-        self.url = url
-        self.patience_s = patience_s
-        self._outage_since: float | None = None  # when the database last started failing
-        mod = postgresql if engine.dialect.name == "postgresql" else sqlite
+    def __init__(self, patience: Patience, spool: Spool | None = None) -> None:
+        self.patience = patience
+        self.url = patience.url
+        self.spool = spool
+        self._replayed = spool is None
+        mod = postgresql if patience.engine.dialect.name == "postgresql" else sqlite
         self._statement = mod.insert(L).on_conflict_do_nothing(index_elements=["id"])
 
-    def __call__(self, rows: Sequence[Any]) -> LogWriteReport:
-        if not rows:
-            return LogWriteReport()
-        ready = [storable(r) for r in rows]
-        delay = 0.05
-        while True:
-            report = _Report()
+    def __call__(self, rows: Sequence[LogRow]) -> LogWriteReport:
+        report = _Report()
+        if not self._replayed:  # the first write of this process writes earlier ones too
+            self._replayed = True
+            self.replay(report)
+        if rows:
+            ready = [storable(r) for r in rows]
             try:
-                self._split(ready, report)
+                self._write(ready, report)
             except Exception as exc:
-                if not is_transient(exc):
-                    raise self._translate(exc) from None
-                now = time.monotonic()
-                if self._outage_since is None:
-                    self._outage_since = now
-                left = self._outage_since + self.patience_s - now
-                if left <= 0:
-                    raise self._translate(exc) from None
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 2.0)
-                continue
-            self._outage_since = None
-            return LogWriteReport(stored_alone=tuple(report.alone), lost=tuple(report.lost))
+                raise self._not_written(ready, exc) from None
+        return LogWriteReport(stored_alone=tuple(report.alone), lost=tuple(report.lost))
 
-    def _insert(self, rows: Sequence[Any]) -> None:
-        with self.engine.begin() as conn:
+    def replay(self, report: _Report) -> None:
+        """Write the rows spooled by earlier commands (one stat when there are none); a file
+        is deleted once its rows are in, and kept when the database still does not answer."""
+        assert self.spool is not None
+        for path in self.spool.files():
+            try:
+                rows = self.spool.load(path)
+            except ValueError as exc:
+                report.lost.append(str(exc))
+                continue
+            try:
+                self._write(rows, report)
+            except Exception:  # still unwritable: kept for the next command
+                return
+            path.unlink(missing_ok=True)
+
+    def _write(self, rows: Sequence[LogRow], report: _Report) -> None:
+        def attempt(deadline: float) -> _Report:
+            tried = _Report()  # a try cut short by a lock starts its report again
+            self._split(rows, tried, deadline)
+            return tried
+
+        tried = self.patience(attempt)
+        report.alone += tried.alone
+        report.lost += tried.lost
+
+    def _insert(self, rows: Sequence[LogRow], deadline: float) -> None:
+        with self.patience.transaction(deadline) as conn:
             conn.execute(self._statement, [_values(r) for r in rows])
 
-    def _split(self, rows: Sequence[Any], report: _Report) -> None:
+    def _split(self, rows: Sequence[LogRow], report: _Report, deadline: float) -> None:
         """Insert `rows`; on a refusal, each half on its own, down to the refused row."""
         try:
-            self._insert(rows)
+            self._insert(rows, deadline)
             return
         except Exception as exc:
             if not _about_rows(exc):
                 raise
             if len(rows) > 1:
                 mid = len(rows) // 2
-                self._split(rows[:mid], report)
-                self._split(rows[mid:], report)
+                self._split(rows[:mid], report, deadline)
+                self._split(rows[mid:], report, deadline)
                 return
             refused = exc
-        self._store_alone(rows[0], refused, report)
+        self._store_alone(rows[0], refused, report, deadline)
 
-    def _store_alone(self, row: Any, refused: Exception, report: _Report) -> None:
+    def _store_alone(self, row: LogRow, refused: Exception, report: _Report,
+                     deadline: float) -> None:
         """The refused row without its values, saying why in the database's words, or, when
         the database refuses those words too (a trigger that quotes the input), in its
         error code; when it refuses even that, the row is lost, and named."""
@@ -295,7 +341,7 @@ class LogSink:
                   else driver_detail(refused))[:500]
         for why in (reason, _code(refused)):
             try:
-                self._insert([alone(row, why)])
+                self._insert([alone(row, why)], deadline)
             except Exception as exc:
                 if not _about_rows(exc):
                     raise
@@ -305,19 +351,20 @@ class LogSink:
             return
         report.lost.append(f"log row {row.id}: the database refused it ({reason})")
 
-    def _translate(self, exc: Exception) -> Exception:
-        if is_lock_timeout(exc):
-            return LockBusy(f"the database {redact(self.url)} stayed locked by another writer "
-                            f"(an `aiops apply` in progress?) for {self.patience_s:g} s")
-        if is_transient(exc):
-            return RuntimeFailure(f"the database {redact(self.url)} stayed unreachable for "
-                                  f"{self.patience_s:g} s: {driver_detail(exc)}")
+    def _not_written(self, rows: Sequence[LogRow], exc: Exception) -> Exception:
+        """The error to raise for a group the database did not take, once its rows are in the
+        spool (if there is one)."""
+        if isinstance(exc, sa_exc.DBAPIError):
+            exc = translate(exc, self.url, LOG_SOURCE)
+        if self.spool is None or not isinstance(exc, AiopsError):
+            return exc
         try:
-            with db_errors(self.url, LOG_SOURCE):
-                raise exc
-        except Exception as translated:
-            return translated
-        raise AssertionError("unreachable")  # pragma: no cover
+            self.spool.save(rows)
+        except OSError as failed:
+            return type(exc)(f"{exc}; they could not be saved to {self.spool.folder} either "
+                             f"({failed.strerror or failed})")
+        return type(exc)(f"{exc}; they were saved to {self.spool.folder}, and the next "
+                         "`aiops run` or `aiops apply` of this project writes them")
 
 
 def _about_rows(exc: Exception) -> bool:
@@ -331,3 +378,63 @@ def _code(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     state = getattr(orig, "sqlstate", None)
     return f"SQLSTATE {state}" if state else type(orig or exc).__name__
+
+
+# --- the spool ------------------------------------------------------------------------------
+
+
+class Spool:
+    """Log rows the database did not take within the patience, kept on disk until a later
+    command writes them: one file per group, `<uuid>.jsonl`, the normalised rows as JSON lines
+    (what the row holds, nothing more), written to a temporary name and renamed (a reader never
+    sees half a file), readable by the owner only. `folder` is per database
+    (`spool_folder`), so rows go back only where they were meant to go."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, rows: Sequence[LogRow]) -> Path:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{uuid.uuid4()}.jsonl"
+        tmp = self.folder / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for row in rows:
+                    out.write(fastjson.dumps(asdict(row)) + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            return tmp.replace(self.folder / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def files(self) -> list[Path]:
+        if not self.folder.is_dir():  # the common case: one stat
+            return []
+        return sorted(self.folder.glob("*.jsonl"))
+
+    def load(self, path: Path) -> list[LogRow]:
+        """The rows of one file; ValueError naming it when it does not hold log rows (it is
+        then renamed `.unreadable`, so that it is reported once)."""
+        rows = []
+        try:
+            with path.open("rb") as lines:
+                for line in lines:
+                    values = fastjson.loads(line)
+                    values["created_at"] = datetime.fromisoformat(values["created_at"])
+                    rows.append(LogRow(**values))
+        except FileNotFoundError:  # another command wrote them meanwhile
+            return []
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            with contextlib.suppress(OSError):
+                path.replace(path.with_suffix(".unreadable"))
+            raise ValueError(f"{path} does not hold log rows ({exc}); it was renamed "
+                             f"{path.with_suffix('.unreadable').name}") from None
+        return rows
+
+
+def spool_folder(pending_logs: Path, url: str) -> Path:
+    """The spool of one database under a project's `.aiops/pending-logs`: named by a hash of
+    its URL without the password."""
+    return pending_logs / hashlib.sha256(redact(url).encode()).hexdigest()[:16]
