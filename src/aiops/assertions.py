@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from aiops.errors import shown
 from aiops.jsonpath import JsonPathError, Match, Segment, find, format_path, kind_of
 from aiops.patterns import compile_linear
 from aiops.schemas import CompiledSchema
@@ -61,13 +62,7 @@ class AssertionResult:
 
 def show(value: Any) -> str:
     """A value as compact JSON text, shortened for messages."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > MAX_SHOWN:
-        text = text[: MAX_SHOWN - 1] + "…"
-    return text
+    return shown(value, MAX_SHOWN)
 
 
 def as_text(value: Any) -> str:

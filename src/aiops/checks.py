@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
-from aiops.errors import Diagnostic
+from aiops.errors import Diagnostic, shown
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
-from aiops.schemas import CompiledSchema, metaschema_errors, pattern_problems
+from aiops.schemas import DRAFT_2020_12, CompiledSchema, metaschema_errors, pattern_problems
 from aiops.spec import FunctionSpec, ProvidersFile, Semver
 from aiops.yamlsrc import Path, format_path
 
-DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+MAX_LISTED = 200  # characters of a list of enum values in a breaking-change item
 
 
 def _diag(lf: LoadedFunction, path: Path, message: str, *, fix: str = "",
@@ -76,7 +76,7 @@ def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> Compil
     declared = schema.get("$schema")
     if declared is not None and (not isinstance(declared, str)
                                  or declared.rstrip("#") != DRAFT_2020_12):
-        out.append(_diag(lf, (key, "$schema"), f"`$schema` is {declared!r}; aiops reads "
+        out.append(_diag(lf, (key, "$schema"), f"`$schema` is {shown(declared)}; aiops reads "
                          "draft 2020-12 schemas", fix=f"remove `$schema` or set it to "
                          f"{DRAFT_2020_12}", code="schema-draft"))
         return None
@@ -133,13 +133,13 @@ def _unusable_refs(node: Any, root: Any, path: Path,
             if k in ("$ref", "$dynamicRef") and isinstance(v, str):
                 at = (*path, k)
                 if not v.startswith("#"):
-                    out.append((at, f"remote `{k}` {v!r}: aiops does not fetch schemas",
+                    out.append((at, f"remote `{k}` {shown(v)}: aiops does not fetch schemas",
                                 "copy the schema under `$defs` and refer to it as `#/$defs/...`"))
                 elif (v.startswith("#/") or v == "#") and _pointer(root, v) is None:
-                    out.append((at, f"`{k}` {v!r} points to nothing in this schema",
+                    out.append((at, f"`{k}` {shown(v)} points to nothing in this schema",
                                 "point it at an existing place, e.g. `#/$defs/<name>`"))
                 elif not v.startswith("#/") and v != "#" and v[1:] not in _anchors(root):
-                    out.append((at, f"`{k}` {v!r} names no `$anchor` of this schema",
+                    out.append((at, f"`{k}` {shown(v)} names no `$anchor` of this schema",
                                 "declare the `$anchor` or use a `#/$defs/...` pointer"))
             elif isinstance(v, dict | list) and k not in ("enum", "const", "default", "examples"):
                 _unusable_refs(v, root, (*path, k), out)
@@ -572,9 +572,9 @@ def _input_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
     oe, ne = _enum(old), _enum(new)
     if ne is not None:
         if oe is None:
-            items.append(f"{where}: now restricted to {ne}")
+            items.append(f"{where}: now restricted to {shown(ne, MAX_LISTED)}")
         elif dropped := _missing(oe, ne):
-            items.append(f"{where}: enum no longer accepts {dropped}")
+            items.append(f"{where}: enum no longer accepts {shown(dropped, MAX_LISTED)}")
     oprops, nprops = _props(old), _props(new)
     for name in sorted(_required(new) - _required(old)):
         if f"{where}.{name}" in walk.filled:
@@ -614,7 +614,7 @@ def _output_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
         if ne is None:
             items.append(f"{where}: enum removed; any value may now come")
         elif added := _missing(ne, oe):
-            items.append(f"{where}: enum widened with {added}")
+            items.append(f"{where}: enum widened with {shown(added, MAX_LISTED)}")
     oprops, nprops = _props(old), _props(new)
     for name in sorted(set(oprops) - set(nprops)):
         items.append(f"{where}.{name}: output property removed")

@@ -22,8 +22,33 @@ them and nowhere else.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def shown(value: Any, max_chars: int = 80) -> str:
+    """A value as a message quotes it: compact JSON (`null`, `true`, `"text"`, `[1, 2]`), keys
+    sorted, one line, shortened to `max_chars` with `…`. Every message that names a value an
+    author or a caller wrote goes through here, so that none speaks Python (`None`, `'a'`)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):  # not a JSON value: tuples and numbers are, sets are not
+        text = json.dumps(str(value), ensure_ascii=False)
+    if not text.isprintable() or _SURROGATE.search(text):  # one line, printable as UTF-8
+        text = json.dumps(value, ensure_ascii=True, sort_keys=True, default=str)
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    return text
+
+
+def shown_all(values: Any, max_chars: int = 80) -> str:
+    """Values as a readable list: `"a"`, `"a" or "b"`, `"a", "b" or "c"`."""
+    items = [shown(v, max_chars) for v in values]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import gc
 import os
+import re
 import subprocess
 import types
 import typing
@@ -23,9 +24,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from aiops.errors import Diagnostic, UsageError
+from aiops.errors import Diagnostic, UsageError, shown
 from aiops.files import FileRefused, describe_size, read_bounded
-from aiops.spec import FunctionSpec, ProjectSettings, ProvidersFile
+from aiops.spec import SEMVER_PATTERN, FunctionSpec, ProjectSettings, ProvidersFile
 from aiops.yamlsrc import MAX_FILE_BYTES, Path, Positions, YamlProblem, format_path, parse
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -277,7 +278,8 @@ def _load_model(file: str, data: Source, model: type[ModelT],
 
 def validation_diagnostics(file: str, exc: ValidationError, value: Any, positions: Positions,
                            model: type[BaseModel]) -> list[Diagnostic]:
-    """Pydantic's errors as located, actionable diagnostics (input values never echoed)."""
+    """Pydantic's errors as located, actionable diagnostics in JSON terms, quoting the value
+    at fault (shortened; never the value of a `*_env` or `*_url` key, which may be a key)."""
     out: list[Diagnostic] = []
     seen: set[tuple[Path, str]] = set()
     errors = exc.errors(include_url=False, include_input=False)
@@ -286,11 +288,12 @@ def validation_diagnostics(file: str, exc: ValidationError, value: Any, position
         if err["type"] == "too_short" and any(
                 len(other) > len(path) and other[:len(path)] == path for other in located):
             continue  # pydantic counts only valid items: the invalid ones say enough
-        message, fix = _explain(err, path, model)
+        message, fix = _explain(err, path, model, value)
         if (path, message) in seen:  # union members repeat the same complaint
             continue
         seen.add((path, message))
-        mark = positions.find(path, prefer_key=err["type"] in ("extra_forbidden", "missing"))
+        mark = positions.find(path, prefer_key=err["type"] in ("extra_forbidden", "missing")
+                              or err["loc"][-1:] == ("[key]",))
         if err["type"] == "missing":
             mark = positions.find(path[:-1])
         out.append(Diagnostic(file=file, line=mark.line if mark else None,
@@ -309,7 +312,7 @@ def _data_path(value: Any, loc: Iterable[Any]) -> Path:
             if part in node:
                 path.append(part)
                 node = node[part]
-            elif i == len(loc) - 1:
+            elif i == len(loc) - 1 and part != "[key]":
                 path.append(part)  # a missing key
         elif isinstance(node, list) and isinstance(part, int):
             path.append(part)
@@ -317,10 +320,50 @@ def _data_path(value: Any, loc: Iterable[Any]) -> Path:
     return tuple(path)
 
 
-def _explain(err: Any, path: Path, model: type[BaseModel]) -> tuple[str, str]:
+_ABSENT = object()
+
+
+def _value_at(value: Any, path: Path) -> Any:
+    for part in path:
+        found = (isinstance(value, dict) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value))
+        if not found:
+            return _ABSENT
+        value = value[part]
+    return value
+
+
+def _quoted(text: str) -> str:
+    """Pydantic's rendering of choices (`'a', 'b' or 'c'`) with JSON strings (`"a"`)."""
+    return re.sub(r"'((?:[^'\\]|\\.)*)'", lambda m: shown(m[1]), text)
+
+
+_KINDS = {  # what a value of the wrong type is not
+    "string_type": "text", "int_type": "an integer", "int_parsing": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "dict_type": "a mapping (key: value pairs)",
+    "model_type": "a mapping (key: value pairs)",
+    "model_attributes_type": "a mapping (key: value pairs)", "list_type": "a list",
+    "tuple_type": "a list", "finite_number": "a finite number",
+    "int_from_float": "an integer (it has a fraction)",
+}
+_KIND_FIXES = {"dict_type": "write it as a YAML mapping", "model_type": "write it as a YAML mapping",
+               "model_attributes_type": "write it as a YAML mapping",
+               "list_type": "write it as a YAML list (`- item`)",
+               "tuple_type": "write it as a YAML list (`- item`)"}
+_BOUNDS = {"greater_than_equal": ("ge", "is less than the minimum of"),
+           "greater_than": ("gt", "is less than or equal to the minimum of"),
+           "less_than_equal": ("le", "is greater than the maximum of"),
+           "less_than": ("lt", "is greater than or equal to the maximum of")}
+
+
+def _explain(err: Any, path: Path, model: type[BaseModel], data: Any) -> tuple[str, str]:
     kind = err["type"]
     key = path[-1] if path else ""
     ctx = err.get("ctx") or {}
+    if err["loc"][-1:] == ("[key]",):  # a mapping's key, such as a provider's name
+        message, fix = _PATTERN_HELP["name"]
+        return f"key {shown(key)} {message}", fix
     if kind == "extra_forbidden":
         allowed = allowed_keys(model, path[:-1])
         close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
@@ -329,38 +372,66 @@ def _explain(err: Any, path: Path, model: type[BaseModel]) -> tuple[str, str]:
         return f"unknown key `{key}`", fix
     if kind == "missing":
         return f"required key `{key}` is missing", f"add `{key}:`"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}", "use one of the listed values"
-    if kind == "string_pattern_mismatch":
-        return _PATTERN_HELP.get(key, (f"does not match the pattern {ctx.get('pattern')}", ""))
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "must be a mapping (key: value pairs)", "write it as a YAML mapping"
-    if kind in ("list_type", "tuple_type"):
-        return "must be a list", "write it as a YAML list (`- item`)"
+    value = _value_at(data, path)
+    secret = isinstance(key, str) and key.endswith(("_env", "_url"))
+    it = "the value" if value is _ABSENT or secret else shown(value)
     if kind == "union_tag_invalid":
-        return (f"`type` must be one of {ctx.get('expected_tags', '')}",
+        tag = value.get("type") if isinstance(value, dict) else None
+        return (f"`type` {shown(tag)} is not one of {_quoted(ctx.get('expected_tags', ''))}",
                 "set `type` to one of them")
+    if key == "version" and (kind == "string_pattern_mismatch" or kind in _KINDS):
+        return f"{it} is not a semantic version", f"e.g. {_semver_like(value)}"
+    if kind == "literal_error":
+        return (f"{it} is not one of {_quoted(ctx.get('expected', ''))}",
+                "use one of the listed values")
+    if kind == "string_pattern_mismatch":
+        what, fix = _PATTERN_HELP.get(key, (f"does not match the pattern "
+                                            f"`{ctx.get('pattern')}`", ""))
+        return f"{it} {what}", fix
+    if kind in _KINDS:
+        return f"{it} is not {_KINDS[kind]}", _KIND_FIXES.get(kind, "")
+    if kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        limit = ctx.get(bound)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)  # `1`, not `1.0`: the bound as the author would write it
+        return f"{it} {words} {shown(limit)}", ""
     if kind == "string_too_long":
-        return (f"is longer than {ctx.get('max_length')} characters, the most the database "
-                "stores here", "shorten it")
+        size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+        return (f"{it}{size} is longer than {ctx.get('max_length')} characters, the most the "
+                "database stores here", "shorten it")
+    if kind == "string_too_short":
+        return f"{it} is empty", "write some text" if ctx.get("min_length") == 1 else ""
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)", ""
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return message[0].lower() + message[1:], ""
+    elif message.startswith("Input should be ") and it != "the value":
+        message = f"{it} should be {message[len('Input should be '):]}"
+    return _quoted(message[0].lower() + message[1:]), ""
+
+
+def _semver_like(value: Any) -> str:
+    """A semantic version close to what was written (`1.2` -> `1.2.0`), else `1.0.0`."""
+    text = str(value).strip().removeprefix("v") if isinstance(value, str | int | float) else ""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        parts = [str(int(p)) for p in text.split(".")]
+        return ".".join([*parts, "0", "0"][:3])
+    return text if re.fullmatch(SEMVER_PATTERN, text) else "1.0.0"
 
 
 _PATTERN_HELP: dict[Any, tuple[str, str]] = {
-    "name": ("must be lowercase letters, digits and dashes, starting with a letter (2-63)",
-             "e.g. `summarize-article`"),
-    "version": ("must be a semantic version", "e.g. `1.0.0`"),
+    "name": ("is not a name: lowercase letters, digits and dashes, starting with a letter "
+             "(2-63)", "e.g. `summarize-article`"),
     "api_key_env": ("must name an environment variable, not hold a key",
                     "e.g. `OPENAI_API_KEY`; the key itself goes in the environment"),
     "token_env": ("must name an environment variable, not hold a token", "e.g. `BACKEND_TOKEN`"),
     "secret_env": ("must name an environment variable, not hold a secret",
                    "e.g. `BACKEND_SECRET`"),
-    "over": ("must be a duration", "e.g. `15m`, `1h`, `1d`"),
+    "over": ("is not a duration", "e.g. `15m`, `1h`, `1d`"),
     "base_url": ("must start with http:// or https://", "e.g. `https://api.example.com/v1`"),
-    "path": ("must be a JSON path starting with `$`", "e.g. `$.items[0].name`"),
+    "path": ("is not a JSON path starting with `$`", "e.g. `$.items[0].name`"),
 }
 
 

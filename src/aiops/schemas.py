@@ -9,12 +9,13 @@ error at `validate`, at the pattern's line (`pattern_problems`).
 
 The most relevant error (`first_error`) is chosen as the `jsonschema` library's `best_match`
 chooses it: the shallowest error, with `anyOf`/`oneOf` weak, descending into their branches
-to the deepest error of the branch that matches the value's type. The pure-Python
-`jsonschema` is used only for the metaschema check of an author's schema.
+to the deepest error of the branch that matches the value's type. An author's schema
+is checked against the draft's metaschema on jsonschema-rs too (`metaschema_errors`).
 """
 
 from __future__ import annotations
 
+import difflib
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from functools import cache
 from typing import Any
 
 import jsonschema_rs
+
+from aiops.errors import shown, shown_all
 
 Path = tuple[str | int, ...]
 
@@ -63,7 +66,7 @@ class CompiledSchema:
         """Every error, sorted by path; [] when valid."""
         if self._validator.is_valid(value):
             return []
-        found = [SchemaError(tuple(e.instance_path), e.message)
+        found = [SchemaError(tuple(e.instance_path), json_message(e))
                  for e in self._validator.iter_errors(value)]
         return sorted(found, key=lambda e: list(map(str, e.path)))
 
@@ -72,7 +75,30 @@ class CompiledSchema:
         if self._validator.is_valid(value):
             return None
         best = _best_match(self.schema, list(self._validator.iter_errors(value)))
-        return SchemaError(tuple(best.instance_path), best.message)
+        return SchemaError(tuple(best.instance_path), json_message(best))
+
+
+def json_message(error: Any) -> str:
+    """jsonschema-rs's message with the words it borrows from Python made JSON: the names in
+    `('a', 'b' were unexpected)`, `'anyOf'`, `None of [1]`, `False schema`."""
+    message = str(error.message)
+    kind = error.kind.name
+    if kind in ("anyOf", "oneOf"):
+        return message.replace(f"in the '{kind}' keyword", f"in `{kind}`")
+    if kind == "contains" and message.startswith("None of "):
+        return f"no item of {shown(error.instance)} is valid under the `contains` schema"
+    if kind == "falseSchema":
+        where = list(error.schema_path)[-1:]
+        if where in (["additionalProperties"], ["unevaluatedProperties"]):
+            return (f"Additional properties are not allowed (one with the value "
+                    f"{shown(error.instance)} was unexpected)")
+        return f"{shown(error.instance)} is not allowed here (the schema is `false`)"
+    if kind in ("additionalProperties", "unevaluatedProperties"):
+        names = list(error.kind.unexpected)
+        verb = "was" if len(names) == 1 else "were"
+        return (f"{kind[0].upper()}{kind[1:-10]} properties are not allowed "
+                f"({', '.join(shown(n) for n in names)} {verb} unexpected)")
+    return message
 
 
 def _best_match(schema: Any, errors: list[Any]) -> Any:
@@ -179,22 +205,39 @@ def pattern_problems(schema: Any) -> list[tuple[Path, str]]:
 # --- the metaschema ------------------------------------------------------------------------
 
 
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+_TYPE_NAMES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
 @cache
 def _meta_validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    # jsonschema-rs carries the draft's metaschema: nothing is fetched.
+    return jsonschema_rs.Draft202012Validator({"$ref": DRAFT_2020_12}, offline=True)
 
 
 def metaschema_errors(schema: Any) -> list[SchemaError]:
-    """Every draft 2020-12 metaschema violation of `schema`, with its path inside it."""
+    """Every draft 2020-12 metaschema violation of `schema`, with its path inside it, in JSON
+    terms (`"strin" is not a type ...`, `5 is not of type "string"`)."""
     if jsonschema_rs.meta.is_valid(schema):
         return []
-    found = sorted(_meta_validator().iter_errors(schema), key=lambda e: list(map(str, e.path)))
-    if found:
-        return [SchemaError(tuple(e.absolute_path), e.message) for e in found]
-    try:
-        jsonschema_rs.meta.validate(schema)
-    except jsonschema_rs.ValidationError as exc:
-        return [SchemaError(tuple(exc.instance_path), exc.message)]
-    return []
+    found: dict[tuple[Path, str], None] = {}
+    for error in _meta_validator().iter_errors(schema):
+        path = tuple(error.instance_path)
+        found[path, _meta_message(path, error)] = None
+    return [SchemaError(path, message) for path, message in
+            sorted(found, key=lambda pm: (list(map(str, pm[0])), pm[1]))]
+
+
+def _meta_message(path: Path, error: Any) -> str:
+    """The metaschema's complaint in the words of a schema's author."""
+    value = error.instance
+    if path and path[-1] == "type" and error.kind.name == "anyOf":
+        close = difflib.get_close_matches(value, _TYPE_NAMES, n=1) if isinstance(
+            value, str) else []
+        hint = f" (did you mean {shown(close[0])}?)" if close else ""
+        return (f"{shown(value)} is not a type{hint}: use one of {shown_all(_TYPE_NAMES)}, "
+                "or a list of distinct ones")
+    if error.kind.name == "type" and sorted(getattr(error.kind, "types", ())) == [
+            "boolean", "object"]:
+        return f"{shown(value)} is not a schema: a schema is a mapping, true or false"
+    return str(error.message)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from aiops.errors import shown
 from aiops.patterns import linear_error
 
 API_VERSION = "aiops/v1"
@@ -62,7 +63,7 @@ class Semver:
     def __init__(self, text: str) -> None:
         m = _SEMVER.match(text)
         if not m:
-            raise ValueError(f"{text!r} is not a semantic version like 1.2.0")
+            raise ValueError(f"{shown(text)} is not a semantic version like 1.2.0")
         self.text = text
         self.major, self.minor, self.patch = int(m[1]), int(m[2]), int(m[3])
         self.pre: tuple[tuple[int, int | str], ...] = tuple(
@@ -193,7 +194,8 @@ class FilterRule(Model):
         if value == "pii_redact":
             return {"pii_redact": True}
         if isinstance(value, str):
-            raise ValueError(f"unknown filter `{value}`; a filter is `pii_redact` or `{{deny: REGEX}}`")
+            raise ValueError(f"unknown filter {shown(value)}; a filter is `pii_redact` or "
+                             "`{deny: REGEX}`")
         return value
 
     @model_validator(mode="after")
@@ -221,7 +223,7 @@ class Alert(Model):
     def _window(cls, over: str) -> str:
         amount = int(over[:-1]) if len(over) <= 12 else MAX_ALERT_WINDOW_S + 1
         if amount * _SECONDS[over[-1]] > MAX_ALERT_WINDOW_S:
-            raise ValueError(f"window `{over}` is longer than a year (366d)")
+            raise ValueError(f"window {shown(over)} is longer than a year (366d)")
         return over
 
 

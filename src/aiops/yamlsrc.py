@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from aiops.errors import shown
 from aiops.files import describe_size
 from aiops.spec import INT64
 
@@ -74,6 +75,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"  # kept as text: JSON has no dates
+_JSON_KIND = {int: "a number", float: "a number", bool: "true or false", type(None): "null"}
 
 
 class Mark(NamedTuple):  # a tuple: a file has one per node, and tuples are cheap to make
@@ -448,8 +450,8 @@ class _Builder:
                 raise self._fail(key_node, f"key cannot be read: {exc}", "quote it",
                                  path) from None
             if not isinstance(key, str):
-                raise self._fail(key_node, f"key {key_node.value!r} is read as "
-                                 f"{type(key).__name__}, not text",
+                raise self._fail(key_node, f"key {shown(key_node.value)} is read as "
+                                 f"{_JSON_KIND.get(type(key), 'a value')}, not text",
                                  f'quote it: "{key_node.value}"', path)
             child = (*path, key)
             self.chars += len(key)

@@ -83,8 +83,8 @@ def test_base_revision_rules(project: Path) -> None:
     result = aiops("validate", "--base", "main", cwd=project)
     assert result.returncode == 1
     assert "breaking change without a major version bump (2.1.0 -> 2.2.0)" in result.stdout
-    assert "input.customer_tier: enum no longer accepts ['free']" in result.stdout
-    assert "output.queue: enum widened with ['sales']" in result.stdout
+    assert "input.customer_tier: enum no longer accepts [\"free\"]" in result.stdout
+    assert "output.queue: enum widened with [\"sales\"]" in result.stdout
     assert "set `version: 3.0.0`" in result.stdout
     _edit(fn, "version: 2.2.0", "version: 3.0.0")
     assert aiops("validate", "--base", "main", cwd=project).returncode == 0

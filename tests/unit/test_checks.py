@@ -194,7 +194,7 @@ OBJ = {"type": "object", "properties": {"a": {"type": "string", "enum": ["x", "y
         (lambda s: s["properties"]["n"].update(type="integer"),
          ["input.n: type narrowed from integer|null to integer"]),
         (lambda s: s["properties"]["a"].update(enum=["x"]),
-         ["input.a: enum no longer accepts ['y']"]),
+         ['input.a: enum no longer accepts ["y"]']),
         (lambda s: s["properties"]["a"].update(enum=["x", "y", "z"]), []),
         (lambda s: s["properties"]["n"].update(type=["number", "null"]), []),
         (lambda s: s.update(additionalProperties=True), []),
@@ -212,7 +212,7 @@ def test_input_breaking_rules(change, expected) -> None:  # type: ignore[no-unty
         (lambda s: s["properties"].pop("n"), ["output.n: output property removed"]),
         (lambda s: s.update(required=[]), ["output.a: no longer required"]),
         (lambda s: s["properties"]["a"].update(enum=["x", "y", "z"]),
-         ["output.a: enum widened with ['z']"]),
+         ['output.a: enum widened with ["z"]']),
         (lambda s: s["properties"]["a"].pop("enum"),
          ["output.a: enum removed; any value may now come"]),
         (lambda s: s["properties"]["n"].update(type="integer"), []),  # narrower output is fine

@@ -53,7 +53,7 @@ def test_all_errors_of_all_files_in_one_run() -> None:
     assert ("functions/two/function.yaml", "status") in got
     assert ("functions/two/function.yaml", "prompt[0].role") in got
     status = next(d for d in project.diagnostics if d.path == "status")
-    assert "'draft', 'active' or 'deprecated'" in status.message
+    assert status.message == '"archived" is not one of "draft", "active" or "deprecated"'
 
 
 def test_directory_name_must_equal_name() -> None:
@@ -90,7 +90,7 @@ def test_http_provider_needs_base_url_and_auth_type_is_checked() -> None:
     project = load_sources({"providers.yaml": dump(providers)})
     messages = {d.path: d.message for d in project.diagnostics}
     assert "needs `base_url`" in messages["providers.a"]
-    assert "`type` must be one of 'bearer', 'hmac'" in messages["providers.bb.auth"]
+    assert '`type` "basic" is not one of "bearer", "hmac"' in messages["providers.bb.auth"]
 
 
 def test_filters_and_assertions_read_well() -> None:
@@ -99,7 +99,7 @@ def test_filters_and_assertions_read_well() -> None:
     project = load_sources(make_files(data))
     messages = {d.path: (d.message, d.fix) for d in project.diagnostics}
     assert messages["filters.output[1].dny"] == ("unknown key `dny`", "did you mean `deny`?")
-    assert "unknown filter `shout`" in messages["filters.output[2]"][0]
+    assert 'unknown filter "shout"' in messages["filters.output[2]"][0]
     assert "exactly one of" in messages["tests[0].expect[0]"][0]
 
 

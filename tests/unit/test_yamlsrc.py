@@ -39,7 +39,7 @@ def test_format_path() -> None:
         (b"a:\n  b: .nan\n", "not a finite number", 2),
         (b"a: [1, 2\n", "invalid YAML", 2),
         (b"a: !!python/object:os.system ls\n", "is not allowed", 1),
-        (b"1: x\n", "key '1' is read as int", 1),
+        (b"1: x\n", 'key "1" is read as a number', 1),
         (b"a: &x [*x]\n", "refers to itself", 1),
         (b"a: 1\n!!python/name:os.system x: 1\n", "is not allowed", 2),
         (b"!foo x: 1\n", "is not allowed", 1),
