@@ -20,7 +20,13 @@ from urllib.parse import unquote
 from aiops.errors import Diagnostic, shown
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
-from aiops.schemas import DRAFT_2020_12, CompiledSchema, metaschema_errors, pattern_problems
+from aiops.schemas import (
+    DRAFT_2020_12,
+    CompiledSchema,
+    metaschema_errors,
+    pattern_problems,
+    value_problems,
+)
 from aiops.spec import FunctionSpec, ProvidersFile, Semver
 from aiops.yamlsrc import Path, format_path
 
@@ -99,6 +105,13 @@ def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> Compil
                          code="schema-pattern"))
     if bad_patterns:
         return None
+    bad_values = value_problems(schema)
+    for problem in bad_values:
+        out.append(_diag(lf, (key, *problem.path), problem.message, fix=_VALUE_FIXES[
+            problem.keyword if (key, problem.keyword) != ("input_schema", "default")
+            else "input default"], code=f"schema-{problem.keyword}"))
+    if any(p.keyword == "default" for p in bad_values):
+        return None  # test inputs would report the default the runner fills in, not theirs
     try:  # what the runner will do with it (a remote `$ref` would be fetched: refused above)
         return CompiledSchema(schema)
     except ValueError as exc:
@@ -107,6 +120,15 @@ def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> Compil
                          "https://json-schema.org/understanding-json-schema/",
                          code="schema-invalid"))
         return None
+
+
+_VALUE_FIXES = {
+    "input default": "change it to a value the schema accepts, or remove it: the runner fills "
+                     "it in for every call that omits this input, and would refuse each one",
+    "default": "change it to a value the schema accepts, or remove it",
+    "enum": "remove the value, or change the rest of the schema to accept it",
+    "const": "change the value, or the rest of the schema to accept it",
+}
 
 
 def _anchors(node: Any) -> set[str]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import difflib
 import heapq
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema_rs
 
@@ -31,10 +31,10 @@ Path = tuple[str | int, ...]
 _LINEAR = jsonschema_rs.RegexOptions()
 _WEAK = frozenset({"anyOf", "oneOf"})
 # Keywords whose value holds subschemas: as one schema, a list, or a map of them.
-_ONE = ("additionalProperties", "items", "contains", "not", "if", "then", "else",
-        "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
-_MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
-_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_ONE = frozenset({"additionalProperties", "items", "contains", "not", "if", "then", "else",
+                  "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema"})
+_MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 _JSON_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str,
                                  "null": type(None), "boolean": bool}
 
@@ -150,24 +150,25 @@ def _is_type(value: Any, name: str) -> bool:
 # --- patterns ----------------------------------------------------------------------------
 
 
-def _subschemas(schema: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+def _subschemas(schema: Any, path: Path = (),
+                out: list[tuple[Path, dict[str, Any]]] | None = None
+                ) -> list[tuple[Path, dict[str, Any]]]:
     """Every (sub)schema that is an object, with its path, in keyword positions only (a
-    `default` or an `enum` value that looks like a schema is not one)."""
+    `default` or an `enum` value that looks like a schema is not one), in document order."""
+    out = [] if out is None else out
     if not isinstance(schema, dict):
-        return
-    yield path, schema
-    for key in _ONE:
-        yield from _subschemas(schema.get(key), (*path, key))
-    for key in _MANY:
-        items = schema.get(key)
-        if isinstance(items, list):
-            for i, sub in enumerate(items):
-                yield from _subschemas(sub, (*path, key, i))
-    for key in _MAP:
-        items = schema.get(key)
-        if isinstance(items, dict):
-            for name, sub in items.items():
-                yield from _subschemas(sub, (*path, key, name))
+        return out
+    out.append((path, schema))
+    for key, sub in schema.items():  # a schema has a few keys: cheaper than asking for each
+        if key in _ONE:
+            _subschemas(sub, (*path, key), out)
+        elif key in _MANY and isinstance(sub, list):
+            for i, item in enumerate(sub):
+                _subschemas(item, (*path, key, i), out)
+        elif key in _MAP and isinstance(sub, dict):
+            for name, item in sub.items():
+                _subschemas(item, (*path, key, name), out)
+    return out
 
 
 @cache
@@ -191,7 +192,7 @@ def pattern_problems(schema: Any) -> list[tuple[Path, str]]:
     """(path in the schema, why) of every `pattern` and `patternProperties` key that the
     linear-time engine cannot run."""
     found: list[tuple[Path, str]] = []
-    for path, node in _subschemas(schema, ()):
+    for path, node in _subschemas(schema):
         pattern = node.get("pattern")
         if isinstance(pattern, str) and (why := _pattern_problem(pattern)):
             found.append(((*path, "pattern"), why))
@@ -200,6 +201,142 @@ def pattern_problems(schema: Any) -> list[tuple[Path, str]]:
             if why := _pattern_problem(key):
                 found.append(((*path, "patternProperties", key), why))
     return found
+
+
+# --- values that can never pass ------------------------------------------------------------
+
+_ROOT_URI = "urn:aiops:schema"  # where the schema under check is registered: nothing is fetched
+_VALUE_KEYWORDS = ("enum", "const", "default", "examples")  # values, not schemas
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default",
+                          "deprecated", "readOnly", "writeOnly", "$anchor", "$id"})
+
+
+@dataclass(frozen=True)
+class ValueProblem:
+    path: Path  # in the schema: where the `default`, the `enum` (or one of its values) is
+    keyword: str  # default | enum | const
+    message: str
+
+
+def value_problems(schema: Any) -> list[ValueProblem]:
+    """Each `default` that its own subschema refuses (the runner fills it in, and every call
+    that omits the input would then be refused), and each `enum` or `const` value that the
+    rest of its subschema refuses (no input can ever carry it; when no value of an `enum`
+    passes, nothing at all can pass there). Every subschema is walked: `properties`,
+    `items`, `$defs`, `anyOf`, ...; a local `$ref` is followed as the runner follows it."""
+    judge = _Judge(schema)
+    found: list[ValueProblem] = []
+    for path, node in _subschemas(schema):
+        if "default" in node:
+            at_node = {"$ref": _ROOT_URI + "#" + "".join(f"/{_escape(p)}" for p in path)}
+            why = judge.refusal(node, node["default"], at_node)
+            if why:
+                found.append(ValueProblem((*path, "default"), "default",
+                                          f"default {shown(node['default'])} does not pass "
+                                          f"its own schema: {why}"))
+        if "const" in node:
+            why = judge.refusal(_rest(node, "const"), node["const"])
+            if why:
+                found.append(ValueProblem((*path, "const"), "const",
+                                          f"const {shown(node['const'])} can never pass the "
+                                          f"rest of its schema ({why}): no value can pass here"))
+        if isinstance(node.get("enum"), list) and node["enum"]:
+            found += _enum_problems(path, node, judge)
+    return found
+
+
+def _enum_problems(path: Path, node: dict[str, Any], judge: _Judge) -> list[ValueProblem]:
+    rest = _rest(node, "enum")
+    refused = [(i, v, why) for i, v in enumerate(node["enum"])
+               if (why := judge.refusal(rest, v))]
+    if len(refused) == len(node["enum"]) and len(refused) > 1:
+        first = refused[0][2]
+        return [ValueProblem((*path, "enum"), "enum",
+                             f"none of the {len(refused)} enum values passes the rest of its "
+                             f"schema (first: {first}): no value can pass here")]
+    return [ValueProblem((*path, "enum", i), "enum",
+                         f"enum value {shown(v)} can never pass the rest of its schema "
+                         f"({why})" + (": no value can pass here" if len(node["enum"]) == 1
+                                       else ""))
+            for i, v, why in refused]
+
+
+def _escape(part: str | int) -> str:
+    return quote(str(part).replace("~", "~0").replace("/", "~1"), safe="")
+
+
+def _rest(node: dict[str, Any], keyword: str) -> dict[str, Any] | None:
+    """`node` without `keyword`; None when what is left validates nothing."""
+    rest = {k: v for k, v in node.items() if k != keyword}
+    return rest if set(rest) - _ANNOTATIONS else None
+
+
+def _rebased(node: Any) -> Any:
+    """`node` with its local references pointing into the schema registered as _ROOT_URI."""
+    if isinstance(node, list):
+        return [_rebased(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if k in ("$ref", "$dynamicRef") and isinstance(v, str) and v.startswith("#"):
+            out[k] = _ROOT_URI + v
+        else:
+            out[k] = v if k in _VALUE_KEYWORDS else _rebased(v)
+    return out
+
+
+_SIMPLE = frozenset({"type", "enum", "const"}) | _ANNOTATIONS
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Judge:
+    """Whether subschemas of one schema accept values. The schema is registered (for the
+    validators of subschemas that refer into it) only when a simple test cannot say yes."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self._registry: Any = None
+
+    def refusal(self, node: dict[str, Any] | None, value: Any,
+                compiled_as: dict[str, Any] | None = None) -> str | None:
+        """Why `node` refuses `value` (its most relevant error), or None when it accepts it or
+        cannot be compiled (the other checks report that). `compiled_as`: a schema to compile
+        in its place (a `$ref` to where it sits)."""
+        if node is None or _plainly_accepts(node, value):
+            return None
+        schema = compiled_as or _rebased(node)
+        try:
+            if self._registry is None:
+                self._registry = jsonschema_rs.Registry([(_ROOT_URI, self.schema)])
+            validator = jsonschema_rs.Draft202012Validator(
+                schema, registry=self._registry, pattern_options=_LINEAR, offline=True)
+            if validator.is_valid(value):
+                return None
+            error = _best_match(schema, list(validator.iter_errors(value)))
+        except (ValueError, jsonschema_rs.ReferencingError):
+            return None
+        why = SchemaError(tuple(error.instance_path), json_message(error)).render()
+        return why.removeprefix("$: ")
+
+
+def _plainly_accepts(node: dict[str, Any], value: Any) -> bool:
+    """A quick yes for a scalar against a schema of `type`, `enum` and `const` alone (most
+    defaults and enums); False: ask the validator."""
+    if not isinstance(value, _SCALARS) or not node.keys() <= _SIMPLE:
+        return False
+    kind = node.get("type")
+    kinds = [kind] if isinstance(kind, str) else kind
+    if kinds is not None and not (isinstance(kinds, list) and any(
+            isinstance(k, str) and _is_type(value, k) for k in kinds)):
+        return False
+    groups = [[node["const"]]] if "const" in node else []
+    if "enum" in node:
+        if not isinstance(node["enum"], list):
+            return False
+        groups.append(node["enum"])
+    # The same Python type and equal: `true` is not `1` in JSON Schema, though it is in Python.
+    return all(any(type(c) is type(value) and c == value for c in group) for group in groups)
 
 
 # --- the metaschema ------------------------------------------------------------------------
