@@ -13,13 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    Strict,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticKnownError
 
 from aiops.errors import shown
 from aiops.patterns import linear_error
@@ -52,6 +55,36 @@ MAX_ALERT_WINDOW_S = 366 * 86400
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _no_text_or_boolean(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+# Scalars as JSON Schema reads them, so that what the published schema (and so an editor)
+# accepts is what aiops accepts: lax pydantic would read "3" or true as a number and "yes" as
+# true. An integral float (3.0) is an integer, as in JSON Schema.
+_JSON_INT = BeforeValidator(_no_text_or_boolean)
+Int = Annotated[int, _JSON_INT]
+# An optional integer keeps its bounds inside (in Field on the field, pydantic would publish
+# `ge`/`le`, which JSON Schema does not know, instead of `minimum`/`maximum`).
+Count = Annotated[int, Field(ge=1, le=INT32_MAX), _JSON_INT]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+def _at_most(n: int) -> str:
+    """A regex of the integers 1..n, written without leading zeros."""
+    digits = str(n)
+    parts = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for i, d in enumerate(digits):  # n's first i digits, then a lower one, then any
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            lower = f"[{low}-{int(d) - 1}]" if int(d) - 1 > low else str(low)
+            parts.append(digits[:i] + lower + "[0-9]" * (len(digits) - i - 1))
+    return "(?:" + "|".join([*parts, digits]) + ")"
 
 
 @total_ordering
@@ -97,47 +130,73 @@ class Semver:
 
 
 class Message(Model):
-    role: Literal["system", "user", "assistant"]
-    content: str = Field(min_length=1)
+    """One chat message of the prompt."""
+
+    role: Literal["system", "user", "assistant"] = Field(
+        description="Who speaks: system, user or assistant.")
+    content: str = Field(min_length=1, description=(
+        "A Jinja2 template over the inputs (`{{ text }}`), rendered in a sandbox; a variable "
+        "that is not an input of input_schema is an error."))
 
 
 class Configuration(Model):
     """Provider settings shared by the chat-completions APIs; unknown settings are errors."""
 
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    top_p: float | None = Field(None, ge=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    temperature: Float | None = Field(None, ge=0, le=2, description="Sampling temperature, 0 to 2.")
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000), _JSON_INT] | None = Field(
+        None, description="Output token limit; also what `tpm` and budgets reserve before a call.")
+    top_p: Float | None = Field(None, ge=0, le=1, description="Nucleus sampling, 0 to 1.")
+    stop: str | list[str] | None = Field(None, description="A stop sequence, or a list of them.")
+    seed: Annotated[int, Field(ge=INT64[0], le=INT64[1]), _JSON_INT] | None = Field(
+        None, description="Best-effort determinism, where the model supports it.")
+    presence_penalty: Float | None = Field(None, ge=-2, le=2, description="-2 to 2.")
+    frequency_penalty: Float | None = Field(None, ge=-2, le=2, description="-2 to 2.")
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None, description="For reasoning models: low, medium or high.")
 
 
 class Fallback(Model):
-    provider: str = Field(max_length=PROVIDER_CHARS)
-    model: str = Field(min_length=1, max_length=MODEL_CHARS)
-    configuration: Configuration | None = None  # None: the function's configuration
+    """A provider and model tried when the ones before failed after their retries."""
+
+    provider: str = Field(max_length=PROVIDER_CHARS, description="A key of providers.yaml.")
+    model: str = Field(min_length=1, max_length=MODEL_CHARS,
+                       description="The provider's model id.")
+    configuration: Configuration | None = Field(  # None: the function's configuration
+        None, description="Provider settings for this fallback; the function's when absent.")
 
 
 class Retry(Model):
-    max_attempts: int = Field(3, ge=1, le=10)
-    backoff_s: float = Field(0.5, ge=0, le=60)
-    max_backoff_s: float = Field(8.0, ge=0, le=600)
-    repair_attempts: int = Field(1, ge=0, le=5)
+    """Retries of transient errors and repairs of invalid output."""
+
+    max_attempts: Int = Field(3, ge=1, le=10, description=(
+        "Calls per provider for transient errors (429, 5xx, timeouts, connection)."))
+    backoff_s: Float = Field(0.5, ge=0, le=60, description=(
+        "First backoff in seconds; doubles each attempt, with jitter; Retry-After wins."))
+    max_backoff_s: Float = Field(8.0, ge=0, le=600, description="Backoff cap in seconds.")
+    repair_attempts: Int = Field(1, ge=0, le=5, description=(
+        "Re-asks with the validation error when the output does not validate."))
 
 
 class Limits(Model):
-    rpm: int | None = Field(None, ge=1, le=INT32_MAX)
-    tpm: int | None = Field(None, ge=1, le=INT32_MAX)
-    max_concurrency: int | None = Field(None, ge=1, le=INT32_MAX)
-    max_input_bytes: int = Field(65536, ge=1, le=MAX_INPUT_BYTES_CEILING)
-    daily_budget_usd: float | None = Field(None, ge=0, le=MAX_BUDGET_USD)
-    daily_calls: int | None = Field(None, ge=0, le=INT32_MAX)
-    on_limit: Literal["wait", "fail"] = "wait"
+    """Operational limits of the function: changed in place, no version bump."""
+
+    rpm: Count | None = Field(None, description="Requests per minute for this function.")
+    tpm: Count | None = Field(None, description="Tokens per minute for this function.")
+    max_concurrency: Count | None = Field(None, description="Concurrent calls of this function.")
+    max_input_bytes: Int = Field(65536, ge=1, le=MAX_INPUT_BYTES_CEILING, description=(
+        "Bound on an input's size as compact UTF-8 JSON (at most 10 MiB)."))
+    daily_budget_usd: Float | None = Field(None, ge=0, le=MAX_BUDGET_USD, description=(
+        "Daily spend in USD (UTC day, all processes); each call's estimate is reserved first."))
+    daily_calls: Annotated[int, Field(ge=0, le=INT32_MAX), _JSON_INT] | None = Field(
+        None, description="Daily quota of executions that reach a provider.")
+    on_limit: Literal["wait", "fail"] = Field("wait", description=(
+        "wait for a rate-limit slot, or fail at once."))
     # None: `prompt_bytes` derives it. Left out of the dump while unset, so that adding the
     # key changed no existing function's metadata hash (and planned no update of every one).
-    max_prompt_bytes: int | None = Field(None, ge=1024, le=MAX_PROMPT_BYTES_CEILING)
+    max_prompt_bytes: Annotated[int, Field(ge=1024, le=MAX_PROMPT_BYTES_CEILING),
+                                _JSON_INT] | None = Field(None, description=(
+        "Bound on the rendered prompt, all messages, in UTF-8 bytes (1024 to 64 MiB, at least "
+        "max_input_bytes); default 1 MiB or twice max_input_bytes."))
 
     @model_validator(mode="after")
     def _prompt_holds_an_input(self) -> Limits:
@@ -165,26 +224,34 @@ class Limits(Model):
 
 
 class Access(Model):
-    invoke: tuple[str, ...] = ("everyone",)
-    view: tuple[str, ...] = ("everyone",)
+    """Who may run and read the function through the API."""
+
+    invoke: tuple[str, ...] = Field(("everyone",), description=(
+        "Roles or user names allowed to run it; `everyone` by default."))
+    view: tuple[str, ...] = Field(("everyone",), description=(
+        "Roles or user names allowed to read it; `everyone` by default."))
 
 
 class FilterRule(Model):
     """A content filter: `pii_redact` (e-mail, phone and card numbers) or `{deny: REGEX}`."""
 
-    pii_redact: bool | None = None
+    pii_redact: Bool | None = None
     deny: str | None = None
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # `deny` is RE2 syntax, not ECMA-262: no `format: regex` (editors would refuse `(?i)`).
         return {
             "description": cls.__doc__,
             "oneOf": [
                 {"const": "pii_redact"},
                 {"type": "object", "required": ["pii_redact"], "additionalProperties": False,
-                 "properties": {"pii_redact": {"type": "boolean"}}},
+                 "properties": {"pii_redact": {"type": "boolean", "description": (
+                     "Redact e-mail addresses, phone and card numbers.")}}},
                 {"type": "object", "required": ["deny"], "additionalProperties": False,
-                 "properties": {"deny": {"type": "string", "format": "regex"}}},
+                 "properties": {"deny": {"type": "string", "description": (
+                     "A regular expression in RE2 syntax (`(?i)`, `\\d`, `\\pL`; no "
+                     "lookarounds or backreferences): an output that matches it is refused.")}}},
             ],
         }
 
@@ -208,15 +275,27 @@ class FilterRule(Model):
 
 
 class Filters(Model):
-    input: tuple[FilterRule, ...] = ()
-    output: tuple[FilterRule, ...] = ()
+    """Content filters of inputs and outputs."""
+
+    input: tuple[FilterRule, ...] = Field((), description="Filters applied to each input.")
+    output: tuple[FilterRule, ...] = Field((), description="Filters applied to each output.")
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# What `Alert._window` accepts, as one regex for the published schema: 1 to a year in s, m, h, d.
+_WINDOW_PATTERN = "^(?:" + "|".join(f"{_at_most(MAX_ALERT_WINDOW_S // seconds)}{unit}"
+                                    for unit, seconds in _SECONDS.items()) + ")$"
 
 
 class Alert(Model):
+    """An alert rule: fires when `metric` over the window `over` is above `above`."""
+
     metric: Literal["error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
-                    "cost_usd", "calls", "quota_usage"]
-    over: str = Field(pattern=DURATION_PATTERN, description="window, e.g. 15m, 1h, 1d")
-    above: float
+                    "cost_usd", "calls", "quota_usage"] = Field(description="What is watched.")
+    over: str = Field(pattern=DURATION_PATTERN, description=(
+        "The window, at most a year: e.g. 15m, 1h, 1d (366d at most)."),
+        json_schema_extra={"pattern": _WINDOW_PATTERN})
+    above: Float = Field(description="The threshold.")
 
     @field_validator("over")
     @classmethod
@@ -227,12 +306,12 @@ class Alert(Model):
         return over
 
 
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 class Bounds(Model):
-    min: float | None = None
-    max: float | None = None
+    """Inclusive bounds; either may be left out."""
+
+    min: Float | None = Field(None, description="The smallest allowed, inclusive.")
+    max: Float | None = Field(None, description="The largest allowed, inclusive.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Bounds:
@@ -250,16 +329,27 @@ PATH_ASSERTIONS = {"equals", "contains", "matches", "length", "range"}
 class Assertion(Model):
     """One `expect` item: exactly one assertion key, plus `path` where it applies."""
 
-    path: str | None = Field(None, pattern=r"^\$")
-    schema_valid: bool | None = None
-    equals: Any = None
-    contains: Any = None
-    matches: str | None = None
-    length: Bounds | None = None
-    range: Bounds | None = None
-    max_latency_ms: float | None = Field(None, gt=0)
-    max_cost_usd: float | None = Field(None, ge=0)
-    not_: Assertion | None = Field(None, alias="not")
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": [k]} for k in ASSERTION_KEYS],
+        "if": {"required": ["path"], "properties": {"path": {"type": "string"}}},
+        "then": {"anyOf": [{"required": [k]} for k in sorted(PATH_ASSERTIONS)]},
+    })
+
+    path: str | None = Field(None, pattern=r"^\$", description=(
+        "A JSON path into the output ($.items[0].name); with equals, contains, matches, "
+        "length or range."))
+    schema_valid: Bool | None = Field(None, description=(
+        "The output validates against output_schema."))
+    equals: Any = Field(None, description=(
+        "The output (or the value at path) equals this JSON value."))
+    contains: Any = Field(None, description=(
+        "An array holds this element, an object these keys and values, text this text."))
+    matches: str | None = Field(None, description="An RE2 regular expression searched in the text.")
+    length: Bounds | None = Field(None, description="Length of a string, array or object.")
+    range: Bounds | None = Field(None, description="A number within these bounds.")
+    max_latency_ms: Float | None = Field(None, gt=0, description="Latency of the run, at most.")
+    max_cost_usd: Float | None = Field(None, ge=0, description="Cost of the run, at most.")
+    not_: Assertion | None = Field(None, alias="not", description="Holds when this one does not.")
 
     @model_validator(mode="after")
     def _one_key(self) -> Assertion:
@@ -284,35 +374,58 @@ class Assertion(Model):
 class TestCase(Model):
     __test__ = False  # not a pytest class
 
-    name: str = Field(pattern=NAME_PATTERN.replace("{1,62}", "{0,62}"))
-    description: str = ""
-    input: dict[str, Any]
-    expect: tuple[Assertion, ...] = ()
+    name: str = Field(pattern=NAME_PATTERN.replace("{1,62}", "{0,62}"),
+                      description="Unique in the function: lowercase letters, digits, dashes.")
+    description: str = Field("", description="What the case checks, for people.")
+    input: dict[str, Any] = Field(description="The input, validated against input_schema.")
+    expect: tuple[Assertion, ...] = Field((), description="Assertions over the output.")
 
 
 class FunctionSpec(Model):
     """One AI function: `functions/<name>/function.yaml`."""
 
-    api_version: Literal["aiops/v1"] = Field(alias="apiVersion")
-    name: str = Field(pattern=NAME_PATTERN)
-    version: str = Field(pattern=SEMVER_PATTERN, max_length=VERSION_CHARS)
-    description: str = ""
-    status: Literal["draft", "active", "deprecated"] = "active"
-    provider: str = Field(max_length=PROVIDER_CHARS)
-    model: str = Field(min_length=1, max_length=MODEL_CHARS)
-    configuration: Configuration = Configuration()
-    prompt: tuple[Message, ...] = Field(min_length=1)
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "string"})
-    fallbacks: tuple[Fallback, ...] = ()
-    retry: Retry = Retry()
-    limits: Limits = Limits()
-    access: Access = Access()
-    filters: Filters = Filters()
-    alerts: tuple[Alert, ...] = ()
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    test_providers: tuple[str, ...] | None = None
-    tests: tuple[TestCase, ...] = ()
+    api_version: Literal["aiops/v1"] = Field(alias="apiVersion",
+                                             description="The format's version: aiops/v1.")
+    name: str = Field(pattern=NAME_PATTERN, description=(
+        "Lowercase letters, digits and dashes, starting with a letter (2-63); equals the "
+        "directory's name."))
+    version: str = Field(pattern=SEMVER_PATTERN, max_length=VERSION_CHARS, description=(
+        "Semantic version (1.2.0, 2.0.0-rc.1): a behaviour change bumps it, a change that "
+        "breaks callers bumps the major."))
+    description: str = Field("", description="One line for people.")
+    status: Literal["draft", "active", "deprecated"] = Field("active", description=(
+        "draft, active or deprecated: all three run (deprecated warns); archived is set by "
+        "`aiops apply --prune` only."))
+    provider: str = Field(max_length=PROVIDER_CHARS,
+                          description="The primary provider: a key of providers.yaml.")
+    model: str = Field(min_length=1, max_length=MODEL_CHARS,
+                       description="The provider's model id.")
+    configuration: Configuration = Field(Configuration(), description=(
+        "Provider settings: temperature, max_tokens, top_p, stop, seed, penalties, "
+        "reasoning_effort."))
+    prompt: tuple[Message, ...] = Field(min_length=1, description=(
+        "The chat messages, at least one; each content is a Jinja2 template over the inputs."))
+    input_schema: dict[str, Any] = Field(description=(
+        "JSON Schema (draft 2020-12) of the named inputs: `type: object`, inputs under "
+        "`properties`. Defaults are filled in before validation."))
+    output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "string"}, description=(
+        "JSON Schema (draft 2020-12) of the output. `{type: string}` (the default) is plain "
+        "text; anything else asks for JSON and validates it."))
+    fallbacks: tuple[Fallback, ...] = Field((), description=(
+        "Providers and models tried in order when the primary fails after its retries."))
+    retry: Retry = Field(Retry(), description="Retries of transient errors, repairs of output.")
+    limits: Limits = Field(Limits(), description=(
+        "Rate limits, size bounds and budgets: operational, no version bump."))
+    access: Access = Field(Access(), description="Who may run and read it through the API.")
+    filters: Filters = Field(Filters(), description=(
+        "Content filters: pii_redact, or {deny: REGEX}, on inputs and outputs."))
+    alerts: tuple[Alert, ...] = Field((), description="Alert rules over metrics.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description=(
+        "Free-form: owner, tags, ..."))
+    test_providers: tuple[str, ...] | None = Field(None, description=(
+        "The providers golden tests run against; the primary's and the fallbacks' by default."))
+    tests: tuple[TestCase, ...] = Field((), description=(
+        "Golden tests: inputs and assertions; not part of any hash."))
 
     @property
     def semver(self) -> Semver:
@@ -329,30 +442,43 @@ class FunctionSpec(Model):
 class Price(Model):
     """USD per million tokens, pinned in git."""
 
-    input_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK)
-    output_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK)
-    cached_input_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK)
-    reasoning_per_mtok: float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK)
+    input_per_mtok: Float = Field(ge=0, le=MAX_PRICE_PER_MTOK,
+                                  description="USD per million input tokens.")
+    output_per_mtok: Float = Field(ge=0, le=MAX_PRICE_PER_MTOK,
+                                   description="USD per million output tokens.")
+    cached_input_per_mtok: Float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK, description=(
+        "USD per million cached input tokens; input_per_mtok when absent."))
+    reasoning_per_mtok: Float | None = Field(None, ge=0, le=MAX_PRICE_PER_MTOK, description=(
+        "USD per million reasoning tokens; output_per_mtok when absent."))
 
 
 class ProviderLimits(Model):
-    rpm: int | None = Field(None, ge=1, le=INT32_MAX)
-    tpm: int | None = Field(None, ge=1, le=INT32_MAX)
-    max_concurrency: int | None = Field(None, ge=1, le=INT32_MAX)
+    """Limits shared by every function of the provider."""
+
+    rpm: Count | None = Field(None, description="Requests per minute.")
+    tpm: Count | None = Field(None, description="Tokens per minute.")
+    max_concurrency: Count | None = Field(None, description="Concurrent calls.")
 
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 
 
 class BearerAuth(Model):
-    type: Literal["bearer"]
-    token_env: EnvName
+    """A bearer token in the Authorization header."""
+
+    type: Literal["bearer"] = Field(description="bearer")
+    token_env: EnvName = Field(description=(
+        "The NAME of the environment variable that holds the token, never the token."))
 
 
 class HmacAuth(Model):
-    type: Literal["hmac"]
-    secret_env: EnvName
-    window_s: int = Field(300, ge=1, le=3600)
+    """Requests signed with an HMAC secret."""
+
+    type: Literal["hmac"] = Field(description="hmac")
+    secret_env: EnvName = Field(description=(
+        "The NAME of the environment variable that holds the secret, never the secret."))
+    window_s: Int = Field(300, ge=1, le=3600, description=(
+        "How old a signed request may be, in seconds."))
 
 
 # A response body over this many bytes fails its attempt: 16 times the largest answer a chat
@@ -361,16 +487,33 @@ DEFAULT_MAX_RESPONSE_BYTES = 8 << 20
 
 
 class ProviderSpec(Model):
-    type: Literal["groq", "openai", "http"]
-    api_key_env: EnvName | None = None
-    base_url: str | None = Field(None, pattern=r"^https?://")
-    timeout_s: float = Field(30, gt=0, le=600)
-    max_response_bytes: int = Field(
+    """A provider: how to reach it, its key by reference, its limits and prices."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["type"], "properties": {"type": {"const": "http"}}},
+        "then": {"required": ["base_url"], "properties": {"base_url": {"type": "string"}}},
+        "else": {"properties": {"auth": {"type": "null"}}},
+    })
+
+    type: Literal["groq", "openai", "http"] = Field(description=(
+        "groq, openai (any OpenAI-compatible server with base_url) or http (the custom "
+        "backend protocol)."))
+    api_key_env: EnvName | None = Field(None, description=(
+        "The NAME of the environment variable that holds the key (GROQ_API_KEY), never the "
+        "key; the SDK's default variable when absent."))
+    base_url: str | None = Field(None, pattern=r"^https?://", description=(
+        "http(s)://...: a proxy, a mock, a compatible server; required for http."))
+    timeout_s: Float = Field(30, gt=0, le=600, description=(
+        "Bound of each attempt as a whole, in seconds: connect, first byte, body."))
+    max_response_bytes: Int = Field(
         DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=1 << 30,
-        description="a response body over this many bytes fails its attempt (not retried)")
-    limits: ProviderLimits = ProviderLimits()
-    models: dict[str, Price] = Field(default_factory=dict)
-    auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = None
+        description="A response body over this many bytes fails its attempt (not retried).")
+    limits: ProviderLimits = Field(ProviderLimits(), description=(
+        "rpm, tpm and max_concurrency, shared by every function."))
+    models: dict[str, Price] = Field(default_factory=dict, description=(
+        "Prices per model id, in USD per million tokens, pinned in git."))
+    auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = Field(
+        None, description="http only: {type: bearer, token_env} or {type: hmac, secret_env}.")
 
     @model_validator(mode="after")
     def _wiring(self) -> ProviderSpec:
@@ -382,7 +525,11 @@ class ProviderSpec(Model):
 
 
 class ProvidersFile(Model):
-    providers: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ProviderSpec]
+    """providers.yaml: the providers functions may name."""
+
+    providers: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ProviderSpec] = Field(
+        description="Providers by name: lowercase letters, digits and dashes.",
+        json_schema_extra={"additionalProperties": False})
 
 
 # --- aiops.yaml --------------------------------------------------------------------------
@@ -392,7 +539,7 @@ class ProjectSettings(Model):
     """Optional project settings: `aiops.yaml`."""
 
     database_url: str | None = None
-    max_prune: int = Field(10, ge=0, le=INT32_MAX)
+    max_prune: Int = Field(10, ge=0, le=INT32_MAX)
 
 
 FORMAT_MODELS: dict[str, type[Model]] = {
