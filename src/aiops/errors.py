@@ -149,7 +149,10 @@ class RuntimeFailure(AiopsError):
 
 
 class ProviderError(RuntimeFailure):
-    """The provider failed. `transient` errors (429, 5xx, timeouts, connection) are retried."""
+    """The provider failed. `transient` errors (429, 5xx, timeouts, connection) are retried.
+
+    `billed`: the provider answered, so the call cost money although it gave no result;
+    without a usage it can be trusted with, the budget is charged the call's estimate."""
 
     exit_code = 4
 
@@ -162,6 +165,7 @@ class ProviderError(RuntimeFailure):
         transient: bool = False,
         retry_after_s: float | None = None,
         kind: str = "provider_error",
+        billed: bool = False,
         log_id: str | None = None,
     ) -> None:
         super().__init__(message, log_id=log_id)
@@ -170,6 +174,7 @@ class ProviderError(RuntimeFailure):
         self.transient = transient
         self.retry_after_s = retry_after_s
         self.kind = kind
+        self.billed = billed
 
 
 class OutputError(RuntimeFailure):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -49,6 +50,7 @@ from aiops.limits import (
 from aiops.prepare import Candidate, Prepared, fill_defaults, prepare, schema_problem
 from aiops.providers import (
     DEFAULT_KEY_ENV,
+    MAX_OUTPUT_DEPTH,
     CompletionRequest,
     Provider,
     make_provider,
@@ -296,7 +298,11 @@ class Runner:
             raise InputError(f"{name}: the input must be a JSON object, not "
                              f"{type(raw).__name__}")
         try:
-            size = len(fastjson.dumps_finite(raw))
+            size = len(fastjson.dumps_checked(raw))
+        except fastjson.Refused as exc:  # a Python caller's value: no JSON reader bounded it
+            state.logged_input = {"_omitted": str(exc)[:200]}
+            fix = "send the character itself" if "surrogate" in str(exc) else "flatten it"
+            raise InputError(f"{name}: the input is refused: {exc}; {fix}") from None
         except ValueError:  # json.loads reads NaN and Infinity; JSON columns refuse them
             state.logged_input = {"_omitted": "holds NaN or Infinity"}
             raise InputError(f"{name}: the input holds NaN or Infinity, which JSON does not "
@@ -393,16 +399,21 @@ class Runner:
                                     f"{self._max_retry_after_s:g} s; run it again after that "
                                     "wait, or add a fallback provider to the function")
                         wait = max(wait, after)
+                    # An answer that is no result was billed all the same: with usage that
+                    # cannot be trusted, it is charged what the call was admitted at.
+                    charged = estimate_cost(cand.price, prompt_tokens, cand.max_tokens) \
+                        if exc.billed else 0.0
+                    settle(charged)
+                    state.add_usage(0, 0, charged, 0, 0)
                     message = scrub(exc.message, self._secrets)
                     state.attempts.append(Attempt(
                         provider=cand.provider, model=cand.model, status="error",
                         latency_ms=round(latency, 3), error=type(exc).__name__, kind=exc.kind,
                         http_status=exc.status, message=message[:300 - len(note)] + note,
-                        repair=repairs > 0, limit_wait_ms=waited))
+                        repair=repairs > 0, cost_usd=charged, limit_wait_ms=waited))
                     if not retrying or note:
                         exc.message += note
                         raise
-                    settle(0.0)
                     await self._sleep(wait)
                     continue
                 latency = (time.perf_counter() - started) * 1000
@@ -428,7 +439,7 @@ class Runner:
                 raise OutputError(f"{p.dv.name}: {cand.provider}/{cand.model} returned output "
                                   f"that does not match output_schema: {problem}")
             repairs += 1
-            convo += [{"role": "assistant", "content": completion.text[:20000]},
+            convo += [{"role": "assistant", "content": _unicode(completion.text[:20000])},
                       {"role": "user", "content": REPAIR_PROMPT.format(
                           problem=problem, json=" as JSON" if p.request_schema else "")}]
 
@@ -440,10 +451,14 @@ class Runner:
         else:
             try:
                 value = parse_json_text(text)
+            except fastjson.Refused as exc:
+                return None, f"not valid output ({exc})"
             except ValueError as exc:
                 return None, f"not valid JSON ({exc})"
         try:
-            fastjson.dumps_finite(value)
+            fastjson.dumps_checked(value, MAX_OUTPUT_DEPTH)
+        except fastjson.Refused as exc:  # a lone surrogate, or nested too deep
+            return None, f"not valid output ({exc})"
         except ValueError:  # NaN or Infinity: not JSON, and no JSON column stores it
             return None, "not valid JSON (NaN or Infinity is not a JSON number)"
         problem = schema_problem(p.output_validator, value)
@@ -544,6 +559,15 @@ class Runner:
                     await provider.aclose()
                 self._providers.clear()
                 await self.limiter.aclose()
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(text: str) -> str:
+    """`text` with its lone surrogates (an invalid answer may hold some) as U+FFFD, so that it
+    can be sent back in a repair request (UTF-8 has no encoding for them)."""
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
 
 
 def _ignore(cost: float) -> None:

@@ -38,10 +38,10 @@ def budgeted(name: str = "budgeted", **overrides: Any) -> dict[str, Any]:
     return dict(runner_project.CLASSIFY, name=name, fallbacks=[], **overrides)
 
 
-def estimate(spec: dict[str, Any], max_tokens: int) -> float:
+def estimate(spec: dict[str, Any], max_tokens: int, body: str = "b") -> float:
     """The runner's estimate of one call of `spec` (its inputs render alike)."""
     messages = compile_prompt(spec["prompt"], ["subject", "body"]).render(
-        {"subject": "s10", "body": "b"})
+        {"subject": "s10", "body": body})
     schema = spec["output_schema"]
     extra = 0 if schema.get("type") == "string" else len(json.dumps(schema))
     return estimate_cost(PRICE, estimate_prompt_tokens(messages, extra), max_tokens)
@@ -149,20 +149,24 @@ def test_a_provider_that_ignores_max_tokens_overspends_only_its_excess_in_flight
 def test_negative_usage_is_an_error_not_a_credit(tmp_path: Path, db_url: str,
                                                  mock_provider_factory: Any) -> None:
     """A provider reporting negative tokens recorded a cost of -$1,000,000 and lifted the
-    budget for the day. It is now the call's error, its cost is not negative, and the
-    budget holds for the calls after it."""
+    budget for the day. It is now the call's error (`bad_usage`), never a credit: the call is
+    charged its estimate (what its usage cannot tell), and the budget holds for the calls
+    after it."""
     server = mock_provider_factory(MockConfig(latency_ms=2, responses=[
         {"match": {"contains": "NEGATIVE"}, "output": {"queue": "billing", "priority": 1},
          "usage": {"input_tokens": -10, "output_tokens": -1_000_000_000}}]))
     budget = 30 * PER_CALL
-    root, store = deploy(tmp_path, db_url, budgeted(limits={"daily_budget_usd": budget}))
+    spec = budgeted(limits={"daily_budget_usd": budget})
+    root, store = deploy(tmp_path, db_url, spec)
     bad = run_batch(root, store, server.url, "budgeted", inputs(3, "NEGATIVE"), 3)
     for r in bad:
         assert r.error is not None and type(r.error).__name__ == "ProviderError"
-        assert "negative token count (input_tokens -10, output_tokens -1000000000)" in \
+        assert "(input_tokens -10 is negative; output_tokens -1000000000 is negative)" in \
             r.error.message
-        assert r.cost_usd == 0
-    assert usage(store, "budgeted")["usd_spent"] == 0
+        assert r.attempts[0].kind == "bad_usage"
+        assert r.cost_usd == pytest.approx(estimate(spec, 100, "NEGATIVE"))
+    assert usage(store, "budgeted")["usd_spent"] == pytest.approx(
+        3 * estimate(spec, 100, "NEGATIVE"))
     good = run_batch(root, store, server.url, "budgeted", inputs(100), 8)
     assert "BudgetExceeded" in outcomes(good)
     assert usage(store, "budgeted")["usd_spent"] <= budget

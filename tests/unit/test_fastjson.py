@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiops.fastjson import Refused, dumps, dumps_finite, loads, loads_input
+from aiops.fastjson import (
+    Refused,
+    dumps,
+    dumps_checked,
+    dumps_finite,
+    loads,
+    loads_bounded,
+    loads_input,
+)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -101,4 +109,53 @@ def test_where_the_bound_is_crossed_and_the_stdlib_message_for_other_errors() ->
         loads_input('{"a":\n [\n [[1]]]}', max_depth=3)
     with pytest.raises(ValueError, match=r"Expecting value: line 1 column 7") as caught:
         loads_input('{"a": }')
+    assert not isinstance(caught.value, Refused)
+
+
+# --- loads_bounded, dumps_checked: a provider's answer, a Python caller's value ------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON, st.integers(min_value=1, max_value=6))
+def test_loads_bounded_reads_what_loads_reads_within_the_depth(value: Any, bound: int) -> None:
+    text = json.dumps(value)
+    if _depth(value) > bound:
+        with pytest.raises(Refused, match=f"nested deeper than {bound} levels"):
+            loads_bounded(text.encode(), bound)
+    else:
+        assert loads_bounded(text.encode(), bound) == loads_bounded(text, bound) == loads(text)
+
+
+def test_loads_bounded_refuses_3000_levels_and_reads_lone_surrogates() -> None:
+    """json.loads recursed into a RecursionError past ~1,000 levels; lone surrogates are read
+    (the caller checks the value: `dumps_checked`)."""
+    with pytest.raises(Refused):
+        loads_bounded(b"[" * 3000 + b"]" * 3000, 100)
+    assert loads_bounded('["\\ud800"]', 1) == ["\ud800"]
+    assert loads_bounded('"\ud800"', 1) == "\ud800"  # in a str itself, which from_json refuses
+
+
+def _nest(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    ({"a": ["x", {"b\ud800": 1}]}, r"\$\.a\[1\] \(a key\) holds a lone surrogate \(U\+D800\)"),
+    ("\udfff", r"\$ holds a lone surrogate \(U\+DFFF\)"),
+    (_nest(101), "nested deeper than 100 levels"),  # within what pydantic-core encodes
+    (_nest(3000), "nested deeper than 100 levels"),  # past it: json.dumps would recurse
+])
+def test_dumps_checked_refuses_what_no_reader_bounded(value: Any, match: str) -> None:
+    with pytest.raises(Refused, match=match):
+        dumps_checked(value)
+
+
+def test_dumps_checked_encodes_as_dumps_finite() -> None:
+    value = {"a": [1, 2.5, "é", None, _nest(98)]}  # 100 levels
+    assert dumps_checked(value) == dumps_finite(value)
+    with pytest.raises(ValueError) as caught:
+        dumps_checked({"n": float("nan")})
     assert not isinstance(caught.value, Refused)

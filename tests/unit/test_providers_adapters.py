@@ -14,6 +14,7 @@ from aiops.errors import ConfigError, ProviderError
 from aiops.providers import (
     CompletionRequest,
     env_var_for_base_url,
+    json_body,
     make_provider,
     resolve_base_url,
     retry_after_seconds,
@@ -251,26 +252,53 @@ def test_http_response_parsing() -> None:
     assert info.value.transient
 
 
-@pytest.mark.parametrize("field", ["input_tokens", "output_tokens", "cached_input_tokens",
-                                   "reasoning_tokens"])
-def test_negative_usage_is_an_error_at_every_provider_edge(field: str) -> None:
-    """A negative count priced is a credit: a provider reporting one fails the call (the next
-    fallback runs) instead of lowering the day's spending."""
+USAGE_FIELDS = ["input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"]
+
+
+def _bodies(field: str, literal: str) -> list[tuple[Any, bytes, str]]:
+    """(the adapter's parse, a body whose `field` is the JSON text `literal`, provider)."""
     chat_names = {"input_tokens": ("prompt_tokens",), "output_tokens": ("completion_tokens",),
                   "cached_input_tokens": ("prompt_tokens_details", "cached_tokens"),
                   "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}
     usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": 5}
     *outer, inner = chat_names[field]
-    (usage.setdefault(outer[0], {}) if outer else usage)[inner] = -3
-    chat = {"choices": [{"message": {"content": "hi"}}], "usage": usage}
-    custom = {"output": "hi", "usage": {"input_tokens": 5, "output_tokens": 5, field: -3}}
-    for parse in (lambda: openai_adapter.parse_response(chat, "openai"),
-                  lambda: groq_adapter.parse_response(chat, "groq"),
-                  lambda: http_adapter.parse_response(custom, "internal")):
+    (usage.setdefault(outer[0], {}) if outer else usage)[inner] = "@"
+    chat = json.dumps({"choices": [{"message": {"content": "hi"}}], "usage": usage})
+    custom = json.dumps({"output": "hi", "usage": {"input_tokens": 5, "output_tokens": 5,
+                                                   field: "@"}})
+    return [(openai_adapter.parse_response, chat.replace('"@"', literal).encode(), "openai"),
+            (groq_adapter.parse_response, chat.replace('"@"', literal).encode(), "groq"),
+            (http_adapter.parse_response, custom.replace('"@"', literal).encode(), "internal")]
+
+
+@pytest.mark.parametrize("field", USAGE_FIELDS)
+@pytest.mark.parametrize(("literal", "why"), [
+    ("-3", "-3 is negative"),
+    ("1" + "0" * 400, "~10^400 is over 1,000,000,000"),
+    ("1e400", "inf is not a whole number"),
+    ("1000000001", "1000000001 is over 1,000,000,000"),
+    ("12.5", "12.5 is not a whole number"),
+    ('"5"', '"5" is not a whole number'),
+    ("true", "True is not a whole number"),
+], ids=["negative", "10^400", "1e400", "10^9+1", "fraction", "string", "boolean"])
+def test_usage_that_cannot_be_right_is_bad_usage_at_every_provider_edge(
+        field: str, literal: str, why: str) -> None:
+    """One check of usage (`reported_usage`) for every provider: priced, a negative count is
+    a credit and 10^400 (or 1e400) an OverflowError. The answer is refused as `bad_usage`,
+    billed (the runner charges its estimate), not retried: the next fallback runs."""
+    for parse, body, provider in _bodies(field, literal):
         with pytest.raises(ProviderError) as info:
-            parse()
-        assert f"negative token count ({field} -3)" in info.value.message
-        assert info.value.kind == "bad_response" and not info.value.transient
+            parse(json_body(body, provider), provider)
+        assert f"({field} {why})" in info.value.message
+        assert info.value.kind == "bad_usage" and info.value.billed
+        assert not info.value.transient
+
+
+@pytest.mark.parametrize("literal", ["0", "12.0", "null", "1000000000"])
+def test_whole_counts_up_to_the_bound_are_read(literal: str) -> None:
+    expected = int(json.loads(literal) or 0)
+    for parse, body, provider in _bodies("output_tokens", literal):
+        assert parse(json_body(body, provider), provider).usage.output_tokens == expected
 
 
 def test_scrub_removes_secrets_and_bearer_values() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -61,19 +62,52 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-def reported_usage(provider: str, *, input_tokens: int, output_tokens: int,
-                   cached_input_tokens: int = 0, reasoning_tokens: int = 0) -> Usage:
-    """The token counts a provider reported, refused when one is negative: a call is never
-    a credit (priced, a negative count would lower the day's spending and lift its budget)."""
-    counts = {"input_tokens": input_tokens, "output_tokens": output_tokens,
-              "cached_input_tokens": cached_input_tokens, "reasoning_tokens": reasoning_tokens}
-    negative = ", ".join(f"{key} {value}" for key, value in counts.items() if value < 0)
-    if negative:
+# The most tokens one call may report in any count. Models answer at most a few hundred
+# thousand; a count past this is a backend's bug, and priced it could be any sum (10^400
+# tokens overflow a float), so the call is refused and charged its estimate instead.
+MAX_CALL_TOKENS = 10**9
+
+
+def reported_usage(provider: str, *, input_tokens: object, output_tokens: object,
+                   cached_input_tokens: object = 0, reasoning_tokens: object = 0) -> Usage:
+    """The token counts a provider reported, as they came in its body (absent: 0): each must
+    be a whole number from 0 to MAX_CALL_TOKENS, else the answer is refused (`bad_usage`):
+    priced, a negative count is a credit that lifts the day's budget, and an absurd one is
+    any sum at all. The one check of usage, for every provider."""
+    raw = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+           "cached_input_tokens": cached_input_tokens, "reasoning_tokens": reasoning_tokens}
+    counts: dict[str, int] = {}
+    problems = []
+    for key, value in raw.items():
+        count, why = _token_count(value)
+        if why is not None:
+            problems.append(f"{key} {why}")
+        counts[key] = count
+    if problems:
         # Not transient: a provider that counts this way will again; the next fallback runs.
-        raise ProviderError(f"{provider} reported a negative token count ({negative}); usage "
-                            "is 0 or more, so the answer is refused", provider=provider,
-                            kind="bad_response")
+        raise ProviderError(
+            f"{provider} reported token counts that cannot be right ({'; '.join(problems)}); "
+            f"a count is a whole number from 0 to {MAX_CALL_TOKENS:,} for one call, so the "
+            "answer is refused and the call is charged its estimate", provider=provider,
+            kind="bad_usage", billed=True)
     return Usage(**counts)
+
+
+def _token_count(value: object) -> tuple[int, str | None]:
+    """(the count, None), or (0, why it is not a count)."""
+    if value is None:
+        return 0, None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)  # 12.0: JSON does not tell integers from floats
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = repr(value) if not isinstance(value, str) else json.dumps(value[:20])
+        return 0, f"{shown[:30]} is not a whole number"
+    if value < 0:
+        return 0, f"{value} is negative"
+    if value > MAX_CALL_TOKENS:
+        shown = str(value) if value < 10**15 else f"~10^{int(value.bit_length() * 0.30103)}"
+        return 0, f"{shown} is over {MAX_CALL_TOKENS:,}"
+    return value, None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,10 +332,23 @@ def not_json_error(provider: str) -> ProviderError:
                          transient=True, kind="bad_response")
 
 
+# How deep a model's JSON output may nest (its text, or the `output` of the http protocol),
+# as a run's input may (fastjson.MAX_DEPTH): outputs that schemas describe nest a few levels,
+# and nothing recursive (a parser, a validator, a log row's encoder) meets a deeper one.
+MAX_OUTPUT_DEPTH = 100
+# A response body: an output, and the object around it (a chat completion's text is a string
+# inside a body 5 levels deep).
+MAX_BODY_DEPTH = MAX_OUTPUT_DEPTH + 1
+
+
 def json_body(raw: bytes, provider: str) -> Any:
-    """The JSON of a response body, or the (transient) error that a body of another kind is."""
+    """The JSON of a response body, or the (transient) error that a body of another kind is:
+    not JSON, or nested deeper than MAX_BODY_DEPTH."""
     try:
-        return fastjson.loads(raw)
+        return fastjson.loads_bounded(raw, MAX_BODY_DEPTH)
+    except fastjson.Refused as exc:
+        raise ProviderError(f"{provider} sent a body that aiops does not read: {exc}",
+                            provider=provider, transient=True, kind="bad_response") from None
     except ValueError:
         raise not_json_error(provider) from None
 
@@ -311,8 +358,9 @@ def chat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_json_text(text: str) -> Any:
-    """JSON from a model's text: the whole text, or a fenced ```json block. Raises ValueError."""
+    """JSON from a model's text: the whole text, or a fenced ```json block. Raises ValueError
+    (`fastjson.Refused` when it nests deeper than MAX_OUTPUT_DEPTH)."""
     stripped = text.strip()
     if stripped.startswith("```"):
         stripped = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", stripped)
-    return json.loads(stripped)
+    return fastjson.loads_bounded(stripped, MAX_OUTPUT_DEPTH)

@@ -111,10 +111,10 @@ def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None
     return Completion(
         text=text or "",
         usage=reported_usage(
-            provider, input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-            cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)),
+            provider, input_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            cached_input_tokens=prompt_details.get("cached_tokens"),
+            reasoning_tokens=completion_details.get("reasoning_tokens")),
         request_id=request_id or data.get("id"),
         model=data.get("model") or "",
         finish_reason=choice.get("finish_reason"),

@@ -32,6 +32,7 @@ from yarl import URL
 from aiops import fastjson
 from aiops.errors import ProviderError
 from aiops.providers import (
+    MAX_BODY_DEPTH,
     Completion,
     CompletionRequest,
     json_body,
@@ -83,17 +84,16 @@ def parse_response(data: Any, provider: str) -> Completion:
     text = data.get("text")
     if text is None:
         text = output if isinstance(output, str) else json.dumps(output)
-    try:  # a backend is outside our control: a malformed body is its error, not ours
-        if not isinstance(text, str):
-            raise TypeError("`text` is not a string")
-        counts = {k: int(usage.get(k) or 0) for k in (
-            "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise ProviderError(f"{provider} answered with a malformed body ({exc})",
-                            provider=provider, transient=True, kind="bad_response") from None
+    # A backend is outside our control: a malformed body is its error, not ours.
+    if not isinstance(text, str) or not isinstance(usage, dict):
+        what = "`text` is not a string" if not isinstance(text, str) else \
+            "`usage` is not an object"
+        raise ProviderError(f"{provider} answered with a malformed body ({what})",
+                            provider=provider, transient=True, kind="bad_response")
     return Completion(
         text=text, parsed=None if isinstance(output, str) else output,
-        usage=reported_usage(provider, **counts),
+        usage=reported_usage(provider, **{k: usage.get(k) for k in (
+            "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}),
         request_id=data.get("request_id"), model=data.get("model") or "",
         finish_reason=data.get("finish_reason"))
 
@@ -132,7 +132,7 @@ class HttpProvider:
             raise redirect_error(self.name, status, headers.get("location"), self._secrets)
         if status >= 400:
             try:
-                detail: Any = fastjson.loads(raw)
+                detail: Any = fastjson.loads_bounded(raw, MAX_BODY_DEPTH)
             except ValueError:
                 detail = raw.decode(errors="replace")
             error = status_error(self.name, status, detail, headers, self._secrets)

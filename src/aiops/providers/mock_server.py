@@ -9,8 +9,8 @@ generated to fit the requested schema (`json_schema`, or the schema that aiops p
 system message for JSON mode), with usage and each provider's rate-limit headers. An answer
 longer than the request's `max_tokens` is cut there (finish reason `length`), as providers
 do; an entry's `usage: {input_tokens, output_tokens}` replaces the counts it reports (a
-provider that ignores `max_tokens`, or counts wrongly). Faults are
-injected at `fault_rate` (429 with Retry-After, 500, 503, timeouts, dropped connections, bodies
+provider that ignores `max_tokens`, or counts wrongly; an infinite count is written as the
+JSON number 1e400). Faults are injected at `fault_rate` (429 with Retry-After, 500, 503, timeouts, dropped connections, bodies
 that are not JSON, malformed and schema-violating output) or forced per request with the
 `X-Mock-Fault` header (or `MockProvider.force_fault` in process).
 
@@ -254,8 +254,8 @@ class MockProvider:
             text, completion_tokens, finish = text[:4 * limit], limit, "length"
             output = text if fault != "malformed" else output
         reported = (entry or {}).get("usage") or {}  # a provider that counts otherwise
-        prompt_tokens = reported.get("input_tokens", prompt_tokens)
-        completion_tokens = reported.get("output_tokens", completion_tokens)
+        prompt_tokens = _number(reported.get("input_tokens", prompt_tokens))
+        completion_tokens = _number(reported.get("output_tokens", completion_tokens))
         if wire == "aiops":
             return _json(200, {"output": output if fault != "malformed" else text, "text": text,
                                "model": model, "request_id": f"mock-{n}",
@@ -264,7 +264,7 @@ class MockProvider:
                                          "output_tokens": completion_tokens}})
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
                                  "completion_tokens": completion_tokens,
-                                 "total_tokens": prompt_tokens + completion_tokens}
+                                 "total_tokens": _total(prompt_tokens, completion_tokens)}
         body: dict[str, Any] = {
             "id": f"chatcmpl-mock{n}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "system_fingerprint": "fp_mock",
@@ -331,8 +331,27 @@ def _ratelimit_headers(requests: int, tokens: int) -> dict[str, str]:
             "x-ratelimit-remaining-tokens": str(tokens - 100), "x-ratelimit-reset-tokens": "12ms"}
 
 
+# An infinite count of an entry's `usage` is written as the JSON number 1e400 (what a
+# backend's overflowing counter may send; a reader's float makes it infinite), not as
+# `Infinity`, which is not JSON.
+_OVERFLOW = "__mock_1e400__"
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return _OVERFLOW if value > 0 else "-" + _OVERFLOW
+    return value
+
+
+def _total(a: Any, b: Any) -> Any:
+    return a + b if isinstance(a, int) and isinstance(b, int) else None
+
+
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status=status, body=json.dumps(payload).encode(),
+    text = json.dumps(payload)
+    if _OVERFLOW in text:
+        text = text.replace(f'"-{_OVERFLOW}"', "-1e400").replace(f'"{_OVERFLOW}"', "1e400")
+    return Reply(status=status, body=text.encode(),
                  headers={"content-type": "application/json", **(headers or {})})
 
 
