@@ -79,15 +79,18 @@ def test_error_bodies_of_any_shape(backend: str, status: int, body: Any,
     assert info.value.status == status and info.value.transient is transient
 
 
-@pytest.mark.parametrize("body", [
-    {"output": {"a": 1}, "usage": {"input_tokens": "n/a"}},
-    {"output": {"a": 1}, "usage": [3, 4]},
-    {"output": {"a": 1}, "text": 5},
+@pytest.mark.parametrize(("body", "kind"), [
+    ({"output": {"a": 1}, "usage": [3, 4]}, "bad_response"),
+    ({"output": {"a": 1}, "text": 5}, "bad_response"),
+    # A count that is not one: the answer came, but what it cost cannot be told (not
+    # retried; the runner charges the call's estimate).
+    ({"output": {"a": 1}, "usage": {"input_tokens": "n/a"}}, "bad_usage"),
 ])
-def test_malformed_success_bodies_are_bad_responses(backend: str, body: Any) -> None:
+def test_malformed_success_bodies_are_bad_responses(backend: str, body: Any,
+                                                    kind: str) -> None:
     with pytest.raises(ProviderError) as info:
         call(backend, 200, body)
-    assert info.value.kind == "bad_response" and info.value.transient
+    assert info.value.kind == kind and info.value.transient is (kind == "bad_response")
 
 
 def test_an_error_body_echoing_the_token_is_scrubbed(backend: str) -> None:
@@ -164,20 +167,22 @@ def test_a_proxy_that_refuses_says_where_without_its_password(
     assert "proxy-pw-9876" not in info.value.message
 
 
-@pytest.mark.parametrize("body", [
-    {"choices": ["text"]},
-    {"choices": [{"message": "text"}]},
-    {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "many"}},
-    {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens_details": 3}},
-    {"choices": {"0": {}}},
+@pytest.mark.parametrize(("body", "kind"), [
+    ({"choices": ["text"]}, "bad_response"),
+    ({"choices": [{"message": "text"}]}, "bad_response"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens_details": 3}},
+     "bad_response"),
+    ({"choices": {"0": {}}}, "bad_response"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "many"}},
+     "bad_usage"),  # a count that is not one: not retried, charged the call's estimate
 ])
-def test_malformed_chat_completions_are_bad_responses(body: Any) -> None:
+def test_malformed_chat_completions_are_bad_responses(body: Any, kind: str) -> None:
     """An OpenAI-compatible server (vLLM, a proxy) that answers 200 with a broken body."""
     from aiops.providers._sdk import parse_chat_completion
 
     with pytest.raises(ProviderError) as info:
         parse_chat_completion(body, "local", None)
-    assert info.value.kind == "bad_response" and info.value.transient
+    assert info.value.kind == kind and info.value.transient is (kind == "bad_response")
 
 
 class ClientConnectorDNSError(Exception):  # named as aiohttp names it; matched by name
