@@ -9,9 +9,12 @@ posting the same requests from the same file, streamed, with the same concurrenc
 each answer to a file (no runner, no database, no SDK).
 
     .venv/bin/python benchmarks/batch_memory.py [--sizes 10000 100000 1000000]
-        [--provider http|openai] [--concurrency 32]
+        [--provider http|openai] [--concurrency 32] [--line-bytes N]
 
-The 1,000,000-line run takes several minutes (it is a benchmark, not a test).
+The 1,000,000-line run takes several minutes (it is a benchmark, not a test). `--line-bytes`
+pads each input to about N bytes and runs `bench-big` (inputs up to 4 MiB) over the http
+provider: big lines, where a bound counted in lines is not a bound on memory
+(`--sizes 2000 --line-bytes 2000000`: 2,000 lines of 2 MB).
 """
 
 from __future__ import annotations
@@ -59,10 +62,12 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
 """
 
 
-def write_input(path: Path, n: int) -> None:
+def write_input(path: Path, n: int, line_bytes: int = 0) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(n):
-            handle.write(json.dumps(dict(INPUT, body=f"{INPUT['body']} #{i}")) + "\n")
+            body = f"{INPUT['body']} #{i}"
+            body += "x" * max(0, line_bytes - len(body) - 60)
+            handle.write(json.dumps(dict(INPUT, body=body)) + "\n")
 
 
 # A child's peak RSS counts what it shared with its parent before exec: measured from this
@@ -94,7 +99,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--provider", choices=sorted(FUNCTIONS), default="http")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--line-bytes", type=int, default=0,
+                        help="pad each input line to about this many bytes (runs bench-big)")
     args = parser.parse_args()
+    function = "bench-big" if args.line_bytes else FUNCTIONS[args.provider]
     aiops = [sys.executable, "-m", "aiops"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -102,19 +110,21 @@ def main() -> None:
         mock, url = start_mock(0)
         env = {**os.environ, **bench_env(url), "AIOPS_DATABASE_URL": db,
                "AIOPS_RATE_LIMIT_URL": ""}
-        print(f"Peak RSS of a batch ({args.provider} provider, concurrency {args.concurrency}, "
-              "mock at 0 ms in its own process):")
+        lines = f", lines of {args.line_bytes:,} bytes" if args.line_bytes else ""
+        provider = "http" if args.line_bytes else args.provider
+        print(f"Peak RSS of a batch ({provider} provider, concurrency {args.concurrency}"
+              f"{lines}, mock at 0 ms in its own process):")
         print(f"  {'lines':>9}  {'client':24} {'peak RSS MB':>11} {'seconds':>8} {'lines/s':>8}"
               "  output lines")
         try:
             first: float | None = None
             for n in args.sizes:
                 source, out = root / "in.jsonl", root / "out.jsonl"
-                write_input(source, n)
+                write_input(source, n, args.line_bytes)
                 runs = [("bare aiohttp client", [sys.executable, "-c", BARE_CLIENT, str(source),
                                                  str(out), url, str(args.concurrency),
                                                  json.dumps(SDK_BODY)]),
-                        ("aiops run (batch)", [*aiops, "run", FUNCTIONS[args.provider],
+                        ("aiops run (batch)", [*aiops, "run", function,
                                                "--input-file", str(source), "--output", str(out),
                                                "--concurrency", str(args.concurrency), "-C",
                                                str(root)])]

@@ -113,6 +113,13 @@ def make_project(root: Path, database: str | None = None) -> str:
         if name.endswith("-budget"):
             data["limits"] = BUDGET
         (fdir / "function.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    # Inputs of up to 4 MiB (benchmarks/batch_memory.py --line-bytes): the bound a batch of
+    # big lines must hold its memory to is in bytes, not lines.
+    fdir = root / "functions" / "bench-big"
+    fdir.mkdir(parents=True)
+    big = dict(FUNCTION, name="bench-big", provider="bench-http",
+               limits={"max_input_bytes": 4 << 20})
+    (fdir / "function.yaml").write_text(yaml.safe_dump(big, sort_keys=False))
     fdir = root / "functions" / "bench-faults"
     fdir.mkdir(parents=True)
     faults = dict(FUNCTION, name="bench-faults", provider="fault-openai",

@@ -10,11 +10,13 @@ http) point at a mock through AIOPS_<NAME>_BASE_URL (integration and e2e tests).
 `serve_http(Handler)` runs a small stdlib server of the test's own (a backend that checks
 signatures, a proxy, a canned answer) and yields its root URL, `send_json` answers from one;
 `unused_port` is a loopback port that nothing listens on. `run_all(runner, target, inputs)`
-collects a batch's results in input order.
+collects a batch's results in input order; `until_still(count, n)` waits until a count of calls
+stops growing (what a bound held back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -98,6 +100,19 @@ async def run_all(runner: Any, target: str, inputs: list[Any], concurrency: int 
     results: dict[int, Any] = {}
     await runner.run_many(target, inputs, concurrency=concurrency, on_result=results.__setitem__)
     return [results[i] for i in range(len(results))]
+
+
+async def until_still(count: Callable[[], int], at_least: int) -> int:
+    """Wait (at most 10 s) until `count()` reaches `at_least` and then stays the same over
+    six turns of 50 ms: how many calls started before something held them back."""
+    still = 0
+    for _ in range(200):
+        before = count()
+        await asyncio.sleep(0.05)
+        still = still + 1 if count() == before >= at_least else 0
+        if still == 6:
+            break
+    return count()
 
 
 # --- a store without a database, for runner unit tests ----------------------------------------

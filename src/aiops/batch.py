@@ -12,34 +12,52 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterat
 from contextlib import contextmanager
 from typing import Any
 
+from aiops import fastjson
 from aiops.errors import AiopsError, LogWriteError
 from aiops.store import LogRow, LogWriteReport
 
 MAX_BATCH_ROWS = 1000  # rows per group insert
+MAX_BATCH_BYTES = 16 << 20  # and bytes of their values (a group is serialised whole)
 MAX_PENDING_ROWS = 2_000  # rows waiting for the writer before executions wait for room
+MAX_PENDING_BYTES = 64 << 20  # or bytes of their values: 2,000 rows of 2 MB inputs are 4 GB
+ROW_BYTES = 1024  # what a row weighs besides its input, output and error
 MAX_MESSAGES = 20  # messages kept about rows stored alone or lost (the counts are exact)
+
+
+def row_bytes(row: LogRow) -> int:
+    """About what a row weighs: the JSON of its input, output and error, and ROW_BYTES."""
+    try:
+        return ROW_BYTES + len(fastjson.dumps((row.input, row.output, row.error)))
+    except (TypeError, ValueError):  # not JSON: storing it replaces it by a note
+        return ROW_BYTES
 
 
 class LogWriter:
     """Group commit: rows queue up while a write is in flight and go in the next group.
 
     Memory stays bounded when the database is slower than the executions: `room()` waits
-    while `MAX_PENDING_ROWS` rows are queued, and callers wait for it before they start an
-    execution (backpressure), while `submit()` itself never refuses a row (an execution that
-    ran, even one being cancelled, always has its row queued). Waiting for a locked or
-    unreachable database, storing a refused row alone, and spooling rows the database did
-    not take, are the sink's job (`Store.insert_logs`); a group the sink raises on is counted
-    as not written, and `flush()` then raises LogWriteError (exit 8) with the count and the
-    first reason (which says where spooled rows wait)."""
+    while `MAX_PENDING_ROWS` rows, or `MAX_PENDING_BYTES` of their values (`row_bytes`), are
+    queued, and callers wait for it before they start an execution (backpressure), while
+    `submit()` itself never refuses a row (an execution that ran, even one being cancelled,
+    always has its row queued). A group insert takes at most `MAX_BATCH_ROWS` rows and
+    `MAX_BATCH_BYTES` (and at least one row). Waiting for a locked or unreachable database,
+    storing a refused row alone, and spooling rows the database did not take, are the sink's
+    job (`Store.insert_logs`); a group the sink raises on is counted as not written, and
+    `flush()` then raises LogWriteError (exit 8) with the count and the first reason (which
+    says where spooled rows wait)."""
 
     def __init__(self, sink: Callable[[list[LogRow]], LogWriteReport | None], *,
-                 max_batch: int = MAX_BATCH_ROWS,
-                 max_pending: int = MAX_PENDING_ROWS) -> None:
+                 max_batch: int = MAX_BATCH_ROWS, max_batch_bytes: int = MAX_BATCH_BYTES,
+                 max_pending: int = MAX_PENDING_ROWS,
+                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self._sink = sink
-        self._pending: deque[LogRow] = deque()
+        self._pending: deque[tuple[LogRow, int]] = deque()  # each row with its weight
+        self.pending_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._waiters: list[asyncio.Future[None]] = []
         self.written = 0
         self.lost = 0
@@ -49,15 +67,18 @@ class LogWriter:
 
     @property
     def full(self) -> bool:
-        return len(self._pending) >= self._max_pending
+        return (len(self._pending) >= self._max_pending
+                or self.pending_bytes >= self._max_pending_bytes)
 
     def submit(self, row: LogRow) -> None:
-        self._pending.append(row)
+        weight = row_bytes(row)
+        self._pending.append((row, weight))
+        self.pending_bytes += weight
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def room(self) -> None:
-        """Wait until fewer than `max_pending` rows are queued."""
+        """Wait until fewer than `max_pending` rows and `max_pending_bytes` are queued."""
         while self.full:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -65,8 +86,14 @@ class LogWriter:
 
     async def _drain(self) -> None:
         while self._pending:
-            size = min(self._max_batch, len(self._pending))
-            batch = [self._pending.popleft() for _ in range(size)]
+            batch: list[LogRow] = []
+            size = 0
+            while self._pending and len(batch) < self._max_batch and (
+                    not batch or size + self._pending[0][1] <= self._max_batch_bytes):
+                row, weight = self._pending.popleft()
+                batch.append(row)
+                size += weight
+            self.pending_bytes -= size
             try:
                 report = await asyncio.to_thread(self._sink, batch)
             except Exception as exc:  # counted and raised by flush(): no row is lost silently

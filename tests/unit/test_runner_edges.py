@@ -4,8 +4,11 @@ retries. Each test names the defect it pins."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from aiops.batch import LogWriter
 from aiops.errors import InputError, OutputError
 from aiops.providers import Completion, CompletionRequest, Usage
 from aiops.store import LogRow
+from tests.fixtures_providers import until_still
 from tests.unit.test_runner_core import Harness, spec
 
 
@@ -126,12 +130,11 @@ def _row(i: int) -> LogRow:
                   output_tokens=0)
 
 
-def test_executions_wait_while_the_log_writer_is_behind() -> None:
-    """A database slower than the executions used to let rows pile up without bound; now an
-    execution waits for room before it starts (backpressure), and nothing is lost."""
-    from aiops.batch import LogWriter
-
-    h = Harness(spec(), {"p1": ['{"answer": "a"}'] * 200})
+def calls_while_the_writer_is_stuck(h: Harness, inputs: Iterable[Any],
+                                    **bounds: int) -> tuple[int, list[LogRow]]:
+    """`run_many` over `inputs` (concurrency 4) with a LogWriter whose first write is stuck:
+    (how many calls started before backpressure held them, the rows written once it is
+    released: one per input)."""
     gate = threading.Event()
     written: list[LogRow] = []
 
@@ -139,24 +142,61 @@ def test_executions_wait_while_the_log_writer_is_behind() -> None:
         gate.wait(10)
         written.extend(rows)
 
-    h.runner._logs = LogWriter(slow_sink, max_batch=5, max_pending=10)
+    h.runner._logs = LogWriter(slow_sink, **bounds)
+
+    async def go() -> int:
+        done: list[int] = []
+        work = asyncio.ensure_future(h.runner.run_many(
+            "greet", inputs, concurrency=4, on_result=lambda i, r: done.append(i)))
+        started = await until_still(lambda: len(h.providers["p1"].requests), 5)
+        gate.set()
+        await work
+        await h.runner.aclose()
+        assert len(done) == len(written)
+        return started
+
+    started = asyncio.run(go())
+    assert len({r.id for r in written}) == len(written)
+    return started, written
+
+
+def test_executions_wait_while_the_log_writer_is_behind() -> None:
+    """A database slower than the executions used to let rows pile up without bound; now an
+    execution waits for room before it starts (backpressure), and nothing is lost."""
+    h = Harness(spec(), {"p1": ['{"answer": "a"}'] * 200})
+    started, written = calls_while_the_writer_is_stuck(
+        h, [{"who": str(i)} for i in range(200)], max_batch=5, max_pending=10)
+    # the first group is stuck in the sink: 10 queued, 5 in the write, 4 in flight at most
+    assert started <= 10 + 5 + 4 and len(written) == 200
+
+
+def test_executions_wait_while_the_log_writer_holds_too_many_bytes() -> None:
+    """The queue was bounded in rows only: 2,000 rows of 2 MB inputs are 4 GB (a batch of
+    4 MB lines died at 5.6 GB). With 2 MiB inputs and the writer stuck, executions now stop
+    at MAX_PENDING_BYTES (64 MiB) queued: at most 7 rows in the stuck write (MAX_BATCH_BYTES,
+    16 MiB), 32 queued, 4 in flight."""
+    h = Harness(spec(limits={"max_input_bytes": 4 << 20}), {"p1": ['{"answer": "a"}'] * 120})
+    started, written = calls_while_the_writer_is_stuck(
+        h, itertools.repeat({"who": "x" * (2 << 20)}, 120))
+    assert started <= 7 + 32 + 4 and len(written) == 120
+
+
+def test_a_group_insert_is_bounded_in_bytes() -> None:
+    """A group of 1,000 rows of 4 MB inputs was serialised whole (4 GB); now a group stops at
+    MAX_BATCH_BYTES (16 MiB): 15 rows of 1 MiB."""
+    groups: list[int] = []
+
+    def sink(rows: list[LogRow]) -> None:
+        groups.append(len(rows))
 
     async def go() -> None:
-        done: list[int] = []
-        batch = asyncio.ensure_future(h.runner.run_many(
-            "greet", [{"who": str(i)} for i in range(200)], concurrency=4,
-            on_result=lambda i, r: done.append(i)))
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-        # the first group is stuck in the sink: 10 queued, 5 in the write, 4 in flight at most
-        assert len(h.providers["p1"].requests) <= 10 + 5 + 4, len(h.providers["p1"].requests)
-        gate.set()
-        await batch
-        await h.runner.aclose()
-        assert len(done) == 200
+        writer = LogWriter(sink)
+        for i in range(40):
+            writer.submit(replace(_row(i), input={"who": "x" * (1 << 20)}))
+        await writer.flush()
 
     asyncio.run(go())
-    assert len(written) == 200 and len({r.id for r in written}) == 200
+    assert groups == [15, 15, 10]
 
 
 def test_log_writer_reports_rows_it_could_not_write() -> None:
