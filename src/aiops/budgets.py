@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from aiops.errors import AiopsError, BudgetExceeded
+from aiops.errors import AiopsError, BudgetExceeded, BudgetSettleError
 
 SLICE_FRACTION = 0.125  # of what is left: 8 busy processes together hold about 2/3 of it
 FLUSH_S = 1.0  # settle and renew this often while a lease is held
@@ -187,8 +187,8 @@ class LeaseStore(Protocol):
 class _Account:
     """One lease: a function's budget for a day, in this process."""
 
-    def __init__(self, function_id: str, day: date, limit: Limit) -> None:
-        self.function_id, self.day, self.limit = function_id, day, limit
+    def __init__(self, function_id: str, name: str, day: date, limit: Limit) -> None:
+        self.function_id, self.name, self.day, self.limit = function_id, name, day, limit
         self.lease_id = str(uuid.uuid4())
         self.held_calls, self.held_usd = 0, 0.0
         self.inflight = 0  # calls in flight (their first calls and retries)
@@ -239,12 +239,12 @@ class Budgets:
             for old in self._accounts.values():
                 old.syncing, old.resizing, old.freed = None, False, None
 
-    def _account(self, function_id: str, limit: Limit) -> _Account:
+    def _account(self, function_id: str, name: str, limit: Limit) -> _Account:
         self._bind_loop()
         key = (function_id, datetime.now(UTC).date())
         account = self._accounts.get(key)
         if account is None:
-            account = self._accounts[key] = _Account(function_id, key[1], limit)
+            account = self._accounts[key] = _Account(function_id, name, key[1], limit)
         elif account.limit != limit:
             # Limits change in place (apply): the next call resizes the lease under the new
             # ones (what the database holds for it is read again then).
@@ -258,7 +258,7 @@ class Budgets:
         """Admit one provider call of estimated cost `usd` (and `calls`: 1 for an execution's
         first call, 0 for its retries); yields `settle(real_cost)`. What the call cost (0 if
         it was never settled) is counted when the block exits, whatever happened in it."""
-        account = self._account(function_id, limit)
+        account = self._account(function_id, name, limit)
         if account.resizing or not account.fits(calls, usd):
             await self._admit(account, name, calls, usd, wait)
         account.inflight += 1
@@ -391,7 +391,8 @@ class Budgets:
 
     async def aclose(self) -> None:
         """Settle what was spent and give back every lease (calls still in flight keep
-        theirs, until they expire). Raises the first storage error, after trying them all."""
+        theirs, until they expire). After trying them all, BudgetSettleError for the first
+        that failed: what it left unsettled, and why."""
         self._bind_loop()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
@@ -407,8 +408,16 @@ class Budgets:
                 try:
                     await self._sync(account, ZERO)
                 except AiopsError as exc:
-                    failures.append(exc)
+                    failures.append(self._unsettled(account, exc))
             if account.idle:
                 del self._accounts[key]
         if failures:
             raise failures[0]
+
+    def _unsettled(self, account: _Account, exc: AiopsError) -> BudgetSettleError:
+        spent = (f"{account.spent_calls} call(s), ${account.spent_usd:.6f}"
+                 if account.spent_calls or account.spent_usd else "no spending")
+        return BudgetSettleError(
+            f"{account.name}: the daily budget could not be settled ({spent} not counted in "
+            f"today's usage): {exc.message}; what its lease reserves is released by the "
+            f"sweep {self._lease_s:g} s after its last renewal")

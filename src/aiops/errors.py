@@ -13,6 +13,7 @@
         ├── LimitExceeded      6     a rate limit refused the call
         ├── BudgetExceeded     7     a daily call or cost budget refused the call
         ├── LogWriteError      8     log rows could not be written (the results were delivered)
+        ├── BudgetSettleError  8     what calls cost could not be settled into a daily budget
         ├── StalePlanError     1     a saved plan no longer matches the database
         └── LockBusy          75     the database stayed locked (another apply holds it)
 
@@ -193,6 +194,13 @@ class LogWriteError(RuntimeFailure):
     """Executions ran and their results were delivered, but some of their log rows could not
     be written (the database refused them, or stayed unreachable or locked past the store's
     patience: then they wait in the project's pending-logs for the next command)."""
+
+    exit_code = 8
+
+
+class BudgetSettleError(RuntimeFailure):
+    """Calls ran and their results were delivered, but what they cost could not be settled
+    into the function's daily budget (the database stayed locked or unreachable)."""
 
     exit_code = 8
 

@@ -545,20 +545,36 @@ class Runner:
     async def flush(self) -> None:
         await self._logs.flush()
 
-    async def aclose(self) -> None:
+    async def close(self) -> list[AiopsError]:
         """Flush the log rows, settle and give back the budget leases, then close the
-        providers' clients and the limiter, each step even when one before it failed.
-        LogWriteError (exit 8) when rows could not be written."""
-        try:
-            await self._logs.flush()
-        finally:
+        providers' clients and the limiter: every step, even when one before it failed.
+        What failed, in that order: LogWriteError when rows could not be written,
+        BudgetSettleError when spending could not be settled (both exit 8). Anything else
+        (a bug) is raised, after every step was tried."""
+        failures: list[Exception] = []
+        for step in (self._logs.flush, self._budgets.aclose, self._close_clients):
             try:
-                await self._budgets.aclose()
-            finally:
-                for provider in self._providers.values():
-                    await provider.aclose()
-                self._providers.clear()
-                await self.limiter.aclose()
+                await step()
+            except Exception as exc:
+                failures.append(exc)
+        bugs = [f for f in failures if not isinstance(f, AiopsError)]
+        if bugs:
+            raise bugs[0]
+        return [f for f in failures if isinstance(f, AiopsError)]
+
+    async def aclose(self) -> None:
+        """`close()`, raising the first failure."""
+        failures = await self.close()
+        if failures:
+            raise failures[0]
+
+    async def _close_clients(self) -> None:
+        try:
+            for provider in self._providers.values():
+                await provider.aclose()
+        finally:
+            self._providers.clear()
+            await self.limiter.aclose()
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

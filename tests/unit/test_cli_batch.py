@@ -8,59 +8,76 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from aiops.cli.batch import _Latencies, run_batch, window_for
 from aiops.providers import Completion, CompletionRequest, Usage
+from tests.fixtures_providers import until_still
 from tests.unit.test_runner_core import Harness, spec
 
 
 class FirstLineSlow:
-    """A provider that holds the call for `who: "0"` until released; the others answer."""
+    """A provider that holds the call for `who: "0"` until released; the others answer
+    `answer_bytes` characters."""
 
     name = "p1"
 
-    def __init__(self) -> None:
+    def __init__(self, answer_bytes: int = 1) -> None:
         self.calls = 0
         self.release = asyncio.Event()
+        self.answer = json.dumps({"answer": "a" * answer_bytes})
 
     async def complete(self, request: CompletionRequest) -> Completion:
         self.calls += 1
         if request.messages[0]["content"].startswith("Greet 0 "):
             await self.release.wait()
-        return Completion(text='{"answer": "a"}', usage=Usage(input_tokens=1, output_tokens=1))
+        return Completion(text=self.answer, usage=Usage(input_tokens=1, output_tokens=1))
 
     async def aclose(self) -> None:
         pass
+
+
+def held_back(tmp_path: Path, lines: int, answer_bytes: int) -> tuple[int, int]:
+    """A batch of `lines` (concurrency 4) whose first line is slow: (how many calls started
+    while it was held, the exit code); every line written, in order, after it is released."""
+    h = Harness(spec(provider="p2", model="m2", fallbacks=[]), {})  # p2: no rate limit
+    provider = FirstLineSlow(answer_bytes)
+    h.runner._make = lambda name, pspec, env: provider
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"who": str(i)}) + "\n" for i in range(lines)),
+                      encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+
+    async def go() -> tuple[int, int]:
+        batch = asyncio.ensure_future(run_batch(h.runner, "greet", source, out, 4))
+        held = await until_still(lambda: provider.calls, 5)
+        provider.release.set()
+        return held, await batch
+
+    held, code = asyncio.run(go())
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [e["line"] for e in written] == list(range(1, lines + 1))
+    assert all(len(e["output"]["answer"]) == answer_bytes for e in written)
+    assert provider.calls == lines and len(h.store.logs) == lines
+    return held, code
 
 
 def test_a_slow_line_holds_reading_back_instead_of_letting_results_pile_up(
         tmp_path: Path) -> None:
     """Every line after a slow one used to be read, run and kept in memory until it finished;
     now reading stops `window_for(concurrency)` lines ahead of it, and resumes after."""
-    h = Harness(spec(provider="p2", model="m2", fallbacks=[]), {})  # p2: no rate limit
-    provider = FirstLineSlow()
-    h.runner._make = lambda name, pspec, env: provider
-    source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"who": str(i)}) + "\n" for i in range(3000)),
-                      encoding="utf-8")
-    out = tmp_path / "out.jsonl"
+    assert held_back(tmp_path, 3000, 1) == (window_for(4), 0)
+    assert window_for(4) == 1024
 
-    async def go() -> tuple[int, int]:
-        batch = asyncio.ensure_future(run_batch(h.runner, "greet", source, out, 4))
-        for _ in range(500):
-            if provider.calls >= window_for(4):
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # more would have started by now if reading went on
-        held = provider.calls
-        provider.release.set()
-        return held, await batch
 
-    held, code = asyncio.run(go())
-    assert held == window_for(4) == 1024
-    assert code == 0
-    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [e["line"] for e in lines] == list(range(1, 3001))
-    assert provider.calls == 3000 and len(h.store.logs) == 3000
+def test_results_waiting_for_a_slow_line_are_bounded_in_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window was counted in lines only: 1,024 results of 500 KB waiting for a slow line
+    are 500 MB. Now reading also stops when MAX_WAITING_BYTES of results wait (100 KB here:
+    about ten 10 KB results, and the four in flight)."""
+    monkeypatch.setattr("aiops.cli.batch.MAX_WAITING_BYTES", 100_000, raising=False)
+    held, code = held_back(tmp_path, 300, 10_000)
+    assert 10 <= held <= 10 + 4 + 2 and code == 0
 
 
 def test_latency_percentiles_are_within_one_percent_in_constant_memory() -> None:
@@ -76,3 +93,4 @@ def test_latency_percentiles_are_within_one_percent_in_constant_memory() -> None
         assert approx is not None and abs(approx / truth - 1) <= 0.01, (q, approx, truth)
     assert len(latencies.counts) < 1300  # buckets, not values
     assert _Latencies().quantile(0.5) is None
+

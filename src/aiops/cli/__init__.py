@@ -3,6 +3,11 @@
 Subcommands load lazily (`LAZY`), so `aiops --version` and `aiops validate` do not import the
 database, HTTP or provider libraries. One error handler turns `AiopsError` into `Error: ...`
 on stderr and its exit code; `--debug` adds the traceback and keeps the code.
+
+Everything the commands write goes out through `say` (a message for a person: control
+characters escaped, so that a provider's error body cannot drive the terminal) or `emit`
+(data on stdout, as is); a failure to write stdout other than a broken pipe is one line
+naming stdout, exit 1.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +24,7 @@ from typing import Any, TypeVar
 import click
 
 from aiops import __version__
-from aiops.errors import AiopsError
+from aiops.errors import AiopsError, RuntimeFailure
 
 # command name -> "module:attribute" under aiops.cli
 LAZY: dict[str, str] = {
@@ -84,10 +90,10 @@ class LazyGroup(click.Group):
             raise _broken_pipe() from None
         except AiopsError as exc:
             _traceback_if_debug(ctx)
-            click.echo(f"Error: {exc}", err=True)
+            say_error(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            say("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except OSError as exc:
             if exc.filename is None:  # a socket, a pipe: not something the user named
@@ -95,7 +101,7 @@ class LazyGroup(click.Group):
             # A file the system refused mid-way (disk full, permissions changed): the
             # environment's doing, said as the system says it.
             _traceback_if_debug(ctx)
-            click.echo(f"Error: {exc.filename}: {exc.strerror}", err=True)
+            say(f"Error: {exc.filename}: {exc.strerror}", err=True)
             ctx.exit(1)
         except Exception as exc:
             raise _internal(ctx, exc) from None
@@ -126,19 +132,91 @@ def _internal(ctx: click.Context, exc: Exception) -> click.exceptions.Exit:
     """A bug: one line that asks for a report (with --debug, after the traceback)."""
     hint = "report it" if _traceback_if_debug(ctx) else (
         "run with --debug for the traceback and report it")
-    click.echo(f"Error: internal error: {type(exc).__name__}: {exc} ({hint})", err=True)
+    say(f"Error: internal error: {type(exc).__name__}: {exc} ({hint})", err=True)
     return click.exceptions.Exit(1)
 
 
 def _broken_pipe() -> click.exceptions.Exit:
     """The reader of stdout went away (`aiops plan | head`): end like other Unix tools, with
     no message and 141 (what a shell reports for a process that SIGPIPE ended)."""
-    # Python would print "Exception ignored ... BrokenPipeError" when it flushes stdout at
-    # exit: point the descriptor at /dev/null first (the recipe of Python's docs).
+    drop_stdout()
+    return click.exceptions.Exit(EXIT_BROKEN_PIPE)
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a stdout that failed would fail
+    again when Python flushes it at exit ("Exception ignored ..."; the recipe of Python's
+    docs)."""
     with contextlib.suppress(OSError, ValueError):  # not a real file (click's test runner)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return click.exceptions.Exit(EXIT_BROKEN_PIPE)
+
+
+# --- output ----------------------------------------------------------------------------------
+
+# What a terminal acts on: C0 controls but tab and newline (ESC starts a sequence, CR
+# rewrites the line, NUL and BEL), DEL, and C1 (U+009B is a one-character CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def terminal_safe(text: str, *, one_line: bool = False) -> str:
+    """`text` with its control characters written as escapes (`\\x1b`, `\\r`), tab and
+    newline kept (newline escaped too when `one_line`)."""
+    pattern = _CONTROL_OR_NEWLINE if one_line else _CONTROL
+    return pattern.sub(lambda m: _NAMED.get(m.group()) or f"\\x{ord(m.group()):02x}", text)
+
+
+def say(message: str, *, err: bool = False, one_line: bool = False, nl: bool = True) -> None:
+    """A message for a person, on stdout or stderr, terminal-safe (`terminal_safe`)."""
+    _write(terminal_safe(message, one_line=one_line), err=err, nl=nl)
+
+
+def say_error(exc: AiopsError) -> None:
+    """`Error: ...` on stderr. What failed while running (a provider's words among it) is
+    one line; an error about the user's files may list one problem per line."""
+    say(f"Error: {exc}", err=True, one_line=isinstance(exc, RuntimeFailure))
+
+
+def emit(text: str, *, nl: bool = True) -> None:
+    """Data on stdout (JSON, YAML, a saved plan), as is."""
+    _write(text, nl=nl)
+
+
+def json_text(value: Any) -> str:
+    """A value as one line of JSON for stdout or an output file: non-ASCII kept, and the C1
+    controls and DEL (which `json` leaves raw) escaped like the others, so that a model's
+    output cannot drive the terminal it is printed on."""
+    import json
+
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                   json.dumps(value, ensure_ascii=False, default=str))
+
+
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def _write(text: str, *, err: bool = False, nl: bool = True) -> None:
+    try:
+        click.echo(text, err=err, nl=nl)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if err:
+            raise
+        raise write_failed(exc) from None
+
+
+def write_failed(exc: OSError, output: Path | None = None) -> RuntimeFailure:
+    """A failure to write the output (disk full, an I/O error; not a broken pipe) as one line
+    that names it: `output`, or stdout."""
+    if output is None:
+        drop_stdout()
+    where = f"--output {output}" if output is not None else "to stdout"
+    return RuntimeFailure(f"cannot write {where}: {exc.strerror or exc}")
 
 
 def _traceback_if_debug(ctx: click.Context) -> bool:
@@ -148,7 +226,7 @@ def _traceback_if_debug(ctx: click.Context) -> bool:
         return False
     import traceback
 
-    click.echo(traceback.format_exc().rstrip(), err=True)
+    say(traceback.format_exc().rstrip(), err=True)
     return True
 
 

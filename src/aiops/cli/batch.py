@@ -1,17 +1,23 @@
 """`aiops run NAME --input-file in.jsonl [--output out.jsonl]`: a batch, streamed.
 
 - **Memory does not grow with the input.** Lines are read only as executions start, and at
-  most `window_for(concurrency)` lines ahead of the oldest line not yet written (`_Ordered`
-  writes in input order; a slow line holds reading back instead of letting the lines after
-  it pile up). Each result is written as soon as the lines before it are, and dropped. The
-  summary's p50/p95 come from a fixed-bucket histogram (within 1%).
+  most `window_for(concurrency)` lines, or `MAX_WAITING_BYTES` of results, ahead of the
+  oldest line not yet written (`_Ordered` writes in input order; a slow line holds reading
+  back instead of letting the lines after it pile up). Each result is written as soon as the
+  lines before it are, and dropped. The log rows are bounded the same way, in rows and bytes
+  (`aiops.batch.LogWriter`). The summary's p50/p95 come from a fixed-bucket histogram
+  (within 1%).
 - **The output does not depend on the log.** Every finished result is written and the output
   flushed and closed before the log rows are flushed; rows that could not be written are
-  reported after (`LogWriteError`, exit 8 when no line failed).
+  reported after (`LogWriteError`), and so is spending that could not be settled.
+- **An output that cannot be written** (disk full; stdout closed by its reader) stops the
+  batch like a signal: no new lines, the executions in flight finish and keep their rows.
 - **Signals.** SIGINT and SIGTERM stop reading new lines; the executions in flight get
   `DRAIN_S` to finish, then are cancelled (a second signal cancels them at once, a third
   exits at once). Either way each keeps its log row and its output line, and releases what
-  it reserved; the exit code is 128 + the signal's number (130, 143).
+  it reserved.
+- **The end** (`aiops.cli.ending`): the summary, then every failure on its own line; the
+  exit code is the most serious (a signal, the output, the first failed line, then 8).
 """
 
 from __future__ import annotations
@@ -20,38 +26,24 @@ import asyncio
 import json
 import math
 import os
-import signal
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-import click
-
+from aiops.cli import drop_stdout, json_text, say, say_error, write_failed
+from aiops.cli.ending import Signals, exit_code, report
 from aiops.cli.run import MAX_INPUT_TEXT, decode_input
-from aiops.errors import AiopsError, InputError, LogWriteError, UsageError
+from aiops.errors import AiopsError, InputError, UsageError
 
 DRAIN_S = 5.0  # how long executions in flight may finish after SIGINT / SIGTERM
+MAX_WAITING_BYTES = 64 << 20  # results finished, waiting for a slower line before them
 
 
 def window_for(concurrency: int) -> int:
     """How many lines reading may run ahead of the oldest line not yet written."""
     return max(1024, 4 * concurrency)
-
-
-async def close_runner(runner: Any) -> LogWriteError | None:
-    """Flush and close; a log write failure is returned (to report after the results)."""
-    try:
-        await runner.aclose()
-    except LogWriteError as exc:
-        return exc
-    return None
-
-
-def warn_stored_alone(runner: Any) -> None:
-    for warning in runner.log_warnings():
-        click.echo(f"Warning: {warning}", err=True)
 
 
 def check_output(input_file: Path, output: Path | None) -> None:
@@ -70,18 +62,26 @@ def check_output(input_file: Path, output: Path | None) -> None:
 
 class _Ordered:
     """Writes entries in input order as soon as the lines before them are written, and admits
-    a line only while fewer than `window` lines are read and not yet written."""
+    a line only while fewer than `window` lines are read and not yet written, and fewer than
+    `max_bytes` of results wait for a line before them. The first write that fails is kept
+    in `error` (nothing more is written) and reported to `on_error`."""
 
-    def __init__(self, sink: TextIO, window: int) -> None:
+    def __init__(self, sink: TextIO, window: int, max_bytes: int,
+                 on_error: Callable[[], None]) -> None:
         self.sink = sink
         self.window = window
+        self.max_bytes = max_bytes
+        self.on_error = on_error
+        self.error: OSError | None = None
         self.unwritten: deque[int] = deque()  # lines admitted and not yet written, in order
-        self.ready: dict[int, dict[str, Any]] = {}
+        self.ready: dict[int, str] = {}  # finished, as the text to write
+        self.waiting_bytes = 0  # the size of `ready`
         self._waiters: list[asyncio.Future[None]] = []
 
     async def admit(self, line: int, stopping: asyncio.Event) -> bool:
         """Wait for room for `line`; False when stopping instead."""
-        while len(self.unwritten) >= self.window and not stopping.is_set():
+        while (len(self.unwritten) >= self.window or self.waiting_bytes >= self.max_bytes) \
+                and not stopping.is_set():
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
@@ -97,28 +97,48 @@ class _Ordered:
                 waiter.set_result(None)
 
     def put(self, line: int, entry: dict[str, Any]) -> None:
-        self.ready[line] = entry
+        text = json_text(entry) + "\n"  # serialised once: what waits is counted in bytes
         if self.unwritten[0] != line:
+            self.ready[line] = text
+            self.waiting_bytes += len(text)
             return
+        self.unwritten.popleft()
+        self._write(text)
         while self.unwritten and self.unwritten[0] in self.ready:
-            self._write(self.ready.pop(self.unwritten.popleft()))
+            text = self.ready.pop(self.unwritten.popleft())
+            self.waiting_bytes -= len(text)
+            self._write(text)
         self.wake()
 
-    def close_gaps(self) -> None:
+    def close(self, output: Path | None) -> None:
         """At the end: a line admitted whose result never came (an interrupted batch
-        cancelled it before it ran) gets an entry saying so; the lines after it are written."""
+        cancelled it before it ran) gets an entry saying so, the lines after it are written;
+        then the output is closed (stdout flushed). A failure is kept in `error`."""
         while self.unwritten:
             line = self.unwritten.popleft()
-            self._write(self.ready.pop(line) if line in self.ready else {
+            self._write(self.ready.pop(line) if line in self.ready else json_text({
                 "line": line, "output": None, "error": {
                     "type": "NotRun", "message": "the batch was interrupted before this line "
-                    "ran"}, "log_id": None})
-
-    def _write(self, entry: dict[str, Any]) -> None:
+                    "ran"}, "log_id": None}) + "\n")
         try:
-            self.sink.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-        except UnicodeEncodeError:  # a lone surrogate (quoted from an input): as an escape
-            self.sink.write(json.dumps(entry, default=str) + "\n")
+            if output is not None:
+                self.sink.close()
+            else:
+                self.sink.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+
+    def _write(self, text: str) -> None:
+        if self.error is not None:
+            return
+        try:
+            try:
+                self.sink.write(text)
+            except UnicodeEncodeError:  # a lone surrogate (quoted from an input): escaped
+                self.sink.write(json.dumps(json.loads(text)) + "\n")
+        except OSError as exc:
+            self.error = exc
+            self.on_error()
 
 
 class _Latencies:
@@ -201,47 +221,6 @@ def _entry(line: int, result: Any) -> tuple[dict[str, Any], Any, str | None, int
             result.error.exit_code if result.error else 0)
 
 
-class _Signals:
-    """SIGINT and SIGTERM while a batch runs: the first sets `stop`, the second `cancel`, a
-    third restores the default handlers and re-raises (exit at once)."""
-
-    def __init__(self, on_first: Callable[[int], None]) -> None:
-        self.stop = asyncio.Event()
-        self.cancel = asyncio.Event()
-        self.received: int | None = None
-        self._count = 0
-        self._on_first = on_first
-        self._installed: list[int] = []
-
-    def __enter__(self) -> _Signals:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._handle, sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                continue
-            self._installed.append(sig)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._installed:
-            loop.remove_signal_handler(sig)
-        self._installed.clear()
-
-    def _handle(self, sig: int) -> None:
-        self._count += 1
-        if self._count == 1:
-            self.received = sig
-            self.stop.set()
-            self._on_first(sig)
-        elif self._count == 2:
-            self.cancel.set()
-        else:
-            self.__exit__()
-            signal.raise_signal(sig)
-
-
 async def _until(task: asyncio.Task[None], event: asyncio.Event,
                  timeout: float | None = None) -> None:
     """Until `task` ends, `event` is set or `timeout` passes."""
@@ -303,6 +282,7 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
                     concurrency: int) -> int:
     """Run a JSON-lines file; the exit code (see the module docstring)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     if not input_file.is_file():
@@ -315,20 +295,25 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
     except OSError as exc:
         raise UsageError(f"cannot write --output {output}: {exc.strerror}") from None
     summary = _Summary()
-    out = _Ordered(sink, window_for(concurrency))
+    stop = asyncio.Event()  # no new lines: a signal, or an output that cannot be written
+
+    def stop_reading() -> None:
+        stop.set()
+        out.wake()
+
+    out = _Ordered(sink, window_for(concurrency), MAX_WAITING_BYTES, stop_reading)
     console = Console(stderr=True)
 
     def stopping(sig: int) -> None:
-        out.wake()
-        console.print(f"{signal.Signals(sig).name}: no new lines; waiting up to {DRAIN_S:.0f} s "
-                      "for the executions in flight (send it again to cancel them now)",
+        stop_reading()
+        console.print(f"{signals.name}: no new lines; waiting up to {DRAIN_S:.0f} s for the "
+                      "executions in flight (send it again to cancel them now)",
                       highlight=False)
 
-    log_error: LogWriteError | None = None
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress, \
-            _Signals(stopping) as signals:
-        task = progress.add_task(target, total=total)
+            Signals(stopping) as signals:
+        task = progress.add_task(escape(target), total=total)
 
         def finished(line: int, entry: dict[str, Any], execution: Any, error: str | None,
                      code: int) -> None:
@@ -336,7 +321,7 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
             out.put(line, entry)
             progress.advance(task)
 
-        lines = _Lines(input_file, out, signals.stop, finished)
+        lines = _Lines(input_file, out, stop, finished)
 
         def on_result(position: int, result: Any) -> None:
             n = lines.line_of.pop(position)
@@ -346,7 +331,7 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
         work = asyncio.ensure_future(runner.run_many(
             target, reader, concurrency=concurrency, on_result=on_result))
         try:
-            await _until(work, signals.stop)
+            await _until(work, stop)
             if not work.done():  # stopping: no new lines; the ones in flight may finish
                 await _until(work, signals.cancel, DRAIN_S)
         finally:
@@ -354,25 +339,19 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
                 work.cancel()
             await asyncio.wait({work})
             await reader.aclose()
-            try:
-                out.close_gaps()  # lines taken but cancelled before they ran
-                if output:
-                    sink.close()
-                else:
-                    sink.flush()
-            finally:
-                log_error = await close_runner(runner)
+            out.close(output)  # lines taken but cancelled before they ran; never raises
+            failures = await runner.close()  # every step, whatever failed
         if not work.cancelled():
             work.result()  # a failure of the batch itself (not of a line) is raised
-    click.echo(summary.render(), err=True)
-    warn_stored_alone(runner)
-    if log_error is not None:
-        click.echo(f"Error: {log_error}", err=True)
+    if isinstance(out.error, BrokenPipeError):  # ends silently, like other Unix tools (141)
+        drop_stdout()
+    else:
+        say(summary.render(), err=True)
+        if out.error is not None:
+            say_error(write_failed(out.error, output))
+    report(runner, failures)
     if signals.received is not None:
-        name = signal.Signals(signals.received).name
-        click.echo(f"Interrupted by {name}: lines from {lines.next_line} on were not run",
-                   err=True)
-        return 128 + signals.received
-    if log_error is not None and summary.first_code == 0:
-        return log_error.exit_code
-    return summary.first_code
+        say(f"Interrupted by {signals.name}: lines from {lines.next_line} on were not run",
+            err=True)
+    return exit_code(received=signals.received, output=out.error, failed=summary.first_code,
+                     records=failures)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aiops.cli import project_dir_option
+from aiops.cli import emit, project_dir_option, say
 from aiops.cli.params import OutputFile
 
 
@@ -40,7 +40,9 @@ def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
         markdown_out.parent.mkdir(parents=True, exist_ok=True)
         markdown_out.write_text(render_golden.render_markdown(report), encoding="utf-8")
     if fmt == "text":
-        click.echo(render_golden.render_text(report, verbose=verbose), nl=False)
+        say(render_golden.render_text(report, verbose=verbose), nl=False)
+    elif fmt == "json":
+        emit(render_golden.RENDERERS[fmt](report), nl=False)
     else:
-        click.echo(render_golden.RENDERERS[fmt](report), nl=False)
+        say(render_golden.RENDERERS[fmt](report), nl=False)
     raise SystemExit(0 if report.ok else 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from aiops.cli import emit, say
 from aiops.cli.params import InputFile
 from aiops.commands import ensure_schemas, schema_reference
 from aiops.errors import Diagnostic, SpecError, UsageError
@@ -65,11 +66,11 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
         schema_ref=schema_reference(project_dir, project_dir / FUNCTIONS_DIR / "name"))
     for diag in outcome.diagnostics:
         if not diag.is_error:
-            click.echo(diag.render(), err=True)
+            say(diag.render(), err=True)
     if not outcome.ok or outcome.text is None or outcome.target is None:
         raise SpecError(outcome.diagnostics)
     if to_stdout:
-        click.echo(outcome.text, nl=False)
+        emit(outcome.text, nl=False)
         return
     target = project_dir / outcome.target
     if target.exists() and not force:
@@ -78,8 +79,8 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(outcome.text, encoding="utf-8")
     for path in ensure_schemas(project_dir):  # what the written file's modeline points at
-        click.echo(f"created {path}")
-    click.echo(f"Imported {label} -> {target}")
+        say(f"created {path}")
+    say(f"Imported {label} -> {target}")
 
 
 def _reader(source: Path) -> Callable[[str], bytes]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from aiops import commands
-from aiops.cli import project_dir_option
+from aiops.cli import emit, project_dir_option, say
 from aiops.cli.params import NewDirectory
 
 
@@ -49,7 +49,10 @@ def _render_json(report: commands.ValidationReport) -> str:
 def validate(project_dir: Path, project_option: Path | None, base: str | None, fmt: str) -> None:
     """Check every function file and providers.yaml. Exit 0 when clean, 1 on errors."""
     report = commands.validate(project_option or project_dir, base=base)
-    click.echo(_render_json(report) if fmt == "json" else _render_text(report))
+    if fmt == "json":
+        emit(_render_json(report))
+    else:
+        say(_render_text(report))
     raise SystemExit(0 if report.ok else 1)
 
 
@@ -58,8 +61,8 @@ def validate(project_dir: Path, project_option: Path | None, base: str | None, f
 def init(project_dir: Path) -> None:
     """Scaffold a project: providers.yaml, an example function, the CI workflow."""
     for path in commands.init_project(project_dir):
-        click.echo(f"created {path}")
-    click.echo("Next: `aiops validate` then `aiops plan`.")
+        say(f"created {path}")
+    say("Next: `aiops validate` then `aiops plan`.")
 
 
 @click.command()
@@ -73,7 +76,7 @@ def new(name: str, project_dir: Path, provider: str | None, model: str | None,
     """Scaffold functions/NAME/function.yaml."""
     for path in commands.new_function(project_dir, name, description=description,
                                       provider=provider, model=model):
-        click.echo(f"created {path}")
+        say(f"created {path}")
 
 
 @click.command()
@@ -81,7 +84,7 @@ def new(name: str, project_dir: Path, provider: str | None, model: str | None,
               show_default=True)
 def schema(kind: str) -> None:
     """Print the JSON Schema of the function format (or of providers.yaml)."""
-    click.echo(commands.schema_text(kind), nl=False)
+    emit(commands.schema_text(kind), nl=False)
 
 
 __all__ = ["init", "new", "schema", "validate"]

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from aiops import reconcile
-from aiops.cli import project_dir_option
+from aiops.cli import emit, project_dir_option, say
 from aiops.cli.params import FiniteFloat, OutputFile
 from aiops.errors import LockBusy, UsageError
 from aiops.files import FileRefused, read_bounded
@@ -71,16 +71,19 @@ def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str
     fmt = "json" if as_json else fmt
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
     to_stdout = out is not None and str(out) == "-"
-    click.echo(render(result), err=to_stdout)  # stdout is the saved plan's with `-o -`
+    if fmt == "json" and not to_stdout:
+        emit(render(result))
+    else:  # stdout is the saved plan's with `-o -`
+        say(render(result), err=to_stdout)
     if out is not None:
         if result.errors:
-            click.echo("Error: the plan has errors; not saved.", err=True)
+            say("Error: the plan has errors; not saved.", err=True)
         elif to_stdout:
-            click.echo(render_json(result))
+            emit(render_json(result))
         else:
             out.write_text(render_json(result) + "\n", encoding="utf-8")
             if fmt == "text":
-                click.echo(f"\nSaved to {out}; apply it with `aiops apply {out}`.")
+                say(f"\nSaved to {out}; apply it with `aiops apply {out}`.")
     raise SystemExit(exit_code(result, detailed_exitcode))
 
 
@@ -139,7 +142,7 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
                              "or apply a saved plan (`aiops plan -o plan.json`, then "
                              "`aiops apply plan.json`)")
         expected = reconcile.plan_project(root, prune=prune, max_prune=max_prune)
-        click.echo(render_text(expected))
+        say(render_text(expected))
         if expected.errors:
             raise SystemExit(1)
         if not expected.has_changes:
@@ -147,7 +150,7 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
         answer = click.prompt("\nApply these changes? Only 'yes' is accepted", default="",
                               show_default=False)
         if answer.strip() != "yes":
-            click.echo("Apply cancelled; nothing was written.")
+            say("Apply cancelled; nothing was written.")
             raise SystemExit(1)
     try:
         result = reconcile.apply_project(root, expected=expected, prune=prune,
@@ -156,24 +159,24 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
     except LockBusy as exc:  # the one command with this option names it
         raise LockBusy(f"{exc}, or raise --lock-timeout (it was {lock_timeout:g} s)") from None
     if expected is None:
-        click.echo(render_text(result.plan))
+        say(render_text(result.plan))
     if result.wrote:
-        click.echo(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
+        say(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
     elif expected is None or plan_file is not None:
-        click.echo("Nothing to apply: the database already matches.")
+        say("Nothing to apply: the database already matches.")
     for warning in result.log_warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        say(f"Warning: {warning}", err=True, one_line=True)
 
 
 @click.command()
 @project_dir
 def watch(root: Path) -> None:
     """Re-validate and re-apply on every change to functions/ and providers.yaml."""
-    click.echo(f"Watching {root.resolve()} (Ctrl-C to stop).")
+    say(f"Watching {root.resolve()} (Ctrl-C to stop).")
     with contextlib.suppress(KeyboardInterrupt):
         reconcile.watch_loop(root, reconcile.file_changes(root),
-                             lambda line: click.echo(line, err=line.startswith("Error")))
-    click.echo("Stopped.")
+                             lambda line: say(line, err=line.startswith("Error")))
+    say("Stopped.")
 
 
 @click.command()
@@ -183,11 +186,11 @@ def status(root: Path, as_json: bool) -> None:
     """Each function: in sync or not, current version, last apply."""
     rows = reconcile.status(root)
     if as_json:
-        click.echo(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
-                              indent=2, default=str))
+        emit(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
+                        indent=2, default=str))
         return
     if not rows:
-        click.echo("No functions in the files or the database.")
+        say("No functions in the files or the database.")
         return
     header = ("FUNCTION", "SYNC", "DEPLOYED", "GIT", "STATUS", "APPLIED", "COMMIT")
     table = [header] + [(r.name, r.sync, r.deployed_version or "-", r.desired_version or "-",
@@ -195,12 +198,12 @@ def status(root: Path, as_json: bool) -> None:
                          (r.applied_commit or "-")[:10]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
+            one_line=True)
     run = reconcile.last_run(root)
     if run:
-        click.echo(f"\nLast apply: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
-                   f" (commit {(run['git_commit'] or 'none')[:10]}, "
-                   f"{run['duration_ms']:.0f} ms)")
+        say(f"\nLast apply: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
+            f" (commit {(run['git_commit'] or 'none')[:10]}, {run['duration_ms']:.0f} ms)")
 
 
 @click.group()
@@ -213,4 +216,4 @@ def db() -> None:
 def upgrade(root: Path) -> None:
     """Create or migrate the database schema to the newest revision."""
     url = reconcile.upgrade_database(root)
-    click.echo(f"Database {url} is at the newest schema revision.")
+    say(f"Database {url} is at the newest schema revision.")

@@ -2,15 +2,15 @@
 
 Exit codes of `aiops run` (from aiops.errors): 0 ok, 1 configuration or not found, 2 usage,
 3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget,
-8 the output was printed but its log row could not be written. A batch (aiops.cli.batch)
-exits 0 when every line succeeded, else with the code of its first failed line (8 when only
-log rows failed), 128 + the signal's number when interrupted.
+8 the output was printed but its log row (or what it cost) could not be recorded, 128 + the
+signal's number when SIGINT or SIGTERM cancelled it. A batch (aiops.cli.batch) exits 0 when
+every line succeeded, else with the code of its first failed line. When several things went
+wrong, the order of `aiops.cli.ending` picks the code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,9 +19,16 @@ from typing import Any
 
 import click
 
-from aiops.cli import project_dir_option
+from aiops.cli import drop_stdout, emit, json_text, project_dir_option, say, say_error
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
-from aiops.errors import InputError, NotFoundError, UsageError, UserError
+from aiops.errors import (
+    AiopsError,
+    InputError,
+    NotFoundError,
+    RuntimeFailure,
+    UsageError,
+    UserError,
+)
 from aiops.files import FileRefused, read_bounded
 
 _PROJECT = project_dir_option()
@@ -103,8 +110,7 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     runner = open_runner(project_dir, url=database_url, actor=who)
     if input_ is not None:
         value = _read_input(input_)
-        asyncio.run(_single(runner, target, value))
-        return
+        raise SystemExit(asyncio.run(_single(runner, target, value)))
     assert input_file is not None
     from aiops.cli.batch import run_batch
 
@@ -120,28 +126,46 @@ def _os_user() -> str:
         return "unknown"
 
 
-async def _single(runner: Any, target: str, value: Any) -> Any:
-    """Run once and print the output; a log row that could not be written is reported after
-    the output (exit 8), never instead of it."""
-    from aiops.cli.batch import close_runner, warn_stored_alone
+async def _single(runner: Any, target: str, value: Any) -> int:
+    """Run once and print the output; the exit code (`aiops.cli.ending`). What could not be
+    recorded (a log row, what the call cost) is reported after the output, never instead of
+    it. SIGINT or SIGTERM cancels the call: its log row says so, what it reserved is given
+    back, and the exit code is 130 or 143."""
+    from aiops.cli.ending import Signals, exit_code, report
 
-    try:
-        execution = await runner.run(target, value)
+    call = asyncio.ensure_future(runner.run(target, value))
+    execution: Any = None
+    error: AiopsError | None = None
+    with Signals(lambda sig: call.cancel()) as signals:
+        try:
+            execution = await call
+            error = execution.error
+        except asyncio.CancelledError:
+            if signals.received is None:
+                raise
+        except AiopsError as exc:  # before it ran (an unknown function): no row
+            error = exc
+        failures = await runner.close()  # every step, whatever failed
+    output: Exception | None = None
+    if execution is not None and error is None:
         if execution.deprecated:  # not resolved again: that could fail after a success
-            click.echo(f"Warning: {execution.function} {execution.version} is deprecated",
-                       err=True)
-    finally:
-        log_error = await close_runner(runner)
-    if execution.error is None:
-        click.echo(json.dumps(execution.output, ensure_ascii=False))
-    warn_stored_alone(runner)
-    if log_error is not None:
-        if execution.error is None:
-            raise log_error
-        click.echo(f"Error: {log_error}", err=True)
-    if execution.error is not None:
-        raise execution.error
-    return execution
+            say(f"Warning: {execution.function} {execution.version} is deprecated", err=True)
+        try:
+            emit(json_text(execution.output))
+        except BrokenPipeError as exc:  # ends silently, like other Unix tools
+            output = exc
+            drop_stdout()
+        except RuntimeFailure as exc:  # stdout refused it: disk full, an I/O error
+            output = exc
+            say_error(exc)
+    report(runner, failures)
+    if signals.received is not None:
+        say(f"Interrupted by {signals.name}: the execution was cancelled", err=True)
+    code = exit_code(received=signals.received, output=output,
+                     failed=error.exit_code if error is not None else 0, records=failures)
+    if error is not None and code == error.exit_code:
+        raise error  # the CLI's handler: `Error: ...` with the log id (and --debug's traceback)
+    return code
 
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
@@ -197,26 +221,26 @@ def logs(name: str, status: str | None, since: str | None, limit: int, as_json: 
     rows = store.recent_logs(name, limit, status=status, since=parse_since(since))
     if as_json:
         for r in rows:
-            click.echo(json.dumps({"id": r.id, "created_at": r.created_at.isoformat(),
-                                   "version": r.version, "status": r.status,
-                                   "provider": r.provider, "execution_ms": r.execution_time,
-                                   "input_tokens": r.input_tokens,
-                                   "output_tokens": r.output_tokens, "cost_usd": r.cost_usd,
-                                   "actor": r.actor, "error": r.error,
-                                   "attempts": len(r.metadata.get("attempts", []))}))
+            emit(json_text({"id": r.id, "created_at": r.created_at.isoformat(),
+                            "version": r.version, "status": r.status,
+                            "provider": r.provider, "execution_ms": r.execution_time,
+                            "input_tokens": r.input_tokens,
+                            "output_tokens": r.output_tokens, "cost_usd": r.cost_usd,
+                            "actor": r.actor, "error": r.error,
+                            "attempts": len(r.metadata.get("attempts", []))}))
         return
     if not rows:
-        click.echo(f"No executions of {name} match.")
+        say(f"No executions of {name} match.")
         return
-    click.echo(f"{'time (UTC)':19}  {'log id':36}  {'version':9} {'status':6} {'provider':10} "
-               f"{'ms':>7} {'att':>3} {'tokens':>7} {'cost $':>10}  error")
+    say(f"{'time (UTC)':19}  {'log id':36}  {'version':9} {'status':6} {'provider':10} "
+        f"{'ms':>7} {'att':>3} {'tokens':>7} {'cost $':>10}  error")
     for r in rows:
         err = (r.error or {}).get("message", "") if isinstance(r.error, dict) else ""
-        click.echo(f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.id:36}  {r.version or '-':9} "
-                   f"{r.status:6} {r.provider or '-':10} {r.execution_time or 0:>7.0f} "
-                   f"{len(r.metadata.get('attempts', [])):>3} "
-                   f"{(r.input_tokens or 0) + (r.output_tokens or 0):>7} "
-                   f"{r.cost_usd or 0:>10.6f}  {err[:100]}")
+        say(f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.id:36}  {r.version or '-':9} "
+            f"{r.status:6} {r.provider or '-':10} {r.execution_time or 0:>7.0f} "
+            f"{len(r.metadata.get('attempts', [])):>3} "
+            f"{(r.input_tokens or 0) + (r.output_tokens or 0):>7} "
+            f"{r.cost_usd or 0:>10.6f}  {err[:100]}", one_line=True)
 
 
 @click.command(name="mock-provider")
@@ -245,10 +269,9 @@ def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
 
     def ready(server: Any) -> None:
         url = server.url
-        click.echo(f"mock provider on {url}\n  openai: base_url {url}/v1\n  groq:   base_url "
-                   f"{url}\n  http:   base_url {url}/aiops\n"
-                   f"e.g. export AIOPS_OPENAI_BASE_URL={url}/v1 AIOPS_GROQ_BASE_URL={url}",
-                   err=True)
+        say(f"mock provider on {url}\n  openai: base_url {url}/v1\n  groq:   base_url "
+            f"{url}\n  http:   base_url {url}/aiops\n"
+            f"e.g. export AIOPS_OPENAI_BASE_URL={url}/v1 AIOPS_GROQ_BASE_URL={url}", err=True)
 
     try:
         asyncio.run(serve_forever(config, host, port, ready))
