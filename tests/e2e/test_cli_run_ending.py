@@ -199,6 +199,24 @@ def test_a_stdout_on_a_full_disk_is_one_line(tmp_path: Path, mock_provider: Any,
     assert len(log_ids(db_url)) == (20 if mode == "batch" else 1)
 
 
+def test_a_stdout_that_is_the_input_file_is_refused(tmp_path: Path, mock_provider: Any) -> None:
+    """`aiops run f --input-file in.jsonl >> in.jsonl` read its own results back as input
+    and grew the file without end."""
+    db_url = f"sqlite:///{tmp_path / 'aiops.db'}"
+    root, env = make_project(tmp_path, db_url, mock_provider.url)
+    batch = write_lines(tmp_path / "in.jsonl", [GOOD] * 3)
+    before = batch.read_bytes()
+    with batch.open("a") as append:
+        proc = subprocess.run([AIOPS, "run", "budgeted", "--input-file", str(batch), "-C",
+                               str(root)], stdout=append, stderr=subprocess.PIPE,
+                              env={**os.environ, **env}, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"Error: stdout is the input file {batch}")
+    assert proc.stderr.count("\n") == 1
+    assert batch.read_bytes() == before
+    assert log_ids(db_url) == []
+
+
 # --- messages that would drive the terminal ----------------------------------------------------
 
 HOSTILE = "bad \x00 input \x1b[31mred\x1b[0m \x9b2J\r\nforged: line\x07"

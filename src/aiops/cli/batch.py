@@ -47,17 +47,24 @@ def window_for(concurrency: int) -> int:
 
 
 def check_output(input_file: Path, output: Path | None) -> None:
-    """Refuse an --output that is the input (a path, a symlink or a hard link to it): opening
-    it for writing would empty the input before a line is read."""
-    if output is None:
-        return
+    """Refuse an output that is the input: an --output naming it (a path, a symlink or a hard
+    link to it), which opening for writing would empty before a line is read, and a stdout
+    that is the input file (`>> in.jsonl`), which would read its own results back as input,
+    without end."""
     try:
-        same = output.exists() and os.path.samefile(output, input_file)
-    except OSError:
+        if output is not None:
+            same = output.exists() and os.path.samefile(output, input_file)
+        else:
+            same = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(input_file))
+    except (OSError, ValueError):  # ValueError: a stdout that is no file (a test's capture)
         same = False
-    if same:
+    if same and output is not None:
         raise UsageError(f"--output {output} is the input file {input_file} (the same file on "
                          "disk): writing to it would empty it; choose another path")
+    if same:
+        raise UsageError(f"stdout is the input file {input_file} (`>> {input_file}`?): the "
+                         "results would be read back as input, without end; write them "
+                         "elsewhere (--output FILE, or another file)")
 
 
 class _Ordered:
