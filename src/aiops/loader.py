@@ -347,7 +347,8 @@ _KINDS = {  # what a value of the wrong type is not
     "tuple_type": "a list", "finite_number": "a finite number",
     "int_from_float": "an integer (it has a fraction)",
 }
-_KIND_FIXES = {"dict_type": "write it as a YAML mapping", "model_type": "write it as a YAML mapping",
+_KIND_FIXES = {"dict_type": "write it as a YAML mapping",
+               "model_type": "write it as a YAML mapping",
                "model_attributes_type": "write it as a YAML mapping",
                "list_type": "write it as a YAML list (`- item`)",
                "tuple_type": "write it as a YAML list (`- item`)"}
@@ -372,6 +373,8 @@ def _explain(err: Any, path: Path, model: type[BaseModel], data: Any) -> tuple[s
         return f"unknown key `{key}`", fix
     if kind == "missing":
         return f"required key `{key}` is missing", f"add `{key}:`"
+    if kind in ("key_like", "not_a_variable_name"):  # a `*_env` value: shown masked only
+        return err["msg"], ctx.get("fix", "")
     value = _value_at(data, path)
     secret = isinstance(key, str) and key.endswith(("_env", "_url"))
     it = "the value" if value is _ABSENT or secret else shown(value)
@@ -385,8 +388,8 @@ def _explain(err: Any, path: Path, model: type[BaseModel], data: Any) -> tuple[s
         return (f"{it} is not one of {_quoted(ctx.get('expected', ''))}",
                 "use one of the listed values")
     if kind == "string_pattern_mismatch":
-        what, fix = _PATTERN_HELP.get(key, (f"does not match the pattern "
-                                            f"`{ctx.get('pattern')}`", ""))
+        what, fix = _PATTERN_HELP.get(
+            key, (f"does not match the pattern `{ctx.get('pattern')}`", ""))
         return f"{it} {what}", fix
     if kind in _KINDS:
         return f"{it} is not {_KINDS[kind]}", _KIND_FIXES.get(kind, "")
@@ -424,11 +427,6 @@ def _semver_like(value: Any) -> str:
 _PATTERN_HELP: dict[Any, tuple[str, str]] = {
     "name": ("is not a name: lowercase letters, digits and dashes, starting with a letter "
              "(2-63)", "e.g. `summarize-article`"),
-    "api_key_env": ("must name an environment variable, not hold a key",
-                    "e.g. `OPENAI_API_KEY`; the key itself goes in the environment"),
-    "token_env": ("must name an environment variable, not hold a token", "e.g. `BACKEND_TOKEN`"),
-    "secret_env": ("must name an environment variable, not hold a secret",
-                   "e.g. `BACKEND_SECRET`"),
     "over": ("is not a duration", "e.g. `15m`, `1h`, `1d`"),
     "base_url": ("must start with http:// or https://", "e.g. `https://api.example.com/v1`"),
     "path": ("is not a JSON path starting with `$`", "e.g. `$.items[0].name`"),

@@ -18,13 +18,15 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     Strict,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
-from pydantic_core import PydanticKnownError
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from aiops.errors import shown
+from aiops.keyscrub import KEY_AFTER_PREFIX, KEY_PREFIXES, looks_like_key, masked
 from aiops.patterns import linear_error
 
 API_VERSION = "aiops/v1"
@@ -460,7 +462,30 @@ class ProviderLimits(Model):
     max_concurrency: Count | None = Field(None, description="Concurrent calls.")
 
 
-EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+# A key where its variable's name belongs (`api_key_env: gsk_...`) is refused when the file is
+# read, so that no command ever runs with it, prints it, or logs it (`aiops run` used to say
+# "environment variable gsk_... is not set" and keep that in a log row). The schema refuses
+# the known prefixes too; randomness is for aiops alone to judge (`looks_like_key`).
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, json_schema_extra={"not": {
+    "pattern": "^(?:" + "|".join(KEY_PREFIXES) + f").{{{KEY_AFTER_PREFIX}}}",
+    "description": "a key, not the name of the variable that holds it"}})]
+
+
+def env_name(value: Any, example: str) -> Any:
+    """A `*_env` value as written, when it is an environment variable's name; a key, or any
+    other text, is refused with at most its first 4 characters and its length."""
+    if not isinstance(value, str):
+        return value  # pydantic says it is not text
+    fix = f"put the variable's NAME here, e.g. {example}; the value goes in the environment"
+    if looks_like_key(value):
+        raise PydanticCustomError("key_like", "holds a key-like value ({value})",
+                                  {"value": masked(value), "fix": fix})
+    if not re.fullmatch(ENV_NAME_PATTERN, value):
+        raise PydanticCustomError(
+            "not_a_variable_name", "holds a value that is not an environment variable name "
+            "({value}): a name is letters, digits and _, not starting with a digit",
+            {"value": masked(value), "fix": fix})
+    return value
 
 
 class BearerAuth(Model):
@@ -469,6 +494,11 @@ class BearerAuth(Model):
     type: Literal["bearer"] = Field(description="bearer")
     token_env: EnvName = Field(description=(
         "The NAME of the environment variable that holds the token, never the token."))
+
+    @field_validator("token_env", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        return env_name(value, "BACKEND_TOKEN")
 
 
 class HmacAuth(Model):
@@ -480,10 +510,18 @@ class HmacAuth(Model):
     window_s: Int = Field(300, ge=1, le=3600, description=(
         "How old a signed request may be, in seconds."))
 
+    @field_validator("secret_env", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        return env_name(value, "BACKEND_SECRET")
+
 
 # A response body over this many bytes fails its attempt: 16 times the largest answer a chat
 # model gives today (128k output tokens, ~512 KB of text, more once JSON-escaped).
 DEFAULT_MAX_RESPONSE_BYTES = 8 << 20
+
+
+_KEY_VARIABLES = {"groq": "GROQ_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 class ProviderSpec(Model):
@@ -514,6 +552,11 @@ class ProviderSpec(Model):
         "Prices per model id, in USD per million tokens, pinned in git."))
     auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = Field(
         None, description="http only: {type: bearer, token_env} or {type: hmac, secret_env}.")
+
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any, info: ValidationInfo) -> Any:
+        return env_name(value, _KEY_VARIABLES.get(str(info.data.get("type")), "PROVIDER_API_KEY"))
 
     @model_validator(mode="after")
     def _wiring(self) -> ProviderSpec:

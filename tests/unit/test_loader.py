@@ -78,8 +78,9 @@ def test_secret_in_provider_file_is_refused_without_echoing_it() -> None:
     project = load_sources({"providers.yaml": dump(providers)})
     (diag,) = project.diagnostics
     assert diag.path == "providers.openai.api_key_env"
-    assert "environment variable" in diag.message
-    assert "SECRET" not in diag.render()
+    assert diag.message == 'holds a key-like value ("sk-p…", 20 characters)'
+    assert "OPENAI_API_KEY" in diag.fix
+    assert "SECRET" not in diag.render() and "proj-abc" not in diag.render()
 
 
 def test_http_provider_needs_base_url_and_auth_type_is_checked() -> None:
