@@ -15,7 +15,6 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote
 
 from aiops.errors import Diagnostic, shown
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
@@ -23,6 +22,7 @@ from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
 from aiops.schemas import (
     DRAFT_2020_12,
     CompiledSchema,
+    local_ref,
     metaschema_errors,
     pattern_problems,
     value_problems,
@@ -157,7 +157,7 @@ def _unusable_refs(node: Any, root: Any, path: Path,
                 if not v.startswith("#"):
                     out.append((at, f"remote `{k}` {shown(v)}: aiops does not fetch schemas",
                                 "copy the schema under `$defs` and refer to it as `#/$defs/...`"))
-                elif (v.startswith("#/") or v == "#") and _pointer(root, v) is None:
+                elif (v.startswith("#/") or v == "#") and local_ref(root, v) is None:
                     out.append((at, f"`{k}` {shown(v)} points to nothing in this schema",
                                 "point it at an existing place, e.g. `#/$defs/<name>`"))
                 elif not v.startswith("#/") and v != "#" and v[1:] not in _anchors(root):
@@ -249,7 +249,7 @@ def _declared_inputs(schema: Any, root: Any, depth: int = 0) -> tuple[set[str], 
         return declared, required
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#"):
-        d, r = _declared_inputs(_pointer(root, ref), root, depth + 1)
+        d, r = _declared_inputs(local_ref(root, ref), root, depth + 1)
         declared, required = declared | d, required | r
     for key in ("allOf", "anyOf", "oneOf"):
         branches = schema.get(key)
@@ -476,27 +476,11 @@ def _compare(old: HasSchemas, new: HasSchemas) -> _Walk:
     return walk
 
 
-def _pointer(root: Any, ref: str) -> Any:
-    """The target of a local `$ref` (`#`, `#/$defs/a`), or None."""
-    if not ref.startswith("#"):
-        return None
-    node = root
-    for raw in ref[1:].split("/")[1:]:
-        part = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
-
-
 def _deref(schema: Any, root: Any, hops: int = 0) -> Any:
     """`schema` with a local `$ref` resolved (its sibling keywords kept over the target's)."""
     if not isinstance(schema, dict) or not isinstance(schema.get("$ref"), str) or hops > 32:
         return schema
-    target = _pointer(root, schema["$ref"])
+    target = local_ref(root, schema["$ref"])
     if not isinstance(target, dict):
         return schema
     siblings = {k: v for k, v in schema.items() if k != "$ref"}

@@ -20,7 +20,7 @@ import heapq
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jsonschema_rs
 
@@ -37,6 +37,22 @@ _MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 _MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 _JSON_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str,
                                  "null": type(None), "boolean": bool}
+
+
+def local_ref(root: Any, ref: str) -> Any:
+    """The target of a `$ref` inside the document (`#`, `#/$defs/a`), or None."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for raw in ref[1:].split("/")[1:]:
+        part = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
 
 
 @dataclass(frozen=True)

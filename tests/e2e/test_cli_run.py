@@ -151,7 +151,8 @@ def test_mock_provider_command(tmp_path: Path) -> None:
     responses.write_text("responses:\n  - match: {contains: hello}\n    output: canned\n",
                          encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "aiops", "mock-provider", "--port", "0",
-                             "--responses", str(responses)], stderr=subprocess.PIPE, text=True)
+                             "--responses", str(responses), "--model", "gpt-4o-mini"],
+                            stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         url = proc.stderr.readline().split()[-1]
@@ -166,6 +167,8 @@ def test_mock_provider_command(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         assert reply.json()["choices"][0]["message"]["content"] == "canned"
+        models = httpx.get(url + "/v1/models").json()
+        assert [m["id"] for m in models["data"]] == ["gpt-4o-mini"]
     finally:
         proc.terminate()
         proc.wait(10)

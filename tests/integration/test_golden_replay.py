@@ -313,3 +313,50 @@ def test_a_key_echoed_in_an_answer_never_reaches_the_cassette(golden_project: Pa
         text = path.read_text(encoding="utf-8")
         assert CANARY not in text
         assert "sent with key <redacted>" in text
+
+
+PEOPLE = """\
+apiVersion: aiops/v1
+name: people
+version: 1.0.0
+provider: openai
+model: gpt-4o-mini
+prompt:
+  - {role: user, content: "The people in: {{ text }}"}
+input_schema: {type: object, required: [text], properties: {text: {type: string}}}
+output_schema:
+  type: object
+  required: [people]
+  additionalProperties: false
+  properties:
+    people: {type: array, minItems: 2, items: {$ref: "#/$defs/Person"}}
+  $defs:
+    Person:
+      type: object
+      required: [name, born, role]
+      additionalProperties: false
+      properties:
+        name: {type: string, minLength: 1}
+        born: {type: string, format: date}
+        role: {anyOf: [{$ref: "#/$defs/Role"}, {type: "null"}]}
+    Role: {type: string, enum: [mathematician, engineer]}
+tests:
+  - name: two
+    input: {text: "Ada Lovelace and Alan Turing"}
+    expect: [{schema_valid: true}, {path: $.people, length: {min: 2}}]
+"""
+
+
+def test_record_against_the_mock_for_an_output_of_refs(golden_project: Path,
+                                                        mock_provider: MockServer) -> None:
+    """Before: the mock answered `{"people": ["people0 ...", ...]}`, the output failed its
+    schema, and `aiops test --record` against the mock failed."""
+    path = golden_project / "functions/people/function.yaml"
+    path.parent.mkdir()
+    path.write_text(PEOPLE, encoding="utf-8")
+    recorded = record(golden_project, mock_provider, "people")
+    assert recorded.ok, [(r.status, r.message, r.failures) for r in recorded.results]
+    people = recorded.results[0].output["people"]
+    assert all(isinstance(p, dict) and p["role"] in ("mathematician", "engineer")
+               for p in people)
+    assert replay(golden_project, "people").ok

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
+import re
+import socket
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 
 from aiops.errors import ProviderError
@@ -269,3 +273,137 @@ def test_every_provider_goes_through_the_proxy_of_the_environment(
     assert [c.text for c in results] == ["hi"] * 3
     assert _Proxy.seen == [(f"http://backend.invalid{path}", "Basic dTpw") for path in (
         "/v1/chat/completions", "/openai/v1/chat/completions", "/aiops/v1/complete")]
+
+
+# --- every schema, /v1/models, malformed requests (issue 10) ---------------------------------
+
+REFS = {"type": "object", "required": ["entities"], "additionalProperties": False,
+        "$defs": {"Entity": {"type": "object", "required": ["name", "kind"],
+                             "additionalProperties": False,
+                             "properties": {"name": {"type": "string"},
+                                            "kind": {"enum": ["person", "org"]}}}},
+        "properties": {"entities": {"type": "array", "items": {"$ref": "#/$defs/Entity"},
+                                    "minItems": 2}}}
+
+
+def test_an_array_of_refs_comes_back_as_objects_on_each_wire_format(
+        mock_provider: MockServer) -> None:
+    """Before: `{"entities": ["entities0 ...", ...]}`, strings the schema refuses."""
+    request = dataclasses.replace(REQUEST, output_schema=REFS)
+    for completion in asyncio.run(_each(providers(mock_provider.url), request)):
+        assert not isinstance(completion, Exception), completion
+        value = json.loads(completion.text)
+        jsonschema.validate(value, REFS)
+        assert len(value["entities"]) == 2
+
+
+def test_a_schema_beyond_the_generator_is_a_400_that_says_where_and_what_to_do(
+        mock_provider: MockServer) -> None:
+    schema = {"type": "object", "required": ["code"], "properties": {
+        "code": {"type": "string", "pattern": "^(?=.*[0-9])[a-z0-9]{8}$"}}}
+    request = dataclasses.replace(REQUEST, output_schema=schema)
+    for err in asyncio.run(_each(providers(mock_provider.url), request)):
+        assert isinstance(err, ProviderError) and err.status in (400, 422), err
+        assert not err.transient
+        assert "cannot generate output for this schema at $.code: pattern" in err.message
+        assert "lookahead" in err.message and "--responses" in err.message
+
+
+def test_the_models_endpoint_lists_the_configured_and_the_matched_models(
+        mock_provider_factory: Any) -> None:
+    import groq
+    import openai
+
+    server = mock_provider_factory(MockConfig(models=("gpt-4o-mini",), responses=[
+        {"match": {"model": "llama-3.1-8b-instant"}, "output": "hi"},
+        {"match": {"contains": "x"}, "output": "x"}]))
+
+    async def go() -> tuple[list[str], list[str], Exception]:
+        oa = openai.AsyncOpenAI(api_key="sk-x", base_url=server.url + "/v1", max_retries=0)
+        gq = groq.AsyncGroq(api_key="gsk-x", base_url=server.url, max_retries=0)
+        try:
+            listed = [m.id async for m in oa.models.list()]
+            on_groq = [m.id for m in (await gq.models.list()).data]
+            assert (await oa.models.retrieve("gpt-4o-mini")).id == "gpt-4o-mini"
+            try:
+                await oa.models.retrieve("nope")
+            except openai.NotFoundError as exc:
+                missing: Exception = exc
+            return listed, on_groq, missing
+        finally:
+            await oa.close()
+            await gq.close()
+
+    listed, on_groq, missing = asyncio.run(go())
+    assert listed == on_groq == ["gpt-4o-mini", "llama-3.1-8b-instant"]
+    assert getattr(missing, "code", None) == "model_not_found"
+
+
+def _raw(url: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    """Send bytes, read one response: (status, JSON body)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+
+        def complete() -> bool:
+            head, sep, body = received.partition(b"\r\n\r\n")
+            length = re.search(rb"content-length: (\d+)", head)
+            return bool(sep) and length is not None and len(body) >= int(length.group(1))
+
+        while not complete():
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection without answering: {received!r}"
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def _post(body: bytes, path: str = "/v1/chat/completions") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
+
+
+_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\n"
+
+
+@pytest.mark.parametrize(("data", "status", "says"), [
+    pytest.param(b"GARBAGE\r\n\r\n", 400,
+                 "malformed HTTP request: the request line 'GARBAGE'", id="request-line"),
+    pytest.param(_HEAD + b"no colon here\r\n\r\n", 400, "header line", id="header-line"),
+    pytest.param(_HEAD + b"content-length: 1e3\r\n\r\n", 400,
+                 "content-length '1e3' is not a number", id="content-length"),
+    pytest.param(_HEAD + b"content-length: 999999999999\r\n\r\n", 413, "over the mock's",
+                 id="body-too-large"),
+    pytest.param(_HEAD + b"transfer-encoding: chunked\r\n\r\nzz\r\n", 400,
+                 "the chunk size 'zz' is not hexadecimal", id="chunk-size"),
+    pytest.param(_post(b"[1, 2]"), 400, "must be a JSON object, not an array",
+                 id="not-an-object"),
+    pytest.param(_post(b'{"model": "m"}'), 400, "Missing required parameter: 'messages'",
+                 id="no-messages"),
+    pytest.param(_post(b'{"model": "m", "messages": "hi"}'), 400,
+                 "Invalid type for 'messages': expected an array, but got a string instead.",
+                 id="messages-type"),
+    pytest.param(_post(b'{"model": "m", "messages": ["hi"]}'), 400, "'messages[0]'",
+                 id="message-type"),
+    pytest.param(_post(b'{"model": "m", "messages": [], "response_format": "json"}'), 400,
+                 "Invalid type for 'response_format'", id="response-format-type"),
+    pytest.param(_post(b'{"model": "m", "messages": [], "response_format": '
+                       b'{"type": "json_schema", "json_schema": "x"}}'), 400,
+                 "'response_format.json_schema'", id="json-schema-type"),
+    pytest.param(_post(b'{"model": "m", "messages": [], "max_tokens": "10"}'), 400,
+                 "'max_tokens'", id="max-tokens-type"),
+    pytest.param(_post(b'{"model": "m", "messages": [], "settings": []}', "/aiops/v1/complete"),
+                 400, "Invalid type for 'settings'", id="aiops-settings-type"),
+])
+def test_a_malformed_request_is_a_400_with_an_openai_style_body(
+        mock_provider: MockServer, data: bytes, status: int, says: str) -> None:
+    """Before: the connection handler crashed (a traceback in the server's log) and the
+    client saw the connection close with no answer."""
+    got, body = _raw(mock_provider.url, data)
+    assert got == status, body
+    error = body["error"]
+    assert says in error["message"]
+    if "/aiops/" not in data.split(b"\r\n")[0].decode():
+        assert error["type"] == "invalid_request_error" and "param" in error
+    # the server is still up for everyone else
+    assert _raw(mock_provider.url, b"GET /health HTTP/1.1\r\n\r\n")[0] == 200

@@ -253,8 +253,12 @@ def logs(name: str, status: str | None, since: str | None, limit: int, as_json: 
 @click.option("--retry-after", default=1.0, show_default=True, type=FiniteFloat(0),
               help="Seconds a 429/503 fault asks the client to wait.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault sequence.")
+@click.option("--model", "models", multiple=True, metavar="NAME",
+              help="A model GET /v1/models lists (repeatable; the responses file's models are "
+                   "listed too).")
 def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
-                  responses: Path | None, retry_after: float, seed: int) -> None:
+                  responses: Path | None, retry_after: float, seed: int,
+                  models: tuple[str, ...]) -> None:
     """A local mock of the OpenAI, Groq and custom-backend APIs (for tests and demos)."""
     import yaml
 
@@ -265,7 +269,7 @@ def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise UsageError(f"--responses: {exc}") from None
     config = MockConfig(latency_ms=latency_ms, fault_rate=fault_rate, responses=entries,
-                        seed=seed, retry_after_s=retry_after)
+                        seed=seed, retry_after_s=retry_after, models=models)
 
     def ready(server: Any) -> None:
         url = server.url

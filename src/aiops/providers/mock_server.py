@@ -3,20 +3,28 @@
     /v1/chat/completions          OpenAI chat completions (OpenAI SDK base_url: URL + /v1)
     /openai/v1/chat/completions   Groq (Groq SDK base_url: URL, the host root)
     /aiops/v1/complete            the custom backend protocol (http provider: URL + /aiops)
+    GET /v1/models, /openai/v1/models   the models it knows (OpenAI's list format)
 
 It answers deterministically: from a responses file when an entry matches, else with output
 generated to fit the requested schema (`json_schema`, or the schema that aiops puts in a
-system message for JSON mode), with usage and each provider's rate-limit headers. An answer
+system message for JSON mode; `aiops.providers.mock_values`), with usage and each provider's
+rate-limit headers. A schema it cannot write a value for is a 400 that says where and why,
+never output its schema refuses; a malformed request (HTTP, JSON, or a parameter of the
+wrong type) is a 400 with an OpenAI-style error body. An answer
 longer than the request's `max_tokens` is cut there (finish reason `length`), as providers
 do; an entry's `usage: {input_tokens, output_tokens}` replaces the counts it reports (a
 provider that ignores `max_tokens`, or counts wrongly; an infinite count is written as the
-JSON number 1e400). Faults are injected at `fault_rate` (429 with Retry-After, 500, 503, timeouts, dropped connections, bodies
-that are not JSON, malformed and schema-violating output) or forced per request with the
-`X-Mock-Fault` header (or `MockProvider.force_fault` in process).
+JSON number 1e400). Faults are injected at `fault_rate` (429 with Retry-After, 500, 503,
+timeouts, dropped connections, bodies that are not JSON, malformed and schema-violating
+output) or forced per request with the `X-Mock-Fault` header (or `MockProvider.force_fault`
+in process).
 
-A raw asyncio HTTP/1.1 server (keep-alive, Content-Length and chunked bodies): small and fast,
-because benchmarks measure against it. `serve_in_thread()` runs it in a background thread for
-tests; `aiops mock-provider` runs it in the foreground.
+The answers' wire formats (errors, the 400s, the schema asked for) are in
+`aiops.providers.mock_wire`. The server is raw asyncio HTTP/1.1 (keep-alive, Content-Length
+and chunked bodies, a 400 for anything else): small and fast, because benchmarks measure
+against it. Behind aiohttp.web the same answers cost 1.6 times the server's CPU a request
+(measured with benchmarks/runner.py's bare-client floor). `serve_in_thread()` runs it in a
+background thread for tests; `aiops mock-provider` runs it in the foreground.
 """
 
 from __future__ import annotations
@@ -36,17 +44,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiops.providers import SCHEMA_HINT
+from aiops import fastjson
+from aiops.providers.mock_values import CannotGenerate, generate
+from aiops.providers.mock_wire import (
+    Reply,
+    cannot_generate,
+    error_reply,
+    invalid,
+    json_reply,
+    malformed,
+    max_tokens,
+    ratelimit_headers,
+    requested_schema,
+    usage_count,
+    usage_total,
+    violating,
+)
 
 FAULTS = ("rate_limit", "server_error", "unavailable", "timeout", "drop", "bad_body",
           "malformed", "schema")
 FORCED_ONLY = ("auth", "bad_request", "not_found", "none")
 FAULT_HEADER = "x-mock-fault"
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
-_HINT_SCHEMA = re.compile(re.escape(SCHEMA_HINT) + r"\s*```json\s*(.*?)\s*```", re.S)
-_WORDS = ("alpha", "bravo", "delta", "echo", "gamma", "kilo", "lima", "nova", "omega", "sigma")
+            405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
+            429: "Too Many Requests", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}
+MAX_HEAD_BYTES = 1 << 20  # request line and headers
+MAX_BODY_BYTES = 64 << 20
+DEFAULT_MODELS = ("mock-model",)  # listed when neither the config nor an entry names one
 
 
 @dataclass
@@ -57,6 +82,7 @@ class MockConfig:
     seed: int = 0
     retry_after_s: float = 1.0  # what a 429/503 asks the client to wait
     timeout_fault_s: float = 60.0  # how long a `timeout` fault holds the request
+    models: tuple[str, ...] = ()  # what GET /v1/models lists (with the entries' models)
     bearer_token: str | None = None  # custom protocol: require this token
     hmac_secret: str | None = None  # custom protocol: require this signature
     hmac_window_s: float = 300.0
@@ -82,71 +108,7 @@ def load_responses(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-# --- deterministic output -----------------------------------------------------------------
-
-
-def generate(schema: Any, seed: str, key: str = "value") -> Any:
-    """A value that validates against (the common subset of) a JSON Schema, from a seed."""
-    if not isinstance(schema, dict):
-        return f"mock {key}"
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        options = schema["enum"]
-        return options[int(hashlib.md5((seed + key).encode()).hexdigest(), 16) % len(options)]
-    for combinator in ("anyOf", "oneOf", "allOf"):
-        if schema.get(combinator):
-            return generate(schema[combinator][0], seed, key)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind is None:
-        kind = "object" if "properties" in schema else "string"
-    if kind == "object":
-        props = schema.get("properties", {})
-        return {name: generate(sub, seed, name) for name, sub in props.items()}
-    if kind == "array":
-        count = max(schema.get("minItems", 1), 1)
-        count = min(count, schema.get("maxItems", count))
-        return [generate(schema.get("items", {}), seed, f"{key}{i}") for i in range(count)]
-    if kind == "integer":
-        low, high = schema.get("minimum", 0), schema.get("maximum")
-        return int(low if high is None else min(max(low, 1), high))
-    if kind == "number":
-        low, high = schema.get("minimum", 0), schema.get("maximum")
-        return float(low if high is None else min(max(low, 0.5), high))
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    fmt = schema.get("format")
-    if fmt in ("date-time", "date", "email", "uri"):
-        return {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01",
-                "email": "mock@example.com", "uri": "https://example.com/mock"}[fmt]
-    digest = hashlib.md5((seed + key).encode()).digest()
-    text = f"{key} {_WORDS[digest[0] % len(_WORDS)]} {_WORDS[digest[1] % len(_WORDS)]}"
-    low, high = schema.get("minLength", 0), schema.get("maxLength")
-    if len(text) < low:
-        text = text + "x" * (low - len(text))
-    return text[:high] if high is not None else text
-
-
-def _violating(schema: Any) -> Any:
-    """Output that a schema refuses (for the `schema` fault)."""
-    if isinstance(schema, dict) and schema.get("type") == "object":
-        return {"unexpected_field": [1, 2, 3]}
-    return {"not": "a string"}
-
-
 # --- the application (pure request -> response, no sockets) ------------------------------
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # "drop" | "timeout"
 
 
 class MockProvider:
@@ -175,24 +137,30 @@ class MockProvider:
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         self.stats["requests"] += 1
         if method == "GET" and path in ("/health", "/"):
-            return _json(200, {"ok": True, "stats": dict(self.stats)})
+            return json_reply(200, {"ok": True, "stats": dict(self.stats)})
+        if method == "GET" and path.startswith(("/v1/models", "/openai/v1/models")):
+            return self._models(path.partition("/models")[2].strip("/"))
         if path in ("/v1/chat/completions", "/openai/v1/chat/completions"):
             wire = "groq" if path.startswith("/openai") else "openai"
         elif path == "/aiops/v1/complete":
             wire = "aiops"
         else:
-            return _json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error",
+            return json_reply(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error",
                                          "code": "not_found"}})
         if method != "POST":
-            return _json(405, {"error": {"message": "use POST", "code": "method_not_allowed"}})
+            return json_reply(405, {"error": {"message": "use POST", "code": "method_not_allowed"}})
         if wire == "aiops":
             denied = self._check_auth(headers, body)
             if denied:
-                return _json(401, {"error": {"code": denied, "message": f"request refused: {denied}"}})
+                return json_reply(401, {"error": {"code": denied, "message": f"request refused: {denied}"}})
         try:
-            request = json.loads(body)
+            request = fastjson.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return _error(wire, "bad_request", "the body is not JSON", self.config)
+            return error_reply(wire, "bad_request", "the body is not JSON",
+                               self.config.retry_after_s)
+        problem = malformed(wire, request)
+        if problem is not None:
+            return invalid(wire, *problem)
         fault = self._pick_fault(headers)
         if fault:
             self.stats[f"fault:{fault}"] += 1
@@ -203,10 +171,32 @@ class MockProvider:
                              headers={"content-type": "application/json"})
             if fault == "auth":  # like an old OpenAI 401, it echoes the key it got
                 key = headers.get("authorization", "").removeprefix("Bearer ")
-                return _error(wire, fault, f"Incorrect API key provided: {key}.", self.config)
+                return error_reply(wire, fault, f"Incorrect API key provided: {key}.",
+                                   self.config.retry_after_s)
             if fault not in ("malformed", "schema"):
-                return _error(wire, fault, None, self.config)
+                return error_reply(wire, fault, None, self.config.retry_after_s)
         return self._answer(wire, request, fault)
+
+    def models(self) -> list[str]:
+        """The configured models, then those the responses entries match on."""
+        named = [*self.config.models, *(str((e.get("match") or {}).get("model"))
+                                        for e in self.config.responses
+                                        if isinstance(e, dict) and isinstance(e.get("match"), dict)
+                                        and (e.get("match") or {}).get("model") is not None)]
+        return list(dict.fromkeys(named)) or list(DEFAULT_MODELS)
+
+    def _models(self, one: str) -> Reply:
+        """OpenAI's `GET /models` (a list) and `GET /models/{id}`."""
+        cards = {m: {"id": m, "object": "model", "created": 0, "owned_by": "aiops-mock"}
+                 for m in self.models()}
+        if not one:
+            return json_reply(200, {"object": "list", "data": list(cards.values())})
+        if one in cards:
+            return json_reply(200, cards[one])
+        return json_reply(404, {"error": {"message": f"The model `{one}` does not exist or you do "
+                                                "not have access to it.",
+                                     "type": "invalid_request_error", "param": None,
+                                     "code": "model_not_found"}})
 
     def _check_auth(self, headers: dict[str, str], body: bytes) -> str | None:
         cfg = self.config
@@ -222,49 +212,45 @@ class MockProvider:
     def _answer(self, wire: str, request: dict[str, Any], fault: str | None) -> Reply:
         messages = request.get("messages") or []
         model = str(request.get("model") or "mock-model")
-        schema = _requested_schema(wire, request, messages)
+        schema = requested_schema(wire, request, messages)
         prompt_text = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
         seed = hashlib.md5(prompt_text.encode()).hexdigest()
         entry = self._match(wire, model, prompt_text)
         if entry is not None and "error" in entry:
-            return _json(int(entry.get("status", 400)), {"error": entry["error"]})
+            return json_reply(int(entry.get("status", 400)), {"error": entry["error"]})
         if fault == "malformed":
             output: Any = None
             text = '{"result": ["unterminated'
         elif fault == "schema":
-            output = _violating(schema)
+            output = violating(schema)
             text = json.dumps(output)
         else:
-            if entry is not None:
-                output = entry.get("output", entry.get("content"))
-            elif schema is not None and schema.get("type") != "string":
-                output = generate(schema, seed)
-            else:
-                last = next((str(m.get("content", "")) for m in reversed(messages)
-                             if isinstance(m, dict) and m.get("role") == "user"), "")
-                output = generate(schema or {"type": "string"}, seed, "answer") if schema \
-                    else f"Mock answer from {model}: {last[:60].strip()}"
+            try:
+                output = self._output(entry, schema, seed, model, messages)
+            except CannotGenerate as exc:
+                return cannot_generate(wire, exc, request)
             text = output if isinstance(output, str) else json.dumps(output)
         n = next(self._ids)
         prompt_tokens = len(prompt_text) // 4 + 3 * len(messages) + 1
         completion_tokens = len(text) // 4 + 1
         finish = "stop"
-        limit = _max_tokens(wire, request)
+        limit = max_tokens(wire, request)
         if limit is not None and completion_tokens > limit:  # cut short, as providers do
             text, completion_tokens, finish = text[:4 * limit], limit, "length"
             output = text if fault != "malformed" else output
         reported = (entry or {}).get("usage") or {}  # a provider that counts otherwise
-        prompt_tokens = _number(reported.get("input_tokens", prompt_tokens))
-        completion_tokens = _number(reported.get("output_tokens", completion_tokens))
+        prompt_tokens = usage_count(reported.get("input_tokens", prompt_tokens))
+        completion_tokens = usage_count(reported.get("output_tokens", completion_tokens))
         if wire == "aiops":
-            return _json(200, {"output": output if fault != "malformed" else text, "text": text,
+            return json_reply(200, {"output": output if fault != "malformed" else text,
+                                    "text": text,
                                "model": model, "request_id": f"mock-{n}",
                                "finish_reason": finish,
                                "usage": {"input_tokens": prompt_tokens,
                                          "output_tokens": completion_tokens}})
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
                                  "completion_tokens": completion_tokens,
-                                 "total_tokens": _total(prompt_tokens, completion_tokens)}
+                                 "total_tokens": usage_total(prompt_tokens, completion_tokens)}
         body: dict[str, Any] = {
             "id": f"chatcmpl-mock{n}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "system_fingerprint": "fp_mock",
@@ -276,13 +262,26 @@ class MockProvider:
             usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
             usage["completion_tokens_details"] = {"reasoning_tokens": 0, "audio_tokens": 0}
             headers = {"x-request-id": f"req_mock{n}", "openai-processing-ms":
-                       str(int(self.config.latency_ms)), **_ratelimit_headers(500, 200000)}
+                       str(int(self.config.latency_ms)), **ratelimit_headers(500, 200000)}
         else:
             usage.update({"queue_time": 0.0001, "prompt_time": 0.001, "completion_time": 0.01,
                           "total_time": 0.011})
             body["x_groq"] = {"id": f"req_mock{n}"}
-            headers = {"x-request-id": f"req_mock{n}", **_ratelimit_headers(14400, 30000)}
-        return _json(200, body, headers)
+            headers = {"x-request-id": f"req_mock{n}", **ratelimit_headers(14400, 30000)}
+        return json_reply(200, body, headers)
+
+    @staticmethod
+    def _output(entry: dict[str, Any] | None, schema: dict[str, Any] | None, seed: str,
+                model: str, messages: list[Any]) -> Any:
+        if entry is not None:
+            return entry.get("output", entry.get("content"))
+        if schema is not None and schema.get("type") != "string":
+            return generate(schema, seed)
+        if schema is not None:
+            return generate(schema, seed, "answer")
+        last = next((str(m.get("content", "")) for m in reversed(messages)
+                     if isinstance(m, dict) and m.get("role") == "user"), "")
+        return f"Mock answer from {model}: {last[:60].strip()}"
 
     def _match(self, wire: str, model: str, prompt_text: str) -> dict[str, Any] | None:
         for entry in self.config.responses:
@@ -295,107 +294,6 @@ class MockProvider:
                 continue
             return entry
         return None
-
-
-def _max_tokens(wire: str, request: dict[str, Any]) -> int | None:
-    """The output token limit a request sets (`max_tokens`, or `max_completion_tokens`)."""
-    source = (request.get("settings") or {}) if wire == "aiops" else request
-    limit = source.get("max_completion_tokens") or source.get("max_tokens")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 \
-        else None
-
-
-def _requested_schema(wire: str, request: dict[str, Any], messages: list[Any]) -> dict[str, Any] | None:
-    if wire == "aiops":
-        schema = request.get("output_schema")
-        return schema if isinstance(schema, dict) else None
-    fmt = request.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
-        return (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
-    for m in messages:
-        if isinstance(m, dict) and m.get("role") == "system":
-            found = _HINT_SCHEMA.search(str(m.get("content", "")))
-            if found:
-                with contextlib.suppress(ValueError):
-                    hinted: dict[str, Any] = json.loads(found.group(1))  # schema_hint embeds an object
-                    return hinted
-    if fmt.get("type") == "json_object":
-        return {"type": "object"}
-    return None
-
-
-def _ratelimit_headers(requests: int, tokens: int) -> dict[str, str]:
-    return {"x-ratelimit-limit-requests": str(requests),
-            "x-ratelimit-remaining-requests": str(requests - 1),
-            "x-ratelimit-reset-requests": "6s", "x-ratelimit-limit-tokens": str(tokens),
-            "x-ratelimit-remaining-tokens": str(tokens - 100), "x-ratelimit-reset-tokens": "12ms"}
-
-
-# An infinite count of an entry's `usage` is written as the JSON number 1e400 (what a
-# backend's overflowing counter may send; a reader's float makes it infinite), not as
-# `Infinity`, which is not JSON.
-_OVERFLOW = "__mock_1e400__"
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return _OVERFLOW if value > 0 else "-" + _OVERFLOW
-    return value
-
-
-def _total(a: Any, b: Any) -> Any:
-    return a + b if isinstance(a, int) and isinstance(b, int) else None
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    text = json.dumps(payload)
-    if _OVERFLOW in text:
-        text = text.replace(f'"-{_OVERFLOW}"', "-1e400").replace(f'"{_OVERFLOW}"', "1e400")
-    return Reply(status=status, body=text.encode(),
-                 headers={"content-type": "application/json", **(headers or {})})
-
-
-_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
-    # fault: (status, type, code, message)
-    "rate_limit": (429, "requests", "rate_limit_exceeded",
-                   "Rate limit reached for {model} in organization org-mock on requests per min "
-                   "(RPM): Limit 500, Used 500, Requested 1. Please try again in {after}s."),
-    "server_error": (500, "server_error", None, "The server had an error while processing your "
-                     "request. Sorry about that!"),
-    "unavailable": (503, "server_error", None, "That model is currently overloaded with other "
-                    "requests. You can retry your request."),
-    "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided. You "
-             "can find your API key at https://platform.openai.com/account/api-keys."),
-    "bad_request": (400, "invalid_request_error", "invalid_value", "Invalid request."),
-    "not_found": (404, "invalid_request_error", "model_not_found",
-                  "The model does not exist or you do not have access to it."),
-}
-_AIOPS_CODES = {"rate_limit": "rate_limited", "server_error": "internal", "unavailable":
-                "unavailable", "auth": "unauthorized", "bad_request": "invalid_request",
-                "not_found": "model_not_found"}
-
-
-def _error(wire: str, fault: str, message: str | None, config: MockConfig) -> Reply:
-    status, kind, code, text = _ERRORS[fault]
-    after = config.retry_after_s
-    text = message or text.format(model="the model", after=after)
-    headers: dict[str, str] = {}
-    if status in (429, 503):
-        headers["retry-after"] = str(max(1, int(after + 0.999)))
-        headers["retry-after-ms"] = str(int(after * 1000))
-    if status == 429:
-        headers.update(_ratelimit_headers(500, 200000))
-        headers["x-ratelimit-remaining-requests"] = "0"
-    if wire == "aiops":
-        return _json(status, {"error": {"code": _AIOPS_CODES[fault], "message": text,
-                                        "retry_after_s": after if status in (429, 503) else None}},
-                     headers)
-    if wire == "groq":
-        groq_type = {500: "internal_server_error", 503: "service_unavailable"}.get(status, kind)
-        return _json(status, {"error": {"message": text, "type": groq_type,
-                                        **({"code": code} if code else {})}}, headers)
-    return _json(status, {"error": {"message": text, "type": kind, "param": None, "code": code}},
-                 headers)
 
 
 # --- the HTTP/1.1 server ------------------------------------------------------------------
@@ -417,7 +315,7 @@ class MockServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._connection, self.host, self.port,
-                                                  backlog=2048, limit=1 << 20)
+                                                  backlog=2048, limit=MAX_HEAD_BYTES)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -446,19 +344,28 @@ class MockServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         latency = self.app.config.latency_ms / 1000
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                if line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                body = await _read_chunked(reader)
-            else:
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-            reply = self.app.handle(method, target.split("?", 1)[0], headers, body)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the client closed the connection
+                return
+            except asyncio.LimitOverrunError:
+                await _refuse(writer, Malformed(f"the request line and headers are over "
+                                                f"{MAX_HEAD_BYTES} bytes", 431))
+                return
+            try:
+                method, path, headers = parse_head(head)
+                if headers.get("expect", "").lower() == "100-continue":
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = await _read_body(reader, headers)
+            except Malformed as exc:
+                await _refuse(writer, exc)
+                return
+            try:
+                reply = self.app.handle(method, path, headers, body)
+            except Exception as exc:  # answered, so that a bug shows instead of a dropped line
+                reply = json_reply(500, {"error": {
+                    "message": f"the mock provider failed: {type(exc).__name__}: {exc}"[:500],
+                    "type": "server_error", "param": None, "code": None}})
             if latency:
                 await asyncio.sleep(latency)
             if reply.action == "drop":
@@ -466,24 +373,96 @@ class MockServer:
             if reply.action == "timeout":
                 await asyncio.sleep(self.app.config.timeout_fault_s)
                 return
-            out = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}",
-                   f"content-length: {len(reply.body)}"]
-            out += [f"{k}: {v}" for k, v in reply.headers.items()]
-            writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + reply.body)
+            writer.write(_response(reply))
             await writer.drain()
             if headers.get("connection", "").lower() == "close":
                 return
 
 
+class Malformed(Exception):
+    """An HTTP request the server cannot read: answered with `status`, then closed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_LENGTH = re.compile(r"[0-9]{1,19}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    """(method, path, headers) of a request head; Malformed when it is not HTTP/1.x."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[2].startswith("HTTP/1."):
+        raise Malformed(f"the request line {lines[0][:80]!r} is not `METHOD /path HTTP/1.1`")
+    method, target, _ = parts
+    if target.startswith(("http://", "https://")):  # absolute form, as sent to a proxy
+        target = "/" + target.split("/", 3)[-1] if target.count("/") >= 3 else "/"
+    if not target.startswith("/"):
+        raise Malformed(f"the request target {target[:80]!r} is not a path")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise Malformed(f"the header line {line[:80]!r} is not `Name: value`")
+        headers[name.lower()] = value.strip()
+    return method, target.split("?", 1)[0], headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return await _read_chunked(reader)
+    length = headers.get("content-length", "0")
+    if not _LENGTH.fullmatch(length):
+        raise Malformed(f"content-length {length[:30]!r} is not a number of bytes")
+    if int(length) > MAX_BODY_BYTES:
+        raise Malformed(f"the body is {length} bytes, over the mock's {MAX_BODY_BYTES}", 413)
+    return await reader.readexactly(int(length))
+
+
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        line = (await reader.readuntil(b"\r\n"))[:-2].split(b";")[0].strip()
+        try:
+            size = int(line, 16)
+        except ValueError:
+            raise Malformed(f"the chunk size {line[:30].decode('latin-1')!r} is not "
+                            "hexadecimal") from None
+        total += size
+        if size < 0 or total > MAX_BODY_BYTES:
+            raise Malformed(f"the chunked body is over the mock's {MAX_BODY_BYTES} bytes", 413)
         if size == 0:
-            await reader.readuntil(b"\r\n")
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields
+                pass
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+        if await reader.readexactly(2) != b"\r\n":
+            raise Malformed("a chunk does not end with CRLF where its size says")
+
+
+def _response(reply: Reply) -> bytes:
+    out = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}",
+           f"content-length: {len(reply.body)}"]
+    out += [f"{k}: {v}" for k, v in reply.headers.items()]
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + reply.body
+
+
+async def _refuse(writer: asyncio.StreamWriter, problem: Malformed) -> None:
+    """Answer a request that cannot be read (OpenAI's error shape), and close."""
+    reply = json_reply(problem.status, {"error": {
+        "message": f"malformed HTTP request: {problem}", "type": "invalid_request_error",
+        "param": None, "code": "malformed_request"}}, {"connection": "close"})
+    with contextlib.suppress(ConnectionError):
+        writer.write(_response(reply))
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
 
 
 @contextlib.contextmanager
