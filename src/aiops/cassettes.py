@@ -24,6 +24,9 @@ repository and for CI:
   text they expand to: a 2.6 KB cassette of nested aliases reached 6 GB through
   `yaml.safe_load`). A cassette that is not acceptable fails its own test with a located
   `CassetteFormatError`; a recording over the bound is refused before it is written.
+- **Only aiops's layout**: a cassette copied from another project (vcrpy's own layout, with
+  `body: {string: ...}`, pydantic-ai's `parsed_body`, the legacy vcrpy-httpx one) or any
+  other YAML is a `ForeignCassette` that names the key that gives it away.
 """
 
 from __future__ import annotations
@@ -290,20 +293,68 @@ class CassetteSerializer:
         except YamlProblem as exc:
             raise CassetteFormatError(f"not a cassette aiops can read: {exc.message}",
                                       line=exc.line, column=exc.column) from None
-        try:
-            interactions = []
-            for item in data.get("interactions") or []:
-                req, resp = item["request"], item["response"]
-                interactions.append({
-                    "request": {"method": req["method"], "uri": req["uri"],
-                                "body": _body_in(req), "headers": req.get("headers") or {}},
-                    "response": {"status": resp["status"], "headers": resp.get("headers") or {},
-                                 "body": {"string": _body_in(resp) or ""}},
-                })
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise CassetteFormatError(f"not a cassette aiops can read ({type(exc).__name__}: "
-                                      f"{exc})".replace("\n", " ")) from None
+        if not isinstance(data, dict) or "interactions" not in data:
+            raise _foreign("the file has no `interactions:` list")
+        if not isinstance(data["interactions"], list):
+            raise _foreign(f"`interactions` is {_json_kind(data['interactions'])}, not a list")
+        interactions = [_interaction(item, i) for i, item in enumerate(data["interactions"])]
         return {"version": data.get("version", 1), "interactions": interactions}
+
+
+_REQUEST_KEYS = frozenset({"method", "uri", "headers", "json", "body"})
+_RESPONSE_KEYS = frozenset({"status", "headers", "json", "body"})
+# What other tools' cassettes hold where aiops's hold something else: key -> whose layout.
+_FOREIGN = {"parsed_body": "pydantic-ai's cassette layout (`parsed_body`)",
+            "content": "the legacy vcrpy-httpx layout (`content`, `status_code`)",
+            "status_code": "the legacy vcrpy-httpx layout (`content`, `status_code`)"}
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", type(None): "empty",
+            bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+def _interaction(item: Any, index: int) -> dict[str, Any]:
+    """One interaction of an aiops cassette, in vcrpy's in-memory form; CassetteFormatError
+    naming the place and, when it can tell, the other tool's layout it is in."""
+    where = f"interactions[{index}]"
+    if not isinstance(item, dict) or not isinstance(item.get("request"), dict) or \
+            not isinstance(item.get("response"), dict):
+        raise _foreign(f"`{where}` is not a mapping with a `request:` and a `response:`")
+    req, resp = item["request"], item["response"]
+    for part, value, allowed in (("request", req, _REQUEST_KEYS),
+                                 ("response", resp, _RESPONSE_KEYS)):
+        unknown = next((str(key) for key in value if key not in allowed), None)
+        if unknown is not None:
+            layout = _FOREIGN.get(unknown)
+            raise _foreign(f"`{where}.{part}.{unknown}` is from {layout}" if layout else
+                           f"`{where}.{part}` has `{unknown}`, which aiops does not write")
+        if not isinstance(value.get("headers", {}), dict):
+            raise _foreign(f"`{where}.{part}.headers` is not a mapping")
+        body = value.get("body")
+        if isinstance(body, dict):
+            raise _foreign(f"`{where}.{part}.body` is a mapping, as in vcrpy's own layout "
+                           "(`body: {string: ...}`): a cassette written by another tool")
+        if body is not None and not isinstance(body, str):
+            raise _foreign(f"`{where}.{part}.body` is {_json_kind(body)}, not text")
+    if not isinstance(req.get("method"), str) or not isinstance(req.get("uri"), str):
+        raise _foreign(f"`{where}.request` lacks a `method:` or a `uri:`")
+    status = resp.get("status")
+    if not isinstance(status, dict) or type(status.get("code")) is not int:
+        raise _foreign(f"`{where}.response.status` is not a mapping with a numeric `code:`")
+    return {"request": {"method": req["method"], "uri": req["uri"], "body": _body_in(req),
+                        "headers": req.get("headers") or {}},
+            "response": {"status": status, "headers": resp.get("headers") or {},
+                         "body": {"string": _body_in(resp) or ""}}}
+
+
+class ForeignCassette(CassetteFormatError):
+    """Valid YAML, but not a cassette aiops wrote: vcrpy's own layout from another project,
+    another tool's, or any other document. Recording it again is the fix."""
+
+
+def _foreign(what: str) -> ForeignCassette:
+    return ForeignCassette(f"not an aiops cassette: {what}")
 
 
 class BoundedPersister:
@@ -332,7 +383,13 @@ class BoundedPersister:
             text = decode(raw, MAX_RECORDING_BYTES)
         except YamlProblem as exc:
             raise CassetteFormatError(exc.message, line=exc.line, column=exc.column) from None
-        return deserialize(text, serializer)
+        try:
+            return deserialize(text, serializer)
+        except CassetteFormatError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # vcrpy's own reading
+            raise ForeignCassette(f"not a cassette aiops can read ({type(exc).__name__}: "
+                                  f"{exc})".replace("\n", " ")) from None
 
     def save_cassette(self, cassette_path: str | Path, cassette_dict: dict[str, Any],
                       serializer: Any) -> None:

@@ -313,6 +313,7 @@ async def _run_case(root: Path, case: Case, providers: ProvidersFile, env: Mappi
     from aiops.cassettes import (
         HEADER_COMMENT,
         CassetteFormatError,
+        ForeignCassette,
         explain_miss,
         use_cassette,
     )
@@ -347,8 +348,11 @@ async def _run_case(root: Path, case: Case, providers: ProvidersFile, env: Mappi
             except CannotOverwriteExistingCassetteException:  # a miss: see `session.misses`
                 outcome = Outcome(error="the request is not in the cassette")
     except CassetteFormatError as exc:
-        return CaseResult(**common, status="error", message=f"{case.cassette}{exc.where}: {exc}",
-                          fix=f"delete it and record it again: {case.record_command()}")
+        fix = f"delete it and record it again: {case.record_command()}"
+        message = f"{case.cassette}{exc.where}: {exc}"
+        if isinstance(exc, ForeignCassette):  # one line that says what to do, as well
+            message += f"; {fix}"
+        return CaseResult(**common, status="error", message=message, fix=fix)
     latency_ms = outcome.latency_ms if outcome.latency_ms is not None else (
         (time.perf_counter() - started) * 1000)
     if record and outcome.error is not None:

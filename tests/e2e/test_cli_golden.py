@@ -110,3 +110,23 @@ def test_unknown_function_is_a_usage_error(repo_root: Path) -> None:
     result = aiops("test", "summarise", cwd=repo_root)
     assert result.returncode == 2
     assert "no function named summarise" in result.stderr
+
+
+def test_a_cassette_from_another_project_is_one_line_and_the_others_still_run(
+        golden_project: Path, realdata: Path, offline_env: dict[str, str]) -> None:
+    """A plain vcrpy cassette (openinference's, read from the shared recordings) where an
+    aiops cassette belongs. Before: every test aborted with `internal error:
+    AttributeError`."""
+    cassette = "functions/classify-ticket/cassettes/openai/double-charge.yaml"
+    (golden_project / cassette).write_bytes(
+        (realdata / "openai/openinference__cached_tokens.yaml").read_bytes())
+    result = aiops("test", "-C", golden_project, env=offline_env)
+    assert result.returncode == 1
+    assert "internal error" not in result.stdout + result.stderr and not result.stderr
+    said = [line.strip() for line in result.stdout.splitlines() if "not an aiops" in line]
+    assert said == [
+        f"{cassette}: not an aiops cassette: `interactions[0].response.body` is a mapping, as "
+        "in vcrpy's own layout (`body: {string: ...}`): a cassette written by another tool; "
+        "delete it and record it again: aiops test classify-ticket --provider openai "
+        "--record"]
+    assert "13 passed, 1 error of 14" in result.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -180,3 +182,59 @@ def test_credentials_in_the_url_are_never_recorded() -> None:
     assert query == {"api-version": "2024-06-01", "api_key": "<redacted>", "sig": "<redacted>",
                      "X-Amz-Signature": "<redacted>"}
     assert filtered.uri.startswith("https://proxy.example.com/v1/chat/completions?")
+
+
+# --- cassettes from other tools (issue 10) ----------------------------------------------------
+
+FOREIGN_DIRS = ("openai", "groq", "openai/pydantic-ai-format", "groq/pydantic-ai-format")
+
+
+def _load(path: Path) -> object:
+    from aiops.cassettes import BoundedPersister
+
+    return BoundedPersister().load_cassette(path, CassetteSerializer())
+
+
+def test_every_real_vcrpy_cassette_of_other_projects_is_refused_in_one_line(
+        realdata: Path) -> None:
+    """Before: vcrpy's own reading crashed on them (AttributeError: 'dict' object has no
+    attribute 'encode'), and `aiops test` stopped with an internal error."""
+    from aiops.cassettes import CassetteFormatError
+
+    paths = sorted(p for d in FOREIGN_DIRS for p in (realdata / d).glob("*.yaml"))
+    assert len(paths) >= 30
+    reasons = {}
+    for path in paths:
+        with pytest.raises(CassetteFormatError) as caught:
+            _load(path)
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(("not an aiops cassette: ",
+                                                           "not a cassette aiops can read"))
+        reasons[path.name] = message
+    assert "vcrpy's own layout" in reasons["openinference__cached_tokens.yaml"]
+    assert "pydantic-ai's cassette layout" in reasons[
+        "pydanticai__groq_json_schema_structured_output.yaml"]
+    assert "legacy vcrpy-httpx layout" in reasons["ddtrace__401_legacy_httpx_format.yaml"]
+    assert "a key must be a plain string" in reasons["ddtrace__stream_multidict_python_tags.yaml"]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("foo: bar\n", "the file has no `interactions:` list"),
+    ("- 1\n- 2\n", "not a cassette aiops can read: the document is not a mapping"),
+    ("interactions: 3\n", "`interactions` is a number, not a list"),
+    ("interactions: [1]\n", "`interactions[0]` is not a mapping with a `request:`"),
+    ("interactions:\n- request: {method: GET, uri: /x, body: 3}\n  response: {status: "
+     "{code: 200}}\n", "`interactions[0].request.body` is a number, not text"),
+    ("interactions:\n- request: {method: GET, uri: /x}\n  response: {status: OK}\n",
+     "`interactions[0].response.status` is not a mapping with a numeric `code:`"),
+    ("interactions:\n- request: {method: GET, uri: /x, extra: 1}\n  response: {status: "
+     "{code: 200}}\n", "`interactions[0].request` has `extra`, which aiops does not write"),
+])
+def test_any_yaml_that_is_not_an_aiops_cassette_says_so(tmp_path: Path, text: str,
+                                                       says: str) -> None:
+    from aiops.cassettes import CassetteFormatError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CassetteFormatError, match=re.escape(says)):
+        _load(path)
