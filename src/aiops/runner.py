@@ -220,14 +220,20 @@ class Runner:
         finally:
             del self._inflight[key]
 
-    def _provider(self, name: str) -> Provider:
+    def _provider(self, name: str, state: _State | None = None) -> Provider:
+        """The provider `name`, built on first use. Building it (importing its SDK: half a
+        second for OpenAI's) is the process's cost, not the execution's: `state.setup_s`
+        takes it out of the execution's time."""
         provider = self._providers.get(name)
         if provider is None:
             spec = self.providers_file.providers.get(name)
             if spec is None:
                 known = ", ".join(sorted(self.providers_file.providers)) or "none"
                 raise ConfigError(f"provider `{name}` is not in providers.yaml (known: {known})")
+            built = time.perf_counter()
             provider = self._providers[name] = self._make(name, spec, self.env)
+            if state is not None:
+                state.setup_s += time.perf_counter() - built
         return provider
 
     # -- one execution -------------------------------------------------------------------
@@ -281,7 +287,7 @@ class Runner:
         # neither reaches stdout, the log row or --output.
         output = self._scrubber.value(output)
         state.logged_input = self._scrubber.value(state.logged_input)
-        elapsed = (time.perf_counter() - start) * 1000
+        elapsed = (time.perf_counter() - start - state.setup_s) * 1000
         execution = Execution(
             log_id=log_id, function=p.dv.name, version=p.dv.version, output=output, error=error,
             attempts=tuple(state.attempts), input_tokens=state.input_tokens,
@@ -330,7 +336,7 @@ class Runner:
         errors: list[AiopsError] = []
         for index, cand in enumerate(p.candidates):
             try:
-                provider = self._provider(cand.provider)
+                provider = self._provider(cand.provider, state)
             except ConfigError as exc:
                 state.attempts.append(Attempt(provider=cand.provider, model=cand.model,
                                               status="skipped", latency_ms=0.0,
@@ -608,6 +614,7 @@ class _State:
     model: str | None = None
     reserved_call: bool = False
     logged_input: Any = None
+    setup_s: float = 0.0  # building provider clients on first use: not the execution's time
 
     def add_usage(self, inp: int, out: int, cost: float, cached: int, reasoning: int) -> None:
         self.input_tokens += inp

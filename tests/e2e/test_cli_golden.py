@@ -4,14 +4,15 @@ reports on disk, misses with their difference, recording against the mock provid
 from __future__ import annotations
 
 import json
+import statistics
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from aiops.providers.mock_server import MockServer
+from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
 from tests.e2e.helpers import aiops
-from tests.fixtures_golden import CANARY, mock_env
+from tests.fixtures_golden import CANARY, EXAMPLE_ANSWERS, mock_env
 
 SITECUSTOMIZE = '''
 import os, socket
@@ -130,3 +131,21 @@ def test_a_cassette_from_another_project_is_one_line_and_the_others_still_run(
         "delete it and record it again: aiops test classify-ticket --provider openai "
         "--record"]
     assert "13 passed, 1 error of 14" in result.stdout
+
+
+def test_latency_is_the_executions_not_the_sdks_first_use(golden_project: Path) -> None:
+    """A fresh process records against a mock that answers in 50 ms. Before: the first
+    OpenAI case measured 445-828 ms (its SDK imported and built inside the clock), the
+    others 55 ms, so `max_latency_ms` failed the first case alone."""
+    for path in golden_project.glob("functions/*/cassettes/*/*.yaml"):
+        path.unlink()
+    with serve_in_thread(MockConfig(latency_ms=50, responses=EXAMPLE_ANSWERS)) as server:
+        result = aiops("test", "classify-ticket", "summarize", "--record", "--format", "json",
+                       "-C", golden_project, env=mock_env(server) | {"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    cases = json.loads(result.stdout)["results"]
+    assert (cases[0]["provider"], len(cases)) == ("openai", 8)
+    latencies = [c["latency_ms"] for c in cases]
+    median = statistics.median(latencies[1:])
+    assert min(latencies) >= 50  # the mock's own latency is in every one
+    assert latencies[0] < 3 * median + 25, latencies
