@@ -361,8 +361,9 @@ class _Generator:
                 raise CannotGenerate(path, "no value of the enum fits the rest of the schema")
         elif rest:
             kinds = _types(s["type"]) or set()
-            options = [o for o in options if _json_type(o) in kinds
-                       or (_json_type(o) == "integer" and "number" in kinds)]
+            if "number" in kinds:
+                kinds.add("integer")
+            options = [o for o in options if _json_type(o) in kinds]
             if not options:
                 raise CannotGenerate(path, f"no value of the enum is of type {s['type']}")
         return options[self.pick(len(options), path, variant)]
@@ -426,16 +427,19 @@ class _Generator:
             path: str, depth: int, variant: int) -> None:
         """Property `name` of an object, if the object's parts allow it."""
         where = f"{path}.{name}" if name.isidentifier() else f"{path}[{json.dumps(name)}]"
-        if closed and not all(name in names or any(matches(p, name) for p in patterns)
-                              for names, patterns in closed):
-            raise CannotGenerate(where, "is required, but additionalProperties: false leaves "
-                                        "it out")
+        for names, patterns in closed:
+            if name not in names and not any(matches(p, name) for p in patterns):
+                raise CannotGenerate(where, "is required, but additionalProperties: false "
+                                            "leaves it out")
         props = s.get("properties") or {}
-        own = [props[name]] if name in props else []
-        own += [v for p, v in (s.get("patternProperties") or {}).items() if matches(p, name)]
-        if not own:
-            own = [s.get("additionalProperties", True)]
-        sub = own[0] if len(own) == 1 else {"allOf": own}
+        by_pattern = s.get("patternProperties")
+        if by_pattern:
+            own = [props[name]] if name in props else []
+            own += [v for p, v in by_pattern.items() if matches(p, name)]
+            sub = own[0] if len(own) == 1 else {"allOf": own} if own else \
+                s.get("additionalProperties", True)
+        else:
+            sub = props[name] if name in props else s.get("additionalProperties", True)
         out[name] = self.value(sub, where, depth + 1, name, variant)
 
     def array(self, s: dict[str, Any], path: str, depth: int, key: str,
@@ -501,15 +505,15 @@ class _Generator:
         return text if most is None else text[:most]
 
 
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", list: "array", dict: "object",
+               type(None): "null"}
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return "integer"
-    return {float: "number", str: "string", list: "array", dict: "object"}.get(
-        type(value), "unknown")
+    kind = _JSON_TYPES.get(type(value))
+    if kind is None and isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    return kind or "unknown"
 
 
 def _implied(s: dict[str, Any]) -> set[str]:
