@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from aiops.render_template import make_environment
+from aiops.render_template import MAX_RENDER_STEPS, make_environment
 
 # Filters whose arguments name a filter or a test: (filter, index of the name's argument,
 # what it names). `map(attribute=...)` names no filter.
@@ -71,7 +71,8 @@ def analyse(source: str, inputs: Iterable[str]) -> Analysis:
         return Analysis(variables=plain, problems=())
     env = _environment(declared)
     tree = env.parse(source)
-    problems = [*_unknown_names(env, tree), *_refused_attributes(tree)]
+    problems = [*_unknown_names(env, tree), *_refused_attributes(tree),
+                *_unconditional_loops(tree.body, 1)]
     # Jinja's code generator (which also finds the variables) stops at an unknown filter:
     # those already reported are stood in for, so that each problem is reported once.
     unknown = {p.word for p in problems if p.word and p.code in ("template-filter",
@@ -212,6 +213,43 @@ def _refused_attributes(tree: nodes.Template) -> list[TemplateProblem]:
                 message=f"`.{node.attr}` is refused by the sandbox (no `_` attributes), so "
                         "every render fails", fix="remove it"))
     return out
+
+
+def _constant_range(node: nodes.Node) -> int | None:
+    """The length of `range(...)` called with constant integers, else None."""
+    if not (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
+            and node.node.name == "range" and not node.kwargs and 1 <= len(node.args) <= 3
+            and all(isinstance(a, nodes.Const) and type(a.value) is int for a in node.args)):
+        return None
+    try:
+        return len(range(*(a.value for a in node.args)))  # type: ignore[attr-defined]
+    except (ValueError, OverflowError):
+        return None
+
+
+def _unconditional_loops(body: list[nodes.Node], times: int) -> list[TemplateProblem]:
+    """Loops over constant ranges that run on every render, nested `times` deep, whose
+    iterations alone exceed the render's steps. Only loops outside any condition are counted
+    (a loop inside `{% if %}`, a macro or a filtered loop may never run), so this never
+    refuses a template that some input renders."""
+    for node in body:
+        if not isinstance(node, nodes.For):
+            continue
+        length = _constant_range(node.iter)
+        if length is None:
+            continue
+        total = times * length
+        if total > MAX_RENDER_STEPS:
+            return [TemplateProblem(
+                line=node.lineno, word="for", code="template-loop",
+                message=f"these loops iterate {total:,} times on every render, over the "
+                        f"{MAX_RENDER_STEPS:,} a render may take, so every render fails",
+                fix="iterate over fewer items, or over an input")]
+        if node.test is None:
+            found = _unconditional_loops(node.body, total)
+            if found:
+                return found
+    return []
 
 
 def _never(*args: object, **kwargs: object) -> None:  # pragma: no cover - never called

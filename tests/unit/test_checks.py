@@ -66,6 +66,15 @@ def test_loop_variables_and_filters_are_not_inputs() -> None:
     assert _check(data) == {}
 
 
+def test_loops_that_an_input_may_skip_are_not_problems() -> None:
+    big = "{% for j in range(2000) %}x{% endfor %}"
+    data = make_function(prompt=[{"role": "user", "content":
+        f"{{% if text == 'big' %}}{{% for i in range(1000) %}}{big}{{% endfor %}}{{% endif %}}"
+        f"{{% for i in range(1000) if text == 'big' %}}{big}{{% endfor %}}"
+        f"{{% for i in range(bullets) %}}{big}{{% endfor %}}{{{{ text }}}}"}])
+    assert _check(data) == {}
+
+
 def test_template_syntax_error_points_at_its_line() -> None:
     data = make_function(prompt=[{"role": "user", "content": "ok\n{% if text %}\nno end\n"}])
     found = _check(data)
@@ -455,6 +464,8 @@ NEVER_RENDERS = [
     ("{% for loop in text %}{% endfor %}", "template-compile", "special loop variable"),
     ("{% block a %}{% endblock %}{% block a %}{% endblock %}", "template-compile",
      "block 'a' defined twice"),
+    ("{% for i in range(1001) %}{% for j in range(0, 2000, 2) %}x{% endfor %}{% endfor %}",
+     "template-loop", "these loops iterate 1,001,000 times on every render"),
 ]
 
 
