@@ -21,12 +21,12 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
@@ -173,10 +173,15 @@ class RateLimiter:
     """Sliding-window-counter rpm/tpm limits and concurrency slots, by scope key."""
 
     def __init__(self, url: str = "async+memory://", *, max_wait_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 window_s: int = 60) -> None:
         self.url = url
         self.max_wait_s = max_wait_s
         self._clock = clock
+        self._sleep = sleep
+        # What `rpm` and `tpm` count over: a minute. Tests shorten it (a limit of N per second).
+        self.window_s = window_s
         self._strategy: SlidingWindowCounterRateLimiter | None = None
         self._items: dict[tuple[str, int], Any] = {}
         self._semaphores: dict[tuple[str, int], asyncio.Semaphore] = {}
@@ -203,7 +208,9 @@ class RateLimiter:
     def _item(self, amount: int) -> Any:
         item = self._items.get(("m", amount))
         if item is None:
-            item = self._items[("m", amount)] = RateLimitItemPerMinute(amount)
+            item = self._items[("m", amount)] = (
+                RateLimitItemPerMinute(amount) if self.window_s == 60
+                else RateLimitItemPerSecond(amount, self.window_s))
         return item
 
     async def _try(self, scopes: tuple[RateSpec, ...], tokens: int) -> float | None:
@@ -253,7 +260,7 @@ class RateLimiter:
             if waited + retry_in > self.max_wait_s:
                 raise LimitExceeded(f"rate limit of {names} still reached after waiting "
                                     f"{waited:.1f}s; lower the call rate or raise the limit")
-            await asyncio.sleep(retry_in)
+            await self._sleep(retry_in)
 
     @contextlib.contextmanager
     def _storage_errors(self) -> Iterator[None]:
