@@ -29,10 +29,10 @@ never exceed what is left: a call that costs more than its estimate is the only 
 budget (docs/providers.md, "Budgets", states the bound). No transaction stays open across a
 provider call, and nothing here assumes one process (DESIGN §11).
 
-A call that does not fit waits (`on_limit: wait`, up to `max_wait_s`) while reservations that
-may settle below their estimates are held, here or by other processes; it is refused at once
-when what was spent leaves no room for it, or, with `on_limit: fail`, when what is spent and
-reserved leaves none.
+A call that does not fit waits (unless `on_limit: fail`; up to `max_wait_s`) while
+reservations that may settle below their estimates are held, here or by other processes; it
+is refused at once when what was spent leaves no room for it, or, with `on_limit: fail`,
+when what is spent and reserved leaves none.
 
     sizes (pure): Amount, Limit, Pool, settled, grow_to, keep_held
     the ledger:   Budgets (one per Runner) over a LeaseStore (aiops.store.Store)

@@ -73,7 +73,19 @@ def check_function(lf: LoadedFunction, providers: ProvidersFile | None) -> list[
     _check_assertions(lf, out)
     if providers is not None:
         _check_providers(lf, providers, out)
+    _check_on_limit(lf, out)
     return out
+
+
+def _check_on_limit(lf: LoadedFunction, out: list[Diagnostic]) -> None:
+    """`on_limit: fallback` said explicitly on a function without fallbacks: it waits."""
+    limits = lf.spec.limits
+    if "on_limit" in limits.model_fields_set and limits.on_limit == "fallback" \
+            and not lf.spec.fallbacks:
+        out.append(_diag(lf, ("limits", "on_limit"), "`on_limit: fallback` has no fallback "
+                         "to go to: a call whose provider's rate limit has no room waits for "
+                         "it", fix="add `fallbacks`, or say `on_limit: wait`",
+                         severity="warning", code="on-limit-no-fallback"))
 
 
 def _check_schema(lf: LoadedFunction, key: str, out: list[Diagnostic]) -> CompiledSchema | None:

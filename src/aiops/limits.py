@@ -4,7 +4,10 @@
   sliding-window-counter strategy (constant space; a refused hit consumes nothing), in memory by
   default and in Redis when `AIOPS_RATE_LIMIT_URL` is set, so several processes share a limit.
   Tokens are charged before the call, as providers do: estimated prompt tokens + `max_tokens`.
-  A limited call waits (up to `max_wait_s`) or fails, as the function's `on_limit` says.
+  A call without room waits until the window has room for it (waiting is not an error; only
+  an explicit `max_wait_s`, `aiops run --max-wait`, bounds it), fails, or gives way so that
+  the runner passes it to a fallback (`NoRoom`), as the function's `on_limit` says. `Waits`
+  tells what waits, for a progress bar.
 - Concurrency limits (max_concurrency) are semaphores of this process by default; with a Redis
   `AIOPS_RATE_LIMIT_URL` they are slots shared by every process using that Redis: leases in a
   sorted set per scope, taken and released atomically, and expiring on their own if a holder
@@ -19,14 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.aio.storage import SlidingWindowCounterSupport
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
@@ -97,6 +103,120 @@ class RateSpec:
         return self.rpm is None and self.tpm is None and self.max_concurrency is None
 
 
+def room_in(window: tuple[int, float, int, float], amount: int, cost: int,
+            expiry: float) -> float:
+    """Seconds until `cost` more fits a sliding-window-counter limit of `amount` per
+    `expiry` seconds, from the storage's window (previous count, previous window's TTL,
+    current count, current window's TTL); 0 when it fits now.
+
+    The library admits a hit while floor(previous × previous TTL / expiry) + current + cost
+    <= amount; the previous window's weight falls linearly to 0 as the current one runs out,
+    then the current count becomes the previous one. (The library's own reset time is when
+    one unit frees: for a tpm limit, a hundredth of a second, however many tokens the call
+    needs; waiting for that polls the storage a hundred times a second.)"""
+    previous, previous_ttl, current, current_ttl = window
+    allowed = amount - cost  # what the weighted count may be for the hit to pass
+    if current <= allowed:
+        if not previous or math.floor(previous * previous_ttl / expiry) + current <= allowed:
+            return 0.0
+        # previous × (previous_ttl − t) / expiry < allowed − current + 1
+        return max(0.01, previous_ttl - (allowed - current + 1) * expiry / previous + 0.001)
+    # Only after the current window ends: then its count decays over a whole window.
+    ends_in = current_ttl - expiry if current_ttl > expiry else current_ttl
+    return max(0.01, ends_in + max(0.0, expiry - (allowed + 1) * expiry / current) + 0.001)
+
+
+class NoRoom(LimitExceeded):
+    """A rate limit without room for a call: which one, and in how long it may have some
+    (`math.inf` when the call is larger than the limit itself)."""
+
+    def __init__(self, *, scope: str, limit: str, amount: int, retry_in: float,
+                 tokens: int) -> None:
+        self.scope, self.limit, self.amount, self.retry_in = scope, limit, amount, retry_in
+        if self.never:
+            message = (f"{scope}: a call of ~{tokens} tokens can never fit its tpm limit of "
+                       f"{amount}; raise `tpm` or lower `max_tokens`")
+        else:
+            message = f"{scope} {limit} {amount} has no room for ~{retry_in:.1f}s"
+        super().__init__(message)
+
+    @property
+    def never(self) -> bool:
+        return self.retry_in == math.inf
+
+    def what(self, label: str = "") -> str:
+        """What has no room: `groq/llama-3.1-8b-instant tpm 6000` for a provider's limit
+        (`label` naming the provider and model), `function:summarize rpm 120` for the
+        function's own."""
+        who = label if label and self.scope.startswith("provider:") else self.scope
+        return f"{who} {self.limit} {self.amount}"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    what: str  # `groq/llama-3.1-8b-instant tpm 6000`
+    calls: int  # how many calls wait for it
+    next_in: float  # seconds until the soonest of them tries again
+
+
+class Waits:
+    """The calls of this process that wait for room in a rate limit now, by what they wait
+    for, and how many calls went elsewhere for a lack of room: what a progress bar shows."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: dict[int, tuple[str, float]] = {}
+        self._ids = itertools.count()
+        self.passed_over: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def waiting(self, what: str, until: float) -> Iterator[None]:
+        key = next(self._ids)
+        self._entries[key] = (what, until)
+        try:
+            yield
+        finally:
+            del self._entries[key]
+
+    def passed(self, what: str) -> None:
+        """A call went to a fallback because `what` had no room."""
+        self.passed_over[what] = self.passed_over.get(what, 0) + 1
+
+    def now(self) -> list[Waiting]:
+        """What is waited for, the most waited for first."""
+        calls: dict[str, int] = {}
+        soonest: dict[str, float] = {}
+        for what, until in self._entries.values():
+            calls[what] = calls.get(what, 0) + 1
+            soonest[what] = min(soonest.get(what, math.inf), until)
+        now = self._clock()
+        return [Waiting(what, n, max(0.0, soonest[what] - now))
+                for what, n in sorted(calls.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    def longest(self) -> float:
+        """Seconds until the last of the waiting calls tries again (0 when none waits): no
+        batch ends before that."""
+        if not self._entries:
+            return 0.0
+        return max(0.0, max(until for _, until in self._entries.values()) - self._clock())
+
+    def describe(self) -> str:
+        """One line: `waiting for groq/llama-3.1-8b-instant tpm 6000: 12 calls, next in 4s;
+        212 went to a fallback`, or "" when nothing waits and nothing went elsewhere."""
+        parts = []
+        waiting = self.now()
+        if waiting:
+            first = waiting[0]
+            calls = f"{first.calls} call{'s' if first.calls != 1 else ''}"
+            parts.append(f"waiting for {first.what}: {calls}, next in {first.next_in:.0f}s"
+                         + (f" (and {len(waiting) - 1} other limit(s))"
+                            if len(waiting) > 1 else ""))
+        passed = sum(self.passed_over.values())
+        if passed:
+            parts.append(f"{passed} went to a fallback")
+        return "; ".join(parts)
+
+
 def storage_url(env: Mapping[str, str]) -> str:
     url = env.get(RATE_LIMIT_URL_ENV) or "memory://"
     return url if url.startswith("async+") else "async+" + url
@@ -138,8 +258,9 @@ class RedisSlots:
         while not await self._take(keys=[f"aiops:slots:{key}"],
                                    args=[limit, int(lease_s * 1000), lease]):
             if time.monotonic() + pause > deadline:
-                raise LimitExceeded(f"concurrency limit of {key} ({limit}) stayed full; "
-                                    "lower the call rate or raise max_concurrency")
+                raise LimitExceeded(f"concurrency limit of {key} ({limit}) stayed full for "
+                                    "the bound on waiting (--max-wait); lower the call rate "
+                                    "or raise max_concurrency")
             await asyncio.sleep(pause)
             pause = min(pause * 2, self._max_poll_s)
         return lease
@@ -172,14 +293,17 @@ def _redis_url(url: str) -> str | None:
 class RateLimiter:
     """Sliding-window-counter rpm/tpm limits and concurrency slots, by scope key."""
 
-    def __init__(self, url: str = "async+memory://", *, max_wait_s: float = 60.0,
+    def __init__(self, url: str = "async+memory://", *, max_wait_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  window_s: int = 60) -> None:
         self.url = url
+        # None: wait for room as long as it takes (a window always frees within two of its
+        # lengths); a number bounds every wait, for a rate limit or a concurrency slot.
         self.max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
+        self.waits = Waits(clock)
         # What `rpm` and `tpm` count over: a minute. Tests shorten it (a limit of N per second).
         self.window_s = window_s
         self._strategy: SlidingWindowCounterRateLimiter | None = None
@@ -189,8 +313,9 @@ class RateLimiter:
         self._slots: RedisSlots | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RateLimiter:
-        return cls(storage_url(env))
+    def from_env(cls, env: Mapping[str, str], *, max_wait_s: float | None = None
+                 ) -> RateLimiter:
+        return cls(storage_url(env), max_wait_s=max_wait_s)
 
     def _limiter(self) -> SlidingWindowCounterRateLimiter:
         if self._strategy is None:
@@ -213,54 +338,78 @@ class RateLimiter:
                 else RateLimitItemPerSecond(amount, self.window_s))
         return item
 
-    async def _try(self, scopes: tuple[RateSpec, ...], tokens: int) -> float | None:
-        """Hit every limit or none; None when allowed, else seconds until a retry may pass."""
+    async def try_rate(self, scopes: tuple[RateSpec, ...], tokens: int) -> NoRoom | None:
+        """Charge one request and `tokens` to every limit of `scopes`, or to none: None when
+        charged, else the first limit without room (`NoRoom.never` when it never can have)."""
         limiter = self._limiter()
+        # The strategy checked that its storage supports sliding windows.
+        storage = cast(SlidingWindowCounterSupport, limiter.storage)
         checks = []
         for scope in scopes:
             if scope.rpm is not None:
-                checks.append((self._item(scope.rpm), scope.key + ":rpm", 1))
+                checks.append((scope, "rpm", scope.rpm, 1))
             if scope.tpm is not None:
                 if tokens > scope.tpm:
-                    raise LimitExceeded(f"{scope.key}: a call of ~{tokens} tokens can never fit "
-                                        f"its tpm limit of {scope.tpm}; raise `tpm` or lower "
-                                        "`max_tokens`")
-                checks.append((self._item(scope.tpm), scope.key + ":tpm", tokens))
-        for item, key, cost in checks:
-            if not await limiter.test(item, key, cost=cost):
-                stats = await limiter.get_window_stats(item, key)
-                return max(0.01, stats.reset_time - time.time())
+                    return NoRoom(scope=scope.key, limit="tpm", amount=scope.tpm,
+                                  retry_in=math.inf, tokens=tokens)
+                checks.append((scope, "tpm", scope.tpm, tokens))
+        for scope, name, amount, cost in checks:
+            item = self._item(amount)
+            with self._storage_errors():
+                window = await storage.get_sliding_window(item.key_for(f"{scope.key}:{name}"),
+                                                          item.get_expiry())
+            retry_in = room_in(window, amount, cost, item.get_expiry())
+            if retry_in > 0:
+                return NoRoom(scope=scope.key, limit=name, amount=amount, retry_in=retry_in,
+                              tokens=tokens)
         taken: list[tuple[Any, str, int]] = []
-        for item, key, cost in checks:
-            if not await limiter.hit(item, key, cost=cost):  # lost a race: try again soon
-                # All or none: give back what this try took (a negative hit decrements the
-                # current window), or a refused call would keep the rpm it hit first.
-                for t_item, t_key, t_cost in taken:
-                    await limiter.hit(t_item, t_key, cost=-t_cost)
-                return 0.05
+        for scope, name, amount, cost in checks:
+            item, key = self._item(amount), f"{scope.key}:{name}"
+            with self._storage_errors():
+                if not await limiter.hit(item, key, cost=cost):  # lost a race: try again soon
+                    # All or none: give back what this try took (a negative hit decrements
+                    # the current window), or a refused call would keep the rpm it hit first.
+                    for t_item, t_key, t_cost in taken:
+                        await limiter.hit(t_item, t_key, cost=-t_cost)
+                    return NoRoom(scope=scope.key, limit=name, amount=amount, retry_in=0.05,
+                                  tokens=tokens)
             taken.append((item, key, cost))
         return None
 
-    async def acquire_rate(self, scopes: tuple[RateSpec, ...], tokens: int, *,
-                           wait: bool) -> float:
-        """Charge one request and `tokens`; returns the seconds waited."""
+    async def acquire_rate(self, scopes: tuple[RateSpec, ...], tokens: int, *, wait: bool,
+                           label: str = "", give_way: Container[str] = ()) -> float:
+        """Charge one request and `tokens`, waiting for room as long as it takes (or up to
+        `max_wait_s` when set); the seconds waited. Without room: LimitExceeded when not
+        `wait`; NoRoom at once when the limit is of a scope in `give_way` (the caller has
+        somewhere else to go) or can never have room. `label` names what waits (the
+        provider/model) in `waits`."""
         if not any(s.rpm is not None or s.tpm is not None for s in scopes):
             return 0.0
         start = self._clock()
         while True:
-            with self._storage_errors():
-                retry_in = await self._try(scopes, tokens)
-            if retry_in is None:
+            no_room = await self.try_rate(scopes, tokens)
+            if no_room is None:
                 return self._clock() - start
-            waited = self._clock() - start
-            names = ", ".join(s.key for s in scopes)
+            if no_room.never or no_room.scope in give_way:
+                raise no_room
             if not wait:
-                raise LimitExceeded(f"rate limit of {names} reached; retry in {retry_in:.1f}s "
-                                    "(or set `on_limit: wait`)")
-            if waited + retry_in > self.max_wait_s:
-                raise LimitExceeded(f"rate limit of {names} still reached after waiting "
-                                    f"{waited:.1f}s; lower the call rate or raise the limit")
-            await self._sleep(retry_in)
+                raise LimitExceeded(f"rate limit reached: {no_room.what(label)} has no room "
+                                    f"for ~{no_room.retry_in:.1f}s (or set `on_limit: wait`)")
+            await self.pause(no_room, label=label, waited=self._clock() - start)
+
+    async def pause(self, no_room: NoRoom, *, label: str = "", waited: float = 0.0) -> float:
+        """Sleep until the limit of `no_room` may have room, shown in `waits` meanwhile; the
+        seconds slept. LimitExceeded instead when that would take the wait (`waited` so far)
+        past `max_wait_s`."""
+        what = no_room.what(label)
+        if self.max_wait_s is not None and waited + no_room.retry_in > self.max_wait_s:
+            raise LimitExceeded(f"rate limit reached: {what} had no room for {waited:.1f}s "
+                                f"(next in ~{no_room.retry_in:.1f}s), and the wait is bounded "
+                                f"to {self.max_wait_s:g}s (--max-wait)")
+        start = self._clock()
+        with self.waits.waiting(what, start + no_room.retry_in):
+            await self._sleep(no_room.retry_in)
+        return self._clock() - start
 
     @contextlib.contextmanager
     def _storage_errors(self) -> Iterator[None]:
@@ -326,7 +475,7 @@ class RateLimiter:
             with self._storage_errors():
                 self._slots = RedisSlots(self._redis_url)
         slots = self._slots
-        deadline = time.monotonic() + self.max_wait_s
+        deadline = time.monotonic() + (math.inf if self.max_wait_s is None else self.max_wait_s)
         held: list[tuple[str, str]] = []
         try:
             for scope in scopes:

@@ -41,6 +41,7 @@ from aiops.errors import (
 )
 from aiops.keyscrub import scrubber
 from aiops.limits import (
+    NoRoom,
     RateLimiter,
     RateSpec,
     cost_usd,
@@ -150,8 +151,7 @@ class Runner:
         self._inflight: dict[tuple[str, str | None], asyncio.Future[Prepared]] = {}
         self._prepared: dict[str, Prepared] = {}
         self._logs = LogWriter(store.insert_logs)
-        self._budgets = Budgets(store, max_wait_s=self.limiter.max_wait_s,
-                                lease_s=budget_lease_s)
+        self._budgets = Budgets(store, lease_s=budget_lease_s)
         self._secrets = self._secret_values()
         self._scrubber = scrubber(self._secrets)
         self._provider_scopes = {
@@ -333,22 +333,49 @@ class Runner:
 
     async def _call_chain(self, p: Prepared, messages: tuple[dict[str, str], ...],
                           state: _State) -> Any:
+        """The provider, then the fallbacks in order, until one answers. With `on_limit:
+        fallback`, a candidate whose provider-wide rate limit has no room now is passed over
+        for the next; when none of those left has room, the call waits for the one that has
+        room first (preferring the earlier ones), and tries them in order again."""
         errors: list[AiopsError] = []
-        for index, cand in enumerate(p.candidates):
-            try:
-                provider = self._provider(cand.provider, state)
-            except ConfigError as exc:
-                state.attempts.append(Attempt(provider=cand.provider, model=cand.model,
-                                              status="skipped", latency_ms=0.0,
-                                              error="ConfigError", kind="config",
-                                              message=exc.message))
-                errors.append(exc)
-                continue
-            more = index + 1 < len(p.candidates)
-            try:
-                return await self._try_candidate(p, cand, provider, messages, state, more)
-            except (ProviderError, OutputError) as exc:
-                errors.append(exc)
+        pending = list(range(len(p.candidates)))
+        waited = 0.0
+        while True:
+            no_room: list[tuple[int, NoRoom]] = []
+            for position, index in enumerate(pending):
+                cand = p.candidates[index]
+                try:
+                    provider = self._provider(cand.provider, state)
+                except ConfigError as exc:
+                    state.attempts.append(Attempt(provider=cand.provider, model=cand.model,
+                                                  status="skipped", latency_ms=0.0,
+                                                  error="ConfigError", kind="config",
+                                                  message=exc.message))
+                    errors.append(exc)
+                    continue
+                # Passing over makes sense only while there is another candidate to go to.
+                give_way = p.limits.on_limit == "fallback" and len(pending) > 1
+                try:
+                    return await self._try_candidate(p, index, provider, messages, state,
+                                                     more=position + 1 < len(pending),
+                                                     give_way=give_way)
+                except NoRoom as exc:
+                    self._passed_over(cand, exc, state)
+                    if exc.never:  # larger than the limit itself: no wait can help
+                        errors.append(exc)
+                    else:
+                        no_room.append((index, exc))
+                except (ProviderError, OutputError) as exc:
+                    errors.append(exc)
+            if not no_room:
+                break
+            pending = [index for index, _ in no_room]
+            index, soonest = min(no_room, key=lambda entry: entry[1].retry_in)
+            cand = p.candidates[index]
+            slept = await self.limiter.pause(soonest, label=f"{cand.provider}/{cand.model}",
+                                             waited=waited)
+            waited += slept
+            state.limit_wait += slept
         if all(isinstance(e, ConfigError) for e in errors):
             raise errors[0]
         last = next(e for e in reversed(errors) if not isinstance(e, ConfigError))
@@ -357,16 +384,34 @@ class Runner:
             last.message += f" (after {tried} attempt(s) over {len(p.candidates)} providers)"
         raise last
 
-    async def _try_candidate(self, p: Prepared, cand: Candidate, provider: Provider,
-                             messages: tuple[dict[str, str], ...], state: _State,
-                             more: bool) -> Any:
+    def _passed_over(self, cand: Candidate, exc: NoRoom, state: _State) -> None:
+        """An attempt saying why a candidate was not called: once per candidate."""
+        if (cand.provider, cand.model) in state.passed_over:
+            return
+        state.passed_over.add((cand.provider, cand.model))
+        what = exc.what(f"{cand.provider}/{cand.model}")
+        self.limiter.waits.passed(what)
+        message = (exc.message if exc.never else
+                   f"{what} had no room for ~{exc.retry_in:.1f}s: tried the other providers "
+                   "first")
+        state.attempts.append(Attempt(provider=cand.provider, model=cand.model,
+                                      status="skipped", latency_ms=0.0, error="LimitExceeded",
+                                      kind="rate_limit", message=message))
+
+    async def _try_candidate(self, p: Prepared, index: int, provider: Provider,
+                             messages: tuple[dict[str, str], ...], state: _State, *,
+                             more: bool, give_way: bool) -> Any:
+        """Call one candidate, with its retries and repairs; NoRoom when `give_way` and its
+        provider's rate limit has no room. A candidate tried again after waiting for room
+        keeps the count of its retries and repairs."""
+        cand = p.candidates[index]
         retry = p.retry
-        scopes: tuple[RateSpec, ...] = (
-            self._provider_scopes.get(cand.provider) or RateSpec(key=""), p.scope)
-        scopes = tuple(s for s in scopes if not s.empty)
+        provider_scope = self._provider_scopes.get(cand.provider) or RateSpec(key="")
+        scopes = tuple(s for s in (provider_scope, p.scope) if not s.empty)
+        passable = (provider_scope.key,) if give_way else ()
+        label = f"{cand.provider}/{cand.model}"
         convo = list(messages)
-        transient = 0
-        repairs = 0
+        transient, repairs = state.tries.get(index, (0, 0))
         settings = cand.settings if p.limits.daily_budget_usd is None else cand.budget_settings
         while True:
             request = CompletionRequest(messages=tuple(convo), model=cand.model,
@@ -375,9 +420,12 @@ class Runner:
             prompt_tokens = estimate_prompt_tokens(convo, p.request_schema_chars)
             waited = None
             if scopes:
-                waited = await self.limiter.acquire_rate(
-                    scopes, prompt_tokens + cand.max_tokens, wait=p.limits.on_limit == "wait")
-                waited = round(waited * 1000, 3) if waited > 0.001 else None
+                state.tries[index] = (transient, repairs)
+                wait_s = state.limit_wait + await self.limiter.acquire_rate(
+                    scopes, prompt_tokens + cand.max_tokens, wait=p.limits.on_limit != "fail",
+                    label=label, give_way=passable)
+                state.limit_wait = 0.0
+                waited = round(wait_s * 1000, 3) if wait_s > 0.001 else None
             async with self._budget(p, cand, prompt_tokens, state) as settle:
                 started = time.perf_counter()
                 try:
@@ -487,7 +535,7 @@ class Runner:
             p.dv.function_id, p.dv.name,
             Limit(calls=limits.daily_calls, usd=limits.daily_budget_usd), calls=calls,
             usd=estimate_cost(cand.price, prompt_tokens, cand.max_tokens),
-            wait=limits.on_limit == "wait")
+            wait=limits.on_limit != "fail")
 
     def _log_row(self, p: Prepared, ex: Execution, state: _State,
                  actor: str | None) -> LogRow:
@@ -615,6 +663,10 @@ class _State:
     reserved_call: bool = False
     logged_input: Any = None
     setup_s: float = 0.0  # building provider clients on first use: not the execution's time
+    limit_wait: float = 0.0  # seconds waited for room and not yet told by an attempt
+    # (transient errors, repairs) of each candidate tried, by its position
+    tries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    passed_over: set[tuple[str, str]] = field(default_factory=set)  # for a lack of room
 
     def add_usage(self, inp: int, out: int, cost: float, cached: int, reasoning: int) -> None:
         self.input_tokens += inp
@@ -641,8 +693,11 @@ def load_providers(root: Path) -> ProvidersFile:
 
 
 def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | None = None,
-                store: RunnerStore | None = None, actor: str | None = None) -> Runner:
-    """A Runner for the project at `root`: its providers.yaml and its database."""
+                store: RunnerStore | None = None, actor: str | None = None,
+                max_wait_s: float | None = None) -> Runner:
+    """A Runner for the project at `root`: its providers.yaml and its database. `max_wait_s`
+    bounds how long a call waits for a rate limit or a concurrency slot (default: as long as
+    it takes)."""
     import os
 
     providers = load_providers(root)
@@ -654,5 +709,6 @@ def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | 
         settings = load_sources(read_tree(root)).settings
         store = open_store(url or database_url(root, settings),
                            pending_logs=pending_logs_dir(root))
-    return Runner(store=store, providers=providers, env=os.environ if env is None else env,
-                  actor=actor)
+    env = os.environ if env is None else env
+    return Runner(store=store, providers=providers, env=env, actor=actor,
+                  limiter=RateLimiter.from_env(env, max_wait_s=max_wait_s))

@@ -191,8 +191,9 @@ class Limits(Model):
         "Daily spend in USD (UTC day, all processes); each call's estimate is reserved first."))
     daily_calls: Annotated[int, Field(ge=0, le=INT32_MAX), _JSON_INT] | None = Field(
         None, description="Daily quota of executions that reach a provider.")
-    on_limit: Literal["wait", "fail"] = Field("wait", description=(
-        "wait for a rate-limit slot, or fail at once."))
+    on_limit: Literal["fallback", "wait", "fail"] = Field("fallback", description=(
+        "When a rate limit has no room for a call: fallback (go to the next fallback whose "
+        "provider has room, else wait), wait (for this provider), or fail at once."))
     # None: `prompt_bytes` derives it. Left out of the dump while unset, so that adding the
     # key changed no existing function's metadata hash (and planned no update of every one).
     max_prompt_bytes: Annotated[int, Field(ge=1024, le=MAX_PROMPT_BYTES_CEILING),

@@ -30,7 +30,11 @@ def project(tmp_path: Path, mock_provider: MockServer) -> tuple[Path, dict[str, 
                    limits={"rpm": 1, "on_limit": "fail"})
     capped = dict(runner_project.CLASSIFY, name="capped", fallbacks=[],
                   limits={"daily_calls": 1})
-    root = runner_project.write(tmp_path / "proj", runner_project.CLASSIFY, limited, capped)
+    # tpm 200 holds one call (~160 tokens): the next fits ~45 s after the window ends.
+    patient = dict(runner_project.CLASSIFY, name="patient", fallbacks=[],
+                   limits={"tpm": 200, "on_limit": "wait"})
+    root = runner_project.write(tmp_path / "proj", runner_project.CLASSIFY, limited, capped,
+                                patient)
     url = f"sqlite:///{tmp_path / 'aiops.db'}"
     apply_project(root, url=url, actor="ci <ci@example.com>")
     env = {**runner_project.env_for(mock_provider.url), "AIOPS_DATABASE_URL": url,
@@ -105,6 +109,20 @@ def test_rate_limit_exit_code_in_a_batch(project: Any, tmp_path: Path) -> None:
     assert result.exit_code == 6
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["error"] is None and lines[1]["error"]["type"] == "LimitExceeded"
+
+
+def test_max_wait_bounds_how_long_a_call_waits_for_room(project: Any, tmp_path: Path) -> None:
+    """Without it a call waits as long as its window takes; with it, one that would wait
+    longer fails with exit 6 and says why."""
+    batch = tmp_path / "two.jsonl"
+    batch.write_text(f"{GOOD}\n{GOOD}\n", encoding="utf-8")
+    started = time.monotonic()
+    result = invoke(project, "run", "patient", "--input-file", str(batch), "--max-wait", "0.5")
+    assert result.exit_code == 6 and time.monotonic() - started < 20
+    errors = [entry["error"] for entry in map(json.loads, result.stdout.splitlines())]
+    (error,) = [e for e in errors if e is not None]
+    assert error["type"] == "LimitExceeded" and "tpm 200 had no room" in error["message"]
+    assert "bounded to 0.5s (--max-wait)" in error["message"]
 
 
 def test_daily_calls_budget_exit_code(project: Any) -> None:

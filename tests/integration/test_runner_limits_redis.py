@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from aiops.errors import LimitExceeded
-from aiops.limits import RateLimiter, RateSpec, storage_url
+from aiops.limits import NoRoom, RateLimiter, RateSpec, storage_url
 
 
 def _redis_up() -> bool:
@@ -40,6 +40,37 @@ def test_two_limiters_share_a_redis_window() -> None:
             await first.acquire_rate(scope, 100, wait=False)
             with pytest.raises(LimitExceeded):
                 await second.acquire_rate(scope, 100, wait=False)
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    asyncio.run(go())
+
+
+@pytest.mark.skipif(not os.environ.get("AIOPS_TEST_REDIS_URL") and not _redis_up(),
+                    reason="no Redis on 127.0.0.1:6379")
+def test_a_provider_another_process_filled_is_passed_over_here_until_it_has_room() -> None:
+    """Issue 10, across processes: one limiter fills a provider's tpm in Redis; another,
+    as another process would, finds no room there (so its runner goes to a fallback), with
+    the time until its call fits computed from the shared window: the rest of this window,
+    then the ~5 s for 500 of the 6,000 tokens to decay (it used to poll every 10 ms)."""
+    url = storage_url({"AIOPS_RATE_LIMIT_URL": REDIS_URL})
+    key = f"provider:groq-{uuid.uuid4().hex}"
+    scope = (RateSpec(key=key, rpm=30, tpm=6000),)
+
+    async def go() -> None:
+        first, second = RateLimiter(url), RateLimiter(url)
+        try:
+            await first.acquire_rate(scope, 3000, wait=False)
+            await first.acquire_rate(scope, 3000, wait=False)
+            with pytest.raises(NoRoom) as caught:
+                await second.acquire_rate(scope, 500, wait=True, give_way={key},
+                                          label="groq/llama-3.1-8b-instant")
+            assert caught.value.what("groq/llama-3.1-8b-instant") == \
+                "groq/llama-3.1-8b-instant tpm 6000"
+            assert 60 < caught.value.retry_in <= 66, caught.value.retry_in
+            assert await second.try_rate(scope, 500) is not None  # nothing was charged
+            assert await second.try_rate((RateSpec(key=key, rpm=30),), 500) is None
         finally:
             await first.aclose()
             await second.aclose()

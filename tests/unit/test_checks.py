@@ -120,6 +120,30 @@ def test_providers_fallbacks_and_prices() -> None:
     assert price.severity == "warning" and "gpt-9" in price.message
 
 
+@pytest.mark.parametrize("on_limit", ["fallback", "wait", "fail"])
+def test_on_limit_takes_fallback_wait_or_fail(on_limit: str) -> None:
+    """Issue 10: `fallback` (the default) passes a call over to a fallback whose limits have
+    room; said on a function without fallbacks, it is a warning (the call waits)."""
+    with_fallbacks = make_function(limits={"on_limit": on_limit},
+                                   fallbacks=[{"provider": "openai", "model": "gpt-4o-mini"}])
+    assert _check(with_fallbacks) == {}
+    alone = _check(make_function(limits={"on_limit": on_limit}, fallbacks=None))
+    if on_limit == "fallback":
+        diag = alone.pop(("limits.on_limit", "on-limit-no-fallback"))
+        assert diag.severity == "warning" and diag.line is not None and "waits" in diag.message
+    assert alone == {}
+    assert make_project(make_function(fallbacks=None)).functions["summarize"].spec.limits \
+        .on_limit == "fallback"  # the default, not worth a warning when left unsaid
+    assert _check(make_function(fallbacks=None)) == {}
+
+
+def test_an_unknown_on_limit_is_an_error_listing_the_choices() -> None:
+    project = make_project(make_function(limits={"on_limit": "later"}))
+    (diag,) = [d for d in project.diagnostics if d.is_error]
+    assert diag.path == "limits.on_limit" and diag.line is not None
+    assert all(word in diag.render() for word in ("fallback", "wait", "fail")), diag.render()
+
+
 def test_missing_providers_file() -> None:
     found = _check(make_function(), providers=None)
     assert ("", "no-providers") in found

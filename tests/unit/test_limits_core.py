@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import uuid
+from typing import Any
 
 import pytest
 
 from aiops.errors import LimitExceeded
 from aiops.limits import (
+    NoRoom,
     RateLimiter,
     RateSpec,
     cost_usd,
     estimate_cost,
     estimate_prompt_tokens,
+    room_in,
     storage_url,
 )
 from aiops.spec import Price
@@ -88,13 +93,86 @@ def test_tpm_counts_tokens_and_both_scopes_or_neither() -> None:
     asyncio.run(go())
 
 
-def test_waiting_gives_up_after_max_wait() -> None:
+def test_an_explicit_bound_on_waiting_fails_a_call_that_would_wait_longer() -> None:
     async def go() -> None:
         limiter = RateLimiter(max_wait_s=0.05)
         scope = (RateSpec(key="function:w", rpm=1),)
         await limiter.acquire_rate(scope, 1, wait=True)
-        with pytest.raises(LimitExceeded, match="after waiting"):
+        with pytest.raises(LimitExceeded, match=r"function:w rpm 1 had no room .* bounded to "
+                           r"0.05s \(--max-wait\)"):
             await limiter.acquire_rate(scope, 1, wait=True)
+
+    asyncio.run(go())
+
+
+def test_a_call_waits_for_room_however_long_it_takes() -> None:
+    """Issue 10: waiting for a window is not an error. Each reading of this clock says 61 s
+    more went by; the call used to fail "after waiting 60.0s" at its first look."""
+    ticks = itertools.count(0, 61)
+
+    async def go() -> float:
+        limiter = RateLimiter(window_s=1, clock=lambda: float(next(ticks)))
+        scope = (RateSpec(key=f"function:{uuid.uuid4().hex}", rpm=1),)
+        await limiter.acquire_rate(scope, 1, wait=True)
+        return await limiter.acquire_rate(scope, 1, wait=True)
+
+    assert asyncio.run(go()) >= 61
+
+
+def test_a_wait_lasts_until_the_call_fits_not_until_one_token_frees() -> None:
+    """A tpm window holding 6,000 tokens: a call of 500 fits once the weighted count has
+    fallen by 500, not when the first token frees (the library's reset time, which made a
+    waiting call poll the storage every 10 ms)."""
+    window = 60.0
+    # Half-way through the current window, 6,000 tokens in the previous one, none yet here:
+    # the weighted count is 3,000, so 500 more fit now.
+    assert room_in((6000, 30.0, 0, 90.0), 6000, 500, window) == 0
+    # 58 s before the previous window stops weighing, it weighs 5,800: 2.99 s until 5,500.
+    assert room_in((6000, 58.0, 0, 118.0), 6000, 500, window) == pytest.approx(2.99, abs=0.01)
+    # The current window is full: wait for it to end (20 s), then for 500 of its 6,000
+    # tokens to decay (5 s).
+    assert room_in((0, 0.0, 6000, 80.0), 6000, 500, window) == pytest.approx(25, abs=0.02)
+    # rpm 30 full in the current window: at its end the 30 weigh 29.99, counted as 29.
+    assert room_in((0, 0.0, 30, 70.0), 30, 1, window) == pytest.approx(10, abs=0.02)
+    assert room_in((0, 0.0, 29, 70.0), 30, 1, window) == 0
+
+
+def test_a_waiting_call_is_shown_with_what_it_waits_for_until_it_ends() -> None:
+    seen: list[Any] = []
+
+    async def go() -> None:
+        limiter = RateLimiter(window_s=1)
+
+        async def sleep(seconds: float) -> None:
+            seen.extend(limiter.waits.now())
+            await limiter._limiter().storage.reset()  # the window went by
+
+        limiter._sleep = sleep
+        scope = (RateSpec(key="provider:groq", tpm=1000),)
+        await limiter.acquire_rate(scope, 800, wait=True, label="groq/llama")
+        await limiter.acquire_rate(scope, 800, wait=True, label="groq/llama")
+        assert limiter.waits.now() == []
+
+    asyncio.run(go())
+    assert [(w.what, w.calls) for w in seen] == [("groq/llama tpm 1000", 1)]
+    assert 0 < seen[0].next_in <= 2
+
+
+def test_a_limit_of_a_scope_that_may_give_way_raises_no_room_at_once() -> None:
+    async def go() -> None:
+        limiter = RateLimiter()
+        provider = RateSpec(key="provider:p", rpm=1)
+        function = RateSpec(key="function:f", rpm=100)
+        await limiter.acquire_rate((provider, function), 10, wait=True)
+        with pytest.raises(NoRoom) as caught:
+            await limiter.acquire_rate((provider, function), 10, wait=True,
+                                       give_way={"provider:p"}, label="p/m")
+        assert caught.value.what("p/m") == "p/m rpm 1" and 0 < caught.value.retry_in <= 120
+        assert not caught.value.never and limiter.waits.now() == []
+        # A call larger than a limit can never fit it: NoRoom at once, whatever the mode.
+        with pytest.raises(NoRoom, match="can never fit") as never:
+            await limiter.acquire_rate((RateSpec(key="provider:q", tpm=100),), 500, wait=True)
+        assert never.value.never
 
     asyncio.run(go())
 

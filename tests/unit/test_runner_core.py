@@ -83,8 +83,8 @@ def transient(status: int = 503, after: float | None = None) -> ProviderError:
 
 
 class Harness:
-    def __init__(self, fn_spec: FunctionSpec, scripts: dict[str, list[Step]],
-                 **store_overrides: Any) -> None:
+    def __init__(self, fn_spec: FunctionSpec, scripts: dict[str, list[Step]], *,
+                 providers: ProvidersFile = PROVIDERS, **store_overrides: Any) -> None:
         self.store = FakeStore()
         self.store.add(fn_spec, **store_overrides)
         self.providers = {name: Scripted(name, steps) for name, steps in scripts.items()}
@@ -98,7 +98,7 @@ class Harness:
                 raise ConfigError(f"provider `{name}` needs its API key: set `X`")
             return self.providers[name]
 
-        self.runner = Runner(store=self.store, providers=PROVIDERS, env={"P1_KEY": "k1"},
+        self.runner = Runner(store=self.store, providers=providers, env={"P1_KEY": "k1"},
                              make=make, sleep=sleep, rng=random.Random(1))
 
     def run(self, value: Any, target: str = "greet") -> Any:
@@ -419,8 +419,10 @@ def test_a_wait_for_a_rate_limit_is_recorded() -> None:
     from aiops.limits import RateLimiter
 
     class SlowLimiter(RateLimiter):
-        async def acquire_rate(self, scopes: Any, tokens: int, *, wait: bool) -> float:
+        async def acquire_rate(self, scopes: Any, tokens: int, *, wait: bool, label: str,
+                               give_way: Any) -> float:
             assert wait and tokens > 100  # prompt estimate + max_tokens
+            assert label == "p1/m1" and give_way == ("provider:p1",)  # p2 is a fallback
             return 0.25
 
     h = Harness(spec(), {"p1": ['{"answer": "a"}']})

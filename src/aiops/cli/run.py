@@ -96,10 +96,13 @@ def parse_input(text: str, source: str) -> Any:
               help="Batch: where to write the JSON-lines results (default: stdout).")
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--actor", default=None, help="Who runs it (logged; default: the OS user).")
+@click.option("--max-wait", type=FiniteFloat(min=0), default=None, metavar="SECONDS",
+              help="Fail a call (exit 6) that would wait longer than this for room in a rate "
+                   "limit or a concurrency slot (default: wait as long as it takes).")
 @_PROJECT
 @_DB
 def run(target: str, input_: str | None, input_file: Path | None, output: Path | None,
-        concurrency: int, actor: str | None, project_dir: Path,
+        concurrency: int, actor: str | None, max_wait: float | None, project_dir: Path,
         database_url: str | None) -> None:
     """Run a function; print its output as JSON. With --input-file, run a batch."""
     if (input_ is None) == (input_file is None):
@@ -107,7 +110,7 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     from aiops.runner import open_runner
 
     who = actor or _os_user()
-    runner = open_runner(project_dir, url=database_url, actor=who)
+    runner = open_runner(project_dir, url=database_url, actor=who, max_wait_s=max_wait)
     if input_ is not None:
         value = _read_input(input_)
         raise SystemExit(asyncio.run(_single(runner, target, value)))
