@@ -1,11 +1,14 @@
 """The batch's memory bounds (issue 9): reading waits for the oldest unwritten line, and the
-summary's percentiles come from a fixed-size histogram."""
+summary's percentiles come from a fixed-size histogram. Its progress bar (issue 10) shows the
+time left and what rate limits hold calls back for."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,29 @@ def test_latency_percentiles_are_within_one_percent_in_constant_memory() -> None
     assert len(latencies.counts) < 1300  # buckets, not values
     assert _Latencies().quantile(0.5) is None
 
+
+def test_the_progress_bar_shows_what_calls_wait_for_and_the_time_left() -> None:
+    from rich.console import Console
+
+    from aiops.cli.progress import batch_progress
+
+    h = Harness(spec(), {})
+    waits = h.runner.limiter.waits
+    console = Console(file=io.StringIO(), record=True, width=200)
+    progress = batch_progress(console, h.runner)
+    task = progress.add_task("summarize", total=300)
+    progress.advance(task, 100)
+    what = "groq/llama-3.1-8b-instant tpm 6000"
+    with waits.waiting(what, time.monotonic() + 4.4), \
+            waits.waiting(what, time.monotonic() + 30), \
+            waits.waiting("function:summarize rpm 120", time.monotonic() + 1):
+        console.print(progress.get_renderable())
+    waits.passed(what)
+    console.print(progress.get_renderable())
+    throttled, after = console.export_text().splitlines()
+    # The pace so far is unknown here; the time left is at least the longest wait (30 s).
+    assert "100/300" in throttled and "eta 0:00:30" in throttled, throttled
+    assert (f"waiting for {what}: 2 calls, next in 4s (and 1 other limit(s))"
+            in throttled), throttled
+    assert "waiting" not in after and after.rstrip().endswith("1 went to a fallback")
+    assert "eta -:--:--" in after

@@ -290,7 +290,8 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
     """Run a JSON-lines file; the exit code (see the module docstring)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from aiops.cli.progress import batch_progress
 
     if not input_file.is_file():
         raise UsageError(f"--input-file {input_file} does not exist")
@@ -317,9 +318,7 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
                       "executions in flight (send it again to cancel them now)",
                       highlight=False)
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress, \
-            Signals(stopping) as signals:
+    with batch_progress(console, runner) as progress, Signals(stopping) as signals:
         task = progress.add_task(escape(target), total=total)
 
         def finished(line: int, entry: dict[str, Any], execution: Any, error: str | None,
