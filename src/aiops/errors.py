@@ -26,9 +26,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the type only: the providers import this module
+    from aiops.providers import Completion
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What went wrong in one attempt: a ProviderError's `kind`, and each attempt's `kind` in a log
+# row. docs/providers.md ("Error kinds") lists each with its exit code, whether it is retried
+# and what it counts against budgets; tests/unit/test_error_kinds_doc.py holds the table to
+# these two types, which mypy holds the code to.
+ProviderErrorKind = Literal[
+    "timeout", "connection", "rate_limit", "server_error", "bad_response", "provider_error",
+    "auth", "permission", "not_found", "bad_request", "too_large", "quota",
+    "response_too_large", "bad_usage", "refusal", "content_filter", "truncated", "no_content"]
+AttemptKind = Literal[ProviderErrorKind, "invalid_output", "config"]
 
 
 def shown(value: Any, max_chars: int = 80) -> str:
@@ -152,8 +165,10 @@ class RuntimeFailure(AiopsError):
 class ProviderError(RuntimeFailure):
     """The provider failed. `transient` errors (429, 5xx, timeouts, connection) are retried.
 
-    `billed`: the provider answered, so the call cost money although it gave no result;
-    without a usage it can be trusted with, the budget is charged the call's estimate."""
+    The provider may have answered all the same, and billed the call: `answer` is what came
+    back when it is no result (refused, cut off, filtered, without content), with the usage
+    that is logged and charged; `billed` without an answer is an answer whose usage cannot be
+    trusted (`bad_usage`), charged the call's estimate."""
 
     exit_code = 4
 
@@ -165,8 +180,9 @@ class ProviderError(RuntimeFailure):
         status: int | None = None,
         transient: bool = False,
         retry_after_s: float | None = None,
-        kind: str = "provider_error",
+        kind: ProviderErrorKind = "provider_error",
         billed: bool = False,
+        answer: Completion | None = None,
         log_id: str | None = None,
     ) -> None:
         super().__init__(message, log_id=log_id)
@@ -174,8 +190,9 @@ class ProviderError(RuntimeFailure):
         self.status = status
         self.transient = transient
         self.retry_after_s = retry_after_s
-        self.kind = kind
-        self.billed = billed
+        self.kind: ProviderErrorKind = kind
+        self.answer = answer
+        self.billed = billed or answer is not None
 
 
 class OutputError(RuntimeFailure):

@@ -34,6 +34,7 @@ from aiops.batch import LogWriter, batch_gc, taker
 from aiops.budgets import LEASE_S, Budgets, LeaseStore, Limit
 from aiops.errors import (
     AiopsError,
+    AttemptKind,
     ConfigError,
     InputError,
     OutputError,
@@ -54,6 +55,7 @@ from aiops.providers import (
     MAX_OUTPUT_DEPTH,
     CompletionRequest,
     Provider,
+    Usage,
     make_provider,
     parse_json_text,
     scrub,
@@ -80,7 +82,7 @@ class Attempt:
     status: str  # ok | error | invalid | skipped
     latency_ms: float
     error: str | None = None  # the error class, e.g. ProviderError
-    kind: str | None = None  # timeout, rate_limit, invalid_output, ...
+    kind: AttemptKind | None = None  # timeout, rate_limit, invalid_output, ...
     http_status: int | None = None
     message: str | None = None
     repair: bool = False
@@ -453,18 +455,19 @@ class Runner:
                                     f"{self._max_retry_after_s:g} s; run it again after that "
                                     "wait, or add a fallback provider to the function")
                         wait = max(wait, after)
-                    # An answer that is no result was billed all the same: with usage that
-                    # cannot be trusted, it is charged what the call was admitted at.
-                    charged = estimate_cost(cand.price, prompt_tokens, cand.max_tokens) \
-                        if exc.billed else 0.0
+                    billed, charged = self._charge(cand, exc, prompt_tokens)
                     settle(charged)
-                    state.add_usage(0, 0, charged, 0, 0)
+                    state.add_usage(billed.input_tokens, billed.output_tokens, charged,
+                                    billed.cached_input_tokens, billed.reasoning_tokens)
                     message = scrub(exc.message, self._secrets)
                     state.attempts.append(Attempt(
                         provider=cand.provider, model=cand.model, status="error",
                         latency_ms=round(latency, 3), error=type(exc).__name__, kind=exc.kind,
                         http_status=exc.status, message=message[:300 - len(note)] + note,
-                        repair=repairs > 0, cost_usd=charged, limit_wait_ms=waited))
+                        repair=repairs > 0, input_tokens=billed.input_tokens,
+                        output_tokens=billed.output_tokens, cost_usd=charged,
+                        request_id=exc.answer.request_id if exc.answer else None,
+                        limit_wait_ms=waited))
                     if not retrying or note:
                         exc.message += note
                         raise
@@ -472,8 +475,7 @@ class Runner:
                     continue
                 latency = (time.perf_counter() - started) * 1000
                 usage = completion.usage
-                cost = cost_usd(cand.price, usage.input_tokens, usage.output_tokens,
-                                usage.cached_input_tokens, usage.reasoning_tokens)
+                cost = self._cost(cand, usage)
                 settle(cost)
             state.add_usage(usage.input_tokens, usage.output_tokens, cost,
                             usage.cached_input_tokens, usage.reasoning_tokens)
@@ -496,6 +498,22 @@ class Runner:
             convo += [{"role": "assistant", "content": _unicode(completion.text[:20000])},
                       {"role": "user", "content": REPAIR_PROMPT.format(
                           problem=problem, json=" as JSON" if p.request_schema else "")}]
+
+    @staticmethod
+    def _cost(cand: Candidate, usage: Usage) -> float:
+        return cost_usd(cand.price, usage.input_tokens, usage.output_tokens,
+                        usage.cached_input_tokens, usage.reasoning_tokens)
+
+    def _charge(self, cand: Candidate, exc: ProviderError,
+                prompt_tokens: int) -> tuple[Usage, float]:
+        """What a failed call is logged and charged: the usage of an answer that is no result
+        (refused, cut off, ...: billed all the same); the call's estimate when the answer's
+        usage cannot be trusted (`bad_usage`); nothing when no answer came."""
+        if exc.answer is not None:
+            return exc.answer.usage, self._cost(cand, exc.answer.usage)
+        if exc.billed:
+            return Usage(), estimate_cost(cand.price, prompt_tokens, cand.max_tokens)
+        return Usage(), 0.0
 
     def _parse(self, p: Prepared, text: str, parsed: Any) -> tuple[Any, str | None]:
         if p.request_schema is None:

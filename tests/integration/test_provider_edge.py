@@ -7,6 +7,7 @@ Python value is held to what the CLI holds an input to."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 from collections.abc import Iterator
@@ -204,27 +205,30 @@ def test_output_nested_3000_deep_is_invalid_output_and_repaired(
     assert "nested deeper than 100 levels" in (ex.attempts[0].message or "")
 
 
-DEEP = b'{"output": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+@contextlib.contextmanager
+def answering(body: bytes, status: int = 200) -> Iterator[str]:
+    """A server of the test's own that answers every POST with `body` (JSON): its root URL."""
+
+    class Canned(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serve_http(Canned) as url:
+        yield url
 
 
 @pytest.fixture(params=[200, 500], ids=["ok", "error"])
 def deep_server(request: pytest.FixtureRequest) -> Iterator[str]:
     """A server whose every answer is a body nested 3,001 levels deep."""
-    status = request.param
-
-    class Deep(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(DEEP)))
-            self.end_headers()
-            self.wfile.write(DEEP)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with serve_http(Deep) as url:
+    with answering(b'{"output": ' + b"[" * 3000 + b"]" * 3000 + b"}", request.param) as url:
         yield url
 
 

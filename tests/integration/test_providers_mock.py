@@ -153,17 +153,20 @@ def test_responses_entries_match_in_order(mock_provider_factory: Any) -> None:
 
 def test_answers_are_cut_at_max_tokens_unless_an_entry_reports_its_own_usage(
         mock_provider_factory: Any) -> None:
-    """As providers do (budget tests rely on it); an entry's `usage` plays a backend that
-    ignores max_tokens."""
+    """As providers do (budget tests rely on it): the answer cut off is a `truncated` error
+    that carries what was billed. An entry's `usage` plays a backend that ignores
+    max_tokens."""
     server = mock_provider_factory(MockConfig(responses=[
         {"match": {"contains": "long"}, "content": "word " * 400},
         {"match": {"contains": "ignores"}, "content": "short", "usage": {"output_tokens": 999}},
     ]))
     text = CompletionRequest(messages=({"role": "user", "content": "a long answer"},),
                              model="gpt-4o-mini", settings={"max_tokens": 30})
-    for completion in asyncio.run(_each(providers(server.url), text)):
-        assert completion.usage.output_tokens == 30 and completion.finish_reason == "length"
-        assert len(completion.text) <= 4 * 30
+    for err in asyncio.run(_each(providers(server.url), text)):
+        assert isinstance(err, ProviderError) and err.kind == "truncated"
+        assert err.answer is not None and err.answer.finish_reason == "length"
+        assert err.answer.usage.output_tokens == 30 and len(err.answer.text) <= 4 * 30
+        assert "max_tokens (30)" in err.message
     ignores = CompletionRequest(messages=({"role": "user", "content": "it ignores it"},),
                                 model="gpt-4o-mini", settings={"max_tokens": 30})
     for completion in asyncio.run(_each(providers(server.url), ignores)):

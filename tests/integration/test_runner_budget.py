@@ -120,8 +120,10 @@ def test_the_estimate_bounds_what_a_call_can_cost(tmp_path: Path, db_url: str,
     spec["limits"] = {"daily_budget_usd": budget}
     root, store = deploy(tmp_path, db_url, spec)
     results = run_batch(root, store, server.url, "budgeted", inputs(40), 8)
-    assert outcomes(results).count("ok") == 10
-    assert all(r.output_tokens == 1024 for r in results if r.ok)  # cut at what was sent
+    # Cut at what was sent: not a success (`truncated`), billed and charged all the same.
+    ran = [r for r in results if r.attempts]
+    assert len(ran) == 10 and outcomes(results).count("BudgetExceeded") == 30
+    assert all(r.attempts[0].kind == "truncated" and r.output_tokens == 1024 for r in ran)
     u = usage(store, "budgeted")
     assert budget - one_call <= u["usd_spent"] <= budget
 

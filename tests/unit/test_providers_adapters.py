@@ -21,6 +21,7 @@ from aiops.providers import (
     scrub,
     status_error,
     strict_compatible,
+    whole,
 )
 from aiops.providers import groq as groq_adapter
 from aiops.providers import http as http_adapter
@@ -58,6 +59,10 @@ def _interactions(path: Path) -> list[tuple[int, dict[str, Any], Any]]:
     return out
 
 
+REQUEST = CompletionRequest(messages=({"role": "user", "content": "hi"},), model="m",
+                            settings={"max_tokens": 100})
+
+
 def _cassettes(realdata: Path, provider: str) -> list[Path]:
     return sorted((realdata / provider).glob("*.yaml"))
 
@@ -72,17 +77,21 @@ def test_recorded_completions_parse_with_usage(realdata: Path, provider: str,
             if status != 200 or "choices" not in body:
                 continue
             message = body["choices"][0]["message"]
-            if message.get("content") is None and message.get("refusal"):
-                with pytest.raises(ProviderError, match="refused"):
-                    adapter.parse_response(body, provider)
-                continue
             completion = adapter.parse_response(body, provider)
+            if message.get("content") is None:  # refused, or tool calls: no result
+                with pytest.raises(ProviderError) as info:
+                    whole(completion, REQUEST, provider)
+                assert info.value.kind in ("refusal", "no_content")
+                assert info.value.answer is completion  # billed: its usage is charged
+            else:
+                assert whole(completion, REQUEST, provider) is completion
             usage = body["usage"]
             assert completion.usage.input_tokens == usage["prompt_tokens"], path.name
             assert completion.usage.output_tokens == usage["completion_tokens"], path.name
             details = usage.get("prompt_tokens_details") or {}
             assert completion.usage.cached_input_tokens == (details.get("cached_tokens") or 0)
             assert completion.text == (message.get("content") or "")
+            assert completion.refusal == message.get("refusal")
             assert completion.request_id
             seen += 1
     assert seen >= 3, f"too few {provider} completions found in realdata"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiops import fastjson
-from aiops.errors import ConfigError, ProviderError
+from aiops.errors import ConfigError, ProviderError, ProviderErrorKind
 from aiops.keyscrub import REDACTED, scrubber
 from aiops.spec import ProviderSpec
 
@@ -118,6 +118,40 @@ class Completion:
     request_id: str | None = None
     model: str = ""
     finish_reason: str | None = None
+    refusal: str | None = None  # the model's refusal, in place of an answer
+    instead: str | None = None  # what came back instead of text (tool calls), described
+
+
+def whole(completion: Completion, request: CompletionRequest, provider: str) -> Completion:
+    """`completion` when it is a whole answer; else the ProviderError of what it is instead,
+    carrying it (the provider billed it: the runner logs and charges its usage). In order: a
+    refusal, a content filter's stop, an answer cut off at max_tokens (finish_reason
+    `length`, on OpenAI, Groq and the http protocol alike), an answer without content. None
+    is retried on the same provider (it would most likely come back the same, and bill
+    again); the next fallback runs."""
+    reason = completion.finish_reason
+    if completion.refusal is not None:
+        problem = f"{provider}: the model refused: {completion.refusal}"
+        kind: ProviderErrorKind = "refusal"
+    elif reason == "content_filter":
+        problem = (f"{provider} stopped the answer at its content filter (finish_reason "
+                   f"content_filter) after {completion.usage.output_tokens} output tokens")
+        kind = "content_filter"
+    elif reason == "length":
+        limit = request.settings.get("max_tokens")
+        where = f"max_tokens ({limit})" if limit is not None else \
+            "the model's own output limit (no max_tokens was sent)"
+        problem = (f"{provider} cut the answer off at {where}, after "
+                   f"{completion.usage.output_tokens} output tokens (finish_reason length); "
+                   "raise max_tokens in the function's configuration, or ask for less")
+        kind = "truncated"
+    elif completion.parsed is None and not completion.text.strip():
+        what = completion.instead or "an empty message"  # whitespace is no answer either
+        problem = f"{provider} answered without content: {what} (finish_reason {reason})"
+        kind = "no_content"
+    else:
+        return completion
+    raise ProviderError(problem[:1000], provider=provider, kind=kind, answer=completion)
 
 
 class Provider(Protocol):
@@ -218,6 +252,9 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
 
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+STATUS_KINDS: dict[int, ProviderErrorKind] = {
+    400: "bad_request", 401: "auth", 403: "permission", 404: "not_found", 413: "too_large",
+    422: "bad_request", 429: "rate_limit"}
 
 
 def error_detail(body: Any) -> tuple[str, str | None]:
@@ -240,9 +277,8 @@ def status_error(provider: str, status: int, body: Any, headers: Mapping[str, st
     """A ProviderError for an HTTP error answer: transient or not, with Retry-After."""
     message, code = error_detail(body)
     transient = status in TRANSIENT_STATUSES and code != "insufficient_quota"
-    kind = {401: "auth", 403: "permission", 404: "not_found", 429: "rate_limit",
-            413: "too_large", 400: "bad_request", 422: "bad_request"}.get(
-        status, "server_error" if status >= 500 else "provider_error")
+    kind: ProviderErrorKind = STATUS_KINDS.get(status) or (
+        "server_error" if status >= 500 else "provider_error")
     if code == "insufficient_quota":
         kind = "quota"
     text = f"{provider} answered {status}"

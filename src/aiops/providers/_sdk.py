@@ -28,6 +28,7 @@ from aiops.providers import (
     scrub,
     status_error,
     timeout_error,
+    whole,
 )
 from aiops.providers._wire import (
     AIOHTTP_ERRORS,
@@ -100,11 +101,9 @@ def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None
     choice = choices[0]
     message = choice.get("message") or {}
     text = message.get("content")
-    if text is None and message.get("refusal"):
-        raise ProviderError(f"{provider}: the model refused: {message['refusal']}",
-                            provider=provider, kind="refusal")
     if text is not None and not isinstance(text, str):
         raise TypeError("message.content is not a string")
+    refusal = message.get("refusal") if text is None else None
     usage = data.get("usage") or {}
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
@@ -118,7 +117,25 @@ def _chat_completion(data: dict[str, Any], provider: str, request_id: str | None
         request_id=request_id or data.get("id"),
         model=data.get("model") or "",
         finish_reason=choice.get("finish_reason"),
+        refusal=str(refusal) if refusal else None,
+        instead=None if (text or "").strip() else _instead(message),
     )
+
+
+def _instead(message: dict[str, Any]) -> str | None:
+    """What a message without text holds, described: tool calls (aiops offers the model
+    none), a legacy function call, or only reasoning (Groq's reasoning models)."""
+    calls = message.get("tool_calls")
+    if calls:
+        names = ", ".join(str((c.get("function") or {}).get("name")) for c in calls[:5])
+        more = ", ..." if len(calls) > 5 else ""
+        return f"{len(calls)} tool call{'s' if len(calls) > 1 else ''} ({names}{more})"
+    call = message.get("function_call")
+    if call:
+        return f"1 function call ({call.get('name')})"
+    if message.get("reasoning"):
+        return f"only reasoning ({len(str(message['reasoning']))} characters)"
+    return None
 
 
 def sdk_http_client(httpx_module: ModuleType, wire: Wire) -> Any:
@@ -156,8 +173,9 @@ class SdkChatProvider:
             # error classes, without re-walking the parameters through its type transforms
             # (half its CPU per call, most of it over the output schema).
             response = await self._client.post(self._path, cast_to=self._raw, body=kwargs)
-            return self._parse(json_body(response.content, self.name), self.name,
-                               response.headers)
+            answer = self._parse(json_body(response.content, self.name), self.name,
+                                 response.headers)
+        return whole(answer, request, self.name)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -38,6 +38,7 @@ from aiops.providers import (
     json_body,
     reported_usage,
     status_error,
+    whole,
 )
 from aiops.providers._wire import Wire, map_aiohttp_errors, redirect_error
 from aiops.spec import DEFAULT_MAX_RESPONSE_BYTES
@@ -142,7 +143,7 @@ class HttpProvider:
                 if isinstance(after, int | float) and not isinstance(after, bool):
                     error.retry_after_s = float(after)
             raise error
-        return parse_response(json_body(raw, self.name), self.name)
+        return whole(parse_response(json_body(raw, self.name), self.name), request, self.name)
 
     async def aclose(self) -> None:
         await self._wire.aclose()

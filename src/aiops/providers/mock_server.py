@@ -238,6 +238,7 @@ class MockProvider:
         if limit is not None and completion_tokens > limit:  # cut short, as providers do
             text, completion_tokens, finish = text[:4 * limit], limit, "length"
             output = text if fault != "malformed" else output
+        finish = (entry or {}).get("finish_reason", finish)  # content_filter, tool_calls, ...
         reported = (entry or {}).get("usage") or {}  # a provider that counts otherwise
         prompt_tokens = usage_count(reported.get("input_tokens", prompt_tokens))
         completion_tokens = usage_count(reported.get("output_tokens", completion_tokens))
@@ -257,8 +258,11 @@ class MockProvider:
             "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
                          "message": {"role": "assistant", "content": text}}],
             "usage": usage}
+        message = body["choices"][0]["message"]
         if wire == "openai":
-            body["choices"][0]["message"]["refusal"] = None
+            message["refusal"] = None
+        message.update((entry or {}).get("message") or {})  # null content, tool calls, refusal
+        if wire == "openai":
             usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
             usage["completion_tokens_details"] = {"reasoning_tokens": 0, "audio_tokens": 0}
             headers = {"x-request-id": f"req_mock{n}", "openai-processing-ms":
