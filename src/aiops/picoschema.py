@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from aiops.errors import shown
 from aiops.yamlsrc import Path
 
 _SCALARS = {"string", "boolean", "null", "number", "integer", "any"}
@@ -39,7 +40,7 @@ def picoschema(value: Any, path: Path = ()) -> dict[str, Any]:
         if isinstance(value.get("properties"), dict):
             return _json_schema({**value, "type": "object"}, path)
         return _pico_object(value, path)
-    raise SchemaProblem(f"a schema must be a type name or a mapping, not {value!r}", path)
+    raise SchemaProblem(f"a schema must be a type name or a mapping, not {shown(value)}", path)
 
 
 def _pico_type(text: str, path: Path) -> dict[str, Any]:

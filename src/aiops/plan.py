@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from aiops.errors import shown
 from aiops.fingerprint import (
     BEHAVIOUR_FIELDS,
     METADATA_FIELDS,
@@ -237,17 +238,17 @@ class Plan:
         if not isinstance(data, Mapping):
             raise ValueError("not a JSON object")
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"plan format_version {data.get('format_version')!r} is not "
-                             f"{FORMAT_VERSION}")
+            raise ValueError(f"plan format_version {shown(data.get('format_version'))} is "
+                             f"not {FORMAT_VERSION}")
         entries = [*data["changes"], *data.get("drift", ())]
         if not all(isinstance(e, Mapping) for e in entries):
             raise ValueError("a change or a drift finding is not a JSON object")
         for c in data["changes"]:
             if c.get("action") not in ACTIONS:
-                raise ValueError(f"unknown action {c.get('action')!r}")
+                raise ValueError(f"unknown action {shown(c.get('action'))}")
         for d in data.get("drift", ()):
             if d.get("kind") not in DRIFT_KINDS:
-                raise ValueError(f"unknown drift kind {d.get('kind')!r}")
+                raise ValueError(f"unknown drift kind {shown(d.get('kind'))}")
         changes = []
         for c in data["changes"]:
             desired = Desired(**c["desired"]) if c.get("desired") else None

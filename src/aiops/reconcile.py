@@ -33,6 +33,7 @@ from aiops.errors import (
     StalePlanError,
     UsageError,
     UserError,
+    shown,
 )
 from aiops.loader import (
     PROJECT_FILE,
@@ -221,8 +222,8 @@ def _check_saved(plan: Plan, ws: Workspace) -> dict[str, FunctionSpec]:
     if plan.errors:
         raise AiopsError("this plan has errors and cannot be applied:\n" + "\n".join(plan.errors))
     if plan.project != ws.project_id:
-        raise UsageError(f"this plan was made for project {plan.project!r}, not "
-                         f"{ws.project_id!r}; run `aiops plan -o plan.json` in this project "
+        raise UsageError(f"this plan was made for project {shown(plan.project)}, not "
+                         f"{shown(ws.project_id)}; run `aiops plan -o plan.json` in this project "
                          f"(or set {PROJECT_ENV})")
     specs, problems = saved_plan.content_problems(plan, ws.project)
     _refuse_edited(problems)
@@ -312,7 +313,8 @@ def resolve_version(ref: str, *, url: str | None = None, root: Path = Path("."),
     """`name`, `name@1.2.0` or `name@1` -> the deployed version a caller gets."""
     name, _, selector = ref.partition("@")
     if not name:
-        raise UsageError(f"{ref!r} is not a function reference; use NAME, NAME@1.2.0 or NAME@1")
+        raise UsageError(f"{shown(ref)} is not a function reference; use NAME, NAME@1.2.0 "
+                         "or NAME@1")
     st = store or open_store(project_database_url(root, url))
     return st.resolve(name, selector or None)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from aiops.errors import Diagnostic
+from aiops.errors import Diagnostic, shown
 from aiops.fingerprint import content_hash
 from aiops.loader import LoadedFunction, Project, function_file, load_one
 from aiops.plan import DeployedState, Desired, Plan, desired_of, diff
@@ -93,8 +93,8 @@ def state_problems(plan: Plan, specs: Mapping[str, FunctionSpec],
         for field in _WRITTEN:
             saved, wanted = getattr(change, field), getattr(expected, field)
             if saved != wanted:
-                problems.append(f"{change.name}: {field} is {saved!r} in the plan, but its "
-                                f"content and the database make it {wanted!r}")
+                problems.append(f"{change.name}: {field} is {shown(saved)} in the plan, but "
+                                f"its content and the database make it {shown(wanted)}")
     saved_drift = {_drift_key(d) for d in plan.drift if d.restorable}
     wanted_drift = {_drift_key(d) for d in recomputed.drift
                     if d.restorable and (d.name in specs or d.name in archived)}

@@ -92,8 +92,8 @@ EDITS: list[tuple[Edit, str]] = [
     (default_removed_rehashed, "greet: its content is not what the loader makes of it"),
     (unknown_provider_rehashed, "greet: its content does not validate: provider: "
                                 "provider `nowhere` is not in providers.yaml"),
-    (pointer_at_another_function, "greet: action is 'rollback' in the plan, but its content "
-                                  "and the database make it 'new_version'"),
+    (pointer_at_another_function, 'greet: action is "rollback" in the plan, but its content '
+                                  'and the database make it "new_version"'),
     (content_dropped, "greet: a new_version without its content"),
 ]
 

@@ -158,3 +158,15 @@ def test_validation_messages_of_callers_values_speak_json(schema: dict[str, Any]
     assert [e.message for e in compiled.errors(value)] == [message]
     first = compiled.first_error(value)
     assert first is not None and first.message == message
+
+
+def test_saved_plan_and_importer_messages_speak_json_too() -> None:
+    from aiops.picoschema import SchemaProblem, picoschema
+    from aiops.plan import Plan
+
+    with pytest.raises(ValueError, match=r"^plan format_version null is not 1$"):
+        Plan.from_dict({"format_version": None})
+    with pytest.raises(ValueError, match=r'^unknown action "explode"$'):
+        Plan.from_dict({"format_version": 1, "changes": [{"action": "explode"}]})
+    with pytest.raises(SchemaProblem, match=r"not true$"):
+        picoschema({"n": True})
