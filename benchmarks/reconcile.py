@@ -27,6 +27,7 @@ from sqlalchemy import event
 from aiops import reconcile
 from aiops.store import open_store
 from aiops.store.engine import dispose_engines
+from aiops.workspace import open_workspace
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY", "models": {
@@ -91,7 +92,8 @@ def bench(label: str, url: str, root: Path, n: int) -> dict[str, float]:
         t, plan = timed(lambda: reconcile.plan_project(root, store=st))
         assert plan.verdict() == "No changes.", plan.verdict()
         plans.append(t)
-    t_files, ws = timed(lambda: reconcile.open_workspace(root, url=url))
+    ws = open_workspace(root, database_url=url)
+    t_files, _ = timed(lambda: ws.project)
     t_checks, _ = timed(lambda: ws.diagnostics)
     t_state, state = timed(lambda: st.read_state(ws.project_id))
     specs = {name: lf.spec for name, lf in ws.project.functions.items()}

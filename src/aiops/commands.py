@@ -57,12 +57,15 @@ def load_project(root: Path) -> Project:
     return load_sources(read_tree(root))
 
 
-def validate(root: Path, *, base: str | None = None) -> ValidationReport:
-    """Every check of every file; with `base`, the version rules against that git revision."""
-    from aiops.checks import check_project, compare_with_base
+def validate(start: Path, *, base: str | None = None) -> ValidationReport:
+    """Every check of every file of the project at or above `start`; with `base`, the version
+    rules against that git revision."""
+    from aiops.checks import compare_with_base
+    from aiops.workspace import open_workspace
 
-    project = load_project(root)
-    diags = list(project.diagnostics) + check_project(project)
+    ws = open_workspace(start)
+    root, project = ws.root, ws.project
+    diags = list(ws.diagnostics)
     if base is not None:
         base_project = load_sources(read_revision(root, base))
         diags += compare_with_base(project, base_project, _git_history_lookup(root, base))

@@ -15,19 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from aiops import apply as apply_mod
 from aiops import saved_plan
-from aiops.checks import check_project
-from aiops.commands import load_project
-from aiops.config import database_url, pending_logs_dir, project_root
 from aiops.errors import (
     AiopsError,
-    ConfigError,
-    Diagnostic,
     RuntimeFailure,
     SpecError,
     StalePlanError,
@@ -35,74 +29,25 @@ from aiops.errors import (
     UserError,
     shown,
 )
-from aiops.loader import (
-    PROJECT_FILE,
-    PROVIDERS_FILE,
-    Project,
-    git,
-    load_sources,
-    read_project_file,
-    read_tree,
-)
+from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, read_tree
 from aiops.plan import Plan, diff
 from aiops.spec import FunctionSpec
-from aiops.store import DeployedVersion, Store, open_store, pause_for_tests
+from aiops.store import DeployedVersion, Store, pause_for_tests
+from aiops.workspace import PROJECT_ENV, Workspace, git_fact, open_workspace
 
-PROJECT_ENV = "AIOPS_PROJECT"
 TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it missed)
 
 
 # --- the project and its surroundings --------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Workspace:
-    root: Path
-    project: Project
-    project_id: str
-    url: str
-
-    @cached_property
-    def diagnostics(self) -> list[Diagnostic]:
-        """The loader's diagnostics and the cross-checks of `aiops validate` (computed once)."""
-        return [*self.project.diagnostics, *check_project(self.project)]
-
-
-def open_workspace(root: Path, *, url: str | None = None) -> Workspace:
-    project = load_project(root)
-    return Workspace(root=root, project=project, project_id=project_id(root),
-                     url=url or database_url(root, project.settings))
-
-
-def _git(root: Path, *args: str) -> str | None:
-    """Optional facts from git (remote, commit, author): None outside a repository."""
-    try:
-        out = git(root, *args).decode(errors="replace").strip()
-    except UsageError:
-        return None
-    return out or None
-
-
-def project_id(root: Path) -> str:
-    """Who owns what this project applies: AIOPS_PROJECT, else the git remote, else the dir."""
-    if os.environ.get(PROJECT_ENV):
-        return os.environ[PROJECT_ENV]
-    remote = _git(root, "remote", "get-url", "origin")
-    if remote:
-        remote = re.sub(r"^[a-z+]+://", "", remote)
-        remote = remote.rsplit("@", 1)[-1]  # never keep credentials
-        remote = remote.replace(":", "/").removesuffix(".git").rstrip("/")
-        return remote
-    return root.resolve().name
-
-
 def git_commit(root: Path) -> str | None:
-    return _git(root, "rev-parse", "HEAD")
+    return git_fact(root, "rev-parse", "HEAD")
 
 
 def git_actor(root: Path) -> str:
-    name = _git(root, "config", "user.name")
-    email = _git(root, "config", "user.email")
+    name = git_fact(root, "config", "user.name")
+    email = git_fact(root, "config", "user.email")
     if name and email:
         return f"{name} <{email}>"
     return name or email or os.environ.get("USER") or "unknown"
@@ -123,7 +68,7 @@ def parse_actor(actor: str) -> tuple[str, str | None]:
 def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None) -> Plan:
     specs = {n: lf.spec for n, lf in ws.project.functions.items()}
     plan = diff(specs, state, project=ws.project_id, prune=prune,
-                max_prune=ws.project.settings.max_prune if max_prune is None else max_prune,
+                max_prune=ws.settings.max_prune if max_prune is None else max_prune,
                 failed=ws.project.failed_functions)
     invalid = tuple(d.render() for d in ws.diagnostics if d.is_error)
     if invalid:
@@ -134,8 +79,8 @@ def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None) -> P
 def plan_project(root: Path, *, prune: bool = False, max_prune: int | None = None,
                  url: str | None = None, store: Store | None = None) -> Plan:
     """`aiops plan`: the files against the database, as data (errors inside, not raised)."""
-    ws = open_workspace(root, url=url)
-    st = store or open_store(ws.url)
+    ws = open_workspace(root, database_url=url)
+    st = store or ws.open_store()
     return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
 
 
@@ -162,7 +107,7 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
     approved), the state must still be the one that plan was computed against.
     """
     started = time.perf_counter()
-    ws = open_workspace(root, url=url)
+    ws = open_workspace(root, database_url=url)
     saved_specs: dict[str, FunctionSpec] = {}
     if expected is None:
         errors = [d for d in ws.diagnostics if d.is_error]
@@ -170,10 +115,9 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
             raise SpecError(errors)
     else:
         saved_specs = _check_saved(expected, ws)
-    st = store or open_store(ws.url, lock_timeout_s=lock_timeout_s,
-                             pending_logs=pending_logs_dir(root))
+    st = store or ws.open_store(lock_timeout_s=lock_timeout_s)
     result = _apply_locked(ws, st, expected, saved_specs, prune=prune, max_prune=max_prune,
-                           who=actor or git_actor(root), commit=git_commit(root),
+                           who=actor or git_actor(ws.root), commit=git_commit(ws.root),
                            lock_timeout_s=lock_timeout_s, started=started)
     # Log rows that earlier runs could not write (the database was locked past their
     # patience) go in now that it answered.
@@ -253,8 +197,8 @@ class StatusRow:
 
 def status(root: Path, *, url: str | None = None, store: Store | None = None) -> list[StatusRow]:
     """Each function: in sync or not, current version, last applied revision and time."""
-    ws = open_workspace(root, url=url)
-    st = store or open_store(ws.url)
+    ws = open_workspace(root, database_url=url)
+    st = store or ws.open_store()
     state = st.read_state(ws.project_id)
     plan = _diff(ws, state, prune=False, max_prune=None)
     drifted = {d.name for d in plan.drift}
@@ -282,30 +226,15 @@ def status(root: Path, *, url: str | None = None, store: Store | None = None) ->
     return [rows[n] for n in sorted(rows)]
 
 
-def project_database_url(root: Path, url: str | None = None) -> str:
-    """The project's database without loading its functions (only aiops.yaml is read)."""
-    if url:
-        return url
-    root = project_root(root)  # from a subdirectory: the project's aiops.yaml and database
-    settings = None
-    if os.path.lexists(root / PROJECT_FILE):
-        project = load_sources({PROJECT_FILE: read_project_file(root, PROJECT_FILE)})
-        if not project.ok:  # not the default database: the one this file may name
-            raise ConfigError(f"{PROJECT_FILE} does not load:\n" + "\n".join(
-                d.render() for d in project.diagnostics if d.is_error))
-        settings = project.settings
-    return database_url(root, settings)
-
-
 def upgrade_database(root: Path, *, url: str | None = None) -> str:
     """`aiops db upgrade`: create or migrate the schema; returns the URL (password hidden)."""
-    st = open_store(project_database_url(root, url), migrate=True)
+    st = open_workspace(root, database_url=url).open_store(migrate=True)
     return st.display_url()
 
 
 def last_run(root: Path, *, url: str | None = None) -> dict[str, Any] | None:
     """The newest recorded apply: actor, commit, time, counts."""
-    return open_store(project_database_url(root, url)).last_run()
+    return open_workspace(root, database_url=url).open_store().last_run()
 
 
 def resolve_version(ref: str, *, url: str | None = None, root: Path = Path("."),
@@ -315,7 +244,7 @@ def resolve_version(ref: str, *, url: str | None = None, root: Path = Path("."),
     if not name:
         raise UsageError(f"{shown(ref)} is not a function reference; use NAME, NAME@1.2.0 "
                          "or NAME@1")
-    st = store or open_store(project_database_url(root, url))
+    st = store or open_workspace(root, database_url=url).open_store()
     return st.resolve(name, selector or None)
 
 

@@ -694,39 +694,18 @@ class _State:
         self.reasoning += reasoning
 
 
-def load_providers(root: Path) -> ProvidersFile:
-    """The project's providers.yaml, or a ConfigError that says what is wrong with it."""
-    from aiops.files import FileRefused
-    from aiops.loader import PROVIDERS_FILE, load_one, read_project_file
-
-    data = read_project_file(root, PROVIDERS_FILE)
-    if isinstance(data, FileRefused) and data.missing:
-        raise ConfigError(f"{root / PROVIDERS_FILE} does not exist; the runner needs the "
-                          "project's providers (run from the project directory or pass -C DIR)")
-    providers, _, diags = load_one(PROVIDERS_FILE, data, ProvidersFile)
-    if providers is None:
-        raise ConfigError("providers.yaml does not load:\n" + "\n".join(d.render() for d in diags
-                                                                        if d.is_error))
-    return providers
-
-
 def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | None = None,
                 store: RunnerStore | None = None, actor: str | None = None,
                 max_wait_s: float | None = None) -> Runner:
-    """A Runner for the project at `root`: its providers.yaml and its database. `max_wait_s`
-    bounds how long a call waits for a rate limit or a concurrency slot (default: as long as
-    it takes)."""
+    """A Runner for the project at or above `root`: its providers.yaml and its database
+    (`aiops.workspace`; the function files are not read). `max_wait_s` bounds how long a
+    call waits for a rate limit or a concurrency slot (default: as long as it takes)."""
     import os
 
-    providers = load_providers(root)
-    if store is None:
-        from aiops.config import database_url, pending_logs_dir
-        from aiops.loader import load_sources, read_tree
-        from aiops.store import open_store
+    from aiops.workspace import open_workspace
 
-        settings = load_sources(read_tree(root)).settings
-        store = open_store(url or database_url(root, settings),
-                           pending_logs=pending_logs_dir(root))
+    ws = open_workspace(root, database_url=url)
+    providers = ws.providers  # before the database: a project without providers opens none
     env = os.environ if env is None else env
-    return Runner(store=store, providers=providers, env=env, actor=actor,
+    return Runner(store=store or ws.open_store(), providers=providers, env=env, actor=actor,
                   limiter=RateLimiter.from_env(env, max_wait_s=max_wait_s))

@@ -26,12 +26,12 @@ from sqlalchemy import text
 
 from aiops.cli import cli
 from aiops.cli.batch import DRAIN_S, run_batch
-from aiops.config import pending_logs_dir
 from aiops.providers.mock_server import MockConfig
 from aiops.reconcile import apply_project
 from aiops.runner import open_runner
 from aiops.store import open_store
 from aiops.store.logrows import spool_folder
+from aiops.workspace import open_workspace
 from tests import fixtures_providers as runner_project
 from tests.fixtures_db import budget_leases, held_lock
 from tests.fixtures_providers import serve_http
@@ -189,7 +189,7 @@ def test_rows_locked_out_past_the_patience_are_written_by_the_next_run(
     """A database locked for longer than the patience used to lose every row of the batch;
     now the batch exits 8 saying where its rows wait, and the next `aiops run` writes them."""
     root, env = make_project(tmp_path, db_url, mock_provider.url)
-    pending = pending_logs_dir(root)
+    pending = open_workspace(root).pending_logs
     store = open_store(db_url, patience_s=0.3, pending_logs=pending)
     runner = open_runner(root, env=env, store=store, actor="ci")
     batch = write_lines(tmp_path / "in.jsonl", [dict(GOOD, body=str(i)) for i in range(20)])

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from aiops.config import pending_logs_dir
 from aiops.errors import LockBusy, UserError
 from aiops.reconcile import apply_project
 from aiops.store import DeployedVersion, LogRow, Store, open_store
 from aiops.store.engine import db_errors
 from aiops.store.logrows import LOG_SOURCE, Spool, spool_folder
+from aiops.workspace import open_workspace
 from tests.fixtures_db import held_lock, spec_data, write_project
 
 FFFD = "\ufffd"
@@ -211,7 +211,7 @@ def test_pending_rows_go_back_only_to_their_database(tmp_path: Path, db_url: str
 def test_apply_writes_the_pending_rows_too(tmp_path: Path, db_url: str,
                                           deployed: DeployedVersion) -> None:
     rows = [row(deployed) for _ in range(3)]
-    Spool(spool_folder(pending_logs_dir(tmp_path / "proj"), db_url)).save(rows)
+    Spool(spool_folder(open_workspace(tmp_path / "proj").pending_logs, db_url)).save(rows)
     result = apply_project(tmp_path / "proj", url=db_url, actor="ci")
     assert not result.wrote and not result.log_warnings
     assert len(stored(open_store(db_url), *(r.id for r in rows))) == 3

@@ -230,11 +230,12 @@ def test_daily_calls_stay_exact_across_lease_holders(tmp_path: Path, db_url: str
 WORKER = """
 import asyncio, json, sys
 from pathlib import Path
-from aiops.runner import Runner, load_providers
+from aiops.runner import Runner
+from aiops.workspace import open_workspace
 from aiops.store import open_store
 root, url, env, n, concurrency, lease_s = (Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]),
                                            int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
-runner = Runner(store=open_store(url), providers=load_providers(root), env=env, actor="worker",
+runner = Runner(store=open_store(url), providers=open_workspace(root).providers, env=env, actor="worker",
                 budget_lease_s=lease_s)
 def started(index, result):
     if index == 0:

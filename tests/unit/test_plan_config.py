@@ -1,4 +1,6 @@
-"""Where the database is, who the actor is, which project owns what: small pure helpers."""
+"""Who the actor is, which project owns what, how database URLs are spelled: small helpers.
+
+Where the project and its database are: tests/unit/test_workspace.py."""
 
 from __future__ import annotations
 
@@ -6,20 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aiops.config import database_url
-from aiops.reconcile import parse_actor, project_id
-from aiops.spec import ProjectSettings
+from aiops.reconcile import parse_actor
 from aiops.store.engine import normalise_url, redact
-
-
-def test_environment_wins_over_aiops_yaml_over_the_default(tmp_path: Path) -> None:
-    settings = ProjectSettings(database_url="postgresql://from-yaml/db")
-    env = {"AIOPS_DATABASE_URL": "postgresql://from-env/db"}
-    assert database_url(tmp_path, settings, env) == "postgresql://from-env/db"
-    assert database_url(tmp_path, settings, {}) == "postgresql://from-yaml/db"
-    default = database_url(tmp_path, ProjectSettings(), {})
-    assert default == f"sqlite:///{tmp_path.resolve()}/.aiops/aiops.db"
-    assert (tmp_path / ".aiops").is_dir()  # created on first use
+from aiops.workspace import Workspace
 
 
 def test_postgres_urls_use_psycopg3_and_passwords_are_never_shown() -> None:
@@ -43,6 +34,9 @@ def test_project_id_prefers_the_environment_then_strips_credentials_from_the_rem
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
+    def project_id(root: Path) -> str:
+        return Workspace(root=root).project_id
+
     monkeypatch.setenv("AIOPS_PROJECT", "explicit")
     assert project_id(tmp_path) == "explicit"
     monkeypatch.delenv("AIOPS_PROJECT")
@@ -54,60 +48,3 @@ def test_project_id_prefers_the_environment_then_strips_credentials_from_the_rem
     subprocess.run(["git", "-C", str(tmp_path), "remote", "set-url", "origin",
                     "git@github.com:acme/prompts.git"], check=True)
     assert project_id(tmp_path) == "github.com/acme/prompts"
-
-
-def test_a_relative_sqlite_path_in_aiops_yaml_is_relative_to_the_project(tmp_path: Path) -> None:
-    # `aiops -C proj plan` and `cd proj && aiops plan` must use one database, not one per cwd.
-    settings = ProjectSettings(database_url="sqlite:///state/ci.db?timeout=5")
-    assert database_url(tmp_path, settings, {}) == (
-        f"sqlite:///{tmp_path.resolve()}/state/ci.db?timeout=5")
-    for url in ("sqlite:////abs/ci.db", "sqlite:///:memory:", "postgresql://h/db"):
-        assert database_url(tmp_path, ProjectSettings(database_url=url), {}) == url
-
-
-def test_the_default_database_is_the_projects_when_run_from_a_subdirectory(
-        tmp_path: Path) -> None:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    (root / "providers.yaml").write_text("providers: {}\n", encoding="utf-8")
-    sub = root / "functions" / "greet"
-    sub.mkdir(parents=True)
-    assert database_url(sub, None, {}) == f"sqlite:///{root.resolve()}/.aiops/aiops.db"
-    assert not (sub / ".aiops").exists()  # no stray database next to the function
-    # never above the repository's top, and a directory that is no project keeps its own
-    lone = tmp_path / "lone" / "dir"
-    lone.mkdir(parents=True)
-    assert database_url(lone, None, {}) == f"sqlite:///{lone.resolve()}/.aiops/aiops.db"
-
-
-def test_surrounding_whitespace_of_a_database_url_is_ignored(tmp_path: Path) -> None:
-    # CI secrets often end with a newline: "db\n" is not a database anyone meant.
-    env = {"AIOPS_DATABASE_URL": "postgresql://u@h/db\n"}
-    assert database_url(tmp_path, None, env) == "postgresql://u@h/db"
-    assert database_url(tmp_path, None, {"AIOPS_DATABASE_URL": "  \n"}).startswith("sqlite:///")
-    settings = ProjectSettings(database_url=" postgresql://u@h/db ")
-    assert database_url(tmp_path, settings, {}) == "postgresql://u@h/db"
-
-
-def test_a_state_directory_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
-    from aiops.errors import ConfigError
-
-    (tmp_path / ".aiops").write_text("a file in the way", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"\.aiops.*AIOPS_DATABASE_URL"):
-        database_url(tmp_path, None, {})
-
-
-def test_aiops_yaml_is_found_from_a_subdirectory_too(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    # `aiops db upgrade` or `aiops run` from functions/greet/ must use the project's database,
-    # the one its aiops.yaml names, not a default next to the current directory.
-    from aiops.reconcile import project_database_url
-
-    monkeypatch.delenv("AIOPS_DATABASE_URL", raising=False)
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    (root / "aiops.yaml").write_text("database_url: sqlite:///state/x.db\n", encoding="utf-8")
-    sub = root / "functions" / "greet"
-    sub.mkdir(parents=True)
-    assert project_database_url(sub) == f"sqlite:///{root.resolve()}/state/x.db"
-    assert project_database_url(root) == f"sqlite:///{root.resolve()}/state/x.db"

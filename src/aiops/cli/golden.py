@@ -29,10 +29,12 @@ def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
          junit_xml: Path | None, markdown_out: Path | None, fmt: str, verbose: bool) -> None:
     """Run golden tests: every test of every function (or NAME...) on each provider of its
     matrix, replaying recorded provider HTTP. Exit 0 when all pass, 1 otherwise."""
-    from aiops import commands, golden, render_golden
+    from aiops import golden, render_golden
+    from aiops.workspace import open_workspace
 
-    project = commands.load_project(root)
-    report = golden.run_golden(root, project, names=names, provider=provider, record=record)
+    ws = open_workspace(root)
+    report = golden.run_golden(ws.root, ws.project, names=names, provider=provider,
+                               record=record)
     if junit_xml is not None:
         junit_xml.parent.mkdir(parents=True, exist_ok=True)
         junit_xml.write_text(render_golden.render_junit(report), encoding="utf-8")

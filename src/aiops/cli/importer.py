@@ -21,6 +21,7 @@ from aiops.files import FileRefused, read_bounded
 from aiops.importers import prepare_import
 from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE, read_project_file
 from aiops.spec import NAME_PATTERN
+from aiops.workspace import NotAProject, find_root
 from aiops.yamlsrc import MAX_FILE_BYTES, YamlProblem, decode
 
 
@@ -48,6 +49,12 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
     if not to_stdout and not project_dir.is_dir():
         raise UsageError(f"project directory {project_dir} does not exist; pass -C DIR "
                          "or --stdout")
+    # With --stdout a project is optional (its providers.yaml picks the provider); to write
+    # the function, one is needed: the project at or above -C DIR.
+    found = find_root(project_dir) if project_dir.is_dir() else None
+    if found is None and not to_stdout:
+        raise NotAProject(project_dir)
+    project_dir = found or project_dir
     label = str(source)
     try:
         text = decode(read_bounded(source, MAX_FILE_BYTES, stream_ok=True))

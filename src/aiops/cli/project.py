@@ -74,7 +74,10 @@ def init(project_dir: Path) -> None:
 def new(name: str, project_dir: Path, provider: str | None, model: str | None,
         description: str) -> None:
     """Scaffold functions/NAME/function.yaml."""
-    for path in commands.new_function(project_dir, name, description=description,
+    from aiops.workspace import open_workspace
+
+    root = open_workspace(project_dir).root
+    for path in commands.new_function(root, name, description=description,
                                       provider=provider, model=model):
         say(f"created {path}")
 

@@ -172,6 +172,9 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
 @project_dir
 def watch(root: Path) -> None:
     """Re-validate and re-apply on every change to functions/ and providers.yaml."""
+    from aiops.workspace import open_workspace
+
+    root = open_workspace(root).root
     say(f"Watching {root.resolve()} (Ctrl-C to stop).")
     with contextlib.suppress(KeyboardInterrupt):
         reconcile.watch_loop(root, reconcile.file_changes(root),

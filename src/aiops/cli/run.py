@@ -211,10 +211,9 @@ def parse_since(value: str | None) -> datetime | None:
 def logs(name: str, status: str | None, since: str | None, limit: int, as_json: bool,
          project_dir: Path, database_url: str | None) -> None:
     """Recent executions of a function, newest first."""
-    from aiops.config import database_url as default_url
-    from aiops.store import open_store
+    from aiops.workspace import open_workspace
 
-    store = open_store(database_url or default_url(project_dir))
+    store = open_workspace(project_dir, database_url=database_url).open_store()
     try:
         store.resolve(name)  # a clear error, with "did you mean", for an unknown function
     except NotFoundError:
