@@ -37,6 +37,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from aiops.errors import AiopsError, ConfigError, LimitExceeded, RuntimeFailure
+from aiops.extras import require_extra
 from aiops.spec import Price
 
 RATE_LIMIT_URL_ENV = "AIOPS_RATE_LIMIT_URL"
@@ -245,6 +246,7 @@ class RedisSlots:
     (`lease_s`); one whose holder died is dropped when it expires."""
 
     def __init__(self, url: str, *, poll_s: float = 0.005, max_poll_s: float = 0.1) -> None:
+        require_extra("redis", "redis", f"{RATE_LIMIT_URL_ENV}={shown_url(url)}")
         import redis.asyncio
 
         self._client = redis.asyncio.from_url(url)
@@ -319,7 +321,10 @@ class RateLimiter:
 
     def _limiter(self) -> SlidingWindowCounterRateLimiter:
         if self._strategy is None:
-            # redis-py's asyncio client (a dependency already), not the coredis default.
+            if "redis" in self.url.split("://", 1)[0]:
+                require_extra("redis", "redis", f"{RATE_LIMIT_URL_ENV}="
+                              f"{shown_url(self.url.removeprefix('async+'))}")
+            # redis-py's asyncio client (the `redis` extra), not the coredis default.
             options: dict[str, Any] = {"implementation": "redispy", "key_prefix": "aiops"} \
                 if "redis" in self.url.split("://", 1)[0] else {}
             try:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from aiops import fastjson
 from aiops.errors import AiopsError, ConfigError, LockBusy, RuntimeFailure, UserError
+from aiops.extras import require_extra
 
 MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
                                   signed=True)
@@ -106,6 +107,8 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
     if parsed.get_backend_name() == "postgresql" and driver != "psycopg":
         raise ConfigError(f"database URL {redact(url)}: driver `{driver}` is not available; "
                           "aiops uses psycopg 3: write postgresql://USER@HOST/DB")
+    if parsed.get_backend_name() == "postgresql":
+        require_extra("psycopg", "postgres", f"the PostgreSQL database {redact(url)}")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent
