@@ -175,29 +175,97 @@ tests:
 """
 
 
+EXAMPLE_FUNCTION = "hello"
+# In the scaffold's files, the release that writes them: the workflow and the pre-commit hooks
+# install exactly it (`aiops-kit==VERSION`, aiops.extras.DISTRIBUTION).
+_VERSION_MARK = "@VERSION@"
 
-def workflow_text() -> str:
-    """The CI workflow `aiops init` writes: validate, plan, golden tests; apply on main."""
+
+def _scaffold_text(name: str) -> str:
     from importlib.resources import files
 
-    return files("aiops").joinpath("scaffold/workflow.yml").read_text(encoding="utf-8")
+    from aiops import __version__
+
+    text = files("aiops").joinpath(f"scaffold/{name}").read_text(encoding="utf-8")
+    return text.replace(_VERSION_MARK, __version__)
 
 
-def init_project(root: Path) -> list[Path]:
-    """Scaffold a project: providers.yaml, one example function, the CI workflow, the schema."""
+def workflow_text() -> str:
+    """The CI workflow `aiops init` writes (validate and golden tests on Python 3.11 to 3.13;
+    plan and a comment on pull requests; apply on main), installing exactly this release."""
+    return _scaffold_text("workflow.yml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitResult:
+    """What `init_project` did: the files it wrote, those it kept as they were (without
+    `force`), and the git repository it made (None when the directory was inside one)."""
+
+    written: tuple[Path, ...]
+    kept: tuple[Path, ...]
+    git_repository: Path | None
+    notes: tuple[str, ...] = ()
+
+
+def init_project(root: Path, *, force: bool = False) -> InitResult:
+    """Scaffold a project: providers.yaml, an example function with its recorded cassette, the
+    CI workflow, pre-commit hooks, .gitignore and the format's schemas. An existing file is kept
+    (listed in `kept`) unless `force`. The example function is added only to a project without
+    functions. A directory that is not inside a git repository becomes one."""
     root.mkdir(parents=True, exist_ok=True)
-    if (root / PROVIDERS_FILE).exists() or (root / FUNCTIONS_DIR).exists():
-        raise UsageError(f"{root} already holds an aiops project (providers.yaml or functions/)",)
-    written = [
-        *ensure_schemas(root),
-        _write(root / PROVIDERS_FILE,
-               PROVIDERS_TEMPLATE.format(schema=f"{SCHEMA_DIR}/providers.schema.json")),
-        _write(root / ".github" / "workflows" / "aiops.yml", workflow_text()),
-        _write(root / ".gitignore", ".aiops/\n"),
-    ]
-    written += new_function(root, "hello", description="Answer a question briefly.",
-                            provider="groq", model="llama-3.1-8b-instant")
-    return written
+    files: dict[Path, str] = {
+        root / SCHEMA_DIR / f"{kind}.schema.json": schema_text(kind)
+        for kind in ("function", "providers")}
+    files[root / PROVIDERS_FILE] = PROVIDERS_TEMPLATE.format(
+        schema=f"{SCHEMA_DIR}/providers.schema.json")
+    files[root / ".github" / "workflows" / "aiops.yml"] = workflow_text()
+    files[root / ".pre-commit-config.yaml"] = _scaffold_text("pre-commit-config.yaml")
+    files[root / ".gitignore"] = ".aiops/\n"
+    notes = []
+    example = root / function_file(EXAMPLE_FUNCTION)
+    functions = root / FUNCTIONS_DIR
+    if example.exists() or not (functions.is_dir() and any(functions.iterdir())):
+        files[example] = FUNCTION_TEMPLATE.format(
+            schema=schema_reference(root, example.parent), name=EXAMPLE_FUNCTION,
+            description=json.dumps("Answer a question briefly."), provider="groq",
+            model="llama-3.1-8b-instant")
+        files[example.parent / "cassettes" / "groq" / "smoke.yaml"] = _scaffold_text(
+            "hello/smoke.cassette.yaml")
+    else:
+        notes.append(f"no example function: {functions} already holds functions")
+    written, kept = [], []
+    for path, text in files.items():
+        if path.exists() and not force:
+            kept.append(path)
+        else:
+            written.append(_write(path, text))
+    gitignore = root / ".gitignore"
+    if gitignore in kept and ".aiops" not in gitignore.read_text(encoding="utf-8",
+                                                                errors="replace"):
+        notes.append(f"add `.aiops/` to {gitignore}: the local database lives there")
+    try:
+        repository = _ensure_git_repository(root)
+    except FileNotFoundError:
+        repository = None
+        notes.append("git is not installed: no git repository made (the workflow and "
+                     "`aiops validate --base` need one)")
+    return InitResult(written=tuple(written), kept=tuple(kept), git_repository=repository,
+                      notes=tuple(notes))
+
+
+def _ensure_git_repository(root: Path) -> Path | None:
+    """`git init` (branch main, which the workflow applies from) unless `root` is inside a
+    work tree already; the repository made, or None."""
+    import subprocess
+
+    from aiops.loader import git
+
+    inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+                            capture_output=True, check=False, timeout=60)
+    if inside.returncode == 0:
+        return None
+    git(root, "init", "-q", "-b", "main")
+    return root
 
 
 def ensure_schemas(root: Path) -> list[Path]:
@@ -222,17 +290,37 @@ def new_function(root: Path, name: str, *, description: str = "Describe what it 
     path = root / function_file(name)
     if path.exists():
         raise UsageError(f"{path} already exists")
-    if provider is None or model is None:
-        project = load_sources(read_tree(root))
-        if project.providers and project.providers.providers:
-            first_name, first = next(iter(project.providers.providers.items()))
-            provider = provider or first_name
-            model = model or next(iter(first.models), "model-name")
+    provider, model = _provider_and_model(root, provider, model)
     written = ensure_schemas(root)
     schema = schema_reference(root, path.parent)
     return [*written, _write(path, FUNCTION_TEMPLATE.format(
         schema=schema, name=name, description=json.dumps(description),
         provider=provider or "openai", model=model or "gpt-4o-mini"))]
+
+
+def _provider_and_model(root: Path, provider: str | None,
+                        model: str | None) -> tuple[str | None, str | None]:
+    """The provider (default: the first of providers.yaml) and a model it serves (default:
+    its first priced model). A provider that providers.yaml lacks is a UsageError listing
+    those it has. Without a readable providers.yaml nothing can be checked."""
+    project = load_sources(read_tree(root))
+    if project.providers is None or not project.providers.providers:
+        return provider, model
+    providers = project.providers.providers
+    if provider is None:
+        provider = next(iter(providers))
+    elif provider not in providers:
+        raise UsageError(f"unknown provider `{provider}`: {PROVIDERS_FILE} has "
+                         f"{', '.join(f'`{p}`' for p in providers)}; pass one of them to "
+                         "--provider, or add it to providers.yaml")
+    if model is None:
+        served = providers[provider].models
+        if not served:
+            raise UsageError(f"provider `{provider}` lists no models in {PROVIDERS_FILE}; "
+                             "pass --model, or add the model with its prices under "
+                             f"providers.{provider}.models")
+        model = next(iter(served))
+    return provider, model
 
 
 def schema_reference(root: Path, directory: Path) -> str:

@@ -129,6 +129,7 @@ def ci_env(tmp_path: Path, database_url: str, job: dict[str, Any]) -> dict[str, 
                 "AIOPS_DATABASE_URL": database_url, "BASE_REF": "origin/main",
                 "RUNNER_TEMP": str(runner_temp),
                 "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
+                "GITHUB_OUTPUT": str(tmp_path / "step-output"),
                 "GIT_AUTHOR_NAME": "CI", "GIT_AUTHOR_EMAIL": "ci@example.com",
                 "GIT_COMMITTER_NAME": "CI", "GIT_COMMITTER_EMAIL": "ci@example.com"})
     return env
@@ -173,6 +174,7 @@ def test_pull_request_steps_then_main_apply(repo_root: Path, tmp_path: Path, pr_
     main_env = ci_env(tmp_path, database_url, main_job) | {"GIT_ACTOR": "octocat"}
     saved = run_step(main_job, "save-plan", work, main_env)
     assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert (tmp_path / "step-output").read_text() == "apply=true\n"  # the apply step runs
     applied = run_step(main_job, "apply-plan", work, main_env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     after = aiops("plan", cwd=work, env={"AIOPS_DATABASE_URL": database_url})

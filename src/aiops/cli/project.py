@@ -58,11 +58,21 @@ def validate(project_dir: Path, project_option: Path | None, base: str | None, f
 
 @click.command()
 @click.argument("project_dir", default=".", type=NewDirectory())
-def init(project_dir: Path) -> None:
-    """Scaffold a project: providers.yaml, an example function, the CI workflow."""
-    for path in commands.init_project(project_dir):
+@click.option("--force", is_flag=True,
+              help="Overwrite the scaffold's files that exist (they are kept otherwise).")
+def init(project_dir: Path, force: bool) -> None:
+    """Scaffold a project: providers.yaml, an example function with its cassette, the CI
+    workflow, pre-commit hooks. Existing files are kept; a git repository is made if needed."""
+    result = commands.init_project(project_dir, force=force)
+    for path in result.written:
         say(f"created {path}")
-    say("Next: `aiops validate` then `aiops plan`.")
+    for path in result.kept:
+        say(f"kept    {path} (exists; --force overwrites it)")
+    if result.git_repository is not None:
+        say(f"made a git repository in {result.git_repository}")
+    for note in result.notes:
+        say(f"note: {note}")
+    say("Next: `aiops validate`, `aiops test`, then commit and push.")
 
 
 @click.command()
