@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from sqlalchemy import event
 
-from aiops import reconcile
+from aiops import commands
 from aiops.store import open_store
 from aiops.store.engine import dispose_engines
 from aiops.workspace import open_workspace
@@ -85,14 +85,15 @@ def count_statements(url: str, fn: Callable[[], Any]) -> int:
 
 def bench(label: str, url: str, root: Path, n: int) -> dict[str, float]:
     st = open_store(url, migrate=True)
-    t_apply, result = timed(lambda: reconcile.apply_project(root, actor="bench", store=st))
+    ws = open_workspace(root, database_url=url)
+    t_apply, result = timed(lambda: commands.apply(ws.reopened(), actor="bench", store=st))
     assert result.wrote and result.plan.counts()["create"] == n, result.plan.verdict()
     plans = []
     for _ in range(5):
-        t, plan = timed(lambda: reconcile.plan_project(root, store=st))
+        t, plan = timed(lambda: commands.plan(ws.reopened(), store=st))
         assert plan.verdict() == "No changes.", plan.verdict()
         plans.append(t)
-    ws = open_workspace(root, database_url=url)
+    ws = ws.reopened()
     t_files, _ = timed(lambda: ws.project)
     t_checks, _ = timed(lambda: ws.diagnostics)
     t_state, state = timed(lambda: st.read_state(ws.project_id))
@@ -100,8 +101,8 @@ def bench(label: str, url: str, root: Path, n: int) -> dict[str, float]:
     from aiops.plan import diff
 
     t_diff, _ = timed(lambda: diff(specs, state, project=ws.project_id))
-    statements = count_statements(url, lambda: reconcile.plan_project(root, store=st))
-    t_noop, again = timed(lambda: reconcile.apply_project(root, actor="bench", store=st))
+    statements = count_statements(url, lambda: commands.plan(ws.reopened(), store=st))
+    t_noop, again = timed(lambda: commands.apply(ws.reopened(), actor="bench", store=st))
     assert not again.wrote
     figures = {"apply_new_s": t_apply, "plan_unchanged_s": statistics.median(plans),
                "load_files_s": t_files, "checks_s": t_checks, "read_state_s": t_state,

@@ -129,11 +129,11 @@ def make_project(root: Path, database: str | None = None) -> str:
                          "repair_attempts": 2})
     (fdir / "function.yaml").write_text(yaml.safe_dump(faults, sort_keys=False))
     url = database or f"sqlite:///{root / 'bench.db'}"
-    from aiops.reconcile import apply_project
+    from aiops import commands
     from aiops.store import open_store
 
-    apply_project(root, url=url, store=open_store(url, migrate=True),
-                  actor="bench <bench@example.com>")
+    commands.apply(commands.open_workspace(root, database_url=url),
+                   store=open_store(url, migrate=True), actor="bench <bench@example.com>")
     return url
 
 
@@ -143,9 +143,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def overhead(root: Path, db: str, url: str, calls: int) -> dict[str, list[float]]:
-    from aiops.runner import open_runner
+    from aiops import commands
 
-    runner = open_runner(root, env=bench_env(url), url=db, actor="bench")
+    runner = commands.open_runner(commands.open_workspace(root, database_url=db),
+                                  env=bench_env(url), actor="bench")
     client = sdk_client(url)
     litellm: Any = None
     try:
@@ -215,9 +216,10 @@ def bench_env(url: str) -> dict[str, str]:
 
 async def batch(root: Path, db: str, url: str, name: str, n: int,
                 concurrency: int) -> tuple[float, int]:
-    from aiops.runner import open_runner
+    from aiops import commands
 
-    runner = open_runner(root, env=bench_env(url), url=db, actor="bench")
+    runner = commands.open_runner(commands.open_workspace(root, database_url=db),
+                                  env=bench_env(url), actor="bench")
     await runner.run(name, INPUT)  # resolve and connect before the clock starts
     inputs = [dict(INPUT, body=f"{INPUT['body']} #{i}") for i in range(n)]
     ok = [0]
@@ -272,12 +274,13 @@ async def sdk_floor(url: str, n: int, concurrency: int) -> float:
 
 async def faults(root: Path, db: str, url: str, n: int) -> tuple[float, int, int, int]:
     """n executions with 30% injected faults: (seconds, ok, log rows, rows with attempts)."""
-    from aiops.runner import open_runner
+    from aiops import commands
     from aiops.store import open_store
 
     store = open_store(db)
     before = {r.id for r in store.recent_logs("bench-faults", limit=10 * n)}
-    runner = open_runner(root, env=bench_env(url), store=store, actor="bench")
+    runner = commands.open_runner(commands.open_workspace(root), env=bench_env(url),
+                                  store=store, actor="bench")
     inputs = [dict(INPUT, body=f"{INPUT['body']} #{i}") for i in range(n)]
     results: list[Any] = []
     start = time.perf_counter()

@@ -96,11 +96,12 @@ def main() -> None:
         (root / "functions" / "summarize" / "function.yaml").write_text(
             yaml.safe_dump(function, sort_keys=False))
         db = f"sqlite:///{root / 'bench.db'}"
-        from aiops.reconcile import apply_project
+        from aiops import commands
         from aiops.store import open_store
 
         store = open_store(db, migrate=True)
-        apply_project(root, url=db, store=store, actor="bench <bench@example.com>")
+        commands.apply(commands.open_workspace(root, database_url=db), store=store,
+                       actor="bench <bench@example.com>")
         inputs = root / "in.jsonl"
         with inputs.open("w", encoding="utf-8") as handle:
             for i in range(args.items):

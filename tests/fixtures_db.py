@@ -244,3 +244,20 @@ def held_lock(db_url: str, table: str, most_s: float) -> Iterator[None]:
         with contextlib.suppress(psycopg.Error):  # the server may have ended the session
             conn.rollback()
         conn.close()
+
+
+# --- the reconciler's verbs over a project directory ------------------------------------------
+
+
+def plan_project(root: Path, *, url: str | None = None, **kw: Any) -> Any:
+    """`commands.plan` of the project at `root` (its database, or `url`)."""
+    from aiops import commands
+
+    return commands.plan(commands.open_workspace(root, database_url=url), **kw)
+
+
+def apply_project(root: Path, *, url: str | None = None, **kw: Any) -> Any:
+    """`commands.apply` of the project at `root` (its database, or `url`)."""
+    from aiops import commands
+
+    return commands.apply(commands.open_workspace(root, database_url=url), **kw)

@@ -251,3 +251,10 @@ def env_for(url: str, **keys: str) -> dict[str, str]:
             "T_HMAC_SECRET": keys.get("hmac", "hmac-test-secret"),
             "AIOPS_OPENAI_BASE_URL": url + "/v1", "AIOPS_GROQ_BASE_URL": url,
             "AIOPS_INTERNAL_BASE_URL": url + "/aiops"}
+
+
+def open_runner(root: Path, *, url: str | None = None, **kw: Any) -> Any:
+    """`commands.open_runner` for the project at `root` (its database, or `url`)."""
+    from aiops import commands
+
+    return commands.open_runner(commands.open_workspace(root, database_url=url), **kw)

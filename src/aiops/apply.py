@@ -2,7 +2,7 @@
 
 The handlers decide nothing (the plan did); they turn each change into rows of a
 `store.Batch`, which the writer sends as a few bulk statements inside the lock and the one
-transaction opened by `reconcile.apply_project`. Nothing here reads the database: ids come
+transaction opened by `commands.apply`. Nothing here reads the database: ids come
 from the deployed state the plan was checked against.
 """
 

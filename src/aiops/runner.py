@@ -26,7 +26,6 @@ import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiops import fastjson
@@ -693,19 +692,3 @@ class _State:
         self.cached += cached
         self.reasoning += reasoning
 
-
-def open_runner(root: Path, *, env: Mapping[str, str] | None = None, url: str | None = None,
-                store: RunnerStore | None = None, actor: str | None = None,
-                max_wait_s: float | None = None) -> Runner:
-    """A Runner for the project at or above `root`: its providers.yaml and its database
-    (`aiops.workspace`; the function files are not read). `max_wait_s` bounds how long a
-    call waits for a rate limit or a concurrency slot (default: as long as it takes)."""
-    import os
-
-    from aiops.workspace import open_workspace
-
-    ws = open_workspace(root, database_url=url)
-    providers = ws.providers  # before the database: a project without providers opens none
-    env = os.environ if env is None else env
-    return Runner(store=store or ws.open_store(), providers=providers, env=env, actor=actor,
-                  limiter=RateLimiter.from_env(env, max_wait_s=max_wait_s))

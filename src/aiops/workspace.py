@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +100,10 @@ class Workspace:
     root: Path
     database_override: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+
+    def reopened(self) -> Workspace:
+        """The same project with nothing read yet: what `aiops watch` uses for each pass."""
+        return replace(self)
 
     # -- the files ------------------------------------------------------------------------
 

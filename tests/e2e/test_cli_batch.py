@@ -27,14 +27,12 @@ from sqlalchemy import text
 from aiops.cli import cli
 from aiops.cli.batch import DRAIN_S, run_batch
 from aiops.providers.mock_server import MockConfig
-from aiops.reconcile import apply_project
-from aiops.runner import open_runner
 from aiops.store import open_store
 from aiops.store.logrows import spool_folder
 from aiops.workspace import open_workspace
 from tests import fixtures_providers as runner_project
-from tests.fixtures_db import budget_leases, held_lock
-from tests.fixtures_providers import serve_http
+from tests.fixtures_db import apply_project, budget_leases, held_lock
+from tests.fixtures_providers import open_runner, serve_http
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
 GOOD = {"subject": "Charged twice", "body": "Refund please"}

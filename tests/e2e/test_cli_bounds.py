@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from aiops.loader import read_revision
-from aiops.reconcile import apply_project
 from tests import fixtures_providers as runner_project
 from tests.e2e.helpers import copy_examples, git
+from tests.fixtures_db import apply_project
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
 CAP = 800 << 20  # address space of the command: a bounded read fits, a 1 GiB one does not

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from aiops.cli import EXIT_BROKEN_PIPE, cli
-from aiops.reconcile import apply_project
 from tests import fixtures_providers as runner_project
 from tests.e2e.helpers import AIOPS
+from tests.fixtures_db import apply_project
 
 GOOD = '{"subject": "Charged twice", "body": "Refund please"}'
 

@@ -14,9 +14,9 @@ import pytest
 from aiops.cli import run as cli_run
 from aiops.fastjson import MAX_DEPTH
 from aiops.providers.mock_server import MockServer
-from aiops.reconcile import apply_project
 from tests import fixtures_providers as runner_project
 from tests.e2e.test_cli_run import GOOD, invoke
+from tests.fixtures_db import apply_project
 
 SURROGATE = '{"subject": "\\ud800", "body": "b"}'
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from aiops.cli import cli
 from aiops.providers.mock_server import MockConfig, MockServer
-from aiops.reconcile import apply_project
 from tests import fixtures_providers as runner_project
 from tests.e2e.helpers import aiops
+from tests.fixtures_db import apply_project
 
 GOOD = '{"subject": "Charged twice", "body": "Refund please"}'
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from aiops import runner as runner_module
+from aiops import commands
 from aiops.cli import cli
 from aiops.providers.mock_server import MockConfig
 from aiops.store import open_store
@@ -95,13 +95,13 @@ def test_a_database_locked_after_the_calls_reports_every_failure(
         def log_message(self, *args: Any) -> None:
             pass
 
-    open_runner = runner_module.open_runner
+    open_runner = commands.open_runner
 
-    def runner_with_short_waits(root: Path, **kwargs: Any) -> Any:
+    def runner_with_short_waits(ws: Any, **kwargs: Any) -> Any:
         store = open_store(db_url, lock_timeout_s=0.2, patience_s=0.3)
-        return open_runner(root, actor=kwargs.get("actor"), store=store)
+        return open_runner(ws, actor=kwargs.get("actor"), store=store)
 
-    monkeypatch.setattr(runner_module, "open_runner", runner_with_short_waits)
+    monkeypatch.setattr(commands, "open_runner", runner_with_short_waits)
     with serve_http(LockThenAnswer) as url:
         root, env = make_project(tmp_path, db_url, url)
         out = tmp_path / "out.jsonl"
@@ -241,7 +241,7 @@ def test_control_characters_in_a_provider_message_are_escaped(tmp_path: Path) ->
                  model="house-model", fallbacks=[])
     root = runner_project.write(tmp_path / "proj", plain)
     db_url = f"sqlite:///{tmp_path / 'aiops.db'}"
-    from aiops.reconcile import apply_project
+    from tests.fixtures_db import apply_project
 
     apply_project(root, url=db_url, actor="ci <ci@example.com>")
     with serve_http(HostileErrors) as url:

@@ -17,15 +17,17 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from aiops import reconcile
+from aiops import commands
 from aiops.cli import cli
 from aiops.errors import AiopsError, LockBusy, SpecError, StalePlanError
 from aiops.store import open_store
 from aiops.store.tables import F, M, R, U, V
 from tests.fixtures_db import (
+    apply_project,
     count,
     current_versions,
     holding,
+    plan_project,
     snapshot,
     spec_data,
     write_function,
@@ -33,8 +35,8 @@ from tests.fixtures_db import (
 )
 
 
-def apply(project: Path, **kw: Any) -> reconcile.ApplyResult:
-    return reconcile.apply_project(project, actor=kw.pop("actor", "Tess <tess@example.org>"),
+def apply(project: Path, **kw: Any) -> commands.ApplyResult:
+    return apply_project(project, actor=kw.pop("actor", "Tess <tess@example.org>"),
                                    **kw)
 
 
@@ -43,7 +45,7 @@ def test_apply_then_plan_is_no_changes_and_second_apply_writes_nothing(
     write_project(project, [spec_data("alpha"), spec_data("beta")])
     first = apply(project)
     assert first.wrote and first.plan.verdict() == "Plan: 2 to create"
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
     before = snapshot(db_url)
     second = apply(project)
     assert not second.wrote and second.run_id is None
@@ -100,7 +102,7 @@ def test_rollback_moves_the_pointer_and_writes_no_version(project: Path, db_url:
     assert result.plan.verdict() == "Plan: 1 rollback"
     assert count(db_url, V) == 2
     assert current_versions(db_url) == {"greet": ("active", "1.0.0")}
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
 
 
 def test_prune_archives_keeps_versions_and_logs_and_readd_reactivates(
@@ -156,7 +158,7 @@ def test_invalid_file_writes_nothing_and_a_failed_file_is_not_pruned(
     with pytest.raises(SpecError):
         apply(project, prune=True)
     assert snapshot(db_url) == before
-    plan = reconcile.plan_project(project, prune=True)
+    plan = plan_project(project, prune=True)
     assert plan.errors and not any(c.action == "archive" for c in plan.changes)
     assert any("beta: its file failed to load" in n for n in plan.notes)
 
@@ -187,13 +189,13 @@ def test_drift_is_found_and_restored(project: Path, db_url: str) -> None:
         other_id = select(F.c.id).where(F.c.name == "other").scalar_subquery()
         conn.execute(update(V).where(V.c.function_id == other_id).values(
             model="copy-edited", prompt_template=[{"role": "user", "content": "x"}]))
-    plan = reconcile.plan_project(project)
+    plan = plan_project(project)
     assert sorted((d.name, d.kind) for d in plan.drift) == [
         ("greet", "pointer"), ("greet", "version_content"), ("other", "metadata"),
         ("other", "version_content")]
     assert plan.has_changes
     apply(project)
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
     assert current_versions(db_url)["greet"] == ("active", "1.1.0")
     assert st.resolve("greet").content["model"] == "mock-large"
     with st.engine.connect() as conn:
@@ -210,7 +212,7 @@ def test_managed_function_missing_from_database_is_recreated(project: Path,
         conn.execute(update(F).values(current_version_id=None))
         conn.execute(V.delete())
         conn.execute(F.delete())
-    plan = reconcile.plan_project(project)
+    plan = plan_project(project)
     assert [d.kind for d in plan.drift] == ["missing"]
     apply(project)
     assert current_versions(db_url) == {"greet": ("active", "1.0.0")}
@@ -219,7 +221,7 @@ def test_managed_function_missing_from_database_is_recreated(project: Path,
 
 def test_stale_saved_plan_is_refused(project: Path, db_url: str) -> None:
     write_project(project, [spec_data()])
-    saved = reconcile.plan_project(project)
+    saved = plan_project(project)
     apply(project)  # someone else applied in between
     before = snapshot(db_url)
     with pytest.raises(StalePlanError, match=r"run `aiops plan -o plan\.json` again"):
@@ -229,7 +231,7 @@ def test_stale_saved_plan_is_refused(project: Path, db_url: str) -> None:
 
 def test_saved_plan_applies_exactly_what_was_reviewed(project: Path, db_url: str) -> None:
     write_project(project, [spec_data()])
-    saved = reconcile.plan_project(project)
+    saved = plan_project(project)
     write_project(project, [spec_data(model="mock-large")])  # files change after review
     apply(project, expected=saved)
     assert open_store(db_url).resolve("greet").content["model"] == "mock-small"
@@ -345,7 +347,7 @@ def test_any_edit_sequence_converges(project: Path, db_url: str,
         event(apply(root, prune=prune, max_prune=100).plan.verdict())
         model.record_applied()
         archived = (archived | set(model.deleted) if prune else archived) - set(model.files)
-        plan = reconcile.plan_project(root, prune=prune)
+        plan = plan_project(root, prune=prune)
         assert plan.verdict() == "No changes.", plan.verdict()
         deployed = current_versions(db_url)
         for name, f in model.files.items():

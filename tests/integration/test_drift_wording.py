@@ -11,15 +11,21 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from aiops import reconcile
+from aiops import commands
 from aiops.cli import cli
 from aiops.store import open_store
 from aiops.store.tables import F, V
-from tests.fixtures_db import current_versions, spec_data, write_project
+from tests.fixtures_db import (
+    apply_project,
+    current_versions,
+    plan_project,
+    spec_data,
+    write_project,
+)
 
 
-def apply(project: Path, **kw: Any) -> reconcile.ApplyResult:
-    return reconcile.apply_project(project, actor="Tess <tess@example.org>", **kw)
+def apply(project: Path, **kw: Any) -> commands.ApplyResult:
+    return apply_project(project, actor="Tess <tess@example.org>", **kw)
 
 
 def views(project: Path) -> tuple[str, dict[str, Any], str]:
@@ -74,7 +80,7 @@ def test_a_function_archived_by_hand_is_drift_not_a_reactivation(project: Path,
     assert change["reason"] == "metadata restored: archived outside aiops (no new version)"
     apply(project)
     assert current_versions(db_url)["greet"] == ("active", "1.2.0")
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
 
 
 def test_a_function_archived_by_prune_and_readded_is_reactivated(project: Path,
@@ -83,7 +89,7 @@ def test_a_function_archived_by_prune_and_readded_is_reactivated(project: Path,
     write_project(project, [spec_data("other")])
     apply(project, prune=True)
     assert current_versions(db_url)["greet"] == ("archived", "1.2.0")
-    assert reconcile.plan_project(project).drift == ()  # archived by aiops: no drift
+    assert plan_project(project).drift == ()  # archived by aiops: no drift
     write_project(project, [spec_data(version="1.2.0", model="mock-large"), spec_data("other")])
     text, data, _ = views(project)
     assert data["drift"] == [] and "re-activated: its file is back" in text
@@ -96,7 +102,7 @@ def test_a_pruned_function_unarchived_by_hand_is_drift(project: Path, db_url: st
     write_project(project, [spec_data("other")])
     apply(project, prune=True)
     sql(db_url, update(F).where(F.c.name == "greet").values(status="active"))
-    (finding,) = reconcile.plan_project(project).drift
+    (finding,) = plan_project(project).drift
     assert finding.message == ("re-activated in the database, not by aiops (its file is gone): "
                                "`apply --prune` archives it again")
     assert not finding.restorable
@@ -113,7 +119,7 @@ def test_a_pointer_moved_back_by_sql_is_drift_not_a_rollback(project: Path,
     assert_said_everywhere(project, message, kind="pointer", not_said="rollback")
     apply(project)
     assert current_versions(db_url)["greet"] == ("active", "1.2.0")
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
 
 
 def test_both_pointers_moved_back_by_sql_is_drift_not_a_rollback(project: Path,
@@ -128,7 +134,7 @@ def test_both_pointers_moved_back_by_sql_is_drift_not_a_rollback(project: Path,
     assert_said_everywhere(project, message, kind="pointer", not_said="rollback")
     apply(project)
     assert current_versions(db_url)["greet"] == ("active", "1.2.0")
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
 
 
 def test_a_pointer_moved_and_a_new_version_in_git(project: Path, db_url: str) -> None:
@@ -136,7 +142,7 @@ def test_a_pointer_moved_and_a_new_version_in_git(project: Path, db_url: str) ->
     sql(db_url, update(F).where(F.c.name == "greet").values(
         current_version_id=version_id(db_url, "1.1.0")))
     write_project(project, [spec_data(version="1.3.0", model="mock-small"), spec_data("other")])
-    (finding,) = reconcile.plan_project(project).drift
+    (finding,) = plan_project(project).drift
     assert finding.message == ("current version moved from 1.2.0 to 1.1.0 outside aiops: "
                                "git says 1.3.0: apply moves it there")
 
@@ -149,7 +155,7 @@ def test_git_rollbacks_back_and_forth_are_rollbacks_without_drift(project: Path,
     assert data["drift"] == [] and "< greet: rollback 1.2.0 -> 1.1.0" in text
     apply(project)
     write_project(project, [spec_data(version="1.2.0", model="mock-large"), spec_data("other")])
-    plan = reconcile.plan_project(project)
+    plan = plan_project(project)
     assert plan.drift == () and [c.action for c in plan.changes] == ["rollback", "noop"]
     apply(project)
     assert current_versions(db_url)["greet"] == ("active", "1.2.0")

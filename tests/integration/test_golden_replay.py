@@ -12,19 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aiops.commands import load_project
 from aiops.golden import matrix, run_golden
 from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
+from aiops.workspace import open_workspace
 from tests.fixtures_golden import CANARY, EXAMPLE_ANSWERS, mock_env
 from tests.fixtures_providers import serve_http
 
 
 def replay(root: Path, *names: str, **kw: object):
-    return run_golden(root, load_project(root), names=names, env={}, **kw)  # type: ignore[arg-type]
+    return run_golden(root, open_workspace(root).project, names=names, env={}, **kw)  # type: ignore[arg-type]
 
 
 def record(root: Path, server: MockServer, *names: str, **kw: object):
-    return run_golden(root, load_project(root), names=names, record=True,  # type: ignore[arg-type]
+    return run_golden(root, open_workspace(root).project, names=names, record=True,  # type: ignore[arg-type]
                       env=mock_env(server), **kw)
 
 
@@ -40,7 +40,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_examples_replay_offline_on_every_provider_of_their_matrix(
         repo_root: Path, no_sockets: list[object]) -> None:
-    project = load_project(repo_root)
+    project = open_workspace(repo_root).project
     report = replay(repo_root)
     assert report.ok, [(r.id, r.status, r.message, r.failures) for r in report.results]
     assert no_sockets == []  # not even loopback
@@ -58,7 +58,7 @@ def test_examples_replay_offline_on_every_provider_of_their_matrix(
 def test_replay_ignores_a_base_url_override_and_needs_no_key(
         golden_project: Path, no_sockets: list[object]) -> None:
     env = {"AIOPS_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # e.g. left over from a demo
-    report = run_golden(golden_project, load_project(golden_project), names=["summarize"],
+    report = run_golden(golden_project, open_workspace(golden_project).project, names=["summarize"],
                         env=env)
     assert report.ok and no_sockets == []
 
@@ -145,7 +145,7 @@ def test_record_needs_keys(golden_project: Path) -> None:
     from aiops.errors import ConfigError
 
     with pytest.raises(ConfigError, match="OPENAI_API_KEY") as info:
-        run_golden(golden_project, load_project(golden_project), names=["summarize"],
+        run_golden(golden_project, open_workspace(golden_project).project, names=["summarize"],
                    record=True, env={})
     assert "without --record, tests replay" in str(info.value)
 
@@ -195,7 +195,7 @@ def test_recording_the_same_answer_twice_writes_the_same_file(
     outputs = []
     for _ in range(2):
         path.unlink()
-        report = run_golden(golden_project, load_project(golden_project),
+        report = run_golden(golden_project, open_workspace(golden_project).project,
                             names=["classify-ticket"], provider="openai", record=True, env=env)
         assert report.results[0].recorded == 1
         outputs.append(path.read_bytes())

@@ -17,12 +17,11 @@ import pytest
 from sqlalchemy import text
 
 from aiops.errors import LockBusy, UserError
-from aiops.reconcile import apply_project
 from aiops.store import DeployedVersion, LogRow, Store, open_store
 from aiops.store.engine import db_errors
 from aiops.store.logrows import LOG_SOURCE, Spool, spool_folder
 from aiops.workspace import open_workspace
-from tests.fixtures_db import held_lock, spec_data, write_project
+from tests.fixtures_db import apply_project, held_lock, spec_data, write_project
 
 FFFD = "\ufffd"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aiops import reconcile
+from aiops import commands
 from aiops.cli import cli
+from aiops.workspace import Workspace
 from tests.fixtures_db import current_versions, spec_data, write_function, write_project
 
 
@@ -33,7 +34,7 @@ def test_watch_loop_applies_reports_and_does_not_retry_an_unchanged_failure(
 
         yield []  # a quiet tick, nothing changed: no pass
 
-    passes = reconcile.watch_loop(project, changes(), seen.append)
+    passes = commands.watch(commands.open_workspace(project), changes(), seen.append)
     assert passes == 4
     assert seen[0] == "Applied: 1 to create"
     assert seen[1] == "Applied: 1 new version"
@@ -60,8 +61,8 @@ def test_watch_loop_reports_one_pass_per_batch_even_if_files_change_during_a_pas
         yield [str(path)]  # watchfiles hands over what changed meanwhile: one more pass
 
     seen: list[str] = []
-    assert reconcile.watch_loop(tmp_path, changes(), seen.append,
-                                reconcile=reconcile_pass) == 3
+    assert commands.watch(Workspace(root=tmp_path), changes(), seen.append,
+                          reconcile=reconcile_pass) == 3
     assert seen == ["pass 1", "pass 2", "pass 3"]
 
 
@@ -69,11 +70,11 @@ def test_watch_command_exits_cleanly_on_ctrl_c(project: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     write_project(project, [spec_data()])
 
-    def interrupted(root: Path, stop: object = None) -> Iterator[list[str]]:
+    def interrupted(ws: Workspace, stop: object = None) -> Iterator[list[str]]:
         raise KeyboardInterrupt
         yield []  # pragma: no cover
 
-    monkeypatch.setattr(reconcile, "file_changes", interrupted)
+    monkeypatch.setattr(commands, "file_changes", interrupted)
     result = CliRunner().invoke(cli, ["watch", "-C", str(project)])
     assert result.exit_code == 0, result.output
     assert "Applied: 1 to create" in result.output
@@ -89,8 +90,8 @@ def test_an_edit_before_the_watcher_started_is_caught_by_a_tick(tmp_path: Path) 
             write_function(tmp_path, spec_data(description="early edit"))
         return f"pass {len(seen) + 1}"
 
-    passes = reconcile.watch_loop(tmp_path, iter([[], []]), seen.append,
-                                  reconcile=reconcile_pass)
+    passes = commands.watch(Workspace(root=tmp_path), iter([[], []]), seen.append,
+                            reconcile=reconcile_pass)
     assert (passes, seen) == (2, ["pass 1", "pass 2"])
 
 
@@ -98,8 +99,9 @@ def test_real_file_events_trigger_a_pass(project: Path, db_url: str) -> None:
     write_project(project, [spec_data()])
     stop = threading.Event()
     seen: list[str] = []
-    loop = threading.Thread(target=reconcile.watch_loop,
-                            args=(project, reconcile.file_changes(project, stop), seen.append))
+    ws = commands.open_workspace(project)
+    loop = threading.Thread(target=commands.watch,
+                            args=(ws, commands.file_changes(ws, stop), seen.append))
     loop.start()
     try:
         deadline = time.monotonic() + 20
@@ -133,7 +135,7 @@ def test_watch_loop_retries_a_database_failure_on_the_next_tick(tmp_path: Path) 
         return out
 
     seen: list[str] = []
-    passes = reconcile.watch_loop(tmp_path, iter([[], [], [], []]), seen.append,
-                                  reconcile=reconcile_pass)
+    passes = commands.watch(Workspace(root=tmp_path), iter([[], [], [], []]), seen.append,
+                            reconcile=reconcile_pass)
     assert passes == 3
     assert seen == ["Error: busy", "applied"]

@@ -21,14 +21,13 @@ import pytest
 
 from aiops.limits import estimate_cost, estimate_prompt_tokens
 from aiops.providers.mock_server import MockConfig
-from aiops.reconcile import apply_project
 from aiops.render_template import compile_prompt
-from aiops.runner import Execution, open_runner
+from aiops.runner import Execution
 from aiops.spec import Price
 from aiops.store import open_store
 from tests import fixtures_providers as runner_project
-from tests.fixtures_db import budget_leases
-from tests.fixtures_providers import run_all
+from tests.fixtures_db import apply_project, budget_leases
+from tests.fixtures_providers import open_runner, run_all
 
 PRICE = Price(input_per_mtok=0.15, output_per_mtok=0.6)  # the mock `openai` provider's
 PER_CALL = 1.0e-5  # about what a call of `budgeted` costs on the mock (20 in, 12 out tokens)

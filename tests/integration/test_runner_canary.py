@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from aiops.providers.mock_server import MockConfig
-from aiops.reconcile import apply_project
 from tests import fixtures_providers as runner_project
+from tests.fixtures_db import apply_project
 from tests.fixtures_providers import send_json, serve_http
 
 CANARY = {"openai": "sk-CANARY-openai-7f3a9e1b2c4d5e6f", "groq": "gsk_CANARY_groq_0a1b2c3d4e5f",

@@ -13,11 +13,11 @@ from typing import Any
 import yaml
 
 from aiops.providers.mock_server import MockConfig
-from aiops.reconcile import apply_project
-from aiops.runner import Execution, open_runner
+from aiops.runner import Execution
 from aiops.store import Store
 from tests import fixtures_providers as runner_project
-from tests.fixtures_providers import run_all
+from tests.fixtures_db import apply_project
+from tests.fixtures_providers import open_runner, run_all
 
 
 def test_thousand_executions_with_thirty_percent_faults(tmp_path: Path, db_url: str,

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from aiops import reconcile
 from aiops.cli import cli
 from aiops.fingerprint import content_hash
-from tests.fixtures_db import snapshot, spec_data, write_project
+from tests.fixtures_db import apply_project, plan_project, snapshot, spec_data, write_project
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -113,7 +112,7 @@ def other_version_id(db_url: str) -> str:
 def saved(project: Path, db_url: str) -> Path:
     """greet 1.0.0 and other applied; greet 1.1.0 planned and saved to plan.json."""
     write_project(project, [spec_data(), spec_data("other")])
-    reconcile.apply_project(project, actor="ci")
+    apply_project(project, actor="ci")
     write_project(project, [spec_data(version="1.1.0", description="New."), spec_data("other")])
     out = project / "plan.json"
     result = CliRunner().invoke(cli, ["plan", "-C", str(project), "-o", str(out)])
@@ -142,7 +141,7 @@ def test_an_edited_saved_plan_is_refused_and_nothing_is_written(
 def test_the_saved_plan_as_written_applies(project: Path, db_url: str, saved: Path) -> None:
     result = CliRunner().invoke(cli, ["apply", str(saved), "-C", str(project)])
     assert result.exit_code == 0, result.output
-    assert reconcile.plan_project(project).verdict() == "No changes."
+    assert plan_project(project).verdict() == "No changes."
 
 
 def test_a_saved_prune_and_drift_restore_apply(project: Path, db_url: str) -> None:
@@ -153,7 +152,7 @@ def test_a_saved_prune_and_drift_restore_apply(project: Path, db_url: str) -> No
     from aiops.store.tables import F
 
     write_project(project, [spec_data(), spec_data("other")])
-    reconcile.apply_project(project, actor="ci")
+    apply_project(project, actor="ci")
     with open_store(db_url).engine.begin() as conn:
         conn.execute(update(F).where(F.c.name == "greet").values(description="hacked"))
     write_project(project, [spec_data()])
@@ -162,4 +161,4 @@ def test_a_saved_prune_and_drift_restore_apply(project: Path, db_url: str) -> No
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["apply", str(out), "-C", str(project)])
     assert result.exit_code == 0, result.output
-    assert reconcile.plan_project(project, prune=True).verdict() == "No changes."
+    assert plan_project(project, prune=True).verdict() == "No changes."

@@ -15,15 +15,22 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from aiops import reconcile
+from aiops import commands
 from aiops.errors import SpecError
 from aiops.loader import load_sources, read_tree
 from aiops.providers.mock_server import MockConfig
-from aiops.runner import open_runner
 from aiops.store import open_store
 from aiops.store.tables import F
 from tests import fixtures_providers as runner_project
-from tests.fixtures_db import count, spec_data, write_function, write_project
+from tests.fixtures_db import (
+    apply_project,
+    count,
+    plan_project,
+    spec_data,
+    write_function,
+    write_project,
+)
+from tests.fixtures_providers import open_runner
 
 FILE = "functions/greet/function.yaml"
 # The bounds, as docs/format.md states them (and the columns of store/tables.py hold).
@@ -32,8 +39,8 @@ INT64 = (-(2**63), 2**63 - 1)
 VERSION_CHARS, MODEL_CHARS = 100, 200
 
 
-def apply(root: Path) -> reconcile.ApplyResult:
-    return reconcile.apply_project(root, actor="Tess <tess@example.org>")
+def apply(root: Path) -> commands.ApplyResult:
+    return apply_project(root, actor="Tess <tess@example.org>")
 
 
 # (what, the function's data, YAML appended to its file, the key the error names)
@@ -96,7 +103,7 @@ def test_the_largest_accepted_values_plan_apply_and_run(project: Path, db_url: s
                 alerts=[{"metric": "calls", "over": "366d", "above": -9.99e15}])
     root = runner_project.write(project, data)
     assert apply(root).wrote
-    assert reconcile.plan_project(root).verdict() == "No changes."
+    assert plan_project(root).verdict() == "No changes."
     store = open_store(db_url)
     runner = open_runner(root, env=runner_project.env_for(server.url), store=store, actor="ci")
 
@@ -146,4 +153,4 @@ def test_whatever_validate_accepts_applies_on_both_databases(
         assert all(d.file.endswith("function.yaml") and d.line and d.path for d in errors)
         return
     assert apply(root).wrote
-    assert reconcile.plan_project(root).verdict() == "No changes."
+    assert plan_project(root).verdict() == "No changes."

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from aiops import reconcile
+from aiops import commands
 from aiops.errors import ConfigError, NotFoundError, UserError
 from aiops.store import LogRow, open_store, tables
 from aiops.store import engine as db_engine
-from tests.fixtures_db import spec_data, write_project
+from tests.fixtures_db import apply_project, plan_project, spec_data, write_project
 
 
 def test_migrations_create_exactly_the_models(store: Any) -> None:
@@ -47,7 +47,7 @@ def test_default_sqlite_is_created_and_migrated_on_first_use(tmp_path: Path) -> 
 def _applied(project: Path, *versions: dict[str, Any]) -> None:
     for data in versions:
         write_project(project, [data])
-        reconcile.apply_project(project, actor="tester")
+        apply_project(project, actor="tester")
 
 
 def test_resolve_selectors(project: Path, db_url: str) -> None:
@@ -74,10 +74,11 @@ def test_resolve_selectors(project: Path, db_url: str) -> None:
 def test_archived_function_does_not_run(project: Path, db_url: str) -> None:
     _applied(project, spec_data("greet"), spec_data("other"))
     write_project(project, [spec_data("other")])
-    reconcile.apply_project(project, prune=True, actor="tester")
+    apply_project(project, prune=True, actor="tester")
     with pytest.raises(UserError, match="greet is archived and does not run"):
         open_store(db_url).resolve("greet", None)
-    assert reconcile.resolve_version("other@1", url=db_url).version == "1.0.0"
+    assert commands.resolve_version(commands.open_workspace(project, database_url=db_url),
+                                    "other@1").version == "1.0.0"
 
 
 def test_logs_insert_and_read_back(project: Path, db_url: str) -> None:
@@ -110,8 +111,8 @@ def test_plan_statement_count_does_not_grow_with_unchanged_functions(project: Pa
         for version, model in (("1.0.0", "mock-small"), ("1.1.0", "mock-large")):
             write_project(project, [spec_data(f"fn-{i:02d}", version=version, model=model)
                                     for i in range(n)])
-            reconcile.apply_project(project, actor="tester")
-        statements, plan = _count_statements(st, lambda: reconcile.plan_project(project, store=st))
+            apply_project(project, actor="tester")
+        statements, plan = _count_statements(st, lambda: plan_project(project, store=st))
         assert plan.verdict() == "No changes."
         counts.append(statements)
     assert counts[0] == counts[1] <= 4

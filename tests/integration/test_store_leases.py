@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from aiops import reconcile
 from aiops.budgets import ZERO, Amount, LeaseSync, Limit, Pool, grow_to, keep_held
 from aiops.errors import LockBusy
 from aiops.store import open_store
-from tests.fixtures_db import budget_leases, held_lock, spec_data, write_project
+from tests.fixtures_db import apply_project, budget_leases, held_lock, spec_data, write_project
 
 DAY = date(2026, 1, 2)
 
@@ -25,7 +24,7 @@ DAY = date(2026, 1, 2)
 @pytest.fixture
 def fid(project: Path, db_url: str) -> str:
     write_project(project, [spec_data()])
-    reconcile.apply_project(project, actor="tester")
+    apply_project(project, actor="tester")
     return open_store(db_url).resolve("greet").function_id
 
 

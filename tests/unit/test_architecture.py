@@ -41,3 +41,15 @@ def test_every_lazy_command_resolves() -> None:
     for name in LAZY:
         command = cli.get_command(ctx, name)
         assert isinstance(command, click.Command), name
+
+
+def test_every_name_of_the_commands_facade_resolves_to_a_verb_or_a_type() -> None:
+    # Lazily loaded from the submodules; a submodule named like a verb would shadow it.
+    import types
+
+    from aiops import commands
+
+    for name in commands.__all__:
+        value = getattr(commands, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert callable(value), name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.reconcile import parse_actor
+from aiops.commands.reconcile import parse_actor
 from aiops.store.engine import normalise_url, redact
 from aiops.workspace import Workspace
 

@@ -309,7 +309,7 @@ def test_aiops_run_resolves_once_so_a_slow_call_cannot_fail_after_it_succeeded(
         return resolve(name, selector)
 
     h.store.resolve = once  # type: ignore[method-assign]
-    assert asyncio.run(_single(h.runner, "greet", {"who": "x"})) == 0
+    assert asyncio.run(_single(None, h.runner, "greet", {"who": "x"})) == 0
     assert json.loads(capsys.readouterr().out) == {"answer": "a"}
 
 
@@ -317,5 +317,5 @@ def test_aiops_run_warns_about_a_deprecated_version(capsys: pytest.CaptureFixtur
     from aiops.cli.run import _single
 
     h = Harness(spec(), {"p1": ['{"answer": "a"}']}, status="deprecated")
-    assert asyncio.run(_single(h.runner, "greet", {"who": "x"})) == 0
+    assert asyncio.run(_single(None, h.runner, "greet", {"who": "x"})) == 0
     assert "Warning: greet 1.0.0 is deprecated" in capsys.readouterr().err

@@ -125,7 +125,7 @@ def test_an_aiops_yaml_that_does_not_load_names_no_database(tmp_path: Path) -> N
 def test_the_database_and_the_providers_are_found_without_reading_a_function_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `aiops run` on a project of 1,000 functions read every file to find its database.
-    from aiops.runner import open_runner
+    from aiops.commands import open_runner
 
     root = project(tmp_path / "p", aiops_yaml=f"database_url: sqlite:///{tmp_path}/x.db\n")
 
@@ -134,7 +134,7 @@ def test_the_database_and_the_providers_are_found_without_reading_a_function_fil
 
     monkeypatch.setattr("aiops.loader.read_tree", no)
     monkeypatch.setattr("aiops.workspace.read_tree", no)
-    runner = open_runner(root, env={})
+    runner = open_runner(open_workspace(root), env={})
     assert list(runner.providers_file.providers) == ["mock"]
     assert runner.store.url == f"sqlite:///{tmp_path}/x.db"  # type: ignore[attr-defined]
 

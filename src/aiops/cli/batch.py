@@ -355,7 +355,7 @@ async def run_batch(runner: Any, target: str, input_file: Path, output: Path | N
         say(summary.render(), err=True)
         if out.error is not None:
             say_error(write_failed(out.error, output))
-    report(runner, failures)
+    report(runner.log_warnings(), failures)
     if signals.received is not None:
         say(f"Interrupted by {signals.name}: lines from {lines.next_line} on were not run",
             err=True)

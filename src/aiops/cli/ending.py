@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from aiops.cli import EXIT_BROKEN_PIPE, say, say_error
 from aiops.errors import AiopsError
@@ -71,9 +70,9 @@ class Signals:
             signal.raise_signal(sig)
 
 
-def report(runner: Any, failures: Sequence[AiopsError]) -> None:
+def report(log_warnings: Sequence[str], failures: Sequence[AiopsError]) -> None:
     """After the results: the log rows stored without their values, then every failure."""
-    for warning in runner.log_warnings():
+    for warning in log_warnings:
         say(f"Warning: {warning}", err=True, one_line=True)
     for failure in failures:
         say_error(failure)

@@ -1,4 +1,4 @@
-"""`aiops test`: golden tests over recorded cassettes (thin: parse -> golden -> render)."""
+"""`aiops test`: golden tests over recorded cassettes (thin: parse -> commands -> render)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,10 @@ def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
          junit_xml: Path | None, markdown_out: Path | None, fmt: str, verbose: bool) -> None:
     """Run golden tests: every test of every function (or NAME...) on each provider of its
     matrix, replaying recorded provider HTTP. Exit 0 when all pass, 1 otherwise."""
-    from aiops import golden, render_golden
-    from aiops.workspace import open_workspace
+    from aiops import commands, render_golden
 
-    ws = open_workspace(root)
-    report = golden.run_golden(ws.root, ws.project, names=names, provider=provider,
-                               record=record)
+    report = commands.golden_tests(commands.open_workspace(root), names=names,
+                                   provider=provider, record=record)
     if junit_xml is not None:
         junit_xml.parent.mkdir(parents=True, exist_ok=True)
         junit_xml.write_text(render_golden.render_junit(report), encoding="utf-8")

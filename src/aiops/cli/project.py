@@ -48,7 +48,7 @@ def _render_json(report: commands.ValidationReport) -> str:
               show_default=True)
 def validate(project_dir: Path, project_option: Path | None, base: str | None, fmt: str) -> None:
     """Check every function file and providers.yaml. Exit 0 when clean, 1 on errors."""
-    report = commands.validate(project_option or project_dir, base=base)
+    report = commands.validate(commands.open_workspace(project_option or project_dir), base=base)
     if fmt == "json":
         emit(_render_json(report))
     else:
@@ -84,11 +84,8 @@ def init(project_dir: Path, force: bool) -> None:
 def new(name: str, project_dir: Path, provider: str | None, model: str | None,
         description: str) -> None:
     """Scaffold functions/NAME/function.yaml."""
-    from aiops.workspace import open_workspace
-
-    root = open_workspace(project_dir).root
-    for path in commands.new_function(root, name, description=description,
-                                      provider=provider, model=model):
+    for path in commands.new_function(commands.open_workspace(project_dir), name,
+                                      description=description, provider=provider, model=model):
         say(f"created {path}")
 
 

@@ -1,4 +1,4 @@
-"""`aiops plan`, `apply`, `watch`, `status`, `db upgrade`: thin wrappers over aiops.reconcile.
+"""`aiops plan`, `apply`, `watch`, `status`, `db upgrade`: thin wrappers over aiops.commands.
 
 Exit codes: 0 success (plan: no changes, with --detailed-exitcode), 1 error, 2 changes
 (plan --detailed-exitcode), 75 the reconcile lock is busy.
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from aiops import reconcile
+from aiops import commands
 from aiops.cli import emit, project_dir_option, say
 from aiops.cli.params import FiniteFloat, OutputFile
 from aiops.errors import LockBusy, UsageError
@@ -63,7 +63,7 @@ def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str
          detailed_exitcode: bool, out: Path | None) -> None:
     """Show what `aiops apply` would change in the database, and why."""
     try:
-        result = reconcile.plan_project(root, prune=prune, max_prune=max_prune)
+        result = commands.plan(commands.open_workspace(root), prune=prune, max_prune=max_prune)
     except UsageError as exc:
         if detailed_exitcode:  # 2 means "changes" here; every error is 1
             exc.exit_code = 1
@@ -131,6 +131,7 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
           auto_approve: bool, actor: str | None, lock_timeout: float) -> None:
     """Write the plan to the database: one transaction, under a lock, recorded."""
     expected: Plan | None = None
+    ws = commands.open_workspace(root)
     if plan_file is not None:
         if prune or max_prune is not None:
             raise UsageError("a saved plan already says whether it prunes; plan again with "
@@ -141,7 +142,7 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
             raise UsageError("refusing to apply without a terminal to ask; pass --auto-approve, "
                              "or apply a saved plan (`aiops plan -o plan.json`, then "
                              "`aiops apply plan.json`)")
-        expected = reconcile.plan_project(root, prune=prune, max_prune=max_prune)
+        expected = commands.plan(ws, prune=prune, max_prune=max_prune)
         say(render_text(expected))
         if expected.errors:
             raise SystemExit(1)
@@ -153,9 +154,9 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
             say("Apply cancelled; nothing was written.")
             raise SystemExit(1)
     try:
-        result = reconcile.apply_project(root, expected=expected, prune=prune,
-                                         max_prune=max_prune, actor=actor,
-                                         lock_timeout_s=lock_timeout)
+        # The files read anew: one edited while the question waited refuses the approved plan.
+        result = commands.apply(ws.reopened(), expected=expected, prune=prune,
+                                max_prune=max_prune, actor=actor, lock_timeout_s=lock_timeout)
     except LockBusy as exc:  # the one command with this option names it
         raise LockBusy(f"{exc}, or raise --lock-timeout (it was {lock_timeout:g} s)") from None
     if expected is None:
@@ -172,13 +173,11 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
 @project_dir
 def watch(root: Path) -> None:
     """Re-validate and re-apply on every change to functions/ and providers.yaml."""
-    from aiops.workspace import open_workspace
-
-    root = open_workspace(root).root
-    say(f"Watching {root.resolve()} (Ctrl-C to stop).")
+    ws = commands.open_workspace(root)
+    say(f"Watching {ws.root.resolve()} (Ctrl-C to stop).")
     with contextlib.suppress(KeyboardInterrupt):
-        reconcile.watch_loop(root, reconcile.file_changes(root),
-                             lambda line: say(line, err=line.startswith("Error")))
+        commands.watch(ws, commands.file_changes(ws),
+                       lambda line: say(line, err=line.startswith("Error")))
     say("Stopped.")
 
 
@@ -187,7 +186,8 @@ def watch(root: Path) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(root: Path, as_json: bool) -> None:
     """Each function: in sync or not, current version, last apply."""
-    rows = reconcile.status(root)
+    result = commands.status(commands.open_workspace(root))
+    rows = result.functions
     if as_json:
         emit(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
                         indent=2, default=str))
@@ -203,7 +203,7 @@ def status(root: Path, as_json: bool) -> None:
     for row in table:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
             one_line=True)
-    run = reconcile.last_run(root)
+    run = result.last_run
     if run:
         say(f"\nLast apply: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
             f" (commit {(run['git_commit'] or 'none')[:10]}, {run['duration_ms']:.0f} ms)")
@@ -218,5 +218,5 @@ def db() -> None:
 @project_dir
 def upgrade(root: Path) -> None:
     """Create or migrate the database schema to the newest revision."""
-    url = reconcile.upgrade_database(root)
+    url = commands.upgrade_database(commands.open_workspace(root))
     say(f"Database {url} is at the newest schema revision.")

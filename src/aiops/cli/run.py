@@ -1,4 +1,4 @@
-"""`aiops run`, `aiops logs`, `aiops mock-provider`: thin wrappers over the runner.
+"""`aiops run`, `aiops logs`, `aiops mock-provider`: thin wrappers over aiops.commands.
 
 Exit codes of `aiops run` (from aiops.errors): 0 ok, 1 configuration or not found, 2 usage,
 3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget,
@@ -11,6 +11,7 @@ wrong, the order of `aiops.cli.ending` picks the code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -22,12 +23,9 @@ import click
 from aiops.cli import drop_stdout, emit, json_text, project_dir_option, say, say_error
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
 from aiops.errors import (
-    AiopsError,
     InputError,
-    NotFoundError,
     RuntimeFailure,
     UsageError,
-    UserError,
 )
 from aiops.files import FileRefused, read_bounded
 
@@ -107,13 +105,13 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     """Run a function; print its output as JSON. With --input-file, run a batch."""
     if (input_ is None) == (input_file is None):
         raise UsageError("give exactly one of --input (JSON, @file or -) and --input-file")
-    from aiops.runner import open_runner
+    from aiops import commands
 
-    who = actor or _os_user()
-    runner = open_runner(project_dir, url=database_url, actor=who, max_wait_s=max_wait)
+    ws = commands.open_workspace(project_dir, database_url=database_url)
+    runner = commands.open_runner(ws, actor=actor or _os_user(), max_wait_s=max_wait)
     if input_ is not None:
         value = _read_input(input_)
-        raise SystemExit(asyncio.run(_single(runner, target, value)))
+        raise SystemExit(asyncio.run(_single(ws, runner, target, value)))
     assert input_file is not None
     from aiops.cli.batch import run_batch
 
@@ -129,26 +127,18 @@ def _os_user() -> str:
         return "unknown"
 
 
-async def _single(runner: Any, target: str, value: Any) -> int:
+async def _single(ws: Any, runner: Any, target: str, value: Any) -> int:
     """Run once and print the output; the exit code (`aiops.cli.ending`). What could not be
     recorded (a log row, what the call cost) is reported after the output, never instead of
     it. SIGINT or SIGTERM cancels the call: its log row says so, what it reserved is given
     back, and the exit code is 130 or 143."""
+    from aiops import commands
     from aiops.cli.ending import Signals, exit_code, report
 
-    call = asyncio.ensure_future(runner.run(target, value))
-    execution: Any = None
-    error: AiopsError | None = None
-    with Signals(lambda sig: call.cancel()) as signals:
-        try:
-            execution = await call
-            error = execution.error
-        except asyncio.CancelledError:
-            if signals.received is None:
-                raise
-        except AiopsError as exc:  # before it ran (an unknown function): no row
-            error = exc
-        failures = await runner.close()  # every step, whatever failed
+    stop = asyncio.Event()
+    with Signals(lambda sig: stop.set()) as signals:
+        result = await commands.run(ws, target, value, stop=stop, runner=runner)
+    execution, error, failures = result.execution, result.error, result.unrecorded
     output: Exception | None = None
     if execution is not None and error is None:
         if execution.deprecated:  # not resolved again: that could fail after a success
@@ -161,7 +151,7 @@ async def _single(runner: Any, target: str, value: Any) -> int:
         except RuntimeFailure as exc:  # stdout refused it: disk full, an I/O error
             output = exc
             say_error(exc)
-    report(runner, failures)
+    report(result.log_warnings, failures)
     if signals.received is not None:
         say(f"Interrupted by {signals.name}: the execution was cancelled", err=True)
     code = exit_code(received=signals.received, output=output,
@@ -211,16 +201,10 @@ def parse_since(value: str | None) -> datetime | None:
 def logs(name: str, status: str | None, since: str | None, limit: int, as_json: bool,
          project_dir: Path, database_url: str | None) -> None:
     """Recent executions of a function, newest first."""
-    from aiops.workspace import open_workspace
+    from aiops import commands
 
-    store = open_workspace(project_dir, database_url=database_url).open_store()
-    try:
-        store.resolve(name)  # a clear error, with "did you mean", for an unknown function
-    except NotFoundError:
-        raise
-    except UserError:
-        pass  # archived: it does not run, but its logs stay readable
-    rows = store.recent_logs(name, limit, status=status, since=parse_since(since))
+    ws = commands.open_workspace(project_dir, database_url=database_url)
+    rows = commands.logs(ws, name, limit=limit, status=status, since=parse_since(since))
     if as_json:
         for r in rows:
             emit(json_text({"id": r.id, "created_at": r.created_at.isoformat(),
@@ -262,27 +246,14 @@ def mock_provider(host: str, port: int, latency_ms: float, fault_rate: float,
                   responses: Path | None, retry_after: float, seed: int,
                   models: tuple[str, ...]) -> None:
     """A local mock of the OpenAI, Groq and custom-backend APIs (for tests and demos)."""
-    import yaml
+    from aiops import commands
 
-    from aiops.providers.mock_server import MockConfig, load_responses, serve_forever
-
-    try:
-        entries = load_responses(responses) if responses else []
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise UsageError(f"--responses: {exc}") from None
-    config = MockConfig(latency_ms=latency_ms, fault_rate=fault_rate, responses=entries,
-                        seed=seed, retry_after_s=retry_after, models=models)
-
-    def ready(server: Any) -> None:
-        url = server.url
+    def ready(url: str) -> None:
         say(f"mock provider on {url}\n  openai: base_url {url}/v1\n  groq:   base_url "
             f"{url}\n  http:   base_url {url}/aiops\n"
             f"e.g. export AIOPS_OPENAI_BASE_URL={url}/v1 AIOPS_GROQ_BASE_URL={url}", err=True)
 
-    try:
-        asyncio.run(serve_forever(config, host, port, ready))
-    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        commands.serve_mock(host=host, port=port, latency_ms=latency_ms, fault_rate=fault_rate,
+                            responses=responses, retry_after_s=retry_after, seed=seed,
+                            models=models, ready=ready)

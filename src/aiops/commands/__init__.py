@@ -1,31 +1,83 @@
-"""The project verbs as plain typed functions: validate, init, new, schema, import.
+"""The verbs of aiops, one plain typed function each: the one facade of the CLI and the API.
 
-The CLI (`aiops.cli.project`) and the API call these; they return values and raise
-`aiops.errors` exceptions, and never print.
+Each takes a `Workspace` (`open_workspace(start)`: the project at or above `start`, its
+settings, database and providers), returns data, raises `aiops.errors` exceptions, and
+never prints.
+
+    validate, init_project, new_function, schema_text     here
+    plan, apply, status, upgrade_database, resolve_version, watch      .reconcile
+    open_runner, run, run_many, logs, serve_mock                      .execution
+    golden_tests                                                      .golden
+    import_file                                                       .importer
+
+The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
+provider library).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiops.errors import Diagnostic, UsageError
+from aiops.errors import ConfigError, Diagnostic, UsageError
 from aiops.loader import (
     FUNCTIONS_DIR,
     PROVIDERS_FILE,
-    Project,
     function_file,
     load_sources,
     read_revision,
-    read_tree,
 )
 from aiops.spec import NAME_PATTERN, FunctionSpec
+from aiops.workspace import NotAProject, Workspace, find_root, open_workspace
 
 if TYPE_CHECKING:
     from aiops.checks import EarlierLookup
+    from aiops.commands.execution import (
+        RunManyResult,
+        RunResult,
+        logs,
+        open_runner,
+        run,
+        run_many,
+        serve_mock,
+    )
+    from aiops.commands.golden import golden_tests
+    from aiops.commands.importer import ImportResult, import_file
+    from aiops.commands.reconcile import (
+        ApplyResult,
+        Status,
+        StatusRow,
+        apply,
+        file_changes,
+        plan,
+        resolve_version,
+        status,
+        upgrade_database,
+        watch,
+    )
+
+_LAZY = {
+    "golden_tests": "golden",
+    **dict.fromkeys(["ImportResult", "import_file"], "importer"),
+    **dict.fromkeys(["ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan",
+                     "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
+    **dict.fromkeys(["RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many",
+                     "serve_mock"], "execution"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The verbs of the submodules, imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 SCHEMA_DIR = "schemas"
 
@@ -49,21 +101,10 @@ class ValidationReport:
         return not self.errors
 
 
-def load_project(root: Path) -> Project:
-    if not root.exists():
-        raise UsageError(f"project directory {root} does not exist")
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a directory; pass the project directory")
-    return load_sources(read_tree(root))
-
-
-def validate(start: Path, *, base: str | None = None) -> ValidationReport:
-    """Every check of every file of the project at or above `start`; with `base`, the version
-    rules against that git revision."""
+def validate(ws: Workspace, *, base: str | None = None) -> ValidationReport:
+    """Every check of every file; with `base`, the version rules against that git revision."""
     from aiops.checks import compare_with_base
-    from aiops.workspace import open_workspace
 
-    ws = open_workspace(start)
     root, project = ws.root, ws.project
     diags = list(ws.diagnostics)
     if base is not None:
@@ -278,19 +319,20 @@ def ensure_schemas(root: Path) -> list[Path]:
     return written
 
 
-def new_function(root: Path, name: str, *, description: str = "Describe what it does.",
+def new_function(ws: Workspace, name: str, *, description: str = "Describe what it does.",
                  provider: str | None = None, model: str | None = None) -> list[Path]:
     """Scaffold functions/<name>/function.yaml that validates against the project (and the
     format's schemas its modeline points at, if the project lacks them); the paths written."""
     import re
 
+    root = ws.root
     if not re.match(NAME_PATTERN, name):
         raise UsageError(f"`{name}` is not a valid function name: lowercase letters, digits "
                          "and dashes, starting with a letter, 2 to 63 characters")
     path = root / function_file(name)
     if path.exists():
         raise UsageError(f"{path} already exists")
-    provider, model = _provider_and_model(root, provider, model)
+    provider, model = _provider_and_model(ws, provider, model)
     written = ensure_schemas(root)
     schema = schema_reference(root, path.parent)
     return [*written, _write(path, FUNCTION_TEMPLATE.format(
@@ -298,15 +340,17 @@ def new_function(root: Path, name: str, *, description: str = "Describe what it 
         provider=provider or "openai", model=model or "gpt-4o-mini"))]
 
 
-def _provider_and_model(root: Path, provider: str | None,
+def _provider_and_model(ws: Workspace, provider: str | None,
                         model: str | None) -> tuple[str | None, str | None]:
     """The provider (default: the first of providers.yaml) and a model it serves (default:
     its first priced model). A provider that providers.yaml lacks is a UsageError listing
     those it has. Without a readable providers.yaml nothing can be checked."""
-    project = load_sources(read_tree(root))
-    if project.providers is None or not project.providers.providers:
+    try:
+        providers = ws.providers.providers
+    except ConfigError:  # missing or invalid: `aiops validate` says what is wrong with it
         return provider, model
-    providers = project.providers.providers
+    if not providers:
+        return provider, model
     if provider is None:
         provider = next(iter(providers))
     elif provider not in providers:
@@ -335,3 +379,15 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+__all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
+    "NotAProject", "ValidationReport", "Workspace", "ensure_schemas", "find_root",
+    "format_schemas", "init_project", "new_function", "open_workspace", "schema_reference",
+    "schema_text", "validate",
+    "ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan", "resolve_version",
+    "status", "upgrade_database", "watch",
+    "RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many", "serve_mock",
+    "golden_tests",
+    "ImportResult", "import_file",
+]

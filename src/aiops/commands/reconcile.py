@@ -1,9 +1,9 @@
-"""The reconciler's verbs, as the CLI and the API call them: plan, apply, status, resolve, watch.
+"""The reconciler's verbs: plan, apply, status, db upgrade, resolve, watch.
 
-Each is a plain function over a project directory (and a database URL); they return values,
-raise `aiops.errors`, and never print (the watch loop reports through a callback). The pure
-decisions live in `plan` and `apply`; this module does the I/O around them: files, git,
-the database, the clock.
+Each is a plain function over a `Workspace` (and, for tests, an injected store); they return
+values, raise `aiops.errors`, and never print (the watch loop reports through a callback).
+The pure decisions live in `aiops.plan` and `aiops.apply`; this module does the I/O around
+them: files, git, the database, the clock.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, read_tree
 from aiops.plan import Plan, diff
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, Store, pause_for_tests
-from aiops.workspace import PROJECT_ENV, Workspace, git_fact, open_workspace
+from aiops.workspace import PROJECT_ENV, Workspace, git_fact
 
 TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it missed)
 
@@ -76,10 +76,9 @@ def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None) -> P
     return plan
 
 
-def plan_project(root: Path, *, prune: bool = False, max_prune: int | None = None,
-                 url: str | None = None, store: Store | None = None) -> Plan:
+def plan(ws: Workspace, *, prune: bool = False, max_prune: int | None = None,
+         store: Store | None = None) -> Plan:
     """`aiops plan`: the files against the database, as data (errors inside, not raised)."""
-    ws = open_workspace(root, database_url=url)
     st = store or ws.open_store()
     return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
 
@@ -96,10 +95,9 @@ class ApplyResult:
     log_warnings: tuple[str, ...] = ()  # about log rows earlier runs spooled, written now
 
 
-def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = False,
-                  max_prune: int | None = None, actor: str | None = None,
-                  url: str | None = None, lock_timeout_s: float = 30.0,
-                  store: Store | None = None) -> ApplyResult:
+def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
+          max_prune: int | None = None, actor: str | None = None, lock_timeout_s: float = 30.0,
+          store: Store | None = None) -> ApplyResult:
     """`aiops apply`: validate, lock, re-read, refuse a stale `expected` plan, write, record.
 
     Without `expected`, the plan is computed under the lock (what `--auto-approve` does, so
@@ -107,7 +105,6 @@ def apply_project(root: Path, *, expected: Plan | None = None, prune: bool = Fal
     approved), the state must still be the one that plan was computed against.
     """
     started = time.perf_counter()
-    ws = open_workspace(root, database_url=url)
     saved_specs: dict[str, FunctionSpec] = {}
     if expected is None:
         errors = [d for d in ws.diagnostics if d.is_error]
@@ -195,9 +192,15 @@ class StatusRow:
     applied_commit: str | None
 
 
-def status(root: Path, *, url: str | None = None, store: Store | None = None) -> list[StatusRow]:
-    """Each function: in sync or not, current version, last applied revision and time."""
-    ws = open_workspace(root, database_url=url)
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    functions: tuple[StatusRow, ...]  # by name
+    last_run: dict[str, Any] | None  # the newest recorded apply: actor, commit, time, counts
+
+
+def status(ws: Workspace, *, store: Store | None = None) -> Status:
+    """Each function: in sync or not, current version, last applied revision and time; and
+    the last apply."""
     st = store or ws.open_store()
     state = st.read_state(ws.project_id)
     plan = _diff(ws, state, prune=False, max_prune=None)
@@ -223,28 +226,21 @@ def status(root: Path, *, url: str | None = None, store: Store | None = None) ->
         rows[name] = StatusRow(name=name, sync=sync, deployed_version=cur.version if cur else None,
                                desired_version=None, status=f.status, applied_at=f.applied_at,
                                applied_commit=f.applied_commit)
-    return [rows[n] for n in sorted(rows)]
+    return Status(functions=tuple(rows[n] for n in sorted(rows)), last_run=st.last_run())
 
 
-def upgrade_database(root: Path, *, url: str | None = None) -> str:
+def upgrade_database(ws: Workspace) -> str:
     """`aiops db upgrade`: create or migrate the schema; returns the URL (password hidden)."""
-    st = open_workspace(root, database_url=url).open_store(migrate=True)
-    return st.display_url()
+    return ws.open_store(migrate=True).display_url()
 
 
-def last_run(root: Path, *, url: str | None = None) -> dict[str, Any] | None:
-    """The newest recorded apply: actor, commit, time, counts."""
-    return open_workspace(root, database_url=url).open_store().last_run()
-
-
-def resolve_version(ref: str, *, url: str | None = None, root: Path = Path("."),
-                    store: Store | None = None) -> DeployedVersion:
+def resolve_version(ws: Workspace, ref: str, *, store: Store | None = None) -> DeployedVersion:
     """`name`, `name@1.2.0` or `name@1` -> the deployed version a caller gets."""
     name, _, selector = ref.partition("@")
     if not name:
         raise UsageError(f"{shown(ref)} is not a function reference; use NAME, NAME@1.2.0 "
                          "or NAME@1")
-    st = store or open_workspace(root, database_url=url).open_store()
+    st = store or ws.open_store()
     return st.resolve(name, selector or None)
 
 
@@ -276,16 +272,18 @@ def relevant(root: Path, paths: Iterable[str]) -> bool:
     return False
 
 
-def watch_loop(root: Path, changes: Iterable[Iterable[str]], report: Report, *,
-               reconcile: Callable[[], str] | None = None) -> int:
-    """Reconcile once, then once per batch of relevant changes; returns the passes run.
+def watch(ws: Workspace, changes: Iterable[Iterable[str]], report: Report, *,
+          reconcile: Callable[[], str] | None = None) -> int:
+    """`aiops watch`: reconcile once, then once per batch of relevant changes (each pass
+    reads the files anew); returns the passes run.
 
     `changes` yields batches of changed paths (watchfiles, debounced; a batch that arrives
     while a pass runs is the "one more pass"), and empty batches as periodic ticks. A pass
     whose files are byte-for-byte those of the last pass is skipped, so a file that keeps
     failing is not retried until it changes; a database failure is retried on the next tick.
     """
-    run = reconcile or (lambda: _watch_pass(root))
+    root = ws.root
+    run = reconcile or (lambda: _watch_pass(ws.reopened()))
     passes = 0
     last: str | None = None
     last_failure: str | None = None
@@ -320,17 +318,18 @@ def watch_loop(root: Path, changes: Iterable[Iterable[str]], report: Report, *,
     return passes
 
 
-def _watch_pass(root: Path) -> str:
-    result = apply_project(root)
+def _watch_pass(ws: Workspace) -> str:
+    result = apply(ws)
     if not result.wrote:
         return "No changes."
     return f"Applied: {result.plan.verdict().removeprefix('Plan: ')}"
 
 
-def file_changes(root: Path, stop: Any = None) -> Iterable[list[str]]:
+def file_changes(ws: Workspace, stop: Any = None) -> Iterable[list[str]]:
     """watchfiles on the project, as batches of paths (debounced)."""
     import watchfiles
 
+    root = ws.root
     targets = [p for p in (root / "functions", root / PROVIDERS_FILE, root / PROJECT_FILE)
                if p.exists()] or [root]
     for batch in watchfiles.watch(*targets, debounce=400, stop_event=stop,
