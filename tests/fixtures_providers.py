@@ -34,8 +34,9 @@ import yaml
 from aiops.budgets import Amount, LeaseSync, Pool, settled
 from aiops.errors import NotFoundError
 from aiops.fingerprint import behaviour_content
-from aiops.loader import load_sources, read_tree
+from aiops.loader import load_sources
 from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
+from aiops.sources import read_tree
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, LogRow
 

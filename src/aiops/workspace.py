@@ -31,12 +31,10 @@ from aiops.loader import (
     PROJECT_FILE,
     PROVIDERS_FILE,
     Project,
-    git,
     load_one,
     load_sources,
-    read_project_file,
-    read_tree,
 )
+from aiops.sources import git, read_project_file, read_tree
 from aiops.spec import ProjectSettings, ProvidersFile
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from aiops.loader import read_revision
+from aiops.sources import read_revision
 from tests import fixtures_providers as runner_project
 from tests.e2e.helpers import copy_examples, git
 from tests.fixtures_db import apply_project

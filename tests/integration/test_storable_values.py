@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from aiops import commands
 from aiops.errors import SpecError
-from aiops.loader import load_sources, read_tree
+from aiops.loader import load_sources
 from aiops.providers.mock_server import MockConfig
+from aiops.sources import read_tree
 from aiops.store import open_store
 from aiops.store.tables import F
 from tests import fixtures_providers as runner_project

@@ -132,7 +132,7 @@ def test_the_database_and_the_providers_are_found_without_reading_a_function_fil
     def no(*args: object) -> None:
         raise AssertionError("a function file was read")
 
-    monkeypatch.setattr("aiops.loader.read_tree", no)
+    monkeypatch.setattr("aiops.sources.read_tree", no)
     monkeypatch.setattr("aiops.workspace.read_tree", no)
     runner = open_runner(open_workspace(root), env={})
     assert list(runner.providers_file.providers) == ["mock"]

@@ -29,8 +29,8 @@ from aiops.loader import (
     PROVIDERS_FILE,
     function_file,
     load_sources,
-    read_revision,
 )
+from aiops.sources import read_revision
 from aiops.spec import NAME_PATTERN, FunctionSpec
 from aiops.workspace import NotAProject, Workspace, find_root, open_workspace
 
@@ -119,7 +119,8 @@ def validate(ws: Workspace, *, base: str | None = None) -> ValidationReport:
 
 def _git_history_lookup(root: Path, ref: str) -> EarlierLookup:
     """Find a function's content at an earlier version in the history behind `ref`."""
-    from aiops.loader import git, load_one, read_git_blobs
+    from aiops.loader import load_one
+    from aiops.sources import git, read_git_blobs
 
     def earlier(name: str, version: str) -> FunctionSpec | None:
         rel = function_file(name)
@@ -299,7 +300,7 @@ def _ensure_git_repository(root: Path) -> Path | None:
     work tree already; the repository made, or None."""
     import subprocess
 
-    from aiops.loader import git
+    from aiops.sources import git
 
     inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
                             capture_output=True, check=False, timeout=60)

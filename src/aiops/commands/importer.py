@@ -17,7 +17,8 @@ from aiops.commands import ensure_schemas, schema_reference
 from aiops.errors import Diagnostic, SpecError, UsageError
 from aiops.files import FileRefused, read_bounded
 from aiops.importers import prepare_import
-from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE, read_project_file
+from aiops.loader import FUNCTIONS_DIR, PROVIDERS_FILE
+from aiops.sources import read_project_file
 from aiops.workspace import Workspace
 from aiops.yamlsrc import MAX_FILE_BYTES, YamlProblem, decode
 

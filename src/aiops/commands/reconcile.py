@@ -29,8 +29,9 @@ from aiops.errors import (
     UserError,
     shown,
 )
-from aiops.loader import PROJECT_FILE, PROVIDERS_FILE, read_tree
+from aiops.loader import PROJECT_FILE, PROVIDERS_FILE
 from aiops.plan import Plan, diff
+from aiops.sources import read_tree
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, Store, pause_for_tests
 from aiops.workspace import PROJECT_ENV, Workspace, git_fact
