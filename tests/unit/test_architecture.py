@@ -1,5 +1,6 @@
 """The import rules of STYLE.md hold: foreign libraries stay in the module that owns them,
-and the CLI's start-up does not pull in heavy libraries."""
+the layers import one way (the import-linter contracts of pyproject.toml), and the CLI's
+start-up does not pull in heavy libraries."""
 
 from __future__ import annotations
 
@@ -15,6 +16,29 @@ def test_banned_imports_stay_in_their_modules() -> None:
         [sys.executable, "-m", "ruff", "check", "--select", "TID251", "--no-cache",
          str(REPO / "src")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_layering_contracts_hold() -> None:
+    # cli -> commands -> workspace -> the rest; the pure core reaches neither git nor the store.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=REPO,
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_every_top_level_module_has_a_place_in_the_layers() -> None:
+    # A module the contracts do not name is checked by none of them.
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = {c["id"]: c for c in config["tool"]["importlinter"]["contracts"]}
+    placed = {*contracts["layers"]["layers"], *contracts["below"]["source_modules"]}
+    package = REPO / "src" / "aiops"
+    modules = {f"aiops.{p.stem}" for p in package.glob("*.py") if p.stem[0] != "_"}
+    modules |= {f"aiops.{p.parent.name}" for p in package.glob("*/__init__.py")}
+    assert modules - placed == set()
+    assert placed - modules == set()
 
 
 def test_version_and_validate_import_no_heavy_library() -> None:
