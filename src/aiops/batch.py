@@ -14,7 +14,7 @@ from typing import Any
 
 from aiops import fastjson
 from aiops.errors import AiopsError, LogWriteError
-from aiops.store import LogRow, LogWriteReport
+from aiops.records import LogRow, LogWriteReport
 
 MAX_BATCH_ROWS = 1000  # rows per group insert
 MAX_BATCH_BYTES = 16 << 20  # and bytes of their values (a group is serialised whole)

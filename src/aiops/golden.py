@@ -390,7 +390,7 @@ class _SpecStore:
 
     def __init__(self, spec: FunctionSpec) -> None:
         from aiops.fingerprint import behaviour_content
-        from aiops.store import DeployedVersion
+        from aiops.records import DeployedVersion
 
         self.version = DeployedVersion(
             function_id=f"golden:{spec.name}", version_id=f"golden:{spec.name}@{spec.version}",

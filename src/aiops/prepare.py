@@ -11,10 +11,10 @@ from typing import Any
 from aiops.errors import ConfigError
 from aiops.filters import FilterChain
 from aiops.limits import DEFAULT_MAX_TOKENS, RateSpec
+from aiops.records import DeployedVersion
 from aiops.render_template import CompiledPrompt, compile_prompt
 from aiops.schemas import CompiledSchema
 from aiops.spec import Limits, Price, ProvidersFile, Retry
-from aiops.store import DeployedVersion
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -59,9 +59,9 @@ from aiops.providers import (
     parse_json_text,
     scrub,
 )
+from aiops.records import DeployedVersion, LogRow, LogWriteReport
 from aiops.render_template import prompt_hash
 from aiops.spec import Limits, ProvidersFile, Retry
-from aiops.store import DeployedVersion, LogRow, LogWriteReport
 
 FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process
 REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with only the "

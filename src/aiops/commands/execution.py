@@ -18,8 +18,8 @@ from typing import Any
 
 from aiops.errors import AiopsError, NotFoundError, UsageError, UserError
 from aiops.limits import RateLimiter
+from aiops.records import LogRecord
 from aiops.runner import Execution, Runner, RunnerStore
-from aiops.store import LogRecord
 from aiops.workspace import Workspace
 
 

@@ -18,8 +18,10 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
         w.read_state(project); w.write(batch); w.record_run(...)
 
 Tables and their columns: `aiops.store.tables`; engines, URLs and migrations:
-`aiops.store.engine`; log rows and their spool: `aiops.store.logrows`. Log writes and lease
-syncs wait for a locked or unreachable database within one bound (`aiops.store.patience`).
+`aiops.store.engine`; log rows and their spool: `aiops.store.logrows`; the records it reads
+and writes (DeployedVersion, LogRow, LogRecord), which hold no SQL: `aiops.records`. Log
+writes and lease syncs wait for a locked or unreachable database within one bound
+(`aiops.store.patience`).
 
 Budgets: calls_used / usd_spent are settled; calls_reserved / usd_reserved are the sum of the
 day's budget leases, which processes take, resize and give back in one transaction on the
@@ -45,13 +47,15 @@ from sqlalchemy.engine import Connection, Engine
 from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.errors import NotFoundError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
+from aiops.records import DeployedVersion as DeployedVersion
+from aiops.records import LogRecord as LogRecord
+from aiops.records import LogRow as LogRow
+from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
 from aiops.store.leases import sync_lease
-from aiops.store.logrows import LogRow as LogRow
 from aiops.store.logrows import LogSink, Spool, spool_folder
-from aiops.store.logrows import LogWriteReport as LogWriteReport
 from aiops.store.patience import PATIENCE_S, Patience
 from aiops.store.tables import C, F, L, M, R, U, V
 
@@ -61,31 +65,8 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big"
 # --- records --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeployedVersion:
-    """A runnable version, as the runner gets it."""
-
-    function_id: str
-    version_id: str
-    name: str
-    version: str
-    content: dict[str, Any]
-    git_commit: str | None
-    status: str
-    limits: dict[str, Any]
-    access: dict[str, Any]
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogRecord(LogRow):
-    """A stored log row with its function's name and version."""
-
-    name: str
-    version: str | None
 
 
 @dataclass(kw_only=True)

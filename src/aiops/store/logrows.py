@@ -32,7 +32,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops import fastjson
 from aiops.errors import AiopsError
+from aiops.records import LogRow, LogWriteReport
 from aiops.store.engine import (
     as_utc,
     driver_detail,
@@ -62,43 +63,6 @@ _TEXT_COLUMNS: dict[str, int] = {name: getattr(L.c[name].type, "length", None) o
 _STATUS_LEN, _ACTOR_LEN, _PROVIDER_LEN = _TEXT_COLUMNS.values()
 _REFUSED_TEXT = re.compile("[\x00\ud800-\udfff]")
 _MAX_DEPTH = 500  # deeper JSON is not walked: it is replaced by a note
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogRow:
-    """One execution (ai_function_logs); `id` and `created_at` default to new values."""
-
-    function_id: str
-    version_id: str | None
-    status: str  # "ok" | "error"
-    input: Any = None
-    output: Any = None
-    error: Any = None
-    execution_time: float | None = None  # milliseconds
-    user_id: str | None = None
-    actor: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    provider: str | None = None
-    cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created_at: datetime = field(default_factory=_now)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogWriteReport:
-    """What a group insert could not store as given. `stored_alone`: one message per row
-    stored without its values (the database refused them); `lost`: one message per row the
-    database refused even without them (its function row is gone, say, or a trigger refuses
-    it whatever it holds)."""
-
-    stored_alone: tuple[str, ...] = ()
-    lost: tuple[str, ...] = ()
 
 
 # --- normalising ----------------------------------------------------------------------------
