@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,20 @@ def test_apply_killed_mid_transaction_leaves_the_database_as_before(project: Pat
     write_project(project, [spec_data("alpha", version="1.1.0", model="mock-large"),
                             spec_data("beta")])
     err_path = project / "stderr.txt"
+    # `aiops apply`, held inside its transaction: after the rows are written, before the run
+    # is recorded and the transaction commits.
+    paused_apply = (
+        "import sys, time\n"
+        "from aiops.store import Writer\n"
+        "def record_run(self, **kw):\n"
+        "    print('test pause inside the apply transaction', file=sys.stderr, flush=True)\n"
+        "    time.sleep(60)\n"
+        "Writer.record_run = record_run\n"
+        "from aiops.cli import main\n"
+        f"sys.argv = ['aiops', 'apply', '-C', {str(project)!r}, '--auto-approve']\n"
+        "main()\n")
     with err_path.open("w") as err:
-        proc = subprocess.Popen([AIOPS, "apply", "-C", str(project), "--auto-approve"],
-                                env=_env(db_url, AIOPS_TEST_PAUSE_IN_APPLY="60"),
+        proc = subprocess.Popen([sys.executable, "-c", paused_apply], env=_env(db_url),
                                 stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while "test pause" not in err_path.read_text():

@@ -33,7 +33,7 @@ from aiops.loader import PROJECT_FILE, PROVIDERS_FILE
 from aiops.plan import Plan, diff
 from aiops.sources import read_tree
 from aiops.spec import FunctionSpec
-from aiops.store import DeployedVersion, Store, pause_for_tests
+from aiops.store import DeployedVersion, Store
 from aiops.workspace import PROJECT_ENV, Workspace, git_fact
 
 TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it missed)
@@ -150,7 +150,6 @@ def _apply_locked(ws: Workspace, st: Store, expected: Plan | None,
         ctx = apply_mod.Ctx(state=state, project=ws.project_id, user_id=user_id,
                             git_commit=commit, now=began)
         w.write(apply_mod.build_batch(plan, ctx))
-        pause_for_tests()
         run_id = w.record_run(project=ws.project_id, actor=who, user_id=user_id,
                               git_commit=commit, started_at=began, counts=plan.counts(),
                               changes=apply_mod.summary(plan))

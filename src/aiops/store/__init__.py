@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -402,14 +401,3 @@ class Writer:
             duration_ms=(finished - started_at).total_seconds() * 1000, counts=counts,
             changes=changes, status=status))
         return str(rid)
-
-
-def pause_for_tests() -> None:
-    """Test-only hook: AIOPS_TEST_PAUSE_IN_APPLY=SECONDS sleeps inside the apply transaction."""
-    seconds = float(os.environ.get("AIOPS_TEST_PAUSE_IN_APPLY", "0") or 0)
-    if seconds > 0:
-        import sys
-        import time
-
-        print("aiops: test pause inside the apply transaction", file=sys.stderr, flush=True)
-        time.sleep(seconds)
