@@ -51,6 +51,7 @@ from vcr.serialize import deserialize, serialize
 from aiops.files import FileRefused, describe_size, read_bounded
 from aiops.fingerprint import canonical_json
 from aiops.keyscrub import scrubber
+from aiops.providers import HTTP_PATH
 from aiops.yamlsrc import MAX_RECORDING_BYTES, RECORDING_BOUNDS, YamlProblem, decode, parse
 
 KEPT_HEADERS = frozenset({"content-type"})
@@ -58,7 +59,6 @@ KEPT_HEADERS = frozenset({"content-type"})
 SECRET_HEADER_WORDS = ("authorization", "api-key", "apikey", "cookie", "organization",
                        "organisation", "project", "signature", "token", "secret")
 MATCH_ON = ("method", "path", "json_body")
-CUSTOM_PROTOCOL_PATH = "/v1/complete"  # aiops.providers.http.PATH (a test checks they agree)
 REDACTED = "<redacted>"
 MIN_SECRET_CHARS = 8  # shorter "keys" (`dummy`) are not secrets, and would maul the text
 HEADER_COMMENT = (
@@ -98,7 +98,7 @@ def _matched(body: Any, uri: str) -> tuple[bool, Any]:
     `version`, which the OpenAI and Groq bodies do not carry: it is left out, so that a version
     bump that changes no request calls for re-recording on no provider."""
     is_json, value = parse_json_body(body)
-    if is_json and isinstance(value, dict) and urlsplit(uri).path.endswith(CUSTOM_PROTOCOL_PATH):
+    if is_json and isinstance(value, dict) and urlsplit(uri).path.endswith(HTTP_PATH):
         value = {k: v for k, v in value.items() if k != "version"}
     return is_json, value
 

@@ -34,7 +34,6 @@ from aiops.yamlsrc import MAX_RECORDING_BYTES
 
 CASSETTES_DIR = "cassettes"
 REPLAY_KEY = "aiops-replay-placeholder-key"  # what a missing key is set to in replay: never sent
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "groq": "https://api.groq.com"}
 
 Status = Literal["passed", "failed", "error", "miss", "no-cassette"]
 REPORT_FORMAT_VERSION = 1
@@ -216,18 +215,10 @@ ExecutorFactory = Callable[[ProvidersFile, Mapping[str, str]], Executor]
 
 def _key_vars(providers: ProvidersFile, used: set[str]) -> dict[str, list[str]]:
     """The environment variables holding each used provider's secrets."""
-    out: dict[str, list[str]] = {}
-    for name in sorted(used):
-        spec = providers.providers.get(name)
-        if spec is None:
-            continue
-        names = [spec.api_key_env or {"openai": "OPENAI_API_KEY",
-                                      "groq": "GROQ_API_KEY"}.get(spec.type)]
-        if spec.auth is not None:
-            names.append(spec.auth.token_env if spec.auth.type == "bearer"
-                         else spec.auth.secret_env)
-        out[name] = [n for n in names if n]
-    return out
+    from aiops.providers import secret_env_names
+
+    return {name: secret_env_names(providers.providers[name]) for name in sorted(used)
+            if name in providers.providers}
 
 
 def _require_keys(env: Mapping[str, str], providers: ProvidersFile, used: set[str]) -> None:
@@ -253,7 +244,7 @@ def _replay_env(env: Mapping[str, str], providers: ProvidersFile, used: set[str]
 
 def _rewrite(providers: ProvidersFile, provider: str, env: Mapping[str, str]) -> Any:
     from aiops.cassettes import Rewrite
-    from aiops.providers import resolve_base_url
+    from aiops.providers import DEFAULT_BASE_URLS, resolve_base_url
 
     spec = providers.providers.get(provider)
     if spec is None:

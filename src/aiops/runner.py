@@ -50,7 +50,6 @@ from aiops.limits import (
 )
 from aiops.prepare import Candidate, Prepared, fill_defaults, prepare, schema_problem
 from aiops.providers import (
-    DEFAULT_KEY_ENV,
     MAX_OUTPUT_DEPTH,
     CompletionRequest,
     Provider,
@@ -58,6 +57,7 @@ from aiops.providers import (
     make_provider,
     parse_json_text,
     scrub,
+    secret_env_names,
 )
 from aiops.records import DeployedVersion, LogRow, LogWriteReport
 from aiops.render_template import prompt_hash
@@ -164,12 +164,8 @@ class Runner:
         self._leases_s = {name: 2 * p.timeout_s + 30 for name, p in providers.providers.items()}
 
     def _secret_values(self) -> tuple[str, ...]:
-        values = []
-        for p in self.providers_file.providers.values():
-            names = [p.api_key_env or DEFAULT_KEY_ENV.get(p.type)]
-            if p.auth is not None:
-                names.append(p.auth.token_env if p.auth.type == "bearer" else p.auth.secret_env)
-            values += [self.env.get(n) for n in names if n]
+        values = [self.env.get(name) for p in self.providers_file.providers.values()
+                  for name in secret_env_names(p)]
         return tuple(v for v in values if v)
 
     # -- resolution ----------------------------------------------------------------------

@@ -522,9 +522,6 @@ class HmacAuth(Model):
 DEFAULT_MAX_RESPONSE_BYTES = 8 << 20
 
 
-_KEY_VARIABLES = {"groq": "GROQ_API_KEY", "openai": "OPENAI_API_KEY"}
-
-
 class ProviderSpec(Model):
     """A provider: how to reach it, its key by reference, its limits and prices."""
 
@@ -557,7 +554,9 @@ class ProviderSpec(Model):
     @field_validator("api_key_env", mode="before")
     @classmethod
     def _a_name(cls, value: Any, info: ValidationInfo) -> Any:
-        return env_name(value, _KEY_VARIABLES.get(str(info.data.get("type")), "PROVIDER_API_KEY"))
+        kind = info.data.get("type")  # a valid type, or none: the message's example variable
+        example = f"{kind.upper()}_API_KEY" if kind in ("groq", "openai") else "PROVIDER_API_KEY"
+        return env_name(value, example)
 
     @model_validator(mode="after")
     def _wiring(self) -> ProviderSpec:

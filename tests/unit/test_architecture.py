@@ -88,3 +88,31 @@ def test_running_a_function_and_golden_tests_load_no_sqlalchemy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_what_aiops_knows_of_each_wire_api_is_written_in_providers_only() -> None:
+    # Key variables, default addresses and the custom protocol's path were written three
+    # times (providers, golden, cassettes, spec): one place, aiops.providers.
+    import ast
+
+    facts = ("OPENAI_API_KEY", "GROQ_API_KEY", "api.openai.com", "api.groq.com", "/v1/complete")
+    scaffold = {"PROVIDERS_TEMPLATE"}  # the example providers.yaml `aiops init` writes
+    found = []
+    for path in sorted((REPO / "src" / "aiops").rglob("*.py")):
+        if "providers" in path.relative_to(REPO / "src" / "aiops").parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id in scaffold for t in node.targets)}
+        skip |= {id(node.value) for node in ast.walk(tree)  # the format's documentation
+                 if isinstance(node, ast.keyword) and node.arg == "description"}
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                                    | ast.AsyncFunctionDef)
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in skip | docstrings):
+                found += [f"{path.name}:{node.lineno}: {fact}" for fact in facts
+                          if fact in node.value]
+    assert found == []

@@ -10,8 +10,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from aiops.providers import CompletionRequest
-from aiops.providers.http import PATH, build_body, parse_response
+from aiops.providers import HTTP_PATH, CompletionRequest
+from aiops.providers.http import build_body, parse_response
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "custom-backend.openapi.yaml"
 
@@ -26,12 +26,12 @@ def _validator(doc: dict[str, Any], name: str) -> Draft202012Validator:
 def test_document_matches_the_client() -> None:
     doc = yaml.safe_load(DOC.read_text(encoding="utf-8"))
     assert doc["openapi"].startswith("3.1")
-    assert PATH in doc["paths"]
+    assert HTTP_PATH in doc["paths"]
     request = CompletionRequest(messages=({"role": "user", "content": "hi"},), model="m",
                                 settings={"temperature": 0.1, "max_tokens": 5, "seed": None},
                                 output_schema={"type": "string"}, function="f", version="1.0.0")
     _validator(doc, "CompleteRequest").validate(build_body(request))
-    example = doc["paths"][PATH]["post"]["responses"]["200"]["content"]["application/json"][
+    example = doc["paths"][HTTP_PATH]["post"]["responses"]["200"]["content"]["application/json"][
         "example"]
     _validator(doc, "CompleteResponse").validate(example)
     assert parse_response(example, "x").usage.total_tokens == 34

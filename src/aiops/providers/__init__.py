@@ -33,8 +33,23 @@ from aiops.spec import ProviderSpec
 CHAT_SETTINGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
                  "frequency_penalty", "reasoning_effort")
 SCHEMA_HINT = "Respond with one JSON object that validates against this JSON Schema:"
-# Where a key is read when providers.yaml names no `api_key_env` (the SDKs' own defaults).
+# What aiops knows of each wire API, here and nowhere else:
+# where a key is read when providers.yaml names no `api_key_env` (the SDKs' own defaults),
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "groq": "GROQ_API_KEY"}
+# the APIs' own addresses when it names no `base_url` (what cassettes record),
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "groq": "https://api.groq.com"}
+# and the custom backend protocol's endpoint, under its base_url (docs/custom-backend.md).
+HTTP_PATH = "/v1/complete"
+
+
+def secret_env_names(spec: ProviderSpec) -> list[str]:
+    """The environment variables that hold a provider's secrets: its API key (providers.yaml's
+    `api_key_env`, else the SDK's default variable), and an `http` provider's bearer token or
+    HMAC secret."""
+    names = [spec.api_key_env or DEFAULT_KEY_ENV.get(spec.type)]
+    if spec.auth is not None:
+        names.append(spec.auth.token_env if spec.auth.type == "bearer" else spec.auth.secret_env)
+    return [name for name in names if name]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,7 @@ from yarl import URL
 from aiops import fastjson
 from aiops.errors import ProviderError
 from aiops.providers import (
+    HTTP_PATH,
     MAX_BODY_DEPTH,
     Completion,
     CompletionRequest,
@@ -43,7 +44,6 @@ from aiops.providers import (
 from aiops.providers._wire import Wire, map_aiohttp_errors, redirect_error
 from aiops.spec import DEFAULT_MAX_RESPONSE_BYTES
 
-PATH = "/v1/complete"
 TIMESTAMP_HEADER = "X-Aiops-Timestamp"
 SIGNATURE_HEADER = "X-Aiops-Signature"
 
@@ -105,7 +105,7 @@ class HttpProvider:
                  default_headers: dict[str, str] | None = None,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.name = name
-        self._url = URL(base_url.rstrip("/") + PATH)
+        self._url = URL(base_url.rstrip("/") + HTTP_PATH)
         self._token = token
         self._secret = secret
         self._secrets = tuple(s for s in (token, secret) if s)
