@@ -1,8 +1,8 @@
 """Plan -> rows to write: one handler per change kind and per drift kind.
 
-The handlers decide nothing (the plan did); they turn each change into rows of a
-`store.Batch`, which the writer sends as a few bulk statements inside the lock and the one
-transaction opened by `commands.apply`. Nothing here reads the database: ids come
+The handlers decide nothing (the plan did); they turn each change into the typed rows of a
+`records.Batch`, which the store's writer sends as a few bulk statements inside the lock and
+the one transaction opened by `commands.apply`. Nothing here touches the database: ids come
 from the deployed state the plan was checked against.
 """
 
@@ -16,7 +16,17 @@ from typing import Any
 
 from aiops.errors import StalePlanError
 from aiops.plan import DeployedState, DriftFinding, FunctionChange, Plan
-from aiops.store import Batch, function_metadata_columns, version_columns, version_row
+from aiops.records import (
+    Archive,
+    Batch,
+    FunctionColumns,
+    FunctionUpdate,
+    Managed,
+    NewFunction,
+    NewVersion,
+    PointerUpdate,
+    VersionRestore,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,10 +38,13 @@ class Ctx:
     now: datetime
 
 
+Pointers = dict[str, PointerUpdate]  # function id -> where its pointer moves (one per function)
+
+
 def build_batch(plan: Plan, ctx: Ctx) -> Batch:
     """All the rows `plan` writes, grouped for bulk statements."""
     batch = Batch()
-    pointers: dict[str, dict[str, Any]] = {}
+    pointers: Pointers = {}
     for change in plan.changes:
         HANDLERS[change.action](change, ctx, batch, pointers)
     by_name = {c.name: c for c in plan.changes}
@@ -49,78 +62,78 @@ def _stored(ctx: Ctx, name: str) -> Any:
     return stored
 
 
-def _function_update(function_id: str, change: FunctionChange, ctx: Ctx) -> dict[str, Any]:
+def _columns(change: FunctionChange) -> FunctionColumns:
     assert change.desired is not None
-    cols = function_metadata_columns(change.desired.metadata)
-    return {"_id": uuid.UUID(function_id), **{f"v_{k}": v for k, v in cols.items()},
-            "v_metadata_hash": change.desired.metadata_hash, "v_managed_by": ctx.project,
-            "v_updated_at": ctx.now, "v_applied_at": ctx.now, "v_applied_commit": ctx.git_commit}
+    return FunctionColumns.of(change.desired.metadata, change.desired.metadata_hash)
 
 
-def _pointer(function_id: str, version_id: str, ctx: Ctx) -> dict[str, Any]:
-    return {"_id": uuid.UUID(function_id), "cur": uuid.UUID(version_id), "now": ctx.now,
-            "commit": ctx.git_commit}
-
-
-def _create(change: FunctionChange, ctx: Ctx, batch: Batch, _p: dict[str, Any]) -> None:
+def _version(function_id: str, change: FunctionChange, ctx: Ctx) -> NewVersion:
     d = change.desired
     assert d is not None
-    fid = str(uuid.uuid4())
-    vrow = version_row(fid, d.content, version=d.version, behaviour_hash=d.behaviour_hash,
-                       git_commit=ctx.git_commit, user_id=ctx.user_id, now=ctx.now)
-    batch.new_versions.append(vrow)
+    return NewVersion(id=str(uuid.uuid4()), function_id=function_id, version=d.version,
+                      behaviour_hash=d.behaviour_hash, content=d.content,
+                      git_commit=ctx.git_commit, created_at=ctx.now, created_by=ctx.user_id)
+
+
+def _pointer(function_id: str, version_id: str, ctx: Ctx) -> PointerUpdate:
+    return PointerUpdate(function_id=function_id, version_id=version_id,
+                         applied_commit=ctx.git_commit, now=ctx.now)
+
+
+def _managed(change: FunctionChange, ctx: Ctx) -> Managed:
+    return Managed(project=ctx.project, name=change.name, first_applied_at=ctx.now)
+
+
+def _create(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> None:
+    version = _version(str(uuid.uuid4()), change, ctx)
+    batch.new_versions.append(version)
     # The version's foreign key to its function is checked at commit (deferred pointer).
-    batch.new_functions.append({
-        "id": uuid.UUID(fid), "name": change.name, **function_metadata_columns(d.metadata),
-        "metadata_hash": d.metadata_hash, "current_version_id": vrow["id"],
-        "reconciled_version_id": vrow["id"], "managed_by": ctx.project,
-        "applied_at": ctx.now, "applied_commit": ctx.git_commit, "created_at": ctx.now,
-        "updated_at": ctx.now, "created_by": uuid.UUID(ctx.user_id) if ctx.user_id else None})
-    batch.managed.append({"project": ctx.project, "name": change.name,
-                          "first_applied_at": ctx.now})
+    batch.new_functions.append(NewFunction(
+        id=version.function_id, name=change.name, columns=_columns(change),
+        version_id=version.id, managed_by=ctx.project, applied_commit=ctx.git_commit,
+        now=ctx.now, created_by=ctx.user_id))
+    batch.managed.append(_managed(change, ctx))
 
 
-def _new_version(change: FunctionChange, ctx: Ctx, batch: Batch,
-                 pointers: dict[str, Any]) -> None:
-    d = change.desired
-    assert d is not None
+def _new_version(change: FunctionChange, ctx: Ctx, batch: Batch, pointers: Pointers) -> None:
     stored = _stored(ctx, change.name)
-    vrow = version_row(stored.id, d.content, version=d.version, behaviour_hash=d.behaviour_hash,
-                       git_commit=ctx.git_commit, user_id=ctx.user_id, now=ctx.now)
-    batch.new_versions.append(vrow)
-    pointers[stored.id] = _pointer(stored.id, str(vrow["id"]), ctx)
+    version = _version(stored.id, change, ctx)
+    batch.new_versions.append(version)
+    pointers[stored.id] = _pointer(stored.id, version.id, ctx)
     _metadata(change, ctx, batch, pointers)
 
 
-def _rollback(change: FunctionChange, ctx: Ctx, batch: Batch, pointers: dict[str, Any]) -> None:
+def _rollback(change: FunctionChange, ctx: Ctx, batch: Batch, pointers: Pointers) -> None:
     stored = _stored(ctx, change.name)
     assert change.target_version_id is not None
     pointers[stored.id] = _pointer(stored.id, change.target_version_id, ctx)
     _metadata(change, ctx, batch, pointers)
 
 
-def _metadata(change: FunctionChange, ctx: Ctx, batch: Batch, _p: dict[str, Any]) -> None:
+def _metadata(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> None:
     if not change.metadata_changed:
         return
     stored = _stored(ctx, change.name)
-    batch.function_updates.append(_function_update(stored.id, change, ctx))
-    batch.managed.append({"project": ctx.project, "name": change.name,
-                          "first_applied_at": ctx.now})
+    batch.function_updates.append(FunctionUpdate(
+        function_id=stored.id, columns=_columns(change), managed_by=ctx.project,
+        applied_commit=ctx.git_commit, now=ctx.now))
+    batch.managed.append(_managed(change, ctx))
 
 
-def _archive(change: FunctionChange, ctx: Ctx, batch: Batch, _p: dict[str, Any]) -> None:
+def _archive(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> None:
     stored = _stored(ctx, change.name)
     # The hash covers the archived row: an archive made by hand (status set with SQL) is
     # then told apart from this one (plan reports it as drift).
-    batch.archives.append({"_id": uuid.UUID(stored.id), "now": ctx.now,
-                           "commit": ctx.git_commit, "hash": stored.archived_metadata_hash})
+    batch.archives.append(Archive(function_id=stored.id,
+                                  metadata_hash=stored.archived_metadata_hash,
+                                  applied_commit=ctx.git_commit, now=ctx.now))
 
 
-def _noop(change: FunctionChange, ctx: Ctx, batch: Batch, _p: dict[str, Any]) -> None:
+def _noop(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> None:
     return None
 
 
-Handler = Callable[[FunctionChange, Ctx, Batch, dict[str, Any]], None]
+Handler = Callable[[FunctionChange, Ctx, Batch, Pointers], None]
 HANDLERS: dict[str, Handler] = {
     "create": _create, "new_version": _new_version, "rollback": _rollback,
     "update_metadata": _metadata, "archive": _archive, "noop": _noop,
@@ -130,15 +143,14 @@ HANDLERS: dict[str, Handler] = {
 
 
 def _restore_version(finding: DriftFinding, change: FunctionChange | None, ctx: Ctx,
-                     batch: Batch, _p: dict[str, Any]) -> None:
+                     batch: Batch, _p: Pointers) -> None:
     assert change is not None and change.desired is not None and finding.version_id
-    content = change.desired.content
-    batch.version_restores.append({"_id": uuid.UUID(finding.version_id), "v_content": content,
-                                   **{f"v_{k}": v for k, v in version_columns(content).items()}})
+    batch.version_restores.append(VersionRestore(version_id=finding.version_id,
+                                                 content=change.desired.content))
 
 
 def _restore_pointer(finding: DriftFinding, change: FunctionChange | None, ctx: Ctx,
-                     batch: Batch, pointers: dict[str, Any]) -> None:
+                     batch: Batch, pointers: Pointers) -> None:
     assert change is not None and change.desired is not None
     stored = _stored(ctx, finding.name)
     if stored.id in pointers:  # a new version or a rollback already sets it
@@ -149,11 +161,11 @@ def _restore_pointer(finding: DriftFinding, change: FunctionChange | None, ctx: 
 
 
 def _covered(finding: DriftFinding, change: FunctionChange | None, ctx: Ctx, batch: Batch,
-             _p: dict[str, Any]) -> None:
+             _p: Pointers) -> None:
     """Metadata drift and a missing function are restored by the change itself."""
 
 
-DriftHandler = Callable[[DriftFinding, FunctionChange | None, Ctx, Batch, dict[str, Any]], None]
+DriftHandler = Callable[[DriftFinding, FunctionChange | None, Ctx, Batch, Pointers], None]
 DRIFT_HANDLERS: dict[str, DriftHandler] = {
     "version_content": _restore_version, "pointer": _restore_pointer,
     "metadata": _covered, "missing": _covered,

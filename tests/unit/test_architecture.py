@@ -83,7 +83,7 @@ def test_running_a_function_and_golden_tests_load_no_sqlalchemy() -> None:
     # The runner holds the deployed version and writes log rows through a Store protocol;
     # the records are plain (aiops.records), so an in-process run or a replay needs no SQL.
     code = ("import sys\n"
-            "import aiops.prepare, aiops.golden, aiops.runner, aiops.records\n"
+            "import aiops.prepare, aiops.golden, aiops.runner, aiops.records, aiops.apply\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic'}))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,16 @@ from sqlalchemy.engine import Connection, Engine
 from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.errors import NotFoundError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
+from aiops.records import (
+    Archive,
+    Batch,
+    FunctionColumns,
+    FunctionUpdate,
+    NewFunction,
+    NewVersion,
+    PointerUpdate,
+    VersionRestore,
+)
 from aiops.records import DeployedVersion as DeployedVersion
 from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
@@ -68,28 +77,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(kw_only=True)
-class Batch:
-    """Rows apply has decided to write; the writer sends each list as one executemany."""
-
-    new_functions: list[dict[str, Any]] = field(default_factory=list)
-    new_versions: list[dict[str, Any]] = field(default_factory=list)
-    function_updates: list[dict[str, Any]] = field(default_factory=list)  # full metadata
-    pointer_updates: list[dict[str, Any]] = field(default_factory=list)
-    version_restores: list[dict[str, Any]] = field(default_factory=list)
-    archives: list[dict[str, Any]] = field(default_factory=list)
-    managed: list[dict[str, Any]] = field(default_factory=list)
-
-
-def version_row(function_id: str, content: dict[str, Any], *, version: str, behaviour_hash: str,
-                git_commit: str | None, user_id: str | None, now: datetime) -> dict[str, Any]:
-    """A version row: the content, and copies of its parts for SQL readers."""
-    return {"id": uuid.uuid4(), "function_id": uuid.UUID(function_id), "version": version,
-            "behaviour_hash": behaviour_hash, "content": content, **version_columns(content),
-            "git_commit": git_commit, "created_at": now,
-            "created_by": uuid.UUID(user_id) if user_id else None}
-
-
 # version column -> key of `content` it copies (plan.VERSION_COLUMNS are the content keys)
 VERSION_COPIES = {"prompt_template": "prompt", "input_schema": "input_schema",
                   "output_schema": "output_schema", "provider": "provider", "model": "model",
@@ -100,11 +87,57 @@ def version_columns(content: dict[str, Any]) -> dict[str, Any]:
     return {column: content[key] for column, key in VERSION_COPIES.items()}
 
 
-def function_metadata_columns(metadata: dict[str, Any]) -> dict[str, Any]:
-    """metadata_content -> the columns of the function row."""
-    return {"description": metadata["description"], "status": metadata["status"],
-            "metadata": metadata["metadata"], "limits": metadata["limits"],
-            "access": metadata["access"], "alerts": metadata["alerts"]}
+# --- the rows apply decided (aiops.records), as the tables take them -------------------------
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def _function_columns(c: FunctionColumns) -> dict[str, Any]:
+    return {"description": c.description, "status": c.status, "metadata": c.metadata,
+            "limits": c.limits, "access": c.access, "alerts": c.alerts,
+            "metadata_hash": c.metadata_hash}
+
+
+def _new_function(r: NewFunction) -> dict[str, Any]:
+    return {"id": uuid.UUID(r.id), "name": r.name, **_function_columns(r.columns),
+            "current_version_id": uuid.UUID(r.version_id),
+            "reconciled_version_id": uuid.UUID(r.version_id), "managed_by": r.managed_by,
+            "applied_at": r.now, "applied_commit": r.applied_commit, "created_at": r.now,
+            "updated_at": r.now, "created_by": _uuid(r.created_by)}
+
+
+def _new_version(r: NewVersion) -> dict[str, Any]:
+    return {"id": uuid.UUID(r.id), "function_id": uuid.UUID(r.function_id),
+            "version": r.version, "behaviour_hash": r.behaviour_hash, "content": r.content,
+            **version_columns(r.content), "git_commit": r.git_commit,
+            "created_at": r.created_at, "created_by": _uuid(r.created_by)}
+
+
+# An UPDATE by executemany binds each row's values by name, and SQLAlchemy refuses a bound
+# parameter named like a column: hence `_id` and `v_<column>`, the writer's own names.
+
+
+def _version_restore(r: VersionRestore) -> dict[str, Any]:
+    columns = {"content": r.content, **version_columns(r.content)}
+    return {"_id": uuid.UUID(r.version_id), **{f"v_{k}": v for k, v in columns.items()}}
+
+
+def _function_update(r: FunctionUpdate) -> dict[str, Any]:
+    columns = {**_function_columns(r.columns), "managed_by": r.managed_by,
+               "updated_at": r.now, "applied_at": r.now, "applied_commit": r.applied_commit}
+    return {"_id": uuid.UUID(r.function_id), **{f"v_{k}": v for k, v in columns.items()}}
+
+
+def _pointer_update(r: PointerUpdate) -> dict[str, Any]:
+    return {"_id": uuid.UUID(r.function_id), "cur": uuid.UUID(r.version_id), "now": r.now,
+            "commit": r.applied_commit}
+
+
+def _archive(r: Archive) -> dict[str, Any]:
+    return {"_id": uuid.UUID(r.function_id), "now": r.now, "commit": r.applied_commit,
+            "hash": r.metadata_hash}
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -363,31 +396,37 @@ class Writer:
         return str(uid)
 
     def write(self, batch: Batch) -> None:
+        """Every row of `batch`, one executemany per kind."""
         c = self.conn
         if batch.new_functions:
-            c.execute(insert(F), batch.new_functions)
+            c.execute(insert(F), [_new_function(r) for r in batch.new_functions])
         if batch.new_versions:
-            c.execute(insert(V), batch.new_versions)
+            c.execute(insert(V), [_new_version(r) for r in batch.new_versions])
         if batch.version_restores:
             c.execute(update(V).where(V.c.id == bindparam("_id")).values(
                 {k: bindparam(f"v_{k}") for k in ("content", *VERSION_COPIES)}),
-                batch.version_restores)
+                [_version_restore(r) for r in batch.version_restores])
         if batch.function_updates:
-            keys = [k[2:] for k in batch.function_updates[0] if k.startswith("v_")]
+            rows = [_function_update(r) for r in batch.function_updates]
+            keys = [k[2:] for k in rows[0] if k.startswith("v_")]
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
-                {k: bindparam(f"v_{k}") for k in keys}), batch.function_updates)
+                {k: bindparam(f"v_{k}") for k in keys}), rows)
         if batch.pointer_updates:
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
                 current_version_id=bindparam("cur"), reconciled_version_id=bindparam("cur"),
                 updated_at=bindparam("now"), applied_at=bindparam("now"),
-                applied_commit=bindparam("commit")), batch.pointer_updates)
+                applied_commit=bindparam("commit")),
+                [_pointer_update(r) for r in batch.pointer_updates])
         if batch.archives:
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
                 status="archived", metadata_hash=bindparam("hash"), updated_at=bindparam("now"),
-                applied_at=bindparam("now"), applied_commit=bindparam("commit")), batch.archives)
+                applied_at=bindparam("now"), applied_commit=bindparam("commit")),
+                [_archive(r) for r in batch.archives])
         if batch.managed:
             mod = postgresql if c.dialect.name == "postgresql" else sqlite
-            c.execute(mod.insert(M).on_conflict_do_nothing(), batch.managed)
+            c.execute(mod.insert(M).on_conflict_do_nothing(),
+                      [{"project": r.project, "name": r.name,
+                        "first_applied_at": r.first_applied_at} for r in batch.managed])
 
     def record_run(self, *, project: str, actor: str, user_id: str | None,
                    git_commit: str | None, started_at: datetime, counts: dict[str, int],
