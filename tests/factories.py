@@ -1,4 +1,13 @@
-"""Test factories: build function files and projects from values, no disk needed."""
+"""The one factory of test specs: function files, specs and projects from values, no disk.
+
+Two bases, for the two kinds of project the tests build:
+- `BASE_FUNCTION` (`summarize` on groq, with a golden test; `PROVIDERS` serves it):
+  `make_function(**overrides)`, for the loader, the checks and the format;
+- `GREET` (on the `mock` provider of `tests.fixtures_db.PROVIDERS_YAML`):
+  `spec_data(name, **overrides)` and `make_spec(name, **overrides)`, for the reconciler and
+  the runner.
+Overrides replace top-level keys; None removes one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ from typing import Any
 import yaml
 
 from aiops.loader import Project, load_sources
+from aiops.spec import FunctionSpec
 
 BASE_FUNCTION: dict[str, Any] = {
     "apiVersion": "aiops/v1",
@@ -50,15 +60,46 @@ PROVIDERS: dict[str, Any] = {
 }
 
 
-def make_function(**overrides: Any) -> dict[str, Any]:
-    """The base function with top-level keys replaced (None removes a key)."""
-    data = copy.deepcopy(BASE_FUNCTION)
+GREET: dict[str, Any] = {
+    "apiVersion": "aiops/v1",
+    "name": "greet",
+    "version": "1.0.0",
+    "description": "The greet function.",
+    "provider": "mock",
+    "model": "mock-small",
+    "configuration": {"temperature": 0.2, "max_tokens": 100},
+    "prompt": [{"role": "system", "content": "You are terse."},
+               {"role": "user", "content": "Say hello to {{ who }}."}],
+    "input_schema": {"type": "object", "required": ["who"],
+                     "properties": {"who": {"type": "string"}},
+                     "additionalProperties": False},
+    "output_schema": {"type": "string"},
+}
+
+
+def _replaced(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(base)
     for key, value in overrides.items():
         if value is None:
             data.pop(key, None)
         else:
             data[key] = value
     return data
+
+
+def make_function(**overrides: Any) -> dict[str, Any]:
+    """`BASE_FUNCTION` with top-level keys replaced (None removes a key)."""
+    return _replaced(BASE_FUNCTION, overrides)
+
+
+def spec_data(name: str = "greet", **overrides: Any) -> dict[str, Any]:
+    """`GREET` named `name` (its description says so), top-level keys replaced."""
+    return _replaced(GREET, {"name": name, "description": f"The {name} function.", **overrides})
+
+
+def make_spec(name: str = "greet", **overrides: Any) -> FunctionSpec:
+    """`spec_data(name, **overrides)` as a FunctionSpec."""
+    return FunctionSpec.model_validate(spec_data(name, **overrides))
 
 
 def dump(data: Any) -> bytes:

@@ -3,7 +3,8 @@
 - `db_url`: parametrised over SQLite (a temporary file) and PostgreSQL (a fresh schema per
   test through search_path, from AIOPS_TEST_DATABASE_URL; skipped only when it is unset).
 - `store`: an aiops.store.Store on `db_url`, migrated.
-- `make_spec(**overrides)`: a valid FunctionSpec; `write_project(root, specs)`: a project on disk.
+- `make_spec(**overrides)`, `spec_data(...)`: tests.factories' (the one factory of test specs);
+  `write_project(root, specs)`: a project on disk.
 - `held_lock(db_url, table, most_s)`: another connection holding a write lock; `holding(hold)`
   runs a lock holder in a thread.
 """
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from aiops.spec import FunctionSpec
+from tests.factories import make_spec as make_spec
+from tests.factories import spec_data as spec_data
 
 PG_ENV = "AIOPS_TEST_DATABASE_URL"
 
@@ -84,30 +86,6 @@ def store(db_url: str) -> Any:
     from aiops.store import open_store
 
     return open_store(db_url, migrate=True)
-
-
-def spec_data(name: str = "greet", **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "apiVersion": "aiops/v1",
-        "name": name,
-        "version": "1.0.0",
-        "description": f"The {name} function.",
-        "provider": "mock",
-        "model": "mock-small",
-        "configuration": {"temperature": 0.2, "max_tokens": 100},
-        "prompt": [{"role": "system", "content": "You are terse."},
-                   {"role": "user", "content": "Say hello to {{ who }}."}],
-        "input_schema": {"type": "object", "required": ["who"],
-                         "properties": {"who": {"type": "string"}},
-                         "additionalProperties": False},
-        "output_schema": {"type": "string"},
-    }
-    data.update(overrides)
-    return data
-
-
-def make_spec(name: str = "greet", **overrides: Any) -> FunctionSpec:
-    return FunctionSpec.model_validate(spec_data(name, **overrides))
 
 
 @pytest.fixture(name="make_spec")

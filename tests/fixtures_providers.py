@@ -39,6 +39,7 @@ from aiops.providers.mock_server import MockConfig, MockServer, serve_in_thread
 from aiops.sources import read_tree
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, LogRow
+from tests.factories import spec_data
 
 
 @contextlib.contextmanager
@@ -215,24 +216,22 @@ PROVIDERS = {"providers": {
                  "models": {"house-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}},
 }}
 
-CLASSIFY: dict[str, Any] = {
-    "apiVersion": "aiops/v1", "name": "classify", "version": "1.0.0",
-    "provider": "openai", "model": "gpt-4o-mini",
-    "configuration": {"temperature": 0, "max_tokens": 100},
-    "prompt": [{"role": "system", "content": "Route the ticket. Answer with JSON."},
-               {"role": "user", "content": "Subject: {{ subject }}\n{{ body }}"}],
-    "input_schema": {"type": "object", "required": ["subject", "body"], "properties": {
+CLASSIFY: dict[str, Any] = spec_data(
+    "classify", description=None, provider="openai", model="gpt-4o-mini",
+    configuration={"temperature": 0, "max_tokens": 100},
+    prompt=[{"role": "system", "content": "Route the ticket. Answer with JSON."},
+            {"role": "user", "content": "Subject: {{ subject }}\n{{ body }}"}],
+    input_schema={"type": "object", "required": ["subject", "body"], "properties": {
         "subject": {"type": "string", "minLength": 1}, "body": {"type": "string"}},
         "additionalProperties": False},
-    "output_schema": {"type": "object", "required": ["queue", "priority"], "properties": {
+    output_schema={"type": "object", "required": ["queue", "priority"], "properties": {
         "queue": {"type": "string", "enum": ["billing", "technical", "other"]},
         "priority": {"type": "integer", "minimum": 1, "maximum": 4}},
         "additionalProperties": False},
-    "fallbacks": [{"provider": "groq", "model": "llama-3.1-8b-instant"},
-                  {"provider": "internal", "model": "house-model"}],
-    "retry": {"max_attempts": 4, "backoff_s": 0.001, "max_backoff_s": 0.01,
-              "repair_attempts": 2},
-}
+    fallbacks=[{"provider": "groq", "model": "llama-3.1-8b-instant"},
+               {"provider": "internal", "model": "house-model"}],
+    retry={"max_attempts": 4, "backoff_s": 0.001, "max_backoff_s": 0.01, "repair_attempts": 2},
+)
 
 
 def write(root: Path, *functions: dict[str, Any]) -> Path:

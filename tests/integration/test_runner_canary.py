@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aiops.providers.mock_server import MockConfig
 from tests import fixtures_providers as runner_project
+from tests.factories import spec_data
 from tests.fixtures_db import apply_project
 from tests.fixtures_providers import send_json, serve_http
 
@@ -133,13 +134,13 @@ class Echo(BaseHTTPRequestHandler):
 
 
 def _echo_function(name: str, provider: str, model: str, output: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "aiops/v1", "name": name, "version": "1.0.0", "provider": provider,
-            "model": model, "prompt": [{"role": "user", "content": "Echo {{ text }}"}],
-            "input_schema": {"type": "object", "required": ["text"],
-                             "properties": {"text": {"type": "string"}}},
-            "output_schema": output, "retry": {"max_attempts": 1},
-            "tests": [{"name": "echo", "input": {"text": "hello"},
-                       "expect": [{"schema_valid": True}]}]}
+    return spec_data(name, description=None, configuration=None, provider=provider, model=model,
+                     prompt=[{"role": "user", "content": "Echo {{ text }}"}],
+                     input_schema={"type": "object", "required": ["text"],
+                                   "properties": {"text": {"type": "string"}}},
+                     output_schema=output, retry={"max_attempts": 1},
+                     tests=[{"name": "echo", "input": {"text": "hello"},
+                             "expect": [{"schema_valid": True}]}])
 
 
 def test_keys_echoed_in_any_form_never_leak(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from aiops.golden import CaseResult, GoldenReport, matrix, select_cases, variant
 from aiops.loader import load_sources
 from aiops.render_golden import render_json, render_junit, render_markdown, render_text
 from aiops.spec import FunctionSpec
+from tests import factories
 
 PROVIDERS = b"""
 providers:
@@ -23,8 +24,9 @@ providers:
 
 
 def make_spec(**overrides: Any) -> FunctionSpec:
-    raw: dict[str, Any] = {
-        "apiVersion": "aiops/v1", "name": "greet", "version": "1.0.0", "provider": "openai",
+    """The factory's `greet`, on openai with a groq fallback and two golden tests."""
+    return factories.make_spec("greet", **{
+        "description": None, "output_schema": None, "provider": "openai",
         "model": "gpt-4o-mini", "configuration": {"temperature": 0.1},
         "prompt": [{"role": "user", "content": "Hi {{ name }}"}],
         "input_schema": {"type": "object", "properties": {"name": {"type": "string"}}},
@@ -32,9 +34,7 @@ def make_spec(**overrides: Any) -> FunctionSpec:
                        "configuration": {"temperature": 0.7}}],
         "retry": {"max_attempts": 3}, "limits": {"rpm": 5},
         "tests": [{"name": "t1", "input": {"name": "Ada"}}, {"name": "t2", "input": {"name": "B"}}],
-    }
-    raw.update(overrides)
-    return FunctionSpec.model_validate(raw)
+        **overrides})
 
 
 def test_matrix_is_the_provider_then_fallbacks_or_test_providers() -> None:

@@ -19,7 +19,7 @@ import yaml
 from aiops.checks import breaking_changes, check_project
 from aiops.loader import load_sources
 from tests.conftest import REALDATA
-from tests.factories import PROVIDERS
+from tests.factories import make_files, make_function
 
 SCHEMAS_DIR = "prompt-files/function-schemas"
 
@@ -76,23 +76,15 @@ def _function(name: str, input_schema: dict[str, Any],
               output_schema: dict[str, Any]) -> dict[str, Any]:
     props = input_schema.get("properties", {})
     lines = [f"{key}: {{{{ {key} }}}}" for key in props] or ["Go."]
-    return {
-        "apiVersion": "aiops/v1",
-        "name": name,
-        "version": "1.0.0",
-        "provider": "openai",
-        "model": "gpt-4o-mini",
-        "prompt": [{"role": "system", "content": "Answer with JSON only."},
-                   {"role": "user", "content": "\n".join(lines)}],
-        "input_schema": input_schema,
-        "output_schema": output_schema,
-    }
+    return make_function(
+        name=name, version="1.0.0", provider="openai", model="gpt-4o-mini", description=None,
+        configuration=None, tests=None, input_schema=input_schema, output_schema=output_schema,
+        prompt=[{"role": "system", "content": "Answer with JSON only."},
+                {"role": "user", "content": "\n".join(lines)}])
 
 
 def _files(fn: dict[str, Any]) -> dict[str, bytes]:
-    dump = yaml.safe_dump(fn, sort_keys=False, allow_unicode=True).encode()
-    return {f"functions/{fn['name']}/function.yaml": dump,
-            "providers.yaml": yaml.safe_dump(PROVIDERS).encode()}
+    return make_files(fn)
 
 
 def _spec(schema: dict[str, Any], output: dict[str, Any] | None = None) -> Any:
