@@ -54,6 +54,26 @@ def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def answering(body: bytes, status: int = 200) -> Iterator[str]:
+    """A server that answers every POST with `body` (JSON) and `status`: its root URL."""
+
+    class Canned(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serve_http(Canned) as url:
+        yield url
+
+
 def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any,
               headers: dict[str, str] | None = None) -> None:
     """Answer a test server's request with `payload` as JSON."""

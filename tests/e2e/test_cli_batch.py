@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from aiops.store.logrows import spool_folder
 from aiops.workspace import open_workspace
 from tests import fixtures_providers as runner_project
 from tests.fixtures_db import apply_project, budget_leases, held_lock
-from tests.fixtures_providers import open_runner, serve_http
+from tests.fixtures_providers import answering, open_runner
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
 GOOD = {"subject": "Charged twice", "body": "Refund please"}
@@ -119,30 +118,18 @@ def test_rows_the_database_refuses_lose_no_row_and_no_line(tmp_path: Path, db_ur
     assert f"Warning: log row {lines[79]['log_id']} was stored without" in result.stderr
 
 
-class HugeUsage(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server whose every answer reports 10^30 tokens."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["content-length"]))
-        body = json.dumps({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                "role": "assistant", "content": '{"queue": "billing", "priority": 1}'}}],
-            "usage": {"prompt_tokens": 10**30, "completion_tokens": 10**30,
-                      "total_tokens": 2 * 10**30}}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# An OpenAI-compatible answer reporting 10^30 tokens.
+HUGE_USAGE = json.dumps({
+    "id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": '{"queue": "billing", "priority": 1}'}}],
+    "usage": {"prompt_tokens": 10**30, "completion_tokens": 10**30,
+              "total_tokens": 2 * 10**30}}).encode()
 
 
 def test_a_provider_reporting_absurd_usage_loses_no_row(tmp_path: Path, db_url: str) -> None:
     """On SQLite, 157 of 300 rows were lost to a provider reporting 10^30 tokens."""
-    with serve_http(HugeUsage) as url:
+    with answering(HUGE_USAGE) as url:
         root, env = make_project(tmp_path, db_url, url)
         batch = write_lines(tmp_path / "in.jsonl", [dict(GOOD, body=str(i)) for i in range(60)])
         out = tmp_path / "out.jsonl"

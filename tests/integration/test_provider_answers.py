@@ -16,12 +16,12 @@ from aiops.errors import ProviderError
 from aiops.limits import cost_usd
 from aiops.providers.mock_server import MockConfig
 from aiops.spec import Price
+from tests.fixtures_providers import answering
 from tests.integration.test_provider_edge import (
     CANDIDATES,
     IDS,
     PRICED,
     TICKET,
-    answering,
     execute,
     function,
 )

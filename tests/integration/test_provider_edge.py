@@ -7,11 +7,9 @@ Python value is held to what the CLI holds an input to."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -21,7 +19,13 @@ from aiops.limits import estimate_cost, estimate_prompt_tokens
 from aiops.providers.mock_server import MockConfig, MockServer
 from aiops.runner import Execution, Runner
 from aiops.spec import FunctionSpec, Price, ProvidersFile
-from tests.fixtures_providers import CLASSIFY, PROVIDERS, FakeStore, env_for, serve_http
+from tests.fixtures_providers import (
+    CLASSIFY,
+    PROVIDERS,
+    FakeStore,
+    answering,
+    env_for,
+)
 
 # The three providers of tests.fixtures_providers, each priced (the estimate is charged).
 PRICED = copy.deepcopy(PROVIDERS)
@@ -203,26 +207,6 @@ def test_output_nested_3000_deep_is_invalid_output_and_repaired(
     assert ex.ok and ex.output == OK, ex.error
     assert ex.attempts[0].kind == "invalid_output"
     assert "nested deeper than 100 levels" in (ex.attempts[0].message or "")
-
-
-@contextlib.contextmanager
-def answering(body: bytes, status: int = 200) -> Iterator[str]:
-    """A server of the test's own that answers every POST with `body` (JSON): its root URL."""
-
-    class Canned(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with serve_http(Canned) as url:
-        yield url
 
 
 @pytest.fixture(params=[200, 500], ids=["ok", "error"])
