@@ -168,7 +168,9 @@ class ProviderError(RuntimeFailure):
     The provider may have answered all the same, and billed the call: `answer` is what came
     back when it is no result (refused, cut off, filtered, without content), with the usage
     that is logged and charged; `billed` without an answer is an answer whose usage cannot be
-    trusted (`bad_usage`), charged the call's estimate."""
+    read or trusted, charged the call's estimate: `bad_usage`, and every `bad_response` (a 200
+    whose body is not JSON, cut short or of another shape: the provider ran the call, and a
+    body that cannot be read must not make it free)."""
 
     exit_code = 4
 
@@ -192,7 +194,7 @@ class ProviderError(RuntimeFailure):
         self.retry_after_s = retry_after_s
         self.kind: ProviderErrorKind = kind
         self.answer = answer
-        self.billed = billed or answer is not None
+        self.billed = billed or answer is not None or kind == "bad_response"
 
 
 class OutputError(RuntimeFailure):

@@ -125,6 +125,30 @@ def test_bad_usage_without_a_fallback_fails_the_call_with_exit_4(
     assert "output_tokens ~10^400" in ex.error.message
 
 
+@pytest.mark.parametrize(("provider", "model", "wire"), CANDIDATES, ids=IDS)
+def test_a_200_whose_body_cannot_be_read_is_charged_its_estimate(
+        mock_provider_factory: Any, provider: str, model: str, wire: str) -> None:
+    """A 200 with a body cut short was logged and charged $0: the provider ran the call (and
+    bills it), so a body that cannot be read must not make it free. Each such attempt is
+    retried and charged the call's estimate, in the budget and in the log row."""
+    server = mock_provider_factory(MockConfig(responses=[{"output": OK}]))
+    server.app.force_fault("bad_body")
+    fn = function(provider, model, fallbacks=[], retry={"max_attempts": 2},
+                  limits={"daily_budget_usd": 1.0})
+    ex, store = execute(server.url, fn, TICKET)
+
+    assert isinstance(ex.error, ProviderError) and ex.error.kind == "bad_response"
+    assert [a.kind for a in ex.attempts] == ["bad_response", "bad_response"]
+    each = estimate(fn, provider, model)
+    assert each > 0
+    assert [a.cost_usd for a in ex.attempts] == [pytest.approx(each)] * 2
+    assert ex.cost_usd == pytest.approx(2 * each)
+    (spent,) = store.usage.values()
+    assert spent["usd_spent"] == pytest.approx(2 * each) and spent["usd_reserved"] == 0
+    (row,) = store.logs
+    assert row.cost_usd == pytest.approx(2 * each)
+
+
 # --- F9: lone surrogates --------------------------------------------------------------------
 
 
