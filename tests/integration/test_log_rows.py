@@ -8,6 +8,7 @@ the lock, and rows still not written are spooled for the next command.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -226,6 +227,35 @@ def test_a_pending_file_that_holds_no_rows_is_reported_once(tmp_path: Path, db_u
     assert "edited.jsonl does not hold log rows" in message and "edited.unreadable" in message
     assert not good.exists() and (folder / "edited.unreadable").exists()
     assert not open_store(db_url, pending_logs=tmp_path).write_pending_logs().lost
+
+
+@pytest.mark.timeout(20)
+def test_a_pending_file_that_is_a_fifo_a_link_or_too_large_is_refused_not_read(
+        tmp_path: Path, db_url: str, deployed: DeployedVersion,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FIFO named like a spool file hung every later command (opening it blocks for a
+    writer); a link out of the spool, or a file past its bound, was read whole. Each is
+    reported once, renamed `.unreadable`, and the good file beside it is written."""
+    from aiops.store import logrows
+
+    folder = spool_folder(tmp_path, db_url)
+    good = Spool(folder).save([row(deployed)])
+    os.mkfifo(folder / "fifo.jsonl")
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not for the database\n", encoding="utf-8")
+    (folder / "link.jsonl").symlink_to(secret)
+    big = Spool(folder).save([row(deployed) for _ in range(3)])
+    monkeypatch.setattr(logrows, "SPOOL_FILE_BYTES", big.stat().st_size - 1)
+
+    report = open_store(db_url, pending_logs=tmp_path).write_pending_logs()
+    assert len(report.lost) == 3  # the file over the (lowered) bound, the FIFO, the link
+    text_ = "\n".join(report.lost)
+    assert "fifo.jsonl does not hold log rows (is a FIFO" in text_
+    assert "link.jsonl does not hold log rows" in text_ and "not for the database" not in text_
+    assert f"{big.name} does not hold log rows (is " in text_ and big.with_suffix(".unreadable").exists()
+    assert not good.exists() and not (folder / "fifo.jsonl").exists()
+    assert (folder / "fifo.unreadable").exists() and (folder / "link.unreadable").is_symlink()
+    assert secret.read_text(encoding="utf-8") == "not for the database\n"
 
 
 # --- rows a PostgreSQL trigger refuses ---------------------------------------------------------

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops import fastjson
 from aiops.errors import AiopsError
+from aiops.files import FileRefused, read_bounded
 from aiops.records import LogRow, LogWriteReport
 from aiops.store.engine import (
     as_utc,
@@ -347,6 +348,12 @@ def _code(exc: Exception) -> str:
 # --- the spool ------------------------------------------------------------------------------
 
 
+# The largest spool file read back: a group holds at most 16 MiB of values in 1,000 rows
+# (aiops.batch), and one row alone at most an input of 10 MiB and its output; a file past
+# this bound was not written by a spool.
+SPOOL_FILE_BYTES = 256 << 20
+
+
 class Spool:
     """Log rows the database did not take within the patience, kept on disk until a later
     command writes them: one file per group, `<uuid>.jsonl`, the normalised rows as JSON lines
@@ -383,19 +390,25 @@ class Spool:
         then renamed `.unreadable`, so that it is reported once)."""
         rows = []
         try:
-            with path.open("rb") as lines:
-                for line in lines:
-                    values = fastjson.loads(line)
-                    values["created_at"] = datetime.fromisoformat(values["created_at"])
-                    rows.append(LogRow(**values))
-        except FileNotFoundError:  # another command wrote them meanwhile
-            return []
+            # Bounded, a regular file, inside the spool: a FIFO named `x.jsonl` would hang
+            # every later command, and a huge or linked file is not what the spool writes.
+            data = read_bounded(path, SPOOL_FILE_BYTES, within=self.folder)
+            for line in data.splitlines():
+                values = fastjson.loads(line)
+                values["created_at"] = datetime.fromisoformat(values["created_at"])
+                rows.append(LogRow(**values))
+        except FileRefused as exc:
+            if exc.missing:  # another command wrote them meanwhile
+                return []
+            problem: str = exc.reason
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            with contextlib.suppress(OSError):
-                path.replace(path.with_suffix(".unreadable"))
-            raise ValueError(f"{path} does not hold log rows ({exc}); it was renamed "
-                             f"{path.with_suffix('.unreadable').name}") from None
-        return rows
+            problem = str(exc)
+        else:
+            return rows
+        with contextlib.suppress(OSError):
+            path.replace(path.with_suffix(".unreadable"))
+        raise ValueError(f"{path} does not hold log rows ({problem}); it was renamed "
+                         f"{path.with_suffix('.unreadable').name}")
 
 
 def spool_folder(pending_logs: Path, url: str) -> Path:
