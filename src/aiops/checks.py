@@ -3,7 +3,7 @@
 - `check_project`: schemas against the draft 2020-12 metaschema, templates against the input
   schema, test inputs against the input schema, providers and prices.
 - `compare_with_base`: a function against its state at a base revision: a behaviour change
-  needs a version bump, a breaking change needs a major bump (`breaking_changes` lists every
+  needs a version bump, a breaking change needs a major bump (`aiops.compat` lists every
   item), and a version that goes down must match an earlier content (a rollback).
 All functions are pure over specs; the only input from outside is an optional lookup of a
 function's earlier contents, passed in.
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal
 
+from aiops.compat import compare, properties_of, required_of
 from aiops.errors import Diagnostic, shown
 from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
@@ -29,8 +30,6 @@ from aiops.schemas import (
 )
 from aiops.spec import FunctionSpec, ProvidersFile, Semver
 from aiops.yamlsrc import Path, format_path
-
-MAX_LISTED = 200  # characters of a list of enum values in a breaking-change item
 
 
 def _diag(lf: LoadedFunction, path: Path, message: str, *, fix: str = "",
@@ -196,7 +195,7 @@ def _check_templates(lf: LoadedFunction, out: list[Diagnostic]) -> None:
     # The runner passes the top-level properties (None when absent); a name declared only
     # through `$ref`/`allOf` is present in every call only when it is required there.
     anywhere, required_set = _declared_inputs(spec.input_schema, spec.input_schema)
-    declared = set(_props(spec.input_schema)) | (anywhere & required_set)
+    declared = set(properties_of(spec.input_schema)) | (anywhere & required_set)
     used: set[str] = set()
     parsed_all = True
     for i, message in enumerate(spec.prompt):
@@ -256,7 +255,7 @@ def _declared_inputs(schema: Any, root: Any, depth: int = 0) -> tuple[set[str], 
     """The input names a schema declares and those it requires, through a local `$ref` and
     `allOf`/`anyOf`/`oneOf` (a name any branch declares is declared; only `allOf` and `$ref`
     make one required)."""
-    declared, required = set(_props(schema)), _required(schema)
+    declared, required = set(properties_of(schema)), required_of(schema)
     if not isinstance(schema, dict) or depth > 8:
         return declared, required
     ref = schema.get("$ref")
@@ -396,7 +395,7 @@ def compare_versions(lf: LoadedFunction, old: FunctionSpec,
         return [_diag(lf, at, f"behaviour changed ({', '.join(changed)}) but version is still "
                       f"{new.version}", fix=f"bump `version` (e.g. {_bump(new_v, 'patch')})",
                       code="version-not-bumped")]
-    walk = _compare(old, new)
+    walk = compare(old, new)
     if new_v.is_major_bump_over(old_v):
         return []
     if walk.breaks:
@@ -423,222 +422,3 @@ def _bump(v: Semver, part: str) -> str:
     if part == "major":
         return f"0.{v.minor + 1}.0" if v.major == 0 else f"{v.major + 1}.0.0"
     return f"{v.major}.{v.minor}.{v.patch + 1}"
-
-
-class HasSchemas(Protocol):
-    """What `breaking_changes` reads: a function's input and output schemas."""
-
-    @property
-    def input_schema(self) -> dict[str, Any]: ...
-    @property
-    def output_schema(self) -> dict[str, Any]: ...
-
-
-def breaking_changes(old: HasSchemas, new: HasSchemas) -> list[str]:
-    """Every change that breaks existing callers (DESIGN §4), as readable items.
-
-    Compared: `type`, `enum`/`const`, `properties`, `required`, `additionalProperties: false`
-    on inputs, and `items`, recursively, through local `$ref`s (`#/$defs/...`, `#`). Not
-    compared: `anyOf`/`oneOf`/`allOf`/`not`/`if`, remote `$ref`s and value constraints
-    (`maxLength`, `minimum`, `pattern`, ...); a change there is listed by `unchecked_changes`.
-    """
-    return _compare(old, new).breaks
-
-
-def unchecked_changes(old: HasSchemas, new: HasSchemas) -> list[str]:
-    """Changed parts of the schemas that `breaking_changes` cannot judge (see there)."""
-    return _compare(old, new).unchecked
-
-
-_COMBINATORS = ("anyOf", "oneOf", "allOf", "not", "if", "then", "else")
-
-
-class _Walk:
-    """One comparison of an old and a new schema: their roots (for `$ref`), the pairs of
-    references already compared (recursive schemas), and what was found."""
-
-    def __init__(self, old_root: Any, new_root: Any) -> None:
-        self.roots = (old_root, new_root)
-        self.active: set[tuple[str, str]] = set()  # reference pairs being compared
-        self.budget = 10_000  # nodes compared at most (references can fan out)
-        self.breaks: list[str] = []
-        self.unchecked: list[str] = []
-        self.filled = _filled(new_root, "input")
-
-
-def _filled(schema: Any, where: str) -> set[str]:
-    """Where the runner fills a default in (`aiops.prepare.fill_defaults`): properties with a
-    `default`, through nested `properties` only (not array items, not a `$ref`)."""
-    out: set[str] = set()
-    for name, sub in _props(schema).items():
-        if isinstance(sub, dict):
-            if "default" in sub:
-                out.add(f"{where}.{name}")
-            out |= _filled(sub, f"{where}.{name}")
-    return out
-
-
-def _compare(old: HasSchemas, new: HasSchemas) -> _Walk:
-    walk = _Walk(old.input_schema, new.input_schema)
-    _input_breaks(old.input_schema, new.input_schema, "input", walk)
-    out = _Walk(old.output_schema, new.output_schema)
-    _output_breaks(old.output_schema, new.output_schema, "output", out)
-    walk.breaks += out.breaks
-    walk.unchecked += out.unchecked
-    return walk
-
-
-def _deref(schema: Any, root: Any, hops: int = 0) -> Any:
-    """`schema` with a local `$ref` resolved (its sibling keywords kept over the target's)."""
-    if not isinstance(schema, dict) or not isinstance(schema.get("$ref"), str) or hops > 32:
-        return schema
-    target = local_ref(root, schema["$ref"])
-    if not isinstance(target, dict):
-        return schema
-    siblings = {k: v for k, v in schema.items() if k != "$ref"}
-    return {**_deref(target, root, hops + 1), **siblings}
-
-
-def _enter(old: Any, new: Any, where: str,
-           walk: _Walk) -> tuple[Any, Any, tuple[str, str] | None] | None:
-    """Both schemas with `$ref`s resolved, and the reference pair now being compared; None
-    when that pair is already being compared further up (a recursive schema). Notes the
-    parts that are not compared."""
-    walk.budget -= 1
-    if walk.budget < 0:
-        if walk.budget == -1:
-            walk.unchecked.append(f"{where}: the schemas are too large to compare further")
-        return None
-    refs = tuple(s.get("$ref") if isinstance(s, dict) else None for s in (old, new))
-    key = None
-    if any(isinstance(r, str) for r in refs):
-        key = (str(refs[0]), str(refs[1]))
-        if key in walk.active:
-            return None
-        walk.active.add(key)
-    old, new = _deref(old, walk.roots[0]), _deref(new, walk.roots[1])
-    if isinstance(old, dict) and isinstance(new, dict):
-        changed = [k for k in ("$ref", *_COMBINATORS) if old.get(k) != new.get(k)]
-        if changed:  # a `$ref` left here is one that does not resolve locally
-            walk.unchecked.append(f"{where}: {'/'.join(changed)} changed")
-    return old, new, key
-
-
-def _types(schema: Any) -> set[str] | None:
-    if not isinstance(schema, dict):
-        return None
-    t = schema.get("type")
-    if t is None:
-        return None
-    return {t} if isinstance(t, str) else {x for x in t if isinstance(x, str)}
-
-
-def _covers(wide: set[str] | None, narrow: set[str] | None) -> bool:
-    """Whether every type in `narrow` is accepted by `wide` (None: any type)."""
-    if wide is None:
-        return True
-    if narrow is None:
-        return False
-    expanded = wide | ({"integer"} if "number" in wide else set())
-    return narrow <= expanded
-
-
-def _fmt_types(types: set[str] | None) -> str:
-    return "any" if types is None else "|".join(sorted(types))
-
-
-def _props(schema: Any) -> dict[str, Any]:
-    p = schema.get("properties") if isinstance(schema, dict) else None
-    return p if isinstance(p, dict) else {}
-
-
-def _required(schema: Any) -> set[str]:
-    r = schema.get("required") if isinstance(schema, dict) else None
-    return {x for x in r if isinstance(x, str)} if isinstance(r, list) else set()
-
-
-def _enum(schema: Any) -> list[Any] | None:
-    if not isinstance(schema, dict):
-        return None
-    if "const" in schema:
-        return [schema["const"]]
-    e = schema.get("enum")
-    return e if isinstance(e, list) else None
-
-
-def _missing(values: Iterable[Any], within: list[Any]) -> list[Any]:
-    return [v for v in values if v not in within]
-
-
-def _input_breaks(old: Any, new: Any, where: str, walk: _Walk) -> None:
-    entered = _enter(old, new, where, walk)
-    if entered is None:
-        return
-    old, new, key = entered
-    try:
-        _input_breaks_here(old, new, where, walk)
-    finally:
-        if key is not None:
-            walk.active.discard(key)
-
-
-def _input_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
-    items = walk.breaks
-    ot, nt = _types(old), _types(new)
-    if not _covers(nt, ot):
-        items.append(f"{where}: type narrowed from {_fmt_types(ot)} to {_fmt_types(nt)}")
-    oe, ne = _enum(old), _enum(new)
-    if ne is not None:
-        if oe is None:
-            items.append(f"{where}: now restricted to {shown(ne, MAX_LISTED)}")
-        elif dropped := _missing(oe, ne):
-            items.append(f"{where}: enum no longer accepts {shown(dropped, MAX_LISTED)}")
-    oprops, nprops = _props(old), _props(new)
-    for name in sorted(_required(new) - _required(old)):
-        if f"{where}.{name}" in walk.filled:
-            continue  # the runner fills its default in for callers that do not send it
-        items.append(f"{where}.{name}: new required input")
-    if isinstance(new, dict) and new.get("additionalProperties") is False:
-        if isinstance(old, dict) and old.get("additionalProperties") is not False and (
-                "object" in (ot or {"object"})):
-            items.append(f"{where}: extra properties now refused")
-        for name in sorted(set(oprops) - set(nprops)):
-            items.append(f"{where}.{name}: input removed while extra properties are refused")
-    for name in sorted(set(oprops) & set(nprops)):
-        _input_breaks(oprops[name], nprops[name], f"{where}.{name}", walk)
-    if isinstance(old, dict) and isinstance(new, dict) and "items" in new:
-        _input_breaks(old.get("items", {}), new["items"], f"{where}[]", walk)
-
-
-def _output_breaks(old: Any, new: Any, where: str, walk: _Walk) -> None:
-    entered = _enter(old, new, where, walk)
-    if entered is None:
-        return
-    old, new, key = entered
-    try:
-        _output_breaks_here(old, new, where, walk)
-    finally:
-        if key is not None:
-            walk.active.discard(key)
-
-
-def _output_breaks_here(old: Any, new: Any, where: str, walk: _Walk) -> None:
-    items = walk.breaks
-    ot, nt = _types(old), _types(new)
-    if not _covers(ot, nt):
-        items.append(f"{where}: type changed from {_fmt_types(ot)} to {_fmt_types(nt)}")
-    oe, ne = _enum(old), _enum(new)
-    if oe is not None:
-        if ne is None:
-            items.append(f"{where}: enum removed; any value may now come")
-        elif added := _missing(ne, oe):
-            items.append(f"{where}: enum widened with {shown(added, MAX_LISTED)}")
-    oprops, nprops = _props(old), _props(new)
-    for name in sorted(set(oprops) - set(nprops)):
-        items.append(f"{where}.{name}: output property removed")
-    for name in sorted((_required(old) - _required(new)) & set(nprops)):
-        items.append(f"{where}.{name}: no longer required")
-    for name in sorted(set(oprops) & set(nprops)):
-        _output_breaks(oprops[name], nprops[name], f"{where}.{name}", walk)
-    if isinstance(old, dict) and isinstance(new, dict) and "items" in old:
-        _output_breaks(old["items"], new.get("items", {}), f"{where}[]", walk)

@@ -472,7 +472,7 @@ class _Schemas:
 
 
 def _breaking(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
-    from aiops.checks import breaking_changes
+    from aiops.compat import breaking_changes  # loads jsonschema-rs: only when schemas changed
 
     def spec(c: dict[str, Any]) -> _Schemas:
         return _Schemas(input_schema=c.get("input_schema") or {},

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from aiops.checks import breaking_changes, check_project
+from aiops.checks import check_project
+from aiops.compat import breaking_changes
 from aiops.loader import load_sources
 from tests.conftest import REALDATA
 from tests.factories import make_files, make_function
