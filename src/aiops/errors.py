@@ -209,6 +209,14 @@ class BudgetExceeded(RuntimeFailure):
     exit_code = 7
 
 
+class Cancelled(RuntimeFailure):
+    """The execution was cancelled before it ended: a signal (Ctrl-C, SIGTERM), a batch
+    stopping, a caller's timeout. Its log row records exit code 130, the code of an
+    interrupted command; the CLI itself exits 128 + the signal's number (130, 143)."""
+
+    exit_code = 130
+
+
 class LogWriteError(RuntimeFailure):
     """Executions ran and their results were delivered, but some of their log rows could not
     be written (the database refused them, or stayed unreachable or locked past the store's

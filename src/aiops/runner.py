@@ -34,6 +34,7 @@ from aiops.budgets import LEASE_S, Budgets, LeaseStore, Limit
 from aiops.errors import (
     AiopsError,
     AttemptKind,
+    Cancelled,
     ConfigError,
     InputError,
     OutputError,
@@ -275,7 +276,7 @@ class Runner:
             error = AiopsError(f"internal error: {type(exc).__name__}: {exc}")
         except asyncio.CancelledError:  # Ctrl-C, a timeout: the call may have cost money
             cancelled = True
-            error = AiopsError(f"{p.dv.name}: the execution was cancelled")
+            error = Cancelled(f"{p.dv.name}: the execution was cancelled")
             output = None
         if error is not None:
             error.message = scrub(error.message, self._secrets)

@@ -583,6 +583,9 @@ class ProjectSettings(Model):
 
     database_url: str | None = None
     max_prune: Int = Field(10, ge=0, le=INT32_MAX)
+    log_patience_s: Float = Field(120, ge=0, le=86400, description=(
+        "How long log writes and budget leases wait, in all, for a locked or unreachable "
+        "database before rows are saved to .aiops/pending-logs/ (seconds)."))
 
 
 FORMAT_MODELS: dict[str, type[Model]] = {

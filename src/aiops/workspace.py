@@ -184,6 +184,7 @@ class Workspace:
                                   f"database ({exc.strerror or exc}); make it writable, or set "
                                   f"{ENV_URL} (or `database_url` in {PROJECT_FILE})") from None
         return open_store(url, migrate=migrate, lock_timeout_s=lock_timeout_s,
+                          patience_s=self.settings.log_patience_s,
                           pending_logs=self.pending_logs)
 
     # -- who owns what ----------------------------------------------------------------------

@@ -86,6 +86,7 @@ def test_a_cancelled_execution_still_logs_its_row_and_releases_its_budget() -> N
     asyncio.run(go())
     (row,) = h.store.logs
     assert row.status == "error" and "cancelled" in row.error["message"]
+    assert (row.error["type"], row.error["exit_code"]) == ("Cancelled", 130)  # not 1
     (usage,) = h.store.usage.values()
     assert usage["calls_reserved"] == 0 and usage["usd_reserved"] == pytest.approx(0)
 

@@ -146,3 +146,11 @@ def test_the_settings_are_the_projects_own_once_it_is_loaded(tmp_path: Path) -> 
     loaded = Workspace(root=root, environ={})
     assert loaded.project.settings.max_prune == 3
     assert loaded.settings is loaded.project.settings
+
+
+def test_the_log_patience_comes_from_aiops_yaml(tmp_path: Path) -> None:
+    """How long log writes wait for a locked database was fixed at 120 s: a service with a
+    tighter deadline (or a laptop with a slower disk) sets it in aiops.yaml."""
+    root = project(tmp_path / "p", aiops_yaml="log_patience_s: 2.5\n")
+    assert open_workspace(root).open_store()._patience.seconds == 2.5
+    assert open_workspace(project(tmp_path / "q")).settings.log_patience_s == 120
