@@ -21,7 +21,7 @@ def test_migrations_create_exactly_the_models(store: Any) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), tables.Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
         assert db_engine.current_revision(conn) == db_engine.head_revision()
     assert db_engine.head_revision() == db_engine.SCHEMA_HEAD
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from aiops.store.tables import Base
+from aiops.store.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 connection = config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through `aiops db upgrade` (aiops.store.upgrade)")

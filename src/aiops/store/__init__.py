@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
@@ -61,7 +60,14 @@ from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
 from aiops.store.engine import as_utc as _as_utc
-from aiops.store.engine import db_errors, engine_for, ensure_schema, normalise_url, redact
+from aiops.store.engine import (
+    db_errors,
+    engine_for,
+    ensure_schema,
+    normalise_url,
+    redact,
+    upsert,
+)
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
@@ -423,8 +429,7 @@ class Writer:
                 applied_at=bindparam("now"), applied_commit=bindparam("commit")),
                 [_archive(r) for r in batch.archives])
         if batch.managed:
-            mod = postgresql if c.dialect.name == "postgresql" else sqlite
-            c.execute(mod.insert(M).on_conflict_do_nothing(),
+            c.execute(upsert(c.dialect.name, M).on_conflict_do_nothing(),
                       [{"project": r.project, "name": r.name,
                         "first_applied_at": r.first_applied_at} for r in batch.managed])
 

@@ -10,10 +10,11 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Engine,
+    Table,
     create_engine,
     event,
     func,
@@ -27,6 +28,9 @@ from sqlalchemy.engine import Connection, make_url
 from aiops import fastjson
 from aiops.errors import AiopsError, ConfigError, LockBusy, RuntimeFailure, UserError
 from aiops.extras import require_extra
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
                                   signed=True)
@@ -88,6 +92,19 @@ def as_utc(value: datetime) -> datetime:
 def _json_text(value: Any) -> str:
     """JSON columns' serializer: log rows are written by the thousand in a batch."""
     return fastjson.dumps(value).decode()
+
+
+def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of `dialect` (sqlite or postgresql), which has ON CONFLICT. The dialect's
+    module is imported here, for the database in use only: PostgreSQL's costs a SQLite
+    command's start-up some 20 ms."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def _quiet_pipeline(record: logging.LogRecord) -> bool:

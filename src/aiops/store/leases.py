@@ -32,10 +32,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from aiops.budgets import Amount, LeaseSync, Pool, settled
+from aiops.store.engine import upsert
 from aiops.store.tables import BL, C
 
 
@@ -70,7 +70,7 @@ def sync_lease(conn: Connection, sync: LeaseSync, size: Callable[[Pool], Amount]
     dialect = conn.dialect.name
     fid, lid, day = uuid.UUID(sync.function_id), uuid.UUID(sync.lease_id), sync.day
     now = float(conn.execute(select(_db_now(dialect))).scalar_one())
-    ins = (postgresql if dialect == "postgresql" else sqlite).insert(C)
+    ins = upsert(dialect, C)
     conn.execute(ins.values(function_id=fid, day=day, calls_reserved=0, calls_used=0,
                             usd_reserved=0.0, usd_spent=0.0).on_conflict_do_nothing())
     row = conn.execute(select(C.c.calls_used, C.c.usd_spent).where(

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops import fastjson
 from aiops.errors import AiopsError
@@ -52,6 +51,7 @@ from aiops.store.engine import (
     redact,
     refused_text,
     translate,
+    upsert,
 )
 from aiops.store.patience import Patience
 from aiops.store.tables import L
@@ -235,8 +235,8 @@ class LogSink:
         self.url = patience.url
         self.spool = spool
         self._replayed = spool is None
-        mod = postgresql if patience.engine.dialect.name == "postgresql" else sqlite
-        self._statement = mod.insert(L).on_conflict_do_nothing(index_elements=["id"])
+        self._statement = upsert(patience.engine.dialect.name, L).on_conflict_do_nothing(
+            index_elements=["id"])
 
     def __call__(self, rows: Sequence[LogRow]) -> LogWriteReport:
         report = _Report()

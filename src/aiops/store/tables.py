@@ -1,4 +1,5 @@
-"""The tables, declared once for the ORM and used as Core tables for bulk statements.
+"""The tables, declared as SQLAlchemy Core tables (no ORM: its import and its declarative
+mapping cost a command start-up some 150 ms, and aiops writes and reads only through Core).
 
 Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
 - ai_functions: id, name (unique), description, status (draft|active|deprecated|archived),
@@ -23,14 +24,14 @@ Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
 
 from __future__ import annotations
 
-import uuid
-from datetime import date, datetime
-from typing import Any, ClassVar, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Column,
     Date,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -40,157 +41,165 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
-JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
-Tz = DateTime(timezone=True)
+
+class Json(TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL. A decorator rather than `JSON().with_variant(JSONB())`, so
+    that the PostgreSQL dialect is imported only when a PostgreSQL database is used."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
           "pk": "pk_%(table_name)s"}
+metadata = MetaData(naming_convention=NAMING)
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JsonType, Any: JsonType, uuid.UUID: Uuid(), datetime: Tz}
+def _id() -> Column[Any]:
+    return Column("id", Uuid(), primary_key=True)
 
 
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320), unique=True)
-    created_at: Mapped[datetime]
+def _tz(name: str, *, nullable: bool = False) -> Column[Any]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
-class Function(Base):
-    __tablename__ = "ai_functions"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20))
-    current_version_id: Mapped[uuid.UUID | None]
-    reconciled_version_id: Mapped[uuid.UUID | None]
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
-    metadata_hash: Mapped[str] = mapped_column(String(64))
-    limits: Mapped[dict[str, Any]]
-    access: Mapped[dict[str, Any]]
-    alerts: Mapped[Any]
-    managed_by: Mapped[str | None] = mapped_column(String(300))
-    applied_at: Mapped[datetime | None]
-    applied_commit: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    __table_args__ = (
-        # Deferred: a new function and its first version are written in one transaction.
-        ForeignKeyConstraint(["current_version_id"], ["ai_function_versions.id"],
-                             use_alter=True, deferrable=True, initially="DEFERRED",
-                             name="fk_ai_functions_current_version_id_ai_function_versions"),
-    )
+def _json(name: str, *, nullable: bool = False) -> Column[Any]:
+    return Column(name, Json(), nullable=nullable)
 
 
-class Version(Base):
-    __tablename__ = "ai_function_versions"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
-    version: Mapped[str] = mapped_column(String(100))
-    behaviour_hash: Mapped[str] = mapped_column(String(64))
-    content: Mapped[dict[str, Any]]
-    prompt_template: Mapped[Any]
-    input_schema: Mapped[dict[str, Any]]
-    output_schema: Mapped[dict[str, Any]]
-    provider: Mapped[str] = mapped_column(String(100))
-    model: Mapped[str] = mapped_column(String(200))
-    configuration: Mapped[dict[str, Any]]
-    git_commit: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    __table_args__ = (UniqueConstraint("function_id", "version"),)
+def _user(name: str) -> Column[Any]:
+    return Column(name, Uuid(), ForeignKey("users.id"), nullable=True)
 
 
-class Log(Base):
-    __tablename__ = "ai_function_logs"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
-    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ai_function_versions.id"))
-    input: Mapped[Any | None]
-    output: Mapped[Any | None]
-    error: Mapped[Any | None]
-    execution_time: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(10))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    actor: Mapped[str | None] = mapped_column(String(320))
-    created_at: Mapped[datetime]
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
-    provider: Mapped[str | None] = mapped_column(String(100), index=True)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_ai_function_logs_function_id_created_at", "function_id",
-                            "created_at"),
-                      Index("ix_ai_function_logs_created_at", "created_at"))
+U = Table(
+    "users", metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), unique=True, nullable=True),
+    _tz("created_at"),
+)
 
+F = Table(
+    "ai_functions", metadata,
+    _id(),
+    Column("name", String(63), unique=True, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("current_version_id", Uuid(), nullable=True),
+    Column("reconciled_version_id", Uuid(), nullable=True),
+    _json("metadata"),
+    Column("metadata_hash", String(64), nullable=False),
+    _json("limits"),
+    _json("access"),
+    _json("alerts"),
+    Column("managed_by", String(300), nullable=True),
+    _tz("applied_at", nullable=True),
+    Column("applied_commit", String(64), nullable=True),
+    _tz("created_at"),
+    _tz("updated_at"),
+    _user("created_by"),
+    # Deferred: a new function and its first version are written in one transaction.
+    ForeignKeyConstraint(["current_version_id"], ["ai_function_versions.id"],
+                         use_alter=True, deferrable=True, initially="DEFERRED",
+                         name="fk_ai_functions_current_version_id_ai_function_versions"),
+)
 
-class ReconcileRun(Base):
-    __tablename__ = "reconcile_runs"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    project: Mapped[str] = mapped_column(String(300))
-    actor: Mapped[str] = mapped_column(String(320))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    git_commit: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[datetime]
-    finished_at: Mapped[datetime]
-    duration_ms: Mapped[float] = mapped_column(Float)
-    counts: Mapped[dict[str, Any]]
-    changes: Mapped[Any]
-    status: Mapped[str] = mapped_column(String(20))
+V = Table(
+    "ai_function_versions", metadata,
+    _id(),
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("behaviour_hash", String(64), nullable=False),
+    _json("content"),
+    _json("prompt_template"),
+    _json("input_schema"),
+    _json("output_schema"),
+    Column("provider", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    _json("configuration"),
+    Column("git_commit", String(64), nullable=True),
+    _tz("created_at"),
+    _user("created_by"),
+    UniqueConstraint("function_id", "version"),
+)
 
+L = Table(
+    "ai_function_logs", metadata,
+    _id(),
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
+    Column("version_id", Uuid(), ForeignKey("ai_function_versions.id"), nullable=True),
+    _json("input", nullable=True),
+    _json("output", nullable=True),
+    _json("error", nullable=True),
+    Column("execution_time", Float, nullable=True),
+    Column("status", String(10), nullable=False),
+    _user("user_id"),
+    Column("actor", String(320), nullable=True),
+    _tz("created_at"),
+    _json("metadata"),
+    Column("provider", String(100), nullable=True, index=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Index("ix_ai_function_logs_function_id_created_at", "function_id", "created_at"),
+    Index("ix_ai_function_logs_created_at", "created_at"),
+)
 
-class ManagedFunction(Base):
-    __tablename__ = "managed_functions"
-    project: Mapped[str] = mapped_column(String(300), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    first_applied_at: Mapped[datetime]
+R = Table(
+    "reconcile_runs", metadata,
+    _id(),
+    Column("project", String(300), nullable=False),
+    Column("actor", String(320), nullable=False),
+    _user("user_id"),
+    Column("git_commit", String(64), nullable=True),
+    _tz("started_at"),
+    _tz("finished_at"),
+    Column("duration_ms", Float, nullable=False),
+    _json("counts"),
+    _json("changes"),
+    Column("status", String(20), nullable=False),
+)
 
+M = Table(
+    "managed_functions", metadata,
+    Column("project", String(300), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    _tz("first_applied_at"),
+)
 
-class UsageCounter(Base):
-    __tablename__ = "usage_counters"
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"),
-                                                   primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    calls_reserved: Mapped[int] = mapped_column(Integer, default=0)
-    calls_used: Mapped[int] = mapped_column(Integer, default=0)
-    usd_reserved: Mapped[float] = mapped_column(Float, default=0.0)
-    usd_spent: Mapped[float] = mapped_column(Float, default=0.0)
+C = Table(
+    "usage_counters", metadata,
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("calls_reserved", Integer, nullable=False, default=0),
+    Column("calls_used", Integer, nullable=False, default=0),
+    Column("usd_reserved", Float, nullable=False, default=0.0),
+    Column("usd_spent", Float, nullable=False, default=0.0),
+)
 
-
-class BudgetLease(Base):
-    __tablename__ = "budget_leases"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    function_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_functions.id"))
-    day: Mapped[date] = mapped_column(Date)
-    holder: Mapped[str] = mapped_column(String(200))
-    calls: Mapped[int] = mapped_column(Integer)
-    usd: Mapped[float] = mapped_column(Float)
+BL = Table(
+    "budget_leases", metadata,
+    _id(),
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("usd", Float, nullable=False),
     # Seconds since the epoch, on the database's clock: every holder's machine agrees on it.
-    expires_at: Mapped[float] = mapped_column(Float)
-    __table_args__ = (Index("ix_budget_leases_function_id_expires_at", "function_id",
-                            "expires_at"),)
-
-
-def _table(model: type[Base]) -> Table:
-    # DeclarativeBase types `__table__` as FromClause (a class may map any selectable);
-    # every class here is declared with `__tablename__`, so it is a Table.
-    return cast(Table, model.__table__)
-
-
-# Core tables, for bulk statements (the ORM classes above are their typed declarations).
-F, V, L = _table(Function), _table(Version), _table(Log)
-U, R = _table(User), _table(ReconcileRun)
-M, C = _table(ManagedFunction), _table(UsageCounter)
-BL = _table(BudgetLease)
+    Column("expires_at", Float, nullable=False),
+    Index("ix_budget_leases_function_id_expires_at", "function_id", "expires_at"),
+)
