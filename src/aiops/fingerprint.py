@@ -56,11 +56,18 @@ class Fingerprint:
 
 def fingerprint(spec: FunctionSpec) -> Fingerprint:
     return Fingerprint(
-        behaviour=sha256_hex(canonical_json(behaviour_content(spec))),
-        metadata=sha256_hex(canonical_json(metadata_content(spec))),
+        behaviour=content_hash(behaviour_content(spec)),
+        metadata=content_hash(metadata_content(spec)),
     )
 
 
 def content_hash(content: dict[str, Any]) -> str:
-    """The hash of stored behaviour content (used to detect a row edited behind our back)."""
-    return sha256_hex(canonical_json(content))
+    """sha256 over `canonical_json(content)`, for JSON content: every key a string, as in
+    `model_dump(mode="json")` or JSON read back (a saved plan, a database row).
+
+    Canonical JSON differs from plain sorted JSON only by the newlines it normalises, so
+    the value is walked in Python only when a text holds a carriage return: a plan hashes
+    every function's contents, and every version row's."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return sha256_hex(canonical_json(content) if "\\r" in text else text)

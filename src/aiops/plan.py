@@ -58,7 +58,7 @@ class StoredVersion:
     @cached_property
     def intact(self) -> bool:
         """Whether the row still holds the content its hash names (no edit behind our back)."""
-        return self.copies_intact and stored_hash(self.content) == self.behaviour_hash
+        return self.copies_intact and content_hash(self.content) == self.behaviour_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,12 +89,12 @@ class StoredFunction:
     def metadata_intact(self) -> bool:
         """Whether the row holds the metadata aiops last wrote (an archive included: its hash
         is that of the archived row)."""
-        return stored_hash(self.metadata) == self.metadata_hash
+        return content_hash(self.metadata) == self.metadata_hash
 
     @property
     def archived_metadata_hash(self) -> str:
         """The metadata hash of this row once archived (what an archive writes)."""
-        return stored_hash({**self.metadata, "status": "archived"})
+        return content_hash({**self.metadata, "status": "archived"})
 
     def pointer_moved_from(self) -> StoredVersion | None:
         """The version aiops last pointed at, when the current pointer was moved since by
@@ -265,14 +265,6 @@ class Plan:
 
 
 # --- diff ----------------------------------------------------------------------------------
-
-
-def stored_hash(content: dict[str, Any]) -> str:
-    """fingerprint.content_hash, with a fast path: JSON read back from the database holds no
-    non-string keys, so canonical JSON only differs from plain sorted JSON by \\r."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
-    return content_hash(content) if "\\r" in text else sha256_hex(text)
 
 
 def desired_of(spec: FunctionSpec) -> Desired:

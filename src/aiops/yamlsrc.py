@@ -59,7 +59,26 @@ RECORDING_BOUNDS = Bounds(file_bytes=MAX_RECORDING_BYTES, expanded_chars=2 * MAX
 
 Path = tuple[str | int, ...]
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAX_TAGS = 100_000  # bound on the remembered tags of plain scalars (a few MB)
+_tags: dict[tuple[Any, str | None, tuple[bool, bool]], str] = {}
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc]  # a class picked at import
+    """The safe loader (libyaml's parser and composer when available), with a plain
+    scalar's tag remembered: the safe resolver has no path resolvers, so the tag depends on
+    the kind, the text and the implicit flags alone, and the same keys and small values
+    recur in every file (a quarter of the time of composing one)."""
+
+    def resolve(self, kind: Any, value: str | None, implicit: tuple[bool, bool]) -> str:
+        key = (kind, value, implicit)
+        tag = _tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_tags) >= _MAX_TAGS:
+                _tags.clear()
+            _tags[key] = tag
+        return tag
 _TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -97,15 +116,43 @@ class YamlProblem(Exception):
 
 
 class Positions:
-    """Where each key path of a document starts: values, and the keys that name them."""
+    """Where each key path of a document starts: values, and the keys that name them.
 
-    def __init__(self) -> None:
-        self.values: dict[Path, Mark] = {}
-        self.keys: dict[Path, Mark] = {}
-        self.block_scalars: set[Path] = set()  # literal `|` blocks: text lines = file lines
+    Indexed on first use, from the document's text: only a diagnostic asks where something
+    is, so loading a project of valid files records no position (a tenth of the time of
+    reading a file, and most of the memory a loaded project holds)."""
+
+    def __init__(self, text: str | None = None, bounds: Bounds = SPEC_BOUNDS) -> None:
+        self._source = None if text is None else (text, bounds)
+        self._values: dict[Path, Mark] = {}
+        self._keys: dict[Path, Mark] = {}
+        self._block_scalars: set[Path] = set()  # literal `|` blocks: text lines = file lines
         # Other scalars over several lines (folded, plain, quoted): their source text, since
         # folding and escapes break the line-for-line correspondence.
-        self.spans: dict[Path, str] = {}
+        self._spans: dict[Path, str] = {}
+
+    def _indexed(self) -> Positions:
+        if self._source is not None:  # a text that parsed once parses again, the same way
+            text, bounds = self._source
+            self._source = None
+            _Builder(text, bounds, record=self).build(_compose(text), ())
+        return self
+
+    @property
+    def values(self) -> dict[Path, Mark]:
+        return self._indexed()._values
+
+    @property
+    def keys(self) -> dict[Path, Mark]:
+        return self._indexed()._keys
+
+    @property
+    def block_scalars(self) -> set[Path]:
+        return self._indexed()._block_scalars
+
+    @property
+    def spans(self) -> dict[Path, str]:
+        return self._indexed()._spans
 
     def find(self, path: Path, *, prefer_key: bool = False) -> Mark | None:
         """The mark of `path`, or of its longest known prefix."""
@@ -184,9 +231,7 @@ def parse(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> tuple[dict[str, Any], Po
         mark = root.start_mark
         raise YamlProblem("the document is not a mapping", line=mark.line + 1,
                           column=mark.column + 1, fix="write `key: value` pairs at the top level")
-    builder = _Builder(text, bounds)
-    value = builder.build(root, ())
-    return value, builder.positions
+    return _Builder(text, bounds).build(root, ()), Positions(text, bounds)
 
 
 def parse_any(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> Any:
@@ -295,12 +340,13 @@ def _needs_text_check(node: yaml.ScalarNode) -> bool:
 
 
 class _Builder:
-    """Turns a composed node graph into plain values, recording positions."""
+    """Turns a composed node graph into plain values; records positions into `record`."""
 
-    def __init__(self, text: str, bounds: Bounds = SPEC_BOUNDS) -> None:
+    def __init__(self, text: str, bounds: Bounds = SPEC_BOUNDS, *,
+                 record: Positions | None = None) -> None:
         self.text = text
         self.bounds = bounds
-        self.positions = Positions()
+        self.record = record
         self.count = 0
         self.chars = 0  # characters of keys and scalars built so far, aliases expanded
         self.active: set[int] = set()
@@ -338,7 +384,9 @@ class _Builder:
         if len(path) > self.bounds.depth:
             raise self._fail(node, f"values are nested deeper than {self.bounds.depth} levels",
                              "flatten the structure", path[:3])
-        self.positions.values.setdefault(path, self._mark(node))
+        record = self.record
+        if record is not None:
+            record._values.setdefault(path, self._mark(node))
         if isinstance(node, yaml.ScalarNode):
             text, tag = node.value, node.tag
             self.chars += len(text)
@@ -349,10 +397,12 @@ class _Builder:
             if tag not in _SAFE_SCALAR_TAGS:
                 raise self._fail(node, f"tag {tag} is not allowed",
                                  "remove the `!tag`; only plain YAML values are read", path)
-            if node.style == "|":
-                self.positions.block_scalars.add(path)
+            if record is None:
+                pass
+            elif node.style == "|":
+                record._block_scalars.add(path)
             elif node.end_mark.line > node.start_mark.line and tag == _STR_TAG:
-                self.positions.spans.setdefault(
+                record._spans.setdefault(
                     path, self.text[node.start_mark.index:node.end_mark.index])
             if tag == _STR_TAG:  # most scalars: checked here, with the cheap tests first
                 if self.bounds.storable and _needs_text_check(node):
@@ -431,6 +481,7 @@ class _Builder:
                              "to make it text", path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        record = self.record
         out: dict[str, Any] = {}
         sources: list[yaml.Node] = []
         for key_node, value_node in node.value:
@@ -441,14 +492,18 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self._fail(key_node, "a key must be a plain string",
                                  "use a plain word as the key", path)
-            if key_node.tag not in _SAFE_SCALAR_TAGS | {_TIMESTAMP_TAG}:
-                raise self._fail(key_node, f"tag {key_node.tag} is not allowed",
+            tag = key_node.tag
+            if tag in (_STR_TAG, _TIMESTAMP_TAG):
+                key = key_node.value
+            elif tag not in _SAFE_SCALAR_TAGS:
+                raise self._fail(key_node, f"tag {tag} is not allowed",
                                  "remove the `!tag`; a key is plain text", path)
-            try:
-                key = key_node.value if key_node.tag == _TIMESTAMP_TAG else _scalar(key_node)
-            except (yaml.YAMLError, ValueError) as exc:
-                raise self._fail(key_node, f"key cannot be read: {exc}", "quote it",
-                                 path) from None
+            else:
+                try:
+                    key = _scalar(key_node)
+                except (yaml.YAMLError, ValueError) as exc:
+                    raise self._fail(key_node, f"key cannot be read: {exc}", "quote it",
+                                     path) from None
             if not isinstance(key, str):
                 raise self._fail(key_node, f"key {shown(key_node.value)} is read as "
                                  f"{_JSON_KIND.get(type(key), 'a value')}, not text",
@@ -460,13 +515,15 @@ class _Builder:
             if self.bounds.storable and _needs_text_check(key_node):
                 self._check_text(key_node, key, child)
             if key in out:
-                first = self.positions.keys[child]
-                raise self._fail(key_node, f"duplicate key `{key}` (first at line {first.line})",
-                                 "keep one of them", child)
-            if self.merging:  # an explicit key, already placed, keeps its position
-                self.positions.keys.setdefault(child, self._mark(key_node))
+                first = next(k for k, _ in node.value if k.value == key_node.value)
+                raise self._fail(key_node, f"duplicate key `{key}` (first at line "
+                                 f"{self._mark(first).line})", "keep one of them", child)
+            if record is None:
+                pass
+            elif self.merging:  # an explicit key, already placed, keeps its position
+                record._keys.setdefault(child, self._mark(key_node))
             else:
-                self.positions.keys[child] = self._mark(key_node)
+                record._keys[child] = self._mark(key_node)
             out[key] = self.build(value_node, child)
         # Merged after the explicit keys, so that an explicit key wins in the value and in
         # the positions (an error about it points where it is written, not at the anchor).

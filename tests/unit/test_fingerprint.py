@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import pytest
 import yaml
 
-from aiops.fingerprint import canonical_json, fingerprint
+from aiops.fingerprint import canonical_json, content_hash, fingerprint
 from aiops.loader import load_sources
 from tests.factories import PROVIDERS, dump, make_function
 
@@ -68,6 +71,18 @@ def test_canonical_json_is_stable() -> None:
     assert canonical_json({"b": [1, {"z": "a\r\nb", "a": None}], "a": "é"}) == \
         '{"a":"é","b":[1,{"a":null,"z":"a\\nb"}]}'
     assert yaml.safe_load(canonical_json({"x": 1})) == {"x": 1}
+
+
+@pytest.mark.parametrize("content", [
+    {"b": [1, {"z": "a\nb", "a": None}], "a": "é", "n": 1.5, "t": True},
+    {"b": [1, {"z": "a\r\nb", "a": None}], "a": "é"},  # newlines normalised
+    {"z": "back\\slash r\\r, tab\t"},  # a backslash and an r are no carriage return
+    {"k\r": "v", "k\n": "w"},  # a key with a carriage return
+    {"deep": [[{"x": ["\r"]}]]},
+])
+def test_content_hash_is_sha256_of_canonical_json(content: dict[str, object]) -> None:
+    expected = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    assert content_hash(content) == expected
 
 
 def test_anchors_aliases_and_merge_keys_change_no_hash() -> None:

@@ -17,7 +17,6 @@ from aiops.plan import (
     desired_of,
     diff,
     path_diff,
-    stored_hash,
 )
 from aiops.render_plan import exit_code, render_json, render_markdown, render_text
 from aiops.spec import FunctionSpec
@@ -44,7 +43,7 @@ def stored(*history: FunctionSpec, current: int = -1, owner: str = P,
         reconciled_version_id=versions[current].id, managed_by=owner, versions=versions)
     if changes.get("status") == "archived":  # as `apply --prune` writes it
         fields["metadata"] = {**d.metadata, "status": "archived"}
-        fields["metadata_hash"] = stored_hash(fields["metadata"])
+        fields["metadata_hash"] = content_hash(fields["metadata"])
     fields.update(changes)
     return StoredFunction(**fields)
 
