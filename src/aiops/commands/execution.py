@@ -14,13 +14,16 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiops.errors import AiopsError, NotFoundError, UsageError, UserError
 from aiops.limits import RateLimiter
 from aiops.records import LogRecord
 from aiops.runner import Execution, Runner, RunnerStore
 from aiops.workspace import Workspace
+
+if TYPE_CHECKING:
+    from aiops.store import Store
 
 
 def open_runner(ws: Workspace, *, env: Mapping[str, str] | None = None,
@@ -121,10 +124,10 @@ async def run_many(ws: Workspace, target: str, inputs: Iterable[Any] | AsyncIter
 
 
 def logs(ws: Workspace, name: str, *, limit: int = 20, status: str | None = None,
-         since: datetime | None = None) -> list[LogRecord]:
+         since: datetime | None = None, store: Store | None = None) -> list[LogRecord]:
     """`aiops logs NAME`: its newest executions, newest first. An unknown function is a
     NotFoundError (with "did you mean"); an archived one's logs stay readable."""
-    store = ws.open_store()
+    store = store or ws.open_store()
     try:
         store.resolve(name)
     except NotFoundError:
