@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aiops.importers import ImportResult, function_name, import_prompt, to_yaml
-from aiops.picoschema import SchemaProblem, picoschema
+from aiops.importers.picoschema import SchemaProblem, picoschema
 from aiops.yamlsrc import parse
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aiops.handlebars import Problems, translate_handlebars
+from aiops.importers.handlebars import Problems, translate_handlebars
 from aiops.render_template import compile_prompt
 
 

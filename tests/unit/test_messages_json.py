@@ -161,7 +161,7 @@ def test_validation_messages_of_callers_values_speak_json(schema: dict[str, Any]
 
 
 def test_saved_plan_and_importer_messages_speak_json_too() -> None:
-    from aiops.picoschema import SchemaProblem, picoschema
+    from aiops.importers.picoschema import SchemaProblem, picoschema
     from aiops.plan import Plan
 
     with pytest.raises(ValueError, match=r"^plan format_version null is not 1$"):

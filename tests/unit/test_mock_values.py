@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiops.picoschema import SchemaProblem, picoschema
+from aiops.importers.picoschema import SchemaProblem, picoschema
 from aiops.providers import mock_values
 from aiops.providers.mock_values import CannotGenerate, generate
 from tests.conftest import REALDATA, REPO
