@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         AiopsError,
         BudgetExceeded,
         BudgetSettleError,
+        Cancelled,
         ConfigError,
         Diagnostic,
         InputError,
@@ -53,9 +54,9 @@ _EXPORTS = {
                     "commands"),
     **dict.fromkeys(["AiopsError", "UserError", "SpecError", "ConfigError", "UsageError",
                      "NotFoundError", "InputError", "RuntimeFailure", "ProviderError",
-                     "OutputError", "LimitExceeded", "BudgetExceeded", "LogWriteError",
-                     "BudgetSettleError", "StalePlanError", "LockBusy", "Diagnostic"],
-                    "errors"),
+                     "OutputError", "LimitExceeded", "BudgetExceeded", "Cancelled",
+                     "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
+                     "Diagnostic"], "errors"),
     "NotAProject": "workspace",
     "Execution": "runner",
     "Attempt": "runner",
@@ -70,8 +71,8 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "Status", "StatusRow", "LogRecord", "GoldenReport", "InitResult",
     "AiopsError", "UserError", "SpecError", "ConfigError", "UsageError", "NotFoundError",
     "NotAProject", "InputError", "RuntimeFailure", "ProviderError", "OutputError",
-    "LimitExceeded", "BudgetExceeded", "LogWriteError", "BudgetSettleError", "StalePlanError",
-    "LockBusy",
+    "LimitExceeded", "BudgetExceeded", "Cancelled", "LogWriteError", "BudgetSettleError",
+    "StalePlanError", "LockBusy",
 ]
 
 

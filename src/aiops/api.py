@@ -235,9 +235,10 @@ class Workspace:
 
     def close(self) -> None:
         """Close every runner (flush its log rows, settle its budget leases, close its
-        provider clients), and stop the private event loop. Idempotent. LogWriteError or BudgetSettleError when part of what the executions did
-        could not be recorded (their results were delivered). In a coroutine whose loop ran
-        executions, use `await aclose()`."""
+        provider clients), and stop the private event loop. Idempotent. LogWriteError or
+        BudgetSettleError when part of what the executions did could not be recorded (their
+        results were delivered). In a coroutine whose loop ran executions, use `await
+        aclose()`."""
         current = _running_loop()
         if current is not None and current in self._runners:
             raise UsageError("this event loop has a runner to close: use `await ws.aclose()` "

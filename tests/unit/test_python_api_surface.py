@@ -58,6 +58,14 @@ def test_the_errors_are_those_of_the_tree() -> None:
     assert issubclass(aiops.ProviderError, aiops.RuntimeFailure)
 
 
+def test_every_error_of_aiops_errors_is_public() -> None:
+    import aiops.errors
+
+    errors = {name for name, value in vars(aiops.errors).items()
+              if isinstance(value, type) and issubclass(value, aiops.errors.AiopsError)}
+    assert errors - set(aiops.__all__) == set()
+
+
 def test_every_public_name_is_documented() -> None:
     missing = [name for name in aiops.__all__ if f"aiops.{name}" not in DOC]
     assert missing == []
