@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiops.compat import compare, properties_of, required_of
 from aiops.errors import Diagnostic, shown
-from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, fingerprint
+from aiops.fingerprint import BEHAVIOUR_FIELDS, behaviour_content, content_hash
 from aiops.loader import PROVIDERS_FILE, LoadedFunction, Project
 from aiops.schemas import (
     DRAFT_2020_12,
@@ -350,9 +351,51 @@ def _check_providers(lf: LoadedFunction, providers: ProvidersFile, out: list[Dia
                              severity="warning", code="price-missing"))
 
 
-# --- against a base revision -------------------------------------------------------------
+# --- version rules (DESIGN §4): one implementation, fed by a git base or the database -------
 
-EarlierLookup = Callable[[str, str], FunctionSpec | None]
+
+@dataclass(frozen=True, kw_only=True)
+class Versioned:
+    """One side of a version comparison: a version and its behaviour (the content of
+    `fingerprint.behaviour_content` and its hash), as a function file makes it (`versioned`)
+    or as the database holds it (`aiops.plan`)."""
+
+    version: str
+    behaviour_hash: str
+    content: Mapping[str, Any]
+
+    @property
+    def input_schema(self) -> Any:
+        return self.content.get("input_schema")
+
+    @property
+    def output_schema(self) -> Any:
+        return self.content.get("output_schema")
+
+
+def versioned(spec: FunctionSpec) -> Versioned:
+    content = behaviour_content(spec)
+    return Versioned(version=spec.version, behaviour_hash=content_hash(content), content=content)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionProblem:
+    """A version rule broken, at the file's `version` key: what, how to fix it, its code."""
+
+    code: str
+    message: str
+    fix: str
+    severity: Literal["error", "warning"] = "error"
+
+    def diagnostic(self, file: str, *, line: int | None = None,
+                   column: int | None = None) -> Diagnostic:
+        return Diagnostic(file=file, line=line, column=column, path="version",
+                          message=self.message, fix=self.fix, severity=self.severity,
+                          code=self.code)
+
+
+# (name, version) -> that version's earlier content (git history, or the database), or None
+EarlierLookup = Callable[[str, str], Versioned | None]
 
 
 def compare_with_base(project: Project, base: Project,
@@ -375,47 +418,84 @@ def compare_with_base(project: Project, base: Project,
 
 def compare_versions(lf: LoadedFunction, old: FunctionSpec,
                      earlier: EarlierLookup | None = None) -> list[Diagnostic]:
-    new = lf.spec
-    old_v, new_v = Semver(old.version), Semver(new.version)
-    same_behaviour = fingerprint(old).behaviour == fingerprint(new).behaviour
-    at = ("version",)
+    """`version_rules` for a loaded file against an earlier spec, located at its `version`."""
+    mark = lf.positions.find(("version",))
+    return [p.diagnostic(lf.file, line=mark.line if mark else None,
+                         column=mark.column if mark else None)
+            for p in version_rules(lf.spec.name, versioned(lf.spec), versioned(old), earlier)]
+
+
+def version_rules(name: str, new: Versioned, old: Versioned,
+                  earlier: EarlierLookup | None = None) -> list[VersionProblem]:
+    """What DESIGN §4 says of going from `old` to `new`: a behaviour change bumps `version`, a
+    breaking change bumps the major version (every breaking item listed), and a version that
+    goes down must match that version's earlier content (a rollback). `validate --base` feeds
+    it the base revision's file; plan and apply the version the database holds.
+
+    When `old` cannot be compared (a version that is not semver, a schema that is not a JSON
+    object: rows edited outside aiops), only a major bump passes: whether the change breaks
+    callers cannot be told, and a major bump is always allowed."""
+    try:
+        old_v = Semver(old.version)
+    except ValueError:
+        return [VersionProblem(
+            code="version-base-unknown",
+            message=f"the version it is compared with, {shown(old.version)}, is not a "
+                    f"semantic version: aiops cannot tell whether {new.version} goes up or "
+                    "down", fix="correct that version row's `version` in the database (aiops "
+                    "writes semantic versions only)")]
+    new_v = Semver(new.version)
     if new_v < old_v:
-        previous = earlier(new.name, new.version) if earlier else None
-        if previous is None or fingerprint(previous).behaviour != fingerprint(new).behaviour:
-            return [_diag(lf, at, f"version goes down from {old.version} to {new.version} "
-                          "without matching that version's earlier content",
-                          fix=f"to roll back, restore {new.version}'s content exactly (git "
-                          f"revert); otherwise set a version above {old.version}",
-                          code="version-down")]
+        previous = earlier(name, new.version) if earlier else None
+        if previous is None or previous.behaviour_hash != new.behaviour_hash:
+            return [VersionProblem(
+                code="version-down",
+                message=f"version goes down from {old.version} to {new.version} without "
+                        "matching that version's earlier content",
+                fix=f"to roll back, restore {new.version}'s content exactly (git revert); "
+                    f"otherwise set a version above {old.version}")]
         return []
-    if same_behaviour:
+    if new.behaviour_hash == old.behaviour_hash:
         return []
-    changed = changed_fields(old, new)
     if new_v == old_v:
-        return [_diag(lf, at, f"behaviour changed ({', '.join(changed)}) but version is still "
-                      f"{new.version}", fix=f"bump `version` (e.g. {_bump(new_v, 'patch')})",
-                      code="version-not-bumped")]
-    walk = compare(old, new)
+        changed = changed_fields(old.content, new.content)
+        return [VersionProblem(
+            code="version-not-bumped",
+            message=f"behaviour changed ({', '.join(changed) or 'content'}) but version is "
+                    f"still {new.version}", fix=f"bump `version` (e.g. {_bump(new_v, 'patch')})")]
     if new_v.is_major_bump_over(old_v):
         return []
+    unknown = [k for k in ("input_schema", "output_schema") if not isinstance(old.content.get(k),
+                                                                              dict)]
+    if unknown:
+        return [VersionProblem(
+            code="version-base-unknown",
+            message=f"cannot check {old.version} -> {new.version} for breaking changes: the "
+                    f"content held for {old.version} has no {' or '.join(unknown)} object to "
+                    "compare with", fix=f"set `version: {_bump(old_v, 'major')}` (a major "
+                    "bump needs no comparison)")]
+    walk = compare(old, new)
     if walk.breaks:
         items = "; ".join(walk.breaks)
-        return [_diag(lf, at, f"breaking change without a major version bump "
-                      f"({old.version} -> {new.version}): {items}",
-                      fix=f"set `version: {_bump(old_v, 'major')}`, or keep callers working",
-                      code="breaking-change")]
+        return [VersionProblem(
+            code="breaking-change",
+            message=f"breaking change without a major version bump ({old.version} -> "
+                    f"{new.version}): {items}",
+            fix=f"set `version: {_bump(old_v, 'major')}`, or keep callers working")]
     if walk.unchecked:
         items = "; ".join(walk.unchecked)
-        return [_diag(lf, at, f"schema changes aiops does not compare for breaking changes "
-                      f"({old.version} -> {new.version}): {items}", severity="warning",
-                      fix=f"check by hand that callers still work; if they do not, set "
-                      f"`version: {_bump(old_v, 'major')}`", code="breaking-unchecked")]
+        return [VersionProblem(
+            code="breaking-unchecked", severity="warning",
+            message=f"schema changes aiops does not compare for breaking changes "
+                    f"({old.version} -> {new.version}): {items}",
+            fix=f"check by hand that callers still work; if they do not, set "
+                f"`version: {_bump(old_v, 'major')}`")]
     return []
 
 
-def changed_fields(old: FunctionSpec, new: FunctionSpec) -> list[str]:
-    a, b = behaviour_content(old), behaviour_content(new)
-    return [k for k in BEHAVIOUR_FIELDS if a.get(k) != b.get(k)]
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The behaviour fields that differ between two behaviour contents."""
+    return [k for k in BEHAVIOUR_FIELDS if old.get(k) != new.get(k)]
 
 
 def _bump(v: Semver, part: str) -> str:

@@ -293,11 +293,11 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
                     message=f"{name} was applied by this project but is missing from the "
                             "database; apply recreates it"))
             continue
-        change, found, problem = _update(name, desired, stored, project)
+        change, found, said = _update(name, desired, stored, project)
         changes.append(change)
         drift += found
-        if problem:
-            errors.append(problem)
+        errors += [text for severity, text in said if severity == "error"]
+        notes += [text for severity, text in said if severity != "error"]
     archives: list[FunctionChange] = []
     for name in sorted(set(state.functions) - set(specs)):
         stored = state.functions[name]
@@ -347,8 +347,11 @@ def _create(name: str, desired: Desired) -> FunctionChange:
                f"{len(c.get('prompt') or ())} prompt message(s))")
 
 
+Said = list[tuple[str, str]]  # (severity, text): errors refuse the plan, warnings are notes
+
+
 def _update(name: str, desired: Desired, stored: StoredFunction,
-            project: str) -> tuple[FunctionChange, list[DriftFinding], str | None]:
+            project: str) -> tuple[FunctionChange, list[DriftFinding], Said]:
     found = _version_drift(stored, desired)
     current = stored.current
     same = stored.version_named(desired.version)
@@ -357,7 +360,7 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
                    f"bump `version` (e.g. {_next_patch(stored, desired.version)})")
         conflict = FunctionChange(name=name, action="noop", reason=problem, conflict=True,
                                   from_version=_ver(current), to_version=desired.version)
-        return conflict, found, problem
+        return conflict, found, [("error", problem)]
     moved_from = stored.pointer_moved_from()
     if moved_from is not None or stored.current_version_id != stored.reconciled_version_id:
         was = _ver(moved_from) or "none"
@@ -393,11 +396,14 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
                "; re-activated: its file is back")
     if same is None:
         diffs = _content_diffs(current.content if current else {}, desired.content)
-        breaking = _breaking(current.content, desired.content) if current else ()
+        base = _rules_base(stored)
+        breaking = _breaking(base.content, desired.content) if base else ()
+        said = _version_rules(name, desired, stored, base) if base else []
         return FunctionChange(action="new_version", diffs=tuple(diffs + meta_diffs),
                               breaking=breaking,
+                              conflict=any(severity == "error" for severity, _ in said),
                               reason=_new_version_reason(current, desired, diffs) + revived,
-                              **common), found, None
+                              **common), found, said
     if same.id != stored.current_version_id and not any(d.kind == "pointer" for d in found):
         older = current is not None and Semver(same.version) < Semver(current.version)
         diffs = _content_diffs(current.content if current else {}, same.content)
@@ -406,7 +412,7 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
                   f"the same content (no version row written){revived}")
         return FunctionChange(action="rollback", target_version_id=same.id,
                               diffs=tuple(diffs + meta_diffs), reason=reason,
-                              **common), found, None
+                              **common), found, []
     if meta_changed or adopt:
         why = []
         if stored.status == "archived":
@@ -418,10 +424,10 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
             why.append(f"adopted from {stored.managed_by or 'no project'}")
         return FunctionChange(action="update_metadata", diffs=tuple(meta_diffs),
                               reason="metadata " + "; ".join(why) + " (no new version)",
-                              **common), found, None
+                              **common), found, []
     # An unchanged function carries its desired content only when drift needs it restored.
     return FunctionChange(action="noop", reason="in sync",
-                          **{**common, "desired": desired if found else None}), found, None
+                          **{**common, "desired": desired if found else None}), found, []
 
 
 def _version_drift(stored: StoredFunction, desired: Desired | None) -> list[DriftFinding]:
@@ -455,6 +461,44 @@ def _new_version_reason(current: StoredVersion | None, desired: Desired,
     return f"{current.version} -> {desired.version}: {fields} changed"
 
 
+def _rules_base(stored: StoredFunction) -> StoredVersion | None:
+    """What a new version is compared with (DESIGN §4): the current version, what callers
+    get; without one (a pointer cleared outside aiops), the highest applied version."""
+    if stored.current is not None:
+        return stored.current
+    return max(stored.versions, key=lambda v: _order(v.version), default=None)
+
+
+def _order(version: str) -> tuple[int, Semver]:
+    try:
+        return 1, Semver(version)
+    except ValueError:  # not written by aiops: below every version it wrote
+        return 0, _LOWEST
+
+
+_LOWEST = Semver("0.0.0-0")
+
+
+def _version_rules(name: str, desired: Desired, stored: StoredFunction,
+                   base: StoredVersion) -> Said:
+    """`checks.version_rules` against what the database holds, in the words of
+    `aiops validate --base` (the file's `version` key named, no line: the plan has none)."""
+    from aiops.checks import Versioned, version_rules
+    from aiops.loader import function_file
+
+    def held(v: StoredVersion) -> Versioned:
+        return Versioned(version=v.version, behaviour_hash=v.behaviour_hash, content=v.content)
+
+    def earlier(_name: str, version: str) -> Versioned | None:
+        found = stored.version_named(version)
+        return held(found) if found is not None else None
+
+    new = Versioned(version=desired.version, behaviour_hash=desired.behaviour_hash,
+                    content=desired.content)
+    return [(p.severity, p.diagnostic(function_file(name)).render())
+            for p in version_rules(name, new, held(base), earlier)]
+
+
 @dataclass(frozen=True)
 class _Schemas:
     """The two schemas of a stored version, all that `breaking_changes` compares."""
@@ -470,6 +514,8 @@ def _breaking(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
         return _Schemas(input_schema=c.get("input_schema") or {},
                         output_schema=c.get("output_schema") or {})
 
+    if not all(isinstance(old.get(k), dict) for k in ("input_schema", "output_schema")):
+        return ()  # nothing to compare with: the version rules say so
     return tuple(breaking_changes(spec(old), spec(new)))
 
 

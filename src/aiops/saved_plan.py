@@ -90,6 +90,12 @@ def state_problems(plan: Plan, specs: Mapping[str, FunctionSpec],
         expected = by_name.get(change.name)
         if expected is None:
             continue  # a no-op without content: nothing is written
+        if expected.conflict:  # immutability, the version rules: say which, for this function
+            alone = diff({change.name: specs[change.name]}, DeployedState(
+                functions={change.name: state.functions[change.name]}), project=plan.project)
+            problems.append(f"{change.name}: the plan writes it, but its content and the "
+                            f"database refuse it: {'; '.join(alone.errors)}")
+            continue
         for field in _WRITTEN:
             saved, wanted = getattr(change, field), getattr(expected, field)
             if saved != wanted:

@@ -120,6 +120,33 @@ def test_status_and_db_upgrade(project: Path) -> None:
     assert r.exit_code == 0 and "newest schema revision" in r.output
 
 
+def test_plan_and_apply_refuse_what_validate_base_refuses_in_its_words(project: Path,
+                                                                      db_url: str) -> None:
+    out_ab = {"type": "object", "required": ["a", "b"],
+              "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    write_project(project, [spec_data(output_schema=out_ab)])
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    assert run("apply", "-C", project, "--auto-approve").exit_code == 0
+    write_project(project, [spec_data(version="1.1.0", output_schema={
+        "type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}})])
+    validated = run("validate", "-C", project, "--base", "main")
+    assert validated.exit_code == 1
+    [said] = [line for line in validated.output.splitlines() if "breaking change" in line]
+    words = said.split(": ", 1)[1]  # after the file's location (validate has the line)
+    assert words.startswith("error: version: breaking change without a major version bump "
+                            "(1.0.0 -> 1.1.0): output.b: output property removed; output.a:")
+    planned = run("plan", "-C", project, "--detailed-exitcode")
+    assert planned.exit_code == 1
+    assert f"functions/greet/function.yaml: {words}" in planned.output
+    before = snapshot(db_url)
+    applied = run("apply", "-C", project, "--auto-approve")
+    assert applied.exit_code == 1
+    assert "nothing was written" in applied.output and words in applied.output
+    assert snapshot(db_url) == before
+
+
 # --- real processes ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ stale plans, the lock, and a property test over random edit sequences."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -103,6 +104,60 @@ def test_rollback_moves_the_pointer_and_writes_no_version(project: Path, db_url:
     assert count(db_url, V) == 2
     assert current_versions(db_url) == {"greet": ("active", "1.0.0")}
     assert plan_project(project).verdict() == "No changes."
+
+
+OUT_AB = {"type": "object", "required": ["a", "b"],
+          "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+
+
+def test_version_rules_hold_against_the_database(project: Path, db_url: str) -> None:
+    """DESIGN §4 at plan and apply: a lower version with new content and a breaking change
+    under a minor bump are refused, nothing written; a rollback and a major bump pass."""
+    v1 = spec_data(output_schema=OUT_AB)
+    write_project(project, [v1])
+    apply(project)
+    write_project(project, [spec_data(version="1.1.0", output_schema=OUT_AB, model="mock-large")])
+    apply(project)
+    before = snapshot(db_url)
+    write_project(project, [spec_data(version="1.0.5", output_schema=OUT_AB, model="x")])
+    down = ("version goes down from 1.1.0 to 1.0.5 without matching that version's earlier "
+            "content")
+    assert down in plan_project(project).errors[0]
+    with pytest.raises(AiopsError, match=down):
+        apply(project)
+    breaking = spec_data(version="1.2.0", output_schema={
+        "type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}})
+    write_project(project, [breaking])
+    items = ("breaking change without a major version bump (1.1.0 -> 1.2.0): output.b: output "
+             "property removed; output.a: type changed from string to integer")
+    assert items in plan_project(project).errors[0]
+    with pytest.raises(AiopsError, match=re.escape(items)):
+        apply(project)
+    assert snapshot(db_url) == before
+    write_project(project, [v1])  # a rollback to content the database holds
+    assert apply(project).plan.verdict() == "Plan: 1 rollback"
+    write_project(project, [{**breaking, "version": "2.0.0"}])
+    assert apply(project).plan.verdict() == "Plan: 1 new version"
+    assert current_versions(db_url) == {"greet": ("active", "2.0.0")}
+
+
+def test_deployed_content_that_cannot_be_compared_passes_only_a_major_bump(
+        project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply(project)
+    with open_store(db_url).engine.begin() as conn:  # a row edited outside aiops
+        content = conn.execute(select(V.c.content)).scalar_one()
+        conn.execute(update(V).values(content={k: v for k, v in content.items()
+                                               if k != "output_schema"}))
+    before = snapshot(db_url)
+    write_project(project, [spec_data(version="1.1.0", model="mock-large")])
+    with pytest.raises(AiopsError, match=re.escape(
+            "cannot check 1.0.0 -> 1.1.0 for breaking changes: the content held for 1.0.0 has "
+            "no output_schema")):
+        apply(project)
+    assert snapshot(db_url) == before
+    write_project(project, [spec_data(version="2.0.0", model="mock-large")])
+    assert apply(project).plan.verdict() == "Plan: 1 new version"
 
 
 def test_prune_archives_keeps_versions_and_logs_and_readd_reactivates(

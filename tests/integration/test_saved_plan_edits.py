@@ -75,6 +75,14 @@ def pointer_at_another_function(plan: dict[str, Any]) -> None:
     c["action"], c["target_version_id"] = "rollback", plan["_other_version_id"]
 
 
+def version_lowered_rehashed(plan: dict[str, Any]) -> None:
+    """A version below the deployed one, with new content: the version rules refuse it."""
+    c = change(plan)
+    c["to_version"] = c["desired"]["version"] = "0.9.0"
+    c["desired"]["content"]["model"] = "mock-large"
+    rehash(c)
+
+
 def content_dropped(plan: dict[str, Any]) -> None:
     change(plan)["desired"] = None
 
@@ -93,6 +101,9 @@ EDITS: list[tuple[Edit, str]] = [
                                 "provider `nowhere` is not in providers.yaml"),
     (pointer_at_another_function, 'greet: action is "rollback" in the plan, but its content '
                                   'and the database make it "new_version"'),
+    (version_lowered_rehashed, "greet: the plan writes it, but its content and the database "
+                               "refuse it: functions/greet/function.yaml: error: version: "
+                               "version goes down from 1.0.0 to 0.9.0"),
     (content_dropped, "greet: a new_version without its content"),
 ]
 

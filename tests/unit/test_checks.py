@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from aiops.checks import check_project, compare_with_base
+from aiops.checks import check_project, compare_with_base, versioned
 from aiops.spec import FunctionSpec, Semver
 from tests.factories import PROVIDERS, make_function, make_project
 
@@ -198,7 +198,7 @@ def test_version_going_down_must_match_earlier_content() -> None:
     back = make_function(version="1.2.0")
     (diag,) = _compare(old, back)
     assert diag.code == "version-down"
-    earlier = {("summarize", "1.2.0"): _spec(make_function())}
+    earlier = {("summarize", "1.2.0"): versioned(_spec(make_function()))}
     assert _compare(old, back, lambda n, v: earlier.get((n, v))) == []
     changed = make_function(version="1.2.0", model="third")
     assert _compare(old, changed, lambda n, v: earlier.get((n, v)))[0].code == "version-down"

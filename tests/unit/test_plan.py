@@ -353,3 +353,104 @@ def test_a_readded_archived_function_says_it_is_reactivated_with_any_action() ->
     assert "re-activated" in rolled.reason
     bumped = diff({"greet": b}, state(stored(a, status="archived")), project=P).changes[0]
     assert bumped.action == "new_version" and "re-activated" in bumped.reason
+
+
+# --- the version rules of DESIGN §4 hold against what the database holds ----------------------
+
+OUT_AB = {"type": "object", "required": ["a", "b"],
+          "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+
+
+def _validate_base_words(old: FunctionSpec, new: FunctionSpec) -> list[str]:
+    """What `aiops validate --base` says of the same two versions (the message and its fix)."""
+    from aiops.checks import compare_versions
+    from aiops.loader import load_sources
+    from tests.factories import dump
+
+    data = {**new.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    project = load_sources({"functions/greet/function.yaml": dump(data)})
+    return [f"error: version: {d.message} (fix: {d.fix})"
+            for d in compare_versions(project.functions["greet"], old)]
+
+
+def test_a_lower_version_with_new_content_is_refused_in_the_words_of_validate_base() -> None:
+    v1, v2 = make_spec(), make_spec(version="1.1.0", model="mock-large")
+    lower = make_spec(version="1.0.5", model="mock-other")
+    plan = diff({"greet": lower}, state(stored(v1, v2)), project=P)
+    (error,) = plan.errors
+    assert error == ("functions/greet/function.yaml: error: version: version goes down from "
+                     "1.1.0 to 1.0.5 without matching that version's earlier content (fix: to "
+                     "roll back, restore 1.0.5's content exactly (git revert); otherwise set a "
+                     "version above 1.1.0)")
+    assert [error.split(": ", 1)[1]] == _validate_base_words(v2, lower)
+    assert plan.changes[0].conflict and exit_code(plan, detailed=True) == 1
+
+
+def test_a_breaking_change_under_a_minor_bump_is_refused_listing_every_item() -> None:
+    v1 = make_spec(output_schema=OUT_AB)
+    v2 = make_spec(version="1.1.0", output_schema={"type": "object", "required": ["a"],
+                                                   "properties": {"a": {"type": "integer"}}})
+    plan = diff({"greet": v2}, state(stored(v1)), project=P)
+    (error,) = plan.errors
+    assert ("breaking change without a major version bump (1.0.0 -> 1.1.0): output.b: output "
+            "property removed; output.a: type changed from string to integer") in error
+    assert "(fix: set `version: 2.0.0`, or keep callers working)" in error
+    assert [error.split(": ", 1)[1]] == _validate_base_words(v1, v2)
+    assert plan.verdict() == "Plan failed: 1 error(s)."
+    assert "Plan failed" in render_text(plan) and error in render_text(plan)
+    # The same change under a major bump is allowed; its breaking items are still shown.
+    major = make_spec(version="2.0.0", output_schema=v2.output_schema)
+    plan = diff({"greet": major}, state(stored(v1)), project=P)
+    assert not plan.errors and plan.changes[0].action == "new_version"
+    assert len(plan.changes[0].breaking) == 2
+
+
+def test_rules_compare_with_the_current_version_and_allow_a_rollback() -> None:
+    v1 = make_spec(output_schema=OUT_AB)
+    v2 = make_spec(version="2.0.0", output_schema={"type": "object", "properties": {}})
+    # Rolled back to 1.0.0: 1.1.0 is compared with 1.0.0 (what callers get), not 2.0.0.
+    rolled_back = stored(v1, v2, current=0)
+    ok = make_spec(version="1.1.0", output_schema=OUT_AB, model="mock-large")
+    assert not diff({"greet": ok}, state(rolled_back), project=P).errors
+    # A revert to a version the database holds with the same content is a rollback.
+    plan = diff({"greet": v1}, state(stored(v1, v2)), project=P)
+    assert not plan.errors and plan.changes[0].action == "rollback"
+
+
+def test_an_unchecked_schema_change_is_a_note_not_an_error() -> None:
+    v1 = make_spec(output_schema={"type": "object", "anyOf": [{"required": ["a"]}]})
+    v2 = make_spec(version="1.1.0", output_schema={"type": "object", "anyOf": [{}]})
+    plan = diff({"greet": v2}, state(stored(v1)), project=P)
+    assert not plan.errors
+    (note,) = plan.notes
+    assert note.startswith("functions/greet/function.yaml: warning: version: schema changes "
+                           "aiops does not compare")
+
+
+def test_without_a_current_pointer_the_highest_applied_version_is_the_base() -> None:
+    v1, v2 = make_spec(), make_spec(version="1.2.0", model="mock-large")
+    cleared = stored(v1, v2, current_version_id=None, reconciled_version_id=None)
+    lower = make_spec(version="1.1.0", model="mock-other")
+    (error,) = diff({"greet": lower}, state(cleared), project=P).errors
+    assert "version goes down from 1.2.0 to 1.1.0" in error
+    no_versions = stored(v1, current_version_id=None, reconciled_version_id=None, versions=())
+    plan = diff({"greet": lower}, state(no_versions), project=P)
+    assert not plan.errors and plan.changes[0].action == "new_version"
+
+
+def test_content_that_cannot_be_compared_passes_only_a_major_bump() -> None:
+    v1 = make_spec()
+    f = stored(v1)
+    held = StoredVersion(**{**f.versions[0].__dict__,
+                            "content": {k: v for k, v in f.versions[0].content.items()
+                                        if k != "output_schema"}})
+    broken = stored(v1, versions=(held,))
+    minor = make_spec(version="1.1.0", model="mock-large")
+    (error,) = diff({"greet": minor}, state(broken), project=P).errors
+    assert ("cannot check 1.0.0 -> 1.1.0 for breaking changes: the content held for 1.0.0 has "
+            "no output_schema object to compare with (fix: set `version: 2.0.0`") in error
+    major = make_spec(version="2.0.0", model="mock-large")
+    assert not diff({"greet": major}, state(broken), project=P).errors
+    odd = stored(v1, versions=(StoredVersion(**{**f.versions[0].__dict__, "version": "v1"}),))
+    (error,) = diff({"greet": minor}, state(odd), project=P).errors
+    assert '"v1", is not a semantic version' in error

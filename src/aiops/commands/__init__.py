@@ -119,17 +119,18 @@ def validate(ws: Workspace, *, base: str | None = None) -> ValidationReport:
 
 def _git_history_lookup(root: Path, ref: str) -> EarlierLookup:
     """Find a function's content at an earlier version in the history behind `ref`."""
+    from aiops.checks import Versioned, versioned
     from aiops.loader import load_one
     from aiops.sources import git, read_git_blobs
 
-    def earlier(name: str, version: str) -> FunctionSpec | None:
+    def earlier(name: str, version: str) -> Versioned | None:
         rel = function_file(name)
         commits = git(root, "log", "--format=%H", ref, "--", rel).decode().split()
         for commit in commits:  # newest first, one at a time: the first match ends it
             [data] = read_git_blobs(root, [f"{commit}:{rel}"])
             spec, _, _ = load_one(rel, data, FunctionSpec)
             if spec is not None and spec.version == version:
-                return spec
+                return versioned(spec)
         return None
 
     return earlier
