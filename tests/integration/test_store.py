@@ -51,11 +51,13 @@ def _applied(project: Path, *versions: dict[str, Any]) -> None:
 
 
 def test_resolve_selectors(project: Path, db_url: str) -> None:
-    _applied(project, spec_data(version="1.0.0"), spec_data(version="1.2.0", model="mock-large"),
+    # The version rules allow going down only to applied content: 1.1.0 last is a rollback.
+    _applied(project, spec_data(version="1.0.0"), spec_data(version="1.1.0", model="m4"),
+             spec_data(version="1.2.0", model="mock-large"),
              spec_data(version="2.0.0-rc.1", description="x", model="m3"),
              spec_data(version="1.1.0", model="m4"))
     st = open_store(db_url)
-    assert st.resolve("greet", None).version == "1.1.0"  # current: last applied
+    assert st.resolve("greet", None).version == "1.1.0"  # current: where the pointer is
     assert st.resolve("greet", "1.2.0").version == "1.2.0"
     assert st.resolve("greet", "1").version == "1.2.0"  # newest applied 1.x
     assert st.resolve("greet", "1.1").version == "1.1.0"
