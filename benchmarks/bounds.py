@@ -45,7 +45,7 @@ input_schema:
 
 RENDER = """
 import sys
-from aiops.render_template import compile_prompt
+from aiops.prompts import compile_prompt
 template = sys.argv[1]
 prompt = compile_prompt([{"role": "user", "content": template}], ["text"])
 try:

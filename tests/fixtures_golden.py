@@ -81,8 +81,8 @@ def provider_executor_factory(providers: Any, env: Mapping[str, str]) -> Any:
     import json
 
     from aiops.golden import Outcome
+    from aiops.prompts import compile_prompt
     from aiops.providers import CompletionRequest, make_provider
-    from aiops.render_template import compile_prompt
 
     async def execute(spec: Any, values: dict[str, Any]) -> Outcome:
         props = spec.input_schema.get("properties", {})

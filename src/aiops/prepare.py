@@ -11,8 +11,8 @@ from typing import Any
 from aiops.errors import ConfigError
 from aiops.filters import FilterChain
 from aiops.limits import DEFAULT_MAX_TOKENS, RateSpec
+from aiops.prompts import CompiledPrompt, compile_prompt
 from aiops.records import DeployedVersion
-from aiops.render_template import CompiledPrompt, compile_prompt
 from aiops.schemas import CompiledSchema
 from aiops.spec import Limits, Price, ProvidersFile, Retry
 

@@ -50,6 +50,7 @@ from aiops.limits import (
     estimate_prompt_tokens,
 )
 from aiops.prepare import Candidate, Prepared, fill_defaults, prepare, schema_problem
+from aiops.prompts import prompt_hash
 from aiops.providers import (
     MAX_OUTPUT_DEPTH,
     CompletionRequest,
@@ -61,7 +62,6 @@ from aiops.providers import (
     secret_env_names,
 )
 from aiops.records import DeployedVersion, LogRow, LogWriteReport
-from aiops.render_template import prompt_hash
 from aiops.spec import Limits, ProvidersFile, Retry
 
 FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from aiops.render_template import MAX_RENDER_STEPS, make_environment
+from aiops.prompts import MAX_RENDER_STEPS, make_environment
 
 # Filters whose arguments name a filter or a test: (filter, index of the name's argument,
 # what it names). `map(attribute=...)` names no filter.

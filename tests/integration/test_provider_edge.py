@@ -69,7 +69,7 @@ def execute(server_url: str, fn: dict[str, Any], value: Any) -> tuple[Execution,
 
 def estimate(fn: dict[str, Any], provider: str, model: str) -> float:
     """The runner's estimate of a first call of `fn` on `provider` (what a budget admits)."""
-    from aiops.render_template import compile_prompt
+    from aiops.prompts import compile_prompt
 
     messages = compile_prompt(fn["prompt"], ["subject", "body"]).render(TICKET)
     price = Price.model_validate(PRICED["providers"][provider]["models"][model])

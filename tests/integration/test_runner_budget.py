@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from aiops.limits import estimate_cost, estimate_prompt_tokens
+from aiops.prompts import compile_prompt
 from aiops.providers.mock_server import MockConfig
-from aiops.render_template import compile_prompt
 from aiops.runner import Execution
 from aiops.spec import Price
 from aiops.store import open_store

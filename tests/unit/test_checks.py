@@ -368,7 +368,7 @@ def test_a_template_that_can_never_render_is_a_validate_error_at_its_line(
         line: str, code: str, message: str) -> None:
     from aiops.errors import InputError
     from aiops.loader import load_sources
-    from aiops.render_template import compile_prompt
+    from aiops.prompts import compile_prompt
     from tests.factories import make_files
 
     files = make_files(make_function())

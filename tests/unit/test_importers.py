@@ -171,7 +171,7 @@ def test_dotprompt_complex_schema_nested_loops(realdata: Path) -> None:
 
 
 def test_dotprompt_complex_schema_renders_like_handlebars(realdata: Path) -> None:
-    from aiops.render_template import compile_prompt
+    from aiops.prompts import compile_prompt
 
     spec = loaded(run(realdata, f"{DOT}/dotprompt__09-complex-schema.prompt"))
     prompt = compile_prompt([m.model_dump() for m in spec.prompt],
@@ -194,7 +194,7 @@ def test_dotprompt_complex_schema_renders_like_handlebars(realdata: Path) -> Non
 
 def test_dotprompt_missing_and_null_fields_render_empty_like_handlebars(realdata: Path
                                                                          ) -> None:
-    from aiops.render_template import compile_prompt
+    from aiops.prompts import compile_prompt
 
     spec = loaded(run(realdata, f"{DOT}/dotprompt__09-complex-schema.prompt"))
     prompt = compile_prompt([m.model_dump() for m in spec.prompt],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aiops.importers.handlebars import Problems, translate_handlebars
-from aiops.render_template import compile_prompt
+from aiops.prompts import compile_prompt
 
 
 def translate(body: str, schema: Any = None, body_line: int = 1

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from aiops.errors import InputError
-from aiops.render_template import compile_prompt
+from aiops.prompts import compile_prompt
 from aiops.runner import Runner
 from aiops.spec import ProvidersFile
 from tests.fixtures_db import PROVIDERS_YAML, make_spec

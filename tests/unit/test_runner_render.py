@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jinja2.sandbox import SandboxedEnvironment
 
 from aiops.errors import InputError
-from aiops.render_template import compile_prompt, make_environment, prompt_hash
+from aiops.prompts import compile_prompt, make_environment, prompt_hash
 
 
 def test_one_shared_environment() -> None:
