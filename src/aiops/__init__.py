@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         BudgetSettleError,
         Cancelled,
         ConfigError,
+        ConflictError,
         Diagnostic,
         InputError,
         LimitExceeded,
@@ -35,12 +36,15 @@ if TYPE_CHECKING:
         LogWriteError,
         NotFoundError,
         OutputError,
+        PreconditionFailed,
+        PreconditionRequired,
         ProviderError,
         RuntimeFailure,
         SpecError,
         StalePlanError,
         UsageError,
         UserError,
+        WritesDisabled,
     )
     from aiops.golden import GoldenReport
     from aiops.plan import Plan
@@ -56,7 +60,8 @@ _EXPORTS = {
                      "NotFoundError", "InputError", "RuntimeFailure", "ProviderError",
                      "OutputError", "LimitExceeded", "BudgetExceeded", "Cancelled",
                      "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
-                     "Diagnostic"], "errors"),
+                     "ConflictError", "PreconditionRequired", "PreconditionFailed",
+                     "WritesDisabled", "Diagnostic"], "errors"),
     "NotAProject": "workspace",
     "Execution": "runner",
     "Attempt": "runner",
@@ -72,7 +77,8 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "AiopsError", "UserError", "SpecError", "ConfigError", "UsageError", "NotFoundError",
     "NotAProject", "InputError", "RuntimeFailure", "ProviderError", "OutputError",
     "LimitExceeded", "BudgetExceeded", "Cancelled", "LogWriteError", "BudgetSettleError",
-    "StalePlanError", "LockBusy",
+    "StalePlanError", "LockBusy", "ConflictError", "PreconditionRequired",
+    "PreconditionFailed", "WritesDisabled",
 ]
 
 

@@ -6,7 +6,12 @@
     │   ├── ConfigError        1     providers.yaml / aiops.yaml / environment (a missing key)
     │   ├── UsageError         2     a command line that cannot work
     │   ├── NotFoundError      1     a function or version that does not exist
-    │   └── InputError         3     a run's input is invalid
+    │   ├── InputError         3     a run's input is invalid
+    │   ├── ConflictError      1     a write that the repository refuses as it is (the function
+    │   │                            exists already, or has uncommitted edits)
+    │   ├── PreconditionRequired 1   a write without the ETag it replaces (If-Match)
+    │   ├── PreconditionFailed 1     a write whose ETag is stale: the function changed since
+    │   └── WritesDisabled     1     writes through git are turned off (`--writes off`)
     └── RuntimeFailure               something failed while running
         ├── ProviderError      4     the provider failed (transient ones are retried)
         ├── OutputError        5     the output did not validate, even after repairs
@@ -77,6 +82,9 @@ class Diagnostic:
     fix: str = ""
     severity: Literal["error", "warning"] = "error"
     code: str = "invalid"
+    # Where in a JSON document it is (RFC 6901, `/prompt/1/content`): set for documents
+    # written through the API (aiops.commands.writes), which have no file lines of their own.
+    pointer: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -109,6 +117,7 @@ class Diagnostic:
             "code": self.code,
             "message": self.message,
             "fix": self.fix,
+            **({"pointer": self.pointer} if self.pointer is not None else {}),
         }
 
 
@@ -156,6 +165,23 @@ class NotFoundError(UserError):
 
 class InputError(UserError):
     exit_code = 3
+
+
+class ConflictError(UserError):
+    """A write the repository refuses as it stands: a function created under a name that
+    exists, a file with uncommitted edits, a branch that moved during the write."""
+
+
+class PreconditionRequired(UserError):
+    """A write that must name the version it replaces (If-Match: the ETag it read) did not."""
+
+
+class PreconditionFailed(UserError):
+    """A write whose If-Match is stale: the function changed since the caller read it."""
+
+
+class WritesDisabled(UserError):
+    """Writes through git are turned off here (`aiops serve --writes off`)."""
 
 
 class RuntimeFailure(AiopsError):

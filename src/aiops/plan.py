@@ -276,8 +276,12 @@ def desired_of(spec: FunctionSpec) -> Desired:
 
 def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: str,
          prune: bool = False, max_prune: int = 10,
-         failed: frozenset[str] = frozenset()) -> Plan:
-    """What applying `specs` to `state` would do. Pure: same inputs, same plan."""
+         failed: frozenset[str] = frozenset(),
+         prune_only: frozenset[str] | None = None) -> Plan:
+    """What applying `specs` to `state` would do. Pure: same inputs, same plan.
+
+    `prune_only` narrows `prune` to those names (a DELETE through the API prunes its one
+    function, not every function whose file is gone)."""
     changes: list[FunctionChange] = []
     drift: list[DriftFinding] = []
     errors: list[str] = []
@@ -303,23 +307,24 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
         stored = state.functions[name]
         if stored.status == "archived" or stored.managed_by != project:
             continue
+        prunes = prune and (prune_only is None or name in prune_only)
         if name in failed:
             notes.append(f"{name}: its file failed to load; left as it is (unknown, not deleted)")
             continue
         drift += _version_drift(stored, None)
         if stored.metadata_hash == stored.archived_metadata_hash:  # archived, then un-archived
             drift.append(DriftFinding(
-                name=name, kind="metadata", restorable=prune,
+                name=name, kind="metadata", restorable=prunes,
                 message="re-activated in the database, not by aiops (its file is gone): "
-                        + ("apply archives it again" if prune else
+                        + ("apply archives it again" if prunes else
                            "`apply --prune` archives it again")))
-        if prune:
+        if prunes:
             archives.append(FunctionChange(
                 name=name, action="archive", from_version=_ver(stored.current),
                 reason="its file was removed; --prune archives it (versions and logs are kept)"))
         else:
             notes.append(f"{name}: no file; `apply --prune` would archive it")
-    if archives:
+    if archives and prune_only is None:  # the guards of a sweep: named ones are meant
         if not specs:
             errors.append(f"refusing to archive all {len(archives)} function(s): no function "
                           "file was loaded (wrong directory?); nothing is archived")

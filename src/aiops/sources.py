@@ -2,13 +2,14 @@
 revision (`read_revision`), each file bounded by `aiops.files` (size, regular file, inside the
 project). What they return, a mapping of relative path -> bytes (or the `FileRefused` of a
 file that was not read), is what `aiops.loader.load_sources` turns into specs. The only
-module that runs git.
+module that runs git (`aiops.gitwrite`, which commits, runs it through `git` here).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path as Path
 
 from aiops.errors import UsageError
@@ -52,7 +53,9 @@ def read_tree(root: Path) -> dict[str, Source]:
 
 def read_revision(root: Path, ref: str) -> dict[str, Source]:
     """The project's spec files as they were at git revision `ref`."""
-    tree = git(root, "ls-tree", "-r", "--name-only", "--full-tree", ref, "--",
+    # The pathspecs are the project's (relative to `root`); the names come from the top of
+    # the repository, the project's directory first when it sits below the top.
+    tree = git(root, "ls-tree", "-r", "--name-only", "--full-name", ref, "--",
                 PROVIDERS_FILE, PROJECT_FILE, FUNCTIONS_DIR).decode()
     prefix = git(root, "rev-parse", "--show-prefix").decode().strip()
     wanted = []
@@ -110,11 +113,14 @@ def read_git_blobs(root: Path, objects: list[str]) -> list[Source]:
     return out
 
 
-def git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
-    """Run git in `root`; its output, or a UsageError with git's own last line."""
+def git(root: Path, *args: str, stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None) -> bytes:
+    """Run git in `root` (with `env` added to the environment); its output, or a UsageError
+    with git's own last line."""
     try:
         proc = subprocess.run(["git", "-C", str(root), *args], input=stdin,
-                              capture_output=True, check=False, timeout=60)
+                              capture_output=True, check=False, timeout=60,
+                              env={**os.environ, **env} if env else None)
     except FileNotFoundError:
         raise UsageError("git is not installed") from None
     except subprocess.TimeoutExpired:

@@ -31,6 +31,7 @@ from aiops.loader import (
     PROJECT_FILE,
     PROVIDERS_FILE,
     Project,
+    Source,
     load_one,
     load_sources,
 )
@@ -102,6 +103,14 @@ class Workspace:
     def reopened(self) -> Workspace:
         """The same project with nothing read yet: what `aiops watch` uses for each pass."""
         return replace(self)
+
+    def with_files(self, files: Mapping[str, Source]) -> Workspace:
+        """The same project, its spec files as given (`aiops.sources.read_revision`, maybe
+        with a file changed) instead of the working tree's: what a write through git checks
+        and applies. Settings come from those files too."""
+        ws = replace(self)
+        ws.__dict__["project"] = load_sources(files)  # the cached answer, given in advance
+        return ws
 
     # -- the files ------------------------------------------------------------------------
 

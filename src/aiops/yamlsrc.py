@@ -333,6 +333,12 @@ _YAML12_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[
 _NUMBER_START = frozenset("0123456789+-.")
 
 
+def number_to_yaml12(text: str) -> bool:
+    """Whether YAML 1.2 readers take this plain text for a number, where YAML 1.1 (and
+    aiops) read text: a file must quote it (`0E0`, `1e5`, `0o17`)."""
+    return _YAML12_NUMBER.fullmatch(text) is not None
+
+
 def _needs_text_check(node: yaml.ScalarNode) -> bool:
     """Whether a text may hold NUL, a surrogate, or a YAML 1.2 number (a cheap pre-test)."""
     text: str = node.value

@@ -100,6 +100,29 @@ def test_base_revision_rules(project: Path) -> None:
     assert result.returncode == 1 and "version goes down from 3.0.0 to 2.1.0" in result.stdout
 
 
+def test_base_revision_rules_in_a_project_below_the_repositorys_top(tmp_path: Path,
+                                                                     repo_root: Path) -> None:
+    top = tmp_path / "mono"
+    top.mkdir()
+    project = copy_examples(top / "ai", repo_root)
+    (top / "providers.yaml").write_text("not: the project's\n")  # a namesake at the top
+    git(top, "init", "-q", "-b", "main")
+    git(top, "add", ".")
+    git(top, "commit", "-qm", "base")
+    fn = project / "functions/classify-ticket/function.yaml"
+    _edit(fn, "temperature: 0,", "temperature: 0.1,")
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 1
+    assert "version: behaviour changed (configuration) but version is still 2.1.0" \
+        in result.stdout
+    # The history behind the base is read at the project's paths too: a rollback passes.
+    _edit(fn, "version: 2.1.0", "version: 3.0.0")
+    git(top, "commit", "-qam", "v3")
+    fn.write_text(git(top, "show", "HEAD~1:ai/functions/classify-ticket/function.yaml"))
+    result = aiops("validate", "--base", "main", cwd=project)
+    assert result.returncode == 0, result.stdout
+
+
 def test_unknown_base_is_a_clear_error(project: Path) -> None:
     git(project, "init", "-q", "-b", "main")
     result = aiops("validate", "--base", "nope", cwd=project)

@@ -9,6 +9,7 @@ never prints.
     open_runner, run, run_many, logs, serve_mock                      .execution
     golden_tests                                                      .golden
     import_file                                                       .importer
+    function_etag, create_function, update_function, delete_function  .writes
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
 provider library).
@@ -59,10 +60,19 @@ if TYPE_CHECKING:
         upgrade_database,
         watch,
     )
+    from aiops.commands.writes import (
+        WriteResult,
+        create_function,
+        delete_function,
+        function_etag,
+        update_function,
+    )
 
 _LAZY = {
     "golden_tests": "golden",
     **dict.fromkeys(["ImportResult", "import_file"], "importer"),
+    **dict.fromkeys(["WriteResult", "create_function", "delete_function", "function_etag",
+                     "update_function"], "writes"),
     **dict.fromkeys(["ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan",
                      "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
     **dict.fromkeys(["RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many",
@@ -127,7 +137,7 @@ def _git_history_lookup(root: Path, ref: str) -> EarlierLookup:
         rel = function_file(name)
         commits = git(root, "log", "--format=%H", ref, "--", rel).decode().split()
         for commit in commits:  # newest first, one at a time: the first match ends it
-            [data] = read_git_blobs(root, [f"{commit}:{rel}"])
+            [data] = read_git_blobs(root, [f"{commit}:./{rel}"])  # ./: the project's path
             spec, _, _ = load_one(rel, data, FunctionSpec)
             if spec is not None and spec.version == version:
                 return versioned(spec)
@@ -392,4 +402,5 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many", "serve_mock",
     "golden_tests",
     "ImportResult", "import_file",
+    "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
 ]

@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from aiops.loader import PROJECT_FILE, PROVIDERS_FILE
 from aiops.plan import Plan, diff
 from aiops.sources import read_tree
 from aiops.spec import FunctionSpec
-from aiops.store import DeployedVersion, Store
+from aiops.store import DeployedVersion, Store, Writer
 from aiops.workspace import PROJECT_ENV, Workspace, git_fact
 
 TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it missed)
@@ -66,11 +67,12 @@ def parse_actor(actor: str) -> tuple[str, str | None]:
 # --- plan ---------------------------------------------------------------------------------------
 
 
-def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None) -> Plan:
+def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None,
+          prune_only: frozenset[str] | None = None) -> Plan:
     specs = {n: lf.spec for n, lf in ws.project.functions.items()}
     plan = diff(specs, state, project=ws.project_id, prune=prune,
                 max_prune=ws.settings.max_prune if max_prune is None else max_prune,
-                failed=ws.project.failed_functions)
+                failed=ws.project.failed_functions, prune_only=prune_only)
     invalid = tuple(d.render() for d in ws.diagnostics if d.is_error)
     if invalid:
         plan = replace(plan, errors=invalid + plan.errors)
@@ -123,12 +125,23 @@ def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
     return replace(result, log_warnings=(*report.lost, *report.stored_alone))
 
 
-def _apply_locked(ws: Workspace, st: Store, expected: Plan | None,
+def apply_locked(w: Writer, ws: Workspace, *, actor: str, commit: str | None,
+                 prune_only: frozenset[str] | None = None) -> ApplyResult:
+    """`apply` inside the lock and transaction the caller holds (`Store.writer`), of files
+    already validated: a write through git (aiops.commands.writes) commits and applies under
+    one lock. `prune_only` archives those of them whose files are gone, and no other."""
+    return _apply_locked(ws, w, None, {}, prune=prune_only is not None, max_prune=None,
+                         prune_only=prune_only, who=actor, commit=commit, lock_timeout_s=0,
+                         started=time.perf_counter())
+
+
+def _apply_locked(ws: Workspace, st: Store | Writer, expected: Plan | None,
                   saved_specs: dict[str, FunctionSpec], *, prune: bool, max_prune: int | None,
                   who: str, commit: str | None, lock_timeout_s: float,
-                  started: float) -> ApplyResult:
+                  started: float, prune_only: frozenset[str] | None = None) -> ApplyResult:
     began = datetime.now(UTC)
-    with st.writer(lock_timeout_s) as w:
+    lock = nullcontext(st) if isinstance(st, Writer) else st.writer(lock_timeout_s)
+    with lock as w:
         state = w.read_state(ws.project_id)
         if expected is not None:
             if expected.state_token != state.token:
@@ -138,7 +151,7 @@ def _apply_locked(ws: Workspace, st: Store, expected: Plan | None,
             _refuse_edited(saved_plan.state_problems(expected, saved_specs, state))
             plan = expected
         else:
-            plan = _diff(ws, state, prune=prune, max_prune=max_prune)
+            plan = _diff(ws, state, prune=prune, max_prune=max_prune, prune_only=prune_only)
         if plan.errors:
             raise AiopsError("the plan cannot be applied; nothing was written:\n"
                              + "\n".join(plan.errors))
