@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from measure import measure
 from runner import INPUT, SDK_BODY, bench_env, make_project, start_mock
 
 FUNCTIONS = {"http": "bench-http", "openai": "bench"}
@@ -70,25 +70,6 @@ def write_input(path: Path, n: int, line_bytes: int = 0) -> None:
             handle.write(json.dumps(dict(INPUT, body=body)) + "\n")
 
 
-# A child's peak RSS counts what it shared with its parent before exec: measured from this
-# (large) process, every child would weigh at least as much as it. A small launcher starts the
-# command and reports its peak (os.wait4's ru_maxrss, KB on Linux) and exit status.
-LAUNCHER = """
-import os, subprocess, sys, time
-started = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
-"""
-
-
-def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit status) of one child process."""
-    report = subprocess.run([sys.executable, "-c", LAUNCHER, *command], env=env, check=True,
-                            capture_output=True, text=True).stdout.split()
-    return float(report[0]), int(report[1]) / 1024, int(report[2])
-
-
 def count_lines(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(1 for _ in handle)
@@ -129,7 +110,8 @@ def main() -> None:
                                                "--concurrency", str(args.concurrency), "-C",
                                                str(root)])]
                 for label, command in runs:
-                    seconds, rss, code = measure(command, env)
+                    m = measure(command, env)
+                    seconds, rss, code = m.wall_s, m.peak_mb, m.status
                     written = count_lines(out)
                     note = "" if code == 0 else f"  (exit {code})"
                     if label.startswith("aiops"):

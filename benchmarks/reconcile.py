@@ -1,11 +1,15 @@
 """Reconciler benchmark: apply of N new functions, plan of N unchanged ones (DESIGN §10).
 
-Targets: plan of 1,000 unchanged functions <= 1 s; apply of 1,000 new functions <= 5 s; on
-SQLite and PostgreSQL. The PostgreSQL URL comes from AIOPS_DATABASE_URL, else the local
-default; a fresh schema is created for the run and dropped after. Prints the figures, and the
-number of SQL statements of each plan (which must not grow with the number of functions).
+Targets: plan of 1,000 unchanged functions <= 1 s as a command (issue 11); apply of 1,000
+new functions <= 5 s; on SQLite and PostgreSQL. The PostgreSQL URL comes from
+AIOPS_DATABASE_URL, else the local default; a fresh schema is created for the run and dropped
+after. Prints the figures in process (apply, plan and its parts, a no-op apply), then as
+commands (`aiops plan`, a no-op `aiops apply`: wall, CPU, peak RSS, medians, with `python -c
+pass` as the baseline), and the number of SQL statements of each plan (which must not grow
+with the number of functions). Bytecode is compiled first (measure.py).
 
     .venv/bin/python benchmarks/reconcile.py [--functions 1000] [--only sqlite|postgres]
+        [--repeat 5]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from measure import Measured, compile_bytecode, load_average, median_of
 from sqlalchemy import event
 
 from aiops import commands
@@ -29,6 +34,7 @@ from aiops.store import open_store
 from aiops.store.engine import dispose_engines
 from aiops.workspace import open_workspace
 
+AIOPS = str(Path(sys.executable).parent / "aiops")
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY", "models": {
     "mock-small": {"input_per_mtok": 0.1, "output_per_mtok": 0.2}}}}}
@@ -81,6 +87,20 @@ def count_statements(url: str, fn: Callable[[], Any]) -> int:
     finally:
         event.remove(engine, "before_cursor_execute", before)
     return len(seen)
+
+
+def commands_timed(label: str, url: str, root: Path, n: int, repeat: int,
+                   baseline: Measured) -> None:
+    """`aiops plan` and a no-op `aiops apply` as a user runs them: new processes."""
+    env = {**os.environ, "AIOPS_DATABASE_URL": url, "AIOPS_PROJECT": "bench"}
+    for verb, target in (("plan", 1.0), ("apply", None)):
+        extra = ["--auto-approve"] if verb == "apply" else []
+        m = median_of([AIOPS, verb, *extra, "-C", str(root)], repeat, env=env)
+        goal = f" (target <= {target} s{' ok' if m.wall_s <= target else ' OVER'})" \
+            if target else ""
+        print(f"{label:10} n={n}: `aiops {verb}` of {n} unchanged: {m.wall_s:.2f} s wall, "
+              f"{m.cpu_s:.2f} s CPU, {m.peak_mb:.0f} MB peak, {m.wall_s / baseline.wall_s:.0f}x "
+              f"`python -c pass`{goal}")
 
 
 def bench(label: str, url: str, root: Path, n: int) -> dict[str, float]:
@@ -137,8 +157,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--functions", type=int, default=1000)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each command")
     args = parser.parse_args()
     os.environ["AIOPS_PROJECT"] = "bench"
+    compile_bytecode()
+    print(load_average())
+    baseline = median_of([sys.executable, "-c", "pass"], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"
         make_project(root, args.functions)
@@ -148,6 +172,8 @@ def main() -> int:
             make_project(small, 10)
             bench("sqlite", f"sqlite:///{tmp}/small.db", small, 10)
             bench("sqlite", f"sqlite:///{tmp}/bench.db", root, args.functions)
+            commands_timed("sqlite", f"sqlite:///{tmp}/bench.db", root, args.functions,
+                           args.repeat, baseline)
         if args.only in (None, "postgres"):
             base = os.environ.get("AIOPS_DATABASE_URL") or PG_DEFAULT
             if not base.startswith("postgres"):
@@ -159,6 +185,7 @@ def main() -> int:
                 return 1
             try:
                 bench("postgres", url, root, args.functions)
+                commands_timed("postgres", url, root, args.functions, args.repeat, baseline)
             finally:
                 drop()
     return 0

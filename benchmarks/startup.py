@@ -1,15 +1,19 @@
-"""Start-up benchmark: `aiops run` must not grow with the project (issue 11).
+"""Start-up benchmark: a single `aiops run` against the mock <= 0.5 s wall, and it must not
+grow with the project (DESIGN §10, issue 11); `aiops --help` <= 0.3 s.
 
-For each project size, a project of N functions is applied to a temporary SQLite database;
-then, against a mock provider in its own process:
+First, baselines measured in the same run: `python -c pass`, and `python -c "import openai,
+sqlalchemy"` (the provider SDK and the database library a run against the mock needs: the
+floor of any such run). Then, for each project size, a project of N functions is applied to
+a temporary SQLite database; then, against a mock provider in its own process:
 
 1. in process, after the imports: opening the runner (finding the project, its database and
    its providers), the part of a run's start-up that could grow with the number of files;
-2. as a command: the wall time of `aiops run fn-00000 --input ...`, a new process each time.
+2. as a command: `aiops run fn-00000 --input ...`, a new process each time: wall time, CPU
+   time and peak RSS.
 
-Each figure is the median of `--repeat` runs.
+Each figure is the median of `--repeat` runs. Bytecode is compiled first (measure.py).
 
-    .venv/bin/python benchmarks/startup.py [--functions 1 1000] [--repeat 5]
+    .venv/bin/python benchmarks/startup.py [--functions 1 1000 10000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from measure import Measured, compile_bytecode, load_average, median_of
 from reconcile import function, make_project  # benchmarks/reconcile.py: the same functions
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
@@ -51,16 +55,16 @@ def mock_provider() -> Iterator[str]:
         proc.wait()
 
 
-def median_s(fn: object, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None
+          ) -> str:
+    verdict = "" if target is None else ("  ok" if m.wall_s <= target else "  OVER")
+    ratio = f"  {m.wall_s / base.wall_s:4.1f}x baseline" if base else ""
+    goal = f" (target <= {target} s)" if target is not None else ""
+    return (f"{label:44} {m.wall_s * 1000:6.0f} ms wall, {m.cpu_s * 1000:6.0f} ms CPU, "
+            f"{m.peak_mb:5.0f} MB peak{goal}{ratio}{verdict}")
 
 
-def bench(n: int, url: str, repeat: int, tmp: Path) -> None:
+def bench(n: int, url: str, repeat: int, tmp: Path, floor: Measured) -> None:
     root = tmp / f"project-{n}"
     make_project(root, n)
     (root / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS))
@@ -80,24 +84,30 @@ def bench(n: int, url: str, repeat: int, tmp: Path) -> None:
                                   capture_output=True, text=True).stdout)
              for _ in range(repeat)]
 
-    def one_run() -> None:
-        done = subprocess.run([AIOPS, "run", "fn-00000", "--input", INPUT, "-C", str(root)],
-                              env=env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
+    run = median_of([AIOPS, "run", "fn-00000", "--input", INPUT, "-C", str(root)], repeat,
+                    env=env)
+    print(shown(f"n={n:6}: `aiops run`", run, 0.5, floor))
+    print(f"{'':10}open the runner {statistics.median(opens) * 1000:6.1f} ms (in process, "
+          "after imports)")
 
-    wall = median_s(one_run, repeat)
-    print(f"n={n:6}: open the runner {statistics.median(opens) * 1000:6.0f} ms (in process, "
-          f"after imports); `aiops run` {wall * 1000:6.0f} ms wall (median of {repeat})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--functions", type=int, nargs="+", default=[1, 1000])
+    parser.add_argument("--functions", type=int, nargs="+", default=[1, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    compile_bytecode()
+    print(load_average())
+    print(f"medians of {args.repeat} runs")
+    print(shown("python -c pass (baseline)", median_of([sys.executable, "-c", "pass"],
+                                                        args.repeat)))
+    floor = median_of([sys.executable, "-c", "import openai, sqlalchemy"], args.repeat)
+    print(shown("import openai, sqlalchemy (floor of a run)", floor))
+    print(shown("aiops --help", median_of([AIOPS, "--help"], args.repeat), 0.3))
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as url:
         for n in args.functions:
-            bench(n, url, args.repeat, Path(tmp))
+            bench(n, url, args.repeat, Path(tmp), floor)
     return 0
 
 
