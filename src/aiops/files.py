@@ -72,10 +72,14 @@ def _too_large(size: int | None, limit: int) -> FileRefused:
 
 def check_within(path: Path, root: Path) -> None:
     """Refuse `path` when it resolves (through symlinks) outside `root`."""
-    rel = os.path.relpath(path, root)
-    if not rel.startswith(".."):  # the common case: no link on the way down from `root`
-        here = str(root)
-        for part in Path(rel).parts:
+    base, full = os.fspath(root), os.fspath(path)
+    if full.startswith(base + os.sep):  # joined onto `root`: no need to resolve either
+        parts = full[len(base) + 1:].split(os.sep)
+    else:
+        parts = list(Path(os.path.relpath(path, root)).parts)
+    if ".." not in parts:  # the common case: no link on the way down from `root`
+        here = base
+        for part in parts:
             here = os.path.join(here, part)
             if os.path.islink(here):
                 break

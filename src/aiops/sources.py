@@ -42,7 +42,7 @@ def read_tree(root: Path) -> dict[str, Source]:
             files[rel] = read_project_file(root, rel)
     fdir = root / FUNCTIONS_DIR
     if fdir.is_dir():
-        for path in sorted(fdir.glob("*/*.y*ml")):
+        for path in sorted(fdir.glob("*/*.y*ml"), key=str):
             rel = path.relative_to(root).as_posix()
             if in_function_dir(rel.split("/")):
                 # Only function.yaml is read; a stray YAML file is listed so that a function

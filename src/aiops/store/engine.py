@@ -135,8 +135,10 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
                 raise ConfigError(f"database {redact(url)}: cannot create the directory "
                                   f"{folder} ({exc.strerror or exc}); fix the path or its "
                                   "permissions") from None
+        # JSON columns are text on SQLite, decoded here (a plan reads every version's
+        # content): pydantic-core's parser, as fastjson's, reads them 2-3x faster.
         engine = create_engine(url, connect_args={"timeout": lock_timeout_s},
-                               json_serializer=_json_text)
+                               json_serializer=_json_text, json_deserializer=fastjson.loads)
 
         busy_ms = round(lock_timeout_s * 1000)
 
@@ -167,7 +169,15 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         logging.getLogger("psycopg").addFilter(_quiet_pipeline)
-        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+        pg = create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+
+        @event.listens_for(pg, "connect")
+        def _json_loads(dbapi: Any, record: Any) -> None:
+            from psycopg.types.json import set_json_loads
+
+            set_json_loads(fastjson.loads, dbapi)  # psycopg decodes jsonb: as for SQLite
+
+        return pg
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
                       "aiops supports sqlite and postgresql")
 
