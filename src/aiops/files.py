@@ -86,8 +86,8 @@ def check_within(path: Path, root: Path) -> None:
         else:
             return
     real = Path(os.path.realpath(path))
-    base = Path(os.path.realpath(root))
-    if real != base and base not in real.parents:
+    real_root = Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
         raise FileRefused(f"is a symlink to {real}, outside the project directory",
                           "copy the file into the project, or link to a file inside it")
 
