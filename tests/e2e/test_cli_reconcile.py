@@ -147,6 +147,23 @@ def test_plan_and_apply_refuse_what_validate_base_refuses_in_its_words(project: 
     assert snapshot(db_url) == before
 
 
+def test_apply_warns_on_stderr_when_it_records_a_dirty_commit(project: Path) -> None:
+    write_project(project, [spec_data()])
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "one")
+    sha = git(project, "rev-parse", "HEAD").strip()
+    clean = run("apply", "-C", project, "--auto-approve")
+    assert clean.exit_code == 0 and "Warning" not in clean.stderr
+    write_project(project, [spec_data(description="Edited, not committed.")])
+    dirty = run("apply", "-C", project, "--auto-approve")
+    assert dirty.exit_code == 0, dirty.output
+    assert dirty.stderr == (f"Warning: applied with uncommitted changes (functions/greet/"
+                            f"function.yaml): recorded as commit {sha}-dirty; commit them, so "
+                            "that the database names the revision its functions came from\n")
+    assert "Warning" not in dirty.stdout
+
+
 # --- real processes ----------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from aiops import commands
 from aiops.cli import cli
+from aiops.commands.reconcile import git_revision
 from aiops.errors import AiopsError, LockBusy, SpecError, StalePlanError
 from aiops.store import open_store
 from aiops.store.tables import F, M, R, U, V
@@ -158,6 +159,73 @@ def test_deployed_content_that_cannot_be_compared_passes_only_a_major_bump(
     assert snapshot(db_url) == before
     write_project(project, [spec_data(version="2.0.0", model="mock-large")])
     assert apply(project).plan.verdict() == "Plan: 1 new version"
+
+
+def _git(root: Path, *args: str) -> str:
+    from tests.e2e.helpers import git
+
+    return git(root, *args).strip()
+
+
+def _recorded_commits(db_url: str) -> set[Any]:
+    """Every commit the database recorded: runs, versions, functions."""
+    with open_store(db_url).engine.connect() as conn:
+        return {*conn.execute(select(R.c.git_commit)).scalars(),
+                *conn.execute(select(V.c.git_commit)).scalars(),
+                *conn.execute(select(F.c.applied_commit)).scalars()}
+
+
+def test_uncommitted_changes_are_recorded_as_a_dirty_commit(project: Path, db_url: str) -> None:
+    # The project is a folder of a repository: paths are the project's, the prefix stripped.
+    repo = project.parent
+    _git(repo, "init", "-q", "-b", "main")
+    write_project(project, [spec_data()])
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    sha = _git(repo, "rev-parse", "HEAD")
+    clean = apply(project)
+    assert (clean.git_commit, clean.uncommitted, clean.dirty_warning) == (sha, (), None)
+    assert _recorded_commits(db_url) == {sha}
+    cassette = project / "functions" / "greet" / "cassettes" / "mock" / "t.yaml"
+    cassette.parent.mkdir(parents=True)
+    cassette.write_text("interactions: []\n")  # not read by apply: the tree stays clean
+    write_function(project, spec_data(version="1.1.0", model="mock-large"))
+    write_function(project, spec_data("fresh"))  # untracked
+    dirty = apply(project)
+    assert dirty.git_commit == f"{sha}-dirty"
+    assert dirty.uncommitted == ("functions/fresh/function.yaml",
+                                 "functions/greet/function.yaml")
+    assert dirty.dirty_warning is not None and (
+        "uncommitted changes (functions/fresh/function.yaml, functions/greet/function.yaml): "
+        f"recorded as commit {sha}-dirty") in dirty.dirty_warning
+    with open_store(db_url).engine.connect() as conn:
+        run = conn.execute(select(R.c.git_commit).order_by(R.c.started_at.desc())).first()
+        versions = dict(conn.execute(select(V.c.version, V.c.git_commit)
+                                     .join(F, F.c.id == V.c.function_id)
+                                     .where(F.c.name == "greet")).all())
+        applied = dict(conn.execute(select(F.c.name, F.c.applied_commit)).all())
+    assert run is not None and run.git_commit == f"{sha}-dirty"
+    assert versions == {"1.0.0": sha, "1.1.0": f"{sha}-dirty"}
+    assert applied == {"greet": f"{sha}-dirty", "fresh": f"{sha}-dirty"}
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "two")
+    (project / "providers.yaml").unlink()  # a deleted source file is a change too
+    assert git_revision(project).uncommitted == ("providers.yaml",)
+
+
+def test_outside_git_no_commit_is_recorded(project: Path, db_url: str) -> None:
+    write_project(project, [spec_data()])
+    result = apply(project)
+    assert (result.git_commit, result.dirty_warning) == (None, None)
+    assert _recorded_commits(db_url) == {None}
+
+
+def test_a_sha256_commit_stays_within_its_column() -> None:
+    from aiops.commands.reconcile import Revision
+
+    long = Revision(head="a" * 64, uncommitted=("providers.yaml",))
+    assert long.recorded == "a" * 58 + "-dirty" and len(long.recorded) == 64
+    assert Revision(head="b" * 40, uncommitted=()).recorded == "b" * 40
 
 
 def test_prune_archives_keeps_versions_and_logs_and_readd_reactivates(

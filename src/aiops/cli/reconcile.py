@@ -165,7 +165,8 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
         say(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
     elif expected is None or plan_file is not None:
         say("Nothing to apply: the database already matches.")
-    for warning in result.log_warnings:
+    dirty = [result.dirty_warning] if result.dirty_warning else []
+    for warning in (*dirty, *result.log_warnings):
         say(f"Warning: {warning}", err=True, one_line=True)
 
 

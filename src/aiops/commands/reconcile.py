@@ -30,9 +30,9 @@ from aiops.errors import (
     UserError,
     shown,
 )
-from aiops.loader import PROJECT_FILE, PROVIDERS_FILE
+from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, PROJECT_FILE, PROVIDERS_FILE
 from aiops.plan import Plan, diff
-from aiops.sources import read_tree
+from aiops.sources import git, read_tree
 from aiops.spec import FunctionSpec
 from aiops.store import DeployedVersion, Store, Writer
 from aiops.workspace import PROJECT_ENV, Workspace, git_fact
@@ -43,8 +43,52 @@ TICK_MS = 2000  # watch: how often a quiet watcher re-checks the files (edits it
 # --- the project and its surroundings --------------------------------------------------------
 
 
-def git_commit(root: Path) -> str | None:
-    return git_fact(root, "rev-parse", "HEAD")
+# The files apply reads: a change to any of them not yet committed makes the commit `-dirty`.
+SOURCE_PATHSPECS = (f":(glob){FUNCTIONS_DIR}/*/{FUNCTION_FILE}", PROVIDERS_FILE, PROJECT_FILE)
+DIRTY = "-dirty"
+COMMIT_CHARS = 64  # the git_commit and applied_commit columns
+
+
+@dataclass(frozen=True, kw_only=True)
+class Revision:
+    """The git revision an apply records: HEAD, and the files apply reads that differ from it
+    (changed, staged, deleted or untracked; relative to the project)."""
+
+    head: str | None  # None outside a git repository, or before its first commit
+    uncommitted: tuple[str, ...] = ()
+
+    @property
+    def recorded(self) -> str | None:
+        """HEAD, or `<sha>-dirty` when files differ from it (within the column's 64
+        characters: a SHA-256 commit loses its last characters)."""
+        if self.head is None or not self.uncommitted:
+            return self.head
+        return self.head[:COMMIT_CHARS - len(DIRTY)] + DIRTY
+
+
+def git_revision(root: Path) -> Revision:
+    """HEAD and the uncommitted changes to the files apply reads; Revision(head=None) outside
+    a git repository or before its first commit."""
+    facts = git_fact(root, "rev-parse", "--show-prefix", "HEAD")
+    if facts is None:
+        return Revision(head=None)
+    *prefix, head = facts.splitlines()  # the prefix line is empty (stripped) at the top
+    inside = prefix[0] if prefix else ""
+    try:
+        out = git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--",
+                  *SOURCE_PATHSPECS).decode(errors="replace")
+    except UsageError:
+        return Revision(head=head)
+    entries = iter(out.split("\0"))
+    changed = []
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":  # a rename or copy: the next entry is where it came from
+            next(entries, None)
+        path = entry[3:]  # relative to the repository's top
+        changed.append(path.removeprefix(inside))
+    return Revision(head=head, uncommitted=tuple(sorted(changed)))
 
 
 def git_actor(root: Path) -> str:
@@ -96,6 +140,19 @@ class ApplyResult:
     run_id: str | None
     duration_ms: float
     log_warnings: tuple[str, ...] = ()  # about log rows earlier runs spooled, written now
+    git_commit: str | None = None  # what the run recorded: HEAD, `<sha>-dirty`, or None
+    uncommitted: tuple[str, ...] = ()  # the files apply read that differ from HEAD
+
+    @property
+    def dirty_warning(self) -> str | None:
+        """What to tell when the run recorded a `-dirty` commit (nothing written: None)."""
+        if not self.wrote or not self.uncommitted:
+            return None
+        files = ", ".join(self.uncommitted[:5]) + (
+            f" and {len(self.uncommitted) - 5} more" if len(self.uncommitted) > 5 else "")
+        return (f"applied with uncommitted changes ({files}): recorded as commit "
+                f"{self.git_commit}; commit them, so that the database names the revision its "
+                "functions came from")
 
 
 def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
@@ -116,13 +173,15 @@ def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
     else:
         saved_specs = _check_saved(expected, ws)
     st = store or ws.open_store(lock_timeout_s=lock_timeout_s)
+    revision = git_revision(ws.root)
     result = _apply_locked(ws, st, expected, saved_specs, prune=prune, max_prune=max_prune,
-                           who=actor or git_actor(ws.root), commit=git_commit(ws.root),
+                           who=actor or git_actor(ws.root), commit=revision.recorded,
                            lock_timeout_s=lock_timeout_s, started=started)
     # Log rows that earlier runs could not write (the database was locked past their
     # patience) go in now that it answered.
     report = st.write_pending_logs()
-    return replace(result, log_warnings=(*report.lost, *report.stored_alone))
+    return replace(result, log_warnings=(*report.lost, *report.stored_alone),
+                   git_commit=revision.recorded, uncommitted=revision.uncommitted)
 
 
 def apply_locked(w: Writer, ws: Workspace, *, actor: str, commit: str | None,
@@ -335,7 +394,8 @@ def _watch_pass(ws: Workspace) -> str:
     result = apply(ws)
     if not result.wrote:
         return "No changes."
-    return f"Applied: {result.plan.verdict().removeprefix('Plan: ')}"
+    dirty = f" (uncommitted: recorded as {result.git_commit})" if result.uncommitted else ""
+    return f"Applied: {result.plan.verdict().removeprefix('Plan: ')}{dirty}"
 
 
 def file_changes(ws: Workspace, stop: Any = None) -> Iterable[list[str]]:
