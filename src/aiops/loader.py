@@ -269,7 +269,7 @@ def _explain(err: Any, path: Path, model: type[BaseModel], data: Any) -> tuple[s
         return f"unknown key `{key}`", fix
     if kind == "missing":
         return f"required key `{key}` is missing", f"add `{key}:`"
-    if kind in ("key_like", "not_a_variable_name"):  # a `*_env` value: shown masked only
+    if kind in ("key_like", "not_a_variable_name", "secret_in_url"):  # never shown in full
         return err["msg"], ctx.get("fix", "")
     value = _value_at(data, path)
     secret = isinstance(key, str) and key.endswith(("_env", "_url"))

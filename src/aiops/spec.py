@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import total_ordering
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -489,6 +490,37 @@ def env_name(value: Any, example: str) -> Any:
     return value
 
 
+def url_without_secrets(value: str | None, *, user_allowed: bool, fix: str) -> str | None:
+    """A URL as written, when it holds no secret: no password in its user part (nor a user
+    part at all unless `user_allowed`: a token is often passed as the user), and no query
+    value that is a password or looks like a key. Secrets are read from the environment,
+    never from a file; the message shows nothing of the secret."""
+    if value is None:
+        return value
+    try:
+        parts = urlsplit(value.strip())
+        password = parts.password
+    except ValueError:
+        return value  # not a URL: the field's own pattern or the database says so
+    held = None
+    if password is not None:
+        held = "a password in its user part"
+    elif parts.username is not None and not user_allowed:
+        held = "credentials in its user part"
+    else:
+        for name, arg in parse_qsl(parts.query, keep_blank_values=True):
+            if name.lower() in ("password", "passwd", "pwd") and arg:
+                held = f"a password in its `{name}` query parameter"
+            elif looks_like_key(arg):
+                held = f"a key-like value in its `{name}` query parameter"
+            if held:
+                break
+    if held:
+        raise PydanticCustomError("secret_in_url", "holds {held}; secrets are never kept in "
+                                  "files", {"held": held, "fix": fix})
+    return value
+
+
 class BearerAuth(Model):
     """A bearer token in the Authorization header."""
 
@@ -538,7 +570,10 @@ class ProviderSpec(Model):
         "The NAME of the environment variable that holds the key (GROQ_API_KEY), never the "
         "key; the SDK's default variable when absent."))
     base_url: str | None = Field(None, pattern=r"^https?://", description=(
-        "http(s)://...: a proxy, a mock, a compatible server; required for http."))
+        "http(s)://...: a proxy, a mock, a compatible server; required for http. No "
+        "credentials in it: keys come from the environment."), json_schema_extra={"not": {
+            "type": "string", "pattern": "^https?://[^/?#]*@",
+            "description": "credentials in the URL's user part"}})
     timeout_s: Float = Field(30, gt=0, le=600, description=(
         "Bound of each attempt as a whole, in seconds: connect, first byte, body."))
     max_response_bytes: Int = Field(
@@ -550,6 +585,16 @@ class ProviderSpec(Model):
         "Prices per model id, in USD per million tokens, pinned in git."))
     auth: Annotated[BearerAuth | HmacAuth, Field(discriminator="type")] | None = Field(
         None, description="http only: {type: bearer, token_env} or {type: hmac, secret_env}.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        where = ("`auth.token_env` or `auth.secret_env`" if kind == "http" else
+                 "`api_key_env` (the NAME of the variable that holds the key)")
+        return url_without_secrets(value, user_allowed=False, fix=(
+            f"remove them from the URL; name the key's environment variable in {where}, or "
+            "set the whole URL in the environment (AIOPS_<PROVIDER>_BASE_URL)"))
 
     @field_validator("api_key_env", mode="before")
     @classmethod
@@ -581,11 +626,20 @@ class ProvidersFile(Model):
 class ProjectSettings(Model):
     """Optional project settings: `aiops.yaml`."""
 
-    database_url: str | None = None
+    database_url: str | None = Field(None, description=(
+        "The database (sqlite:///path, postgresql://user@host/db); without a password: "
+        "AIOPS_DATABASE_URL, PGPASSWORD or ~/.pgpass hold that."))
     max_prune: Int = Field(10, ge=0, le=INT32_MAX)
     log_patience_s: Float = Field(120, ge=0, le=86400, description=(
         "How long log writes and budget leases wait, in all, for a locked or unreachable "
         "database before rows are saved to .aiops/pending-logs/ (seconds)."))
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        return url_without_secrets(value, user_allowed=True, fix=(
+            "leave the password out of aiops.yaml: set the whole URL in AIOPS_DATABASE_URL, "
+            "or let PostgreSQL read the password from PGPASSWORD or ~/.pgpass"))
 
 
 FORMAT_MODELS: dict[str, type[Model]] = {

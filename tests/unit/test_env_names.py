@@ -102,3 +102,43 @@ def test_the_names_of_the_examples_load() -> None:
     project = load_sources({"providers.yaml": dump(_providers(
         key="GROQ_API_KEY", auth={"type": "bearer", "token_env": "BACKEND_TOKEN"}))})
     assert project.ok and project.providers is not None
+
+
+# A key or a password is no more welcome in a URL of a file than in an `*_env` value: the
+# provider's `base_url` and aiops.yaml's `database_url` refuse one, and never show it.
+@pytest.mark.parametrize(("url", "held"), [
+    (f"https://user:{GROQ_KEY}@proxy.example/v1", "a password in its user part"),
+    (f"https://{GROQ_KEY}@proxy.example/v1", "credentials in its user part"),
+    ("https://proxy.example/v1?api-key=3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+     "a key-like value in its `api-key` query parameter"),
+])
+def test_a_secret_in_a_base_url_is_refused_and_not_shown(url: str, held: str) -> None:
+    providers = {"providers": {"groq": {"type": "groq", "base_url": url}}}
+    project = load_sources({"providers.yaml": dump(providers)})
+    (diag,) = project.diagnostics
+    assert (diag.path, diag.message) == (
+        "providers.groq.base_url", f"holds {held}; secrets are never kept in files")
+    assert "api_key_env" in diag.fix and diag.line is not None
+    assert GROQ_KEY not in diag.render() and "3f9a8b7c" not in diag.render()
+
+
+@pytest.mark.parametrize("url", ["https://proxy.example/v1?api-version=2024-05-01-preview",
+                                 "http://127.0.0.1:8080/aiops", "https://proxy.example/"])
+def test_a_base_url_without_secrets_loads(url: str) -> None:
+    providers = {"providers": {"groq": {"type": "groq", "base_url": url}}}
+    assert load_sources({"providers.yaml": dump(providers)}).ok
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("postgresql+psycopg://aiops:hunter2hunter2@db.example/aiops", False),
+    ("postgresql://aiops@db.example/aiops?password=hunter2", False),
+    ("postgresql://aiops@db.example/aiops?sslmode=require", True),
+    ("sqlite:///state/aiops.db", True),
+])
+def test_a_password_in_aiops_yaml_is_refused_and_not_shown(url: str, ok: bool) -> None:
+    project = load_sources({"aiops.yaml": dump({"database_url": url})})
+    assert project.ok is ok
+    if not ok:
+        (diag,) = project.diagnostics
+        assert diag.path == "database_url" and "password" in diag.message
+        assert "AIOPS_DATABASE_URL" in diag.fix and "hunter2" not in diag.render()

@@ -250,6 +250,8 @@ PROVIDER_REFUSALS = [
     ("providers.xy", {"type": "http", "base_url": "http://x",
                       "auth": {"type": "bearer", "token_env": "ghp_" + "a1B2c3D4" * 4}}),
     ("providers.xy", {"type": "groq", "api_key_env": "1KEY"}),
+    ("providers.xy", {"type": "openai", "base_url": "https://user:pass@example.com/v1"}),
+    ("providers.xy", {"type": "http", "base_url": "https://sk-abcdefghijklmnop@x/aiops"}),
     ("providers.xy", {"type": "groq", "timeout_s": 0}),
     ("providers.xy", {"type": "groq", "timeout_s": "30"}),
     ("providers.xy", {"type": "groq", "max_response_bytes": 10}),
@@ -273,6 +275,9 @@ INEXPRESSIBLE = [
      "RE2's syntax, in matches"),
     ("providers", "providers.groq.api_key_env", "Hm4cS3crQ9wE8rT7yU6iO5pA4sD3fG2hJ1kL",
      "a key without a known prefix: randomness is judged, not matched"),
+    ("providers", "providers.groq.base_url",
+     "https://example.com/v1?api-key=3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+     "a key in a URL's query: randomness is judged, not matched"),
 ]
 REFUSALS = [("function", p, v) for p, v in FUNCTION_REFUSALS] + [
     ("providers", p, v) for p, v in PROVIDER_REFUSALS]
