@@ -37,3 +37,18 @@ def test_document_matches_the_client() -> None:
     assert parse_response(example, "x").usage.total_tokens == 34
     error = {"error": {"code": "rate_limited", "message": "slow down", "retry_after_s": 1.5}}
     _validator(doc, "ErrorResponse").validate(error)
+
+
+def test_the_request_example_is_what_the_translate_example_sends() -> None:
+    # A plain-text function (`output_schema: {type: string, ...}`) sends `output_schema: null`;
+    # the documented example once showed the schema itself.
+    doc = yaml.safe_load(DOC.read_text(encoding="utf-8"))
+    example = doc["paths"][HTTP_PATH]["post"]["requestBody"]["content"]["application/json"][
+        "example"]
+    _validator(doc, "CompleteRequest").validate(example)
+    cassette = DOC.parents[1] / "functions/translate/cassettes/internal/hello-french.yaml"
+    sent = yaml.safe_load(cassette.read_text(encoding="utf-8"))["interactions"][0]["request"][
+        "json"]
+    assert set(example) == set(sent)
+    for key in ("function", "version", "model", "settings", "output_schema"):
+        assert example[key] == sent[key], key
