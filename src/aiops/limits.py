@@ -28,17 +28,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
-
-from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.storage import SlidingWindowCounterSupport
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 
 from aiops.errors import AiopsError, ConfigError, LimitExceeded, RuntimeFailure
 from aiops.extras import require_extra
 from aiops.spec import Price
+
+if TYPE_CHECKING:  # the library is imported when a limit is first checked: a run of a
+    # function without rate limits does without it (some 30 ms of a run's start-up)
+    from limits.aio.storage import SlidingWindowCounterSupport
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 RATE_LIMIT_URL_ENV = "AIOPS_RATE_LIMIT_URL"
 # A function without max_tokens: what tpm is charged, and, with a USD budget, what is sent
@@ -321,6 +321,9 @@ class RateLimiter:
 
     def _limiter(self) -> SlidingWindowCounterRateLimiter:
         if self._strategy is None:
+            from limits.aio.strategies import SlidingWindowCounterRateLimiter
+            from limits.storage import storage_from_string
+
             if "redis" in self.url.split("://", 1)[0]:
                 require_extra("redis", "redis", f"{RATE_LIMIT_URL_ENV}="
                               f"{shown_url(self.url.removeprefix('async+'))}")
@@ -338,6 +341,8 @@ class RateLimiter:
     def _item(self, amount: int) -> Any:
         item = self._items.get(("m", amount))
         if item is None:
+            from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+
             item = self._items[("m", amount)] = (
                 RateLimitItemPerMinute(amount) if self.window_s == 60
                 else RateLimitItemPerSecond(amount, self.window_s))
@@ -348,7 +353,7 @@ class RateLimiter:
         charged, else the first limit without room (`NoRoom.never` when it never can have)."""
         limiter = self._limiter()
         # The strategy checked that its storage supports sliding windows.
-        storage = cast(SlidingWindowCounterSupport, limiter.storage)
+        storage = cast("SlidingWindowCounterSupport", limiter.storage)
         checks = []
         for scope in scopes:
             if scope.rpm is not None:
