@@ -32,6 +32,7 @@ from aiops.loader import (
     PROVIDERS_FILE,
     Project,
     Source,
+    gc_paused,
     load_one,
     load_sources,
 )
@@ -124,7 +125,8 @@ class Workspace:
         """The loader's diagnostics and the cross-checks of `aiops validate`."""
         from aiops.checks import check_project
 
-        return [*self.project.diagnostics, *check_project(self.project)]
+        with gc_paused():
+            return [*self.project.diagnostics, *check_project(self.project)]
 
     @cached_property
     def settings(self) -> ProjectSettings:

@@ -30,7 +30,7 @@ from aiops.errors import (
     UserError,
     shown,
 )
-from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, PROJECT_FILE, PROVIDERS_FILE
+from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, PROJECT_FILE, PROVIDERS_FILE, gc_paused
 from aiops.plan import Plan, diff
 from aiops.sources import git, read_tree
 from aiops.spec import FunctionSpec
@@ -127,7 +127,8 @@ def plan(ws: Workspace, *, prune: bool = False, max_prune: int | None = None,
          store: Store | None = None) -> Plan:
     """`aiops plan`: the files against the database, as data (errors inside, not raised)."""
     st = store or ws.open_store()
-    return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
+    with gc_paused():  # what a plan reads and decides (aiops.loader.gc_paused)
+        return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def _apply_locked(ws: Workspace, st: Store | Writer, expected: Plan | None,
                   started: float, prune_only: frozenset[str] | None = None) -> ApplyResult:
     began = datetime.now(UTC)
     lock = nullcontext(st) if isinstance(st, Writer) else st.writer(lock_timeout_s)
-    with lock as w:
+    with lock as w, gc_paused():  # what a plan reads, decides and writes
         state = w.read_state(ws.project_id)
         if expected is not None:
             if expected.state_token != state.token:
