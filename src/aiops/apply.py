@@ -33,7 +33,7 @@ from aiops.records import (
 class Ctx:
     state: DeployedState
     project: str
-    user_id: str | None
+    user_id: str  # who applies: created_by / updated_by of every row written
     git_commit: str | None
     now: datetime
 
@@ -77,7 +77,7 @@ def _version(function_id: str, change: FunctionChange, ctx: Ctx) -> NewVersion:
 
 def _pointer(function_id: str, version_id: str, ctx: Ctx) -> PointerUpdate:
     return PointerUpdate(function_id=function_id, version_id=version_id,
-                         applied_commit=ctx.git_commit, now=ctx.now)
+                         applied_commit=ctx.git_commit, now=ctx.now, updated_by=ctx.user_id)
 
 
 def _managed(change: FunctionChange, ctx: Ctx) -> Managed:
@@ -116,7 +116,7 @@ def _metadata(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> N
     stored = _stored(ctx, change.name)
     batch.function_updates.append(FunctionUpdate(
         function_id=stored.id, columns=_columns(change), managed_by=ctx.project,
-        applied_commit=ctx.git_commit, now=ctx.now))
+        applied_commit=ctx.git_commit, now=ctx.now, updated_by=ctx.user_id))
     batch.managed.append(_managed(change, ctx))
 
 
@@ -126,7 +126,8 @@ def _archive(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> No
     # then told apart from this one (plan reports it as drift).
     batch.archives.append(Archive(function_id=stored.id,
                                   metadata_hash=stored.archived_metadata_hash,
-                                  applied_commit=ctx.git_commit, now=ctx.now))
+                                  applied_commit=ctx.git_commit, now=ctx.now,
+                                  updated_by=ctx.user_id))
 
 
 def _noop(change: FunctionChange, ctx: Ctx, batch: Batch, _p: Pointers) -> None:

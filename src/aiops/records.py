@@ -34,16 +34,19 @@ def _now() -> datetime:
 
 @dataclass(frozen=True, kw_only=True)
 class LogRow:
-    """One execution (ai_function_logs); `id` and `created_at` default to new values."""
+    """One execution (ai_function_logs); `id` and `created_at` default to new values.
+    `created_by` is the user who ran it; None: the user row of `actor` (`aiops.actors`),
+    which the store resolves once per process."""
 
     function_id: str
+    version: str  # the executed version's text
     version_id: str | None
     status: str  # "ok" | "error"
     input: Any = None
     output: Any = None
     error: Any = None
     execution_time: float | None = None  # milliseconds
-    user_id: str | None = None
+    created_by: str | None = None  # a user id
     actor: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     provider: str | None = None
@@ -56,10 +59,9 @@ class LogRow:
 
 @dataclass(frozen=True, kw_only=True)
 class LogRecord(LogRow):
-    """A stored log row with its function's name and version."""
+    """A stored log row with its function's name."""
 
     name: str
-    version: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +111,7 @@ class NewVersion:
     content: dict[str, Any]
     git_commit: str | None
     created_at: datetime
-    created_by: str | None  # a user id
+    created_by: str  # a user id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +125,7 @@ class NewFunction:
     managed_by: str  # the project
     applied_commit: str | None
     now: datetime
-    created_by: str | None
+    created_by: str  # a user id (the first updated_by too)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,16 +137,19 @@ class FunctionUpdate:
     managed_by: str
     applied_commit: str | None
     now: datetime
+    updated_by: str  # a user id
 
 
 @dataclass(frozen=True, kw_only=True)
 class PointerUpdate:
-    """A function's current (and reconciled) version moves to `version_id`."""
+    """A function's current (and reconciled) version moves to `version_id` (the store sets
+    the function's copies of that version with it)."""
 
     function_id: str
     version_id: str
     applied_commit: str | None
     now: datetime
+    updated_by: str  # a user id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +168,7 @@ class Archive:
     metadata_hash: str | None
     applied_commit: str | None
     now: datetime
+    updated_by: str  # a user id
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -561,7 +561,8 @@ class Runner:
                     "prompt_hash": state.prompt_hash, "model": ex.model,
                     "attempts": [a.as_dict() for a in ex.attempts],
                     "cached_input_tokens": state.cached, "reasoning_tokens": state.reasoning}
-        return LogRow(id=ex.log_id, function_id=p.dv.function_id, version_id=p.dv.version_id,
+        return LogRow(id=ex.log_id, function_id=p.dv.function_id, version=p.dv.version,
+                      version_id=p.dv.version_id,
                       status="ok" if ex.ok else "error", input=state.logged_input, output=ex.output,
                       error=error, execution_time=round(ex.latency_ms, 3), actor=actor,
                       metadata=metadata, provider=ex.provider, cost_usd=ex.cost_usd,

@@ -35,7 +35,8 @@ def deployed(tmp_path: Path, store: Store) -> DeployedVersion:
 
 
 def row(dv: DeployedVersion, **values: Any) -> LogRow:
-    defaults: dict[str, Any] = {"function_id": dv.function_id, "version_id": dv.version_id,
+    defaults: dict[str, Any] = {"function_id": dv.function_id, "version": dv.version,
+                                "version_id": dv.version_id,
                                 "status": "ok", "input": {"who": "x"}, "output": "hi",
                                 "metadata": {"model": "m"}}
     return LogRow(**{**defaults, **values})
@@ -112,7 +113,8 @@ def test_a_row_the_database_refuses_is_stored_alone(store: Store,
 def test_a_row_that_cannot_be_stored_at_all_is_reported_and_the_others_are_stored(
         store: Store, deployed: DeployedVersion) -> None:
     rows = [row(deployed) for _ in range(10)]
-    rows[3] = LogRow(function_id=str(uuid.uuid4()), version_id=None, status="ok")
+    rows[3] = LogRow(function_id=str(uuid.uuid4()), version="1.0.0", version_id=None,
+                     status="ok")
     report = store.insert_logs(rows)
     assert len(stored(store, *(r.id for r in rows))) == 9
     (lost,) = report.lost

@@ -88,7 +88,7 @@ def test_logs_insert_and_read_back(project: Path, db_url: str) -> None:
     st = open_store(db_url)
     dv = st.resolve("greet")
     t0 = datetime.now(UTC) - timedelta(minutes=5)
-    rows = [LogRow(function_id=dv.function_id, version_id=dv.version_id,
+    rows = [LogRow(function_id=dv.function_id, version=dv.version, version_id=dv.version_id,
                    status="ok" if i % 3 else "error", input={"who": f"n{i}"},
                    output="hi", execution_time=12.5, metadata={"model": "mock-small"},
                    provider="mock", cost_usd=0.001, input_tokens=10, output_tokens=2,
@@ -146,13 +146,13 @@ def test_logs_are_stored_and_filtered_in_utc_whatever_the_callers_zone(project: 
     dv = st.resolve("greet")
     t0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     plus2 = timezone(timedelta(hours=2))
-    st.insert_logs([LogRow(function_id=dv.function_id, version_id=dv.version_id, status="ok",
+    st.insert_logs([LogRow(function_id=dv.function_id, version=dv.version, version_id=dv.version_id, status="ok",
                            created_at=t0 + timedelta(minutes=i)) for i in range(10)])
     since = (t0 + timedelta(minutes=7)).astimezone(plus2)
     assert len(st.recent_logs("greet", 50, since=since)) == 3
     assert len(st.recent_logs("greet", 50, since=datetime(2026, 1, 1, 12, 7))) == 3
     late = (t0 + timedelta(minutes=30)).astimezone(plus2)
-    st.insert_logs([LogRow(function_id=dv.function_id, version_id=dv.version_id,
+    st.insert_logs([LogRow(function_id=dv.function_id, version=dv.version, version_id=dv.version_id,
                            status="error", created_at=late)])
     newest = st.recent_logs("greet", 1)[0]
     assert newest.status == "error" and newest.created_at == t0 + timedelta(minutes=30)

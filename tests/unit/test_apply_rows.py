@@ -41,9 +41,11 @@ def test_a_new_version_with_new_metadata_moves_the_pointer_and_updates_the_funct
     # ids are the deployed state's own, passed through: only the store makes UUIDs of them
     assert version.function_id == "f-greet"
     assert batch.pointer_updates == [PointerUpdate(function_id="f-greet", version_id=version.id,
-                                                   applied_commit="abc123", now=NOW)]
+                                                   applied_commit="abc123", now=NOW,
+                                                   updated_by="u-1")]
     [update] = batch.function_updates
     assert isinstance(update, FunctionUpdate) and update.columns.description == "Louder."
+    assert update.updated_by == "u-1"
     assert batch.new_functions == []
 
 
@@ -54,4 +56,4 @@ def test_a_pruned_function_is_archived_with_the_hash_of_its_archived_row() -> No
     [archive] = batch.archives
     assert archive == Archive(function_id="f-greet",
                               metadata_hash=deployed.functions["greet"].archived_metadata_hash,
-                              applied_commit="abc123", now=NOW)
+                              applied_commit="abc123", now=NOW, updated_by="u-1")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.commands.reconcile import parse_actor
+from aiops.actors import parse_actor
 from aiops.store.engine import normalise_url, redact
 from aiops.workspace import Workspace
 

@@ -125,7 +125,8 @@ def test_cancellation_during_the_budget_lease_releases_it() -> None:
 
 
 def _row(i: int) -> LogRow:
-    return LogRow(id=f"00000000-0000-0000-0000-{i:012d}", function_id="f", version_id=None,
+    return LogRow(id=f"00000000-0000-0000-0000-{i:012d}", function_id="f", version="1.0.0",
+                  version_id=None,
                   status="ok", input={}, output=None, error=None, execution_time=1.0,
                   actor=None, metadata={}, provider=None, cost_usd=0.0, input_tokens=0,
                   output_tokens=0)

@@ -108,7 +108,7 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     from aiops import commands
 
     ws = commands.open_workspace(project_dir, database_url=database_url)
-    runner = commands.open_runner(ws, actor=actor or _os_user(), max_wait_s=max_wait)
+    runner = commands.open_runner(ws, actor=actor, max_wait_s=max_wait)
     if input_ is not None:
         value = _read_input(input_)
         raise SystemExit(asyncio.run(_single(ws, runner, target, value)))
@@ -116,15 +116,6 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     from aiops.cli.batch import run_batch
 
     raise SystemExit(asyncio.run(run_batch(runner, target, input_file, output, concurrency)))
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 async def _single(ws: Any, runner: Any, target: str, value: Any) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiops.actors import os_user
 from aiops.errors import AiopsError, NotFoundError, UsageError, UserError
 from aiops.limits import RateLimiter
 from aiops.records import LogRecord
@@ -30,11 +31,13 @@ def open_runner(ws: Workspace, *, env: Mapping[str, str] | None = None,
                 store: RunnerStore | None = None, actor: str | None = None,
                 max_wait_s: float | None = None) -> Runner:
     """A Runner for the project: its providers.yaml and its database (the function files are
-    not read). `max_wait_s` bounds how long a call waits for a rate limit or a concurrency
-    slot (default: as long as it takes)."""
+    not read). `actor`: who runs (its log rows' user; default: the OS user). `max_wait_s`
+    bounds how long a call waits for a rate limit or a concurrency slot (default: as long as
+    it takes)."""
     providers = ws.providers  # before the database: a project without providers opens none
     env = os.environ if env is None else env
-    return Runner(store=store or ws.open_store(), providers=providers, env=env, actor=actor,
+    return Runner(store=store or ws.open_store(), providers=providers, env=env,
+                  actor=actor or os_user(),
                   limiter=RateLimiter.from_env(env, max_wait_s=max_wait_s))
 
 

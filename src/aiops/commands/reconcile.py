@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -97,15 +96,6 @@ def git_actor(root: Path) -> str:
     if name and email:
         return f"{name} <{email}>"
     return name or email or os.environ.get("USER") or "unknown"
-
-
-def parse_actor(actor: str) -> tuple[str, str | None]:
-    m = re.fullmatch(r"\s*(.*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*", actor)
-    if m:
-        return (m[1] or m[2]), m[2]
-    if re.fullmatch(r"[^@\s]+@[^@\s]+", actor.strip()):
-        return actor.strip(), actor.strip()
-    return actor.strip() or "unknown", None
 
 
 # --- plan ---------------------------------------------------------------------------------------
@@ -218,8 +208,7 @@ def _apply_locked(ws: Workspace, st: Store | Writer, expected: Plan | None,
         if not plan.has_changes:
             return ApplyResult(plan=plan, wrote=False, run_id=None,
                                duration_ms=(time.perf_counter() - started) * 1000)
-        name, email = parse_actor(who)
-        user_id = w.ensure_user(name, email)
+        user_id = w.ensure_user(who)
         ctx = apply_mod.Ctx(state=state, project=ws.project_id, user_id=user_id,
                             git_commit=commit, now=began)
         w.write(apply_mod.build_batch(plan, ctx))

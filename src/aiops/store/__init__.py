@@ -71,7 +71,8 @@ from aiops.store.engine import (
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
-from aiops.store.tables import C, F, L, M, R, U, V
+from aiops.store.tables import C, F, L, M, R, V
+from aiops.store.users import ensure_user
 
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
 
@@ -93,11 +94,19 @@ def version_columns(content: dict[str, Any]) -> dict[str, Any]:
     return {column: content[key] for column, key in VERSION_COPIES.items()}
 
 
+# The columns of a function row that copy its current version's columns of the same name
+# (DESIGN §5: SQL readers find them on ai_functions). Every statement that sets the pointer
+# sets them too, in SQL, from the version row (`_copies_of`).
+FUNCTION_COPIES = ("version", "input_schema", "output_schema", "provider")
+
+
+def _copies_of(version_id: Any) -> dict[str, Any]:
+    """SET clauses: the function's copies of the version `version_id` (an SQL expression)."""
+    return {column: select(V.c[column]).where(V.c.id == version_id).scalar_subquery()
+            for column in FUNCTION_COPIES}
+
+
 # --- the rows apply decided (aiops.records), as the tables take them -------------------------
-
-
-def _uuid(value: str | None) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
 
 
 def _function_columns(c: FunctionColumns) -> dict[str, Any]:
@@ -106,19 +115,25 @@ def _function_columns(c: FunctionColumns) -> dict[str, Any]:
             "metadata_hash": c.metadata_hash}
 
 
-def _new_function(r: NewFunction) -> dict[str, Any]:
+def _new_function(r: NewFunction, first: NewVersion) -> dict[str, Any]:
+    """The row of a new function; `first` is its version (written after it, in the same
+    statement batch: the copies come from the record)."""
+    copies = {column: version_columns(first.content)[column]
+              for column in FUNCTION_COPIES if column != "version"}
     return {"id": uuid.UUID(r.id), "name": r.name, **_function_columns(r.columns),
+            "version": first.version, **copies,
             "current_version_id": uuid.UUID(r.version_id),
             "reconciled_version_id": uuid.UUID(r.version_id), "managed_by": r.managed_by,
             "applied_at": r.now, "applied_commit": r.applied_commit, "created_at": r.now,
-            "updated_at": r.now, "created_by": _uuid(r.created_by)}
+            "updated_at": r.now, "created_by": uuid.UUID(r.created_by),
+            "updated_by": uuid.UUID(r.created_by)}
 
 
 def _new_version(r: NewVersion) -> dict[str, Any]:
     return {"id": uuid.UUID(r.id), "function_id": uuid.UUID(r.function_id),
             "version": r.version, "behaviour_hash": r.behaviour_hash, "content": r.content,
             **version_columns(r.content), "git_commit": r.git_commit,
-            "created_at": r.created_at, "created_by": _uuid(r.created_by)}
+            "created_at": r.created_at, "created_by": uuid.UUID(r.created_by)}
 
 
 # An UPDATE by executemany binds each row's values by name, and SQLAlchemy refuses a bound
@@ -132,18 +147,19 @@ def _version_restore(r: VersionRestore) -> dict[str, Any]:
 
 def _function_update(r: FunctionUpdate) -> dict[str, Any]:
     columns = {**_function_columns(r.columns), "managed_by": r.managed_by,
-               "updated_at": r.now, "applied_at": r.now, "applied_commit": r.applied_commit}
+               "updated_at": r.now, "applied_at": r.now, "applied_commit": r.applied_commit,
+               "updated_by": uuid.UUID(r.updated_by)}
     return {"_id": uuid.UUID(r.function_id), **{f"v_{k}": v for k, v in columns.items()}}
 
 
 def _pointer_update(r: PointerUpdate) -> dict[str, Any]:
     return {"_id": uuid.UUID(r.function_id), "cur": uuid.UUID(r.version_id), "now": r.now,
-            "commit": r.applied_commit}
+            "commit": r.applied_commit, "by": uuid.UUID(r.updated_by)}
 
 
 def _archive(r: Archive) -> dict[str, Any]:
     return {"_id": uuid.UUID(r.function_id), "now": r.now, "commit": r.applied_commit,
-            "hash": r.metadata_hash}
+            "hash": r.metadata_hash, "by": uuid.UUID(r.updated_by)}
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -282,9 +298,8 @@ class Store:
     def recent_logs(self, name: str, limit: int = 50, status: str | None = None,
                     since: datetime | None = None) -> list[LogRecord]:
         """The newest log rows of a function, newest first."""
-        q = (select(L, F.c.name, V.c.version.label("version_text"))
+        q = (select(L, F.c.name)
              .join(F, F.c.id == L.c.function_id)
-             .outerjoin(V, V.c.id == L.c.version_id)
              .where(F.c.name == name).order_by(L.c.created_at.desc()).limit(limit))
         if status is not None:
             q = q.where(L.c.status == status)
@@ -292,14 +307,13 @@ class Store:
             q = q.where(L.c.created_at >= _as_utc(since))
         with db_errors(self.url), self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [LogRecord(id=str(r.id), function_id=str(r.function_id),
+        return [LogRecord(id=str(r.id), function_id=str(r.function_id), version=r.version,
                           version_id=_s(r.version_id), status=r.status, input=r.input,
                           output=r.output, error=r.error, execution_time=r.execution_time,
-                          user_id=_s(r.user_id), actor=r.actor, metadata=r.metadata or {},
-                          provider=r.provider, cost_usd=r.cost_usd,
+                          created_by=_s(r.created_by), actor=r.actor,
+                          metadata=r.metadata or {}, provider=r.provider, cost_usd=r.cost_usd,
                           input_tokens=r.input_tokens, output_tokens=r.output_tokens,
-                          created_at=_utc(r.created_at) or _now(), name=r.name,
-                          version=r.version_text)
+                          created_at=_utc(r.created_at) or _now(), name=r.name)
                 for r in rows]
 
     # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
@@ -391,42 +405,46 @@ class Writer:
     def read_state(self, project: str) -> DeployedState:
         return _read_state(self.conn, project)
 
-    def ensure_user(self, name: str, email: str | None) -> str:
-        q = select(U.c.id).where(U.c.email == email if email else and_(
-            U.c.name == name, U.c.email.is_(None)))
-        found = self.conn.execute(q.limit(1)).scalar()
-        if found is not None:
-            return str(found)
-        uid = uuid.uuid4()
-        self.conn.execute(insert(U).values(id=uid, name=name, email=email, created_at=_now()))
-        return str(uid)
+    def ensure_user(self, actor: str) -> str:
+        """The id of the user row of `actor` (`aiops.actors`), created when new."""
+        return str(ensure_user(self.conn, actor))
 
     def write(self, batch: Batch) -> None:
-        """Every row of `batch`, one executemany per kind."""
+        """Every row of `batch`, one executemany per kind. Every statement that moves a
+        function's pointer, or rewrites its row or its current version, also sets the
+        function's copies of that version (FUNCTION_COPIES) from the version row."""
         c = self.conn
         if batch.new_functions:
-            c.execute(insert(F), [_new_function(r) for r in batch.new_functions])
+            firsts = {v.id: v for v in batch.new_versions}
+            c.execute(insert(F), [_new_function(r, firsts[r.version_id])
+                                  for r in batch.new_functions])
         if batch.new_versions:
             c.execute(insert(V), [_new_version(r) for r in batch.new_versions])
         if batch.version_restores:
             c.execute(update(V).where(V.c.id == bindparam("_id")).values(
                 {k: bindparam(f"v_{k}") for k in ("content", *VERSION_COPIES)}),
                 [_version_restore(r) for r in batch.version_restores])
+            c.execute(update(F).where(F.c.current_version_id == bindparam("_id"))
+                      .values(_copies_of(F.c.current_version_id)),
+                      [{"_id": uuid.UUID(r.version_id)} for r in batch.version_restores])
         if batch.function_updates:
             rows = [_function_update(r) for r in batch.function_updates]
             keys = [k[2:] for k in rows[0] if k.startswith("v_")]
-            c.execute(update(F).where(F.c.id == bindparam("_id")).values(
-                {k: bindparam(f"v_{k}") for k in keys}), rows)
+            values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys}
+            c.execute(update(F).where(F.c.id == bindparam("_id"))
+                      .values({**values, **_copies_of(F.c.current_version_id)}), rows)
         if batch.pointer_updates:
+            cur = bindparam("cur", type_=V.c.id.type)
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
-                current_version_id=bindparam("cur"), reconciled_version_id=bindparam("cur"),
+                current_version_id=cur, reconciled_version_id=cur, **_copies_of(cur),
                 updated_at=bindparam("now"), applied_at=bindparam("now"),
-                applied_commit=bindparam("commit")),
+                applied_commit=bindparam("commit"), updated_by=bindparam("by")),
                 [_pointer_update(r) for r in batch.pointer_updates])
         if batch.archives:
             c.execute(update(F).where(F.c.id == bindparam("_id")).values(
                 status="archived", metadata_hash=bindparam("hash"), updated_at=bindparam("now"),
-                applied_at=bindparam("now"), applied_commit=bindparam("commit")),
+                applied_at=bindparam("now"), applied_commit=bindparam("commit"),
+                updated_by=bindparam("by")),
                 [_archive(r) for r in batch.archives])
         if batch.managed:
             c.execute(upsert(c.dialect.name, M).on_conflict_do_nothing(),

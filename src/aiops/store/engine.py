@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:migrate").digest()[:8], "big",
                                   signed=True)
-SCHEMA_HEAD = "0002"  # the newest file in migrations/versions (a test checks they agree)
+SCHEMA_HEAD = "0003"  # the newest file in migrations/versions (a test checks they agree)
 _AT_HEAD: set[str] = set()  # URLs checked at SCHEMA_HEAD in this process
 
 # --- engine ---------------------------------------------------------------------------------
@@ -331,16 +331,62 @@ def upgrade(engine: Engine) -> None:
         if rev == SCHEMA_HEAD:
             return
         _check_not_newer(url, rev)
-    from alembic import command
+    migrate(engine, SCHEMA_HEAD)
 
-    with engine.connect() as conn:
+
+def migrate(engine: Engine, revision: str) -> None:
+    """Move the schema to `revision`, forward or back (one transaction, under the migration
+    lock; SQLite's foreign keys checked before the commit)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    url = engine.url.render_as_string(hide_password=False)
+    with _ENGINES_LOCK:  # a rare step: every URL is checked again
+        _AT_HEAD.clear()
+    with engine.connect() as conn, _tables_rewritable(conn):
         if engine.dialect.name == "sqlite":
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
-            if current_revision(conn) != SCHEMA_HEAD:
-                command.upgrade(_alembic_config(conn), "head")
+            rev = current_revision(conn)
+            if rev == revision:
+                return
+            cfg = _alembic_config(conn)
+            older = rev is not None and revision in {
+                s.revision for s in ScriptDirectory.from_config(cfg).iterate_revisions(rev,
+                                                                                    "base")}
+            (command.downgrade if older else command.upgrade)(cfg, revision)
+            _check_foreign_keys(conn, url)
+
+
+@contextlib.contextmanager
+def _tables_rewritable(conn: Connection) -> Iterator[None]:
+    """SQLite alters a table by writing a new one (Alembic's batch mode: copy, drop the old,
+    rename), and dropping a table that others refer to fails while foreign keys are enforced:
+    they are off meanwhile (a pragma SQLite takes only outside a transaction, hence on the
+    driver's connection), and checked before the commit (`_check_foreign_keys`)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(conn: Connection, url: str) -> None:
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL enforces them throughout
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        shown = "; ".join(f"{r[0]} row {r[1]} -> {r[2]}" for r in broken[:5])
+        raise RuntimeFailure(f"database {redact(url)}: the migration would leave rows that "
+                             f"refer to missing ones ({len(broken)}: {shown}); nothing was "
+                             "changed")
 
 
 def ensure_schema(engine: Engine, url: str, migrate: bool | None) -> None:

@@ -55,6 +55,7 @@ from aiops.store.engine import (
 )
 from aiops.store.patience import Patience
 from aiops.store.tables import L
+from aiops.store.users import ensure_user
 
 LOG_SOURCE = "the execution's input or output"
 INT_RANGE = (-(2**31), 2**31 - 1)  # `integer` on PostgreSQL (SQLite's is wider)
@@ -209,12 +210,15 @@ def alone(row: LogRow, reason: str) -> LogRow:
 # --- writing --------------------------------------------------------------------------------
 
 
-def _values(row: LogRow) -> dict[str, Any]:
+def _values(row: LogRow, users: dict[str | None, uuid.UUID]) -> dict[str, Any]:
+    """The row's columns; `users`: the user ids of the actors of rows without `created_by`."""
     return {"id": uuid.UUID(row.id), "function_id": uuid.UUID(row.function_id),
+            "version": row.version,
             "version_id": uuid.UUID(row.version_id) if row.version_id else None,
             "input": row.input, "output": row.output, "error": row.error,
             "execution_time": row.execution_time, "status": row.status,
-            "user_id": uuid.UUID(row.user_id) if row.user_id else None, "actor": row.actor,
+            "created_by": uuid.UUID(row.created_by) if row.created_by else users[row.actor],
+            "actor": row.actor,
             "created_at": as_utc(row.created_at), "metadata": row.metadata,
             "provider": row.provider, "cost_usd": row.cost_usd,
             "input_tokens": row.input_tokens, "output_tokens": row.output_tokens}
@@ -237,6 +241,7 @@ class LogSink:
         self._replayed = spool is None
         self._statement = upsert(patience.engine.dialect.name, L).on_conflict_do_nothing(
             index_elements=["id"])
+        self._users: dict[str | None, uuid.UUID] = {}  # actor -> its user row, once known
 
     def __call__(self, rows: Sequence[LogRow]) -> LogWriteReport:
         report = _Report()
@@ -269,6 +274,7 @@ class LogSink:
 
     def _write(self, rows: Sequence[LogRow], report: _Report) -> None:
         def attempt(deadline: float) -> _Report:
+            self._resolve_users(rows, deadline)
             tried = _Report()  # a try cut short by a lock starts its report again
             self._split(rows, tried, deadline)
             return tried
@@ -277,9 +283,20 @@ class LogSink:
         report.alone += tried.alone
         report.lost += tried.lost
 
+    def _resolve_users(self, rows: Sequence[LogRow], deadline: float) -> None:
+        """The user rows of the actors of `rows` that name none, found or created once per
+        process (in a transaction of their own: an id is kept once its row is committed),
+        so that logging adds no round trip per execution."""
+        missing = {r.actor for r in rows if r.created_by is None} - self._users.keys()
+        if not missing:
+            return
+        with self.patience.transaction(deadline) as conn:
+            found = {actor: ensure_user(conn, actor) for actor in missing}
+        self._users.update(found)
+
     def _insert(self, rows: Sequence[LogRow], deadline: float) -> None:
         with self.patience.transaction(deadline) as conn:
-            conn.execute(self._statement, [_values(r) for r in rows])
+            conn.execute(self._statement, [_values(r, self._users) for r in rows])
 
     def _split(self, rows: Sequence[LogRow], report: _Report, deadline: float) -> None:
         """Insert `rows`; on a refusal, each half on its own, down to the refused row."""
@@ -394,9 +411,7 @@ class Spool:
             # every later command, and a huge or linked file is not what the spool writes.
             data = read_bounded(path, SPOOL_FILE_BYTES, within=self.folder)
             for line in data.splitlines():
-                values = fastjson.loads(line)
-                values["created_at"] = datetime.fromisoformat(values["created_at"])
-                rows.append(LogRow(**values))
+                rows.append(_spooled(fastjson.loads(line)))
         except FileRefused as exc:
             if exc.missing:  # another command wrote them meanwhile
                 return []
@@ -409,6 +424,17 @@ class Spool:
             path.replace(path.with_suffix(".unreadable"))
         raise ValueError(f"{path} does not hold log rows ({problem}); it was renamed "
                          f"{path.with_suffix('.unreadable').name}")
+
+
+def _spooled(values: dict[str, Any]) -> LogRow:
+    """A spooled row; one spooled before revision 0003 of the schema named its user
+    `user_id` and held its version's text only in its metadata."""
+    values["created_at"] = datetime.fromisoformat(values["created_at"])
+    if "user_id" in values:
+        values["created_by"] = values.pop("user_id")
+    if "version" not in values:
+        values["version"] = str((values.get("metadata") or {}).get("version") or "unknown")
+    return LogRow(**values)
 
 
 def spool_folder(pending_logs: Path, url: str) -> Path:

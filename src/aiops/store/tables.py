@@ -1,19 +1,27 @@
 """The tables, declared as SQLAlchemy Core tables (no ORM: its import and its declarative
 mapping cost a command start-up some 150 ms, and aiops writes and reads only through Core).
 
-Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite):
+Tables (UUID, JSONB, timestamptz on PostgreSQL; portable types on SQLite). Every column of
+the user's schema (DESIGN §5) is here under its name and meaning, with its defaults (ids by
+the database, created_at / updated_at now(), status 'draft'); the rest is aiops's own.
 - ai_functions: id, name (unique), description, status (draft|active|deprecated|archived),
-  current_version_id -> ai_function_versions, reconciled_version_id (the pointer git last
-  set; differs from current_version_id when someone moved it), metadata, metadata_hash, limits,
-  access, alerts (operational settings live on the function row), managed_by (owning project),
-  applied_at, applied_commit, created_at, updated_at, created_by -> users.
+  version, input_schema, output_schema, provider (copies of the current version's, set with
+  the pointer by the store's writer: apply, rollback and drift restore keep them in step),
+  current_version_id -> ai_function_versions (indexed), reconciled_version_id (the pointer
+  git last set; differs from current_version_id when someone moved it), metadata,
+  metadata_hash, limits, access, alerts (operational settings live on the function row),
+  managed_by (owning project), applied_at, applied_commit, created_at, updated_at,
+  created_by -> users (required), updated_by -> users (who last changed the row).
 - ai_function_versions: id, function_id, version, behaviour_hash, content
   (= behaviour_content(spec): everything to run, schemas included), prompt_template,
   input_schema, output_schema, provider, model, configuration (copies of parts of content for
-  SQL readers), git_commit, created_at, created_by; unique (function_id, version).
-- ai_function_logs: id, function_id, version_id, input, output, error, execution_time (ms),
-  status (ok|error), user_id, actor, created_at, metadata (model, attempts, git commit, prompt
-  hash, ...), provider, cost_usd, input_tokens, output_tokens; index (function_id, created_at).
+  SQL readers), git_commit, created_at, created_by -> users (required), metadata (the DDL's;
+  aiops leaves it null); unique (function_id, version).
+- ai_function_logs: id, function_id, version (the executed version's text), version_id,
+  input (required; JSON null when there was none), output, error, execution_time (ms),
+  status (ok|error), created_by -> users (required: the user who ran it), actor (the text it
+  was given as), created_at, metadata (model, attempts, git commit, prompt hash, ...),
+  provider, cost_usd, input_tokens, output_tokens; index (function_id, created_at).
 - users (stands in for auth.users), reconcile_runs, managed_functions (the ownership ledger of
   each project: what it has applied), usage_counters (function_id, day) for daily budgets:
   calls_used / usd_spent settled, calls_reserved / usd_reserved the sum of the day's leases.
@@ -44,7 +52,11 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    func,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 
@@ -69,20 +81,41 @@ NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_nam
 metadata = MetaData(naming_convention=NAMING)
 
 
-def _id() -> Column[Any]:
-    return Column("id", Uuid(), primary_key=True)
+class NewId(FunctionElement[Any]):
+    """A new random id, as the database makes it: the default of the ids of the tables of
+    DESIGN §5, for SQL that inserts rows without one."""
+
+    type = Uuid()
+    inherit_cache = True
 
 
-def _tz(name: str, *, nullable: bool = False) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
+@compiles(NewId, "postgresql")
+def _new_id_pg(element: NewId, compiler: SQLCompiler, **kw: Any) -> str:
+    return "gen_random_uuid()"
+
+
+@compiles(NewId, "sqlite")
+def _new_id_sqlite(element: NewId, compiler: SQLCompiler, **kw: Any) -> str:
+    return "lower(hex(randomblob(16)))"  # the 32 hex digits of a uuid, as SQLite stores one
+
+
+def _id(*, default: bool = False) -> Column[Any]:
+    """The primary key; `default`: the database makes one when none is given (DESIGN §5)."""
+    return Column("id", Uuid(), primary_key=True, server_default=NewId() if default else None)
+
+
+def _tz(name: str, *, nullable: bool = False, now: bool = False) -> Column[Any]:
+    """A timestamptz; `now`: defaults to now() (DESIGN §5)."""
+    return Column(name, DateTime(timezone=True), nullable=nullable,
+                  server_default=func.now() if now else None)
 
 
 def _json(name: str, *, nullable: bool = False) -> Column[Any]:
     return Column(name, Json(), nullable=nullable)
 
 
-def _user(name: str) -> Column[Any]:
-    return Column(name, Uuid(), ForeignKey("users.id"), nullable=True)
+def _user(name: str, *, nullable: bool = True) -> Column[Any]:
+    return Column(name, Uuid(), ForeignKey("users.id"), nullable=nullable)
 
 
 U = Table(
@@ -95,11 +128,17 @@ U = Table(
 
 F = Table(
     "ai_functions", metadata,
-    _id(),
+    _id(default=True),
     Column("name", String(63), unique=True, nullable=False),
     Column("description", Text, nullable=False, default=""),
-    Column("status", String(20), nullable=False),
-    Column("current_version_id", Uuid(), nullable=True),
+    Column("status", String(20), nullable=False, server_default="draft"),
+    # Copies of the current version's columns (the store sets them with the pointer).
+    Column("version", String(100), nullable=False),
+    _json("input_schema"),
+    _json("output_schema"),
+    Column("provider", String(100), nullable=False),
+    # Indexed: SQLite checks the deferred key of each version it points at by this column.
+    Column("current_version_id", Uuid(), nullable=True, index=True),
     Column("reconciled_version_id", Uuid(), nullable=True),
     _json("metadata"),
     Column("metadata_hash", String(64), nullable=False),
@@ -109,9 +148,10 @@ F = Table(
     Column("managed_by", String(300), nullable=True),
     _tz("applied_at", nullable=True),
     Column("applied_commit", String(64), nullable=True),
-    _tz("created_at"),
-    _tz("updated_at"),
-    _user("created_by"),
+    _tz("created_at", now=True),
+    _tz("updated_at", now=True),
+    _user("created_by", nullable=False),
+    _user("updated_by"),
     # Deferred: a new function and its first version are written in one transaction.
     ForeignKeyConstraint(["current_version_id"], ["ai_function_versions.id"],
                          use_alter=True, deferrable=True, initially="DEFERRED",
@@ -120,7 +160,7 @@ F = Table(
 
 V = Table(
     "ai_function_versions", metadata,
-    _id(),
+    _id(default=True),
     Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
     Column("version", String(100), nullable=False),
     Column("behaviour_hash", String(64), nullable=False),
@@ -132,24 +172,26 @@ V = Table(
     Column("model", String(200), nullable=False),
     _json("configuration"),
     Column("git_commit", String(64), nullable=True),
-    _tz("created_at"),
-    _user("created_by"),
+    _tz("created_at", now=True),
+    _user("created_by", nullable=False),
+    _json("metadata", nullable=True),  # DESIGN §5's; aiops leaves it null
     UniqueConstraint("function_id", "version"),
 )
 
 L = Table(
     "ai_function_logs", metadata,
-    _id(),
+    _id(default=True),
     Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
+    Column("version", String(100), nullable=False),  # the executed version's text
     Column("version_id", Uuid(), ForeignKey("ai_function_versions.id"), nullable=True),
-    _json("input", nullable=True),
+    _json("input"),
     _json("output", nullable=True),
     _json("error", nullable=True),
     Column("execution_time", Float, nullable=True),
     Column("status", String(10), nullable=False),
-    _user("user_id"),
-    Column("actor", String(320), nullable=True),
-    _tz("created_at"),
+    _user("created_by", nullable=False),  # the user who ran it
+    Column("actor", String(320), nullable=True),  # as given: --actor, the OS user
+    _tz("created_at", now=True),
     _json("metadata"),
     Column("provider", String(100), nullable=True, index=True),
     Column("cost_usd", Float, nullable=True),
