@@ -178,10 +178,10 @@ def test_apply_rollback_and_drift_restore_keep_the_function_copies_in_step(
     ada = _user_id(db_url, "Ada")
     assert f.created_by == f.updated_by == ada
 
-    write_project(project, [spec_data(version="1.1.0", input_schema=WIDER,
+    write_project(project, [spec_data(version="2.0.0", input_schema=WIDER,
                                       output_schema={"type": "object"})])
     apply_project(project, actor="Bob <bob@example.org>")
-    f = _in_step(db_url, "1.1.0")
+    f = _in_step(db_url, "2.0.0")
     assert f.input_schema == WIDER and f.output_schema == {"type": "object"}
     assert (f.created_by, f.updated_by) == (ada, _user_id(db_url, "Bob"))
 
@@ -190,9 +190,9 @@ def test_apply_rollback_and_drift_restore_keep_the_function_copies_in_step(
     f = _in_step(db_url, "1.0.0")
     assert f.input_schema == v1["input_schema"] and f.updated_by == _user_id(db_url, "Cy")
 
-    # Someone points the function at 1.1.0 by hand: plan says so, apply moves it back.
+    # Someone points the function at 2.0.0 by hand: plan says so, apply moves it back.
     with open_store(db_url).engine.begin() as conn:
-        newer = conn.execute(sa.select(V.c.id).where(V.c.version == "1.1.0")).scalar_one()
+        newer = conn.execute(sa.select(V.c.id).where(V.c.version == "2.0.0")).scalar_one()
         conn.execute(sa.update(F).where(F.c.name == "greet")
                      .values(current_version_id=newer))
     assert [d.kind for d in plan_project(project).drift] == ["pointer"]
