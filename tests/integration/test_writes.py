@@ -417,7 +417,8 @@ def test_delete_archives_one_function_and_keeps_versions_and_logs(repo: Path,
     git(repo, "commit", "-q", "-m", "A cassette")
     st = open_store(db_url)
     dv = st.resolve("greet")
-    st.insert_logs([LogRow(function_id=dv.function_id, version_id=dv.version_id, status="ok",
+    st.insert_logs([LogRow(function_id=dv.function_id, version=dv.version,
+                           version_id=dv.version_id, status="ok",
                            input={"who": "x"}, output="hi")])
     # `other` loses its file by a person's commit: only `apply --prune` archives it.
     git(repo, "rm", "-q", FILE.format("other"))
