@@ -163,6 +163,16 @@ def test_the_committer_is_the_server_when_given_or_when_git_names_nobody(
         "aiops <aiops@localhost>"
 
 
+def test_the_documents_warnings_come_back_with_pointers(repo: Path) -> None:
+    schema = {"type": "object", "required": ["who"], "additionalProperties": False,
+              "properties": {"who": {"type": "string"}, "tone": {"type": "string"}}}
+    result = create(repo, spec_data("hello", input_schema=schema))
+    assert result.applied
+    [warning] = result.warnings
+    assert warning.severity == "warning" and warning.pointer == "/input_schema/properties/tone"
+    assert warning.file == FILE.format("hello")
+
+
 def test_yaml_text_is_committed_as_its_author_wrote_it(repo: Path) -> None:
     text = HELLO_YAML.replace("model: mock-small\n", "model: mock-small  # the cheap one\n")
     create(repo, text)

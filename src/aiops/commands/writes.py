@@ -319,8 +319,9 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
 
 
 def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[Diagnostic, ...]:
-    """`aiops validate --base` of the files to commit; a SpecError when any is in error,
-    the warnings otherwise. The document's diagnostics carry a JSON pointer into it."""
+    """`aiops validate --base` of the files to commit; a SpecError when any is in error
+    (in any file: the commit would not apply), else the document's warnings. The
+    document's diagnostics carry a JSON pointer into it."""
     from aiops.commands import validate
 
     report = validate(committed, base=base)
@@ -331,7 +332,7 @@ def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[D
         diags.append(_pointed(d, value) if d.file == rel else d)
     if not report.ok:
         raise SpecError(diags)
-    return tuple(diags)
+    return tuple(d for d in diags if d.file == rel)
 
 
 def _pointed(d: Diagnostic, value: Any) -> Diagnostic:
