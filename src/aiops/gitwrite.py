@@ -30,21 +30,23 @@ ZERO = "0" * 40  # update-ref's "must not exist yet"
 
 @dataclass(frozen=True, kw_only=True)
 class Identity:
-    """A git author or committer."""
+    """A git author or committer. Without an email (an API token's user may have none) git
+    records `Name <>`."""
 
     name: str
-    email: str
+    email: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip() or re.search(r"[<>\n\r\0]", self.name):
             raise UsageError(f"git identity name {shown(self.name)} is empty or holds `<`, "
                              "`>` or a line break; give a plain name")
-        if not re.fullmatch(r"[^<>\s@]+@[^<>\s@]+", self.email):
+        if self.email is not None and not re.fullmatch(r"[^<>\s@]+@[^<>\s@]+", self.email):
             raise UsageError(f"git identity email {shown(self.email)} is not an email address "
                              "(name@host)")
 
     def __str__(self) -> str:
-        return f"{self.name} <{self.email}>"
+        """As an actor is written (`aiops apply --actor`): `Name <email>`, or `Name`."""
+        return f"{self.name} <{self.email}>" if self.email else self.name
 
 
 def head(root: Path) -> str:
@@ -91,8 +93,8 @@ def make_commit(root: Path, *, parent: str, put: Mapping[str, bytes], remove: Se
             git(root, "update-index", "--add", "--cacheinfo", f"100644,{blob},{top}{rel}",
                 env=index)
         tree = git(root, "write-tree", env=index).decode().strip()
-    who = {"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
-           "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email}
+    who = {"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email or "",
+           "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email or ""}
     return git(root, "commit-tree", tree, "-p", parent, "-F", "-", env=who,
                stdin=message.encode()).decode().strip()
 

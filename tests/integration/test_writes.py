@@ -149,6 +149,16 @@ def test_the_caller_is_the_commits_author_and_the_applys_actor(repo: Path, db_ur
     assert version.created_by == user.id
 
 
+def test_an_author_without_an_email_is_recorded_by_name(repo: Path, db_url: str) -> None:
+    # An API token's user may have no email: git records `Name <>`, the run that user's row.
+    result = create(repo, spec_data("hello"), author=Identity(name="ci-bot"))
+    assert git(repo, "log", "-1", "--format=%an <%ae>", result.commit).strip() == "ci-bot <>"
+    with open_store(db_url).engine.connect() as conn:
+        run = conn.execute(select(R).where(R.c.git_commit == result.commit)).one()
+        user = conn.execute(select(U).where(U.c.id == run.user_id)).one()
+    assert run.actor == "ci-bot" and (user.name, user.email) == ("ci-bot", None)
+
+
 def test_the_committer_is_the_server_when_given_or_when_git_names_nobody(
         repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")  # only the repository's own config
