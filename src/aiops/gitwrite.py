@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiops.errors import ConflictError, UsageError, shown
+from aiops.errors import ConfigError, ConflictError, UsageError, shown
 from aiops.sources import git
 
 ZERO = "0" * 40  # update-ref's "must not exist yet"
@@ -50,13 +50,18 @@ class Identity:
 
 
 def head(root: Path) -> str:
-    """The commit HEAD names; a UsageError outside a repository or before its first commit."""
+    """The commit HEAD names; a ConfigError outside a repository or before its first
+    commit (writes need one: the server's operator makes it)."""
     try:
         return git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").decode().strip()
     except UsageError:
-        git(root, "rev-parse", "--git-dir")  # outside a repository: git's own words
-        raise UsageError(f"the git repository of {root} has no commit yet; commit the project "
-                         "once, then write through it") from None
+        try:
+            git(root, "rev-parse", "--git-dir")
+        except UsageError:
+            raise ConfigError(f"writes go through git, and {root} is not in a git repository; "
+                              "run `git init` there and commit the project") from None
+        raise ConfigError(f"writes go through git, and the repository of {root} has no commit "
+                          "yet; commit the project once") from None
 
 
 def prefix(root: Path) -> str:

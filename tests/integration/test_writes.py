@@ -18,6 +18,7 @@ from sqlalchemy import select
 from aiops import commands
 from aiops.commands import writes
 from aiops.errors import (
+    ConfigError,
     ConflictError,
     LockBusy,
     NotFoundError,
@@ -316,6 +317,15 @@ def test_a_file_being_edited_is_never_committed(repo: Path, db_url: str) -> None
     with nothing_written(repo, db_url), pytest.raises(ConflictError, match="uncommitted"):
         create(repo, spec_data("hello", description="Mine."))
     assert "Mine." not in draft.read_text()
+
+
+def test_writes_need_a_repository_with_a_commit(project: Path) -> None:
+    with pytest.raises(ConfigError, match="not in a git repository; run `git init`"):
+        create(project, spec_data("hello"))
+    git(project, "init", "-q", "-b", "main")
+    with pytest.raises(ConfigError, match="has no commit yet"):
+        create(project, spec_data("hello"))
+    assert not (project / "functions" / "hello").exists()
 
 
 def test_writes_off_refuses_with_a_clear_message(repo: Path, db_url: str) -> None:
