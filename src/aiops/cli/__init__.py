@@ -1,12 +1,15 @@
 """The `aiops` command line: parse -> call the core -> render -> exit code.
 
-Subcommands load lazily (`LAZY`), so `aiops --version` and `aiops validate` do not import the
-database, HTTP or provider libraries. One error handler turns `AiopsError` into `Error: ...`
-on stderr and its exit code; `--debug` adds the traceback and keeps the code.
+Subcommands load lazily (`LAZY`), so `aiops --version`, `aiops --help` (whose summaries are
+`SUMMARIES`) and `aiops validate` do not import the database, HTTP or provider libraries. One
+error handler turns `AiopsError` into `Error: ...` on stderr and its exit code; `--debug`
+adds the traceback and keeps the code.
 
 Everything the commands write goes out through `say` (a message for a person: control
-characters escaped, so that a provider's error body cannot drive the terminal) or `emit`
-(data on stdout, as is); a failure to write stdout other than a broken pipe is one line
+characters escaped, so that a provider's error body cannot drive the terminal; coloured where
+`colour_on` says so) or `emit` (data on stdout, as is). Both write the whole text or fail: a
+reader of stdout that went away (`aiops status | head -1`) ends the command quietly with
+EXIT_BROKEN_PIPE, whichever write met it; any other failure to write stdout is one line
 naming stdout, exit 1.
 """
 
@@ -19,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -39,10 +42,63 @@ LAZY: dict[str, str] = {
     "status": "reconcile:status",
     "db": "reconcile:db",
     "run": "run:run",
-    "logs": "run:logs",
+    "logs": "logs:logs",
     "mock-provider": "run:mock_provider",
     "test": "golden:test",
 }
+
+# command name -> its summary in `aiops --help`, whole (click would cut it at ~45 characters,
+# and reading it from the command would import them all). It is the first sentence of the
+# command's own help (a test keeps them equal).
+SUMMARIES: dict[str, str] = {
+    "apply": "Write the plan to the database: one transaction, under a lock, recorded.",
+    "db": "The database schema.",
+    "import": "Translate a Dotprompt (.prompt) or Prompty (.prompty) file into an aiops "
+              "function.",
+    "init": "Scaffold a project: providers.yaml, an example function with its cassette, the "
+            "CI workflow, pre-commit hooks.",
+    "logs": "Recent executions, newest first: of every function, of one, or one in full.",
+    "mock-provider": "A local mock of the OpenAI, Groq and custom-backend APIs (for tests and "
+                     "demos).",
+    "new": "Scaffold functions/NAME/function.yaml.",
+    "plan": "Show what `aiops apply` would change in the database, and why.",
+    "run": "Run a function; print its output as JSON.",
+    "schema": "Print the JSON Schema of the function format (or of providers.yaml).",
+    "status": "Each function: in sync or not, current version, last apply.",
+    "test": "Run golden tests: every test of every function (or NAME...) on each provider of "
+            "its matrix, replaying recorded provider HTTP.",
+    "validate": "Check every function file and providers.yaml.",
+    "watch": "Re-validate and re-apply on every change to functions/ and providers.yaml.",
+}
+
+EPILOG = """\b
+Examples:
+  aiops init my-project     a project that passes its own checks
+  aiops validate            check every file (fast: a pre-commit hook)
+  aiops plan                what apply would change, and why
+  aiops apply               write it to the database (asks first)
+  aiops run hello --input '{"text": "Hi"}'
+  aiops logs                recent executions of every function
+  aiops logs --id LOG_ID    one execution in full, with its attempts
+  aiops COMMAND --help      a command's options and examples
+
+\b
+Exit codes:
+  0     success
+  1     error: invalid files or configuration, not found, a failed test
+  2     usage error; plan --detailed-exitcode: there are changes
+  3-8   run: 3 input, 4 provider, 5 output, 6 rate limit, 7 budget,
+        8 output delivered but its log row not recorded
+  75    apply: the lock is busy; run: the database is locked
+  130   interrupted (Ctrl-C)
+  141   stdout closed by its reader (aiops status | head -1)
+  143   run: stopped by SIGTERM
+
+\b
+Colour on a terminal: NO_COLOR=1 turns it off, FORCE_COLOR=1 on.
+Shell completion (bash; zsh_source, fish_source for the others):
+  eval "$(_AIOPS_COMPLETE=bash_source aiops)"
+"""
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -61,9 +117,33 @@ def project_dir_option(dest: str = "project_dir", *, default: str | None = ".",
                         type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
+database_option = click.option(
+    "--database-url", envvar="AIOPS_DATABASE_URL", default=None,
+    help="Database URL (default: AIOPS_DATABASE_URL, aiops.yaml's database_url, .aiops/).")
+
+
+def json_option(help: str = "Print JSON instead of text.") -> Callable[[_F], _F]:
+    """`--json`: the one spelling of JSON output on every command that has one."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def output_format(as_json: bool, fmt: str) -> str:
+    """The format of `--json` and `--format` (its hidden `json` is the same as `--json`); a
+    UsageError when they disagree."""
+    from aiops.errors import UsageError
+
+    if as_json and fmt not in ("text", "json"):
+        raise UsageError(f"--json and --format {fmt} disagree; give one of them")
+    return "json" if as_json else fmt
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(LAZY)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY.get(cmd_name)
@@ -170,9 +250,15 @@ def terminal_safe(text: str, *, one_line: bool = False) -> str:
     return pattern.sub(lambda m: _NAMED.get(m.group()) or f"\\x{ord(m.group()):02x}", text)
 
 
-def say(message: str, *, err: bool = False, one_line: bool = False, nl: bool = True) -> None:
-    """A message for a person, on stdout or stderr, terminal-safe (`terminal_safe`)."""
-    _write(terminal_safe(message, one_line=one_line), err=err, nl=nl)
+def say(message: str, *, err: bool = False, one_line: bool = False, nl: bool = True,
+        style: Callable[[str], str] | None = None) -> None:
+    """A message for a person, on stdout or stderr, terminal-safe (`terminal_safe`). Where
+    `colour_on` says so, `style` colours it (after the escaping: its own escapes are the only
+    ones that reach the terminal), and a leading `Error:` or `Warning:` is red or yellow."""
+    text = terminal_safe(message, one_line=one_line)
+    if colour_on(err=err):
+        text = _lead(style(text) if style is not None else text)
+    _write(text, err=err, nl=nl)
 
 
 def say_error(exc: AiopsError) -> None:
@@ -181,9 +267,50 @@ def say_error(exc: AiopsError) -> None:
     say(f"Error: {exc}", err=True, one_line=isinstance(exc, RuntimeFailure))
 
 
+# --- colour ----------------------------------------------------------------------------------
+
+
+def colour_on(*, err: bool = False) -> bool:
+    """Whether what goes to stdout (or stderr) is coloured: never with NO_COLOR set to
+    anything but "" (https://no-color.org), always with FORCE_COLOR so set, otherwise only on a
+    terminal that is not TERM=dumb (the order of Python's own `_colorize`). The one place
+    that decides it: `say` and the commands' styles ask here."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    stream = sys.stderr if err else sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
+        return False
+
+
+def paint(text: str, colour: str | None = None, *, bold: bool = False) -> str:
+    """`text` in ANSI colour (for a `style`: call it only when `colour_on`)."""
+    return click.style(text, fg=colour, bold=bold or None)
+
+
+_LEADS = (("Error:", "red"), ("Warning:", "yellow"))
+
+
+def _lead(text: str) -> str:
+    for word, colour in _LEADS:
+        if text.startswith(word):
+            return paint(word, colour, bold=True) + text[len(word):]
+    return text
+
+
 def emit(text: str, *, nl: bool = True) -> None:
     """Data on stdout (JSON, YAML, a saved plan), as is."""
     _write(text, nl=nl)
+
+
+def emit_json(text: str, *, nl: bool = True) -> None:
+    """JSON text on stdout, its C1 controls and DEL escaped (`json_text`)."""
+    _write(_escape_c1(text), nl=nl)
 
 
 def json_text(value: Any) -> str:
@@ -192,22 +319,45 @@ def json_text(value: Any) -> str:
     output cannot drive the terminal it is printed on."""
     import json
 
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                   json.dumps(value, ensure_ascii=False, default=str))
+    return _escape_c1(json.dumps(value, ensure_ascii=False, default=str))
 
 
 _C1 = re.compile("[\x7f-\x9f]")
 
 
+def _escape_c1(json_text: str) -> str:
+    """JSON text with the C1 controls and DEL (which only its strings can hold, and `json`
+    leaves raw) written as escapes: the same value, and nothing a terminal acts on."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
+
+
 def _write(text: str, *, err: bool = False, nl: bool = True) -> None:
     try:
-        click.echo(text, err=err, nl=nl)
+        write_all(sys.stderr if err else sys.stdout, text + "\n" if nl else text)
     except BrokenPipeError:
         raise
     except OSError as exc:
         if err:
             raise
         raise write_failed(exc) from None
+
+
+def write_all(stream: TextIO, text: str) -> None:
+    """Write `text` to `stream` whole and flush it, or raise (BrokenPipeError when its reader
+    went away). A pipe whose reader leaves in the middle of a large write takes part of it and
+    returns the count (with a SIGPIPE, which Python ignores), and Python's text layer drops
+    the rest without a word; so the bytes are written here until every one is taken or a
+    write fails."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only stream (io.StringIO)
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()  # what the text layer holds goes first
+    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    while data:
+        data = data[buffer.write(data):]
+    buffer.flush()
 
 
 def write_failed(exc: OSError, output: Path | None = None) -> RuntimeFailure:
@@ -230,12 +380,16 @@ def _traceback_if_debug(ctx: click.Context) -> bool:
     return True
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(__version__, prog_name="aiops")
-@click.option("--debug", is_flag=True, envvar="AIOPS_DEBUG", help="Show tracebacks.")
+@click.option("--debug", is_flag=True, envvar="AIOPS_DEBUG",
+              help="Show the traceback of an error (the exit code stays the error's); "
+                   "AIOPS_DEBUG=1 does the same.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """aiops: AI functions as code."""
+    """aiops: AI functions as code. Versioned prompts, schemas and policies in git, reconciled
+    into a database and run with retries, fallbacks, limits and budgets."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 

@@ -32,7 +32,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from aiops.cli import drop_stdout, json_text, say, say_error, write_failed
+from aiops.cli import drop_stdout, json_text, say, say_error, write_all, write_failed
 from aiops.cli.ending import Signals, exit_code, report
 from aiops.cli.run import MAX_INPUT_TEXT, decode_input
 from aiops.errors import AiopsError, InputError, UsageError
@@ -138,11 +138,11 @@ class _Ordered:
     def _write(self, text: str) -> None:
         if self.error is not None:
             return
-        try:
+        try:  # whole, or an error (a pipe's reader that leaves mid-write: `write_all`)
             try:
-                self.sink.write(text)
+                write_all(self.sink, text)
             except UnicodeEncodeError:  # a lone surrogate (quoted from an input): escaped
-                self.sink.write(json.dumps(json.loads(text)) + "\n")
+                write_all(self.sink, json.dumps(json.loads(text)) + "\n")
         except OSError as exc:
             self.error = exc
             self.on_error()

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from aiops.cli import emit, project_dir_option, say
-from aiops.cli.params import OutputFile
+from aiops.cli import emit_json, json_option, output_format, project_dir_option, say
+from aiops.cli.params import Format, OutputFile
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  aiops test                          every test, replayed (offline)
+  aiops test summarize -v             one function, every assertion listed
+  aiops test --record                 record what is missing (needs keys)
+  aiops test --junit-xml out.xml --markdown-out summary.md
+""")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @project_dir_option("root")
 @click.option("--provider", metavar="P", help="Only this provider of each function's matrix.")
@@ -22,14 +28,22 @@ from aiops.cli.params import OutputFile
 @click.option("--markdown-out", "markdown_out", type=OutputFile(make_parents=True),
               metavar="FILE", help="Also write the markdown summary to FILE (a PR comment, "
                                    "$GITHUB_STEP_SUMMARY).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
-              default="text", show_default=True)
+@json_option("Print the results as JSON.")
+@click.option("--format", "fmt", type=Format("text", "markdown"), default="text",
+              show_default=True, help="text for a terminal, markdown for a pull request.")
 @click.option("-v", "--verbose", is_flag=True, help="List the assertions of passing tests too.")
 def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
-         junit_xml: Path | None, markdown_out: Path | None, fmt: str, verbose: bool) -> None:
+         junit_xml: Path | None, markdown_out: Path | None, as_json: bool, fmt: str,
+         verbose: bool) -> None:
     """Run golden tests: every test of every function (or NAME...) on each provider of its
-    matrix, replaying recorded provider HTTP. Exit 0 when all pass, 1 otherwise."""
+    matrix, replaying recorded provider HTTP.
+
+    A request missing from a cassette fails with the diff against the nearest recording and
+    the command that records it. Exit 0 when all pass, 1 otherwise.
+    """
     from aiops import commands, render_golden
+
+    fmt = output_format(as_json, fmt)
 
     report = commands.golden_tests(commands.open_workspace(root), names=names,
                                    provider=provider, record=record)
@@ -42,7 +56,7 @@ def test(names: tuple[str, ...], root: Path, provider: str | None, record: bool,
     if fmt == "text":
         say(render_golden.render_text(report, verbose=verbose), nl=False)
     elif fmt == "json":
-        emit(render_golden.RENDERERS[fmt](report), nl=False)
+        emit_json(render_golden.RENDERERS[fmt](report), nl=False)
     else:
         say(render_golden.RENDERERS[fmt](report), nl=False)
     raise SystemExit(0 if report.ok else 1)

@@ -14,8 +14,13 @@ from aiops.errors import Diagnostic, SpecError, UsageError
 from aiops.spec import NAME_PATTERN
 
 
-@click.command("import")
-@click.argument("source", type=InputFile())
+@click.command("import", epilog="""\b
+Examples:
+  aiops import prompts/summarize.prompt
+  aiops import support.prompty --name triage --provider openai
+  aiops import summarize.prompt --stdout      print the YAML, write nothing
+""")
+@click.argument("source", metavar="FILE", type=InputFile())
 @click.option("--name", help="Function name (default: the file's name, made valid).")
 @click.option("--provider", help="A provider of providers.yaml (default: one whose type "
               "serves the model's family, e.g. gpt-* -> openai, llama -> groq; else the "
@@ -29,7 +34,7 @@ def import_(source: Path, name: str | None, provider: str | None, model: str | N
             project_dir: Path, to_stdout: bool, force: bool) -> None:
     """Translate a Dotprompt (.prompt) or Prompty (.prompty) file into an aiops function.
 
-    Exit 0 when written (warnings name what was dropped), 1 when the file cannot be
+    FILE is written as functions/NAME/function.yaml. Exit 0 when written (warnings name what was dropped), 1 when the file cannot be
     translated faithfully (nothing is written), 2 for a command line that cannot work.
     """
     if name is not None and not re.match(NAME_PATTERN, name):

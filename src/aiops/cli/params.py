@@ -103,3 +103,16 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+
+class Format(click.Choice[str]):
+    """`--format`: the formats shown in --help, and `json`, accepted but not shown: `--json`
+    is the one documented spelling of JSON output on every command, and `--format json` is
+    kept working for the scripts written before it."""
+
+    def __init__(self, *shown: str) -> None:
+        super().__init__([*shown, "json"])
+        self.shown = shown
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return f"[{'|'.join(self.shown)}]"

@@ -15,12 +15,18 @@ from typing import Any
 import click
 
 from aiops import commands
-from aiops.cli import emit, project_dir_option, say
-from aiops.cli.params import FiniteFloat, OutputFile
+from aiops.cli import emit_json, json_option, output_format, paint, project_dir_option, say
+from aiops.cli.params import FiniteFloat, Format, OutputFile
 from aiops.errors import LockBusy, UsageError
 from aiops.files import FileRefused, read_bounded
 from aiops.plan import Plan
-from aiops.render_plan import exit_code, render_json, render_markdown, render_text
+from aiops.render_plan import (
+    exit_code,
+    plan_json,
+    render_json,
+    render_markdown,
+    render_text,
+)
 
 MAX_LOCK_TIMEOUT_S = 86400.0  # a day; PostgreSQL's lock_timeout holds at most 24.8 days
 project_dir = project_dir_option("root")
@@ -48,43 +54,92 @@ class _PlanCommand(click.Command):
             raise
 
 
-@click.command(cls=_PlanCommand)
+_PLAN_EXAMPLES = """\b
+Examples:
+  aiops plan                          what would change, and why
+  aiops plan --detailed-exitcode      exit 2 when there are changes (CI)
+  aiops plan --json | jq .counts      the plan as JSON
+  aiops plan --format markdown        for a pull-request comment
+  aiops plan -o plan.json             save it; then: aiops apply plan.json
+  aiops plan --prune                  also archive what lost its file
+"""
+
+
+@click.command(cls=_PlanCommand, epilog=_PLAN_EXAMPLES)
 @project_dir
 @prune_opt
 @max_prune_opt
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True)
+@json_option("Print the plan as JSON (the saved plan's format).")
+@click.option("--format", "fmt", type=Format("text", "markdown"), default="text",
+              show_default=True, help="text for a terminal, markdown for a pull request.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes.")
 @click.option("-o", "--out", type=OutputFile(allow_dash=True),
               help="Save the plan (with the state it was computed against) for `aiops apply`; "
                    "`-` writes it to stdout (and the plan a person reads to stderr).")
 def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str,
          detailed_exitcode: bool, out: Path | None) -> None:
-    """Show what `aiops apply` would change in the database, and why."""
+    """Show what `aiops apply` would change in the database, and why.
+
+    The verdict first, then each function's action and reason, with the prompt and schema
+    diffs. Exit 0 (with --detailed-exitcode: 0 no changes, 2 changes), 1 on errors.
+    """
     try:
+        fmt = output_format(as_json, fmt)
         result = commands.plan(commands.open_workspace(root), prune=prune, max_prune=max_prune)
     except UsageError as exc:
         if detailed_exitcode:  # 2 means "changes" here; every error is 1
             exc.exit_code = 1
         raise
-    fmt = "json" if as_json else fmt
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
     to_stdout = out is not None and str(out) == "-"
     if fmt == "json" and not to_stdout:
-        emit(render(result))
+        emit_json(render(result))
     else:  # stdout is the saved plan's with `-o -`
-        say(render(result), err=to_stdout)
+        say(render(result), err=to_stdout, style=paint_plan if fmt == "text" else None)
     if out is not None:
         if result.errors:
             say("Error: the plan has errors; not saved.", err=True)
         elif to_stdout:
-            emit(render_json(result))
+            emit_json(render_json(result))
         else:
             out.write_text(render_json(result) + "\n", encoding="utf-8")
             if fmt == "text":
                 say(f"\nSaved to {out}; apply it with `aiops apply {out}`.")
     raise SystemExit(exit_code(result, detailed_exitcode))
+
+
+_VERDICT = {"No changes": "green", "Plan failed": "red"}  # by its start; otherwise yellow
+_SIGN = {"+": "green", "-": "red", "~": "yellow", "<": "yellow", "@": "cyan"}
+
+
+def paint_plan(text: str) -> str:
+    """The plan as `render_text` writes it, in colour: the verdict (green: nothing to do, red:
+    errors, yellow: changes), each change by its symbol (+ create, ~ new version, < rollback,
+    - archive), the errors, drift and breaking items, and the diffs' lines."""
+    lines = text.split("\n")
+    section = ""
+    for i, line in enumerate(lines):
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        if i == 0:
+            colour = next((c for start, c in _VERDICT.items() if line.startswith(start)),
+                          "yellow")
+            lines[i] = paint(line, colour, bold=True)
+        elif indent == 0:
+            section = line
+            if line[:1] in _SIGN and line[1:2] == " ":
+                lines[i] = paint(line, _SIGN[line[0]], bold=True)
+            elif line.startswith("Errors"):
+                lines[i] = paint(line, "red", bold=True)
+        elif section.startswith(("Errors", "Drift")):
+            lines[i] = paint(line, "red" if section.startswith("Errors") else "yellow")
+        elif indent == 4 and body.startswith("breaking:"):
+            lines[i] = paint(line, "red")
+        elif indent == 6 and body.startswith(("+++ ", "--- ")):
+            lines[i] = paint(line, bold=True)
+        elif indent == 6 and body[:1] in _SIGN:
+            lines[i] = paint(line, _SIGN[body[0]])
+    return "\n".join(lines)
 
 
 def _interactive() -> bool:
@@ -117,7 +172,17 @@ def _read_plan(path: Path) -> Plan:
         raise UsageError(f"{path} is not a plan saved by `aiops plan -o` ({exc})") from None
 
 
-@click.command()
+_APPLY_EXAMPLES = """\b
+Examples:
+  aiops apply                         show the plan, ask, then write it
+  aiops apply --auto-approve          without asking (CI)
+  aiops plan -o plan.json && aiops apply plan.json
+                                      exactly the plan that was reviewed
+  aiops apply --auto-approve --json   the result as JSON
+"""
+
+
+@click.command(epilog=_APPLY_EXAMPLES)
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @project_dir
 @prune_opt
@@ -127,9 +192,20 @@ def _read_plan(path: Path) -> Plan:
 @click.option("--lock-timeout", type=FiniteFloat(min=0, max=MAX_LOCK_TIMEOUT_S), default=30.0,
               show_default=True,
               help="Seconds to wait for another apply to finish (exit 75 when it does not).")
+@json_option("Print the result as JSON: whether it wrote, the run id, the time and the plan "
+             "applied (needs --auto-approve or PLAN_FILE).")
 def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None,
-          auto_approve: bool, actor: str | None, lock_timeout: float) -> None:
-    """Write the plan to the database: one transaction, under a lock, recorded."""
+          auto_approve: bool, actor: str | None, lock_timeout: float, as_json: bool) -> None:
+    """Write the plan to the database: one transaction, under a lock, recorded.
+
+    Without PLAN_FILE the plan is made now: shown, then applied after you answer `yes` (or at
+    once with --auto-approve). PLAN_FILE is a plan saved by `aiops plan -o`: it is applied
+    exactly, or refused if the database or the files changed since. Exit 0 when applied or
+    nothing to do, 1 on errors or a refused plan, 75 when another apply holds the lock.
+    """
+    if as_json and plan_file is None and not auto_approve:
+        raise UsageError("--json needs --auto-approve or a saved plan (PLAN_FILE): the question "
+                         "would mix with the JSON")
     expected: Plan | None = None
     ws = commands.open_workspace(root)
     if plan_file is not None:
@@ -143,7 +219,7 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
                              "or apply a saved plan (`aiops plan -o plan.json`, then "
                              "`aiops apply plan.json`)")
         expected = commands.plan(ws, prune=prune, max_prune=max_prune)
-        say(render_text(expected))
+        say(render_text(expected), style=paint_plan)
         if expected.errors:
             raise SystemExit(1)
         if not expected.has_changes:
@@ -159,12 +235,19 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
                                 max_prune=max_prune, actor=actor, lock_timeout_s=lock_timeout)
     except LockBusy as exc:  # the one command with this option names it
         raise LockBusy(f"{exc}, or raise --lock-timeout (it was {lock_timeout:g} s)") from None
-    if expected is None:
-        say(render_text(result.plan))
-    if result.wrote:
-        say(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
-    elif expected is None or plan_file is not None:
-        say("Nothing to apply: the database already matches.")
+    if as_json:
+        emit_json(json.dumps({"format_version": 1, "applied": result.wrote,
+                              "run_id": result.run_id,
+                              "duration_ms": round(result.duration_ms, 3),
+                              "plan": plan_json(result.plan)},
+                             indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        if expected is None:
+            say(render_text(result.plan), style=paint_plan)
+        if result.wrote:
+            say(f"\nApplied in {result.duration_ms:.0f} ms (run {result.run_id}).")
+        elif expected is None or plan_file is not None:
+            say("Nothing to apply: the database already matches.")
     dirty = [result.dirty_warning] if result.dirty_warning else []
     for warning in (*dirty, *result.log_warnings):
         say(f"Warning: {warning}", err=True, one_line=True)
@@ -173,7 +256,11 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
 @click.command()
 @project_dir
 def watch(root: Path) -> None:
-    """Re-validate and re-apply on every change to functions/ and providers.yaml."""
+    """Re-validate and re-apply on every change to functions/ and providers.yaml.
+
+    For a development database: each change is applied at once, without a question. Ctrl-C
+    stops it.
+    """
     ws = commands.open_workspace(root)
     say(f"Watching {ws.root.resolve()} (Ctrl-C to stop).")
     with contextlib.suppress(KeyboardInterrupt):
@@ -182,16 +269,20 @@ def watch(root: Path) -> None:
     say("Stopped.")
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  aiops status                        a table, and the last apply
+  aiops status --json | jq '.functions[] | select(.sync != "in sync")'
+""")
 @project_dir
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Print JSON: {format_version, functions: [{name, sync, deployed_version, ...}]}.")
 def status(root: Path, as_json: bool) -> None:
     """Each function: in sync or not, current version, last apply."""
     result = commands.status(commands.open_workspace(root))
     rows = result.functions
     if as_json:
-        emit(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
-                        indent=2, default=str))
+        emit_json(json.dumps({"format_version": 1, "functions": [r.__dict__ for r in rows]},
+                             indent=2, default=str))
         return
     if not rows:
         say("No functions in the files or the database.")
@@ -218,6 +309,10 @@ def db() -> None:
 @db.command()
 @project_dir
 def upgrade(root: Path) -> None:
-    """Create or migrate the database schema to the newest revision."""
+    """Create or migrate the database schema to the newest revision.
+
+    The default SQLite database (.aiops/aiops.db) is migrated on first use; PostgreSQL
+    (AIOPS_DATABASE_URL or aiops.yaml's database_url) needs this once per release.
+    """
     url = commands.upgrade_database(commands.open_workspace(root))
     say(f"Database {url} is at the newest schema revision.")

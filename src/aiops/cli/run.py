@@ -1,4 +1,4 @@
-"""`aiops run`, `aiops logs`, `aiops mock-provider`: thin wrappers over aiops.commands.
+"""`aiops run`, `aiops mock-provider`: thin wrappers over aiops.commands.
 
 Exit codes of `aiops run` (from aiops.errors): 0 ok, 1 configuration or not found, 2 usage,
 3 input invalid, 4 provider failed, 5 output invalid after repairs, 6 rate limit, 7 budget,
@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from aiops.cli import drop_stdout, emit, json_text, project_dir_option, say, say_error
+from aiops.cli import (
+    database_option,
+    drop_stdout,
+    emit,
+    json_text,
+    project_dir_option,
+    say,
+    say_error,
+)
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
 from aiops.errors import (
     InputError,
@@ -30,8 +36,6 @@ from aiops.errors import (
 from aiops.files import FileRefused, read_bounded
 
 _PROJECT = project_dir_option()
-_DB = click.option("--database-url", envvar="AIOPS_DATABASE_URL", default=None,
-                   help="Database URL (default: AIOPS_DATABASE_URL, aiops.yaml, .aiops/).")
 
 
 MAX_INPUT_TEXT = 64 << 20  # bytes of one input's text: 10 MiB of JSON (the largest
@@ -85,24 +89,40 @@ def parse_input(text: str, source: str) -> Any:
         raise InputError(f"{source} is not valid JSON: {exc}") from None
 
 
-@click.command()
+_RUN_EXAMPLES = """\b
+Examples:
+  aiops run summarize --input '{"text": "..."}'
+  aiops run summarize@1.2.0 --input @input.json     an exact version
+  aiops run summarize@1 --input - < input.json      the newest applied 1.x
+  aiops run summarize --input-file in.jsonl --output out.jsonl --concurrency 8
+"""
+
+
+@click.command(epilog=_RUN_EXAMPLES)
 @click.argument("target", metavar="NAME[@VERSION]")
 @click.option("--input", "input_", metavar="JSON|@FILE|-", help="The input: JSON, @file or -.")
 @click.option("--input-file", type=InputFile(),
               help="Batch: a JSON-lines file, one input per line.")
 @click.option("--output", type=OutputFile(),
               help="Batch: where to write the JSON-lines results (default: stdout).")
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 10000),
+              help="Batch: most executions at once.")
 @click.option("--actor", default=None, help="Who runs it (logged; default: the OS user).")
 @click.option("--max-wait", type=FiniteFloat(min=0), default=None, metavar="SECONDS",
               help="Fail a call (exit 6) that would wait longer than this for room in a rate "
                    "limit or a concurrency slot (default: wait as long as it takes).")
 @_PROJECT
-@_DB
+@database_option
 def run(target: str, input_: str | None, input_file: Path | None, output: Path | None,
         concurrency: int, actor: str | None, max_wait: float | None, project_dir: Path,
         database_url: str | None) -> None:
-    """Run a function; print its output as JSON. With --input-file, run a batch."""
+    """Run a function; print its output as JSON.
+
+    NAME[@VERSION]: NAME runs the current version, NAME@1.2.0 that version, NAME@1 the newest
+    applied 1.x. With --input-file, a batch: one JSON line per input, in input order, and a
+    summary on stderr. Exit 0 on success; 3 input, 4 provider, 5 output, 6 rate limit,
+    7 budget, 8 output delivered but not logged (see `aiops --help`).
+    """
     if (input_ is None) == (input_file is None):
         raise UsageError("give exactly one of --input (JSON, @file or -) and --input-file")
     from aiops import commands
@@ -152,79 +172,20 @@ async def _single(ws: Any, runner: Any, target: str, value: Any) -> int:
     return code
 
 
-_SINCE = re.compile(r"^(\d+)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_SINCE_DAYS = 36500  # a duration reaches at most 100 years back (logs are younger)
-
-
-def parse_since(value: str | None) -> datetime | None:
-    """`--since`: a duration back from now (15m, 24h, 7d; at most MAX_SINCE_DAYS) or an ISO
-    time (UTC unless it names a zone); a UsageError naming the bound otherwise."""
-    if not value:
-        return None
-    m = _SINCE.match(value)
-    if m:
-        unit = _UNIT_S[m[2]]
-        if int(m[1]) * unit > MAX_SINCE_DAYS * 86400:  # compared before timedelta overflows
-            raise UsageError(f"--since {value}: a duration reaches at most "
-                             f"{MAX_SINCE_DAYS * 86400 // unit}{m[2]} back (100 years); for "
-                             "older logs give an ISO time (2001-01-01)")
-        return datetime.now(UTC) - timedelta(seconds=int(m[1]) * unit)
-    try:
-        when = datetime.fromisoformat(value)
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    except ValueError:
-        raise UsageError(f"--since {value!r}: use a duration (15m, 24h, 7d) or an ISO "
-                         "time (2024-05-01T12:00)") from None
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise UsageError(f"--since {value!r} is out of range: an ISO time between "
-                         "0001-01-02 and 9999-12-30 (UTC)") from None
-
-
-@click.command()
-@click.argument("name")
-@click.option("--status", type=click.Choice(["ok", "error"]), default=None)
-@click.option("--since", default=None, help="A duration (15m, 24h, 7d) or an ISO time.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@_PROJECT
-@_DB
-def logs(name: str, status: str | None, since: str | None, limit: int, as_json: bool,
-         project_dir: Path, database_url: str | None) -> None:
-    """Recent executions of a function, newest first."""
-    from aiops import commands
-
-    ws = commands.open_workspace(project_dir, database_url=database_url)
-    rows = commands.logs(ws, name, limit=limit, status=status, since=parse_since(since))
-    if as_json:
-        for r in rows:
-            emit(json_text({"id": r.id, "created_at": r.created_at.isoformat(),
-                            "version": r.version, "status": r.status,
-                            "provider": r.provider, "execution_ms": r.execution_time,
-                            "input_tokens": r.input_tokens,
-                            "output_tokens": r.output_tokens, "cost_usd": r.cost_usd,
-                            "actor": r.actor, "error": r.error,
-                            "attempts": len(r.metadata.get("attempts", []))}))
-        return
-    if not rows:
-        say(f"No executions of {name} match.")
-        return
-    say(f"{'time (UTC)':19}  {'log id':36}  {'version':9} {'status':6} {'provider':10} "
-        f"{'ms':>7} {'att':>3} {'tokens':>7} {'cost $':>10}  error")
-    for r in rows:
-        err = (r.error or {}).get("message", "") if isinstance(r.error, dict) else ""
-        say(f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.id:36}  {r.version or '-':9} "
-            f"{r.status:6} {r.provider or '-':10} {r.execution_time or 0:>7.0f} "
-            f"{len(r.metadata.get('attempts', [])):>3} "
-            f"{(r.input_tokens or 0) + (r.output_tokens or 0):>7} "
-            f"{r.cost_usd or 0:>10.6f}  {err[:100]}", one_line=True)
-
-
-@click.command(name="mock-provider")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--latency-ms", default=0.0, show_default=True, type=FiniteFloat(0))
-@click.option("--fault-rate", default=0.0, show_default=True, type=FiniteFloat(0, 1))
+@click.command(name="mock-provider", epilog="""\b
+Examples:
+  aiops mock-provider --port 8080 &
+  export AIOPS_OPENAI_BASE_URL=http://127.0.0.1:8080/v1    then aiops run ...
+  aiops mock-provider --fault-rate 0.2 --latency-ms 300    faults and latency
+""")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="The port (0: a free one, printed on stderr).")
+@click.option("--latency-ms", default=0.0, show_default=True, type=FiniteFloat(0),
+              help="Added to every answer.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=FiniteFloat(0, 1),
+              help="Share of calls that fail: 429, 500, 503, timeouts, dropped connections, "
+                   "bodies that are not JSON, invalid output.")
 @click.option("--responses", type=InputFile(),
               help="A YAML/JSON file of canned responses (`match` + `output`).")
 @click.option("--retry-after", default=1.0, show_default=True, type=FiniteFloat(0),

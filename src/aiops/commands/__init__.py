@@ -6,7 +6,7 @@ never prints.
 
     validate, init_project, new_function, schema_text     here
     plan, apply, status, upgrade_database, resolve_version, watch      .reconcile
-    open_runner, run, run_many, logs, serve_mock                      .execution
+    open_runner, run, run_many, logs, log_by_id, serve_mock           .execution
     golden_tests                                                      .golden
     import_file                                                       .importer
     function_etag, create_function, update_function, delete_function  .writes
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from aiops.commands.execution import (
         RunManyResult,
         RunResult,
+        log_by_id,
         logs,
         open_runner,
         run,
@@ -75,8 +76,8 @@ _LAZY = {
                      "update_function"], "writes"),
     **dict.fromkeys(["ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan",
                      "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
-    **dict.fromkeys(["RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many",
-                     "serve_mock"], "execution"),
+    **dict.fromkeys(["RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run",
+                     "run_many", "serve_mock"], "execution"),
 }
 
 
@@ -399,7 +400,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "schema_text", "validate",
     "ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan", "resolve_version",
     "status", "upgrade_database", "watch",
-    "RunManyResult", "RunResult", "logs", "open_runner", "run", "run_many", "serve_mock",
+    "RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run", "run_many",
+    "serve_mock",
     "golden_tests",
     "ImportResult", "import_file",
     "WriteResult", "create_function", "delete_function", "function_etag", "update_function",

@@ -126,18 +126,39 @@ async def run_many(ws: Workspace, target: str, inputs: Iterable[Any] | AsyncIter
     return RunManyResult(unrecorded=tuple(unrecorded), log_warnings=tuple(runner.log_warnings()))
 
 
-def logs(ws: Workspace, name: str, *, limit: int = 20, status: str | None = None,
-         since: datetime | None = None, store: Store | None = None) -> list[LogRecord]:
-    """`aiops logs NAME`: its newest executions, newest first. An unknown function is a
-    NotFoundError (with "did you mean"); an archived one's logs stay readable."""
+def logs(ws: Workspace, name: str | None = None, *, limit: int = 20,
+         status: str | None = None, since: datetime | None = None,
+         store: Store | None = None) -> list[LogRecord]:
+    """`aiops logs [NAME]`: the newest executions of `name`, or of every function, newest
+    first. An unknown function is a NotFoundError (with "did you mean"); an archived one's
+    logs stay readable."""
     store = store or ws.open_store()
-    try:
-        store.resolve(name)
-    except NotFoundError:
-        raise
-    except UserError:
-        pass  # archived: it does not run, but its logs stay readable
+    if name is not None:
+        try:
+            store.resolve(name)
+        except NotFoundError:
+            raise
+        except UserError:
+            pass  # archived: it does not run, but its logs stay readable
     return store.recent_logs(name, limit, status=status, since=since)
+
+
+def log_by_id(ws: Workspace, log_id: str, *, store: Store | None = None) -> LogRecord:
+    """`aiops logs --id LOG_ID`: one execution, whole (its input, output, error, and each
+    attempt in `metadata["attempts"]`). A UsageError when `log_id` is not a log id (a UUID),
+    a NotFoundError when no execution has it."""
+    import uuid
+
+    try:
+        canonical = str(uuid.UUID(log_id))
+    except ValueError:
+        raise UsageError(f"--id {log_id!r} is not a log id: a UUID, as `aiops logs` lists them "
+                         "and errors name them (log ...)") from None
+    record = (store or ws.open_store()).log(canonical)
+    if record is None:
+        raise NotFoundError(f"no execution has the log id {canonical} in this project's "
+                            "database; `aiops logs` lists the recent ones")
+    return record
 
 
 def serve_mock(*, host: str, port: int, latency_ms: float = 0.0, fault_rate: float = 0.0,

@@ -295,26 +295,30 @@ class Store:
                 "finished_at": _utc(r.finished_at), "duration_ms": r.duration_ms,
                 "counts": r.counts, "status": r.status}
 
-    def recent_logs(self, name: str, limit: int = 50, status: str | None = None,
+    def recent_logs(self, name: str | None, limit: int = 50, status: str | None = None,
                     since: datetime | None = None) -> list[LogRecord]:
-        """The newest log rows of a function, newest first."""
-        q = (select(L, F.c.name)
-             .join(F, F.c.id == L.c.function_id)
-             .where(F.c.name == name).order_by(L.c.created_at.desc()).limit(limit))
+        """The newest log rows of a function (of every function when `name` is None), newest
+        first."""
+        q = self._logs_query().order_by(L.c.created_at.desc(), L.c.id.desc()).limit(limit)
+        if name is not None:
+            q = q.where(F.c.name == name)
         if status is not None:
             q = q.where(L.c.status == status)
         if since is not None:
             q = q.where(L.c.created_at >= _as_utc(since))
         with db_errors(self.url), self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [LogRecord(id=str(r.id), function_id=str(r.function_id), version=r.version,
-                          version_id=_s(r.version_id), status=r.status, input=r.input,
-                          output=r.output, error=r.error, execution_time=r.execution_time,
-                          created_by=_s(r.created_by), actor=r.actor,
-                          metadata=r.metadata or {}, provider=r.provider, cost_usd=r.cost_usd,
-                          input_tokens=r.input_tokens, output_tokens=r.output_tokens,
-                          created_at=_utc(r.created_at) or _now(), name=r.name)
-                for r in rows]
+            return [_log_record(r) for r in conn.execute(q)]
+
+    def log(self, log_id: str) -> LogRecord | None:
+        """One log row by its id (a UUID), or None."""
+        q = self._logs_query().where(L.c.id == uuid.UUID(log_id))
+        with db_errors(self.url), self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else _log_record(row)
+
+    @staticmethod
+    def _logs_query() -> Any:
+        return select(L, F.c.name).join(F, F.c.id == L.c.function_id)
 
     # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
 
@@ -394,6 +398,16 @@ def _pick(name: str, selector: str | None, current: uuid.UUID | None, rows: Sequ
             return matching[-1]
     raise NotFoundError(f"{name}@{selector} is not applied; applied versions: {listed} "
                         f"(use {name}, {name}@X.Y.Z or {name}@X)")
+
+
+def _log_record(r: Any) -> LogRecord:
+    return LogRecord(id=str(r.id), function_id=str(r.function_id), version=r.version,
+                     version_id=_s(r.version_id), status=r.status, input=r.input,
+                     output=r.output, error=r.error, execution_time=r.execution_time,
+                     created_by=_s(r.created_by), actor=r.actor, metadata=r.metadata or {},
+                     provider=r.provider, cost_usd=r.cost_usd, input_tokens=r.input_tokens,
+                     output_tokens=r.output_tokens, created_at=_utc(r.created_at) or _now(),
+                     name=r.name)
 
 
 class Writer:
