@@ -58,7 +58,7 @@ def mock_provider() -> Iterator[str]:
 def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None
           ) -> str:
     verdict = "" if target is None else ("  ok" if m.wall_s <= target else "  OVER")
-    ratio = f"  {m.wall_s / base.wall_s:4.1f}x baseline" if base else ""
+    ratio = f"  {m.wall_s / base.wall_s:4.1f}x the floor" if base else ""
     goal = f" (target <= {target} s)" if target is not None else ""
     return (f"{label:44} {m.wall_s * 1000:6.0f} ms wall, {m.cpu_s * 1000:6.0f} ms CPU, "
             f"{m.peak_mb:5.0f} MB peak{goal}{ratio}{verdict}")
