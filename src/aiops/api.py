@@ -110,14 +110,16 @@ class Workspace:
         version rules against it too. Problems are in the report, not raised."""
         return commands.validate(self._files(), base=base)
 
-    def plan(self, *, prune: bool = False, max_prune: int | None = None) -> Plan:
+    def plan(self, *, prune: bool = False, max_prune: int | None = None,
+             adopt: bool = False) -> Plan:
         """`aiops plan`: the files against the database, as data (`Plan.errors` holds what
-        keeps it from being applied)."""
-        return commands.plan(self._files(), prune=prune, max_prune=max_prune,
+        keeps it from being applied). `adopt`: take over functions of the same name that
+        another project applied (refused otherwise)."""
+        return commands.plan(self._files(), prune=prune, max_prune=max_prune, adopt=adopt,
                              store=self._database())
 
     def apply(self, *, expected: Plan | None = None, prune: bool = False,
-              max_prune: int | None = None, actor: str | None = None,
+              max_prune: int | None = None, adopt: bool = False, actor: str | None = None,
               lock_timeout_s: float = LOCK_TIMEOUT_S) -> ApplyResult:
         """`aiops apply`: validate, lock, write the plan. With `expected` (a plan from
         `plan()`), only that plan, refused with StalePlanError if the database changed since.
@@ -126,7 +128,7 @@ class Workspace:
         # (aiops.store keeps an engine per URL and timeout).
         store = self._database() if lock_timeout_s == LOCK_TIMEOUT_S else None
         result = commands.apply(self._files(), expected=expected, prune=prune,
-                                max_prune=max_prune, actor=actor or self._actor,
+                                max_prune=max_prune, adopt=adopt, actor=actor or self._actor,
                                 lock_timeout_s=lock_timeout_s, store=store)
         if result.wrote:
             for runner in list(self._runners.values()):

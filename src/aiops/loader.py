@@ -329,6 +329,8 @@ _PATTERN_HELP: dict[Any, tuple[str, str]] = {
     "over": ("is not a duration", "e.g. `15m`, `1h`, `1d`"),
     "base_url": ("must start with http:// or https://", "e.g. `https://api.example.com/v1`"),
     "path": ("is not a JSON path starting with `$`", "e.g. `$.items[0].name`"),
+    "project": ("is not a project id: printable text on one line, with no blank at either "
+                "end", "e.g. `prompts-k3v9q2` (what `aiops init` writes)"),
 }
 
 

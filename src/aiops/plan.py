@@ -193,6 +193,7 @@ class Plan:
     errors: tuple[str, ...] = ()  # the plan cannot be applied while any is present
     notes: tuple[str, ...] = ()
     prune: bool = False
+    adopt: bool = False  # made with --adopt: takes over other projects' functions
     state_summary: dict[str, Any] = field(default_factory=dict)  # name -> version/status
     format_version: int = FORMAT_VERSION
 
@@ -260,7 +261,7 @@ class Plan:
                    changes=tuple(changes),
                    drift=tuple(DriftFinding(**d) for d in data.get("drift", ())),
                    errors=tuple(data.get("errors", ())), notes=tuple(data.get("notes", ())),
-                   prune=bool(data.get("prune", False)),
+                   prune=bool(data.get("prune", False)), adopt=bool(data.get("adopt", False)),
                    state_summary=dict(data.get("state_summary", {})))
 
 
@@ -274,14 +275,48 @@ def desired_of(spec: FunctionSpec) -> Desired:
                    metadata_hash=content_hash(metadata), content=content, metadata=metadata)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ownership:
+    """Whose functions a plan for `project` writes (`managed_by`, the recorded owner): its
+    own, unowned ones, those recorded under a `former` id of the project (which it records
+    anew), and others' only with `adopt` (--adopt); otherwise the plan refuses them, naming
+    their owner."""
+
+    project: str
+    former: Mapping[str, str] = field(default_factory=dict)  # earlier ids -> where from
+    adopt: bool = False
+
+    def owns(self, owner: str | None) -> bool:
+        return owner == self.project or owner in self.former
+
+    def refusal(self, name: str, owner: str) -> str | None:
+        """Why `name`, recorded under `owner`, is not written; None when it may be."""
+        if self.owns(owner) or self.adopt:
+            return None
+        return (f"{name} belongs to project `{owner}`, not to this project (`{self.project}`): "
+                "it is not taken over without --adopt (fix: rename the function here, or "
+                "`aiops apply --adopt` to make this project its owner)")
+
+    def taking_over(self, owner: str | None) -> str:
+        """How the owner changes when this project writes over `owner`'s function."""
+        if owner is None:
+            return "adopted from no project"
+        if owner in self.former:
+            return f"owner recorded as `{self.project}` (was `{owner}`: {self.former[owner]})"
+        return f"adopted from project `{owner}` (--adopt)"
+
+
 def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: str,
          prune: bool = False, max_prune: int = 10,
          failed: frozenset[str] = frozenset(),
-         prune_only: frozenset[str] | None = None) -> Plan:
+         prune_only: frozenset[str] | None = None, adopt: bool = False,
+         former: Mapping[str, str] | None = None) -> Plan:
     """What applying `specs` to `state` would do. Pure: same inputs, same plan.
 
     `prune_only` narrows `prune` to those names (a DELETE through the API prunes its one
-    function, not every function whose file is gone)."""
+    function, not every function whose file is gone). `adopt` and `former` (the project's
+    earlier ids -> where they came from): whose functions it may write (`Ownership`)."""
+    owners = Ownership(project=project, former=dict(former or {}), adopt=adopt)
     changes: list[FunctionChange] = []
     drift: list[DriftFinding] = []
     errors: list[str] = []
@@ -297,7 +332,7 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
                     message=f"{name} was applied by this project but is missing from the "
                             "database; apply recreates it"))
             continue
-        change, found, said = _update(name, desired, stored, project)
+        change, found, said = _update(name, desired, stored, owners)
         changes.append(change)
         drift += found
         errors += [text for severity, text in said if severity == "error"]
@@ -305,9 +340,15 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
     archives: list[FunctionChange] = []
     for name in sorted(set(state.functions) - set(specs)):
         stored = state.functions[name]
+        prunes = prune and (prune_only is None or name in prune_only)
+        owner = stored.managed_by
+        if owner is not None and owner != project and prunes and owners.owns(owner) and (
+                stored.status != "archived"):
+            notes.append(f"{name}: no file; recorded under `{owner}` ({owners.former[owner]}), "
+                         "so --prune leaves it until an apply of its file records this "
+                         "project's id on it")
         if stored.status == "archived" or stored.managed_by != project:
             continue
-        prunes = prune and (prune_only is None or name in prune_only)
         if name in failed:
             notes.append(f"{name}: its file failed to load; left as it is (unknown, not deleted)")
             continue
@@ -336,6 +377,7 @@ def diff(specs: Mapping[str, FunctionSpec], state: DeployedState, *, project: st
                for n, f in sorted(state.functions.items())}
     return Plan(project=project, state_token=state.token, changes=tuple(changes),
                 drift=tuple(drift), errors=tuple(errors), notes=tuple(notes), prune=prune,
+                adopt=adopt,
                 state_summary=summary)
 
 
@@ -356,9 +398,14 @@ Said = list[tuple[str, str]]  # (severity, text): errors refuse the plan, warnin
 
 
 def _update(name: str, desired: Desired, stored: StoredFunction,
-            project: str) -> tuple[FunctionChange, list[DriftFinding], Said]:
-    found = _version_drift(stored, desired)
+            owners: Ownership) -> tuple[FunctionChange, list[DriftFinding], Said]:
     current = stored.current
+    refused = owners.refusal(name, stored.managed_by) if stored.managed_by else None
+    if refused is not None:  # another project's: neither its rows nor its drift are ours
+        return FunctionChange(name=name, action="noop", reason=refused, conflict=True,
+                              from_version=_ver(current), to_version=desired.version), [], [
+            ("error", refused)]
+    found = _version_drift(stored, desired)
     same = stored.version_named(desired.version)
     if same is not None and same.behaviour_hash != desired.behaviour_hash:
         problem = (f"{name} {desired.version} is already applied with other content; "
@@ -391,7 +438,8 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
                     "matches its hash" + (f"; {', '.join(edited)} differ from git"
                                          if edited else "") + "): apply rewrites it"))
         meta_changed = True
-    adopt = stored.managed_by != project
+    adopt = stored.managed_by != owners.project
+    taken = f"; {owners.taking_over(stored.managed_by)}" if adopt else ""
     meta_diffs = _metadata_diffs(stored.metadata, desired.metadata) if meta_changed else []
     common: dict[str, Any] = dict(name=name, from_version=_ver(current),
                                   to_version=desired.version, desired=desired,
@@ -407,14 +455,14 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
         return FunctionChange(action="new_version", diffs=tuple(diffs + meta_diffs),
                               breaking=breaking,
                               conflict=any(severity == "error" for severity, _ in said),
-                              reason=_new_version_reason(current, desired, diffs) + revived,
-                              **common), found, said
+                              reason=_new_version_reason(current, desired, diffs) + revived
+                              + taken, **common), found, said
     if same.id != stored.current_version_id and not any(d.kind == "pointer" for d in found):
         older = current is not None and Semver(same.version) < Semver(current.version)
         diffs = _content_diffs(current.content if current else {}, same.content)
         reason = (f"current version moves {'back ' if older else ''}from "
                   f"{_ver(current) or 'none'} to {same.version}, an applied version with "
-                  f"the same content (no version row written){revived}")
+                  f"the same content (no version row written){revived}{taken}")
         return FunctionChange(action="rollback", target_version_id=same.id,
                               diffs=tuple(diffs + meta_diffs), reason=reason,
                               **common), found, []
@@ -426,7 +474,7 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
             why.append("changed: " + ", ".join(_changed_keys(stored.metadata, desired.metadata)
                                                or ["row edited outside aiops"]))
         if adopt:
-            why.append(f"adopted from {stored.managed_by or 'no project'}")
+            why.append(owners.taking_over(stored.managed_by))
         return FunctionChange(action="update_metadata", diffs=tuple(meta_diffs),
                               reason="metadata " + "; ".join(why) + " (no new version)",
                               **common), found, []

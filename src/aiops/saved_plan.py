@@ -71,12 +71,13 @@ def content_problems(plan: Plan, project: Project) -> tuple[dict[str, FunctionSp
     return specs, problems
 
 
-def state_problems(plan: Plan, specs: Mapping[str, FunctionSpec],
-                   state: DeployedState) -> list[str]:
-    """What the plan would write that its content and the database do not call for."""
+def state_problems(plan: Plan, specs: Mapping[str, FunctionSpec], state: DeployedState, *,
+                   former: Mapping[str, str] | None = None) -> list[str]:
+    """What the plan would write that its content and the database do not call for.
+    `former`: the project's earlier ids, as `plan.diff` takes them."""
+    owners: dict[str, Any] = dict(project=plan.project, adopt=plan.adopt, former=former)
     # The plan passed the prune guards when it was made (a plan with errors is not saved).
-    recomputed = diff(specs, state, project=plan.project, prune=plan.prune,
-                      max_prune=len(state.functions))
+    recomputed = diff(specs, state, prune=plan.prune, max_prune=len(state.functions), **owners)
     by_name = {c.name: c for c in recomputed.changes}
     archived = {c.name for c in plan.changes if c.action == "archive"}
     problems = []
@@ -92,7 +93,7 @@ def state_problems(plan: Plan, specs: Mapping[str, FunctionSpec],
             continue  # a no-op without content: nothing is written
         if expected.conflict:  # immutability, the version rules: say which, for this function
             alone = diff({change.name: specs[change.name]}, DeployedState(
-                functions={change.name: state.functions[change.name]}), project=plan.project)
+                functions={change.name: state.functions[change.name]}), **owners)
             problems.append(f"{change.name}: the plan writes it, but its content and the "
                             f"database refuse it: {'; '.join(alone.errors)}")
             continue

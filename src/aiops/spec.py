@@ -623,9 +623,21 @@ class ProvidersFile(Model):
 # --- aiops.yaml --------------------------------------------------------------------------
 
 
+PROJECT_ID_CHARS = 300  # managed_by, managed_functions.project, reconcile_runs.project
+# Printable, no surrounding blanks: an id a derived fallback made (a folder's name, a path, a
+# remote) can be written down as it is.
+PROJECT_ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+
 class ProjectSettings(Model):
     """Optional project settings: `aiops.yaml`."""
 
+    project: str | None = Field(None, max_length=PROJECT_ID_CHARS, pattern=PROJECT_ID_PATTERN,
+                                description=(
+        "The project's id: who owns the functions it applies to a database (`aiops init` "
+        "writes a name and a random suffix). Keep it when the folder moves or is renamed; "
+        "give a copy that becomes another project an id of its own. AIOPS_PROJECT overrides "
+        "it."))
     database_url: str | None = Field(None, description=(
         "The database (sqlite:///path, postgresql://user@host/db); without a password: "
         "AIOPS_DATABASE_URL, PGPASSWORD or ~/.pgpass hold that."))

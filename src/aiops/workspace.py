@@ -12,10 +12,13 @@ providers.yaml, never the function files; `aiops validate` opens no database.
 
     the database   --database-url > AIOPS_DATABASE_URL > aiops.yaml `database_url`
                    > .aiops/aiops.db in the project (created on first use)
+    the project id AIOPS_PROJECT > aiops.yaml `project` > derived from the git remote and
+                   the project's folder in it, else the folder's path (`ProjectIdentity`)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -37,7 +40,7 @@ from aiops.loader import (
     load_sources,
 )
 from aiops.sources import git, read_project_file, read_tree
-from aiops.spec import ProjectSettings, ProvidersFile
+from aiops.spec import PROJECT_ID_CHARS, ProjectSettings, ProvidersFile
 
 if TYPE_CHECKING:
     from aiops.store import Store
@@ -201,17 +204,71 @@ class Workspace:
     # -- who owns what ----------------------------------------------------------------------
 
     @cached_property
+    def identity(self) -> ProjectIdentity:
+        """Who owns what this project applies: AIOPS_PROJECT, else aiops.yaml's `project`,
+        else an id derived from the git remote or the folder (`ProjectIdentity`)."""
+        derived, source, former = _derived_id(self.root)
+        for given, named in ((self.environ.get(PROJECT_ENV), PROJECT_ENV),
+                             (self.settings.project, f"`project` in {PROJECT_FILE}")):
+            if given:
+                earlier = {derived: f"the id derived from {source} without one", **former}
+                return ProjectIdentity(id=given, source=named, former={
+                    k: v for k, v in earlier.items() if k != given})
+        return ProjectIdentity(id=derived, source=source, former=former)
+
+    @property
     def project_id(self) -> str:
-        """Who owns what this project applies: AIOPS_PROJECT, else the git remote, else the
-        directory's name."""
-        if self.environ.get(PROJECT_ENV):
-            return self.environ[PROJECT_ENV]
-        remote = git_fact(self.root, "remote", "get-url", "origin")
-        if remote:
-            remote = re.sub(r"^[a-z+]+://", "", remote)
-            remote = remote.rsplit("@", 1)[-1]  # never keep credentials
-            return remote.replace(":", "/").removesuffix(".git").rstrip("/")
-        return self.root.resolve().name
+        return self.identity.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectIdentity:
+    """The project's id, recorded as the owner of each function it applies (`managed_by`).
+
+    Explicit: AIOPS_PROJECT, else `project:` in aiops.yaml (which `aiops init` writes).
+    Derived, for a project without one: the git remote `origin` (credentials stripped) and
+    the project's folder inside the repository, so that clones on laptops and in CI are one
+    project and two repositories never are; without a remote, the folder's absolute path,
+    which two folders never share (the bare folder name did: a copy or a namesake took over
+    another project's functions).
+
+    `former`: the ids this project went by before (id -> where it came from): what earlier
+    releases derived (the remote alone, or the folder's name) and, with an explicit id, the
+    derived one. Functions recorded under a former id are the project's own: apply records
+    its id on them (a database of an earlier release, or from before `project:` was set,
+    keeps working).
+    """
+
+    id: str
+    source: str  # where `id` comes from, for messages
+    former: Mapping[str, str] = field(default_factory=dict)
+
+
+def _derived_id(root: Path) -> tuple[str, str, dict[str, str]]:
+    """The id derived for the project at `root`, what from, and the id earlier releases
+    derived (when it differs) -> what from."""
+    remote = git_fact(root, "remote", "get-url", "origin")
+    if remote:
+        remote = re.sub(r"^[a-z+]+://", "", remote)
+        remote = remote.rsplit("@", 1)[-1]  # never keep credentials
+        base = _bounded_id(remote.replace(":", "/").removesuffix(".git").rstrip("/"))
+        inside = (git_fact(root, "rev-parse", "--show-prefix") or "").rstrip("/")
+        if not inside:
+            return base, "the git remote", {}
+        return (_bounded_id(f"{base}/{inside}"), "the git remote and the project's folder",
+                {base: "the git remote alone, the id earlier aiops releases derived"})
+    here = root.resolve()
+    return (_bounded_id(str(here)), "the folder's path",
+            {here.name: "the folder's name, the id earlier aiops releases derived"})
+
+
+def _bounded_id(text: str) -> str:
+    """`text` within the id columns' PROJECT_ID_CHARS (a long path keeps its end, after a
+    digest of the whole, so that two long paths stay apart)."""
+    if len(text) <= PROJECT_ID_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{digest}...{text[-(PROJECT_ID_CHARS - len(digest) - 3):]}"
 
 
 def git_fact(root: Path, *args: str) -> str | None:

@@ -22,8 +22,8 @@ from tests.e2e.helpers import aiops, git
 
 WORKFLOW = ".github/workflows/aiops.yml"
 SCAFFOLD = ("schemas/function.schema.json", "schemas/providers.schema.json", "providers.yaml",
-            WORKFLOW, ".pre-commit-config.yaml", ".gitignore", "functions/hello/function.yaml",
-            "functions/hello/cassettes/groq/smoke.yaml")
+            WORKFLOW, ".pre-commit-config.yaml", ".gitignore", "aiops.yaml",
+            "functions/hello/function.yaml", "functions/hello/cassettes/groq/smoke.yaml")
 
 
 def load_yaml(path: Path) -> Any:
@@ -225,6 +225,32 @@ def test_init_inside_a_repository_makes_none(tmp_path: Path) -> None:
     assert "made a git repository" not in result.stdout
     assert not (root / ".git").exists()
     assert git(root, "rev-parse", "--show-toplevel").strip() == str(tmp_path)
+
+
+# --- the project's id ---------------------------------------------------------------------
+
+def test_init_writes_a_project_id_of_its_own_and_force_keeps_it(tmp_path: Path) -> None:
+    one, two = tmp_path / "a" / "My Prompts", tmp_path / "b" / "My Prompts"
+    assert aiops("init", one).returncode == 0 and aiops("init", two).returncode == 0
+    ids = [load_yaml(root / "aiops.yaml")["project"] for root in (one, two)]
+    assert all(re.fullmatch(r"my-prompts-[a-z0-9]{6}", i) for i in ids), ids
+    assert ids[0] != ids[1]  # namesakes are two projects
+    settings = one / "aiops.yaml"
+    settings.write_text(settings.read_text() + "max_prune: 3\n")
+    forced = aiops("init", one, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert load_yaml(settings) == {"project": ids[0]}  # rewritten, the id kept
+
+
+def test_init_notes_a_kept_aiops_yaml_without_an_id(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "aiops.yaml").write_text("max_prune: 3\n")
+    result = aiops("init", root)
+    assert result.returncode == 0, result.stderr
+    assert (root / "aiops.yaml").read_text() == "max_prune: 3\n"
+    [note] = [line for line in result.stdout.splitlines() if "no `project:` id" in line]
+    assert re.search(r"add `project: p-[a-z0-9]{6}` to keep it apart from other projects", note)
 
 
 # --- new --provider ---------------------------------------------------------------------------

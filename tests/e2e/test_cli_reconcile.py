@@ -164,6 +164,28 @@ def test_apply_warns_on_stderr_when_it_records_a_dirty_commit(project: Path) -> 
     assert "Warning" not in dirty.stdout
 
 
+def test_adopt_on_the_command_line_and_in_a_saved_plan(project: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(project, [spec_data()])
+    monkeypatch.setenv("AIOPS_PROJECT", "someone-else")
+    assert run("apply", "-C", project, "--auto-approve").exit_code == 0
+    monkeypatch.setenv("AIOPS_PROJECT", "test-project")
+    planned = run("plan", "-C", project, "--detailed-exitcode")
+    assert planned.exit_code == 1
+    assert "greet belongs to project `someone-else`" in planned.output
+    refused = run("apply", "-C", project, "--auto-approve")
+    assert refused.exit_code == 1 and "not taken over without --adopt" in refused.stderr
+    out = project / "plan.json"
+    saved = run("plan", "-C", project, "--adopt", "-o", out, "--detailed-exitcode")
+    assert saved.exit_code == 2, saved.output
+    assert "adopted from project `someone-else` (--adopt)" in saved.output
+    both = run("apply", out, "-C", project, "--adopt")
+    assert both.exit_code == 2 and "a saved plan already says whether it prunes and adopts" in (
+        both.stderr)
+    assert run("apply", out, "-C", project).exit_code == 0
+    assert run("plan", "-C", project, "--detailed-exitcode").exit_code == 0
+
+
 # --- real processes ----------------------------------------------------------------------------
 
 

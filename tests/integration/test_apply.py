@@ -271,6 +271,85 @@ def test_prune_leaves_other_projects_functions(project: Path, db_url: str,
     assert current_versions(db_url)["theirs"] == ("active", "1.0.0")
 
 
+# --- project identity: who owns a function ----------------------------------------------------
+
+
+def _owners(db_url: str) -> dict[str, str | None]:
+    with open_store(db_url).engine.connect() as conn:
+        return dict(conn.execute(select(F.c.name, F.c.managed_by)).all())
+
+
+def _with_id(root: Path, project_id: str, functions: list[dict[str, Any]]) -> Path:
+    write_project(root, functions)
+    (root / "aiops.yaml").write_text(f"project: {project_id}\n")
+    return root
+
+
+def test_a_second_project_is_refused_a_function_of_the_same_name_unless_it_adopts(
+        project: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIOPS_PROJECT")  # the ids of aiops.yaml
+    first = _with_id(project.parent / "first", "first-k3v9q2", [spec_data()])
+    second = _with_id(project.parent / "second", "second-x7m2aa",
+                      [spec_data(version="1.1.0", model="mock-large")])
+    apply(first)
+    before = snapshot(db_url)
+    refusal = ("greet belongs to project `first-k3v9q2`, not to this project "
+               "(`second-x7m2aa`): it is not taken over without --adopt")
+    plan = plan_project(second)
+    assert refusal in plan.errors[0] and plan.changes[0].conflict
+    with pytest.raises(AiopsError, match=re.escape(refusal)):
+        apply(second)
+    assert snapshot(db_url) == before
+    adopted = apply(second, adopt=True)
+    assert adopted.plan.verdict() == "Plan: 1 new version"
+    assert "adopted from project `first-k3v9q2` (--adopt)" in adopted.plan.changes[0].reason
+    assert _owners(db_url) == {"greet": "second-x7m2aa"}
+    assert plan_project(second).verdict() == "No changes."
+    assert "belongs to project `second-x7m2aa`" in plan_project(first).errors[0]
+
+
+def test_two_folders_of_the_same_name_without_an_id_are_two_projects(
+        project: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIOPS_PROJECT")  # derived: the folders' paths
+    one = write_project(project.parent / "a" / "prompts", [spec_data()])
+    two = write_project(project.parent / "b" / "prompts", [spec_data()])
+    apply(one)
+    assert _owners(db_url) == {"greet": str(one.resolve())}
+    with pytest.raises(AiopsError, match=f"greet belongs to project `{re.escape(str(one))}`"):
+        apply(two)
+
+
+def test_a_database_of_an_earlier_release_keeps_working(project: Path, db_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earlier releases recorded a project without a remote under its folder's name."""
+    root = write_project(project.parent / "prompts", [spec_data(), spec_data("gone")])
+    monkeypatch.setenv("AIOPS_PROJECT", "prompts")  # what an earlier release derived
+    apply(root)
+    monkeypatch.delenv("AIOPS_PROJECT")
+    write_project(root, [spec_data()])
+    plan = plan_project(root, prune=True)
+    assert not plan.errors
+    assert [c.action for c in plan.changes] == ["update_metadata"]  # `gone` left alone
+    assert "owner recorded as" in plan.changes[0].reason
+    assert plan.notes and plan.notes[0].startswith("gone: no file; recorded under `prompts`")
+    assert apply(root, prune=True).wrote
+    assert _owners(db_url) == {"greet": str(root.resolve()), "gone": "prompts"}
+    assert plan_project(root).verdict() == "No changes."
+    # `aiops init` in that folder (or `project:` set by hand): its old ids stay its own.
+    (root / "aiops.yaml").write_text("project: prompts-k3v9q2\n")
+    write_project(root, [spec_data(), spec_data("gone")])
+    plan = plan_project(root)
+    assert not plan.errors and plan.verdict() == "Plan: 2 metadata updates"
+    assert "(was `prompts`: the folder's name" in plan.changes[0].reason
+    assert "(was `/" in plan.changes[1].reason  # the path this release derived
+    apply(root)
+    assert set(_owners(db_url).values()) == {"prompts-k3v9q2"}
+    # A namesake elsewhere is another project: refused, named.
+    other = _with_id(project.parent / "p2" / "prompts", "prompts-x7m2aa", [spec_data()])
+    with pytest.raises(AiopsError, match="greet belongs to project `prompts-k3v9q2`"):
+        apply(other)
+
+
 def test_invalid_file_writes_nothing_and_a_failed_file_is_not_pruned(
         project: Path, db_url: str) -> None:
     write_project(project, [spec_data("alpha"), spec_data("beta")])

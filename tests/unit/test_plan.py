@@ -173,11 +173,53 @@ def test_readded_archived_function_is_reactivated() -> None:
     assert "re-activated" in change.reason
 
 
-def test_function_of_another_project_is_adopted() -> None:
+def test_a_function_of_another_project_is_refused_unless_adopted() -> None:
+    a, v2 = make_spec(), make_spec(version="1.1.0", model="mock-large")
+    theirs = state(stored(a, owner="their-repo"))
+    plan = diff({"greet": v2}, theirs, project=P)
+    (error,) = plan.errors
+    assert error == ("greet belongs to project `their-repo`, not to this project (`proj`): it "
+                     "is not taken over without --adopt (fix: rename the function here, or "
+                     "`aiops apply --adopt` to make this project its owner)")
+    change = plan.changes[0]
+    assert (change.action, change.conflict, change.reason) == ("noop", True, error)
+    assert exit_code(plan, detailed=True) == 1 and error in render_text(plan)
+    adopted = diff({"greet": v2}, theirs, project=P, adopt=True)
+    assert not adopted.errors and adopted.adopt
+    change = adopted.changes[0]
+    assert change.action == "new_version" and change.adopt and change.metadata_changed
+    assert change.reason.endswith("; adopted from project `their-repo` (--adopt)")
+    same = diff({"greet": a}, theirs, project=P, adopt=True).changes[0]
+    assert same.action == "update_metadata"
+    assert same.reason == "metadata adopted from project `their-repo` (--adopt) (no new version)"
+
+
+def test_a_function_without_an_owner_is_adopted_without_asking() -> None:
     a = make_spec()
-    change = diff({"greet": a}, state(stored(a, owner="old-repo")), project=P).changes[0]
+    change = diff({"greet": a}, state(stored(a, owner=None)), project=P).changes[0]
     assert change.action == "update_metadata" and change.adopt
-    assert "adopted from old-repo" in change.reason
+    assert "adopted from no project" in change.reason
+
+
+def test_a_former_id_of_the_project_is_its_own_and_records_the_new_one() -> None:
+    a = make_spec()
+    former = {"prompts": "the folder's name, the id earlier aiops releases derived"}
+    legacy = state(stored(a, owner="prompts"), stored(make_spec("gone"), owner="prompts"))
+    plan = diff({"greet": a}, legacy, project="prompts-k3v9q2", former=former, prune=True)
+    assert not plan.errors
+    change = plan.changes[0]
+    assert change.action == "update_metadata" and change.adopt
+    assert change.reason == ("metadata owner recorded as `prompts-k3v9q2` (was `prompts`: the "
+                             "folder's name, the id earlier aiops releases derived) (no new "
+                             "version)")
+    # A former id's function without a file is not pruned: it may be a namesake's.
+    assert [c.action for c in plan.changes] == ["update_metadata"]
+    assert plan.notes == ("gone: no file; recorded under `prompts` (the folder's name, the id "
+                          "earlier aiops releases derived), so --prune leaves it until an apply "
+                          "of its file records this project's id on it",)
+    # Without the former id, the same function is another project's.
+    assert "belongs to project `prompts`" in diff({"greet": a}, legacy,
+                                                  project="prompts-k3v9q2").errors[0]
 
 
 def test_drift_edited_version_row_is_found_and_restorable() -> None:
@@ -237,9 +279,10 @@ def test_breaking_changes_are_listed() -> None:
 
 def test_plan_round_trips_through_json() -> None:
     v1, v2 = make_spec(), make_spec(version="1.1.0", model="mock-large")
-    plan = diff({"greet": v2, "new": make_spec("new")}, state(stored(v1)), project=P)
+    plan = diff({"greet": v2, "new": make_spec("new")}, state(stored(v1)), project=P,
+                adopt=True)
     again = Plan.from_dict(json.loads(render_json(plan)))
-    assert again == plan
+    assert again == plan and again.adopt
     data = json.loads(render_json(plan))
     assert data["format_version"] == 1
     assert data["verdict"] == "Plan: 1 to create, 1 new version"

@@ -34,6 +34,9 @@ prune_opt = click.option("--prune", is_flag=True,
                          help="Archive functions of this project whose file was removed.")
 max_prune_opt = click.option("--max-prune", type=click.IntRange(min=0), default=None,
                              help="Most archives in one apply (default: aiops.yaml max_prune, 10).")
+adopt_opt = click.option("--adopt", is_flag=True,
+                         help="Take over functions of the same name that another project "
+                              "applied (refused otherwise, naming the owner).")
 
 
 class _DetailedUsageError(click.UsageError):
@@ -69,6 +72,7 @@ Examples:
 @project_dir
 @prune_opt
 @max_prune_opt
+@adopt_opt
 @json_option("Print the plan as JSON (the saved plan's format).")
 @click.option("--format", "fmt", type=Format("text", "markdown"), default="text",
               show_default=True, help="text for a terminal, markdown for a pull request.")
@@ -76,7 +80,7 @@ Examples:
 @click.option("-o", "--out", type=OutputFile(allow_dash=True),
               help="Save the plan (with the state it was computed against) for `aiops apply`; "
                    "`-` writes it to stdout (and the plan a person reads to stderr).")
-def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str,
+def plan(root: Path, prune: bool, max_prune: int | None, adopt: bool, as_json: bool, fmt: str,
          detailed_exitcode: bool, out: Path | None) -> None:
     """Show what `aiops apply` would change in the database, and why.
 
@@ -85,7 +89,8 @@ def plan(root: Path, prune: bool, max_prune: int | None, as_json: bool, fmt: str
     """
     try:
         fmt = output_format(as_json, fmt)
-        result = commands.plan(commands.open_workspace(root), prune=prune, max_prune=max_prune)
+        result = commands.plan(commands.open_workspace(root), prune=prune, max_prune=max_prune,
+                               adopt=adopt)
     except UsageError as exc:
         if detailed_exitcode:  # 2 means "changes" here; every error is 1
             exc.exit_code = 1
@@ -187,6 +192,7 @@ Examples:
 @project_dir
 @prune_opt
 @max_prune_opt
+@adopt_opt
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--actor", help="Who applies (default: git config user.name <user.email>).")
 @click.option("--lock-timeout", type=FiniteFloat(min=0, max=MAX_LOCK_TIMEOUT_S), default=30.0,
@@ -194,7 +200,7 @@ Examples:
               help="Seconds to wait for another apply to finish (exit 75 when it does not).")
 @json_option("Print the result as JSON: whether it wrote, the run id, the time and the plan "
              "applied (needs --auto-approve or PLAN_FILE).")
-def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None,
+def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None, adopt: bool,
           auto_approve: bool, actor: str | None, lock_timeout: float, as_json: bool) -> None:
     """Write the plan to the database: one transaction, under a lock, recorded.
 
@@ -209,16 +215,16 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
     expected: Plan | None = None
     ws = commands.open_workspace(root)
     if plan_file is not None:
-        if prune or max_prune is not None:
-            raise UsageError("a saved plan already says whether it prunes; plan again with "
-                             "`aiops plan --prune -o FILE`")
+        if prune or max_prune is not None or adopt:
+            raise UsageError("a saved plan already says whether it prunes and adopts; plan "
+                             "again with `aiops plan --prune -o FILE` (or `--adopt`)")
         expected = _read_plan(plan_file)  # a saved plan is its own approval
     elif not auto_approve:
         if not _interactive():
             raise UsageError("refusing to apply without a terminal to ask; pass --auto-approve, "
                              "or apply a saved plan (`aiops plan -o plan.json`, then "
                              "`aiops apply plan.json`)")
-        expected = commands.plan(ws, prune=prune, max_prune=max_prune)
+        expected = commands.plan(ws, prune=prune, max_prune=max_prune, adopt=adopt)
         say(render_text(expected), style=paint_plan)
         if expected.errors:
             raise SystemExit(1)
@@ -232,7 +238,8 @@ def apply(plan_file: Path | None, root: Path, prune: bool, max_prune: int | None
     try:
         # The files read anew: one edited while the question waited refuses the approved plan.
         result = commands.apply(ws.reopened(), expected=expected, prune=prune,
-                                max_prune=max_prune, actor=actor, lock_timeout_s=lock_timeout)
+                                max_prune=max_prune, adopt=adopt, actor=actor,
+                                lock_timeout_s=lock_timeout)
     except LockBusy as exc:  # the one command with this option names it
         raise LockBusy(f"{exc}, or raise --lock-timeout (it was {lock_timeout:g} s)") from None
     if as_json:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiops.errors import ConfigError, Diagnostic, UsageError
 from aiops.loader import (
     FUNCTIONS_DIR,
+    PROJECT_FILE,
     PROVIDERS_FILE,
     function_file,
     load_sources,
@@ -229,6 +230,42 @@ tests:
 """
 
 
+PROJECT_TEMPLATE = """\
+# Project settings (docs/format.md, "aiops.yaml").
+# The project's id, recorded as the owner of each function it applies: another project that
+# applies a function of the same name to the same database is refused. Keep it when the
+# folder moves or is renamed; give a copy that becomes another project an id of its own.
+project: {project}
+# database_url: postgresql://user@host/db   # default .aiops/aiops.db; AIOPS_DATABASE_URL wins
+"""
+
+
+def new_project_id(root: Path) -> str:
+    """A readable id no other project has: the folder's name and six random characters
+    (36^6, about two billion, apart for folders of the same name)."""
+    import re
+    import secrets
+    import string
+
+    name = re.sub(r"[^a-z0-9]+", "-", root.resolve().name.lower()).strip("-")
+    slug = name[:40].strip("-") or "project"
+    return slug + "-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
+                                for _ in range(6))
+
+
+def _project_id_in(path: Path) -> str | None:
+    """The `project` of an existing aiops.yaml (None: no file, no id, or not loadable)."""
+    from aiops.loader import load_one
+    from aiops.sources import read_project_file
+    from aiops.spec import ProjectSettings
+
+    if not path.exists():
+        return None
+    settings, _, _ = load_one(PROJECT_FILE, read_project_file(path.parent, path.name),
+                              ProjectSettings)
+    return settings.project if settings is not None else None
+
+
 EXAMPLE_FUNCTION = "hello"
 # In the scaffold's files, the release that writes them: the workflow and the pre-commit hooks
 # install exactly it (`aiops-kit==VERSION`, aiops.extras.DISTRIBUTION).
@@ -262,11 +299,14 @@ class InitResult:
 
 
 def init_project(root: Path, *, force: bool = False) -> InitResult:
-    """Scaffold a project: providers.yaml, an example function with its recorded cassette, the
-    CI workflow, pre-commit hooks, .gitignore and the format's schemas. An existing file is kept
-    (listed in `kept`) unless `force`. The example function is added only to a project without
-    functions. A directory that is not inside a git repository becomes one."""
+    """Scaffold a project: aiops.yaml with a new project id, providers.yaml, an example
+    function with its recorded cassette, the CI workflow, pre-commit hooks, .gitignore and the
+    format's schemas. An existing file is kept (listed in `kept`) unless `force`, which keeps
+    the project id of an existing aiops.yaml. The example function is added only to a project
+    without functions. A directory that is not inside a git repository becomes one."""
     root.mkdir(parents=True, exist_ok=True)
+    settings = root / PROJECT_FILE
+    project_id = _project_id_in(settings) or new_project_id(root)
     files: dict[Path, str] = {
         root / SCHEMA_DIR / f"{kind}.schema.json": schema_text(kind)
         for kind in ("function", "providers")}
@@ -275,6 +315,7 @@ def init_project(root: Path, *, force: bool = False) -> InitResult:
     files[root / ".github" / "workflows" / "aiops.yml"] = workflow_text()
     files[root / ".pre-commit-config.yaml"] = _scaffold_text("pre-commit-config.yaml")
     files[root / ".gitignore"] = ".aiops/\n"
+    files[settings] = PROJECT_TEMPLATE.format(project=project_id)
     notes = []
     example = root / function_file(EXAMPLE_FUNCTION)
     functions = root / FUNCTIONS_DIR
@@ -297,6 +338,10 @@ def init_project(root: Path, *, force: bool = False) -> InitResult:
     if gitignore in kept and ".aiops" not in gitignore.read_text(encoding="utf-8",
                                                                 errors="replace"):
         notes.append(f"add `.aiops/` to {gitignore}: the local database lives there")
+    if settings in kept and _project_id_in(settings) is None:
+        notes.append(f"{settings} has no `project:` id, so the project's id is derived from "
+                     f"its git remote or its folder; add `project: {project_id}` to keep it "
+                     "apart from other projects (docs/reconciler.md, \"Project identity\")")
     try:
         repository = _ensure_git_repository(root)
     except FileNotFoundError:

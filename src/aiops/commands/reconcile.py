@@ -101,12 +101,18 @@ def git_actor(root: Path) -> str:
 # --- plan ---------------------------------------------------------------------------------------
 
 
+def _identity(ws: Workspace) -> dict[str, Any]:
+    """The project's identity as `plan.diff` and `saved_plan.state_problems` take it."""
+    return dict(former=ws.identity.former)
+
+
 def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None,
-          prune_only: frozenset[str] | None = None) -> Plan:
+          prune_only: frozenset[str] | None = None, adopt: bool = False) -> Plan:
     specs = {n: lf.spec for n, lf in ws.project.functions.items()}
     plan = diff(specs, state, project=ws.project_id, prune=prune,
                 max_prune=ws.settings.max_prune if max_prune is None else max_prune,
-                failed=ws.project.failed_functions, prune_only=prune_only)
+                failed=ws.project.failed_functions, prune_only=prune_only, adopt=adopt,
+                **_identity(ws))
     invalid = tuple(d.render() for d in ws.diagnostics if d.is_error)
     if invalid:
         plan = replace(plan, errors=invalid + plan.errors)
@@ -114,11 +120,14 @@ def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None,
 
 
 def plan(ws: Workspace, *, prune: bool = False, max_prune: int | None = None,
-         store: Store | None = None) -> Plan:
-    """`aiops plan`: the files against the database, as data (errors inside, not raised)."""
+         adopt: bool = False, store: Store | None = None) -> Plan:
+    """`aiops plan`: the files against the database, as data (errors inside, not raised).
+    `adopt`: take over functions of the same name that other projects applied (refused
+    otherwise)."""
     st = store or ws.open_store()
     with gc_paused():  # what a plan reads and decides (aiops.loader.gc_paused)
-        return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune)
+        return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune,
+                     adopt=adopt)
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -147,13 +156,14 @@ class ApplyResult:
 
 
 def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
-          max_prune: int | None = None, actor: str | None = None, lock_timeout_s: float = 30.0,
-          store: Store | None = None) -> ApplyResult:
+          max_prune: int | None = None, adopt: bool = False, actor: str | None = None,
+          lock_timeout_s: float = 30.0, store: Store | None = None) -> ApplyResult:
     """`aiops apply`: validate, lock, re-read, refuse a stale `expected` plan, write, record.
 
     Without `expected`, the plan is computed under the lock (what `--auto-approve` does, so
     concurrent applies queue instead of failing). With it (a saved plan, or the plan a person
-    approved), the state must still be the one that plan was computed against.
+    approved), the state must still be the one that plan was computed against, and the plan
+    says whether it prunes and adopts.
     """
     started = time.perf_counter()
     saved_specs: dict[str, FunctionSpec] = {}
@@ -166,8 +176,9 @@ def apply(ws: Workspace, *, expected: Plan | None = None, prune: bool = False,
     st = store or ws.open_store(lock_timeout_s=lock_timeout_s)
     revision = git_revision(ws.root)
     result = _apply_locked(ws, st, expected, saved_specs, prune=prune, max_prune=max_prune,
-                           who=actor or git_actor(ws.root), commit=revision.recorded,
-                           lock_timeout_s=lock_timeout_s, started=started)
+                           adopt=adopt, who=actor or git_actor(ws.root),
+                           commit=revision.recorded, lock_timeout_s=lock_timeout_s,
+                           started=started)
     # Log rows that earlier runs could not write (the database was locked past their
     # patience) go in now that it answered.
     report = st.write_pending_logs()
@@ -188,7 +199,8 @@ def apply_locked(w: Writer, ws: Workspace, *, actor: str, commit: str | None,
 def _apply_locked(ws: Workspace, st: Store | Writer, expected: Plan | None,
                   saved_specs: dict[str, FunctionSpec], *, prune: bool, max_prune: int | None,
                   who: str, commit: str | None, lock_timeout_s: float,
-                  started: float, prune_only: frozenset[str] | None = None) -> ApplyResult:
+                  started: float, prune_only: frozenset[str] | None = None,
+                  adopt: bool = False) -> ApplyResult:
     began = datetime.now(UTC)
     lock = nullcontext(st) if isinstance(st, Writer) else st.writer(lock_timeout_s)
     with lock as w, gc_paused():  # what a plan reads, decides and writes
@@ -198,10 +210,12 @@ def _apply_locked(ws: Workspace, st: Store | Writer, expected: Plan | None,
                 raise StalePlanError(
                     "the database changed since this plan was made (another apply, or an edit "
                     "outside git); run `aiops plan -o plan.json` again and apply the new plan")
-            _refuse_edited(saved_plan.state_problems(expected, saved_specs, state))
+            _refuse_edited(saved_plan.state_problems(expected, saved_specs, state,
+                                                     **_identity(ws)))
             plan = expected
         else:
-            plan = _diff(ws, state, prune=prune, max_prune=max_prune, prune_only=prune_only)
+            plan = _diff(ws, state, prune=prune, max_prune=max_prune, prune_only=prune_only,
+                         adopt=adopt)
         if plan.errors:
             raise AiopsError("the plan cannot be applied; nothing was written:\n"
                              + "\n".join(plan.errors))
@@ -226,8 +240,9 @@ def _check_saved(plan: Plan, ws: Workspace) -> dict[str, FunctionSpec]:
         raise AiopsError("this plan has errors and cannot be applied:\n" + "\n".join(plan.errors))
     if plan.project != ws.project_id:
         raise UsageError(f"this plan was made for project {shown(plan.project)}, not "
-                         f"{shown(ws.project_id)}; run `aiops plan -o plan.json` in this project "
-                         f"(or set {PROJECT_ENV})")
+                         f"{shown(ws.project_id)} ({ws.identity.source}); run `aiops plan -o "
+                         f"plan.json` in this project (its id: `project` in {PROJECT_FILE}, or "
+                         f"{PROJECT_ENV})")
     specs, problems = saved_plan.content_problems(plan, ws.project)
     _refuse_edited(problems)
     return specs
