@@ -80,7 +80,7 @@ def test_the_scaffolded_workflow_installs_exactly_this_release(fresh: Path) -> N
     requirement = Requirement(wf["env"]["AIOPS_PIP_SPEC"])
     assert requirement.name == DISTRIBUTION == "aiops-kit"
     assert str(requirement.specifier) == f"=={__version__}"
-    assert requirement.extras == {"postgres"}  # the pull-request job plans on PostgreSQL
+    assert requirement.extras == {"postgres"}  # the databases the plan reads and apply writes
     installs = [step for job in wf["jobs"].values() for step in job["steps"]
                 if "pip install" in step.get("run", "")]
     assert len(installs) == len(wf["jobs"])
@@ -153,6 +153,39 @@ def test_the_first_push_is_green_without_a_database_secret(fresh: Path, tmp_path
     later = [s for s in apply["steps"] if s.get("name") in ("Keep the plan",
                                                             "Apply the saved plan")]
     assert [s["if"] for s in later] == ["steps.save-plan.outputs.apply == 'true'"] * 2
+
+
+def test_the_first_pull_request_plans_against_the_base_branch(tmp_path: Path) -> None:
+    """Without the AIOPS_PLAN_DATABASE_URL secret (a new project has none), the pull-request
+    plan applies the base branch to a database of the job's own, plans against it, and says
+    so in the plan it posts; with the secret, only the plan step reads it."""
+    root = tmp_path / "p"
+    assert aiops("init", root).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "aiops init")
+    git(root, "checkout", "-q", "-b", "first-pr")
+    assert aiops("new", "summarize", "-C", root).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "summarize")
+    job = load_yaml(root / WORKFLOW)["jobs"]["pull-request"]
+    [plan] = [s for s in job["steps"] if s.get("id") == "plan"]
+    assert plan["env"] == {"AIOPS_PLAN_DATABASE_URL": "${{ secrets.AIOPS_PLAN_DATABASE_URL }}"}
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "BASE_REF": "main",
+           "AIOPS_PLAN_DATABASE_URL": "", "RUNNER_TEMP": str(runner_temp),
+           "GITHUB_OUTPUT": str(tmp_path / "output"),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), "HOME": str(tmp_path)}
+    ran = subprocess.run(["bash", "-e", "-c", plan["run"]], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    posted = (runner_temp / "aiops-plan.md").read_text(encoding="utf-8")
+    assert posted.startswith("> Planned against **the base branch** (`main`, applied to an "
+                             "empty database in this job)")
+    assert "AIOPS_PLAN_DATABASE_URL" in posted.splitlines()[0]  # how to plan against the real one
+    assert "### aiops plan: Plan: 1 to create" in posted  # hello is on main already
+    assert (tmp_path / "output").read_text() == "against=base branch\n"
+    assert not (root / ".aiops").exists()  # the project's own database untouched
 
 
 def test_the_repository_workflow_is_the_scaffold_installing_its_checkout(

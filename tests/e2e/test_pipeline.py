@@ -1,17 +1,21 @@
 """The CI pipeline (.github/workflows/aiops.yml): it passes GitHub's workflow schema, and its
 steps' scripts, read from the file, run here as the workflow runs them: `aiops validate
---base` in a git repository with an `origin`, `aiops plan --format markdown` against a
-database holding what the base branch applies, `aiops test` in replay with JUnit results, and
-on the main branch the saved plan applied."""
+--base` in a git repository with an `origin`, `aiops plan --format markdown` against the real
+database through a read-only URL when the AIOPS_PLAN_DATABASE_URL secret is set, else against
+the base branch applied in the job, saying which; `aiops test` in replay with JUnit results,
+and on the main branch the saved plan applied."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +53,12 @@ def test_workflow_shape(repo_root: Path) -> None:
     pr, main = wf["jobs"]["pull-request"], wf["jobs"]["apply"]
     assert pr["if"] == "github.event_name == 'pull_request'"
     assert pr["permissions"]["pull-requests"] == "write"
-    assert "postgres" in pr["services"]
-    assert pr["env"]["AIOPS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    # The plan needs no database service: the real one (read-only), or a file in the job.
+    assert "services" not in pr and "AIOPS_DATABASE_URL" not in pr["env"]
+    secret = "${{ secrets.AIOPS_PLAN_DATABASE_URL }}"
+    assert step(pr, "plan")["env"] == {"AIOPS_PLAN_DATABASE_URL": secret}
+    # the read-only URL reaches the plan step only, never the steps that run the PR's tests
+    assert (repo_root / WORKFLOW).read_text(encoding="utf-8").count("secrets.AIOPS_PLAN") == 1
     ids = [s.get("id") for s in pr["steps"]]
     assert ids.index("validate") < ids.index("plan") < ids.index("golden")
     assert 'aiops validate --base "$BASE_REF"' in step(pr, "validate")["run"]
@@ -141,26 +149,33 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def clearer_description(work: Path) -> None:
+    """A pull request's commit that changes a function's metadata only."""
+    edit(work / "functions/summarize/function.yaml",
+         "description: Summarize an article into a few bullet points.",
+         "description: Summarize an article into short bullet points.")
+    git(work, "commit", "-q", "-am", "summarize: clearer description")
+
+
 def test_pull_request_steps_then_main_apply(repo_root: Path, tmp_path: Path, pr_checkout: Path,
                                            database_url: str) -> None:
     wf = load_workflow(repo_root)
     pr_job, main_job = wf["jobs"]["pull-request"], wf["jobs"]["apply"]
     env = ci_env(tmp_path, database_url, pr_job)
     work = pr_checkout
-    edit(work / "functions/summarize/function.yaml",
-         "description: Summarize an article into a few bullet points.",
-         "description: Summarize an article into short bullet points.")
-    git(work, "commit", "-q", "-am", "summarize: clearer description")
+    clearer_description(work)
 
     validate = run_step(pr_job, "validate", work, env)
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "valid against origin/main" in validate.stdout
 
-    plan = run_step(pr_job, "plan", work, env)
+    plan = run_step(pr_job, "plan", work, env | {"AIOPS_PLAN_DATABASE_URL": ""})
     assert plan.returncode == 0, plan.stdout + plan.stderr
     plan_md = (tmp_path / "runner-temp/aiops-plan.md").read_text(encoding="utf-8")
-    assert "1 metadata update" in plan_md and "summarize" in plan_md
-    assert "create" not in plan_md.split("\n")[0]  # the base branch is already applied
+    assert plan_md.startswith("> Planned against **the base branch** (`origin/main`")
+    verdict = next(line for line in plan_md.splitlines() if line.startswith("### aiops plan"))
+    assert "1 metadata update" in verdict and "summarize" in plan_md
+    assert "create" not in verdict  # the base branch is already applied
 
     golden = run_step(pr_job, "golden", work, env)
     assert golden.returncode == 0, golden.stdout + golden.stderr
@@ -172,6 +187,7 @@ def test_pull_request_steps_then_main_apply(repo_root: Path, tmp_path: Path, pr_
     # merged: the main-branch job saves the plan and applies exactly that plan
     git(work, "checkout", "-q", "-B", "main", "pr")
     main_env = ci_env(tmp_path, database_url, main_job) | {"GIT_ACTOR": "octocat"}
+    (tmp_path / "step-output").unlink()  # another job: another GITHUB_OUTPUT
     saved = run_step(main_job, "save-plan", work, main_env)
     assert saved.returncode == 0, saved.stdout + saved.stderr
     assert (tmp_path / "step-output").read_text() == "apply=true\n"  # the apply step runs
@@ -202,3 +218,91 @@ def test_a_bad_pull_request_fails_its_steps(repo_root: Path, tmp_path: Path,
     junit = ET.parse(tmp_path / "runner-temp/aiops-golden.xml").getroot()
     assert junit.get("failures") == "4"
     assert "❌" in (tmp_path / "runner-temp/aiops-golden.md").read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def read_only(database_url: str) -> Iterator[str]:
+    """A URL of `database_url` that can only read: on PostgreSQL a role with SELECT on every
+    table and nothing else; on SQLite the file made read-only."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        path.chmod(0o444)
+        try:
+            yield database_url
+        finally:
+            path.chmod(0o644)
+        return
+    import psycopg
+
+    from aiops.store.engine import dispose_engines
+
+    role = f"aiops_plan_{uuid.uuid4().hex[:8]}"
+    schema = database_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+        url = database_url.replace("//postgres@", f"//{role}@")
+        try:
+            yield url
+        finally:
+            dispose_engines(url)
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_the_pull_request_plan_says_what_it_planned_against(
+        repo_root: Path, tmp_path: Path, pr_checkout: Path, database_url: str) -> None:
+    """With the secret, the plan reads the real database through a read-only URL (here it
+    already holds this pull request's change: no changes); without it, the base branch is
+    applied to a database of the job's own and the real one is not touched."""
+    pr_job = load_workflow(repo_root)["jobs"]["pull-request"]
+    env = ci_env(tmp_path, database_url, pr_job)
+    work = pr_checkout
+    clearer_description(work)
+    real = {"AIOPS_DATABASE_URL": database_url}
+    assert aiops("db", "upgrade", cwd=work, env=real).returncode == 0
+    applied = aiops("apply", "--auto-approve", cwd=work, env=real)  # a hotfix, say
+    assert applied.returncode == 0, applied.stderr
+
+    def plan_with(secret: str) -> tuple[str, str, str]:
+        """The plan step with the secret set to `secret`: its log, plan, and output."""
+        output = tmp_path / "step-output"
+        output.unlink(missing_ok=True)
+        ran = run_step(pr_job, "plan", work, env | {"AIOPS_PLAN_DATABASE_URL": secret})
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        plan_md = (tmp_path / "runner-temp/aiops-plan.md").read_text(encoding="utf-8")
+        return ran.stdout, plan_md, output.read_text()
+
+    with read_only(database_url) as url:
+        log, text, output = plan_with(url)
+    assert "Planning against the database." in log and output == "against=database\n"
+    assert text.startswith("> Planned against **the database** (the "
+                           "`AIOPS_PLAN_DATABASE_URL` secret, read-only)")
+    assert "### aiops plan: No changes." in text
+
+    log, text, output = plan_with("")
+    assert "Planning against the base branch." in log and output == "against=base branch\n"
+    assert text.startswith("> Planned against **the base branch** (`origin/main`, applied to "
+                           "an empty database in this job), not the real database")
+    assert "### aiops plan: Plan: 1 metadata update" in text
+    summary = (tmp_path / "step-summary.md").read_text(encoding="utf-8")
+    assert summary.count("> Planned against") == 2  # each plan in the job's summary
+    after = aiops("plan", cwd=work, env=real)
+    assert after.stdout.startswith("No changes."), after.stdout  # the real one untouched
+
+
+def test_a_plan_with_errors_still_reaches_the_summary(repo_root: Path, tmp_path: Path,
+                                                     pr_checkout: Path) -> None:
+    pr_job = load_workflow(repo_root)["jobs"]["pull-request"]
+    env = ci_env(tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite'}", pr_job)
+    work = pr_checkout
+    edit(work / "functions/summarize/function.yaml", "You are a concise editor.",
+         "You are a terse editor.")  # new content under the version the base applied
+    git(work, "commit", "-q", "-am", "summarize: terser")
+    plan = run_step(pr_job, "plan", work, env | {"AIOPS_PLAN_DATABASE_URL": ""})
+    assert plan.returncode == 1
+    summary = (tmp_path / "step-summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("> Planned against **the base branch**")
+    assert "### aiops plan: Plan failed" in summary and "summarize" in summary
