@@ -128,7 +128,8 @@ def project(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
 # --- reading the database back in tests ---------------------------------------------------
 
 TABLES = ("users", "ai_functions", "ai_function_versions", "ai_function_logs",
-          "reconcile_runs", "managed_functions", "usage_counters", "budget_leases")
+          "reconcile_runs", "managed_functions", "usage_counters", "budget_leases",
+          "api_tokens")
 
 
 def snapshot(db_url: str) -> dict[str, Any]:

@@ -581,17 +581,25 @@ _SECRETISH = re.compile(r"(?i)(?:^|[_\-.])(?:secrets?|token|password|passwd|pwd|
 MAX_DIFF_LINES = 200
 
 
-def _content_diffs(old: dict[str, Any], new: dict[str, Any]) -> list[FieldDiff]:
+def _content_diffs(old: dict[str, Any], new: dict[str, Any], old_label: str = "deployed",
+                   new_label: str = "git") -> list[FieldDiff]:
     out = []
     for key in BEHAVIOUR_FIELDS:
         a, b = old.get(key), new.get(key)
         if a == b:
             continue
         if key == "prompt":
-            out.append(FieldDiff(field=key, kind="text", lines=_prompt_diff(a or [], b or [])))
+            out.append(FieldDiff(field=key, kind="text", lines=_prompt_diff(
+                a or [], b or [], old_label, new_label)))
         else:
             out.append(FieldDiff(field=key, kind="paths", lines=path_diff(a, b, key)))
     return out
+
+
+def version_diff(old: dict[str, Any], new: dict[str, Any], *, old_label: str,
+                 new_label: str) -> tuple[FieldDiff, ...]:
+    """What changed between two versions' stored content, field by field, for display."""
+    return tuple(_content_diffs(old, new, old_label, new_label))
 
 
 def _metadata_diffs(old: dict[str, Any], new: dict[str, Any]) -> list[FieldDiff]:
@@ -611,9 +619,10 @@ def _prompt_text(messages: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _prompt_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[str, ...]:
-    lines = list(difflib.unified_diff(_prompt_text(old), _prompt_text(new), "deployed", "git",
-                                      lineterm="", n=2))
+def _prompt_diff(old: list[dict[str, Any]], new: list[dict[str, Any]], old_label: str,
+                 new_label: str) -> tuple[str, ...]:
+    lines = list(difflib.unified_diff(_prompt_text(old), _prompt_text(new), old_label,
+                                      new_label, lineterm="", n=2))
     return _bounded(lines)
 
 

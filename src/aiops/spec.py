@@ -228,12 +228,28 @@ class Limits(Model):
 
 
 class Access(Model):
-    """Who may run and read the function through the API."""
+    """Which API callers may read, run and change the function: groups of API tokens, or
+    `everyone` (aiops.access decides; the CLI runs with the operator's own keys and is not
+    bound by these lists)."""
 
     invoke: tuple[str, ...] = Field(("everyone",), description=(
-        "Roles or user names allowed to run it; `everyone` by default."))
+        "Token groups allowed to run it through the API (tokens of role invoker and up); "
+        "`everyone` by default."))
     view: tuple[str, ...] = Field(("everyone",), description=(
-        "Roles or user names allowed to read it; `everyone` by default."))
+        "Token groups allowed to read it, its versions and its logs through the API; "
+        "`everyone` by default. Others get 404, as if it did not exist."))
+    # None: everyone. Left out of the dump while unset, so that adding the key changed no
+    # existing function's metadata hash (and planned no update of every one).
+    edit: tuple[str, ...] | None = Field(None, description=(
+        "Token groups allowed to change it through the API (tokens of role editor and up), "
+        "and to read the inputs and outputs of its logs; `everyone` by default."))
+
+    @model_serializer(mode="wrap")
+    def _unset_edit_omitted(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.edit is None:
+            data.pop("edit", None)
+        return data
 
 
 class FilterRule(Model):

@@ -45,6 +45,8 @@ LAZY: dict[str, str] = {
     "logs": "logs:logs",
     "mock-provider": "run:mock_provider",
     "test": "golden:test",
+    "serve": "serve:serve",
+    "token": "serve:token",
 }
 
 # command name -> its summary in `aiops --help`, whole (click would cut it at ~45 characters,

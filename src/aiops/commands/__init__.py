@@ -10,6 +10,9 @@ never prints.
     golden_tests                                                      .golden
     import_file                                                       .importer
     function_etag, create_function, update_function, delete_function  .writes
+    create_token, list_tokens, revoke_token, authenticate             .tokens
+    list_functions, get_function, list_versions, get_version,
+    function_logs, readiness                                          .catalog
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
 provider library).
@@ -38,6 +41,15 @@ from aiops.workspace import NotAProject, Workspace, find_root, open_workspace
 
 if TYPE_CHECKING:
     from aiops.checks import EarlierLookup
+    from aiops.commands.catalog import (
+        Readiness,
+        function_logs,
+        get_function,
+        get_version,
+        list_functions,
+        list_versions,
+        readiness,
+    )
     from aiops.commands.execution import (
         RunManyResult,
         RunResult,
@@ -62,6 +74,14 @@ if TYPE_CHECKING:
         upgrade_database,
         watch,
     )
+    from aiops.commands.tokens import (
+        CreatedToken,
+        TokenRefused,
+        authenticate,
+        create_token,
+        list_tokens,
+        revoke_token,
+    )
     from aiops.commands.writes import (
         WriteResult,
         create_function,
@@ -79,6 +99,10 @@ _LAZY = {
                      "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
     **dict.fromkeys(["RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run",
                      "run_many", "serve_mock"], "execution"),
+    **dict.fromkeys(["CreatedToken", "TokenRefused", "authenticate", "create_token",
+                     "list_tokens", "revoke_token"], "tokens"),
+    **dict.fromkeys(["Readiness", "function_logs", "get_function", "get_version",
+                     "list_functions", "list_versions", "readiness"], "catalog"),
 }
 
 
@@ -450,4 +474,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "golden_tests",
     "ImportResult", "import_file",
     "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
+    "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
+    "revoke_token",
+    "Readiness", "function_logs", "get_function", "get_version", "list_functions",
+    "list_versions", "readiness",
 ]

@@ -34,15 +34,17 @@ import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
-from aiops.errors import NotFoundError, UserError
+from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
+from aiops.errors import NotFoundError, UsageError, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.records import (
     Archive,
@@ -59,8 +61,10 @@ from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
+from aiops.store import catalog, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
+    current_revision,
     db_errors,
     engine_for,
     ensure_schema,
@@ -73,7 +77,9 @@ from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
 from aiops.store.tables import C, F, L, M, R, V
 from aiops.store.users import ensure_user
+from aiops.tokens import NewToken, TokenRecord
 
+T = TypeVar("T")
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
 
 
@@ -278,6 +284,72 @@ class Store:
                                version=row.version, content=row.content,
                                git_commit=row.git_commit, status=f.status,
                                limits=f.limits or {}, access=f.access or {})
+
+    def _read(self, query: Callable[..., T], *args: Any, **kw: Any) -> T:
+        with db_errors(self.url), self.engine.connect() as conn:
+            return query(conn, *args, **kw)
+
+    # The catalog's reads (aiops.store.catalog): what the API and the web UI show.
+
+    def function_summaries(self, *, after: str | None, limit: int, status: str | None = None,
+                           search: str | None = None) -> list[FunctionSummary]:
+        return self._read(catalog.function_summaries, after=after, limit=limit, status=status,
+                          search=search)
+
+    def find_function(self, ref: str) -> catalog.FunctionRow | None:
+        """The function whose id or name is `ref`, with its current version's content."""
+        return self._read(catalog.find_function, ref)
+
+    def version_summaries(self, function_id: str,
+                          current_version_id: str | None) -> list[VersionSummary]:
+        return self._read(catalog.version_summaries, function_id, current_version_id)
+
+    def version_content(self, version_id: str) -> dict[str, Any]:
+        return self._read(catalog.version_content, version_id)
+
+    def log_entries(self, function_id: str, *, where: LogFilter,
+                    before: tuple[datetime, str] | None, limit: int) -> list[LogEntry]:
+        return self._read(catalog.log_entries, function_id, where=where, before=before,
+                          limit=limit)
+
+    # API tokens (aiops.store.tokens, aiops.tokens).
+
+    def create_token(self, token: NewToken, *, user: str, creator: str) -> TokenRecord:
+        """Store a token for the user `user` names, made by `creator` (actors: `Name
+        <email>`, an email or a name; `aiops.actors`); a UsageError when a token that is not
+        revoked has its name."""
+        with db_errors(self.url), self.engine.begin() as conn:
+            if tokens.active_name_taken(conn, token.name):
+                raise UsageError(f"a token named {token.name} exists; revoke it first "
+                                 f"(`aiops token revoke {token.name}`) or choose another name")
+            return tokens.insert_token(conn, token, user_id=str(ensure_user(conn, user)),
+                                       created_by=str(ensure_user(conn, creator)))
+
+    def token_for_check(self, key_id: str) -> tuple[TokenRecord, str] | None:
+        return self._read(tokens.token_for_check, key_id)
+
+    def tokens(self, *, include_revoked: bool = False) -> list[TokenRecord]:
+        return self._read(tokens.list_tokens, include_revoked=include_revoked)
+
+    def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
+        """Revoke the token whose key id or name is `ref` (not revoked yet)."""
+        with db_errors(self.url), self.engine.begin() as conn:
+            found = tokens.find_tokens(conn, ref)
+            if not found:
+                raise NotFoundError(f"no token with key id or name {ref} (or it is revoked "
+                                    "already); `aiops token list` shows them")
+            [token] = found if len(found) == 1 else [t for t in found if t.key_id == ref]
+            tokens.revoke(conn, token.id, now)
+        return replace(token, revoked_at=now)
+
+    def touch_token(self, token_id: str, now: datetime) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            tokens.touch(conn, token_id, now)
+
+    def schema_revision(self) -> str | None:
+        """The database's schema revision, read now (a query: it fails when the database does
+        not answer)."""
+        return self._read(current_revision)
 
     def revision(self) -> str | None:
         """The id of the newest reconcile run: a cheap key for caching resolved versions

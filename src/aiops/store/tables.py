@@ -28,6 +28,10 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
 - budget_leases: id, function_id, day, holder (host:pid), calls, usd, expires_at (seconds
   since the epoch on the database's clock): the slices of a day's budget that processes hold
   (aiops.budgets); index (function_id, expires_at) for the sweep of expired ones.
+- api_tokens: id, key_id (unique), secret_hash, name (unique among tokens not revoked), role
+  (viewer|invoker|editor|admin), groups, user_id -> users, created_by -> users, created_at,
+  expires_at, revoked_at, last_used_at, and the caller's quotas: rpm, daily_calls, daily_usd
+  (aiops.tokens; the secret itself is never stored).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -244,4 +249,26 @@ BL = Table(
     # Seconds since the epoch, on the database's clock: every holder's machine agrees on it.
     Column("expires_at", Float, nullable=False),
     Index("ix_budget_leases_function_id_expires_at", "function_id", "expires_at"),
+)
+
+T = Table(
+    "api_tokens", metadata,
+    _id(),
+    Column("key_id", String(16), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),  # sha256(key id, secret): aiops.tokens
+    Column("name", String(100), nullable=False),
+    Column("role", String(10), nullable=False),
+    _json("groups"),
+    Column("user_id", Uuid(), ForeignKey("users.id"), nullable=False),
+    Column("created_by", Uuid(), ForeignKey("users.id"), nullable=False),
+    _tz("created_at"),
+    _tz("expires_at", nullable=True),
+    _tz("revoked_at", nullable=True),
+    _tz("last_used_at", nullable=True),
+    Column("rpm", Integer, nullable=True),
+    Column("daily_calls", Integer, nullable=True),
+    Column("daily_usd", Float, nullable=True),
+    # A name names one token that is not revoked (a revoked one's name can be used again).
+    Index("ix_api_tokens_name_active", "name", unique=True,
+          postgresql_where=text("revoked_at IS NULL"), sqlite_where=text("revoked_at IS NULL")),
 )

@@ -1,0 +1,243 @@
+"""The catalog's verbs: list functions, show one, its versions (with diffs) and its logs, and
+whether the database is ready. What the API and the web UI read.
+
+Each takes the `Store` to read (the server keeps one per process) and the `caller`
+(`aiops.access.Caller`; None is the operator at the CLI, who sees everything). A function the
+caller may not view is, to it, a function that does not exist: `NotFoundError`, as for a name
+nobody applied. Log content is hidden from callers without the right to read it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiops.access import Caller, allowed_actions, may, may_read_content
+from aiops.catalog import (
+    MAX_LIMIT,
+    FieldChange,
+    FileState,
+    FunctionDetail,
+    FunctionSummary,
+    LogEntry,
+    LogFilter,
+    Page,
+    VersionDetail,
+    VersionSummary,
+    bad_cursor,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
+from aiops.errors import AiopsError, NotFoundError, shown
+from aiops.spec import SEMVER_PATTERN, Semver
+from aiops.store import Store
+from aiops.store.catalog import FunctionRow
+from aiops.workspace import Workspace
+
+# Functions read per query while filling a page with those the caller may view.
+_SCAN = 500
+
+
+def list_functions(store: Store, *, caller: Caller | None = None, status: str | None = None,
+                   search: str | None = None, cursor: str | None = None,
+                   limit: int = 50) -> Page[FunctionSummary]:
+    """Functions by name that `caller` may view, `limit` at a time."""
+    check_limit(limit)
+    after = decode_cursor("functions", cursor, ("after",))["after"] if cursor else None
+    found: list[FunctionSummary] = []
+    while len(found) <= limit:
+        batch = store.function_summaries(after=after, limit=max(_SCAN, limit + 1),
+                                         status=status, search=search)
+        found += [f for f in batch if may(caller, "view", f.access)]
+        if len(batch) < max(_SCAN, limit + 1):
+            break
+        after = batch[-1].name
+    items = tuple(found[:limit])
+    more = len(found) > limit
+    return Page(items=items,
+                next_cursor=encode_cursor("functions", {"after": items[-1].name}) if more
+                else None)
+
+
+def _visible(store: Store, ref: str, caller: Caller | None) -> FunctionRow:
+    row = store.find_function(ref)
+    if row is None or not may(caller, "view", row.summary.access):
+        raise NotFoundError(f"no function {shown(ref)}: no function has that name or id, or "
+                            "your token may not view it")
+    return row
+
+
+def _by_version(versions: list[VersionSummary]) -> list[VersionSummary]:
+    """Newest version first (semantic version order)."""
+    return sorted(versions, key=lambda v: Semver(v.version), reverse=True)
+
+
+def get_function(store: Store, ref: str, *, caller: Caller | None = None,
+                 ws: Workspace | None = None) -> FunctionDetail:
+    """One function by id or name: its current spec, newest versions, sync state (against
+    the file in `ws`'s working tree, when given), and what `caller` may do with it."""
+    row = _visible(store, ref, caller)
+    versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
+    spec = None
+    if row.content is not None:
+        s = row.summary
+        spec = {"name": s.name, "version": s.version, "description": s.description,
+                "status": s.status, **row.content, "limits": row.limits, "access": s.access,
+                "alerts": row.alerts, "metadata": row.metadata}
+    return FunctionDetail(summary=row.summary, spec=spec, versions=tuple(versions[:MAX_LIMIT]),
+                          more_versions=len(versions) > MAX_LIMIT, managed_by=row.managed_by,
+                          applied_at=row.applied_at, applied_commit=row.applied_commit,
+                          file=None if ws is None else file_state(ws, row, versions),
+                          allowed=allowed_actions(caller, row.summary.access))
+
+
+def file_state(ws: Workspace, row: FunctionRow,
+               versions: list[VersionSummary]) -> FileState:
+    """The function's file in the working tree against what the database holds: `same` when
+    its hashes and version are those of the current version and the row."""
+    from aiops.fingerprint import fingerprint
+    from aiops.loader import function_file, load_one
+    from aiops.sources import read_project_file
+    from aiops.spec import FunctionSpec
+
+    rel = function_file(row.summary.name)
+    data = read_project_file(ws.root, rel)
+    if not isinstance(data, bytes):
+        return FileState(path=rel, state="missing" if data.missing else "invalid")
+    spec, _, _ = load_one(rel, data, FunctionSpec)
+    if spec is None:
+        return FileState(path=rel, state="invalid")
+    current = next((v for v in versions if v.current), None)
+    fp = fingerprint(spec)
+    same = (current is not None and current.version == spec.version
+            and current.behaviour_hash == fp.behaviour and row.metadata_hash == fp.metadata)
+    return FileState(path=rel, state="same" if same else "changed", version=spec.version)
+
+
+def list_versions(store: Store, ref: str, *, caller: Caller | None = None,
+                  cursor: str | None = None, limit: int = 50) -> Page[VersionSummary]:
+    """A function's versions, newest first (semantic version order)."""
+    check_limit(limit)
+    row = _visible(store, ref, caller)
+    versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
+    if cursor:
+        after = Semver(_cursor_version(cursor))
+        versions = [v for v in versions if Semver(v.version) < after]
+    items = tuple(versions[:limit])
+    more = len(versions) > limit
+    return Page(items=items, next_cursor=encode_cursor("versions", {"after": items[-1].version})
+                if more else None)
+
+
+def _cursor_version(cursor: str) -> str:
+    after: str = decode_cursor("versions", cursor, ("after",))["after"]
+    if not re.match(SEMVER_PATTERN, after):
+        raise bad_cursor()
+    return after
+
+
+def get_version(store: Store, ref: str, version: str, *, caller: Caller | None = None,
+                against: str | None = None) -> VersionDetail:
+    """One version's content and its diff against `against`, or else the version before it
+    (none for the first)."""
+    from aiops.plan import version_diff
+
+    row = _visible(store, ref, caller)
+    versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
+    name = row.summary.name
+
+    def named(v: str) -> VersionSummary:
+        found = next((x for x in versions if x.version == v), None)
+        if found is None:
+            listed = ", ".join(x.version for x in versions) or "none"
+            raise NotFoundError(f"{name} has no version {shown(v)}; its versions: {listed}")
+        return found
+
+    this = named(version)
+    if against is not None:
+        base: VersionSummary | None = named(against)
+    else:
+        older = [v for v in versions if Semver(v.version) < Semver(this.version)]
+        base = older[0] if older else None
+    content = store.version_content(this.id)
+    diff: tuple[FieldChange, ...] = ()
+    if base is not None:
+        diff = tuple(FieldChange(field=d.field, kind=d.kind, lines=d.lines) for d in
+                     version_diff(store.version_content(base.id), content,
+                                  old_label=base.version, new_label=this.version))
+    return VersionDetail(function=name, summary=this, content=content,
+                         against=base.version if base else None, diff=diff)
+
+
+def function_logs(store: Store, ref: str, *, caller: Caller | None = None,
+                  where: LogFilter | None = None, cursor: str | None = None,
+                  limit: int = 50) -> Page[LogEntry]:
+    """A function's executions, newest first; their content only where `caller` may read it
+    (`aiops.access.may_read_content`)."""
+    check_limit(limit)
+    row = _visible(store, ref, caller)
+    before = None
+    if cursor:
+        pos = decode_cursor("logs", cursor, ("at", "id"))
+        before = (_cursor_time(pos["at"]), _cursor_uuid(pos["id"]))
+    entries = store.log_entries(row.summary.id, where=where or LogFilter(), before=before, limit=limit + 1)
+    access = row.summary.access
+    items = tuple(e if may_read_content(caller, access, e.created_by) else e.without_content()
+                  for e in entries[:limit])
+    more = len(entries) > limit
+    last = items[-1] if items else None
+    return Page(items=items, next_cursor=encode_cursor(
+        "logs", {"at": last.created_at.isoformat(), "id": last.id}) if more and last else None)
+
+
+def _cursor_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_cursor() from None
+
+
+def _cursor_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise bad_cursor() from None
+
+
+# --- readiness ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Readiness:
+    """Whether the database answers and its schema is this aiops's."""
+
+    ready: bool
+    database: str  # "ok" | "unreachable" | "behind" | "ahead"
+    detail: str
+    revision: str | None = None
+    expected: str | None = None
+
+
+def readiness(open_store: Callable[[], Store]) -> Readiness:
+    """Ask the database now: `open_store()` gives the store (it may fail: unreachable)."""
+    from aiops.store.engine import SCHEMA_HEAD
+
+    try:
+        store = open_store()
+        revision = store.schema_revision()
+    except AiopsError as exc:
+        behind = "aiops db upgrade" in str(exc)
+        return Readiness(ready=False, database="behind" if behind else "unreachable",
+                         detail="the database's schema is not this aiops's: run `aiops db "
+                         "upgrade`" if behind else "the database does not answer",
+                         expected=SCHEMA_HEAD)
+    if revision == SCHEMA_HEAD:
+        return Readiness(ready=True, database="ok", detail="the database answers and its "
+                         "schema is current", revision=revision, expected=SCHEMA_HEAD)
+    return Readiness(ready=False, database="behind", revision=revision, expected=SCHEMA_HEAD,
+                     detail=f"the database is at schema revision {revision or 'none'}, not "
+                     f"{SCHEMA_HEAD}: run `aiops db upgrade`")

@@ -1,0 +1,12 @@
+"""The server of `aiops serve`: the REST API (and, to come, the web UI), built on the verbs.
+
+    app.py          create_app (one per worker process), ServerConfig, serve (uvicorn)
+    api/guard.py    every operation's permission, and the one gate that checks tokens
+    api/problems.py RFC 9457 problem documents; aiops errors -> statuses, in one table
+    api/bodies.py   the bound on request bodies (413)
+    api/health.py   /healthz, /readyz, /openapi.json, /docs (the offline API reference)
+    api/functions.py  the contributor API's reads
+
+Imports point one way: the server calls `aiops.commands` (and the pure `aiops.access`,
+`aiops.catalog`); it never reaches the store's SQL, the runner or the CLI.
+"""

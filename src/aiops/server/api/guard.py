@@ -1,0 +1,138 @@
+"""Deny by default: every operation declares the permission it needs, and one gate checks it
+before the operation runs.
+
+Operations are declared on an `Operations` registry (`@ops.get(path, permission=...)`):
+`permission` is a required argument, so an operation without one does not import. `install`
+adds them to the app, each with the problem documents it can answer declared in the OpenAPI
+document. The gate is a dependency of the whole app: an operation it does not know (one added
+to the app some other way) is refused, whatever its path.
+
+    Permission.PUBLIC    no token: health and the API's own description
+    Permission.VIEW      a token of role viewer or above     (reads)
+    Permission.INVOKE    invoker or above                    (running functions)
+    Permission.EDIT      editor or above                     (writes)
+    Permission.ADMIN     admin                               (tokens)
+
+The role gates the kind of action; the function's own `access` lists gate the object, in the
+verbs (`aiops.access`, `aiops.commands.catalog`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+
+from aiops.access import LEAST_ROLE, Caller, Permission, role_allows
+from aiops.server.api.problems import ApiProblem, responses
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEARER = "bearer"  # the security scheme's name in the OpenAPI document
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="aiops"'}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    permission: Permission
+    problems: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def problems_of(path: str, permission: Permission, extra: Iterable[str]) -> tuple[str, ...]:
+    """The problem codes an operation can answer: its own, and those every operation of its
+    kind can (the gate's, the body bound's, a server failure's)."""
+    codes = ["internal-error", "payload-too-large", *extra]
+    if permission is not Permission.PUBLIC:
+        codes += ["unauthenticated", "forbidden", "misconfigured"]
+    if "{" in path:
+        codes += ["not-found", "validation-failed"]
+    return tuple(dict.fromkeys(codes))
+
+
+class Operations:
+    """A group of operations (one module's), each with its permission."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def operation(self, method: str, path: str, *, permission: Permission,
+                  problems: Iterable[str] = (), **options: Any) -> Callable[[F], F]:
+        if not isinstance(permission, Permission):
+            raise TypeError(f"{method} {path}: permission must be an aiops.access.Permission")
+
+        def register(endpoint: F) -> F:
+            self.operations.append(Operation(
+                method=method, path=path, endpoint=endpoint, permission=permission,
+                problems=problems_of(path, permission, problems), options=options))
+            return endpoint
+
+        return register
+
+    def get(self, path: str, *, permission: Permission, problems: Iterable[str] = (),
+            **options: Any) -> Callable[[F], F]:
+        return self.operation("GET", path, permission=permission, problems=problems, **options)
+
+
+def install(app: FastAPI, groups: Iterable[Operations]) -> dict[Callable[..., Any], Permission]:
+    """Add every operation to `app`; the permission of each endpoint (what the gate reads)."""
+    permissions: dict[Callable[..., Any], Permission] = {}
+    for group in groups:
+        for op in group.operations:
+            options = dict(op.options)
+            extra = dict(options.pop("openapi_extra", None) or {})
+            extra["x-permission"] = op.permission.label
+            if op.permission is not Permission.PUBLIC:
+                extra["security"] = [{BEARER: []}]
+                extra["x-least-role"] = LEAST_ROLE[op.permission]
+            app.add_api_route(op.path, op.endpoint, methods=[op.method], tags=[group.tag],
+                              responses={**responses(op.problems),
+                                         **options.pop("responses", {})},
+                              openapi_extra=extra, **options)
+            permissions[op.endpoint] = op.permission
+    return permissions
+
+
+def gate(request: Request) -> Caller | None:
+    """The app-wide dependency: the operation's declared permission, the caller's token
+    checked against it. None for a public operation."""
+    server = request.app.state.aiops
+    permission = server.permissions.get(request.scope.get("endpoint"))
+    if permission is None:
+        raise ApiProblem("internal-error", "this operation declares no permission, so it "
+                         "answers nobody")
+    if permission is Permission.PUBLIC:
+        return None
+    caller: Caller = server.authenticate(_bearer(request))
+    if not role_allows(caller.role, permission):
+        raise ApiProblem("forbidden", f"this needs a token of role {LEAST_ROLE[permission]} "
+                         f"or above; this token's role is {caller.role}")
+    request.state.caller = caller
+    return caller
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiProblem("unauthenticated", "send an API token: `Authorization: Bearer "
+                         "aiops_...` (`aiops token create` makes one)", headers=CHALLENGE)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiProblem("unauthenticated", "the Authorization header must be `Bearer "
+                         "<token>`", headers=CHALLENGE)
+    return token.strip()
+
+
+def _caller(request: Request, _: Annotated[Caller | None, Depends(gate)]) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
+# The authenticated caller of a non-public operation (the gate has run).
+CallerDep = Annotated[Caller, Depends(_caller)]

@@ -1,0 +1,103 @@
+"""The ASGI app of `aiops serve`, made by `create_app(config)` once per worker process.
+
+Stateless: a worker holds the project's `Workspace` and a connection pool, nothing else; the
+database (and Redis, for shared limits) hold the state, so workers and replicas share the work.
+The config reaches worker processes through one environment variable (`CONFIG_ENV`), which
+`serve` sets before uvicorn starts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import Depends, FastAPI
+
+from aiops import __version__, commands
+from aiops.access import Caller, Permission
+from aiops.commands.tokens import TokenRefused
+from aiops.server.api import bodies, functions, guard, health, problems
+from aiops.server.api.problems import ApiProblem
+from aiops.workspace import Workspace
+
+if TYPE_CHECKING:
+    from aiops.store import Store
+
+CONFIG_ENV = "AIOPS_SERVER_CONFIG"
+Writes = Literal["commit", "branch", "off"]
+MAX_BODY_BYTES = 1 << 20  # a function document, or a run's input, is far smaller
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    project_dir: str = "."
+    database_url: str | None = None
+    writes: Writes = "commit"
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, environ: Any = None) -> ServerConfig:
+        raw = (environ or os.environ).get(CONFIG_ENV)
+        return cls(**json.loads(raw)) if raw else cls()
+
+
+@dataclass(kw_only=True)
+class ServerState:
+    """What one worker keeps: the project, its store (opened on first use, and again after a
+    failure), the permission of each operation."""
+
+    config: ServerConfig
+    workspace: Workspace
+    permissions: dict[Callable[..., Any], Permission] = field(default_factory=dict)
+    _store: Store | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = self.workspace.open_store()
+            return self._store
+
+    def authenticate(self, text: str) -> Caller:
+        from aiops.commands.tokens import authenticate
+
+        try:
+            return authenticate(self.store(), text)
+        except TokenRefused as exc:
+            raise ApiProblem("unauthenticated", str(exc), headers=guard.CHALLENGE) from None
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    """The app for the project `config` names (default: `CONFIG_ENV`, else the current
+    directory). A directory that is no project fails here, before any request."""
+    config = config or ServerConfig.from_env()
+    workspace = commands.open_workspace(Path(config.project_dir),
+                                        database_url=config.database_url)
+    app = FastAPI(title="aiops", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None, dependencies=[Depends(guard.gate)],
+                  description="AI functions as code: the catalog, its versions and logs.")
+    state = ServerState(config=config, workspace=workspace)
+    app.state.aiops = state
+    problems.install(app)
+    state.permissions = guard.install(app, [health.ops, functions.ops])
+    app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
+    app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
+    return app
+
+
+def serve(config: ServerConfig, *, host: str, port: int, workers: int) -> None:
+    """Run the server until interrupted (uvicorn; `workers` processes, each its own app)."""
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = config.to_env()
+    create_app(config)  # fail before listening: not a project, unreadable settings
+    uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info", server_header=False)
