@@ -24,7 +24,7 @@ def test_create_list_revoke(project: Path, db_url: str) -> None:
     assert token.startswith("aiops_") and "shown this once" in err
     code, out, _ = _run("token", "list", "-C", str(project))
     assert code == 0 and "ci" in out and "invoker" in out and "finance,ops" in out
-    assert token.split("_")[2] not in out
+    assert token.split("_", 2)[2] not in out
     listed = json.loads(_run("token", "list", "-C", str(project), "--json")[1])["tokens"]
     [record] = listed
     assert record["rpm"] == 60 and record["daily_calls"] == 1000 and record["daily_usd"] == 2.5
