@@ -58,7 +58,7 @@ def test_serve_outside_a_project_fails_before_listening(tmp_path: Path) -> None:
     assert code == 1 and "not an aiops project" in err
 
 
-def test_help_and_run_import_no_web_framework(repo_root: Path) -> None:
+def test_help_run_and_the_verbs_import_no_web_framework(repo_root: Path) -> None:
     import subprocess
     import sys
 
@@ -68,6 +68,8 @@ def test_help_and_run_import_no_web_framework(repo_root: Path) -> None:
             "for args in (['--help'], ['serve', '--help'], ['token', '--help']):\n"
             "    r = CliRunner().invoke(cli, args)\n"
             "    assert r.exit_code == 0, r.output\n"
+            "import aiops.cli.run, aiops.commands.execution, aiops.commands.catalog\n"
+            "import aiops.commands.tokens\n"
             "print(sorted({'fastapi', 'starlette', 'uvicorn'} & {m.split('.')[0] "
             "for m in sys.modules}))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

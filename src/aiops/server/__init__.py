@@ -9,4 +9,14 @@
 
 Imports point one way: the server calls `aiops.commands` (and the pure `aiops.access`,
 `aiops.catalog`); it never reaches the store's SQL, the runner or the CLI.
+
+Adding an operation: declare it on a module's `Operations` with its permission and the
+problem codes it can answer beyond the common ones (`guard.problems_of`), e.g.
+
+    @ops.operation("PUT", BASE + "/{id}", permission=Permission.EDIT,
+                   problems=["precondition-required", "precondition-failed", "invalid-spec"])
+    def put_function(request: Request, caller: CallerDep, id: FunctionRef) -> ...:
+
+then add the module's `ops` to `create_app`'s list, its section to docs/api.md (a test checks),
+and call a verb of `aiops.commands` with `caller` (the verb applies the access lists).
 """
