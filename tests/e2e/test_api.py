@@ -320,6 +320,19 @@ def test_one_function_with_etag_and_file_state(api: Api) -> None:
         "view", "invoke", "edit"]
 
 
+def test_the_etag_is_the_one_writes_check(api: Api) -> None:
+    from aiops import commands
+    from tests.e2e.helpers import git
+
+    git(api.root, "init", "-q", "-b", "main")
+    git(api.root, "add", "-A")
+    git(api.root, "commit", "-qm", "functions")
+    ws = commands.open_workspace(api.root, database_url=api.db_url)
+    tag = api.call("GET", f"{BASE}/greet").headers["etag"]
+    assert tag == commands.function_etag(ws, "greet")
+    api.call("GET", f"{BASE}/greet", expect=304, headers={"If-None-Match": f'W/"x", {tag}'})
+
+
 def test_versions_and_diffs(api: Api) -> None:
     for version, model in (("1.1.0", "mock-large"), ("1.2.0", "mock-small"),
                            ("1.10.0", "mock-large")):

@@ -24,6 +24,7 @@ from aiops.catalog import (
     VersionSummary,
 )
 from aiops.commands import catalog
+from aiops.errors import UsageError
 from aiops.server.api.guard import CallerDep, Operations
 from aiops.spec import SEMVER_PATTERN
 
@@ -81,9 +82,17 @@ def list_functions(request: Request, caller: CallerDep,
 def get_function(request: Request, response: Response, caller: CallerDep, id: FunctionRef,
                  if_none_match: Annotated[str | None, Header(max_length=1000)] = None
                  ) -> FunctionDetail | Response:
+    from aiops.commands import function_etag
+
     server = request.app.state.aiops
     detail = catalog.get_function(_store(request), id, caller=caller, ws=server.workspace)
-    tag = etag(detail)
+    # The function's file at HEAD names its version, the one PUT and DELETE check If-Match
+    # against; a function without one there (archived, another project's, a project outside
+    # git) gets a hash of what this answer holds.
+    try:
+        tag = function_etag(server.workspace, detail.summary.name) or etag(detail)
+    except UsageError:  # the project is not in a git repository: no file at HEAD
+        tag = etag(detail)
     headers = {"ETag": tag, "Vary": "Authorization", "Cache-Control": "private, no-cache"}
     if if_none_match is not None and _matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
@@ -92,7 +101,7 @@ def get_function(request: Request, response: Response, caller: CallerDep, id: Fu
 
 
 def etag(value: object) -> str:
-    """A strong ETag of what the response holds."""
+    """A strong ETag of what an answer holds."""
     raw = json.dumps(jsonable_encoder(value), sort_keys=True, separators=(",", ":"))
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
