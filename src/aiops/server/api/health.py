@@ -89,7 +89,17 @@ def _template() -> Any:
     env = Environment(loader=PackageLoader("aiops.server.api", "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True,
                       lstrip_blocks=True)
+    env.filters["code"] = _code_spans
     return env.get_template("reference.html")
+
+
+def _code_spans(text: str) -> Any:
+    """Escaped text with its `backticked` spans as <code> (what the descriptions use)."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
 def render_reference(doc: dict[str, Any]) -> str:
