@@ -66,7 +66,9 @@ SUMMARIES: dict[str, str] = {
     "plan": "Show what `aiops apply` would change in the database, and why.",
     "run": "Run a function; print its output as JSON.",
     "schema": "Print the JSON Schema of the function format (or of providers.yaml).",
+    "serve": "Serve the REST API and its reference page (/docs) until interrupted.",
     "status": "Each function: in sync or not, current version, last apply.",
+    "token": "Manage the API's tokens: create (shown once), list, revoke.",
     "test": "Run golden tests: every test of every function (or NAME...) on each provider of "
             "its matrix, replaying recorded provider HTTP.",
     "validate": "Check every function file and providers.yaml.",

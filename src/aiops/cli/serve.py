@@ -92,7 +92,7 @@ def create(root: Path, name: str, role: str, groups: str, expires: str | None,
 @token.command("list")
 @project_dir
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def list_(root: Path, include_revoked: bool, as_json: bool) -> None:
     """The tokens, by name (never their secrets)."""
     tokens = commands.list_tokens(commands.open_workspace(root), include_revoked=include_revoked)
@@ -116,7 +116,7 @@ def list_(root: Path, include_revoked: bool, as_json: bool) -> None:
 @project_dir
 @click.argument("ref")
 def revoke(root: Path, ref: str) -> None:
-    """Revoke the token with this key id or name: it is refused from now on."""
+    """Revoke the token whose key id or name is REF: it is refused from now on."""
     record = commands.revoke_token(commands.open_workspace(root), ref)
     say(f"Revoked token {record.name} (key id {record.key_id}).")
 
