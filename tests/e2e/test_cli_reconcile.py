@@ -162,6 +162,9 @@ def test_apply_warns_on_stderr_when_it_records_a_dirty_commit(project: Path) -> 
                             f"function.yaml): recorded as commit {sha}-dirty; commit them, so "
                             "that the database names the revision its functions came from\n")
     assert "Warning" not in dirty.stdout
+    status = run("status", "-C", project)
+    assert status.exit_code == 0, status.output
+    assert status.output.count(f"{sha[:10]}-dirty") == 2  # the function's row, the last apply
 
 
 def test_adopt_on_the_command_line_and_in_a_saved_plan(project: Path,

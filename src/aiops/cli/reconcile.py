@@ -297,7 +297,7 @@ def status(root: Path, as_json: bool) -> None:
     header = ("FUNCTION", "SYNC", "DEPLOYED", "GIT", "STATUS", "APPLIED", "COMMIT")
     table = [header] + [(r.name, r.sync, r.deployed_version or "-", r.desired_version or "-",
                          r.status or "-", (r.applied_at or "-")[:19].replace("T", " "),
-                         (r.applied_commit or "-")[:10]) for r in rows]
+                         _short_commit(r.applied_commit) or "-") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
@@ -305,7 +305,16 @@ def status(root: Path, as_json: bool) -> None:
     run = result.last_run
     if run:
         say(f"\nLast apply: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
-            f" (commit {(run['git_commit'] or 'none')[:10]}, {run['duration_ms']:.0f} ms)")
+            f" (commit {_short_commit(run['git_commit']) or 'none'}, "
+            f"{run['duration_ms']:.0f} ms)")
+
+
+def _short_commit(commit: str | None) -> str | None:
+    """A commit as `status` shows it: 10 characters, and `-dirty` kept (see `aiops apply`)."""
+    if commit is None:
+        return None
+    dirty = commit.endswith("-dirty")
+    return commit.removesuffix("-dirty")[:10] + ("-dirty" if dirty else "")
 
 
 @click.group()
