@@ -101,7 +101,9 @@ def _new_id_pg(element: NewId, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(NewId, "sqlite")
 def _new_id_sqlite(element: NewId, compiler: SQLCompiler, **kw: Any) -> str:
-    return "lower(hex(randomblob(16)))"  # the 32 hex digits of a uuid, as SQLite stores one
+    # Parenthesised: SQLite takes an expression default only in parentheses (SQLAlchemy before
+    # 2.0.36 does not add them).
+    return "(lower(hex(randomblob(16))))"  # the 32 hex digits of a uuid, as SQLite stores one
 
 
 def _id(*, default: bool = False) -> Column[Any]:

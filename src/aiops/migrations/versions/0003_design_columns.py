@@ -79,7 +79,7 @@ def _user(conn: sa.Connection, name: str, email: str | None) -> uuid.UUID:
 
 
 def _new_id(pg: bool) -> sa.TextClause:
-    return sa.text("gen_random_uuid()" if pg else "lower(hex(randomblob(16)))")
+    return sa.text("gen_random_uuid()" if pg else "(lower(hex(randomblob(16))))")
 
 
 def _fill(conn: sa.Connection, pg: bool) -> None:
