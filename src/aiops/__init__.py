@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         LogWriteError,
         NotFoundError,
         OutputError,
+        PermissionDenied,
         PreconditionFailed,
         PreconditionRequired,
         ProviderError,
@@ -61,7 +62,7 @@ _EXPORTS = {
                      "OutputError", "LimitExceeded", "BudgetExceeded", "Cancelled",
                      "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
                      "ConflictError", "PreconditionRequired", "PreconditionFailed",
-                     "WritesDisabled", "Diagnostic"], "errors"),
+                     "PermissionDenied", "WritesDisabled", "Diagnostic"], "errors"),
     "NotAProject": "workspace",
     "Execution": "runner",
     "Attempt": "runner",
@@ -78,7 +79,7 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "NotAProject", "InputError", "RuntimeFailure", "ProviderError", "OutputError",
     "LimitExceeded", "BudgetExceeded", "Cancelled", "LogWriteError", "BudgetSettleError",
     "StalePlanError", "LockBusy", "ConflictError", "PreconditionRequired",
-    "PreconditionFailed", "WritesDisabled",
+    "PreconditionFailed", "PermissionDenied", "WritesDisabled",
 ]
 
 

@@ -69,6 +69,8 @@ class Caller:
     user_id: str
     role: Role
     groups: tuple[str, ...] = ()
+    user_name: str = ""  # the token's user, who authors what the caller commits
+    user_email: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -11,6 +11,7 @@
     │   │                            exists already, or has uncommitted edits)
     │   ├── PreconditionRequired 1   a write without the ETag it replaces (If-Match)
     │   ├── PreconditionFailed 1     a write whose ETag is stale: the function changed since
+    │   ├── PermissionDenied   1     the caller may see the function, not change it
     │   └── WritesDisabled     1     writes through git are turned off (`--writes off`)
     └── RuntimeFailure               something failed while running
         ├── ProviderError      4     the provider failed (transient ones are retried)
@@ -178,6 +179,10 @@ class PreconditionRequired(UserError):
 
 class PreconditionFailed(UserError):
     """A write whose If-Match is stale: the function changed since the caller read it."""
+
+
+class PermissionDenied(UserError):
+    """An API caller may see the function but not do this with it (its `access` lists)."""
 
 
 class WritesDisabled(UserError):

@@ -100,6 +100,7 @@ class TokenRecord:
     rpm: int | None
     daily_calls: int | None
     daily_usd: float | None
+    user_email: str | None = None  # the user's e-mail, when it has one
 
     def state(self, now: datetime) -> Literal["active", "expired", "revoked"]:
         if self.revoked_at is not None:

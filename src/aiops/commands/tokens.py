@@ -107,5 +107,6 @@ def authenticate(store: Store, text: str, *, now: datetime | None = None) -> Cal
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         store.touch_token(token.id, now)
     return Caller(token_id=token.id, key_id=token.key_id, token_name=token.name,
-                  user_id=token.user_id, role=token.role, groups=token.groups)
+                  user_id=token.user_id, role=token.role, groups=token.groups,
+                  user_name=token.user, user_email=token.user_email)
 

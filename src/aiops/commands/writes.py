@@ -11,9 +11,11 @@ A write, in order:
 1. `mode` `off` refuses it (WritesDisabled). In `commit` mode everything below happens under
    the reconciler's lock (`Store.writer`), so writes, and applies, queue one behind another.
 2. HEAD decides: a create of a function whose file is there is a ConflictError, an update or
-   a delete of one that is not there a NotFoundError. An update names the ETag it replaces
-   (`if_match`, as the header says it): none is PreconditionRequired (HTTP 428), another
-   than HEAD's file has is PreconditionFailed (412). A delete may name one.
+   a delete of one that is not there a NotFoundError. An API `caller` must be on the
+   function's `access.edit` list at HEAD (PermissionDenied; one it may not view is not
+   found). An update names the ETag it replaces (`if_match`, as the header says it): none
+   is PreconditionRequired (HTTP 428), another than HEAD's file has is PreconditionFailed
+   (412). A delete may name one.
 3. The file: a document given as JSON (a mapping) is written as a person would write it
    (`aiops.document`: the format's key order, block style, `|` blocks, the modeline); one
    given as YAML text is kept as its author wrote it, comments included.
@@ -40,12 +42,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiops import gitwrite
+from aiops.access import Caller, listed, may
 from aiops.document import function_yaml, pointer
 from aiops.errors import (
     AiopsError,
     ConflictError,
     Diagnostic,
     NotFoundError,
+    PermissionDenied,
     PreconditionFailed,
     PreconditionRequired,
     SpecError,
@@ -140,7 +144,8 @@ def _precondition(if_match: str | None, current: str | None, name: str) -> None:
 
 
 def create_function(ws: Workspace, document: Document, *, author: Identity, mode: WriteMode,
-                    store: Store | None = None, committer: Identity | None = None,
+                    caller: Caller | None = None, store: Store | None = None,
+                    committer: Identity | None = None,
                     lock_timeout_s: float = 30.0) -> WriteResult:
     """Add a function: functions/<name>/function.yaml, from `document` (its `name` names
     it). A ConflictError when HEAD has that function already."""
@@ -154,12 +159,13 @@ def create_function(ws: Workspace, document: Document, *, author: Identity, mode
             fix="set `name:` to lowercase letters, digits and dashes, starting with a letter")]
         raise SpecError(errors)
     return _write(ws, name, "create", data, value, author=author, if_match=None, mode=mode,
-                  store=store, committer=committer, lock_timeout_s=lock_timeout_s)
+                  caller=caller, store=store, committer=committer,
+                  lock_timeout_s=lock_timeout_s)
 
 
 def update_function(ws: Workspace, name: str, document: Document, *, author: Identity,
-                    if_match: str | None, mode: WriteMode, store: Store | None = None,
-                    committer: Identity | None = None,
+                    if_match: str | None, mode: WriteMode, caller: Caller | None = None,
+                    store: Store | None = None, committer: Identity | None = None,
                     lock_timeout_s: float = 30.0) -> WriteResult:
     """Replace function `name`'s file with `document`, whose `name` must be `name`. A
     NotFoundError when HEAD has no such function; If-Match as the module says."""
@@ -174,11 +180,12 @@ def update_function(ws: Workspace, name: str, document: Document, *, author: Ide
                     "it would replace", fix=f"set `name: {name}` (to rename a function, create "
                     "it under the new name and delete the old one)")])
     return _write(ws, name, "update", data, value, author=author, if_match=if_match, mode=mode,
-                  store=store, committer=committer, lock_timeout_s=lock_timeout_s)
+                  caller=caller, store=store, committer=committer,
+                  lock_timeout_s=lock_timeout_s)
 
 
 def delete_function(ws: Workspace, name: str, *, author: Identity, if_match: str | None = None,
-                    mode: WriteMode, store: Store | None = None,
+                    mode: WriteMode, caller: Caller | None = None, store: Store | None = None,
                     committer: Identity | None = None,
                     lock_timeout_s: float = 30.0) -> WriteResult:
     """Remove function `name`'s directory (its file and cassettes) and, in commit mode,
@@ -186,7 +193,8 @@ def delete_function(ws: Workspace, name: str, *, author: Identity, if_match: str
     when HEAD has no such function; an `if_match` given must be its ETag."""
     _known_name(name)
     return _write(ws, name, "delete", None, None, author=author, if_match=if_match, mode=mode,
-                  store=store, committer=committer, lock_timeout_s=lock_timeout_s)
+                  caller=caller, store=store, committer=committer,
+                  lock_timeout_s=lock_timeout_s)
 
 
 def _known_name(name: str) -> None:
@@ -211,8 +219,9 @@ class _Landed:
 
 
 def _write(ws: Workspace, name: str, action: Action, data: bytes | None, value: Any, *,
-           author: Identity, if_match: str | None, mode: WriteMode, store: Store | None,
-           committer: Identity | None, lock_timeout_s: float) -> WriteResult:
+           author: Identity, if_match: str | None, mode: WriteMode, caller: Caller | None,
+           store: Store | None, committer: Identity | None,
+           lock_timeout_s: float) -> WriteResult:
     if mode == "off":
         raise WritesDisabled("writes are turned off on this server (`--writes off`): change "
                              "the function in git, through a pull request")
@@ -222,7 +231,7 @@ def _write(ws: Workspace, name: str, action: Action, data: bytes | None, value: 
 
     def land() -> _Landed:
         return _land(ws, name, action, data, value, author=author, committer=who,
-                     if_match=if_match, on_branch=mode == "branch")
+                     if_match=if_match, caller=caller, on_branch=mode == "branch")
 
     if mode == "branch":
         landed = land()
@@ -269,7 +278,7 @@ def _plan_after_failure(ws: Workspace, st: Store) -> Plan | None:
 
 
 def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: Any, *,
-          author: Identity, committer: Identity, if_match: str | None,
+          author: Identity, committer: Identity, if_match: str | None, caller: Caller | None,
           on_branch: bool) -> _Landed:
     """Check the write against HEAD, commit it and place the commit; raise, having written
     nothing, when it is refused."""
@@ -283,6 +292,8 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
                             "an update, or choose another name")
     if action != "create" and not before:
         raise NotFoundError(f"no function {name}: HEAD has no {rel}")
+    if action != "create" and caller is not None:
+        _may_change(caller, name, rel, before)
     if action == "update" or if_match is not None:
         _precondition(if_match, etag_of(before) if isinstance(before, bytes) else None, name)
     if not on_branch:
@@ -316,6 +327,27 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
                  f"run `git checkout HEAD -- {directory}` in {root}",)
     return _Landed(commit=commit, branch=None, workspace=committed, version=version,
                    warnings=warnings, notes=notes)
+
+
+def _may_change(caller: Caller, name: str, rel: str, before: bytes | bool) -> None:
+    """The function's `access` lists at HEAD let `caller` change it: one it may not view is,
+    to it, no function (NotFoundError); one it may view but not edit, PermissionDenied. A
+    file that does not load has no lists to read: only an admin changes it."""
+    spec = load_one(rel, before, FunctionSpec)[0] if isinstance(before, bytes) else None
+    if spec is None:
+        if not caller.is_admin:
+            raise PermissionDenied(f"{rel} does not load at HEAD, so its access lists cannot be "
+                                   f"read; only an admin token may change {name} until it is "
+                                   "fixed in git")
+        return
+    access = spec.access.model_dump(mode="json")
+    if not may(caller, "view", access):
+        raise NotFoundError(f"no function {shown(name)}: no function has that name, or your "
+                            "token may not view it")
+    if not may(caller, "edit", access):
+        raise PermissionDenied(f"your token may not change {name}: its `access.edit` list "
+                               f"({', '.join(listed(access, 'edit'))}) names none of the "
+                               "token's groups")
 
 
 def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[Diagnostic, ...]:

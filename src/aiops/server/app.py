@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
-from aiops.server.api import bodies, functions, guard, health, problems
+from aiops.server.api import bodies, functions, guard, health, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
 
@@ -83,11 +83,12 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                                         database_url=config.database_url)
     app = FastAPI(title="aiops", version=__version__, openapi_url=None, docs_url=None,
                   redoc_url=None, dependencies=[Depends(guard.gate)],
-                  description="AI functions as code: the catalog, its versions and logs.")
+                  description="AI functions as code: the catalog, its versions and logs, "
+                  "and writes through git.")
     state = ServerState(config=config, workspace=workspace)
     app.state.aiops = state
     problems.install(app)
-    state.permissions = guard.install(app, [health.ops, functions.ops])
+    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops])
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app

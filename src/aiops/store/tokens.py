@@ -24,7 +24,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _query() -> Any:
     owner, creator = U.alias("owner"), U.alias("creator")
-    return (select(T, owner.c.name.label("user_name"), creator.c.name.label("creator_name"))
+    return (select(T, owner.c.name.label("user_name"), owner.c.email.label("user_email"),
+                   creator.c.name.label("creator_name"))
             .join(owner, owner.c.id == T.c.user_id)
             .join(creator, creator.c.id == T.c.created_by))
 
@@ -35,7 +36,8 @@ def _record(r: Any) -> TokenRecord:
                        created_by=r.creator_name, created_at=_utc(r.created_at) or r.created_at,
                        expires_at=_utc(r.expires_at), revoked_at=_utc(r.revoked_at),
                        last_used_at=_utc(r.last_used_at), rpm=r.rpm,
-                       daily_calls=r.daily_calls, daily_usd=r.daily_usd)
+                       daily_calls=r.daily_calls, daily_usd=r.daily_usd,
+                       user_email=r.user_email)
 
 
 def insert_token(conn: Connection, token: NewToken, *, user_id: str,

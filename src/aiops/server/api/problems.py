@@ -25,17 +25,22 @@ from aiops.errors import (
     AiopsError,
     BudgetExceeded,
     ConfigError,
+    ConflictError,
     InputError,
     LimitExceeded,
     LockBusy,
     NotFoundError,
     OutputError,
+    PermissionDenied,
+    PreconditionFailed,
+    PreconditionRequired,
     ProviderError,
     RuntimeFailure,
     SpecError,
     StalePlanError,
     UsageError,
     UserError,
+    WritesDisabled,
 )
 
 MEDIA_TYPE = "application/problem+json"
@@ -51,6 +56,8 @@ class ProblemItem(BaseModel):
     pointer: str | None = None
     parameter: str | None = None
     header: str | None = None
+    line: int | None = Field(None, description="In a YAML body: the line (1-based).")
+    column: int | None = Field(None, description="In a YAML body: the column (1-based).")
 
 
 class Problem(BaseModel):
@@ -73,6 +80,7 @@ CODES: dict[str, tuple[int, str]] = {
     "bad-request": (400, "The request cannot be understood"),
     "unauthenticated": (401, "A valid API token is required"),
     "forbidden": (403, "The token's role does not allow this"),
+    "writes-off": (403, "Writes are turned off on this server"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict with the current state"),
@@ -108,6 +116,11 @@ STATUSES: dict[type[AiopsError], str] = {
     BudgetExceeded: "budget-exceeded",
     StalePlanError: "conflict",
     LockBusy: "busy",
+    ConflictError: "conflict",
+    PreconditionRequired: "precondition-required",
+    PreconditionFailed: "precondition-failed",
+    PermissionDenied: "forbidden",
+    WritesDisabled: "writes-off",
 }
 # Codes whose aiops message is the server's own business (paths, database URLs): the detail
 # is generic and the message goes to the server's log.
@@ -175,8 +188,11 @@ async def _on_aiops_error(request: Request, exc: Exception) -> JSONResponse:
     errors = None
     if isinstance(exc, SpecError):
         errors = [ProblemItem(detail=d.message + (f" (fix: {d.fix})" if d.fix else ""),
-                              pointer=pointer_of_path(d.path)) for d in exc.diagnostics
-                  if d.is_error]
+                              pointer=d.pointer if d.pointer is not None
+                              else pointer_of_path(d.path),
+                              line=d.line if d.pointer is not None else None,
+                              column=d.column if d.pointer is not None else None)
+                  for d in exc.diagnostics if d.is_error]
     return problem_response(request, code, str(exc), headers=headers, errors=errors)
 
 
