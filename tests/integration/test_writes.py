@@ -258,6 +258,17 @@ def test_an_invalid_document_is_refused_with_pointers_and_no_commit(repo: Path,
     assert "strin" in schema_error.message and schema_error.line is not None
 
 
+def test_a_document_nested_past_the_bound_is_refused_before_it_is_written(
+        repo: Path, db_url: str) -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):  # deeper than Python would recurse: refused before any recursion
+        deep = {"a/b": deep}
+    with nothing_written(repo, db_url), pytest.raises(SpecError) as info:
+        create(repo, spec_data("hello", metadata=deep))
+    [error] = info.value.diagnostics
+    assert error.code == "depth" and error.pointer == "/metadata" + "/a~1b" * 99
+
+
 def test_yaml_that_does_not_parse_is_refused_at_its_line(repo: Path, db_url: str) -> None:
     text = HELLO_YAML.replace("version: 1.0.0", "version: 1.0.0\nversion: 1.0.1")
     with nothing_written(repo, db_url), pytest.raises(SpecError) as info:

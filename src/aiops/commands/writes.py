@@ -58,12 +58,12 @@ from aiops.errors import (
     shown,
 )
 from aiops.gitwrite import Identity
-from aiops.loader import FUNCTIONS_DIR, function_file, load_one
+from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, function_file, load_one
 from aiops.plan import Plan
 from aiops.sources import read_git_blobs, read_revision
 from aiops.spec import NAME_PATTERN, FunctionSpec
 from aiops.workspace import Workspace
-from aiops.yamlsrc import YamlProblem, parse
+from aiops.yamlsrc import MAX_DEPTH, YamlProblem, parse
 
 if TYPE_CHECKING:
     from aiops.store import Store
@@ -407,17 +407,24 @@ def _file_bytes(ws: Workspace, document: Document) -> tuple[bytes, Any]:
     return function_yaml(value, schema=schema_reference(ws.root, directory)).encode(), value
 
 
-def _json_value(value: Any, at: str) -> Any:
-    """`value` as plain JSON data (tuples as lists); a UsageError at anything else."""
+def _json_value(value: Any, at: str, depth: int = 0) -> Any:
+    """`value` as plain JSON data (tuples as lists); a UsageError at anything else, and a
+    SpecError past the loader's nesting bound (before anything recurses that deep)."""
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+        raise SpecError([Diagnostic(
+            file=FUNCTION_FILE, pointer=at, code="depth",
+            message=f"the document nests deeper than {MAX_DEPTH} levels",
+            fix="flatten it: a function file nests a few levels, a schema a dozen")])
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise UsageError(f"the document's key {shown(k)} at {at or '/'} is not text")
-            out[k] = _json_value(v, f"{at}/{k}")
+            step = k.replace("~", "~0").replace("/", "~1")
+            out[k] = _json_value(v, f"{at}/{step}", depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_json_value(v, f"{at}/{i}") for i, v in enumerate(value)]
+        return [_json_value(v, f"{at}/{i}", depth + 1) for i, v in enumerate(value)]
     if value is None or isinstance(value, str | bool | int | float):
         return value  # a float that is not finite is refused at its place by the loader
     raise UsageError(f"the document's value at {at or '/'} is not JSON data "
