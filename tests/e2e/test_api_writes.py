@@ -85,6 +85,9 @@ def test_bodies_that_are_no_document(repo: Api) -> None:
     assert repo.call("POST", BASE, token="editor", expect=422, json=[1]).json()["code"] == \
         "invalid-spec"
     repo.call("POST", BASE, token="editor", expect=409, json=spec_data("greet"))
+    deep = b'{"name": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # past Python's recursion
+    repo.call("POST", BASE, token="editor", expect=400, content=deep,
+              headers={"Content-Type": "application/json"})
 
 
 def test_put_needs_a_current_if_match(repo: Api) -> None:

@@ -145,6 +145,9 @@ async def _document(request: Request) -> Mapping[str, Any] | bytes:
         value = json.loads(body)
     except ValueError as exc:
         raise ApiProblem("bad-request", f"the body is not JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` within the body bound
+        raise ApiProblem("bad-request", "the body nests too deeply to be a function "
+                         "document") from None
     if not isinstance(value, dict):
         raise ApiProblem("invalid-spec", "a function document is a JSON object",
                          errors=[ProblemItem(detail="not an object", pointer="")])
