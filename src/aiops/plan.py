@@ -74,6 +74,8 @@ class StoredFunction:
     applied_at: str | None = None
     applied_commit: str | None = None
     versions: tuple[StoredVersion, ...] = ()
+    # The row's version, schemas and provider still copy its current version's (DESIGN §5).
+    copies_intact: bool = True
 
     def version_by_id(self, vid: str | None) -> StoredVersion | None:
         return next((v for v in self.versions if v.id == vid), None)
@@ -127,7 +129,7 @@ class DeployedState:
         for name in sorted(self.functions):
             f = self.functions[name]
             rows.append([name, f.id, f.status, f.metadata_hash, f.metadata_intact,
-                         f.current_version_id, f.reconciled_version_id, f.managed_by,
+                         f.copies_intact, f.current_version_id, f.reconciled_version_id, f.managed_by,
                          sorted([v.id, v.version, v.behaviour_hash, v.intact]
                                 for v in f.versions)])
         return sha256_hex(json.dumps([rows, sorted(self.managed)], sort_keys=True))[:32]
@@ -437,6 +439,13 @@ def _update(name: str, desired: Desired, stored: StoredFunction,
             message="the function row was edited outside aiops (its metadata no longer "
                     "matches its hash" + (f"; {', '.join(edited)} differ from git"
                                          if edited else "") + "): apply rewrites it"))
+        meta_changed = True
+    if not stored.copies_intact and not any(d.kind == "pointer" for d in found):
+        # (A pointer moved by hand leaves them behind: moving it back sets them too.)
+        found.append(DriftFinding(
+            name=name, kind="metadata", restorable=True,
+            message="the function row's copies of its current version (version, input_schema, "
+                    "output_schema, provider) were edited outside aiops: apply rewrites them"))
         meta_changed = True
     adopt = stored.managed_by != owners.project
     taken = f"; {owners.taking_over(stored.managed_by)}" if adopt else ""

@@ -210,6 +210,21 @@ def test_a_metadata_update_keeps_the_copies(project: Path, db_url: str) -> None:
     assert f.updated_by == _user_id(db_url, "Bob") != f.created_by
 
 
+def test_copies_edited_by_hand_are_drift_that_apply_rewrites(project: Path,
+                                                             db_url: str) -> None:
+    write_project(project, [spec_data()])
+    apply_project(project, actor="Ada")
+    with open_store(db_url).engine.begin() as conn:
+        conn.execute(sa.update(F).where(F.c.name == "greet").values(
+            version="6.6.6", input_schema={"type": "object"}))
+    plan = plan_project(project)
+    assert [(d.kind, "copies of its current version" in d.message) for d in plan.drift] == [
+        ("metadata", True)]
+    apply_project(project, actor="Bob")
+    assert _in_step(db_url, "1.0.0").updated_by == _user_id(db_url, "Bob")
+    assert plan_project(project).verdict() == "No changes."
+
+
 # --- who ran it -------------------------------------------------------------------------------
 
 

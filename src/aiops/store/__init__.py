@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
@@ -218,8 +218,30 @@ def _copies_agree(dialect: str) -> Any:
     return and_(*conds)
 
 
+# What a plan reads of a function row (not its copies of the current version: compared in SQL).
+_STATE_COLUMNS = ("id", "name", "status", "description", "metadata", "limits", "access",
+                  "alerts", "metadata_hash", "current_version_id", "reconciled_version_id",
+                  "managed_by", "applied_at", "applied_commit")
+
+
+def _function_copies_agree(dialect: str, version: Any) -> Any:
+    """SQL: the function row's FUNCTION_COPIES equal `version`'s (the versions table,
+    outer-joined); true without one."""
+    conds = []
+    for column in FUNCTION_COPIES:
+        mine: Any = F.c[column]
+        theirs: Any = version.c[column]
+        if column in ("input_schema", "output_schema") and dialect != "postgresql":
+            # SQLite: as JSON, not as text (the same text, as aiops writes them, is enough)
+            conds.append(or_(mine == theirs, func.json(mine) == func.json(theirs)))
+        else:
+            conds.append(mine == theirs)
+    return or_(version.c.id.is_(None), and_(*conds))
+
+
 def _read_state(conn: Connection, project: str) -> DeployedState:
-    """The whole deployed state in three queries, whatever the number of functions."""
+    """The whole deployed state in three queries, whatever the number of functions (the
+    copies on either row compared with what they copy in SQL, not decoded here)."""
     versions: dict[uuid.UUID, list[StoredVersion]] = {}
     for r in conn.execute(select(V.c.id, V.c.function_id, V.c.version, V.c.behaviour_hash,
                                  V.c.content, V.c.git_commit, V.c.created_at,
@@ -229,16 +251,21 @@ def _read_state(conn: Connection, project: str) -> DeployedState:
             content=r.content, git_commit=r.git_commit, created_at=_iso(r.created_at),
             copies_intact=bool(r.copies_ok)))
     functions = {}
-    for r in conn.execute(select(F)):
-        functions[r.name] = StoredFunction(
-            id=str(r.id), name=r.name, status=r.status,
-            metadata={"description": r.description, "status": r.status,
-                      "metadata": r.metadata, "limits": r.limits, "access": r.access,
-                      "alerts": r.alerts},
-            metadata_hash=r.metadata_hash, current_version_id=_s(r.current_version_id),
-            reconciled_version_id=_s(r.reconciled_version_id), managed_by=r.managed_by,
-            applied_at=_iso(r.applied_at), applied_commit=r.applied_commit,
-            versions=tuple(versions.get(r.id, ())))
+    current = V.alias("current")
+    rows = conn.execute(
+        select(*(F.c[c] for c in _STATE_COLUMNS),
+               _function_copies_agree(conn.dialect.name, current).label("copies_ok"))
+        .outerjoin(current, current.c.id == F.c.current_version_id))
+    for f in rows:
+        functions[f.name] = StoredFunction(
+            id=str(f.id), name=f.name, status=f.status,
+            metadata={"description": f.description, "status": f.status,
+                      "metadata": f.metadata, "limits": f.limits, "access": f.access,
+                      "alerts": f.alerts},
+            metadata_hash=f.metadata_hash, current_version_id=_s(f.current_version_id),
+            reconciled_version_id=_s(f.reconciled_version_id), managed_by=f.managed_by,
+            applied_at=_iso(f.applied_at), applied_commit=f.applied_commit,
+            versions=tuple(versions.get(f.id, ())), copies_intact=bool(f.copies_ok))
     managed = frozenset(conn.execute(select(M.c.name).where(M.c.project == project)).scalars())
     return DeployedState(functions=functions, managed=managed)
 
