@@ -3,6 +3,7 @@ percentile read from the counts is within the stated bound of the exact one."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -15,7 +16,7 @@ def test_bounds_grow_by_the_ratio_from_10ms_to_about_80s() -> None:
     bounds = latency.BOUNDS_S
     assert bounds[0] == pytest.approx(0.010)
     assert 80 <= bounds[-1] <= 82
-    for low, high in zip(bounds, bounds[1:], strict=False):
+    for low, high in itertools.pairwise(bounds):
         assert high / low == pytest.approx(latency.RATIO, rel=1e-6)
 
 
