@@ -32,6 +32,11 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
   (viewer|invoker|editor|admin), groups, user_id -> users, created_by -> users, created_at,
   expires_at, revoked_at, last_used_at, and the caller's quotas: rpm, daily_calls, daily_usd
   (aiops.tokens; the secret itself is never stored).
+- ai_function_rollups: per function, minute (minutes since the Unix epoch, UTC; an hour's
+  first minute once compacted), version, provider, model and outcome (ok or the error's
+  kind): calls, input_tokens, output_tokens, cost_nusd (cost in whole nano-dollars), and the
+  latency histogram b0..b53 (counts per bucket of aiops.latency); written with each log row
+  (aiops.store.rollups); index (minute) for the stats of all functions.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -274,3 +280,22 @@ T = Table(
     Index("ix_api_tokens_name_active", "name", unique=True,
           postgresql_where=text("revoked_at IS NULL"), sqlite_where=text("revoked_at IS NULL")),
 )
+
+
+def _rollup_columns() -> list[Any]:
+    from aiops.stats import BUCKET_COLUMNS, KEY_LENGTHS
+
+    return [
+        Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
+        Column("minute", Integer, primary_key=True),
+        *(Column(k, String(n), primary_key=True) for k, n in KEY_LENGTHS.items()),
+        Column("calls", Integer, nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cost_nusd", BigInteger, nullable=False),
+        *(Column(b, Integer, nullable=False) for b in BUCKET_COLUMNS),
+        Index("ix_ai_function_rollups_minute", "minute"),
+    ]
+
+
+RU = Table("ai_function_rollups", metadata, *_rollup_columns())
