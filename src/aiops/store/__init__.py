@@ -12,6 +12,8 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
     store.write_pending_logs()              # rows spooled by earlier commands (pending_logs=)
     pool = store.sync_budget_lease(sync, size)  # a budget lease: settle, resize (aiops.budgets)
     store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
+    store.window_stats(["summarize"], since, until)   # {name: stats.WindowStats}, from rollups
+    store.stats(ids, since, until, by=, step_minutes=)  # [rollups.Sums]: grouped, time series
     store.revision()                        # id of the newest apply: a key to cache resolve()
     store.read_state(project)               # plan.DeployedState, in a fixed number of queries
     with store.writer(lock_timeout_s=30) as w:   # lock + one transaction (commit on exit)
@@ -61,7 +63,8 @@ from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
-from aiops.store import catalog, tokens
+from aiops.stats import WindowStats, minute_of
+from aiops.store import catalog, rollups, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
     current_revision,
@@ -407,6 +410,61 @@ class Store:
             q = q.where(L.c.created_at >= _as_utc(since))
         with db_errors(self.url), self.engine.connect() as conn:
             return [_log_record(r) for r in conn.execute(q)]
+
+    # -- stats, from the rollups (aiops.store.rollups), never from the log table --
+
+    def window_stats(self, names: Sequence[str] | None, since: datetime,
+                     until: datetime | None = None) -> dict[str, WindowStats]:
+        """The stats of each function over the window [since, until) (until None: up to
+        now), read from the per-minute rollups in one query, whatever the number of
+        executions.
+
+        `names`: the functions (None: every function in the database); a name with no
+        function row is left out. Every function asked for is in the answer, with zero
+        calls when it ran none in the window. A window is whole minutes: an execution counts
+        when the minute it was logged in starts in [since, until), since rounded down to its
+        minute (hourly, for rollups compacted to hours). `WindowStats` gives calls, errors,
+        errors_by_kind, error_rate (None without calls), p50_ms / p95_ms / p99_ms (from the
+        latency buckets, within latency.ERROR_BOUND; None without latencies),
+        input_tokens, output_tokens, cost_usd (summed exactly, in nano-dollars)."""
+        with db_errors(self.url), self.engine.connect() as conn:
+            q = select(F.c.id, F.c.name)
+            if names is not None:
+                q = q.where(F.c.name.in_(list(names)))
+            ids = {str(r.id): r.name for r in conn.execute(q)}
+            found = rollups.sums(conn, None if names is None else list(ids), since, until)
+        out = dict.fromkeys(sorted(ids.values()), WindowStats())
+        for s in found:
+            if s.function_id in ids:
+                out[ids[s.function_id]] = s.stats
+        return out
+
+    def stats(self, function_ids: Sequence[str] | None, since: datetime,
+              until: datetime | None = None, *, by: str | None = None,
+              step_minutes: int | None = None) -> list[rollups.Sums]:
+        """The rollups of the window summed per function (only `function_ids`, when given),
+        per `by` (version, provider, model or day) and per step (`aiops.store.rollups`)."""
+        with db_errors(self.url), self.engine.connect() as conn:
+            return rollups.sums(conn, function_ids, since, until, by=by,
+                                step_minutes=step_minutes)
+
+    def backfill_rollups(self) -> int:
+        """Recompute the rollups from every log row (idempotent): the executions counted."""
+        with db_errors(self.url), self.engine.begin() as conn:
+            return rollups.backfill(conn)
+
+    def compact_rollups(self, before: datetime) -> int:
+        """Merge the per-minute rollups before `before` into hourly rows, a day per
+        transaction; the number of per-minute rows merged."""
+        end = minute_of(_as_utc(before))
+        end -= end % 60  # whole hours only
+        merged = 0
+        while True:
+            with db_errors(self.url), self.engine.begin() as conn:
+                start = rollups.oldest_minute_row(conn, end)
+                if start is None:
+                    return merged
+                merged += rollups.compact_day(conn, start, end)
 
     def log(self, log_id: str) -> LogRecord | None:
         """One log row by its id (a UUID), or None."""

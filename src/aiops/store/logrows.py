@@ -16,7 +16,9 @@ no row is dropped.
   whatever its reason (a constraint, a trigger, row-level security), it is split in halves
   until the refused row is alone; that row is stored with its input, output and metadata
   replaced by an `_omitted` marker that says what the database said, and, when it is refused
-  even so, reported lost by its id: no other row waits on it. A locked or unreachable
+  even so, reported lost by its id: no other row waits on it. The rows a statement inserts
+  (its RETURNING: not those already there) are added to their per-minute rollups in the
+  same transaction (`aiops.store.rollups`), so each execution is counted once. A locked or unreachable
   database is waited for within the store's patience (`aiops.store.patience`); a group still
   not written then goes to the `Spool`, a file the next command's first write (or apply)
   writes to the database.
@@ -54,6 +56,7 @@ from aiops.store.engine import (
     upsert,
 )
 from aiops.store.patience import Patience
+from aiops.store.rollups import add as add_rollups
 from aiops.store.tables import L
 from aiops.store.users import ensure_user
 
@@ -240,7 +243,7 @@ class LogSink:
         self.spool = spool
         self._replayed = spool is None
         self._statement = upsert(patience.engine.dialect.name, L).on_conflict_do_nothing(
-            index_elements=["id"])
+            index_elements=["id"]).returning(L.c.id)
         self._users: dict[str | None, uuid.UUID] = {}  # actor -> its user row, once known
 
     def __call__(self, rows: Sequence[LogRow]) -> LogWriteReport:
@@ -295,8 +298,11 @@ class LogSink:
         self._users.update(found)
 
     def _insert(self, rows: Sequence[LogRow], deadline: float) -> None:
+        """Insert `rows` and add those it inserted (not those a retry finds already there)
+        to their rollups, in one transaction (`aiops.store.rollups`)."""
         with self.patience.transaction(deadline) as conn:
-            conn.execute(self._statement, [_values(r, self._users) for r in rows])
+            inserted = conn.execute(self._statement, [_values(r, self._users) for r in rows])
+            add_rollups(conn, rows, inserted.scalars())
 
     def _split(self, rows: Sequence[LogRow], report: _Report, deadline: float) -> None:
         """Insert `rows`; on a refusal, each half on its own, down to the refused row."""

@@ -1,0 +1,204 @@
+"""Rollups on real SQLite and PostgreSQL (issue 13): stats read from them agree exactly with a
+query over the raw log rows; each execution is counted once, even when its write is retried
+after a commit whose answer was lost; the backfill rebuilds them from the logs; compaction
+to hours keeps the sums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from aiops import latency
+from aiops.stats import NANO, WindowStats
+from aiops.store import DeployedVersion, LogRow, Store
+from tests.fixtures_db import apply_project, spec_data, write_project
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday, on the hour
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, store: Store) -> dict[str, DeployedVersion]:
+    root = write_project(tmp_path / "proj", [spec_data("greet"), spec_data("other"),
+                                             spec_data("idle")])
+    apply_project(root, url=store.url, store=store, actor="ci <ci@example.com>")
+    return {n: store.resolve(n) for n in ("greet", "other", "idle")}
+
+
+def executions(dv: DeployedVersion, n: int, seed: int) -> list[LogRow]:
+    """`n` varied executions over three hours from T0: versions, providers, models, error
+    kinds, latencies from under 10 ms to past the last bucket, missing latencies, tokens and
+    costs."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        ok = rng.random() < 0.8
+        kind = rng.choice(["ProviderError", "OutputError", "TimeoutError"])
+        latency_ms = rng.choice([None, rng.uniform(0, 5), rng.lognormvariate(6, 1.5),
+                                 rng.uniform(90_000, 200_000), rng.lognormvariate(5, 0.5)])
+        rows.append(LogRow(
+            function_id=dv.function_id, version=rng.choice(["1.0.0", "1.1.0"]),
+            version_id=None, status="ok" if ok else "error", input={"q": 1},
+            output="x" if ok else None,
+            error=None if ok else {"type": kind, "message": "m", "exit_code": 3},
+            execution_time=latency_ms, metadata={"model": rng.choice(["small", "large"])},
+            provider=rng.choice(["mock", "openai", None]),
+            cost_usd=rng.choice([None, rng.uniform(0, 0.01), 1e-7 * rng.randint(1, 999)]),
+            input_tokens=rng.choice([None, rng.randint(0, 5000)]),
+            output_tokens=rng.randint(0, 900),
+            created_at=T0 + timedelta(seconds=rng.uniform(0, 3 * 3600))))
+    return rows
+
+
+def raw(store: Store, name: str, since: datetime, until: datetime) -> dict[str, Any]:
+    """The same numbers straight from ai_function_logs: counts and sums in SQL, the latencies
+    read into the buckets (whole minutes: a row counts when its minute starts in the
+    window)."""
+    start = since.replace(second=0, microsecond=0)
+    end = until if until == until.replace(second=0, microsecond=0) \
+        else until.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    where = ("FROM ai_function_logs l JOIN ai_functions f ON f.id = l.function_id "
+             "WHERE f.name = :name AND l.created_at >= :start AND l.created_at < :end")
+    params = {"name": name, "start": start, "end": end}
+    with store.engine.connect() as conn:
+        sums = conn.execute(text(
+            "SELECT count(*), coalesce(sum(CASE WHEN l.status = 'error' THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(l.input_tokens), 0), coalesce(sum(l.output_tokens), 0), "
+            f"coalesce(sum(l.cost_usd), 0) {where}"), params).one()
+        rows = conn.execute(text(f"SELECT l.execution_time, l.cost_usd, l.error {where}"),
+                            params).all()
+    histogram = [0] * latency.BUCKETS
+    for r in rows:
+        if r.execution_time is not None:
+            histogram[latency.bucket_of(r.execution_time / 1000)] += 1
+    # jsonb comes back decoded; SQLite's JSON as its text (`null` for none)
+    errors = [json.loads(r.error) if isinstance(r.error, str) else r.error for r in rows]
+    kinds = Counter(e["type"] for e in errors if e is not None)
+    return {"calls": sums[0], "errors": int(sums[1]), "input_tokens": int(sums[2]),
+            "output_tokens": int(sums[3]), "cost_usd": float(sums[4]),
+            "cost_nusd": sum(round(r.cost_usd * NANO) for r in rows if r.cost_usd is not None),
+            "histogram": tuple(histogram), "kinds": dict(kinds)}
+
+
+def assert_agree(stats: WindowStats, expected: dict[str, Any]) -> None:
+    assert stats.calls == expected["calls"]
+    assert stats.errors == expected["errors"]
+    assert dict(stats.errors_by_kind) == expected["kinds"]
+    assert stats.input_tokens == expected["input_tokens"]
+    assert stats.output_tokens == expected["output_tokens"]
+    assert stats.cost_nusd == expected["cost_nusd"]
+    # The float sum in SQL, in whatever order the database adds: within a nano-dollar a row.
+    assert abs(stats.cost_usd - expected["cost_usd"]) <= (expected["calls"] + 1) / NANO
+    assert stats.histogram == expected["histogram"]
+    for q in (0.5, 0.95, 0.99):
+        reading = latency.percentile(expected["histogram"], q)
+        assert stats.latency_ms(q) == (None if reading is None else round(reading * 1000, 3))
+
+
+WINDOWS = [(T0, T0 + timedelta(hours=3)), (T0 + timedelta(minutes=17, seconds=30),
+                                           T0 + timedelta(hours=1, minutes=3, seconds=1)),
+           (T0 + timedelta(hours=2), T0 + timedelta(hours=2, minutes=1))]
+
+
+def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
+                                                   deployed: dict[str, DeployedVersion]) -> None:
+    greet = executions(deployed["greet"], 1500, seed=1)
+    other = executions(deployed["other"], 400, seed=2)
+    mixed = greet + other
+    random.Random(3).shuffle(mixed)
+    for i in range(0, len(mixed), 250):  # groups as the runner writes them
+        store.insert_logs(mixed[i:i + 250])
+    assert sum(1 for r in greet if r.status == "error") > 100
+    for since, until in WINDOWS:
+        got = store.window_stats(None, since, until)
+        assert set(got) == {"greet", "other", "idle"}
+        assert got["idle"] == WindowStats()
+        for name in ("greet", "other"):
+            assert_agree(got[name], raw(store, name, since, until))
+        assert store.window_stats(["greet", "nobody"], since, until).keys() == {"greet"}
+    whole = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
+    assert whole.calls == 1500  # every execution, once
+
+
+def test_a_retried_write_whose_commit_went_through_counts_once(
+        store: Store, deployed: dict[str, DeployedVersion],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection drops after COMMIT: the write is tried again (the patience), finds its
+    rows there, and adds nothing to the rollups; a group half of which is stored counts the
+    other half only."""
+    rows = executions(deployed["greet"], 60, seed=4)
+    store.insert_logs(rows[:25])
+    patience = store._patience
+    real = patience.transaction
+    lost_answers = []
+
+    @contextlib.contextmanager
+    def answer_lost(deadline: float) -> Iterator[Any]:
+        with real(deadline) as conn:
+            yield conn
+        if not lost_answers:  # committed; the client never hears so
+            lost_answers.append(1)
+            raise sa_exc.OperationalError("COMMIT", {}, Exception("server closed the "
+                                                                  "connection unexpectedly"))
+
+    monkeypatch.setattr(patience, "transaction", answer_lost)
+    store.insert_logs(rows)
+    assert lost_answers == [1]
+    store.insert_logs(rows)  # and once more, as a caller that did not trust the answer
+    got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
+    assert got.calls == 60
+    assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))
+
+
+def test_backfill_rebuilds_the_rollups_from_the_logs_and_is_idempotent(
+        store: Store, deployed: dict[str, DeployedVersion]) -> None:
+    store.insert_logs(executions(deployed["greet"], 700, seed=5)
+                      + executions(deployed["other"], 100, seed=6))
+    before = {w: store.window_stats(None, *w) for w in WINDOWS}
+    with store.engine.begin() as conn:  # as before the migration: logs without rollups
+        conn.execute(text("DELETE FROM ai_function_rollups"))
+    assert store.window_stats(["greet"], *WINDOWS[0])["greet"].calls == 0
+    assert store.backfill_rollups() == 800
+    assert store.backfill_rollups() == 800
+    assert {w: store.window_stats(None, *w) for w in WINDOWS} == before
+
+
+def test_compaction_to_hours_keeps_the_sums_of_whole_hours(
+        store: Store, deployed: dict[str, DeployedVersion]) -> None:
+    store.insert_logs(executions(deployed["greet"], 900, seed=7))
+    hours = [(T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1)) for h in range(3)]
+    before = [store.window_stats(["greet"], *h)["greet"] for h in hours]
+
+    def minute_rows() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT count(*) FROM ai_function_rollups WHERE minute % 60 <> 0")).scalar_one())
+
+    assert minute_rows() > 100
+    merged = store.compact_rollups(T0 + timedelta(hours=2, minutes=30))  # two whole hours
+    assert merged > 100
+    assert [store.window_stats(["greet"], *h)["greet"] for h in hours] == before
+    with store.engine.connect() as conn:
+        left = conn.execute(text("SELECT min(minute) FROM ai_function_rollups "
+                                 "WHERE minute % 60 <> 0")).scalar_one()
+    assert left >= int((T0 + timedelta(hours=2)).timestamp() // 60)
+    assert store.compact_rollups(T0 + timedelta(hours=2, minutes=30)) == 0
+    # A write for an hour already compacted lands in a minute row, merged by the next run.
+    late = executions(deployed["greet"], 5, seed=8)
+    late = [LogRow(**{**r.__dict__, "id": str(uuid.uuid4()),
+                      "created_at": T0 + timedelta(minutes=10)}) for r in late]
+    store.insert_logs(late)
+    assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
+    assert 1 <= store.compact_rollups(T0 + timedelta(hours=2)) <= 5  # a row per key
+    assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
