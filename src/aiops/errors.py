@@ -5,6 +5,7 @@
     │   ├── SpecError          1     files failed to load or check (carries Diagnostics)
     │   ├── ConfigError        1     providers.yaml / aiops.yaml / environment (a missing key)
     │   ├── UsageError         2     a command line that cannot work
+    │   │   └── FieldError     2     one field of a request is wrong (`pointer` says which)
     │   ├── NotFoundError      1     a function or version that does not exist
     │   ├── InputError         3     a run's input is invalid
     │   ├── ConflictError      1     a write that the repository refuses as it is (the function
@@ -165,7 +166,24 @@ class NotFoundError(UserError):
 
 
 class InputError(UserError):
+    """A run's input is refused. `pointer` (RFC 6901, into the input) says where, when one
+    place is at fault (a schema error's path)."""
+
     exit_code = 3
+
+    def __init__(self, message: str, *, log_id: str | None = None,
+                 pointer: str | None = None) -> None:
+        super().__init__(message, log_id=log_id)
+        self.pointer = pointer
+
+
+class FieldError(UsageError):
+    """One field of a request is wrong (an API body's `provider`, say): `pointer` (RFC 6901,
+    into the request's body) names it."""
+
+    def __init__(self, message: str, *, pointer: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
 
 
 class ConflictError(UserError):

@@ -5,10 +5,10 @@ keeps it while the version stays the same."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from aiops.errors import ConfigError
+from aiops.errors import ConfigError, FieldError
 from aiops.filters import FilterChain
 from aiops.limits import DEFAULT_MAX_TOKENS, RateSpec
 from aiops.prompts import CompiledPrompt, compile_prompt
@@ -110,3 +110,21 @@ def prepare(dv: DeployedVersion, providers: ProvidersFile) -> Prepared:
         input_filters=chains[0], output_filters=chains[1],
         scope=RateSpec(key=f"function:{dv.name}", rpm=limits.rpm, tpm=limits.tpm,
                        max_concurrency=limits.max_concurrency))
+
+
+def matrix(p: Prepared) -> tuple[str, ...]:
+    """The providers a deployed version runs on: its provider and its fallbacks', in order,
+    each once."""
+    return tuple(dict.fromkeys(c.provider for c in p.candidates))
+
+
+def only_provider(p: Prepared, provider: str) -> Prepared:
+    """`p` on `provider` alone (the first entry of its chain that names it: that entry's
+    model and settings), without fallbacks. A provider outside its matrix is a FieldError at
+    `/provider`."""
+    chosen = next((c for c in p.candidates if c.provider == provider), None)
+    if chosen is None:
+        raise FieldError(f"provider `{provider}` is not in {p.dv.name}@{p.dv.version}'s "
+                         f"matrix ({', '.join(matrix(p))}): its provider and its fallbacks'",
+                         pointer="/provider")
+    return replace(p, candidates=(chosen,))

@@ -49,7 +49,14 @@ from aiops.limits import (
     estimate_cost,
     estimate_prompt_tokens,
 )
-from aiops.prepare import Candidate, Prepared, fill_defaults, prepare, schema_problem
+from aiops.prepare import (
+    Candidate,
+    Prepared,
+    fill_defaults,
+    only_provider,
+    prepare,
+    schema_problem,
+)
 from aiops.prompts import prompt_hash
 from aiops.providers import (
     MAX_OUTPUT_DEPTH,
@@ -117,6 +124,19 @@ class Execution:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Origin:
+    """Who asked for an execution and why, for its log row: `actor` (the text it names them
+    by), `created_by` (their user id; None: the user row of the actor), `metadata` added to
+    the row's (`{"test": true}`: a test run), and `log_id`, the execution's id when the caller
+    chose it before the call (an API request records it first)."""
+
+    actor: str | None = None
+    created_by: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    log_id: str | None = None
 
 
 def parse_target(target: str) -> tuple[str, str | None]:
@@ -236,25 +256,31 @@ class Runner:
 
     # -- one execution -------------------------------------------------------------------
 
-    async def run(self, target: str, input: Any, *, actor: str | None = None) -> Execution:
+    async def run(self, target: str, input: Any, *, actor: str | None = None,
+                  origin: Origin | None = None, provider: str | None = None) -> Execution:
         """Run `name[@version]` on `input`. Resolution errors raise; the rest is logged and
-        returned in `Execution.error` (its `log_id` names the row)."""
+        returned in `Execution.error` (its `log_id` names the row). `origin`: who asked, for
+        the log row. `provider`: run on that provider of the version's matrix alone (its
+        provider and its fallbacks'), without fallbacks; one outside it is a FieldError."""
         prepared = await self.resolve(target)
-        return await self._execute(prepared, input, actor or self.actor)
+        if provider is not None:
+            prepared = only_provider(prepared, provider)
+        return await self._execute(prepared, input, actor or self.actor, origin)
 
-    async def _execute(self, p: Prepared, raw: Any, actor: str | None) -> Execution:
-        execution, cancelled = await self._execute_logged(p, raw, actor)
+    async def _execute(self, p: Prepared, raw: Any, actor: str | None,
+                       origin: Origin | None = None) -> Execution:
+        execution, cancelled = await self._execute_logged(p, raw, actor, origin)
         if cancelled:
             raise asyncio.CancelledError
         return execution
 
-    async def _execute_logged(self, p: Prepared, raw: Any,
-                              actor: str | None) -> tuple[Execution, bool]:
+    async def _execute_logged(self, p: Prepared, raw: Any, actor: str | None,
+                              origin: Origin | None = None) -> tuple[Execution, bool]:
         """One execution and its log row; True when it was cancelled (its row says so)."""
         if self._logs.full:  # the database is behind: wait before starting more work
             await self._logs.room()
         start = time.perf_counter()
-        log_id = str(uuid.uuid4())
+        log_id = origin.log_id if origin is not None and origin.log_id else str(uuid.uuid4())
         state = _State()
         output: Any = None
         error: AiopsError | None = None
@@ -291,7 +317,7 @@ class Runner:
             attempts=tuple(state.attempts), input_tokens=state.input_tokens,
             output_tokens=state.output_tokens, cost_usd=state.cost, latency_ms=elapsed,
             provider=state.provider, model=state.model, deprecated=p.dv.status == "deprecated")
-        self._logs.submit(self._log_row(p, execution, state, actor))
+        self._logs.submit(self._log_row(p, execution, state, actor, origin))
         return execution, cancelled
 
     def _check_input(self, p: Prepared, raw: Any, state: _State) -> Any:
@@ -323,9 +349,10 @@ class Runner:
                 raise InputError(f"{name}: the input matches the deny pattern `{denied}`")
         state.logged_input = value
         value = fill_defaults(p.input_schema, value)
-        problem = schema_problem(p.input_validator, value)
+        problem = p.input_validator.first_error(value)
         if problem is not None:
-            raise InputError(f"{name}: the input does not match input_schema: {problem}")
+            raise InputError(f"{name}: the input does not match input_schema: "
+                             f"{problem.render()[:500]}", pointer=problem.pointer)
         state.logged_input = value
         return value
 
@@ -551,8 +578,8 @@ class Runner:
             usd=estimate_cost(cand.price, prompt_tokens, cand.max_tokens),
             wait=limits.on_limit != "fail")
 
-    def _log_row(self, p: Prepared, ex: Execution, state: _State,
-                 actor: str | None) -> LogRow:
+    def _log_row(self, p: Prepared, ex: Execution, state: _State, actor: str | None,
+                 origin: Origin | None = None) -> LogRow:
         error = None
         if ex.error is not None:
             error = {"type": type(ex.error).__name__, "message": ex.error.message,
@@ -561,12 +588,18 @@ class Runner:
                     "prompt_hash": state.prompt_hash, "model": ex.model,
                     "attempts": [a.as_dict() for a in ex.attempts],
                     "cached_input_tokens": state.cached, "reasoning_tokens": state.reasoning}
+        created_by = None
+        if origin is not None:
+            metadata = {**origin.metadata, **metadata}
+            created_by = origin.created_by
+            actor = origin.actor or actor
         return LogRow(id=ex.log_id, function_id=p.dv.function_id, version=p.dv.version,
                       version_id=p.dv.version_id,
                       status="ok" if ex.ok else "error", input=state.logged_input, output=ex.output,
                       error=error, execution_time=round(ex.latency_ms, 3), actor=actor,
                       metadata=metadata, provider=ex.provider, cost_usd=ex.cost_usd,
-                      input_tokens=ex.input_tokens, output_tokens=ex.output_tokens)
+                      input_tokens=ex.input_tokens, output_tokens=ex.output_tokens,
+                      created_by=created_by)
 
     # -- many executions ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -63,6 +64,16 @@ class SchemaError:
     def render(self) -> str:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path)
         return f"${where}: {self.message}"
+
+    @property
+    def pointer(self) -> str:
+        """Where, as a JSON pointer (RFC 6901) into the value."""
+        return json_pointer(str(p) for p in self.path)
+
+
+def json_pointer(parts: Iterable[str]) -> str:
+    """RFC 6901: `/a/0/b`, with `~` and `/` escaped."""
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 class CompiledSchema:
