@@ -64,7 +64,7 @@ from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
 from aiops.stats import WindowStats, minute_of
-from aiops.store import catalog, rollups, tokens
+from aiops.store import catalog, idempotency, rollups, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
     current_revision,
@@ -375,6 +375,25 @@ class Store:
     def touch_token(self, token_id: str, now: datetime) -> None:
         with db_errors(self.url), self.engine.begin() as conn:
             tokens.touch(conn, token_id, now)
+
+    # Idempotency keys (aiops.store.idempotency): each step its own short transaction.
+
+    def claim_idempotency_key(self, *, token_id: str, key: str, fingerprint: str, log_id: str,
+                              lease_s: float, ttl_s: float) -> idempotency.ClaimRow:
+        with db_errors(self.url), self.engine.begin() as conn:
+            return idempotency.claim(conn, token_id=token_id, key=key, fingerprint=fingerprint,
+                                     log_id=log_id, lease_s=lease_s, ttl_s=ttl_s)
+
+    def finish_idempotency_key(self, *, token_id: str, key: str, log_id: str, status_code: int,
+                               content_type: str, response: bytes) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            idempotency.finish(conn, token_id=token_id, key=key, log_id=log_id,
+                               status_code=status_code, content_type=content_type,
+                               response=response)
+
+    def release_idempotency_key(self, *, token_id: str, key: str, log_id: str) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            idempotency.release(conn, token_id=token_id, key=key, log_id=log_id)
 
     def schema_revision(self) -> str | None:
         """The database's schema revision, read now (a query: it fails when the database does

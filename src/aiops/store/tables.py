@@ -37,6 +37,12 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
   kind): calls, input_tokens, output_tokens, cost_nusd (cost in whole nano-dollars), and the
   latency histogram b0..b53 (counts per bucket of aiops.latency); written with each log row
   (aiops.store.rollups); index (minute) for the stats of all functions.
+- idempotency_keys: (token_id -> api_tokens, key) the primary key; fingerprint (sha256 of what
+  the request asked), status (running|done), log_id (the execution's id, chosen before it
+  runs), status_code, content_type and response (the answer's bytes, replayed as they were),
+  created_at, locked_until and expires_at (seconds since the epoch on the database's clock:
+  a running claim past locked_until may be taken over; a record past expires_at is gone);
+  index on expires_at for the sweep (aiops.store.idempotency).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -299,3 +306,19 @@ def _rollup_columns() -> list[Any]:
 
 
 RU = Table("ai_function_rollups", metadata, *_rollup_columns())
+IK = Table(
+    "idempotency_keys", metadata,
+    Column("token_id", Uuid(), ForeignKey("api_tokens.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # running | done
+    Column("log_id", Uuid(), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("content_type", String(100), nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    _tz("created_at"),
+    # Seconds since the epoch, on the database's clock, as budget_leases.expires_at.
+    Column("locked_until", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
