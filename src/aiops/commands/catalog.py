@@ -63,7 +63,7 @@ def list_functions(store: Store, *, caller: Caller | None = None, status: str | 
                 else None)
 
 
-def _visible(store: Store, ref: str, caller: Caller | None) -> FunctionRow:
+def visible_function(store: Store, ref: str, caller: Caller | None) -> FunctionRow:
     row = store.find_function(ref)
     if row is None or not may(caller, "view", row.summary.access):
         raise NotFoundError(f"no function {shown(ref)}: no function has that name or id, or "
@@ -80,7 +80,7 @@ def get_function(store: Store, ref: str, *, caller: Caller | None = None,
                  ws: Workspace | None = None) -> FunctionDetail:
     """One function by id or name: its current spec, newest versions, sync state (against
     the file in `ws`'s working tree, when given), and what `caller` may do with it."""
-    row = _visible(store, ref, caller)
+    row = visible_function(store, ref, caller)
     versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
     spec = None
     if row.content is not None:
@@ -122,7 +122,7 @@ def list_versions(store: Store, ref: str, *, caller: Caller | None = None,
                   cursor: str | None = None, limit: int = 50) -> Page[VersionSummary]:
     """A function's versions, newest first (semantic version order)."""
     check_limit(limit)
-    row = _visible(store, ref, caller)
+    row = visible_function(store, ref, caller)
     versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
     if cursor:
         after = Semver(_cursor_version(cursor))
@@ -146,7 +146,7 @@ def get_version(store: Store, ref: str, version: str, *, caller: Caller | None =
     (none for the first)."""
     from aiops.plan import version_diff
 
-    row = _visible(store, ref, caller)
+    row = visible_function(store, ref, caller)
     versions = _by_version(store.version_summaries(row.summary.id, row.current_version_id))
     name = row.summary.name
 
@@ -179,7 +179,7 @@ def function_logs(store: Store, ref: str, *, caller: Caller | None = None,
     """A function's executions, newest first; their content only where `caller` may read it
     (`aiops.access.may_read_content`)."""
     check_limit(limit)
-    row = _visible(store, ref, caller)
+    row = visible_function(store, ref, caller)
     before = None
     if cursor:
         pos = decode_cursor("logs", cursor, ("at", "id"))

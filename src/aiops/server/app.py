@@ -8,10 +8,12 @@ The config reaches worker processes through one environment variable (`CONFIG_EN
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,11 +23,12 @@ from fastapi import Depends, FastAPI
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
-from aiops.server.api import bodies, functions, guard, health, problems, writes
+from aiops.server.api import bodies, functions, guard, health, invoke, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
 
 if TYPE_CHECKING:
+    from aiops.runner import Runner
     from aiops.store import Store
 
 CONFIG_ENV = "AIOPS_SERVER_CONFIG"
@@ -39,6 +42,8 @@ class ServerConfig:
     database_url: str | None = None
     writes: Writes = "commit"
     max_body_bytes: int = MAX_BODY_BYTES
+    # How long a run waits for room under a rate limit before it fails (429 `rate-limited`).
+    max_wait_s: float = 30.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -59,12 +64,32 @@ class ServerState:
     permissions: dict[Callable[..., Any], Permission] = field(default_factory=dict)
     _store: Store | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _runner: Runner | None = None
+    _runner_loop: asyncio.AbstractEventLoop | None = None
 
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
                 self._store = self.workspace.open_store()
             return self._store
+
+    async def runner(self) -> Runner:
+        """The worker's runner (one per event loop): its provider clients, resolved versions,
+        rate limits and budget leases serve every request."""
+        from aiops.commands.invoke import open_api_runner
+
+        loop = asyncio.get_running_loop()
+        if self._runner is None or self._runner_loop is not loop:
+            self._runner = open_api_runner(self.workspace, self.store(),
+                                           max_wait_s=self.config.max_wait_s)
+            self._runner_loop = loop
+        return self._runner
+
+    async def close(self) -> None:
+        """At shutdown: the runner's rows flushed, its budget leases given back."""
+        runner, self._runner = self._runner, None
+        if runner is not None and self._runner_loop is asyncio.get_running_loop():
+            await runner.aclose()
 
     def authenticate(self, text: str) -> Caller:
         from aiops.commands.tokens import authenticate
@@ -81,14 +106,23 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     config = config or ServerConfig.from_env()
     workspace = commands.open_workspace(Path(config.project_dir),
                                         database_url=config.database_url)
+    state: ServerState
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.close()
+
     app = FastAPI(title="aiops", version=__version__, openapi_url=None, docs_url=None,
-                  redoc_url=None, dependencies=[Depends(guard.gate)],
+                  redoc_url=None, dependencies=[Depends(guard.gate)], lifespan=lifespan,
                   description="AI functions as code: the catalog, its versions and logs, "
                   "and writes through git.")
     state = ServerState(config=config, workspace=workspace)
     app.state.aiops = state
     problems.install(app)
-    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops])
+    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops])
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app

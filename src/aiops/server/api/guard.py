@@ -41,6 +41,7 @@ class Operation:
     endpoint: Callable[..., Any]
     permission: Permission
     problems: tuple[str, ...]
+    problem_schema: str = "Problem"  # the component schema of its problem documents
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,14 +64,16 @@ class Operations:
         self.operations: list[Operation] = []
 
     def operation(self, method: str, path: str, *, permission: Permission,
-                  problems: Iterable[str] = (), **options: Any) -> Callable[[F], F]:
+                  problems: Iterable[str] = (), problem_schema: str = "Problem",
+                  **options: Any) -> Callable[[F], F]:
         if not isinstance(permission, Permission):
             raise TypeError(f"{method} {path}: permission must be an aiops.access.Permission")
 
         def register(endpoint: F) -> F:
             self.operations.append(Operation(
                 method=method, path=path, endpoint=endpoint, permission=permission,
-                problems=problems_of(path, permission, problems), options=options))
+                problems=problems_of(path, permission, problems),
+                problem_schema=problem_schema, options=options))
             return endpoint
 
         return register
@@ -92,7 +95,7 @@ def install(app: FastAPI, groups: Iterable[Operations]) -> dict[Callable[..., An
                 extra["security"] = [{BEARER: []}]
                 extra["x-least-role"] = LEAST_ROLE[op.permission]
             app.add_api_route(op.path, op.endpoint, methods=[op.method], tags=[group.tag],
-                              responses={**responses(op.problems),
+                              responses={**responses(op.problems, op.problem_schema),
                                          **options.pop("responses", {})},
                               openapi_extra=extra, **options)
             permissions[op.endpoint] = op.permission

@@ -14,7 +14,14 @@ from pydantic import BaseModel
 
 from aiops.access import LEAST_ROLE, Permission
 from aiops.server.api.guard import BEARER, Operations
-from aiops.server.api.problems import CODES, ApiProblem, Problem, ProblemItem, type_uri
+from aiops.server.api.problems import (
+    CODES,
+    ApiProblem,
+    ExecutionProblem,
+    Problem,
+    ProblemItem,
+    type_uri,
+)
 
 ops = Operations("health")
 
@@ -64,9 +71,10 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                           routes=app.routes)
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
-        for model in (Problem, ProblemItem):
-            schemas[model.__name__] = model.model_json_schema(
-                ref_template="#/components/schemas/{model}")
+        for model in (Problem, ProblemItem, ExecutionProblem):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
         components["securitySchemes"] = {BEARER: {
             "type": "http", "scheme": "bearer",
             "description": "An API token: `aiops_<key id>_<secret>` (`aiops token create`)."}}

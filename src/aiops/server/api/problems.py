@@ -21,11 +21,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aiops.commands.invoke import IdempotencyKeyReused, RequestInProgress
 from aiops.errors import (
     AiopsError,
     BudgetExceeded,
     ConfigError,
     ConflictError,
+    FieldError,
     InputError,
     LimitExceeded,
     LockBusy,
@@ -42,6 +44,7 @@ from aiops.errors import (
     UserError,
     WritesDisabled,
 )
+from aiops.schemas import json_pointer
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("aiops.server")
@@ -75,6 +78,52 @@ class Problem(BaseModel):
     errors: list[ProblemItem] | None = None
 
 
+class AttemptInfo(BaseModel):
+    """One call to a provider within an execution (or a provider passed over: `skipped`)."""
+
+    provider: str
+    model: str
+    status: str = Field(description="ok, error, invalid (output that did not validate) or "
+                        "skipped.")
+    latency_ms: float
+    error: str | None = Field(None, description="The error's class, e.g. ProviderError.")
+    kind: str | None = Field(None, description="timeout, rate_limit, invalid_output, ...")
+    http_status: int | None = None
+    message: str | None = None
+    repair: bool = Field(False, description="A re-ask after output that did not validate.")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    request_id: str | None = None
+    limit_wait_ms: float | None = Field(None, description="Time waited for a rate limit first.")
+
+
+class ExecutionInfo(BaseModel):
+    """One execution: its log row's id and what it took."""
+
+    log_id: str = Field(description="The execution's id: its log row (`GET .../{id}/logs`).")
+    function: str
+    version: str = Field(description="The version that ran.")
+    test: bool = Field(description="Logged as a test (`POST .../{id}/test`).")
+    provider: str | None = Field(description="The provider that answered (null: none did).")
+    model: str | None
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    attempts: list[AttemptInfo]
+    deprecated: bool = Field(description="The version that ran is deprecated.")
+    warnings: list[str] = Field(description="What could not be recorded (the log row, when "
+                                "the database refused it); empty when all was.")
+
+
+class ExecutionProblem(Problem):
+    """A problem document of an operation that runs a function: when the function ran and
+    failed, `execution` says how (its log id, attempts, tokens, cost)."""
+
+    execution: ExecutionInfo | None = None
+
+
 # code -> (status, title): the stable codes, each with one status.
 CODES: dict[str, tuple[int, str]] = {
     "bad-request": (400, "The request cannot be understood"),
@@ -84,12 +133,14 @@ CODES: dict[str, tuple[int, str]] = {
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict with the current state"),
+    "request-in-progress": (409, "A request with this Idempotency-Key is still running"),
     "precondition-failed": (412, "The resource changed since you read it"),
     "payload-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "validation-failed": (422, "The request does not validate"),
     "invalid-input": (422, "The function's input does not validate"),
     "invalid-spec": (422, "The function document does not validate"),
+    "idempotency-key-reused": (422, "The Idempotency-Key was used for another request"),
     "precondition-required": (428, "If-Match is required"),
     "rate-limited": (429, "Rate limit reached"),
     "budget-exceeded": (429, "Budget exhausted"),
@@ -117,6 +168,9 @@ STATUSES: dict[type[AiopsError], str] = {
     StalePlanError: "conflict",
     LockBusy: "busy",
     ConflictError: "conflict",
+    RequestInProgress: "request-in-progress",
+    IdempotencyKeyReused: "idempotency-key-reused",
+    FieldError: "validation-failed",
     PreconditionRequired: "precondition-required",
     PreconditionFailed: "precondition-failed",
     PermissionDenied: "forbidden",
@@ -154,12 +208,16 @@ def code_of(exc: AiopsError) -> str:
 def problem_response(request: Request, code: str, detail: str, *,
                      headers: Mapping[str, str] | None = None,
                      errors: Sequence[ProblemItem] | None = None,
-                     instance: str | None = None) -> JSONResponse:
+                     instance: str | None = None,
+                     extra: Mapping[str, Any] | None = None) -> JSONResponse:
+    """The problem document of `code`; `extra`: extension members (RFC 9457 §3.2) that the
+    operation's own problem schema declares."""
     status, title = CODES[code]
     body = Problem(type=type_uri(code), title=title, status=status, detail=detail,
                    instance=instance or request.url.path, code=code,
                    errors=list(errors) if errors is not None else None)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
+    return JSONResponse({**body.model_dump(exclude_none=True), **(extra or {})},
+                        status_code=status,
                         headers=dict(headers or {}), media_type=MEDIA_TYPE)
 
 
@@ -193,6 +251,8 @@ async def _on_aiops_error(request: Request, exc: Exception) -> JSONResponse:
                               line=d.line if d.pointer is not None else None,
                               column=d.column if d.pointer is not None else None)
                   for d in exc.diagnostics if d.is_error]
+    elif isinstance(exc, FieldError):
+        errors = [ProblemItem(detail=exc.message, pointer=exc.pointer)]
     return problem_response(request, code, str(exc), headers=headers, errors=errors)
 
 
@@ -231,11 +291,6 @@ def _item(error: Mapping[str, Any]) -> ProblemItem:
     return ProblemItem(detail=message, parameter=".".join(rest))
 
 
-def json_pointer(parts: Iterable[str]) -> str:
-    """RFC 6901: `/a/0/b`, with `~` and `/` escaped."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
 def pointer_of_path(path: str) -> str:
     """A diagnostic's key path (`prompt[1].content`) as a JSON pointer (`/prompt/1/content`)."""
     import re
@@ -252,11 +307,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unhandled)
 
 
-def responses(codes: Iterable[str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for problem documents with these codes (grouped by status)."""
+def responses(codes: Iterable[str], schema: str = "Problem") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for problem documents with these codes (grouped by status), each
+    of the component `schema`."""
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(CODES[code][0], []).append(code)
     return {status: {"description": "Problem: " + ", ".join(f"`{c}`" for c in sorted(cs)),
-                     "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                     "content": {MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
             for status, cs in sorted(by_status.items())}
