@@ -32,6 +32,7 @@ NANO = 10**9
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = 60  # minutes
 DAY = 1440
+BY = ("version", "provider", "model", "day")  # what stats can be grouped by
 
 
 def nano_usd(cost: float | None) -> int:
@@ -65,6 +66,19 @@ def outcome_of(status: str, error: Any) -> str:
 def model_of(metadata: Any) -> str:
     model = metadata.get("model") if isinstance(metadata, dict) else None
     return model[:KEY_LENGTHS["model"]] if isinstance(model, str) else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subject:
+    """A function whose stats are asked for: its access lists (who may view them), its
+    limits, and what its usage counters say of today (UTC)."""
+
+    id: str
+    name: str
+    access: Mapping[str, Any]
+    limits: Mapping[str, Any]
+    calls_used: int
+    usd_spent: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,14 +122,16 @@ AMOUNTS = ("calls", "input_tokens", "output_tokens", "cost_nusd")
 BUCKET_COLUMNS = tuple(f"b{i}" for i in range(latency.BUCKETS))
 
 
-def tally(executions: Iterable[Execution]) -> list[dict[str, Any]]:
+def tally(executions: Iterable[Execution], grain: int = 1) -> list[dict[str, Any]]:
     """The rollup rows `executions` add: one dict per key (KEY, AMOUNTS, BUCKET_COLUMNS), in
-    key order."""
+    key order; `grain`: minutes a row stands for (60: hourly rows, at the hour's first
+    minute)."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for ex in executions:
-        row = rows.get(ex.key)
+        key = ex.key if grain == 1 else (ex.key[0], ex.minute - ex.minute % grain, *ex.key[2:])
+        row = rows.get(key)
         if row is None:
-            row = rows[ex.key] = {**dict(zip(KEY, ex.key, strict=True)),
+            row = rows[key] = {**dict(zip(KEY, key, strict=True)),
                                   **dict.fromkeys(AMOUNTS, 0),
                                   **dict.fromkeys(BUCKET_COLUMNS, 0)}
         row["calls"] += 1

@@ -108,7 +108,9 @@ def assert_agree(stats: WindowStats, expected: dict[str, Any]) -> None:
 
 WINDOWS = [(T0, T0 + timedelta(hours=3)), (T0 + timedelta(minutes=17, seconds=30),
                                            T0 + timedelta(hours=1, minutes=3, seconds=1)),
-           (T0 + timedelta(hours=2), T0 + timedelta(hours=2, minutes=1))]
+           (T0 + timedelta(hours=2), T0 + timedelta(hours=2, minutes=1)),
+           # whole hours from the hourly rows, ragged edges from the per-minute rows
+           (T0 + timedelta(minutes=41, seconds=5), T0 + timedelta(hours=2, minutes=3))]
 
 
 def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
@@ -168,13 +170,14 @@ def test_backfill_rebuilds_the_rollups_from_the_logs_and_is_idempotent(
     before = {w: store.window_stats(None, *w) for w in WINDOWS}
     with store.engine.begin() as conn:  # as before the migration: logs without rollups
         conn.execute(text("DELETE FROM ai_function_rollups"))
+        conn.execute(text("DELETE FROM ai_function_rollups_hourly"))
     assert store.window_stats(["greet"], *WINDOWS[0])["greet"].calls == 0
     assert store.backfill_rollups() == 800
     assert store.backfill_rollups() == 800
     assert {w: store.window_stats(None, *w) for w in WINDOWS} == before
 
 
-def test_compaction_to_hours_keeps_the_sums_of_whole_hours(
+def test_compaction_keeps_the_hours_and_widens_older_edges_to_them(
         store: Store, deployed: dict[str, DeployedVersion]) -> None:
     store.insert_logs(executions(deployed["greet"], 900, seed=7))
     hours = [(T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1)) for h in range(3)]
@@ -183,22 +186,47 @@ def test_compaction_to_hours_keeps_the_sums_of_whole_hours(
     def minute_rows() -> int:
         with store.engine.connect() as conn:
             return int(conn.execute(text(
-                "SELECT count(*) FROM ai_function_rollups WHERE minute % 60 <> 0")).scalar_one())
+                "SELECT count(*) FROM ai_function_rollups")).scalar_one())
 
-    assert minute_rows() > 100
-    merged = store.compact_rollups(T0 + timedelta(hours=2, minutes=30))  # two whole hours
-    assert merged > 100
+    rows = minute_rows()
+    deleted = store.compact_rollups(T0 + timedelta(hours=2, minutes=30))  # two whole hours
+    assert 100 < deleted < rows == deleted + minute_rows()
     assert [store.window_stats(["greet"], *h)["greet"] for h in hours] == before
-    with store.engine.connect() as conn:
-        left = conn.execute(text("SELECT min(minute) FROM ai_function_rollups "
-                                 "WHERE minute % 60 <> 0")).scalar_one()
-    assert left >= int((T0 + timedelta(hours=2)).timestamp() // 60)
+    # An edge in a compacted hour widens to the whole hour; one after the mark does not.
+    ragged = store.window_stats(["greet"], T0 + timedelta(minutes=20),
+                                T0 + timedelta(hours=2, minutes=15))["greet"]
+    assert ragged == before[0] + before[1] + raw_window(store, T0 + timedelta(hours=2),
+                                                        T0 + timedelta(hours=2, minutes=15))
     assert store.compact_rollups(T0 + timedelta(hours=2, minutes=30)) == 0
-    # A write for an hour already compacted lands in a minute row, merged by the next run.
-    late = executions(deployed["greet"], 5, seed=8)
+    assert store.compact_rollups(T0) == 0  # the mark never moves back
+    # A write for a compacted hour is in its hourly row at once.
     late = [LogRow(**{**r.__dict__, "id": str(uuid.uuid4()),
-                      "created_at": T0 + timedelta(minutes=10)}) for r in late]
+                      "created_at": T0 + timedelta(minutes=10)})
+            for r in executions(deployed["greet"], 5, seed=8)]
     store.insert_logs(late)
     assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
-    assert 1 <= store.compact_rollups(T0 + timedelta(hours=2)) <= 5  # a row per key
-    assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
+    assert store.window_stats(["greet"], T0 + timedelta(minutes=50),
+                              T0 + timedelta(minutes=51))["greet"].calls \
+        == before[0].calls + 5  # widened to its hour
+
+
+def raw_window(store: Store, since: datetime, until: datetime) -> WindowStats:
+    """The rollup's reading of the raw rows of a window, as a WindowStats."""
+    r = raw(store, "greet", since, until)
+    return WindowStats(calls=r["calls"], errors_by_kind=r["kinds"],
+                       input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
+                       cost_nusd=r["cost_nusd"], histogram=r["histogram"])
+
+
+def test_the_hourly_migration_sums_the_minutes_already_there(
+        store: Store, deployed: dict[str, DeployedVersion]) -> None:
+    from aiops.store.engine import SCHEMA_HEAD, migrate
+
+    store.insert_logs(executions(deployed["greet"], 400, seed=9))
+    before = {w: store.window_stats(["greet"], *w) for w in WINDOWS}
+    migrate(store.engine, "0006")  # drops the hourly rows; the minute rows stay
+    migrate(store.engine, SCHEMA_HEAD)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT sum(calls) FROM ai_function_rollups_hourly")
+                            ).scalar_one() == 400
+    assert {w: store.window_stats(["greet"], *w) for w in WINDOWS} == before

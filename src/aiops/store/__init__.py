@@ -63,7 +63,7 @@ from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
-from aiops.stats import WindowStats, minute_of
+from aiops.stats import Subject, WindowStats, minute_of
 from aiops.store import catalog, idempotency, rollups, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
@@ -442,7 +442,7 @@ class Store:
         function row is left out. Every function asked for is in the answer, with zero
         calls when it ran none in the window. A window is whole minutes: an execution counts
         when the minute it was logged in starts in [since, until), since rounded down to its
-        minute (hourly, for rollups compacted to hours). `WindowStats` gives calls, errors,
+        minute (an edge before the compaction mark widens to its whole hour). `WindowStats` gives calls, errors,
         errors_by_kind, error_rate (None without calls), p50_ms / p95_ms / p99_ms (from the
         latency buckets, within latency.ERROR_BOUND; None without latencies),
         input_tokens, output_tokens, cost_usd (summed exactly, in nano-dollars)."""
@@ -467,23 +467,22 @@ class Store:
             return rollups.sums(conn, function_ids, since, until, by=by,
                                 step_minutes=step_minutes)
 
+    def stats_subjects(self, ref: str | None, day: date) -> list[Subject]:
+        """The function `ref` names (id or name; every function for None), with its access
+        lists, limits and the usage counters of `day`."""
+        return self._read(rollups.subjects, ref, day)
+
     def backfill_rollups(self) -> int:
         """Recompute the rollups from every log row (idempotent): the executions counted."""
         with db_errors(self.url), self.engine.begin() as conn:
             return rollups.backfill(conn)
 
     def compact_rollups(self, before: datetime) -> int:
-        """Merge the per-minute rollups before `before` into hourly rows, a day per
-        transaction; the number of per-minute rows merged."""
-        end = minute_of(_as_utc(before))
-        end -= end % 60  # whole hours only
-        merged = 0
-        while True:
-            with db_errors(self.url), self.engine.begin() as conn:
-                start = rollups.oldest_minute_row(conn, end)
-                if start is None:
-                    return merged
-                merged += rollups.compact_day(conn, start, end)
+        """Delete the per-minute rollups before the hour of `before` (the hourly rows hold
+        their sums); the number of rows deleted. Windows reaching before it are then read in
+        whole hours."""
+        with db_errors(self.url), self.engine.begin() as conn:
+            return rollups.compact(conn, minute_of(_as_utc(before)))
 
     def log(self, log_id: str) -> LogRecord | None:
         """One log row by its id (a UUID), or None."""

@@ -1,21 +1,24 @@
-"""The per-minute rollups of the executions (ai_function_rollups; DESIGN §8): written with the
-log rows, read by stats and alerts instead of the log table.
+"""The rollups of the executions (DESIGN §8), per minute (ai_function_rollups) and per hour
+(ai_function_rollups_hourly): written with the log rows, read by stats and alerts instead of
+the log table.
 
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
-  actually inserted (`inserted`: their ids, from its RETURNING) are added to their rollup
-  rows, one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
+  actually inserted (`inserted`: their ids, from its RETURNING) are added to their minute and
+  hour rows, one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
   in key order). A retried write whose first try committed inserts nothing the second time
   (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted once.
 - `sums(conn, ...)`: the rollup rows of a window, summed in SQL per function and outcome
-  (and per version, provider or model, and per time step); the percentiles are read from
-  the summed histogram (`aiops.stats.WindowStats`).
-- `backfill(conn)`: the table recomputed from every log row (idempotent), under a lock that
-  holds log writers back meanwhile.
-- `compact(conn, before)`: the per-minute rows before the minute `before` merged into one
-  row per hour (at the hour's first minute).
+  (and per version, provider or model, and per time step): its whole hours from the hourly
+  rows, its ragged edges from the per-minute rows (a 24-hour window reads at most 24 + 120
+  rows per key, whatever the number of executions); the percentiles are read from the
+  summed histogram (`aiops.stats.WindowStats`).
+- `backfill(conn)`: both tables recomputed from every log row (idempotent), under a lock
+  that holds log writers back meanwhile.
+- `compact(conn, before)`: the per-minute rows before the hour of `before` deleted (the
+  hourly rows hold their sums), and the mark `compacted_before` moved there.
 
 A window is whole minutes: a rollup row counts when its minute starts in [since, until), since
-rounded down to its minute. Once compacted, a row stands for its whole hour.
+rounded down to its minute. An edge before the compaction mark widens to its whole hour.
 """
 
 from __future__ import annotations
@@ -23,38 +26,51 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select, text, tuple_
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 
 from aiops.records import LogRow
 from aiops.stats import (
     AMOUNTS,
     BUCKET_COLUMNS,
+    BY,
     DAY,
     HOUR,
     KEY,
     Execution,
+    Subject,
     WindowStats,
     at_minute,
     minute_of,
     tally,
 )
 from aiops.store.engine import as_utc, upsert
-from aiops.store.tables import RU, L
+from aiops.store.tables import RH, RM, RU, C, F, L
 
-BY = ("version", "provider", "model", "day")
 _SUMMED = (*AMOUNTS, *BUCKET_COLUMNS)
 _BACKFILL_CHUNK = 10_000
 
 
-def _upsert(dialect: str) -> Any:
-    stmt = upsert(dialect, RU)
+def _upsert(dialect: str, table: Table) -> Any:
+    stmt = upsert(dialect, table)
     return stmt.on_conflict_do_update(
         index_elements=list(KEY),
-        set_={c: RU.c[c] + stmt.excluded[c] for c in _SUMMED})
+        set_={c: table.c[c] + stmt.excluded[c] for c in _SUMMED})
 
 
 def execution_of_row(row: LogRow) -> Execution:
@@ -74,10 +90,11 @@ def add(conn: Connection, rows: Sequence[LogRow], inserted: Iterable[uuid.UUID])
 def _add_executions(conn: Connection, executions: Sequence[Execution]) -> None:
     if not executions:
         return
-    deltas = tally(executions)
-    for d in deltas:
-        d["function_id"] = uuid.UUID(d["function_id"])
-    conn.execute(_upsert(conn.dialect.name), deltas)
+    for table, grain in ((RU, 1), (RH, HOUR)):
+        deltas = tally(executions, grain)
+        for d in deltas:
+            d["function_id"] = uuid.UUID(d["function_id"])
+        conn.execute(_upsert(conn.dialect.name, table), deltas)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -104,31 +121,96 @@ def window(since: datetime, until: datetime | None) -> tuple[int, int | None]:
     return first, end if at_minute(end) == as_utc(until) else end + 1
 
 
+COMPACTED = "compacted_before"  # the mark: per-minute rows before it were deleted
+
+
+def compacted_before(conn: Connection) -> int:
+    found = conn.execute(select(RM.c.minute).where(RM.c.name == COMPACTED)).scalar()
+    return 0 if found is None else int(found)
+
+
+def _parts(first: int, end: int | None, mark: int, step: int | None
+           ) -> list[tuple[Table, int, int | None]]:
+    """Which rows a window reads: (table, first minute, end minute). Whole hours come from
+    the hourly rows, the ragged edges from the per-minute rows; an edge before the
+    compaction mark (its minutes are gone) widens to its whole hour, and so does the whole
+    window for a step finer than an hour (only minutes can be cut finer)."""
+    if first < mark:
+        first -= first % HOUR
+    if end is not None and end < mark and end % HOUR:
+        end += HOUR - end % HOUR
+    if step is not None and step % HOUR:
+        return [(RU, first, end)]
+    h_first = first + (-first) % HOUR
+    h_end = None if end is None else end - end % HOUR
+    if h_end is not None and h_first >= h_end:
+        return [(RU, first, end)]
+    parts: list[tuple[Table, int, int | None]] = [(RH, h_first, h_end)]
+    if first < h_first:
+        parts.append((RU, first, h_first))
+    if end is not None and h_end is not None and h_end < end:
+        parts.append((RU, h_end, end))
+    return parts
+
+
+_QUERIES: dict[tuple[Any, ...], Any] = {}  # built once: SQLAlchemy caches their compiled SQL
+
+
+def _query(parts: tuple[tuple[str, bool], ...], by: str | None, step: int | None,
+           some: bool) -> Any:
+    """One statement for a window's parts (table name, bounded above), UNION ALL, with bound
+    parameters lo_i / hi_i and `ids` (expanding) when `some`."""
+    key = (parts, by, step, some)
+    found = _QUERIES.get(key)
+    if found is not None:
+        return found
+    selects = []
+    for i, (name, bounded) in enumerate(parts):
+        table = RH if name == RH.name else RU
+        columns: list[Any] = [table.c.function_id, table.c.outcome]
+        columns.append(table.c[by].label("grp") if by else literal_column("''").label("grp"))
+        columns.append((table.c.minute - table.c.minute % step).label("start") if step
+                       else literal_column("0").label("start"))
+        q = select(*columns, *(func.sum(table.c[c]).label(c) for c in _SUMMED)).where(
+            table.c.minute >= bindparam(f"lo_{i}"))
+        if bounded:
+            q = q.where(table.c.minute < bindparam(f"hi_{i}"))
+        if some:
+            q = q.where(table.c.function_id.in_(bindparam("ids", expanding=True)))
+        selects.append(q.group_by(*columns[:2], *([table.c[by]] if by else []),
+                                  *([columns[3]] if step else [])))
+    statement = selects[0] if len(selects) == 1 else union_all(*selects)
+    _QUERIES[key] = statement
+    return statement
+
+
 def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
          until: datetime | None = None, *, by: str | None = None,
          step_minutes: int | None = None) -> list[Sums]:
     """The rollups of the window [since, until), summed per function (only `function_ids`
     when given), per `by` (one of BY; `day` is a step of a day) and per step of
-    `step_minutes`, in SQL: one row per function, group, step and outcome, folded here."""
+    `step_minutes`, in SQL: one row per function, group, step and outcome, folded here.
+    Whole hours are read from the hourly rows, the edges from the per-minute ones, in one
+    statement."""
     if by == "day":
         by, step_minutes = None, DAY
+    if by is not None and by not in BY:
+        raise ValueError(f"by {by!r} is not one of {BY}")
     first, end = window(since, until)
-    columns: list[Any] = [RU.c.function_id, RU.c.outcome]
-    if by is not None:
-        columns.append(RU.c[by])
-    if step_minutes:
-        columns.append((RU.c.minute - RU.c.minute % step_minutes).label("start"))
-    q = select(*columns, *(func.sum(RU.c[c]).label(c) for c in _SUMMED)).where(
-        RU.c.minute >= first)
-    if end is not None:
-        q = q.where(RU.c.minute < end)
+    parts = _parts(first, end, compacted_before(conn), step_minutes)
+    statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), by,
+                       step_minutes, function_ids is not None)
+    params: dict[str, Any] = {}
+    for i, (_, lo, hi) in enumerate(parts):
+        params[f"lo_{i}"] = lo
+        if hi is not None:
+            params[f"hi_{i}"] = hi
     if function_ids is not None:
-        q = q.where(RU.c.function_id.in_([uuid.UUID(i) for i in function_ids]))
-    q = q.group_by(*columns)
+        params["ids"] = [uuid.UUID(i) for i in function_ids]
     folded: dict[tuple[str, str | None, int | None], WindowStats] = {}
-    for r in conn.execute(q):
+    for r in conn.execute(statement, params):
         m = r._mapping
-        key = (str(m["function_id"]), m[by] if by else None,
+        key = (str(m["function_id"]), m["grp"] if by else None,
                int(m["start"]) if step_minutes else None)
         stats = WindowStats.of_sums(m["outcome"], m["calls"], m["input_tokens"],
                                     m["output_tokens"], m["cost_nusd"],
@@ -137,6 +219,21 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
     return [Sums(function_id=k[0], group=k[1], start=k[2], stats=v)
             for k, v in sorted(folded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "",
                                                                 kv[0][2] or 0))]
+
+
+def subjects(conn: Connection, ref: str | None, day: date) -> list[Subject]:
+    """The functions (the one whose id or name is `ref`; every one for None) with their access
+    lists, limits and usage counters of `day`, in one query."""
+    q = (select(F.c.id, F.c.name, F.c.access, F.c.limits, C.c.calls_used, C.c.usd_spent)
+         .outerjoin(C, and_(C.c.function_id == F.c.id, C.c.day == day)).order_by(F.c.name))
+    if ref is not None:
+        try:
+            q = q.where(or_(F.c.name == ref, F.c.id == uuid.UUID(ref)))
+        except ValueError:
+            q = q.where(F.c.name == ref)
+    return [Subject(id=str(r.id), name=r.name, access=dict(r.access or {}),
+                    limits=dict(r.limits or {}), calls_used=int(r.calls_used or 0),
+                    usd_spent=float(r.usd_spent or 0.0)) for r in conn.execute(q)]
 
 
 # --- backfill and compaction ----------------------------------------------------------------
@@ -156,6 +253,8 @@ def backfill(conn: Connection) -> int:
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE ai_function_logs IN SHARE MODE"))
     conn.execute(delete(RU))
+    conn.execute(delete(RH))
+    conn.execute(delete(RM).where(RM.c.name == COMPACTED))
     model = _model_expr(conn.dialect.name).label("model")
     cols = (L.c.id, L.c.function_id, L.c.version, L.c.provider, model, L.c.status, L.c.error,
             L.c.created_at, L.c.execution_time, L.c.input_tokens, L.c.output_tokens,
@@ -179,32 +278,17 @@ def backfill(conn: Connection) -> int:
         after = (chunk[-1].created_at, chunk[-1].id)
 
 
-def oldest_minute_row(conn: Connection, before: int) -> int | None:
-    """The first minute before `before` that holds a row not on an hour (None: none)."""
-    found = conn.execute(select(func.min(RU.c.minute)).where(
-        RU.c.minute < before, RU.c.minute % HOUR != 0)).scalar()
-    return None if found is None else int(found)
-
-
-def compact_day(conn: Connection, start: int, before: int) -> int:
-    """Merge the per-minute rows of [start, min(start + a day, before)) into hourly rows (at
-    each hour's first minute); the number of rows merged. The rows are deleted and their
-    sums re-added from what the DELETE returned, so a row written meanwhile is either
-    merged or left for the next run, never lost."""
-    end = min(start + DAY, before - before % HOUR)  # whole hours only
-    gone = conn.execute(delete(RU).where(RU.c.minute >= start, RU.c.minute < end,
-                                         RU.c.minute % HOUR != 0)
-                        .returning(*(RU.c[c] for c in (*KEY, *_SUMMED)))).all()
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in gone:
-        m = dict(r._mapping)
-        m["minute"] = m["minute"] - m["minute"] % HOUR
-        key = tuple(m[k] for k in KEY)
-        if key in merged:
-            for c in _SUMMED:
-                merged[key][c] += m[c]
-        else:
-            merged[key] = m
-    if merged:
-        conn.execute(_upsert(conn.dialect.name), [merged[k] for k in sorted(merged)])
-    return len(gone)
+def compact(conn: Connection, before: int) -> int:
+    """Delete the per-minute rows before the hour of `before` (their hours are summed in the
+    hourly rows already) and move the compaction mark there; the number of rows deleted.
+    Windows reaching before the mark are read in whole hours."""
+    before -= before % HOUR
+    mark = compacted_before(conn)
+    if before <= mark:
+        before = mark
+    gone = conn.execute(delete(RU).where(RU.c.minute < before)).rowcount
+    stmt = upsert(conn.dialect.name, RM)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                            set_={"minute": stmt.excluded.minute}),
+                 {"name": COMPACTED, "minute": before})
+    return int(gone or 0)

@@ -43,6 +43,10 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
   created_at, locked_until and expires_at (seconds since the epoch on the database's clock:
   a running claim past locked_until may be taken over; a record past expires_at is gone);
   index on expires_at for the sweep (aiops.store.idempotency).
+- ai_function_rollups_hourly: the same per hour (minute: the hour's first), written with the
+  per-minute rows: long windows read hours, their ragged edges minutes.
+- ai_function_rollup_marks: name -> minute; `compacted_before`: per-minute rows before that
+  minute were deleted by compaction (windows reaching there are read in whole hours).
 """
 
 from __future__ import annotations
@@ -289,7 +293,7 @@ T = Table(
 )
 
 
-def _rollup_columns() -> list[Any]:
+def _rollup_columns(prefix: str = "") -> list[Any]:
     from aiops.stats import BUCKET_COLUMNS, KEY_LENGTHS
 
     return [
@@ -301,11 +305,17 @@ def _rollup_columns() -> list[Any]:
         Column("output_tokens", BigInteger, nullable=False),
         Column("cost_nusd", BigInteger, nullable=False),
         *(Column(b, Integer, nullable=False) for b in BUCKET_COLUMNS),
-        Index("ix_ai_function_rollups_minute", "minute"),
+        Index(f"ix_ai_function_rollups_{prefix}minute", "minute"),
     ]
 
 
 RU = Table("ai_function_rollups", metadata, *_rollup_columns())
+RH = Table("ai_function_rollups_hourly", metadata, *_rollup_columns("hourly_"))
+RM = Table(
+    "ai_function_rollup_marks", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("minute", Integer, nullable=False),
+)
 IK = Table(
     "idempotency_keys", metadata,
     Column("token_id", Uuid(), ForeignKey("api_tokens.id"), primary_key=True),
