@@ -159,7 +159,8 @@ def test_last_use_is_recorded(api: Api) -> None:
 
 # The role x function matrix: what each token gets from each read route of each function.
 # greet: access everyone; ledger: view/invoke finance, edit finance-admins.
-READS = ["{base}/{fn}", "{base}/{fn}/versions", "{base}/{fn}/versions/1.0.0", "{base}/{fn}/logs"]
+READS = ["{base}/{fn}", "{base}/{fn}/versions", "{base}/{fn}/versions/1.0.0", "{base}/{fn}/logs",
+         "{base}/{fn}/stats"]
 VISIBLE = {  # token -> functions it may view
     "viewer": {"greet"}, "viewer-finance": {"greet", "ledger"}, "invoker": {"greet"},
     "editor": {"greet"}, "editor-finance": {"greet", "ledger"}, "admin": {"greet", "ledger"},

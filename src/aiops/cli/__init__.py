@@ -47,6 +47,8 @@ LAZY: dict[str, str] = {
     "test": "golden:test",
     "serve": "serve:serve",
     "token": "serve:token",
+    "stats": "stats:stats",
+    "rollups": "stats:rollups",
 }
 
 # command name -> its summary in `aiops --help`, whole (click would cut it at ~45 characters,
@@ -64,9 +66,12 @@ SUMMARIES: dict[str, str] = {
                      "demos).",
     "new": "Scaffold functions/NAME/function.yaml.",
     "plan": "Show what `aiops apply` would change in the database, and why.",
+    "rollups": "The per-minute rollups that stats read: backfill and compaction.",
     "run": "Run a function; print its output as JSON.",
     "schema": "Print the JSON Schema of the function format (or of providers.yaml).",
     "serve": "Serve the REST API and its reference page (/docs) until interrupted.",
+    "stats": "Calls, errors, latency percentiles, tokens, cost and budget used, per "
+             "function.",
     "status": "Each function: in sync or not, current version, last apply.",
     "token": "Manage the API's tokens: create (shown once), list, revoke.",
     "test": "Run golden tests: every test of every function (or NAME...) on each provider of "

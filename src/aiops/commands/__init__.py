@@ -13,6 +13,7 @@ never prints.
     create_token, list_tokens, revoke_token, authenticate             .tokens
     list_functions, get_function, list_versions, get_version,
     function_logs, readiness                                          .catalog
+    stats, backfill_rollups, compact_rollups                          .monitoring
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
 provider library).
@@ -62,6 +63,12 @@ if TYPE_CHECKING:
     )
     from aiops.commands.golden import golden_tests
     from aiops.commands.importer import ImportResult, import_file
+    from aiops.commands.monitoring import (
+        StatsReport,
+        backfill_rollups,
+        compact_rollups,
+        stats,
+    )
     from aiops.commands.reconcile import (
         ApplyResult,
         Status,
@@ -103,6 +110,8 @@ _LAZY = {
                      "list_tokens", "revoke_token"], "tokens"),
     **dict.fromkeys(["Readiness", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
+    **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
+                    "monitoring"),
 }
 
 
@@ -478,4 +487,5 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "revoke_token",
     "Readiness", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
+    "StatsReport", "backfill_rollups", "compact_rollups", "stats",
 ]

@@ -1,0 +1,183 @@
+"""The stats verb: calls, errors, error rate, p50/p95/p99 latency, tokens, cost and the share
+of the day's budget and quota used, per function, read from the rollups (never the log
+table: `aiops.store.rollups`). `aiops stats` and the API's stats routes both call it.
+
+- `stats(store, name, since=..., until=..., by=..., step_s=..., caller=...)`: one function
+  (`name`: its name or id) or every function the caller may view (None), over the window
+  [since, until), in total, and per `by` (version, provider, model, day) or per time step of
+  `step_s` seconds. A function the caller may not view is, to it, a function that does not
+  exist: NotFoundError for one, left out of all.
+- `backfill_rollups(store)`, `compact_rollups(store, older_than_s)`: `aiops rollups`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiops.access import Caller, may
+from aiops.errors import NotFoundError, UsageError, shown
+from aiops.stats import BY, Subject, WindowStats, at_minute
+from aiops.store import Store
+
+MIN_STEP_S = 60  # a minute: the rollups' grain
+MAX_STEPS = 2000  # time steps in one answer
+DEFAULT_SINCE = timedelta(hours=24)
+COMPACT_AFTER = timedelta(days=7)  # the documented retention of per-minute rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """Today's (UTC) use of a function's daily limits; a share is None without the limit."""
+
+    daily_calls: int | None
+    calls_used: int
+    calls_share: float | None
+    daily_budget_usd: float | None
+    usd_spent: float
+    usd_share: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"daily_calls": self.daily_calls, "calls_used": self.calls_used,
+                "calls_share": self.calls_share, "daily_budget_usd": self.daily_budget_usd,
+                "usd_spent": round(self.usd_spent, 9), "usd_share": self.usd_share}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Group:
+    """The stats of one group (`key`: a version, provider or model) or one time step (`start`),
+    or both."""
+
+    key: str | None
+    start: datetime | None
+    stats: WindowStats
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.key is not None:
+            out["key"] = self.key
+        if self.start is not None:
+            out["start"] = self.start.isoformat()
+        return {**out, **self.stats.as_dict()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionStats:
+    id: str
+    name: str
+    total: WindowStats
+    budget: Budget
+    groups: tuple[Group, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, **self.total.as_dict(),
+                "budget": self.budget.as_dict(), "groups": [g.as_dict() for g in self.groups]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsReport:
+    since: datetime
+    until: datetime
+    by: str | None
+    step_s: int | None
+    functions: tuple[FunctionStats, ...]
+    total: WindowStats = field(default_factory=WindowStats)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `aiops stats --json` prints and the API answers."""
+        return {"since": self.since.isoformat(), "until": self.until.isoformat(),
+                "by": self.by, "step_s": self.step_s, "total": self.total.as_dict(),
+                "functions": [f.as_dict() for f in self.functions]}
+
+
+def _share(used: float, limit: float | None) -> float | None:
+    if limit is None:
+        return None
+    if limit <= 0:
+        return None if used <= 0 else float("inf")
+    return round(used / limit, 6)
+
+
+def budget_of(subject: Subject) -> Budget:
+    limits = subject.limits
+    calls = limits.get("daily_calls")
+    usd = limits.get("daily_budget_usd")
+    calls = calls if isinstance(calls, int) and not isinstance(calls, bool) else None
+    usd = float(usd) if isinstance(usd, int | float) and not isinstance(usd, bool) else None
+    return Budget(daily_calls=calls, calls_used=subject.calls_used,
+                  calls_share=_share(subject.calls_used, calls), daily_budget_usd=usd,
+                  usd_spent=subject.usd_spent, usd_share=_share(subject.usd_spent, usd))
+
+
+def check_window(since: datetime | None, until: datetime | None, by: str | None,
+                 step_s: int | None, now: datetime) -> tuple[datetime, datetime]:
+    """The window, checked: a UsageError naming the parameter that is out of bounds."""
+    until = now if until is None else until.astimezone(UTC) if until.tzinfo \
+        else until.replace(tzinfo=UTC)
+    since = until - DEFAULT_SINCE if since is None else since.astimezone(UTC) if since.tzinfo \
+        else since.replace(tzinfo=UTC)
+    if since >= until:
+        raise UsageError(f"since ({since.isoformat()}) must be before until "
+                         f"({until.isoformat()})")
+    if by is not None and by not in BY:
+        raise UsageError(f"by {shown(by)}: use one of {', '.join(BY)}")
+    if step_s is not None:
+        if step_s < MIN_STEP_S or step_s % MIN_STEP_S:
+            raise UsageError(f"step {step_s}: a whole number of minutes, in seconds "
+                             f"(60, 300, 3600, ...)")
+        if by == "day":
+            raise UsageError("step and by=day both cut time: give one of them")
+        steps = (until - since).total_seconds() / step_s
+        if steps > MAX_STEPS:
+            raise UsageError(f"step {step_s}: the window holds {steps:.0f} steps of it, more "
+                             f"than {MAX_STEPS}; use a longer step or a shorter window")
+    return since, until
+
+
+def stats(store: Store, name: str | None = None, *, since: datetime | None = None,
+          until: datetime | None = None, by: str | None = None, step_s: int | None = None,
+          caller: Caller | None = None, now: datetime | None = None) -> StatsReport:
+    """The stats of one function (`name`: a name or id) or of every function `caller` may
+    view, over [since, until) (default: the last 24 hours)."""
+    now = now or datetime.now(UTC)
+    since, until = check_window(since, until, by, step_s, now)
+    subjects = [s for s in store.stats_subjects(name, now.date()) if may(caller, "view", s.access)]
+    if name is not None and not subjects:
+        raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
+                            "your token may not view it")
+    by_id = {s.id: s for s in subjects}
+    ids = list(by_id) if name is not None or caller is not None else None
+    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None)
+    totals: dict[str, WindowStats] = {}
+    groups: dict[str, list[Group]] = {}
+    for s in found:
+        if s.function_id not in by_id:
+            continue
+        totals[s.function_id] = totals.get(s.function_id, WindowStats()) + s.stats
+        if by is not None or step_s is not None:
+            groups.setdefault(s.function_id, []).append(Group(
+                key=s.group, start=None if s.start is None else at_minute(s.start),
+                stats=s.stats))
+    functions = tuple(FunctionStats(id=s.id, name=s.name, total=totals.get(s.id, WindowStats()),
+                                    budget=budget_of(s), groups=tuple(groups.get(s.id, ())))
+                      for s in sorted(subjects, key=lambda s: s.name))
+    total = sum((f.total for f in functions), WindowStats())
+    return StatsReport(since=since, until=until, by=by, step_s=step_s, functions=functions,
+                       total=total)
+
+
+def backfill_rollups(store: Store) -> int:
+    """`aiops rollups backfill`: recompute the rollups from every log row (idempotent); the
+    number of executions counted."""
+    return store.backfill_rollups()
+
+
+def compact_rollups(store: Store, older_than: timedelta = COMPACT_AFTER,
+                    now: datetime | None = None) -> int:
+    """`aiops rollups compact`: delete per-minute rollups older than `older_than` (the hourly
+    rows keep their sums); the number of rows deleted."""
+    if older_than < timedelta(hours=1):
+        raise UsageError("--older-than must be at least 1h: the last hour is still being "
+                         "written")
+    return store.compact_rollups((now or datetime.now(UTC)) - older_than)

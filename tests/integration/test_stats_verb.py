@@ -1,0 +1,144 @@
+"""The stats verb (`aiops stats`, the API's stats routes) on real SQLite and PostgreSQL: its
+groups (version, provider, model, day) and its time steps agree with the raw log rows, the
+budget share reads today's usage counters, the access lists hide functions from the totals,
+and bad windows are refused naming the parameter."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from aiops import commands, latency
+from aiops.access import Caller
+from aiops.errors import NotFoundError, UsageError
+from aiops.store import Store
+from tests.fixtures_db import apply_project, spec_data, write_project
+from tests.integration.test_rollups import T0, executions
+
+END = T0 + timedelta(hours=3)
+SECRET = {"view": ["finance"], "invoke": ["finance"], "edit": ["finance"]}
+
+
+@pytest.fixture
+def loaded(tmp_path: Path, store: Store) -> Store:
+    root = write_project(tmp_path / "proj", [
+        spec_data("greet", limits={"daily_calls": 1000, "daily_budget_usd": 2.0}),
+        spec_data("ledger", access=SECRET)])
+    apply_project(root, url=store.url, store=store, actor="ci <ci@example.com>")
+    greet, ledger = store.resolve("greet"), store.resolve("ledger")
+    store.insert_logs(executions(greet, 900, seed=11) + executions(ledger, 300, seed=12))
+    return store
+
+
+def raw_groups(store: Store, column: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(function, group) -> calls, errors, tokens, histogram: straight from the log rows."""
+    key = {"version": "l.version", "provider": "coalesce(l.provider, '')",
+           "model": "l.metadata", "day": "l.created_at"}[column]
+    with store.engine.connect() as conn:
+        rows = conn.execute(text(
+            f"SELECT f.name, {key} AS g, l.status, l.execution_time, l.input_tokens "
+            "FROM ai_function_logs l JOIN ai_functions f ON f.id = l.function_id "
+            "WHERE l.created_at >= :a AND l.created_at < :b"), {"a": T0, "b": END}).all()
+    out: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"calls": 0, "errors": 0, "input_tokens": 0, "h": [0] * latency.BUCKETS})
+    for r in rows:
+        g = r.g
+        if column == "model":
+            meta = json.loads(g) if isinstance(g, str) else g
+            g = meta.get("model", "")
+        elif column == "day":
+            g = (g if isinstance(g, datetime) else datetime.fromisoformat(g)).strftime(
+                "%Y-%m-%dT00:00:00+00:00")
+        o = out[(r.name, g)]
+        o["calls"] += 1
+        o["errors"] += r.status == "error"
+        o["input_tokens"] += r.input_tokens or 0
+        if r.execution_time is not None:
+            o["h"][latency.bucket_of(r.execution_time / 1000)] += 1
+    return out
+
+
+@pytest.mark.parametrize("by", ["version", "provider", "model", "day"])
+def test_groups_agree_with_the_raw_rows(loaded: Store, by: str) -> None:
+    report = commands.stats(loaded, None, since=T0, until=END, by=by)
+    expected = raw_groups(loaded, by)
+    got = {}
+    for f in report.functions:
+        assert sum(g.stats.calls for g in f.groups) == f.total.calls
+        for g in f.groups:
+            label = g.start.isoformat() if by == "day" else g.key
+            got[(f.name, label)] = {"calls": g.stats.calls, "errors": g.stats.errors,
+                                    "input_tokens": g.stats.input_tokens,
+                                    "h": list(g.stats.histogram)}
+    assert got == dict(expected)
+    assert len(got) >= (2 if by == "day" else 4)  # the rows span three hours of one day
+
+
+def test_a_time_series_sums_to_the_window(loaded: Store) -> None:
+    report = commands.stats(loaded, "greet", since=T0, until=END, step_s=900)
+    (f,) = report.functions
+    starts = [g.start for g in f.groups]
+    assert starts == sorted(starts) and len(starts) == 12
+    assert all(s.minute % 15 == 0 and s.second == 0 for s in starts if s is not None)
+    assert sum(g.stats.calls for g in f.groups) == f.total.calls == 900
+    total = sum((g.stats for g in f.groups), type(f.total)())
+    assert total == f.total
+
+
+def test_budget_share_reads_todays_usage_counters(loaded: Store) -> None:
+    greet = loaded.resolve("greet")
+    now = datetime.now(UTC)
+    with loaded.engine.begin() as conn:
+        conn.execute(text("INSERT INTO usage_counters (function_id, day, calls_reserved, "
+                          "calls_used, usd_reserved, usd_spent) VALUES (:f, :d, 0, 250, 0, 0.5)"),
+                     {"f": greet.function_id if loaded.dialect == "postgresql"
+                      else greet.function_id.replace("-", ""), "d": now.date()})
+    report = commands.stats(loaded, None, since=T0, until=END)
+    budgets = {f.name: f.budget for f in report.functions}
+    assert budgets["greet"].calls_used == 250 and budgets["greet"].calls_share == 0.25
+    assert budgets["greet"].usd_spent == 0.5 and budgets["greet"].usd_share == 0.25
+    assert budgets["ledger"].calls_share is None and budgets["ledger"].usd_share is None
+
+
+def test_functions_the_caller_may_not_view_are_invisible(loaded: Store) -> None:
+    outsider = caller(())
+    insider = caller(("finance",))
+    seen = commands.stats(loaded, None, since=T0, until=END, caller=outsider)
+    assert [f.name for f in seen.functions] == ["greet"]
+    assert seen.total.calls == 900  # ledger's calls are not in the total either
+    everything = commands.stats(loaded, None, since=T0, until=END, caller=insider)
+    assert everything.total.calls == 1200
+    with pytest.raises(NotFoundError) as hidden:
+        commands.stats(loaded, "ledger", since=T0, until=END, caller=outsider)
+    with pytest.raises(NotFoundError) as unknown:
+        commands.stats(loaded, "nothing", since=T0, until=END, caller=outsider)
+    assert str(hidden.value).replace("ledger", "X") == str(unknown.value).replace("nothing", "X")
+    by_id = loaded.resolve("ledger").function_id
+    assert commands.stats(loaded, by_id, since=T0, until=END,
+                          caller=insider).functions[0].name == "ledger"
+
+
+def caller(groups: tuple[str, ...]) -> Caller:
+    return Caller(token_id="t", key_id="k", token_name="n", user_id="u", role="viewer",
+                  groups=groups)
+
+
+@pytest.mark.parametrize(("kw", "names"), [
+    ({"since": END, "until": T0}, "since"),
+    ({"by": "actor"}, "by"),
+    ({"step_s": 90}, "step"),
+    ({"step_s": 60, "since": T0 - timedelta(days=30)}, "step"),
+    ({"step_s": 3600, "by": "day"}, "step"),
+])
+def test_bad_windows_are_refused_naming_the_parameter(loaded: Store, kw: dict[str, Any],
+                                                      names: str) -> None:
+    args = {"since": T0, "until": END, **kw}
+    with pytest.raises(UsageError) as refused:
+        commands.stats(loaded, "greet", **args)
+    assert names in str(refused.value)
