@@ -17,7 +17,7 @@ no row is dropped.
   until the refused row is alone; that row is stored with its input, output and metadata
   replaced by an `_omitted` marker that says what the database said, and, when it is refused
   even so, reported lost by its id: no other row waits on it. The rows a statement inserts
-  (its RETURNING: not those already there) are added to their per-minute rollups in the
+  (its RETURNING: not those already there) are added to their minute and hour rollups in the
   same transaction (`aiops.store.rollups`), so each execution is counted once. A locked or unreachable
   database is waited for within the store's patience (`aiops.store.patience`); a group still
   not written then goes to the `Spool`, a file the next command's first write (or apply)
