@@ -301,8 +301,11 @@ class LogSink:
         """Insert `rows` and add those it inserted (not those a retry finds already there)
         to their rollups, in one transaction (`aiops.store.rollups`)."""
         with self.patience.transaction(deadline) as conn:
-            inserted = conn.execute(self._statement, [_values(r, self._users) for r in rows])
-            add_rollups(conn, rows, inserted.scalars())
+            # Read whole before anything else runs: SQLite cannot commit with a statement
+            # still open.
+            inserted = conn.execute(self._statement,
+                                    [_values(r, self._users) for r in rows]).scalars().all()
+            add_rollups(conn, rows, inserted)
 
     def _split(self, rows: Sequence[LogRow], report: _Report, deadline: float) -> None:
         """Insert `rows`; on a refusal, each half on its own, down to the refused row."""
