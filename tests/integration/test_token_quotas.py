@@ -317,17 +317,17 @@ def test_what_a_killed_worker_reserved_of_a_quota_is_swept(tmp_path: Path, db_ur
     assert (u["calls_used"], u["calls_reserved"], u["leases"]) == (3, 0, 0)
 
 
-def test_migration_0006_adds_the_quota_tables_and_is_undone(store: Store) -> None:
+def test_migration_0007_adds_the_quota_tables_and_is_undone(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from aiops.store import tables
     from aiops.store.engine import migrate
 
-    migrate(store.engine, "0005")
+    migrate(store.engine, "0006")
     names = set(sa_inspect(store.engine).get_table_names())
     assert "api_tokens" in names and not {"token_usage", "token_leases"} & names
-    migrate(store.engine, "0006")
+    migrate(store.engine, "0007")
     assert {"token_usage", "token_leases"} <= set(sa_inspect(store.engine).get_table_names())
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
