@@ -164,8 +164,8 @@ class FakeStore:
     def __init__(self, specs: list[FunctionSpec] | None = None) -> None:
         self.versions: dict[str, DeployedVersion] = {}
         self.logs: list[LogRow] = []
-        self.usage: dict[tuple[str, date], dict[str, float]] = {}
-        self.leases: dict[str, tuple[tuple[str, date], Amount]] = {}
+        self.usage: dict[tuple[str, str, date], dict[str, float]] = {}
+        self.leases: dict[str, tuple[tuple[str, str, date], Amount]] = {}
         self.resolves = 0
         self._lock = threading.Lock()
         for spec in specs or []:
@@ -189,7 +189,7 @@ class FakeStore:
 
     def sync_budget_lease(self, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
         """Leases as `aiops.store.leases` keeps them, without expiry."""
-        key = (sync.function_id, sync.day)
+        key = (sync.ledger, sync.owner_id, sync.day)
         with self._lock:
             u = self.usage.setdefault(key, {
                 "calls_reserved": 0, "calls_used": 0, "usd_reserved": 0.0, "usd_spent": 0.0})

@@ -71,6 +71,10 @@ class Caller:
     groups: tuple[str, ...] = ()
     user_name: str = ""  # the token's user, who authors what the caller commits
     user_email: str | None = None
+    # The token's quotas (None: none of that kind): runs per minute, calls and USD per day.
+    rpm: int | None = None
+    daily_calls: int | None = None
+    daily_usd: float | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -2,7 +2,10 @@
 and without a database round trip per call (DESIGN §6.4, §10, §11).
 
 A process leases a slice of a function's remaining budget for the day (one transaction),
-admits calls against the slice in memory, and settles what they cost in bulk:
+admits calls against the slice in memory, and settles what they cost in bulk. The quotas of an
+API caller's token (daily calls, daily USD: DESIGN §9) are budgets of the same kind, in their
+own tables (`TOKENS`, a `Ledger`); a call is admitted against every budget it is claimed
+against (`Claim`: the function's, the caller's), or against none:
 
     database: usage_counters (function, day)    used: calls made, USD spent (settled)
                                                 reserved: the sum of the live leases
@@ -36,6 +39,7 @@ when what is spent and reserved leaves none.
 
     sizes (pure): Amount, Limit, Pool, settled, grow_to, keep_held
     the ledger:   Budgets (one per Runner) over a LeaseStore (aiops.store.Store)
+    the kinds:    Ledger (FUNCTIONS, TOKENS), Claim
 """
 
 from __future__ import annotations
@@ -47,15 +51,16 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
-from aiops.errors import AiopsError, BudgetExceeded, BudgetSettleError
+from aiops.errors import AiopsError, BudgetExceeded, BudgetSettleError, QuotaExceeded
 
 SLICE_FRACTION = 0.125  # of what is left: 8 busy processes together hold about 2/3 of it
 FLUSH_S = 1.0  # settle and renew this often while a lease is held
 LEASE_S = 60.0  # a lease not renewed for this long is released by the sweep
 USD_EPSILON = 1e-9  # float residue of sums of costs: a billionth of a dollar
+HELD_RETRY_S = 1.0  # when to try again a call that reservations in flight keep out
 
 
 # --- sizes (pure) --------------------------------------------------------------------------
@@ -81,6 +86,37 @@ class Limit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Ledger:
+    """A kind of daily budget: the tables that hold it (`name`: aiops.store.leases), and how
+    refusals name it, its limits and what they raise."""
+
+    name: str
+    noun: str
+    calls: str
+    usd: str
+    error: type[BudgetExceeded]
+
+
+FUNCTIONS = Ledger(name="function", noun="budget", calls="daily_calls", usd="daily_budget_usd",
+                   error=BudgetExceeded)
+TOKENS = Ledger(name="token", noun="quota", calls="daily_calls", usd="daily_usd",
+                error=QuotaExceeded)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """One budget a call is admitted against: whose (`owner_id`, a function's or a token's id,
+    of `ledger`), what refusals call it (`name`), its limits, and whether a call without room
+    waits for calls in flight to settle (`on_limit: wait`) or is refused."""
+
+    owner_id: str
+    name: str
+    limit: Limit
+    ledger: Ledger = FUNCTIONS
+    wait: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pool:
     """A function's budget for a day as one lease sees it, after settling what it spent."""
 
@@ -95,10 +131,11 @@ class LeaseSync:
 
     lease_id: str
     holder: str
-    function_id: str
+    owner_id: str  # the function's id, or the token's (`ledger`)
     day: date
     settle: Amount
     lease_s: float
+    ledger: str = FUNCTIONS.name
 
 
 def settled(*, used: Amount, others: Amount, held: Amount, settle: Amount) -> Pool:
@@ -141,35 +178,55 @@ def keep_held(pool: Pool, keep: Amount) -> Amount:
     return Amount(calls=max(pool.held.calls, keep.calls), usd=max(pool.held.usd, keep.usd))
 
 
-def refusal(name: str, limit: Limit, pool: Pool, need: Amount) -> str | None:
-    """Why a call cannot run today whatever settles (what was spent leaves no room), or None
-    when reservations that may settle below their estimates stand in its way."""
+def resets_in(day: date, now: datetime) -> float:
+    """Seconds from `now` until the budgets of `day` reset: the next 00:00 UTC."""
+    midnight = datetime.combine(day + timedelta(days=1), time(), UTC)
+    return max(1.0, (midnight - now).total_seconds())
+
+
+def refusal(name: str, limit: Limit, pool: Pool, need: Amount, *, ledger: Ledger = FUNCTIONS,
+            day: date | None = None, now: datetime | None = None) -> BudgetExceeded | None:
+    """Why a call cannot run on `day` (today) whatever settles (what was spent leaves no
+    room), as the ledger's error, or None when reservations that may settle below their
+    estimates stand in its way."""
+    now = now or datetime.now(UTC)
+    retry = resets_in(day or now.date(), now)
     if limit.calls is not None and pool.used.calls + need.calls > limit.calls:
-        return (f"{name}: today's call budget is spent (daily_calls {limit.calls}: "
-                f"{pool.used.calls} made); it resets at 00:00 UTC")
+        return ledger.error(
+            f"{name}: today's call {ledger.noun} is spent ({ledger.calls} {limit.calls}: "
+            f"{pool.used.calls} made); it resets at 00:00 UTC", limit=ledger.calls,
+            retry_after_s=retry)
     if limit.usd is not None and pool.used.usd + need.usd > limit.usd + USD_EPSILON:
-        return (f"{name}: today's budget is spent (daily_budget_usd {limit.usd}: "
-                f"${pool.used.usd:.6f} spent, this call may cost up to ${need.usd:.6f}); it "
-                "resets at 00:00 UTC")
+        return ledger.error(
+            f"{name}: today's {ledger.noun} is spent ({ledger.usd} {limit.usd}: "
+            f"${pool.used.usd:.6f} spent, this call may cost up to ${need.usd:.6f}); it "
+            "resets at 00:00 UTC", limit=ledger.usd, retry_after_s=retry)
     return None
 
 
-def _held_up(name: str, limit: Limit, pool: Pool, waited_s: float | None) -> str:
+def _held_up(name: str, limit: Limit, pool: Pool, need: Amount, waited_s: float | None,
+             ledger: Ledger) -> BudgetExceeded:
     reserved = Amount(calls=pool.others.calls + pool.held.calls,
                       usd=pool.others.usd + pool.held.usd)
     parts = []
     if limit.calls is not None:
-        parts.append(f"daily_calls {limit.calls}: {pool.used.calls} made, {reserved.calls} "
+        parts.append(f"{ledger.calls} {limit.calls}: {pool.used.calls} made, {reserved.calls} "
                      "reserved")
     if limit.usd is not None:
-        parts.append(f"daily_budget_usd {limit.usd}: ${pool.used.usd:.6f} spent, "
+        parts.append(f"{ledger.usd} {limit.usd}: ${pool.used.usd:.6f} spent, "
                      f"${reserved.usd:.6f} reserved")
     held = "; ".join(parts)
+    calls_full = limit.calls is not None and \
+        pool.used.calls + reserved.calls + need.calls > limit.calls
+    which = ledger.calls if calls_full or limit.usd is None else ledger.usd
     if waited_s is None:
-        return (f"{name}: today's budget has no room for this call while calls in flight hold "
-                f"reservations ({held}); `on_limit: wait` waits for them to settle")
-    return (f"{name}: today's budget stayed reserved by calls in flight for {waited_s:.0f}s "
-            f"({held}); try again later")
+        message = (f"{name}: today's {ledger.noun} has no room for this call while calls in "
+                   f"flight hold reservations ({held}); `on_limit: wait` waits for them to "
+                   "settle")
+    else:
+        message = (f"{name}: today's {ledger.noun} stayed reserved by calls in flight for "
+                   f"{waited_s:.0f}s ({held}); try again later")
+    return ledger.error(message, limit=which, retry_after_s=HELD_RETRY_S)
 
 
 class LeaseStore(Protocol):
@@ -185,10 +242,12 @@ class LeaseStore(Protocol):
 
 
 class _Account:
-    """One lease: a function's budget for a day, in this process."""
+    """One lease: a function's (or a token's) budget for a day, in this process."""
 
-    def __init__(self, function_id: str, name: str, day: date, limit: Limit) -> None:
-        self.function_id, self.name, self.day, self.limit = function_id, name, day, limit
+    def __init__(self, claim: Claim, day: date) -> None:
+        self.owner_id, self.name, self.day, self.limit = (claim.owner_id, claim.name, day,
+                                                          claim.limit)
+        self.ledger = claim.ledger
         self.lease_id = str(uuid.uuid4())
         self.held_calls, self.held_usd = 0, 0.0
         self.inflight = 0  # calls in flight (their first calls and retries)
@@ -228,7 +287,7 @@ class Budgets:
         self._flush_s = min(flush_s, lease_s / 4)  # renewed well before it can expire
         self._fraction = fraction
         self.holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
-        self._accounts: dict[tuple[str, date], _Account] = {}
+        self._accounts: dict[tuple[str, str, date], _Account] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -239,32 +298,42 @@ class Budgets:
             for old in self._accounts.values():
                 old.syncing, old.resizing, old.freed = None, False, None
 
-    def _account(self, function_id: str, name: str, limit: Limit) -> _Account:
+    def _account(self, claim: Claim) -> _Account:
         self._bind_loop()
-        key = (function_id, datetime.now(UTC).date())
+        key = (claim.ledger.name, claim.owner_id, datetime.now(UTC).date())
         account = self._accounts.get(key)
         if account is None:
-            account = self._accounts[key] = _Account(function_id, name, key[1], limit)
-        elif account.limit != limit:
-            # Limits change in place (apply): the next call resizes the lease under the new
-            # ones (what the database holds for it is read again then).
-            account.limit = limit
+            account = self._accounts[key] = _Account(claim, key[2])
+        elif account.limit != claim.limit:
+            # Limits change in place (apply, a token's quotas): the next call resizes the
+            # lease under the new ones (what the database holds for it is read again then).
+            account.limit = claim.limit
             account.held_calls, account.held_usd = 0, 0.0
         return account
 
     @contextlib.asynccontextmanager
-    async def reserve(self, function_id: str, name: str, limit: Limit, *, calls: int,
-                      usd: float, wait: bool) -> AsyncIterator[Callable[[float], None]]:
+    async def reserve(self, *claims: Claim, calls: int,
+                      usd: float) -> AsyncIterator[Callable[[float], None]]:
         """Admit one provider call of estimated cost `usd` (and `calls`: 1 for an execution's
-        first call, 0 for its retries); yields `settle(real_cost)`. What the call cost (0 if
-        it was never settled) is counted when the block exits, whatever happened in it."""
-        account = self._account(function_id, name, limit)
-        if account.resizing or not account.fits(calls, usd):
-            await self._admit(account, name, calls, usd, wait)
-        account.inflight += 1
-        account.inflight_calls += calls
-        account.inflight_usd += usd
-        account.active = True
+        first call, 0 for its retries) against every budget of `claims`, in order, or against
+        none: when one refuses, what the others admitted is given back uncounted. Yields
+        `settle(real_cost)`. What the call cost (0 if it was never settled) is counted in
+        each when the block exits, whatever happened in it."""
+        held: list[_Account] = []
+        try:
+            for claim in claims:
+                account = self._account(claim)
+                if account.resizing or not account.fits(calls, usd):
+                    await self._admit(account, calls, usd, claim.wait)
+                account.inflight += 1
+                account.inflight_calls += calls
+                account.inflight_usd += usd
+                account.active = True
+                held.append(account)
+        except BaseException:
+            for account in held:
+                self._release(account, calls, usd, None)
+            raise
         cost = [0.0]
 
         def settle(real: float) -> None:
@@ -275,20 +344,26 @@ class Budgets:
         try:
             yield settle
         finally:
-            account.inflight -= 1
-            account.inflight_calls -= calls
-            account.inflight_usd -= usd
-            if account.inflight == 0:  # no float residue: an idle lease goes back entirely
-                account.inflight_usd = 0.0
-            account.spent_calls += calls
-            account.spent_usd += cost[0]
-            account.active = True
-            if account.freed is not None and not account.freed.done():
-                account.freed.set_result(None)
-            self._ensure_flusher()
+            for account in held:
+                self._release(account, calls, usd, cost[0])
 
-    async def _admit(self, account: _Account, name: str, calls: int, usd: float,
-                     wait: bool) -> None:
+    def _release(self, account: _Account, calls: int, usd: float, cost: float | None) -> None:
+        """A call admitted against `account` ended: it cost `cost` (and its `calls`), or,
+        None, it was never made (another budget refused it) and counts nothing."""
+        account.inflight -= 1
+        account.inflight_calls -= calls
+        account.inflight_usd -= usd
+        if account.inflight == 0:  # no float residue: an idle lease goes back entirely
+            account.inflight_usd = 0.0
+        if cost is not None:
+            account.spent_calls += calls
+            account.spent_usd += cost
+        account.active = True
+        if account.freed is not None and not account.freed.done():
+            account.freed.set_result(None)
+        self._ensure_flusher()
+
+    async def _admit(self, account: _Account, calls: int, usd: float, wait: bool) -> None:
         """The slow path: grow the lease, or wait for room, or refuse."""
         loop = asyncio.get_running_loop()
         need = Amount(calls=calls, usd=usd)
@@ -310,14 +385,17 @@ class Budgets:
                     pool = await self._sync(account, need)
                     if not account.resizing and account.fits(calls, usd):
                         return
-                why = refusal(name, account.limit, pool, need)
+                why = refusal(account.name, account.limit, pool, need, ledger=account.ledger,
+                              day=account.day)
                 if why is not None:
-                    raise BudgetExceeded(why)
+                    raise why
                 if not wait:
-                    raise BudgetExceeded(_held_up(name, account.limit, pool, None))
+                    raise _held_up(account.name, account.limit, pool, need, None,
+                                   account.ledger)
                 waited = loop.time() - started
                 if waited >= self._max_wait_s:
-                    raise BudgetExceeded(_held_up(name, account.limit, pool, waited))
+                    raise _held_up(account.name, account.limit, pool, need, waited,
+                                   account.ledger)
                 # Wake when a call here finishes, or poll: other processes settle on their own.
                 if account.freed is None or account.freed.done():
                     account.freed = loop.create_future()
@@ -348,8 +426,8 @@ class Budgets:
                 refused.append(grown is None)
                 return keep if grown is None else grown
         sync = LeaseSync(lease_id=account.lease_id, holder=self.holder,
-                         function_id=account.function_id, day=account.day, settle=settle,
-                         lease_s=self._lease_s)
+                         owner_id=account.owner_id, day=account.day, settle=settle,
+                         lease_s=self._lease_s, ledger=account.ledger.name)
         # Admissions made during a keep only take from what the lease already holds, which the
         # keep never shrinks; a grow or shrink sizes the lease for what is in flight now.
         account.resizing = need is not None
@@ -418,6 +496,6 @@ class Budgets:
         spent = (f"{account.spent_calls} call(s), ${account.spent_usd:.6f}"
                  if account.spent_calls or account.spent_usd else "no spending")
         return BudgetSettleError(
-            f"{account.name}: the daily budget could not be settled ({spent} not counted in "
-            f"today's usage): {exc.message}; what its lease reserves is released by the "
+            f"{account.name}: the daily {account.ledger.noun} could not be settled ({spent} not "
+            f"counted in today's usage): {exc.message}; what its lease reserves is released by the "
             f"sweep {self._lease_s:g} s after its last renewal")

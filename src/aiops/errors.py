@@ -19,6 +19,7 @@
         ├── OutputError        5     the output did not validate, even after repairs
         ├── LimitExceeded      6     a rate limit refused the call
         ├── BudgetExceeded     7     a daily call or cost budget refused the call
+        │   └── QuotaExceeded  7     a quota of the API caller's token refused the call
         ├── LogWriteError      8     log rows could not be written (the results were delivered)
         ├── BudgetSettleError  8     what calls cost could not be settled into a daily budget
         ├── StalePlanError     1     a saved plan no longer matches the database
@@ -255,7 +256,22 @@ class LimitExceeded(RuntimeFailure):
 
 
 class BudgetExceeded(RuntimeFailure):
+    """A daily budget refused a call. `limit` names it (`daily_calls`, `daily_budget_usd`;
+    for a token's quota `rpm`, `daily_calls`, `daily_usd`); `retry_after_s` is when trying
+    again can succeed: the next 00:00 UTC for a day that is spent, a moment for one whose
+    room calls in flight hold, None when unknown."""
+
     exit_code = 7
+
+    def __init__(self, message: str, *, limit: str | None = None,
+                 retry_after_s: float | None = None, log_id: str | None = None) -> None:
+        super().__init__(message, log_id=log_id)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(BudgetExceeded):
+    """A quota of the API caller's token (rpm, daily calls, daily USD) refused the call."""
 
 
 class Cancelled(RuntimeFailure):

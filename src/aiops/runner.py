@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from aiops import fastjson
 from aiops.batch import LogWriter, batch_gc, taker
-from aiops.budgets import LEASE_S, Budgets, LeaseStore, Limit
+from aiops.budgets import LEASE_S, Budgets, Claim, LeaseStore, Limit
 from aiops.errors import (
     AiopsError,
     AttemptKind,
@@ -257,31 +257,36 @@ class Runner:
     # -- one execution -------------------------------------------------------------------
 
     async def run(self, target: str, input: Any, *, actor: str | None = None,
-                  origin: Origin | None = None, provider: str | None = None) -> Execution:
+                  origin: Origin | None = None, provider: str | None = None,
+                  quota: Claim | None = None) -> Execution:
         """Run `name[@version]` on `input`. Resolution errors raise; the rest is logged and
         returned in `Execution.error` (its `log_id` names the row). `origin`: who asked, for
         the log row. `provider`: run on that provider of the version's matrix alone (its
-        provider and its fallbacks'), without fallbacks; one outside it is a FieldError."""
+        provider and its fallbacks'), without fallbacks; one outside it is a FieldError.
+        `quota`: the caller's daily quotas (an API token's, `aiops.budgets.TOKENS`), which
+        every provider call is admitted against with the function's own budget, and settled
+        into."""
         prepared = await self.resolve(target)
         if provider is not None:
             prepared = only_provider(prepared, provider)
-        return await self._execute(prepared, input, actor or self.actor, origin)
+        return await self._execute(prepared, input, actor or self.actor, origin, quota)
 
     async def _execute(self, p: Prepared, raw: Any, actor: str | None,
-                       origin: Origin | None = None) -> Execution:
-        execution, cancelled = await self._execute_logged(p, raw, actor, origin)
+                       origin: Origin | None = None, quota: Claim | None = None) -> Execution:
+        execution, cancelled = await self._execute_logged(p, raw, actor, origin, quota)
         if cancelled:
             raise asyncio.CancelledError
         return execution
 
     async def _execute_logged(self, p: Prepared, raw: Any, actor: str | None,
-                              origin: Origin | None = None) -> tuple[Execution, bool]:
+                              origin: Origin | None = None,
+                              quota: Claim | None = None) -> tuple[Execution, bool]:
         """One execution and its log row; True when it was cancelled (its row says so)."""
         if self._logs.full:  # the database is behind: wait before starting more work
             await self._logs.room()
         start = time.perf_counter()
         log_id = origin.log_id if origin is not None and origin.log_id else str(uuid.uuid4())
-        state = _State()
+        state = _State(quota=quota)
         output: Any = None
         error: AiopsError | None = None
         cancelled = False
@@ -437,7 +442,11 @@ class Runner:
         label = f"{cand.provider}/{cand.model}"
         convo = list(messages)
         transient, repairs = state.tries.get(index, (0, 0))
-        settings = cand.settings if p.limits.daily_budget_usd is None else cand.budget_settings
+        # A USD budget (the function's, the caller's) sends max_tokens: the estimate bounds
+        # what the call can cost.
+        usd_bound = p.limits.daily_budget_usd is not None or (
+            state.quota is not None and state.quota.limit.usd is not None)
+        settings = cand.budget_settings if usd_bound else cand.settings
         while True:
             request = CompletionRequest(messages=tuple(convo), model=cand.model,
                                         settings=settings, output_schema=p.request_schema,
@@ -563,20 +572,23 @@ class Runner:
 
     def _budget(self, p: Prepared, cand: Candidate, prompt_tokens: int,
                 state: _State) -> AbstractAsyncContextManager[Callable[[float], None]]:
-        """Admit one provider call against the function's daily budget (`aiops.budgets`):
-        its estimated cost, and one call for an execution's first attempt; the block settles
-        the real cost."""
+        """Admit one provider call against the caller's daily quotas (when it has some), then
+        the function's daily budget (`aiops.budgets`): its estimated cost, and one call for an
+        execution's first attempt; the block settles the real cost in both."""
         limits = p.limits
-        if limits.daily_calls is None and limits.daily_budget_usd is None:
+        claims = [] if state.quota is None else [state.quota]
+        if limits.daily_calls is not None or limits.daily_budget_usd is not None:
+            claims.append(Claim(owner_id=p.dv.function_id, name=p.dv.name,
+                                limit=Limit(calls=limits.daily_calls,
+                                            usd=limits.daily_budget_usd),
+                                wait=limits.on_limit != "fail"))
+        if not claims:
             return _UNBUDGETED
         calls = 0 if state.reserved_call else 1
         # A refused call ends the execution, so the call is counted once whatever follows.
         state.reserved_call = True
         return self._budgets.reserve(
-            p.dv.function_id, p.dv.name,
-            Limit(calls=limits.daily_calls, usd=limits.daily_budget_usd), calls=calls,
-            usd=estimate_cost(cand.price, prompt_tokens, cand.max_tokens),
-            wait=limits.on_limit != "fail")
+            *claims, calls=calls, usd=estimate_cost(cand.price, prompt_tokens, cand.max_tokens))
 
     def _log_row(self, p: Prepared, ex: Execution, state: _State, actor: str | None,
                  origin: Origin | None = None) -> LogRow:
@@ -709,6 +721,7 @@ class _State:
     provider: str | None = None
     model: str | None = None
     reserved_call: bool = False
+    quota: Claim | None = None  # the caller's quotas, claimed with the function's budget
     logged_input: Any = None
     setup_s: float = 0.0  # building provider clients on first use: not the execution's time
     limit_wait: float = 0.0  # seconds waited for room and not yet told by an attempt

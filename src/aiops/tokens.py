@@ -101,6 +101,9 @@ class TokenRecord:
     daily_calls: int | None
     daily_usd: float | None
     user_email: str | None = None  # the user's e-mail, when it has one
+    # What its calls used of its daily quotas today (UTC), settled; filled in by listings.
+    calls_today: int = 0
+    usd_today: float = 0.0
 
     def state(self, now: datetime) -> Literal["active", "expired", "revoked"]:
         if self.revoked_at is not None:

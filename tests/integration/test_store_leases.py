@@ -31,7 +31,7 @@ def fid(project: Path, db_url: str) -> str:
 def sync(st: Any, fid: str, lease: str, size: Any, *, settle: Amount = ZERO,
          day: date = DAY, lease_s: float = 60.0) -> Pool:
     pool: Pool = st.sync_budget_lease(
-        LeaseSync(lease_id=lease, holder="test:1", function_id=fid, day=day, settle=settle,
+        LeaseSync(lease_id=lease, holder="test:1", owner_id=fid, day=day, settle=settle,
                   lease_s=lease_s), size)
     return pool
 

@@ -5,14 +5,17 @@ settlement, leases given back when idle and on close."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from aiops.budgets import (
+    TOKENS,
     ZERO,
     Amount,
     Budgets,
+    Claim,
     Limit,
     Pool,
     grow_to,
@@ -20,7 +23,7 @@ from aiops.budgets import (
     refusal,
     settled,
 )
-from aiops.errors import BudgetExceeded
+from aiops.errors import BudgetExceeded, QuotaExceeded
 from tests.fixtures_providers import FakeStore
 
 FID = "00000000-0000-0000-0000-000000000001"
@@ -68,12 +71,21 @@ def test_a_refusal_says_which_budget_and_none_while_reservations_may_settle() ->
     need = Amount(calls=1, usd=0.1)
     assert refusal("f", limit, pool(used=Amount(calls=9, usd=0.5),
                                     others=Amount(calls=1, usd=0.5)), need) is None
-    calls = refusal("f", limit, pool(used=Amount(calls=10)), need)
-    assert calls == ("f: today's call budget is spent (daily_calls 10: 10 made); it resets "
-                     "at 00:00 UTC")
-    usd = refusal("f", limit, pool(used=Amount(usd=0.95)), need)
-    assert usd is not None and usd.startswith("f: today's budget is spent (daily_budget_usd "
-                                              "1.0: $0.950000 spent, this call may cost up to")
+    now = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
+    calls = refusal("f", limit, pool(used=Amount(calls=10)), need, now=now)
+    assert type(calls) is BudgetExceeded and calls.message == (
+        "f: today's call budget is spent (daily_calls 10: 10 made); it resets at 00:00 UTC")
+    assert (calls.limit, calls.retry_after_s) == ("daily_calls", 3600.0)
+    usd = refusal("f", limit, pool(used=Amount(usd=0.95)), need, now=now)
+    assert usd is not None and usd.message.startswith(
+        "f: today's budget is spent (daily_budget_usd 1.0: $0.950000 spent, this call may "
+        "cost up to")
+    assert usd.limit == "daily_budget_usd"
+    # A token's quota: its own words and error, the same arithmetic.
+    quota = refusal("token ci", Limit(calls=10, usd=1.0), pool(used=Amount(usd=0.95)), need,
+                    ledger=TOKENS, now=now)
+    assert isinstance(quota, QuotaExceeded) and quota.limit == "daily_usd"
+    assert quota.message.startswith("token ci: today's quota is spent (daily_usd 1.0: ")
 
 
 # --- the ledger ----------------------------------------------------------------------------
@@ -96,7 +108,8 @@ def counters(store: FakeStore) -> dict[str, float]:
 
 async def call(budgets: Budgets, limit: Limit, usd: float, cost: float, *,
                seconds: float = 0.0, wait: bool = True, calls: int = 1) -> None:
-    async with budgets.reserve(FID, "f", limit, calls=calls, usd=usd, wait=wait) as settle:
+    async with budgets.reserve(Claim(owner_id=FID, name="f", limit=limit, wait=wait),
+                               calls=calls, usd=usd) as settle:
         await asyncio.sleep(seconds)
         settle(cost)
 
@@ -161,7 +174,8 @@ def test_waiting_ends_after_max_wait_when_nothing_settles() -> None:
     limit = Limit(usd=1.0)
 
     async def go() -> None:
-        async with other.reserve(FID, "f", limit, calls=1, usd=0.9, wait=True):
+        async with other.reserve(Claim(owner_id=FID, name="f", limit=limit), calls=1,
+                                 usd=0.9):
             with pytest.raises(BudgetExceeded, match=r"stayed reserved by calls in flight for "
                                                      r"0s \(daily_budget_usd 1.0: \$0.000000 "
                                                      r"spent, \$0.900000 reserved\)"):

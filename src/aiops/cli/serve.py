@@ -103,9 +103,11 @@ def list_(root: Path, include_revoked: bool, as_json: bool) -> None:
         say("No tokens; `aiops token create --name NAME --role ROLE` makes one.")
         return
     now = datetime.now(UTC)
-    header = ("NAME", "KEY ID", "ROLE", "GROUPS", "STATE", "EXPIRES", "LAST USED")
+    header = ("NAME", "KEY ID", "ROLE", "GROUPS", "STATE", "EXPIRES", "LAST USED", "QUOTAS",
+              "TODAY")
     table = [header] + [(t.name, t.key_id, t.role, ",".join(t.groups) or "-", t.state(now),
-                         _when(t.expires_at), _when(t.last_used_at)) for t in tokens]
+                         _when(t.expires_at), _when(t.last_used_at), _quotas(t), _today(t))
+                        for t in tokens]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
@@ -121,6 +123,19 @@ def revoke(root: Path, ref: str) -> None:
     say(f"Revoked token {record.name} (key id {record.key_id}).")
 
 
+def _quotas(t: Any) -> str:
+    """`60 rpm, 1000 calls/day, $5/day`, or `-`."""
+    parts = ([f"{t.rpm} rpm"] if t.rpm is not None else []) + (
+        [f"{t.daily_calls} calls/day"] if t.daily_calls is not None else []) + (
+        [f"${t.daily_usd:g}/day"] if t.daily_usd is not None else [])
+    return ", ".join(parts) or "-"
+
+
+def _today(t: Any) -> str:
+    """What the token's calls used today (UTC): `12 calls, $0.0034`."""
+    return f"{t.calls_today} call{'s' if t.calls_today != 1 else ''}, ${t.usd_today:.4f}"
+
+
 def _when(value: datetime | None) -> str:
     return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
 
@@ -132,4 +147,5 @@ def _record(t: Any) -> dict[str, Any]:
             "expires_at": t.expires_at.isoformat() if t.expires_at else None,
             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
             "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-            "rpm": t.rpm, "daily_calls": t.daily_calls, "daily_usd": t.daily_usd}
+            "rpm": t.rpm, "daily_calls": t.daily_calls, "daily_usd": t.daily_usd,
+            "today": {"calls": t.calls_today, "usd": t.usd_today}}

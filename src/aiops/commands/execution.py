@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiops.access import Caller
 from aiops.actors import os_user
 from aiops.errors import AiopsError, NotFoundError, UsageError, UserError
 from aiops.limits import RateLimiter
@@ -61,13 +62,14 @@ class RunResult:
 
 async def run(ws: Workspace, target: str, value: Any, *, actor: str | None = None,
               max_wait_s: float | None = None, stop: asyncio.Event | None = None,
-              runner: Runner | None = None) -> RunResult:
+              runner: Runner | None = None, caller: Caller | None = None) -> RunResult:
     """`aiops run NAME --input ...`: run `target` (`name`, `name@1.2.0`, `name@1`) on `value`
     once, then close the runner. Setting `stop` cancels the call: its log row says so, and
     what it reserved is given back. Cancelled itself, it cancels the call, closes the runner
-    and lets the cancellation through."""
+    and lets the cancellation through. `caller`: the API caller whose quotas the run is
+    admitted against (`aiops.commands.quotas`); a refusal is the result's QuotaExceeded."""
     runner = runner or open_runner(ws, actor=actor, max_wait_s=max_wait_s)
-    call = asyncio.ensure_future(runner.run(target, value))
+    call = asyncio.ensure_future(_admitted(runner, target, value, actor, caller))
     execution: Execution | None = None
     error: AiopsError | None = None
     stopped = False
@@ -91,6 +93,14 @@ async def run(ws: Workspace, target: str, value: Any, *, actor: str | None = Non
     unrecorded = await runner.close()  # every step, whatever failed
     return RunResult(execution=execution, error=error, unrecorded=tuple(unrecorded),
                      log_warnings=tuple(runner.log_warnings()), stopped=stopped)
+
+
+async def _admitted(runner: Runner, target: str, value: Any, actor: str | None,
+                    caller: Caller | None) -> Execution:
+    from aiops.commands.quotas import admit
+
+    quota = await admit(runner, caller)
+    return await runner.run(target, value, actor=actor, quota=quota)
 
 
 async def _first(call: asyncio.Future[Any], stop: asyncio.Event) -> None:

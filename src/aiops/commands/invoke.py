@@ -3,8 +3,9 @@
 (`POST /api/functions/{ref}/run`).
 
 `invoke` is the one call into the runner for both: the caller's access checked (a function it
-may not view is missing, one it may view but not invoke is PermissionDenied), then the
-runner the server's worker keeps, with the limits, budgets, filters and logging of `aiops
+may not view is missing, one it may view but not invoke is PermissionDenied), its token's
+quotas admitted (`aiops.commands.quotas`: rpm before the run, daily calls and USD with each
+provider call), then the runner the server's worker keeps, with the limits, budgets, filters and logging of `aiops
 run`; the log row names the caller (`token:NAME`) and its user (`created_by`), and says
 `"test": true` for a test. Its row is written before `invoke` returns.
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiops.access import Caller, may
 from aiops.commands.catalog import visible_function
 from aiops.commands.execution import RunResult, open_runner
+from aiops.commands.quotas import admit
 from aiops.errors import (
     AiopsError,
     ConflictError,
@@ -86,7 +88,8 @@ async def invoke(store: Store, runner: Runner, caller: Caller, name: str, value:
     target = f"{name}@{selector}" if selector else name
     origin = Origin(actor=caller.actor, created_by=caller.user_id,
                     metadata={"test": True} if test else {}, log_id=log_id)
-    execution = await runner.run(target, value, origin=origin, provider=provider)
+    quota = await admit(runner, caller)  # the token's rpm, and the claim on its daily quotas
+    execution = await runner.run(target, value, origin=origin, provider=provider, quota=quota)
     unrecorded: list[AiopsError] = []
     try:
         await runner.flush()  # the row is in the database before the answer names it

@@ -108,5 +108,6 @@ def authenticate(store: Store, text: str, *, now: datetime | None = None) -> Cal
         store.touch_token(token.id, now)
     return Caller(token_id=token.id, key_id=token.key_id, token_name=token.name,
                   user_id=token.user_id, role=token.role, groups=token.groups,
-                  user_name=token.user, user_email=token.user_email)
+                  user_name=token.user, user_email=token.user_email, rpm=token.rpm,
+                  daily_calls=token.daily_calls, daily_usd=token.daily_usd)
 

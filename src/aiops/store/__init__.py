@@ -358,8 +358,11 @@ class Store:
     def token_for_check(self, key_id: str) -> tuple[TokenRecord, str] | None:
         return self._read(tokens.token_for_check, key_id)
 
-    def tokens(self, *, include_revoked: bool = False) -> list[TokenRecord]:
-        return self._read(tokens.list_tokens, include_revoked=include_revoked)
+    def tokens(self, *, include_revoked: bool = False,
+               day: date | None = None) -> list[TokenRecord]:
+        """The tokens, each with what it used of its daily quotas on `day` (today, UTC)."""
+        return self._read(tokens.list_tokens, include_revoked=include_revoked,
+                          day=day or datetime.now(UTC).date())
 
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""

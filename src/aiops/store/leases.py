@@ -1,5 +1,7 @@
 """Budget leases in SQL: one transaction settles a lease's spending, resizes it, and sweeps
-the function's expired leases (the policy, and what a lease is: `aiops.budgets`).
+the function's expired leases (the policy, and what a lease is: `aiops.budgets`). A token's
+daily quotas are kept the same way in their own tables (`LEDGERS`: usage_counters and
+budget_leases by function, token_usage and token_leases by token); F below is either owner.
 
 A sync of lease L of function F for day D, in one transaction:
 1. the usage_counters row (F, D), created if absent and locked (PostgreSQL: FOR UPDATE;
@@ -17,11 +19,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Float,
+    Table,
     and_,
     cast,
     delete,
@@ -34,9 +39,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from aiops.budgets import Amount, LeaseSync, Pool, settled
+from aiops.budgets import FUNCTIONS, TOKENS, Amount, LeaseSync, Pool, settled
 from aiops.store.engine import upsert
-from aiops.store.tables import BL, C
+from aiops.store.tables import BL, QL, QU, C
+
+
+@dataclass(frozen=True)
+class _Tables:
+    counter: Table  # (owner, day): used and reserved
+    leases: Table  # one row per lease
+    owner: str  # the owner's column in both
+
+    def of(self, table: Table) -> Column[Any]:
+        column: Column[Any] = table.c[self.owner]
+        return column
+
+
+LEDGERS = {FUNCTIONS.name: _Tables(C, BL, "function_id"), TOKENS.name: _Tables(QU, QL, "token_id")}
 
 
 def _db_now(dialect: str) -> Any:
@@ -46,17 +65,12 @@ def _db_now(dialect: str) -> Any:
     return (func.julianday(literal("now")) - 2440587.5) * 86400.0
 
 
-def _counter_row(conn: Connection, fid: uuid.UUID, day: date) -> Any:
-    return conn.execute(select(C.c.calls_used, C.c.usd_spent, C.c.calls_reserved,
-                               C.c.usd_reserved)
-                        .where(C.c.function_id == fid, C.c.day == day).with_for_update()).one()
-
-
-def _held_by_others(conn: Connection, fid: uuid.UUID, day: date,
+def _held_by_others(conn: Connection, t: _Tables, fid: uuid.UUID, day: date,
                     lease: uuid.UUID | None = None) -> Amount:
     """What the leases of (F, day) hold, but `lease`: summed afresh, so that no float residue
     of adding and taking away piles up in the counter."""
-    where = [BL.c.function_id == fid, BL.c.day == day]
+    BL = t.leases
+    where = [t.of(BL) == fid, BL.c.day == day]
     if lease is not None:
         where.append(BL.c.id != lease)
     calls, usd = conn.execute(select(func.coalesce(func.sum(BL.c.calls), 0),
@@ -68,39 +82,40 @@ def _held_by_others(conn: Connection, fid: uuid.UUID, day: date,
 def sync_lease(conn: Connection, sync: LeaseSync, size: Callable[[Pool], Amount]) -> Pool:
     """Steps 1-4 above on `conn`, inside the caller's transaction."""
     dialect = conn.dialect.name
-    fid, lid, day = uuid.UUID(sync.function_id), uuid.UUID(sync.lease_id), sync.day
+    t = LEDGERS[sync.ledger]
+    C, BL = t.counter, t.leases
+    fid, lid, day = uuid.UUID(sync.owner_id), uuid.UUID(sync.lease_id), sync.day
     now = float(conn.execute(select(_db_now(dialect))).scalar_one())
     ins = upsert(dialect, C)
-    conn.execute(ins.values(function_id=fid, day=day, calls_reserved=0, calls_used=0,
-                            usd_reserved=0.0, usd_spent=0.0).on_conflict_do_nothing())
+    conn.execute(ins.values({t.owner: fid, "day": day, "calls_reserved": 0, "calls_used": 0,
+                             "usd_reserved": 0.0, "usd_spent": 0.0}).on_conflict_do_nothing())
     row = conn.execute(select(C.c.calls_used, C.c.usd_spent).where(
-        C.c.function_id == fid, C.c.day == day).with_for_update()).one()
+        t.of(C) == fid, C.c.day == day).with_for_update()).one()
 
     # The sweep: leases whose holder stopped renewing them (it died, or lost its database).
-    expired = and_(BL.c.function_id == fid, BL.c.day <= day, BL.c.expires_at < now,
-                   BL.c.id != lid)
+    expired = and_(t.of(BL) == fid, BL.c.day <= day, BL.c.expires_at < now, BL.c.id != lid)
     days = sorted(set(conn.execute(select(BL.c.day).where(expired)).scalars()), reverse=True)
     if days:
         for earlier in days:  # newest first: see the lock order above
             if earlier != day:
-                conn.execute(select(C.c.day).where(C.c.function_id == fid, C.c.day == earlier)
+                conn.execute(select(C.c.day).where(t.of(C) == fid, C.c.day == earlier)
                              .with_for_update())
         conn.execute(delete(BL).where(expired, BL.c.day.in_(days)))
         for earlier in days:
             if earlier != day:
-                left = _held_by_others(conn, fid, earlier)
-                conn.execute(update(C).where(C.c.function_id == fid, C.c.day == earlier)
+                left = _held_by_others(conn, t, fid, earlier)
+                conn.execute(update(C).where(t.of(C) == fid, C.c.day == earlier)
                              .values(calls_reserved=left.calls, usd_reserved=left.usd))
 
     mine = conn.execute(select(BL.c.calls, BL.c.usd).where(BL.c.id == lid)).one_or_none()
     # A lease that was swept (its holder stalled past its expiry) holds nothing any more:
     # what it spent is still settled, and it takes what it needs anew.
     pool = settled(used=Amount(calls=row.calls_used, usd=row.usd_spent),
-                   others=_held_by_others(conn, fid, day, lid),
+                   others=_held_by_others(conn, t, fid, day, lid),
                    held=Amount() if mine is None else Amount(calls=mine.calls, usd=mine.usd),
                    settle=sync.settle)
     new = size(pool)
-    conn.execute(update(C).where(C.c.function_id == fid, C.c.day == day).values(
+    conn.execute(update(C).where(t.of(C) == fid, C.c.day == day).values(
         calls_used=pool.used.calls, usd_spent=pool.used.usd,
         calls_reserved=pool.others.calls + new.calls,
         usd_reserved=pool.others.usd + new.usd))
@@ -108,9 +123,9 @@ def sync_lease(conn: Connection, sync: LeaseSync, size: Callable[[Pool], Amount]
         if mine is not None:
             conn.execute(delete(BL).where(BL.c.id == lid))
     elif mine is None:
-        conn.execute(insert(BL).values(id=lid, function_id=fid, day=day, holder=sync.holder,
-                                       calls=new.calls, usd=new.usd,
-                                       expires_at=now + sync.lease_s))
+        conn.execute(insert(BL).values({"id": lid, t.owner: fid, "day": day,
+                                        "holder": sync.holder, "calls": new.calls,
+                                        "usd": new.usd, "expires_at": now + sync.lease_s}))
     else:
         conn.execute(update(BL).where(BL.c.id == lid).values(
             calls=new.calls, usd=new.usd, expires_at=now + sync.lease_s))

@@ -43,6 +43,8 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
   created_at, locked_until and expires_at (seconds since the epoch on the database's clock:
   a running claim past locked_until may be taken over; a record past expires_at is gone);
   index on expires_at for the sweep (aiops.store.idempotency).
+- token_usage (token_id, day) and token_leases: a token's daily quotas (daily_calls,
+  daily_usd), kept as usage_counters and budget_leases keep a function's budget.
 - ai_function_rollups_hourly: the same per hour (minute: the hour's first), written with the
   per-minute rows: long windows read hours, their ragged edges minutes.
 - ai_function_rollup_marks: name -> minute; `compacted_before`: per-minute rows before that
@@ -247,28 +249,37 @@ M = Table(
     _tz("first_applied_at"),
 )
 
-C = Table(
-    "usage_counters", metadata,
-    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("calls_reserved", Integer, nullable=False, default=0),
-    Column("calls_used", Integer, nullable=False, default=0),
-    Column("usd_reserved", Float, nullable=False, default=0.0),
-    Column("usd_spent", Float, nullable=False, default=0.0),
-)
+def _usage(name: str, owner: str, owners: str) -> Table:
+    """A daily budget's counters: (owner, day) -> settled use and live reservations."""
+    return Table(
+        name, metadata,
+        Column(owner, Uuid(), ForeignKey(f"{owners}.id"), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("calls_reserved", Integer, nullable=False, default=0),
+        Column("calls_used", Integer, nullable=False, default=0),
+        Column("usd_reserved", Float, nullable=False, default=0.0),
+        Column("usd_spent", Float, nullable=False, default=0.0),
+    )
 
-BL = Table(
-    "budget_leases", metadata,
-    _id(),
-    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("holder", String(200), nullable=False),
-    Column("calls", Integer, nullable=False),
-    Column("usd", Float, nullable=False),
-    # Seconds since the epoch, on the database's clock: every holder's machine agrees on it.
-    Column("expires_at", Float, nullable=False),
-    Index("ix_budget_leases_function_id_expires_at", "function_id", "expires_at"),
-)
+
+def _leases(name: str, owner: str, owners: str) -> Table:
+    """A daily budget's leases: the slices of a day that holders (processes) hold."""
+    return Table(
+        name, metadata,
+        _id(),
+        Column(owner, Uuid(), ForeignKey(f"{owners}.id"), nullable=False),
+        Column("day", Date, nullable=False),
+        Column("holder", String(200), nullable=False),
+        Column("calls", Integer, nullable=False),
+        Column("usd", Float, nullable=False),
+        # Seconds since the epoch, on the database's clock: every holder's machine agrees.
+        Column("expires_at", Float, nullable=False),
+        Index(f"ix_{name}_{owner}_expires_at", owner, "expires_at"),
+    )
+
+
+C = _usage("usage_counters", "function_id", "ai_functions")
+BL = _leases("budget_leases", "function_id", "ai_functions")
 
 T = Table(
     "api_tokens", metadata,
@@ -332,3 +343,8 @@ IK = Table(
     Column("expires_at", Float, nullable=False),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
 )
+
+# A token's daily quotas: the same ledger as a function's budget, owned by the token
+# (aiops.budgets.TOKENS).
+QU = _usage("token_usage", "token_id", "api_tokens")
+QL = _leases("token_leases", "token_id", "api_tokens")

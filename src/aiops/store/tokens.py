@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from aiops.store.tables import T, U
+from aiops.store.tables import QU, T, U
 from aiops.tokens import NewToken, TokenRecord
 
 # last_used_at is written at most this often per token: a request is not a write.
@@ -62,11 +63,20 @@ def token_for_check(conn: Connection, key_id: str) -> tuple[TokenRecord, str] | 
     return None if r is None else (_record(r), r.secret_hash)
 
 
-def list_tokens(conn: Connection, *, include_revoked: bool) -> list[TokenRecord]:
+def list_tokens(conn: Connection, *, include_revoked: bool, day: date) -> list[TokenRecord]:
+    """The tokens, each with what its calls used of its quotas on `day`."""
     q = _query().order_by(T.c.name, T.c.created_at)
     if not include_revoked:
         q = q.where(T.c.revoked_at.is_(None))
-    return [_record(r) for r in conn.execute(q)]
+    used = {str(r.token_id): r for r in conn.execute(
+        select(QU.c.token_id, QU.c.calls_used, QU.c.usd_spent).where(QU.c.day == day))}
+    records = []
+    for r in conn.execute(q):
+        record = _record(r)
+        u = used.get(record.id)
+        records.append(record if u is None else replace(
+            record, calls_today=u.calls_used, usd_today=u.usd_spent))
+    return records
 
 
 def find_tokens(conn: Connection, ref: str) -> list[TokenRecord]:

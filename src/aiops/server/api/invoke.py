@@ -8,11 +8,13 @@ How an execution answers, on both routes:
     it ran and succeeded    200, the output with the execution's log id, latency, tokens,
                             cost and attempts
     it ran and failed       the problem document of its error (422 `invalid-input`, 429
-                            `rate-limited` / `budget-exceeded`, 502 `provider-error` /
-                            `invalid-output`, 500 `internal-error`), with `execution`: the same
-                            log id, latency, tokens, cost and attempts
+                            `rate-limited` / `budget-exceeded` / `quota-exceeded` (the
+                            token's daily quotas), 502 `provider-error` / `invalid-output`, 500
+                            `internal-error`), with `execution`: the same log id, latency,
+                            tokens, cost and attempts; a budget's or a quota's with Retry-After
     it did not run          a problem document without `execution` (401, 403, 404, 409, 422
-                            `validation-failed` / `idempotency-key-reused`, ...)
+                            `validation-failed` / `idempotency-key-reused`, 429
+                            `quota-exceeded` for the token's rpm, ...)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aiops.server.api.problems import (
     ProblemItem,
     code_of,
     problem_response,
+    retry_after,
 )
 from aiops.spec import SEMVER_PATTERN
 
@@ -49,8 +52,9 @@ REPLAYED = "Idempotent-Replayed"
 _NAME = r"[a-z][a-z0-9-]{1,62}"
 REF_PATTERN = rf"^{_NAME}(@(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){{0,2}}|@{SEMVER_PATTERN[1:-1]})?$"
 # What can go wrong on every operation that runs a function: its own errors, and the quotas'.
-_RUN_PROBLEMS = ["invalid-input", "rate-limited", "budget-exceeded", "provider-error",
-                 "invalid-output", "misconfigured", "bad-request", "validation-failed"]
+_RUN_PROBLEMS = ["invalid-input", "rate-limited", "budget-exceeded", "quota-exceeded",
+                 "provider-error", "invalid-output", "misconfigured", "bad-request",
+                 "validation-failed"]
 
 Ref = Annotated[str, Path(pattern=REF_PATTERN, max_length=200, description=(
     "The function's name, optionally with a version: `name` (its current version), "
@@ -241,5 +245,5 @@ def answer(request: Request, result: RunResult, *, test: bool) -> JSONResponse:
         errors = [ProblemItem(detail=error.message, pointer="/input" + error.pointer)]
     elif isinstance(error, FieldError):
         errors = [ProblemItem(detail=error.message, pointer=error.pointer)]
-    return problem_response(request, code, detail, errors=errors,
+    return problem_response(request, code, detail, errors=errors, headers=retry_after(error),
                             extra={"execution": info.model_dump(mode="json")})

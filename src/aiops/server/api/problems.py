@@ -11,6 +11,7 @@ of the failure: the server's log has it, under the `instance` id the answer name
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from aiops.errors import (
     PreconditionFailed,
     PreconditionRequired,
     ProviderError,
+    QuotaExceeded,
     RuntimeFailure,
     SpecError,
     StalePlanError,
@@ -144,6 +146,7 @@ CODES: dict[str, tuple[int, str]] = {
     "precondition-required": (428, "If-Match is required"),
     "rate-limited": (429, "Rate limit reached"),
     "budget-exceeded": (429, "Budget exhausted"),
+    "quota-exceeded": (429, "A quota of this token is reached"),
     "internal-error": (500, "Internal server error"),
     "provider-error": (502, "The provider failed"),
     "invalid-output": (502, "The provider's output did not validate"),
@@ -165,6 +168,7 @@ STATUSES: dict[type[AiopsError], str] = {
     OutputError: "invalid-output",
     LimitExceeded: "rate-limited",
     BudgetExceeded: "budget-exceeded",
+    QuotaExceeded: "quota-exceeded",
     StalePlanError: "conflict",
     LockBusy: "busy",
     ConflictError: "conflict",
@@ -238,7 +242,7 @@ async def _on_api_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_aiops_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiopsError)
     code = code_of(exc)
-    headers = {"Retry-After": "1"} if code == "busy" else None
+    headers = {"Retry-After": "1"} if code == "busy" else retry_after(exc)
     if code in _PRIVATE:
         incident = _incident(request, exc, str(exc))
         return problem_response(request, code, "the server could not answer this; its log "
@@ -254,6 +258,15 @@ async def _on_aiops_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, FieldError):
         errors = [ProblemItem(detail=exc.message, pointer=exc.pointer)]
     return problem_response(request, code, str(exc), headers=headers, errors=errors)
+
+
+def retry_after(exc: AiopsError) -> dict[str, str] | None:
+    """The Retry-After header of a refusal that says when trying again can succeed (a
+    budget or quota: whole seconds, rounded up)."""
+    seconds = exc.retry_after_s if isinstance(exc, BudgetExceeded) else None
+    if seconds is None:
+        return None
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
