@@ -224,7 +224,7 @@ def test_the_hourly_migration_sums_the_minutes_already_there(
 
     store.insert_logs(executions(deployed["greet"], 400, seed=9))
     before = {w: store.window_stats(["greet"], *w) for w in WINDOWS}
-    migrate(store.engine, "0006")  # drops the hourly rows; the minute rows stay
+    migrate(store.engine, "0007")  # drops the hourly rows; the minute rows stay
     migrate(store.engine, SCHEMA_HEAD)
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT sum(calls) FROM ai_function_rollups_hourly")
