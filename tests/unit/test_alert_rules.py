@@ -91,7 +91,7 @@ def test_below_and_above() -> None:
 
 
 def test_min_calls_and_the_metrics_read_from_window_stats() -> None:
-    stats = WindowStats(calls=4, errors=1, cost_usd=0.25, latency_counts=latencies(
+    stats = WindowStats(calls=4, errors=1, cost_usd=0.25, histogram=latencies(
         100, 100, 100, 3000))
     assert measure(rule(), stats, None, None).value == 0.25
     assert measure(rule(min_calls=5), stats, None, None).value is None
@@ -109,8 +109,8 @@ def test_the_relative_form_compares_with_the_baseline_window_before() -> None:
     main, base = windows(dr.rule, T0)
     assert main == (T0 - timedelta(hours=1), T0)
     assert base == (T0 - timedelta(hours=1, days=7), T0 - timedelta(hours=1))
-    slow, usual = WindowStats(calls=10, latency_counts=latencies(*[800] * 10)), \
-        WindowStats(calls=100, latency_counts=latencies(*[400] * 100))
+    slow, usual = WindowStats(calls=10, histogram=latencies(*[800] * 10)), \
+        WindowStats(calls=100, histogram=latencies(*[400] * 100))
     m = measure(dr, slow, usual, None)
     assert m.value is not None and m.baseline is not None and holds(dr.rule, m)
     assert not holds(dr.rule, measure(dr, usual, usual, None))
@@ -130,7 +130,7 @@ def test_measure_all_reads_each_window_once() -> None:
 
     def stats(ids: Any, since: datetime, until: datetime) -> dict[str, WindowStats]:
         reads.append((tuple(ids), since, until))
-        return {"f1": WindowStats(calls=10, errors=5)}
+        return {"greet": WindowStats(calls=10, errors=5)}
 
     rules = [rule(name=f"r{i}", above=i / 10) for i in range(5)] + [
         rule(name="slow", metric="calls", over="1h")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from aiops.access import Caller, may
-from aiops.catalog import check_limit, decode_cursor, encode_cursor
+from aiops.catalog import bad_cursor, check_limit, decode_cursor, encode_cursor
 from aiops.monitoring.alerts import (
     SEVERITY_DEFAULT,
     DeployedRule,
@@ -275,11 +276,10 @@ def alerts_overview(store: Store, *, caller: Caller | None, limit: int = 50,
     check_limit(limit)
     before = None
     if cursor:
+        position = decode_cursor("alerts", cursor, ("at", "id"))
         try:
-            before = datetime.fromisoformat(decode_cursor("alerts", cursor, ("before",))["before"])
+            before = (datetime.fromisoformat(position["at"]), str(uuid.UUID(position["id"])))
         except ValueError:
-            from aiops.catalog import bad_cursor
-
             raise bad_cursor() from None
     rules = [dr for dr in deployed_rules(store).rules if may(caller, "view", dr.access)]
     visible = None if caller is None or caller.is_admin else sorted(
@@ -289,8 +289,8 @@ def alerts_overview(store: Store, *, caller: Caller | None, limit: int = 50,
     rows = rows[:limit]
     return AlertsOverview(
         rules=tuple(_views(rules, store.alert_states())), history=tuple(rows),
-        next_cursor=encode_cursor("alerts", {"before": rows[-1].at.isoformat()}) if more
-        else None)
+        next_cursor=encode_cursor("alerts", {"at": rows[-1].at.isoformat(), "id": rows[-1].id})
+        if more else None)
 
 
 def _viewable_ids(store: Store, caller: Caller) -> set[str]:

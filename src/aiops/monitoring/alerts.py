@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from aiops.latency import percentile
+from aiops.latency import BUCKETS, percentile
 from aiops.spec import Alert, window_seconds
 
 State = Literal["ok", "pending", "firing"]
@@ -34,18 +34,32 @@ _QUANTILES = {"p50_latency_ms": 0.50, "p95_latency_ms": 0.95, "p99_latency_ms": 
 _COUNTED = ("calls", "cost_usd", "quota_usage")
 
 
+class Stats(Protocol):
+    """One function's executions in a window: what every metric but quota_usage reads
+    (`aiops.stats.WindowStats`, summed from the rollups)."""
+
+    @property
+    def calls(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def histogram(self) -> tuple[int, ...]: ...  # aiops.latency.BUCKETS counts
+
+
 @dataclass(frozen=True, kw_only=True)
 class WindowStats:
-    """One function's executions in a window: what every metric but quota_usage reads."""
+    """Stats given as values (tests, benchmarks)."""
 
     calls: int = 0
     errors: int = 0
     cost_usd: float = 0.0
-    latency_counts: tuple[int, ...] = ()  # aiops.latency.BUCKETS counts; () when no call
+    histogram: tuple[int, ...] = (0,) * BUCKETS
 
 
-# function ids, [since, until) -> stats by function id (a function without calls may be absent)
-StatsSource = Callable[[Sequence[str], datetime, datetime], Mapping[str, WindowStats]]
+# function names, [since, until) -> stats by function name (one without calls may be absent)
+StatsSource = Callable[[Sequence[str], datetime, datetime], Mapping[str, Stats]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,7 +192,7 @@ def windows(rule: Alert, now: datetime) -> tuple[Window | None, Window | None]:
     return main, (now - over - timedelta(seconds=window_seconds(rule.baseline)), now - over)
 
 
-def metric_value(metric: str, stats: WindowStats) -> float | None:
+def metric_value(metric: str, stats: Stats) -> float | None:
     """The metric over one window's stats; None when it has no value (no call)."""
     if metric == "calls":
         return float(stats.calls)
@@ -189,11 +203,11 @@ def metric_value(metric: str, stats: WindowStats) -> float | None:
     if metric == "error_rate":
         return stats.errors / stats.calls
     q = _QUANTILES[metric]
-    seconds = percentile(stats.latency_counts, q) if stats.latency_counts else None
+    seconds = percentile(stats.histogram, q)
     return None if seconds is None else seconds * 1000.0
 
 
-def measure(dr: DeployedRule, main: WindowStats | None, base: WindowStats | None,
+def measure(dr: DeployedRule, main: Stats | None, base: Stats | None,
             usage: Usage | None) -> Measurement:
     """What the rule reads: the metric over its window (and its baseline), or today's share of
     the daily limits for quota_usage."""
@@ -309,7 +323,7 @@ def measure_all(rules: Sequence[DeployedRule], now: datetime, stats: StatsSource
     for dr in rules:
         for w in windows(dr.rule, now):
             if w is not None:
-                wanted.setdefault(w, set()).add(dr.function_id)
+                wanted.setdefault(w, set()).add(dr.function)
     read = {w: stats(sorted(ids), w[0], w[1]) for w, ids in wanted.items()}
     quota_ids = sorted({dr.function_id for dr in rules if dr.rule.metric == "quota_usage"})
     today = usage(quota_ids, now.astimezone(UTC).date()) if quota_ids else {}
@@ -317,8 +331,8 @@ def measure_all(rules: Sequence[DeployedRule], now: datetime, stats: StatsSource
     for dr in rules:
         main, base = windows(dr.rule, now)
         out[dr.key] = measure(
-            dr, read[main].get(dr.function_id) if main else None,
-            read[base].get(dr.function_id) if base else None, today.get(dr.function_id))
+            dr, read[main].get(dr.function) if main else None,
+            read[base].get(dr.function) if base else None, today.get(dr.function_id))
     return out
 
 

@@ -576,7 +576,7 @@ class Store:
         return self._read(alerts.pending_count)
 
     def alert_history(self, *, function_ids: Sequence[str] | None, limit: int,
-                      before: datetime | None = None) -> list[alerts.HistoryRow]:
+                      before: tuple[datetime, str] | None = None) -> list[alerts.HistoryRow]:
         """Notifications, newest first, with their deliveries (of these functions only)."""
         return self._read(alerts.history, function_ids=function_ids, limit=limit,
                           before=before)

@@ -56,19 +56,20 @@ def rule_rows(conn: Connection) -> list[RuleRow]:
                     access=r.access) for r in rows if r.alerts]
 
 
-def window_stats_from_logs(conn: Connection, function_ids: Sequence[str], since: datetime,
+def window_stats_from_logs(conn: Connection, names: Sequence[str], since: datetime,
                            until: datetime) -> dict[str, WindowStats]:
-    """Stats of [since, until) per function, read from the log rows."""
-    if not function_ids:
+    """Stats of [since, until) per function name, read from the log rows."""
+    if not names:
         return {}
-    ids = [uuid.UUID(f) for f in function_ids]
-    where = and_(L.c.function_id.in_(ids), L.c.created_at >= as_utc(since),
+    ids = {r.id: r.name for r in conn.execute(select(F.c.id, F.c.name)
+                                              .where(F.c.name.in_(list(names))))}
+    where = and_(L.c.function_id.in_(list(ids)), L.c.created_at >= as_utc(since),
                  L.c.created_at < as_utc(until))
     counts: dict[str, list[int]] = {}
     totals: dict[str, list[float]] = {}
     q = select(L.c.function_id, L.c.status, L.c.execution_time, L.c.cost_usd).where(where)
     for r in conn.execute(q):
-        fid = str(r.function_id)
+        fid = ids[r.function_id]
         t = totals.setdefault(fid, [0, 0, 0.0])
         t[0] += 1
         t[1] += r.status != "ok"
@@ -76,7 +77,7 @@ def window_stats_from_logs(conn: Connection, function_ids: Sequence[str], since:
         if r.execution_time is not None:
             counts.setdefault(fid, [0] * BUCKETS)[bucket_of(r.execution_time / 1000.0)] += 1
     return {fid: WindowStats(calls=int(t[0]), errors=int(t[1]), cost_usd=float(t[2]),
-                             latency_counts=tuple(counts.get(fid, ())))
+                             histogram=tuple(counts.get(fid, [0] * BUCKETS)))
             for fid, t in totals.items()}
 
 
@@ -221,12 +222,14 @@ class HistoryRow(Recorded):
 
 
 def history(conn: Connection, *, function_ids: Sequence[str] | None, limit: int,
-            before: datetime | None = None) -> list[HistoryRow]:
+            before: tuple[datetime, str] | None = None) -> list[HistoryRow]:
+    """Newest first; `before`: the (at, id) of the last row of the previous page."""
     q = select(AH).order_by(AH.c.at.desc(), AH.c.id.desc()).limit(limit)
     if function_ids is not None:
         q = q.where(AH.c.function_id.in_([uuid.UUID(f) for f in function_ids]))
     if before is not None:
-        q = q.where(AH.c.at < as_utc(before))
+        at, hid = as_utc(before[0]), uuid.UUID(before[1])
+        q = q.where(or_(AH.c.at < at, and_(AH.c.at == at, AH.c.id < hid)))
     rows = list(conn.execute(q))
     sent: dict[str, list[Mapping[str, Any]]] = {}
     if rows:
