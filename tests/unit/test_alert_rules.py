@@ -18,7 +18,6 @@ from aiops.monitoring.alerts import (
     Measurement,
     RuleState,
     Usage,
-    WindowStats,
     holds,
     measure,
     measure_all,
@@ -26,6 +25,7 @@ from aiops.monitoring.alerts import (
     windows,
 )
 from aiops.spec import Alert, FunctionSpec
+from aiops.stats import NANO, WindowStats
 from tests.factories import dump, make_files, make_function
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -37,6 +37,13 @@ def rule(**keys: Any) -> DeployedRule:
     return DeployedRule(function_id="f1", function="greet", rule=Alert.model_validate(data),
                         daily_calls=limits.get("daily_calls"),
                         daily_budget_usd=limits.get("daily_budget_usd"))
+
+
+def stats(calls: int, errors: int = 0, cost_usd: float = 0.0,
+          histogram: tuple[int, ...] | None = None) -> WindowStats:
+    return WindowStats(calls=calls, errors_by_kind={"error": errors} if errors else {},
+                       cost_nusd=round(cost_usd * NANO),
+                       histogram=histogram or (0,) * BUCKETS)
 
 
 def latencies(*ms: float) -> tuple[int, ...]:
@@ -91,15 +98,14 @@ def test_below_and_above() -> None:
 
 
 def test_min_calls_and_the_metrics_read_from_window_stats() -> None:
-    stats = WindowStats(calls=4, errors=1, cost_usd=0.25, histogram=latencies(
-        100, 100, 100, 3000))
-    assert measure(rule(), stats, None, None).value == 0.25
-    assert measure(rule(min_calls=5), stats, None, None).value is None
-    assert measure(rule(metric="cost_usd"), stats, None, None).value == 0.25
+    four = stats(4, errors=1, cost_usd=0.25, histogram=latencies(100, 100, 100, 3000))
+    assert measure(rule(), four, None, None).value == 0.25
+    assert measure(rule(min_calls=5), four, None, None).value is None
+    assert measure(rule(metric="cost_usd"), four, None, None).value == 0.25
     assert measure(rule(metric="calls"), WindowStats(), None, None).value == 0.0
     assert measure(rule(metric="error_rate"), WindowStats(), None, None).value is None
-    p50 = measure(rule(metric="p50_latency_ms", above=1), stats, None, None).value
-    p99 = measure(rule(metric="p99_latency_ms", above=1), stats, None, None).value
+    p50 = measure(rule(metric="p50_latency_ms", above=1), four, None, None).value
+    p99 = measure(rule(metric="p99_latency_ms", above=1), four, None, None).value
     assert p50 is not None and 100 / 1.1 < p50 < 100 * 1.1
     assert p99 is not None and 3000 / 1.1 < p99 < 3000 * 1.1
 
@@ -109,8 +115,8 @@ def test_the_relative_form_compares_with_the_baseline_window_before() -> None:
     main, base = windows(dr.rule, T0)
     assert main == (T0 - timedelta(hours=1), T0)
     assert base == (T0 - timedelta(hours=1, days=7), T0 - timedelta(hours=1))
-    slow, usual = WindowStats(calls=10, histogram=latencies(*[800] * 10)), \
-        WindowStats(calls=100, histogram=latencies(*[400] * 100))
+    slow = stats(10, histogram=latencies(*[800] * 10))
+    usual = stats(100, histogram=latencies(*[400] * 100))
     m = measure(dr, slow, usual, None)
     assert m.value is not None and m.baseline is not None and holds(dr.rule, m)
     assert not holds(dr.rule, measure(dr, usual, usual, None))
@@ -128,13 +134,13 @@ def test_quota_usage_is_the_largest_share_of_todays_limits() -> None:
 def test_measure_all_reads_each_window_once() -> None:
     reads: list[tuple[tuple[str, ...], datetime, datetime]] = []
 
-    def stats(ids: Any, since: datetime, until: datetime) -> dict[str, WindowStats]:
+    def source(ids: Any, since: datetime, until: datetime) -> dict[str, WindowStats]:
         reads.append((tuple(ids), since, until))
-        return {"greet": WindowStats(calls=10, errors=5)}
+        return {"greet": stats(10, errors=5)}
 
     rules = [rule(name=f"r{i}", above=i / 10) for i in range(5)] + [
         rule(name="slow", metric="calls", over="1h")]
-    got = measure_all(rules, T0, stats, lambda ids, day: {})
+    got = measure_all(rules, T0, source, lambda ids, day: {})
     assert len(reads) == 2
     assert got[("f1", "r0")].value == 0.5 and got[("f1", "slow")].value == 10
 

@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from aiops.latency import BUCKETS, percentile
 from aiops.spec import Alert, window_seconds
+from aiops.stats import WindowStats
 
 State = Literal["ok", "pending", "firing"]
 EventKind = Literal["firing", "resolved"]
@@ -34,32 +34,9 @@ _QUANTILES = {"p50_latency_ms": 0.50, "p95_latency_ms": 0.95, "p99_latency_ms": 
 _COUNTED = ("calls", "cost_usd", "quota_usage")
 
 
-class Stats(Protocol):
-    """One function's executions in a window: what every metric but quota_usage reads
-    (`aiops.stats.WindowStats`, summed from the rollups)."""
-
-    @property
-    def calls(self) -> int: ...
-    @property
-    def errors(self) -> int: ...
-    @property
-    def cost_usd(self) -> float: ...
-    @property
-    def histogram(self) -> tuple[int, ...]: ...  # aiops.latency.BUCKETS counts
-
-
-@dataclass(frozen=True, kw_only=True)
-class WindowStats:
-    """Stats given as values (tests, benchmarks)."""
-
-    calls: int = 0
-    errors: int = 0
-    cost_usd: float = 0.0
-    histogram: tuple[int, ...] = (0,) * BUCKETS
-
-
-# function names, [since, until) -> stats by function name (one without calls may be absent)
-StatsSource = Callable[[Sequence[str], datetime, datetime], Mapping[str, Stats]]
+# function names, [since, until) -> stats by function name (one without calls may be absent):
+# `Store.window_stats`, summed from the rollups.
+StatsSource = Callable[[Sequence[str], datetime, datetime], Mapping[str, WindowStats]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +169,7 @@ def windows(rule: Alert, now: datetime) -> tuple[Window | None, Window | None]:
     return main, (now - over - timedelta(seconds=window_seconds(rule.baseline)), now - over)
 
 
-def metric_value(metric: str, stats: Stats) -> float | None:
+def metric_value(metric: str, stats: WindowStats) -> float | None:
     """The metric over one window's stats; None when it has no value (no call)."""
     if metric == "calls":
         return float(stats.calls)
@@ -201,13 +178,11 @@ def metric_value(metric: str, stats: Stats) -> float | None:
     if stats.calls <= 0:
         return None
     if metric == "error_rate":
-        return stats.errors / stats.calls
-    q = _QUANTILES[metric]
-    seconds = percentile(stats.histogram, q)
-    return None if seconds is None else seconds * 1000.0
+        return stats.error_rate
+    return stats.latency_ms(_QUANTILES[metric])
 
 
-def measure(dr: DeployedRule, main: Stats | None, base: Stats | None,
+def measure(dr: DeployedRule, main: WindowStats | None, base: WindowStats | None,
             usage: Usage | None) -> Measurement:
     """What the rule reads: the metric over its window (and its baseline), or today's share of
     the daily limits for quota_usage."""

@@ -26,10 +26,9 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from aiops.latency import BUCKETS, bucket_of
-from aiops.monitoring.alerts import RuleState, Usage, WindowStats
+from aiops.monitoring.alerts import RuleState, Usage
 from aiops.store.engine import as_utc, upsert
-from aiops.store.tables import AE, AH, AO, AS, C, F, L
+from aiops.store.tables import AE, AH, AO, AS, C, F
 
 EVALUATOR_ROW = 1
 
@@ -54,31 +53,6 @@ def rule_rows(conn: Connection) -> list[RuleRow]:
                         .where(F.c.status != "archived").order_by(F.c.name))
     return [RuleRow(function_id=str(r.id), name=r.name, alerts=r.alerts, limits=r.limits,
                     access=r.access) for r in rows if r.alerts]
-
-
-def window_stats_from_logs(conn: Connection, names: Sequence[str], since: datetime,
-                           until: datetime) -> dict[str, WindowStats]:
-    """Stats of [since, until) per function name, read from the log rows."""
-    if not names:
-        return {}
-    ids = {r.id: r.name for r in conn.execute(select(F.c.id, F.c.name)
-                                              .where(F.c.name.in_(list(names))))}
-    where = and_(L.c.function_id.in_(list(ids)), L.c.created_at >= as_utc(since),
-                 L.c.created_at < as_utc(until))
-    counts: dict[str, list[int]] = {}
-    totals: dict[str, list[float]] = {}
-    q = select(L.c.function_id, L.c.status, L.c.execution_time, L.c.cost_usd).where(where)
-    for r in conn.execute(q):
-        fid = ids[r.function_id]
-        t = totals.setdefault(fid, [0, 0, 0.0])
-        t[0] += 1
-        t[1] += r.status != "ok"
-        t[2] += r.cost_usd or 0.0
-        if r.execution_time is not None:
-            counts.setdefault(fid, [0] * BUCKETS)[bucket_of(r.execution_time / 1000.0)] += 1
-    return {fid: WindowStats(calls=int(t[0]), errors=int(t[1]), cost_usd=float(t[2]),
-                             histogram=tuple(counts.get(fid, [0] * BUCKETS)))
-            for fid, t in totals.items()}
 
 
 def usage_today(conn: Connection, function_ids: Sequence[str], day: date) -> dict[str, Usage]:
