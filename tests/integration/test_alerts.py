@@ -192,3 +192,16 @@ def test_the_guard_refuses_a_loopback_receiver_unless_allowed(
     [h] = store.alert_history(function_ids=None, limit=10)
     assert h.deliveries[0]["status"] == "pending"
     assert "127.0.0.1" in h.deliveries[0]["last_error"]
+
+
+def test_a_rule_removed_takes_its_state_with_it(tmp_path: Path, store: Store,
+                                                receiver: Receiver) -> None:
+    root = tmp_path / "proj"
+    project_with(root, store, rules=[RULE, {"metric": "calls", "over": "1h", "below": 5}])
+    ws = workspace(root, store, receiver.url)
+    now = datetime.now(UTC)
+    assert len(commands.check_alerts(ws, store=store, now=now).firing) == 1
+    assert set(store.alert_states()) >= {(store.resolve("greet").function_id, "calls_1h")}
+    project_with(root, store)  # calls_1h is gone from the file, and applied
+    commands.check_alerts(ws, store=store, now=now + timedelta(seconds=30))
+    assert [rule for _, rule in store.alert_states()] == ["errors"]

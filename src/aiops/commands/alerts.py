@@ -137,9 +137,11 @@ def evaluate_rules(store: Store, alerting: Alerting, *, now: datetime | None = N
             return None
         results[:] = evaluate(rules.rules, measurements, states, now,
                               default_repeat_s=repeat_s)
-        return Evaluation(states={r.rule.key: r.state for r in results},
+        current = {r.rule.key: r.state for r in results}
+        return Evaluation(states=current,
                           notifications=[_notification(r, alerting.receivers)
-                                         for r in results if r.event is not None])
+                                         for r in results if r.event is not None],
+                          removed=[k for k in states if k not in current])
 
     done = store.record_alert_evaluation(decide, holder=holder or _holder(), now=now)
     return CheckReport(evaluated=done is not None, results=tuple(results),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from aiops.monitoring.alerts import RuleState, Usage
@@ -107,6 +107,7 @@ class Evaluation:
 
     states: Mapping[tuple[str, str], RuleState]
     notifications: Sequence[Notification]
+    removed: Sequence[tuple[str, str]] = ()  # states of rules that are gone: deleted
 
 
 def _finite(value: float | None) -> float | None:
@@ -126,6 +127,10 @@ def write_evaluation(conn: Connection, ev: Evaluation, *, holder: str, now: date
             set_={c: stmt.excluded[c] for c in ("state", "since", "pending_since", "fired_at",
                                                  "last_notified_at", "value", "evaluated_at")}),
             rows)
+    if ev.removed:
+        conn.execute(delete(AS).where(AS.c.function_id == bindparam("fid"),
+                                      AS.c.rule == bindparam("r")),
+                     [{"fid": uuid.UUID(fid), "r": rule} for fid, rule in ev.removed])
     if ev.notifications:
         conn.execute(insert(AH), [{
             "id": uuid.UUID(n.id), "function_id": uuid.UUID(n.function_id), "rule": n.rule,
