@@ -39,8 +39,8 @@ _STATE_COLOUR = {"firing": "red", "pending": "yellow", "ok": "green"}
 
 @alerts.command(epilog="""\b
 Examples:
-  aiops alerts check                  evaluate, notify, exit 2 if any rule fires
-  */1 * * * * cd /srv/prompts && aiops alerts check --quiet     (cron)
+  aiops alerts check          evaluate, notify; exit 2 if any rule fires
+  * * * * * cd /srv/prompts && aiops alerts check -q      (cron)
   aiops alerts check --json
 """)
 @project_dir_option()

@@ -62,7 +62,7 @@ class AlertsPage(BaseModel):
 
 
 @ops.get("/api/contributor/alerts", permission=Permission.VIEW, response_model=AlertsPage,
-         problems=["bad-request"],
+         problems=["validation-failed", "bad-request"],
          summary="Alert rules, their states and the history of notifications",
          description="Of the functions your token may view; others do not appear.")
 def list_alerts(request: Request, caller: CallerDep,
