@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_providers", "tests.fixtures_golden",
-                  "tests.fixtures_server"]
+pytest_plugins = ["tests.fixtures_alerts", "tests.fixtures_db", "tests.fixtures_providers",
+                  "tests.fixtures_golden", "tests.fixtures_server"]
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"

@@ -129,7 +129,7 @@ def project(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 TABLES = ("users", "ai_functions", "ai_function_versions", "ai_function_logs",
           "reconcile_runs", "managed_functions", "usage_counters", "budget_leases",
-          "api_tokens")
+          "api_tokens", "alert_states", "alert_history", "alert_outbox", "alert_evaluator")
 
 
 def snapshot(db_url: str) -> dict[str, Any]:

@@ -132,6 +132,6 @@ def api(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     apply_project(root, url=db_url, actor="Ann <ann@example.com>")
     tokens = make_tokens(root, db_url)
     app = create_app(ServerConfig(project_dir=str(root), database_url=db_url,
-                                  max_body_bytes=4096))
+                                  max_body_bytes=4096, evaluate_alerts=False))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, db_url=db_url, root=root, tokens=tokens)

@@ -51,8 +51,45 @@ def check_project(project: Project) -> list[Diagnostic]:
         out.append(Diagnostic(file=PROVIDERS_FILE, message="providers.yaml is missing",
                               fix="run `aiops init` or create it (see docs/format.md)",
                               code="no-providers"))
+    receivers = project.settings.alerting.receivers
     for name in sorted(project.functions):
         out += check_function(project.functions[name], project.providers)
+        out += check_alerts(project.functions[name], receivers)
+    return out
+
+
+def check_alerts(lf: LoadedFunction, receivers: Mapping[str, Any]) -> list[Diagnostic]:
+    """Every `notify` name is a receiver of aiops.yaml; a rule that notifies nobody, or that
+    cannot measure anything, is said (as a warning) with where it is evaluated."""
+    out: list[Diagnostic] = []
+    known = sorted(receivers)
+    limits = lf.spec.limits
+    for i, rule in enumerate(lf.spec.alerts):
+        for j, name in enumerate(rule.notify or ()):
+            if name not in receivers:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean `{close[0]}`? " if close else ""
+                out.append(_diag(lf, ("alerts", i, "notify", j), f"no receiver {shown(name)} "
+                                 "in aiops.yaml `alerting.receivers`",
+                                 fix=f"{hint}receivers: {', '.join(known) or 'none yet'}; "
+                                 "see docs/monitoring.md#alerts", code="alert-receiver"))
+        if not rule.notify:
+            out.append(_diag(lf, ("alerts", i), f"rule {rule.rule_name} notifies nobody: it is "
+                             "evaluated by `aiops alerts check` and `aiops serve` and shown by "
+                             "`aiops alerts list`, but sends no notification",
+                             fix="add `notify: [RECEIVER]` (receivers are named in aiops.yaml "
+                             "`alerting.receivers`)", severity="warning", code="alert-silent"))
+        if rule.metric == "quota_usage":
+            if limits.daily_calls is None and limits.daily_budget_usd is None:
+                out.append(_diag(lf, ("alerts", i, "metric"), "quota_usage is the share of the "
+                                 "daily limits used, and this function has none: the rule "
+                                 "never fires", fix="set `limits.daily_calls` or "
+                                 "`limits.daily_budget_usd`, or remove the rule",
+                                 severity="warning", code="alert-no-quota"))
+            if rule.over is not None:
+                out.append(_diag(lf, ("alerts", i, "over"), "quota_usage is measured over the "
+                                 "current UTC day; `over` is ignored", fix="remove `over`",
+                                 severity="warning", code="alert-window-ignored"))
     return out
 
 

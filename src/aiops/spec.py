@@ -307,24 +307,129 @@ _WINDOW_PATTERN = "^(?:" + "|".join(f"{_at_most(MAX_ALERT_WINDOW_S // seconds)}{
                                     for unit, seconds in _SECONDS.items()) + ")$"
 
 
+ALERT_METRICS = ("error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "cost_usd",
+                 "calls", "quota_usage")
+AlertMetric = Literal["error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
+                      "cost_usd", "calls", "quota_usage"]
+RULE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+RECEIVER_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+# The keys a rule gained after `{metric, over, above}`: left out of the dump while unset, so
+# that a rule written before them keeps its metadata hash (and no apply updates every function).
+_OPTIONAL_ALERT_KEYS = ("name", "over", "above", "below", "baseline", "ratio_above", "min_calls",
+                        "for_", "severity", "notify", "repeat")
+
+
+def window_seconds(text: str) -> int:
+    """A duration like 15m in seconds (the pattern DURATION_PATTERN)."""
+    return int(text[:-1]) * _SECONDS[text[-1]]
+
+
+def _a_window(value: str | None, what: str = "duration") -> str | None:
+    if value is None:
+        return value
+    amount = int(value[:-1]) if len(value) <= 12 else MAX_ALERT_WINDOW_S + 1
+    if amount * _SECONDS[value[-1]] > MAX_ALERT_WINDOW_S:
+        raise ValueError(f"{what} {shown(value)} is longer than a year (366d)")
+    return value
+
+
+def _window_field(description: str) -> Any:
+    return Field(None, pattern=DURATION_PATTERN, description=description,
+                 json_schema_extra={"pattern": _WINDOW_PATTERN})
+
+
 class Alert(Model):
-    """An alert rule: fires when `metric` over the window `over` is above `above`."""
+    """An alert rule over a metric of the function (DESIGN §8): it fires when the metric over
+    the window `over` is above `above` (or below `below`), or, with `baseline`, when it is
+    more than `ratio_above` times its value over the `baseline` window before `over`."""
 
-    metric: Literal["error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
-                    "cost_usd", "calls", "quota_usage"] = Field(description="What is watched.")
-    over: str = Field(pattern=DURATION_PATTERN, description=(
-        "The window, at most a year: e.g. 15m, 1h, 1d (366d at most)."),
-        json_schema_extra={"pattern": _WINDOW_PATTERN})
-    above: Float = Field(description="The threshold.")
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["above"]}, {"required": ["below"]},
+                  {"required": ["ratio_above", "baseline"]}],
+        "dependentRequired": {"baseline": ["ratio_above"], "ratio_above": ["baseline"]},
+        "if": {"properties": {"metric": {"const": "quota_usage"}}},
+        "then": {"not": {"required": ["baseline"]}},
+        "else": {"required": ["over"]},
+    })
 
-    @field_validator("over")
+    name: str | None = Field(None, pattern=RULE_NAME_PATTERN, description=(
+        "The rule's name, unique in the function (lowercase letters, digits, _ and -); "
+        "default: the metric and the windows, e.g. error_rate_15m."))
+    metric: AlertMetric = Field(description=(
+        "What is watched: error_rate (0 to 1), p50/p95/p99_latency_ms, cost_usd, calls, or "
+        "quota_usage (the largest share of the daily call quota or budget used today)."))
+    over: str | None = _window_field(
+        "The window, at most a year: e.g. 15m, 1h, 1d (366d at most). Required except for "
+        "quota_usage, which is measured over the current UTC day.")
+    above: Float | None = Field(None, description="Fires when the metric is above this.")
+    below: Float | None = Field(None, description="Fires when the metric is below this.")
+    baseline: str | None = _window_field(
+        "Relative form: the window just before `over` that the metric is compared with "
+        "(e.g. 7d); with ratio_above.")
+    ratio_above: Float | None = Field(None, gt=0, description=(
+        "Relative form: fires when the metric over `over` is more than this many times its "
+        "value over `baseline` (e.g. 1.5); with baseline."))
+    min_calls: Annotated[int, Field(ge=0, le=INT32_MAX), _JSON_INT] | None = Field(
+        None, description=(
+            "Calls the window (and the baseline) must hold for the rule to be evaluated; "
+            "default 1 for rates and latencies, 0 for calls, cost_usd and quota_usage."))
+    for_: str | None = Field(None, alias="for", pattern=DURATION_PATTERN, description=(
+        "How long the condition must hold before the rule fires (e.g. 5m); at once by "
+        "default."), json_schema_extra={"pattern": _WINDOW_PATTERN})
+    severity: Literal["info", "warning", "critical"] | None = Field(None, description=(
+        "info, warning (the default) or critical: sent with each notification."))
+    notify: tuple[Annotated[str, Field(pattern=RECEIVER_NAME_PATTERN)], ...] | None = Field(
+        None, description=(
+            "Receivers named in aiops.yaml `alerting.receivers`; without any, the rule is "
+            "evaluated and shown but notifies nobody."))
+    repeat: str | None = _window_field(
+        "While the rule fires, notify again this often (default: aiops.yaml "
+        "`alerting.repeat_interval`).")
+
+    @field_validator("over", "baseline", "for_", "repeat")
     @classmethod
-    def _window(cls, over: str) -> str:
-        amount = int(over[:-1]) if len(over) <= 12 else MAX_ALERT_WINDOW_S + 1
-        if amount * _SECONDS[over[-1]] > MAX_ALERT_WINDOW_S:
-            raise ValueError(f"window {shown(over)} is longer than a year (366d)")
-        return over
+    def _window(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _a_window(value, "window" if info.field_name in ("over", "baseline")
+                         else "duration")
 
+    @model_validator(mode="after")
+    def _one_condition(self) -> Alert:
+        given = [k for k in ("above", "below", "ratio_above") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a rule needs exactly one of `above`, `below` or `ratio_above` "
+                             f"(with `baseline`); found {', '.join(given) or 'none'}")
+        if (self.baseline is None) != (self.ratio_above is None):
+            raise ValueError("`baseline` and `ratio_above` go together: the metric over `over` "
+                             "is compared with its value over `baseline` before it")
+        if self.metric == "quota_usage":
+            if self.baseline is not None:
+                raise ValueError("quota_usage has no baseline: it is the share of today's "
+                                 "daily limits used")
+        elif self.over is None:
+            raise ValueError(f"`over` (the window) is required for {self.metric}, e.g. 15m")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _unset_keys_omitted(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in _OPTIONAL_ALERT_KEYS:
+            if getattr(self, key) is None:
+                data.pop(key, None)
+                data.pop(key.rstrip("_"), None)  # `for_` dumped by its alias
+        if "for_" in data:
+            data["for"] = data.pop("for_")
+        return data
+
+    @property
+    def rule_name(self) -> str:
+        """`name`, else one made of the metric and the windows: error_rate_15m,
+        p95_latency_ms_1h_vs_7d, quota_usage."""
+        if self.name is not None:
+            return self.name
+        parts = [self.metric, *(w for w in (self.over,) if w and self.metric != "quota_usage")]
+        if self.baseline is not None:
+            parts += ["vs", self.baseline]
+        return "_".join(parts)
 
 
 class Bounds(Model):
@@ -439,13 +544,26 @@ class FunctionSpec(Model):
     access: Access = Field(Access(), description="Who may run and read it through the API.")
     filters: Filters = Field(Filters(), description=(
         "Content filters: pii_redact, or {deny: REGEX}, on inputs and outputs."))
-    alerts: tuple[Alert, ...] = Field((), description="Alert rules over metrics.")
+    alerts: tuple[Alert, ...] = Field((), description=(
+        "Alert rules over metrics: {name, metric, over, above | below | baseline + "
+        "ratio_above, min_calls, for, severity, notify, repeat}."))
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Free-form: owner, tags, ..."))
     test_providers: tuple[str, ...] | None = Field(None, description=(
         "The providers golden tests run against; the primary's and the fallbacks' by default."))
     tests: tuple[TestCase, ...] = Field((), description=(
         "Golden tests: inputs and assertions; not part of any hash."))
+
+    @field_validator("alerts")
+    @classmethod
+    def _rule_names_unique(cls, alerts: tuple[Alert, ...]) -> tuple[Alert, ...]:
+        seen: set[str] = set()
+        for rule in alerts:
+            if rule.rule_name in seen:
+                raise ValueError(f"two rules are named {rule.rule_name}; give one of them a "
+                                 "`name` of its own (alert state and history are kept by name)")
+            seen.add(rule.rule_name)
+        return alerts
 
     @property
     def semver(self) -> Semver:
@@ -645,6 +763,57 @@ PROJECT_ID_CHARS = 300  # managed_by, managed_functions.project, reconcile_runs.
 PROJECT_ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 
 
+class Receiver(Model):
+    """Where alert notifications go (aiops.yaml `alerting.receivers`): the URL, and a webhook's
+    signing secret, by the NAMES of environment variables, never the values."""
+
+    type: Literal["webhook", "slack", "alertmanager"] = Field(description=(
+        "webhook (a JSON body signed per Standard Webhooks), slack (a Slack-compatible "
+        "incoming-webhook message) or alertmanager (the Alertmanager v2 alerts API)."))
+    url_env: EnvName = Field(description=(
+        "The NAME of the environment variable that holds the URL (it may hold a token)."))
+    secret_env: EnvName | None = Field(None, description=(
+        "webhook only, required: the NAME of the variable that holds the signing secret, "
+        "whsec_ followed by base64 (Standard Webhooks)."))
+    timeout_s: Float = Field(10, gt=0, le=60, description=(
+        "Bound of one delivery attempt as a whole, in seconds."))
+
+    @field_validator("url_env", "secret_env", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        return env_name(value, "AIOPS_ALERT_URL")
+
+    @model_validator(mode="after")
+    def _secret_for_webhooks(self) -> Receiver:
+        if self.type == "webhook" and self.secret_env is None:
+            raise ValueError("a `webhook` receiver signs what it sends: name the variable that "
+                             "holds its secret in `secret_env` (e.g. AIOPS_ALERT_SECRET)")
+        if self.type != "webhook" and self.secret_env is not None:
+            raise ValueError(f"`secret_env` applies to `webhook` receivers, not `{self.type}`")
+        return self
+
+
+class Alerting(Model):
+    """How alert rules are evaluated and where they notify (aiops.yaml `alerting:`)."""
+
+    interval: str = Field("30s", pattern=DURATION_PATTERN, description=(
+        "How often `aiops serve` evaluates every rule (one evaluator across replicas)."),
+        json_schema_extra={"pattern": _WINDOW_PATTERN})
+    allow_private_addresses: Bool = Field(False, description=(
+        "Let receivers' URLs resolve to private, loopback or link-local addresses (off: an "
+        "SSRF guard)."))
+    repeat_interval: str | None = Field("4h", pattern=DURATION_PATTERN, description=(
+        "While a rule fires, notify again this often (a rule's `repeat` overrides it); null: "
+        "only when it starts and stops firing."), json_schema_extra={"pattern": _WINDOW_PATTERN})
+    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME_PATTERN)], Receiver] = Field(
+        default_factory=dict, description="Receivers by name; rules name them in `notify`.")
+
+    @field_validator("interval", "repeat_interval")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return _a_window(value)
+
+
 class ProjectSettings(Model):
     """Optional project settings: `aiops.yaml`."""
 
@@ -661,6 +830,9 @@ class ProjectSettings(Model):
     log_patience_s: Float = Field(120, ge=0, le=86400, description=(
         "How long log writes and budget leases wait, in all, for a locked or unreachable "
         "database before rows are saved to .aiops/pending-logs/ (seconds)."))
+    alerting: Alerting = Field(Alerting(), description=(
+        "Alert evaluation and receivers: interval, allow_private_addresses, repeat_interval, "
+        "receivers."))
 
     @field_validator("database_url")
     @classmethod

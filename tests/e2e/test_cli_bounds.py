@@ -92,7 +92,8 @@ def test_validate_refuses_a_function_file_it_must_not_read(project: Path, tmp_pa
     [line] = [x for x in result.stdout.splitlines() if "fresh" in x]
     assert line.startswith("functions/fresh/function.yaml: error: ") and KINDS[kind] in line
     assert "fix:" in line
-    assert result.stdout.strip().endswith("1 error(s), 0 warning(s) in 5 function(s).")
+    # The two warnings: the example's alert rules notify nobody.
+    assert result.stdout.strip().endswith("1 error(s), 2 warning(s) in 5 function(s).")
     assert SECRET not in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 

@@ -31,6 +31,7 @@ from aiops.errors import AiopsError, RuntimeFailure
 
 # command name -> "module:attribute" under aiops.cli
 LAZY: dict[str, str] = {
+    "alerts": "alerts:alerts",
     "validate": "project:validate",
     "init": "project:init",
     "new": "project:new",
@@ -55,6 +56,7 @@ LAZY: dict[str, str] = {
 # and reading it from the command would import them all). It is the first sentence of the
 # command's own help (a test keeps them equal).
 SUMMARIES: dict[str, str] = {
+    "alerts": "Alert rules: evaluate them once (check), or show them and their states (list).",
     "apply": "Write the plan to the database: one transaction, under a lock, recorded.",
     "db": "The database schema.",
     "import": "Translate a Dotprompt (.prompt) or Prompty (.prompty) file into an aiops "
@@ -95,7 +97,8 @@ Examples:
 Exit codes:
   0     success
   1     error: invalid files or configuration, not found, a failed test
-  2     usage error; plan --detailed-exitcode: there are changes
+  2     usage error; plan --detailed-exitcode: there are changes;
+        alerts check: some rule fires
   3-8   run: 3 input, 4 provider, 5 output, 6 rate limit, 7 budget,
         8 output delivered but its log row not recorded
   75    apply: the lock is busy; run: the database is locked

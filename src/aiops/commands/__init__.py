@@ -11,6 +11,7 @@ never prints.
     import_file                                                       .importer
     function_etag, create_function, update_function, delete_function  .writes
     create_token, list_tokens, revoke_token, authenticate             .tokens
+    check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
     function_logs, readiness                                          .catalog
     stats, backfill_rollups, compact_rollups                          .monitoring
@@ -42,6 +43,16 @@ from aiops.workspace import NotAProject, Workspace, find_root, open_workspace
 
 if TYPE_CHECKING:
     from aiops.checks import EarlierLookup
+    from aiops.commands.alerts import (
+        AlertsOverview,
+        CheckReport,
+        RuleView,
+        alerts_overview,
+        check_alerts,
+        condition_text,
+        list_alerts,
+        run_evaluator,
+    )
     from aiops.commands.catalog import (
         Readiness,
         function_logs,
@@ -98,6 +109,9 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    **dict.fromkeys(["AlertsOverview", "CheckReport", "RuleView", "alerts_overview",
+                     "check_alerts", "condition_text", "list_alerts", "run_evaluator"],
+                    "alerts"),
     "golden_tests": "golden",
     **dict.fromkeys(["ImportResult", "import_file"], "importer"),
     **dict.fromkeys(["WriteResult", "create_function", "delete_function", "function_etag",
@@ -488,4 +502,6 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "Readiness", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
     "StatsReport", "backfill_rollups", "compact_rollups", "stats",
+    "AlertsOverview", "CheckReport", "RuleView", "alerts_overview", "check_alerts",
+    "condition_text", "list_alerts", "run_evaluator",
 ]

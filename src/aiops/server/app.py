@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,9 @@ from fastapi import Depends, FastAPI
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
-from aiops.server.api import bodies, functions, guard, health, invoke, problems, stats, writes
+from aiops.server.api import (
+    alerts, bodies, functions, guard, health, invoke, problems, stats, writes,
+)
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
 
@@ -44,6 +47,7 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     # How long a run waits for room under a rate limit before it fails (429 `rate-limited`).
     max_wait_s: float = 30.0
+    evaluate_alerts: bool = True  # each worker runs the alerts' evaluator (one at a time)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -110,9 +114,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        evaluator = _alerts_evaluator(workspace, stop) if config.evaluate_alerts else None
         try:
             yield
         finally:
+            stop.set()
+            if evaluator is not None:
+                evaluator.join(timeout=30)
             await state.close()
 
     app = FastAPI(title="aiops", version=__version__, openapi_url=None, docs_url=None,
@@ -123,10 +132,26 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.state.aiops = state
     problems.install(app)
     state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops,
-                                            stats.ops])
+                                            stats.ops, alerts.ops])
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app
+
+
+def _alerts_evaluator(workspace: Workspace, stop: threading.Event) -> threading.Thread:
+    """The alerts' evaluator of this worker, in a thread until `stop` is set: every
+    `alerting.interval` (`aiops.commands.alerts.run_evaluator`: the database lock makes one
+    evaluation per interval across workers and replicas)."""
+    thread = threading.Thread(target=commands.run_evaluator, args=(workspace, stop),
+                              kwargs={"on_error": _evaluator_failed}, daemon=True,
+                              name="aiops-alerts")
+    thread.start()
+    return thread
+
+
+def _evaluator_failed(exc: Exception) -> None:
+    logging.getLogger("aiops.alerts").warning("alert evaluation failed: %s: %s",
+                                              type(exc).__name__, exc)
 
 
 def serve(config: ServerConfig, *, host: str, port: int, workers: int) -> None:

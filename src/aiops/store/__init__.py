@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
 from aiops.errors import NotFoundError, UsageError, UserError
+from aiops.monitoring.alerts import RuleState, Usage
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.records import (
     Archive,
@@ -64,7 +65,7 @@ from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
 from aiops.spec import Semver
 from aiops.stats import Subject, WindowStats, minute_of
-from aiops.store import catalog, idempotency, rollups, tokens
+from aiops.store import alerts, catalog, idempotency, rollups, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
     current_revision,
@@ -527,6 +528,60 @@ class Store:
             r = conn.execute(select(C).where(C.c.function_id == uuid.UUID(function_id),
                                              C.c.day == day)).one_or_none()
         return dict(r._mapping) if r else None
+
+    # -- alerts (aiops.store.alerts; the decisions: aiops.monitoring.alerts) --
+
+    def alert_rule_rows(self) -> list[alerts.RuleRow]:
+        """Functions that have alert rules (not archived), by name."""
+        return self._read(alerts.rule_rows)
+
+    def daily_usage(self, function_ids: Sequence[str], day: date) -> dict[str, Usage]:
+        """Settled usage of the functions' daily limits on `day` (UTC)."""
+        return self._read(alerts.usage_today, function_ids, day)
+
+    def alert_states(self) -> dict[tuple[str, str], RuleState]:
+        return self._read(alerts.read_states)
+
+    def record_alert_evaluation(
+            self, decide: Callable[[dict[tuple[str, str], RuleState], datetime | None],
+                                   alerts.Evaluation | None], *, holder: str, now: datetime
+    ) -> alerts.Evaluation | None:
+        """Under the evaluator's lock, in one transaction: read the states and when the last
+        evaluation ran, `decide`, and write what it decided (None: nothing, e.g. another
+        replica evaluated within the interval)."""
+        with db_errors(self.url), self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    wait_ms = max(1, int(self.lock_timeout_s * 1000))
+                    conn.execute(select(func.set_config("lock_timeout", f"{wait_ms}ms", True)))
+                last = alerts.lock_evaluator(conn)
+                ev = decide(alerts.read_states(conn), last)
+                if ev is not None:
+                    alerts.write_evaluation(conn, ev, holder=holder, now=now)
+                return ev
+
+    def claim_alert_notifications(self, *, now: datetime, until: datetime,
+                                  limit: int) -> list[alerts.Claimed]:
+        with db_errors(self.url), self.engine.begin() as conn:
+            return alerts.claim_due(conn, now=now, until=until, limit=limit)
+
+    def settle_alert_notification(self, outbox_id: str, *, status: str, attempts: int,
+                                  next_attempt_at: datetime | None, error: str | None,
+                                  now: datetime) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            alerts.settle(conn, outbox_id, status=status, attempts=attempts,
+                          next_attempt_at=next_attempt_at, error=error, now=now)
+
+    def pending_alert_notifications(self) -> int:
+        return self._read(alerts.pending_count)
+
+    def alert_history(self, *, function_ids: Sequence[str] | None, limit: int,
+                      before: tuple[datetime, str] | None = None) -> list[alerts.HistoryRow]:
+        """Notifications, newest first, with their deliveries (of these functions only)."""
+        return self._read(alerts.history, function_ids=function_ids, limit=limit,
+                          before=before)
 
     # -- the reconciler's writes --
 

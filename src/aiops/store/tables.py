@@ -348,3 +348,56 @@ IK = Table(
 # (aiops.budgets.TOKENS).
 QU = _usage("token_usage", "token_id", "api_tokens")
 QL = _leases("token_leases", "token_id", "api_tokens")
+
+# Alerts (aiops.monitoring.alerts): each rule's state, the history of its notifications, the
+# outbox that delivers them, and the row whose lock makes one evaluator at a time.
+AS = Table(
+    "alert_states", metadata,
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
+    Column("rule", String(63), primary_key=True),
+    Column("state", String(10), nullable=False),  # ok | pending | firing
+    _tz("since", nullable=True),
+    _tz("pending_since", nullable=True),
+    _tz("fired_at", nullable=True),
+    _tz("last_notified_at", nullable=True),
+    Column("value", Float, nullable=True),
+    _tz("evaluated_at", nullable=True),
+)
+
+AH = Table(
+    "alert_history", metadata,
+    _id(),
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), nullable=False),
+    Column("rule", String(63), nullable=False),
+    Column("event", String(10), nullable=False),  # firing | resolved
+    Column("severity", String(10), nullable=False),
+    Column("value", Float, nullable=True),
+    _tz("at"),
+    _json("payload"),  # the event every receiver's message is built from
+    Column("receivers", Integer, nullable=False),  # notifications queued for it
+    Index("ix_alert_history_at", "at"),
+    Index("ix_alert_history_function_id_at", "function_id", "at"),
+)
+
+AO = Table(
+    "alert_outbox", metadata,
+    _id(),  # the webhook-id: the same on every attempt
+    Column("history_id", Uuid(), ForeignKey("alert_history.id"), nullable=False),
+    Column("receiver", String(63), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    _tz("created_at"),
+    _tz("next_attempt_at"),
+    _tz("claimed_until", nullable=True),
+    Column("claim", Uuid(), nullable=True),
+    _tz("sent_at", nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index("ix_alert_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+AE = Table(
+    "alert_evaluator", metadata,
+    Column("id", Integer, primary_key=True),  # one row: 1
+    Column("holder", String(200), nullable=True),
+    _tz("last_run_at", nullable=True),
+)
