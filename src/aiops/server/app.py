@@ -25,7 +25,15 @@ from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
 from aiops.server.api import (
-    alerts, bodies, functions, guard, health, invoke, problems, stats, writes,
+    alerts,
+    bodies,
+    functions,
+    guard,
+    health,
+    invoke,
+    problems,
+    stats,
+    writes,
 )
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
