@@ -45,6 +45,8 @@ def test_create_list_revoke(project: Path, db_url: str) -> None:
 
 def test_bad_values_are_usage_errors(project: Path) -> None:
     for args, words in ((["--role", "root"], "root"), (["--expires", "3w"], "duration"),
+                        (["--expires", "3651d"], "3650d"),
+                        (["--expires", "9" * 5000 + "d"], "3650d"),
                         (["--groups", "Bad Group"], "group"), (["--rpm", "0"], "rpm"),
                         (["--daily-usd", "nan"], "daily-usd")):
         code, _, err = _run("token", "create", "-C", str(project), "--name", "x",

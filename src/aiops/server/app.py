@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
-from aiops.server.api import bodies, functions, guard, health, problems, writes
+from aiops.server.api import admin, bodies, functions, guard, health, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
 
@@ -88,7 +88,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     state = ServerState(config=config, workspace=workspace)
     app.state.aiops = state
     problems.install(app)
-    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops])
+    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops,
+                                              admin.ops])
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app

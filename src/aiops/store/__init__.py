@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
-from aiops.errors import NotFoundError, UsageError, UserError
+from aiops.errors import NameTaken, NotFoundError, RuntimeFailure, UserError
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.records import (
     Archive,
@@ -346,20 +346,29 @@ class Store:
 
     def create_token(self, token: NewToken, *, user: str, creator: str) -> TokenRecord:
         """Store a token for the user `user` names, made by `creator` (actors: `Name
-        <email>`, an email or a name; `aiops.actors`); a UsageError when a token that is not
-        revoked has its name."""
-        with db_errors(self.url), self.engine.begin() as conn:
-            if tokens.active_name_taken(conn, token.name):
-                raise UsageError(f"a token named {token.name} exists; revoke it first "
-                                 f"(`aiops token revoke {token.name}`) or choose another name")
-            return tokens.insert_token(conn, token, user_id=str(ensure_user(conn, user)),
-                                       created_by=str(ensure_user(conn, creator)))
+        <email>`, an email or a name; `aiops.actors`); NameTaken when a token that is not
+        revoked has its name (checked first, and by the unique index when two race)."""
+        taken = NameTaken(f"a token named {token.name} exists; revoke it first (`aiops token "
+                          f"revoke {token.name}`) or choose another name")
+        try:
+            with db_errors(self.url), self.engine.begin() as conn:
+                if tokens.active_name_taken(conn, token.name):
+                    raise taken
+                return tokens.insert_token(conn, token, user_id=str(ensure_user(conn, user)),
+                                           created_by=str(ensure_user(conn, creator)))
+        except RuntimeFailure:
+            if self._read(tokens.active_name_taken, token.name):
+                raise taken from None
+            raise
 
     def token_for_check(self, key_id: str) -> tuple[TokenRecord, str] | None:
         return self._read(tokens.token_for_check, key_id)
 
-    def tokens(self, *, include_revoked: bool = False) -> list[TokenRecord]:
-        return self._read(tokens.list_tokens, include_revoked=include_revoked)
+    def tokens(self, *, include_revoked: bool = False, after: tuple[str, str] | None = None,
+               limit: int | None = None) -> list[TokenRecord]:
+        """Tokens by (name, key id), past `after`, at most `limit`."""
+        return self._read(tokens.list_tokens, include_revoked=include_revoked, after=after,
+                          limit=limit)
 
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""

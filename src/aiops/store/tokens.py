@@ -62,10 +62,18 @@ def token_for_check(conn: Connection, key_id: str) -> tuple[TokenRecord, str] | 
     return None if r is None else (_record(r), r.secret_hash)
 
 
-def list_tokens(conn: Connection, *, include_revoked: bool) -> list[TokenRecord]:
-    q = _query().order_by(T.c.name, T.c.created_at)
+def list_tokens(conn: Connection, *, include_revoked: bool,
+                after: tuple[str, str] | None = None, limit: int | None = None
+                ) -> list[TokenRecord]:
+    """Tokens by (name, key id), from past `after` on, at most `limit`."""
+    q = _query().order_by(T.c.name, T.c.key_id)
     if not include_revoked:
         q = q.where(T.c.revoked_at.is_(None))
+    if after is not None:
+        name, key_id = after
+        q = q.where(or_(T.c.name > name, and_(T.c.name == name, T.c.key_id > key_id)))
+    if limit is not None:
+        q = q.limit(limit)
     return [_record(r) for r in conn.execute(q)]
 
 
