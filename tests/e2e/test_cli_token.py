@@ -60,6 +60,23 @@ def test_serve_outside_a_project_fails_before_listening(tmp_path: Path) -> None:
     assert code == 1 and "not an aiops project" in err
 
 
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(project: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = _run("serve", "-C", str(project), "--port", str(port))
+    assert code == 2, err
+    assert err.strip() == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                           "another server listens there: stop it, or choose another --port")
+    assert out == ""
+    code, _, err = _run("serve", "-C", str(project), "--host", "192.0.2.1")  # not this machine's
+    assert code == 2 and err.startswith("Error: cannot listen on 192.0.2.1:8080: ")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_help_run_and_the_verbs_import_no_web_framework(repo_root: Path) -> None:
     import subprocess
     import sys
