@@ -152,20 +152,15 @@ def routes(api: Api) -> list[tuple[str, str, Permission]]:
 
 
 @pytest.fixture
-def matrix_api(api: Api, monkeypatch: pytest.MonkeyPatch, mock_provider: Any) -> Api:
-    """The API's project with one function of each kind, applied and committed in git; its
-    provider the mock."""
-    write_project(api.root, [spec_data(name, **({"access": access} if access else {}))
-                             for name, access in FUNCTIONS.items()])
-    apply_project(api.root, url=api.db_url, actor="Ann <ann@example.com>")
-    git(api.root, "init", "-q", "-b", "main")
-    git(api.root, "config", "user.name", "aiops server")
-    git(api.root, "config", "user.email", "server@example.org")
-    git(api.root, "add", "-A")
-    git(api.root, "commit", "-qm", "Start")
-    monkeypatch.setenv("MOCK_API_KEY", "sk-test")
-    monkeypatch.setenv("AIOPS_MOCK_BASE_URL", mock_provider.url + "/v1")
-    return api
+def matrix_api(live_api: Api) -> Api:
+    """The API's project with one function of each kind, applied and committed in git (writes
+    work); its provider the mock (runs work)."""
+    write_project(live_api.root, [spec_data(name, **({"access": access} if access else {}))
+                                  for name, access in FUNCTIONS.items()])
+    apply_project(live_api.root, url=live_api.db_url, actor="Ann <ann@example.com>")
+    git(live_api.root, "add", "-A")
+    git(live_api.root, "commit", "-qm", "One function of each kind")
+    return live_api
 
 
 @pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
