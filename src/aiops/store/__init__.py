@@ -78,7 +78,7 @@ from aiops.store.engine import (
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
-from aiops.store.tables import C, F, L, M, R, V
+from aiops.store.tables import C, F, M, R, V
 from aiops.store.users import ensure_user
 from aiops.tokens import NewToken, TokenRecord
 
@@ -410,13 +410,8 @@ class Store:
                     since: datetime | None = None) -> list[LogRecord]:
         """The newest log rows of a function (of every function when `name` is None), newest
         first."""
-        q = self._logs_query().order_by(L.c.created_at.desc(), L.c.id.desc()).limit(limit)
-        if name is not None:
-            q = q.where(F.c.name == name)
-        if status is not None:
-            q = q.where(L.c.status == status)
-        if since is not None:
-            q = q.where(L.c.created_at >= _as_utc(since))
+        q = catalog.logs_query(name=name, where=LogFilter(status=status, since=since),
+                               limit=limit)
         with db_errors(self.url), self.engine.connect() as conn:
             return [_log_record(r) for r in conn.execute(q)]
 
@@ -477,14 +472,9 @@ class Store:
 
     def log(self, log_id: str) -> LogRecord | None:
         """One log row by its id (a UUID), or None."""
-        q = self._logs_query().where(L.c.id == uuid.UUID(log_id))
         with db_errors(self.url), self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(catalog.logs_query(log_id=log_id)).first()
         return None if row is None else _log_record(row)
-
-    @staticmethod
-    def _logs_query() -> Any:
-        return select(L, F.c.name).join(F, F.c.id == L.c.function_id)
 
     # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
 
