@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         LimitExceeded,
         LockBusy,
         LogWriteError,
+        NameTaken,
         NotFoundError,
         OutputError,
         PermissionDenied,
@@ -61,8 +62,9 @@ _EXPORTS = {
                      "NotFoundError", "InputError", "RuntimeFailure", "ProviderError",
                      "OutputError", "LimitExceeded", "BudgetExceeded", "Cancelled",
                      "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
-                     "ConflictError", "PreconditionRequired", "PreconditionFailed",
-                     "PermissionDenied", "WritesDisabled", "Diagnostic"], "errors"),
+                     "ConflictError", "NameTaken", "PreconditionRequired",
+                     "PreconditionFailed", "PermissionDenied", "WritesDisabled",
+                     "Diagnostic"], "errors"),
     "NotAProject": "workspace",
     "Execution": "runner",
     "Attempt": "runner",
@@ -78,7 +80,7 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "AiopsError", "UserError", "SpecError", "ConfigError", "UsageError", "NotFoundError",
     "NotAProject", "InputError", "RuntimeFailure", "ProviderError", "OutputError",
     "LimitExceeded", "BudgetExceeded", "Cancelled", "LogWriteError", "BudgetSettleError",
-    "StalePlanError", "LockBusy", "ConflictError", "PreconditionRequired",
+    "StalePlanError", "LockBusy", "ConflictError", "NameTaken", "PreconditionRequired",
     "PreconditionFailed", "PermissionDenied", "WritesDisabled",
 ]
 
