@@ -4,7 +4,8 @@ PostgreSQL (`db_url`).
 
 `api.call(method, url, token=..., expect=STATUS)` asserts the status, and that the OpenAPI
 document declares it for the operation the URL reaches: every status a test sees is one the
-document promises.
+document promises. `live_api` is `api` with its project committed in git (writes work) and
+its provider pointed at the mock provider (runs work).
 """
 
 from __future__ import annotations
@@ -135,3 +136,19 @@ def api(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
                                   max_body_bytes=4096, evaluate_alerts=False))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, db_url=db_url, root=root, tokens=tokens)
+
+
+@pytest.fixture
+def live_api(api: Api, monkeypatch: pytest.MonkeyPatch, mock_provider: Any) -> Api:
+    """`api` with its project a git repository (its files committed by the operator) and its
+    provider the mock provider."""
+    from tests.e2e.helpers import git
+
+    git(api.root, "init", "-q", "-b", "main")
+    git(api.root, "config", "user.name", "aiops server")
+    git(api.root, "config", "user.email", "server@example.org")
+    git(api.root, "add", "-A")
+    git(api.root, "commit", "-qm", "Start")
+    monkeypatch.setenv("MOCK_API_KEY", "sk-test")
+    monkeypatch.setenv("AIOPS_MOCK_BASE_URL", mock_provider.url + "/v1")
+    return api

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         LimitExceeded,
         LockBusy,
         LogWriteError,
+        NameTaken,
         NotFoundError,
         OutputError,
         PermissionDenied,
@@ -63,8 +64,9 @@ _EXPORTS = {
                      "NotFoundError", "InputError", "RuntimeFailure", "ProviderError",
                      "OutputError", "LimitExceeded", "BudgetExceeded", "QuotaExceeded", "Cancelled",
                      "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
-                     "ConflictError", "PreconditionRequired", "PreconditionFailed",
-                     "PermissionDenied", "WritesDisabled", "Diagnostic"], "errors"),
+                     "ConflictError", "NameTaken", "PreconditionRequired",
+                     "PreconditionFailed", "PermissionDenied", "WritesDisabled",
+                     "Diagnostic"], "errors"),
     "FieldError": "errors",
     "NotAProject": "workspace",
     "Execution": "runner",
@@ -83,7 +85,7 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "NotAProject", "InputError", "RuntimeFailure", "ProviderError", "OutputError",
     "LimitExceeded", "BudgetExceeded", "QuotaExceeded", "Cancelled", "LogWriteError",
     "BudgetSettleError",
-    "StalePlanError", "LockBusy", "ConflictError", "PreconditionRequired",
+    "StalePlanError", "LockBusy", "ConflictError", "NameTaken", "PreconditionRequired",
     "PreconditionFailed", "PermissionDenied", "WritesDisabled",
 ]
 

@@ -81,6 +81,12 @@ class Caller:
         return self.role == "admin"
 
     @property
+    def user_actor(self) -> str:
+        """The token's user as an actor (`aiops.actors`): `Name <email>`, or the name."""
+        name = self.user_name or self.token_name
+        return f"{name} <{self.user_email}>" if self.user_email else name
+
+    @property
     def actor(self) -> str:
         """How log rows and commits name this caller."""
         return f"token:{self.token_name}"

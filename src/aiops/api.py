@@ -203,29 +203,51 @@ class Workspace:
 
     # -- the logs -------------------------------------------------------------------------
 
-    def logs(self, name: str, *, limit: int = 20, status: str | None = None,
+    def logs(self, name: str | None = None, *, limit: int = 20, status: str | None = None,
              since: datetime | None = None) -> list[LogRecord]:
-        """`aiops logs NAME`: its newest executions, newest first (`status`: "ok" or "error";
-        `since`: an aware datetime). This workspace's log rows are written first, except
-        those of a runner on the event loop of the calling thread: there, use `alogs`."""
-        current = _running_loop()
-        for flushed in self._flush_elsewhere(current):
-            flushed.result()
+        """`aiops logs [NAME]`: the newest executions of `name`, or of every function when
+        it is None, newest first (`status`: "ok" or "error"; `since`: a datetime). This
+        workspace's log rows are written first, except those of a runner on the event loop
+        of the calling thread: there, use `alogs`."""
+        self._flush_all_but_mine()
         return commands.logs(self._ws, name, limit=limit, status=status, since=since,
                              store=self._database())
 
-    async def alogs(self, name: str, *, limit: int = 20, status: str | None = None,
-                    since: datetime | None = None) -> list[LogRecord]:
+    def log(self, log_id: str) -> LogRecord:
+        """`aiops logs --id LOG_ID`: one execution, whole (`Execution.log_id` names it). A
+        UsageError when `log_id` is not a log id, a NotFoundError when no row has it."""
+        self._flush_all_but_mine()
+        return commands.log_by_id(self._ws, log_id, store=self._database())
+
+    async def alogs(self, name: str | None = None, *, limit: int = 20,
+                    status: str | None = None, since: datetime | None = None
+                    ) -> list[LogRecord]:
         """`logs` on the running event loop, after writing every runner's log rows."""
+        store = await self._aflush_all()
+        return await asyncio.to_thread(commands.logs, self._ws, name, limit=limit,
+                                       status=status, since=since, store=store)
+
+    async def alog(self, log_id: str) -> LogRecord:
+        """`log` on the running event loop, after writing every runner's log rows."""
+        store = await self._aflush_all()
+        return await asyncio.to_thread(commands.log_by_id, self._ws, log_id, store=store)
+
+    def _flush_all_but_mine(self) -> None:
+        """Write the log rows of the runners on other threads' loops (this thread's loop, if
+        any, cannot be waited for from a sync call)."""
+        current = _running_loop()
+        for flushed in self._flush_elsewhere(current):
+            flushed.result()
+
+    async def _aflush_all(self) -> Store:
+        """Write every runner's log rows, this loop's too; the store to read."""
         current = asyncio.get_running_loop()
         runner = self._runners.get(current)
         if runner is not None:
             await runner.flush()
         for flushed in self._flush_elsewhere(current):
             await asyncio.wrap_future(flushed)
-        store = self._database()
-        return await asyncio.to_thread(commands.logs, self._ws, name, limit=limit,
-                                       status=status, since=since, store=store)
+        return self._database()
 
     def _flush_elsewhere(self, current: _Loop | None) -> list[Any]:
         """Start writing the log rows of the runners on loops running in other threads."""

@@ -192,6 +192,11 @@ class ConflictError(UserError):
     exists, a file with uncommitted edits, a branch that moved during the write."""
 
 
+class NameTaken(ConflictError, UsageError):
+    """A name already in use where it must be unique (a token's, among those not revoked): a
+    command line that cannot work as it stands (exit 2), a conflict to the API (409)."""
+
+
 class PreconditionRequired(UserError):
     """A write that must name the version it replaces (If-Match: the ETag it read) did not."""
 

@@ -229,8 +229,8 @@ class Limits(Model):
 
 class Access(Model):
     """Which API callers may read, run and change the function: groups of API tokens, or
-    `everyone` (aiops.access decides; the CLI runs with the operator's own keys and is not
-    bound by these lists)."""
+    `everyone` (aiops.access decides; the CLI and the Python API run with the operator's own
+    database and keys, and are not bound by these lists)."""
 
     invoke: tuple[str, ...] = Field(("everyone",), description=(
         "Token groups allowed to run it through the API (tokens of role invoker and up); "
@@ -242,7 +242,7 @@ class Access(Model):
     # existing function's metadata hash (and planned no update of every one).
     edit: tuple[str, ...] | None = Field(None, description=(
         "Token groups allowed to change it through the API (tokens of role editor and up), "
-        "and to read the inputs and outputs of its logs; `everyone` by default."))
+        "and to read the inputs and outputs of its logs there; `everyone` by default."))
 
     @model_serializer(mode="wrap")
     def _unset_edit_omitted(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -26,6 +26,7 @@ _TOKEN = re.compile(r"aiops_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 GROUP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LIFETIME = timedelta(days=3650)  # a token's `expires`: ten years at most
 
 
 def new_secret() -> tuple[str, str]:
@@ -57,6 +58,16 @@ def parse_duration(text: str, what: str) -> timedelta:
         raise UsageError(f"{what} {shown(text)} is not a duration; write a number and a unit: "
                          "90d, 12h, 30m or 45s")
     return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
+
+def check_lifetime(text: str, what: str = "--expires") -> timedelta:
+    """A token's lifetime (`90d`), at most MAX_LIFETIME (checked before anything converts
+    the number: a thousand digits are refused, not a crash)."""
+    if re.match(DURATION_PATTERN, text) and (
+            len(text) > 12 or int(text[:-1]) * _UNITS[text[-1]] > MAX_LIFETIME.total_seconds()):
+        raise UsageError(f"{what} {shown(text)} is longer than the {MAX_LIFETIME.days}d a "
+                         "token may live")
+    return parse_duration(text, what)
 
 
 def check_role(role: str) -> Role:

@@ -400,3 +400,12 @@ def test_a_token_reads_the_content_of_its_own_calls(api: Api) -> None:
     assert [e["content_hidden"] for e in items] == [True, False, False]
     items = api.call("GET", f"{BASE}/ledger/logs", token="editor-finance").json()["items"]
     assert not any(e["content_hidden"] for e in items)
+
+
+def test_a_query_parameter_the_operation_does_not_take_is_422(api: Api) -> None:
+    body = api.call("GET", f"{BASE}?stauts=error&limit=2", expect=422).json()
+    assert body["code"] == "validation-failed" and "`status`" in body["detail"]
+    assert [e["parameter"] for e in body["errors"]] == ["stauts"]
+    api.call("GET", "/healthz?verbose=1", token=None, expect=422)
+    api.call("GET", f"{BASE}?stauts=error", token=None, expect=401)  # the token first
+    api.call("GET", f"{BASE}?status=active&limit=2")

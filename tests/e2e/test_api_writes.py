@@ -111,6 +111,33 @@ def test_put_needs_a_current_if_match(repo: Api) -> None:
     assert [e["pointer"] for e in body["errors"]] == ["/version"]
 
 
+def test_put_keeps_the_values_a_document_writes_even_when_they_are_the_defaults(
+        repo: Api) -> None:
+    """What GET's `spec` holds (every default filled in) PUT back as it is: the file says
+    what the document says, defaults included; no key is dropped for equalling its default."""
+    import yaml
+
+    spec = repo.call("GET", f"{BASE}/greet").json()["spec"]
+    document = {"apiVersion": "aiops/v1", **{k: v for k, v in spec.items()
+                                             if v is not None}}
+    defaults = {"status": "active", "description": document["description"], "fallbacks": [],
+                "alerts": [], "filters": {"input": [], "output": []},
+                "retry": {"max_attempts": 3, "backoff_s": 0.5, "max_backoff_s": 8.0,
+                          "repair_attempts": 1},
+                "access": {"view": ["everyone"], "invoke": ["everyone"]}}
+    document |= defaults
+    response = repo.call("PUT", f"{BASE}/greet", token="editor", json=document,
+                         headers={"If-Match": etag(repo, "greet")})
+    assert response.json()["plan"]["verdict"].startswith("No changes")  # the same function
+    text = (repo.root / "functions/greet/function.yaml").read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+    for key, value in defaults.items():
+        assert written[key] == value, key
+    # Nested mappings as GET gave them, their nulls too: the file holds what was sent.
+    assert written["limits"] == spec["limits"]
+    assert written["configuration"] == spec["configuration"]
+
+
 def test_two_editors_put_the_same_function_one_wins(repo: Api) -> None:
     tag = etag(repo, "greet")
     before = int(git(repo.root, "rev-list", "--count", "HEAD"))

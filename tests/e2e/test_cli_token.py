@@ -45,6 +45,8 @@ def test_create_list_revoke(project: Path, db_url: str) -> None:
 
 def test_bad_values_are_usage_errors(project: Path) -> None:
     for args, words in ((["--role", "root"], "root"), (["--expires", "3w"], "duration"),
+                        (["--expires", "3651d"], "3650d"),
+                        (["--expires", "9" * 5000 + "d"], "3650d"),
                         (["--groups", "Bad Group"], "group"), (["--rpm", "0"], "rpm"),
                         (["--daily-usd", "nan"], "daily-usd")):
         code, _, err = _run("token", "create", "-C", str(project), "--name", "x",
@@ -56,6 +58,23 @@ def test_bad_values_are_usage_errors(project: Path) -> None:
 def test_serve_outside_a_project_fails_before_listening(tmp_path: Path) -> None:
     code, _, err = _run("serve", "-C", str(tmp_path), "--port", "0")
     assert code == 1 and "not an aiops project" in err
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(project: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = _run("serve", "-C", str(project), "--port", str(port))
+    assert code == 2, err
+    assert err.strip() == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                           "another server listens there: stop it, or choose another --port")
+    assert out == ""
+    code, _, err = _run("serve", "-C", str(project), "--host", "192.0.2.1")  # not this machine's
+    assert code == 2 and err.startswith("Error: cannot listen on 192.0.2.1:8080: ")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_help_run_and_the_verbs_import_no_web_framework(repo_root: Path) -> None:

@@ -171,3 +171,33 @@ def test_only_public_names_are_used() -> None:
             and isinstance(node.value, ast.Name) and node.value.id == "aiops"}
     assert used - {"__all__"} <= set(aiops.__all__)
     assert {"open", "Execution", "InputError"} <= used
+
+
+def test_logs_of_every_function_and_one_execution_by_its_id(root: Path) -> None:
+    import uuid
+
+    project.write(root, dict(project.CLASSIFY, name="triage"))
+    with aiops.open(root) as ws:
+        ws.apply(expected=ws.plan(), actor="Test <t@example.com>")
+        first = ws.run("classify", TICKET)
+        second = ws.run("triage", TICKET)
+        every = ws.logs()
+        assert [row.id for row in every] == [second.log_id, first.log_id]
+        assert [row.name for row in every] == ["triage", "classify"]
+        assert [row.id for row in ws.logs(limit=1)] == [second.log_id]
+        assert [row.id for row in ws.logs("classify")] == [first.log_id]
+        one = ws.log(first.log_id)
+        assert isinstance(one, aiops.LogRecord) and one == every[1]
+        assert one.input == TICKET and one.output == first.output
+        with pytest.raises(aiops.UsageError, match="not a log id"):
+            ws.log("nope")
+        with pytest.raises(aiops.NotFoundError, match="no execution"):
+            ws.log(str(uuid.uuid4()))
+
+    async def main() -> tuple[Any, list[Any]]:
+        async with aiops.open(root) as ws:
+            ran = await ws.arun("triage", TICKET)  # its row is written before the reads
+            return (await ws.alog(ran.log_id)), await ws.alogs(limit=3)
+
+    row, newest = asyncio.run(main())
+    assert row.name == "triage" and newest[0] == row and len(newest) == 3

@@ -1,7 +1,8 @@
 """`aiops serve`: the REST API on uvicorn (aiops.server), and `aiops token`: the API tokens
 (aiops.commands.tokens). Thin: parse, call, print.
 
-Exit codes: 0 success, 1 error (not a project, unknown token), 2 a bad command line.
+Exit codes: 0 success, 1 error (not a project, unknown token), 2 a bad command line (also
+an address `serve` cannot listen on: the port is in use, the host is not this machine's).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ never prints.
     golden_tests                                                      .golden
     import_file                                                       .importer
     function_etag, create_function, update_function, delete_function  .writes
-    create_token, list_tokens, revoke_token, authenticate             .tokens
+    create_token, list_tokens, token_page, revoke_token, authenticate .tokens
     check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
     function_logs, readiness                                          .catalog
@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         create_token,
         list_tokens,
         revoke_token,
+        token_page,
     )
     from aiops.commands.writes import (
         WriteResult,
@@ -121,7 +122,7 @@ _LAZY = {
     **dict.fromkeys(["RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run",
                      "run_many", "serve_mock"], "execution"),
     **dict.fromkeys(["CreatedToken", "TokenRefused", "authenticate", "create_token",
-                     "list_tokens", "revoke_token"], "tokens"),
+                     "list_tokens", "revoke_token", "token_page"], "tokens"),
     **dict.fromkeys(["Readiness", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
     **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
@@ -498,7 +499,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "ImportResult", "import_file",
     "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
     "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
-    "revoke_token",
+    "revoke_token", "token_page",
     "Readiness", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
     "StatsReport", "backfill_rollups", "compact_rollups", "stats",

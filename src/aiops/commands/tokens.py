@@ -1,5 +1,6 @@
-"""The tokens' verbs: create, list, revoke (`aiops token ...`, and the admin API to come),
-and authenticate a token's text into an `aiops.access.Caller` (the server's gate).
+"""The tokens' verbs: create, list, revoke (`aiops token ...`, and the admin API:
+`/api/admin/tokens`), and authenticate a token's text into an `aiops.access.Caller` (the
+server's gate).
 
 A token's text is returned once, by `create_token`, and stored nowhere: the database holds
 the hash of its secret (`aiops.tokens`).
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiops.access import Caller
+from aiops.catalog import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from aiops.errors import UsageError, UserError
 from aiops.store import Store
 from aiops.store.tokens import TOUCH_EVERY
@@ -19,10 +21,10 @@ from aiops.tokens import (
     NewToken,
     TokenRecord,
     check_groups,
+    check_lifetime,
     check_name,
     check_role,
     new_secret,
-    parse_duration,
     parse_token,
     secret_hash,
     secret_matches,
@@ -65,7 +67,7 @@ def create_token(ws: Workspace, *, name: str, role: str, groups: tuple[str, ...]
     token = NewToken(id=str(uuid.uuid4()), key_id=key_id, secret_hash=secret_hash(key_id, secret),
                      name=check_name(name), role=check_role(role), groups=check_groups(groups),
                      created_at=now,
-                     expires_at=now + parse_duration(expires, "--expires") if expires else None,
+                     expires_at=now + check_lifetime(expires) if expires else None,
                      rpm=rpm, daily_calls=daily_calls, daily_usd=daily_usd)
     st = store or ws.open_store()
     record = st.create_token(token, user=user or name,
@@ -77,6 +79,21 @@ def list_tokens(ws: Workspace, *, include_revoked: bool = False,
                 store: Store | None = None) -> list[TokenRecord]:
     """The tokens (not revoked, unless `include_revoked`), by name."""
     return (store or ws.open_store()).tokens(include_revoked=include_revoked)
+
+
+def token_page(store: Store, *, include_revoked: bool = False, cursor: str | None = None,
+               limit: int = DEFAULT_LIMIT) -> Page[TokenRecord]:
+    """The tokens as `list_tokens` orders them, `limit` at a time (the API's list)."""
+    check_limit(limit)
+    after = None
+    if cursor:
+        pos = decode_cursor("tokens", cursor, ("name", "key_id"))
+        after = (pos["name"], pos["key_id"])
+    found = store.tokens(include_revoked=include_revoked, after=after, limit=limit + 1)
+    items = tuple(found[:limit])
+    more = len(found) > limit
+    return Page(items=items, next_cursor=encode_cursor(
+        "tokens", {"name": items[-1].name, "key_id": items[-1].key_id}) if more else None)
 
 
 def revoke_token(ws: Workspace, ref: str, *, store: Store | None = None,

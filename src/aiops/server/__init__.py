@@ -6,6 +6,8 @@
     api/bodies.py   the bound on request bodies (413)
     api/health.py   /healthz, /readyz, /openapi.json, /docs (the offline API reference)
     api/functions.py  the contributor API's reads
+    api/writes.py   the contributor API's writes (through git)
+    api/admin.py    the admin API: tokens
 
 Imports point one way: the server calls `aiops.commands` (and the pure `aiops.access`,
 `aiops.catalog`); it never reaches the store's SQL, the runner or the CLI.

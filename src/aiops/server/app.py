@@ -9,6 +9,7 @@ The config reaches worker processes through one environment variable (`CONFIG_EN
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -24,7 +25,9 @@ from fastapi import Depends, FastAPI
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.tokens import TokenRefused
+from aiops.errors import UsageError
 from aiops.server.api import (
+    admin,
     alerts,
     bodies,
     functions,
@@ -112,6 +115,25 @@ class ServerState:
             raise ApiProblem("unauthenticated", str(exc), headers=guard.CHALLENGE) from None
 
 
+def check_address(host: str, port: int) -> None:
+    """A UsageError, in one line, when the server could not listen on `host`:`port` (in use,
+    not an address of this machine, a port below 1024 without the right): said before
+    uvicorn starts, which would log it and exit among its own lines."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        hint = ("; another server listens there: stop it, or choose another --port"
+                if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE else "")
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+
+
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     """The app for the project `config` names (default: `CONFIG_ENV`, else the current
     directory). A directory that is no project fails here, before any request."""
@@ -140,7 +162,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.state.aiops = state
     problems.install(app)
     state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops,
-                                            stats.ops, alerts.ops])
+                                            stats.ops, alerts.ops, admin.ops])
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app
@@ -168,5 +190,6 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int) -> None:
 
     os.environ[CONFIG_ENV] = config.to_env()
     create_app(config)  # fail before listening: not a project, unreadable settings
+    check_address(host, port)
     uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="info", server_header=False)

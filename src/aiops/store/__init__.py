@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
 from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
-from aiops.errors import NotFoundError, UsageError, UserError
+from aiops.errors import NameTaken, NotFoundError, RuntimeFailure, UserError
 from aiops.monitoring.alerts import RuleState, Usage
 from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.records import (
@@ -79,7 +79,7 @@ from aiops.store.engine import (
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
-from aiops.store.tables import C, F, L, M, R, V
+from aiops.store.tables import C, F, M, R, V
 from aiops.store.users import ensure_user
 from aiops.tokens import NewToken, TokenRecord
 
@@ -347,23 +347,30 @@ class Store:
 
     def create_token(self, token: NewToken, *, user: str, creator: str) -> TokenRecord:
         """Store a token for the user `user` names, made by `creator` (actors: `Name
-        <email>`, an email or a name; `aiops.actors`); a UsageError when a token that is not
-        revoked has its name."""
-        with db_errors(self.url), self.engine.begin() as conn:
-            if tokens.active_name_taken(conn, token.name):
-                raise UsageError(f"a token named {token.name} exists; revoke it first "
-                                 f"(`aiops token revoke {token.name}`) or choose another name")
-            return tokens.insert_token(conn, token, user_id=str(ensure_user(conn, user)),
-                                       created_by=str(ensure_user(conn, creator)))
+        <email>`, an email or a name; `aiops.actors`); NameTaken when a token that is not
+        revoked has its name (checked first, and by the unique index when two race)."""
+        taken = NameTaken(f"a token named {token.name} exists; revoke it first (`aiops token "
+                          f"revoke {token.name}`) or choose another name")
+        try:
+            with db_errors(self.url), self.engine.begin() as conn:
+                if tokens.active_name_taken(conn, token.name):
+                    raise taken
+                return tokens.insert_token(conn, token, user_id=str(ensure_user(conn, user)),
+                                           created_by=str(ensure_user(conn, creator)))
+        except RuntimeFailure:
+            if self._read(tokens.active_name_taken, token.name):
+                raise taken from None
+            raise
 
     def token_for_check(self, key_id: str) -> tuple[TokenRecord, str] | None:
         return self._read(tokens.token_for_check, key_id)
 
-    def tokens(self, *, include_revoked: bool = False,
-               day: date | None = None) -> list[TokenRecord]:
-        """The tokens, each with what it used of its daily quotas on `day` (today, UTC)."""
-        return self._read(tokens.list_tokens, include_revoked=include_revoked,
-                          day=day or datetime.now(UTC).date())
+    def tokens(self, *, include_revoked: bool = False, after: tuple[str, str] | None = None,
+               limit: int | None = None, day: date | None = None) -> list[TokenRecord]:
+        """Tokens by (name, key id), past `after`, at most `limit`, each with what it used of
+        its daily quotas on `day` (today, UTC)."""
+        return self._read(tokens.list_tokens, include_revoked=include_revoked, after=after,
+                          limit=limit, day=day or datetime.now(UTC).date())
 
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""
@@ -424,13 +431,8 @@ class Store:
                     since: datetime | None = None) -> list[LogRecord]:
         """The newest log rows of a function (of every function when `name` is None), newest
         first."""
-        q = self._logs_query().order_by(L.c.created_at.desc(), L.c.id.desc()).limit(limit)
-        if name is not None:
-            q = q.where(F.c.name == name)
-        if status is not None:
-            q = q.where(L.c.status == status)
-        if since is not None:
-            q = q.where(L.c.created_at >= _as_utc(since))
+        q = catalog.logs_query(name=name, where=LogFilter(status=status, since=since),
+                               limit=limit)
         with db_errors(self.url), self.engine.connect() as conn:
             return [_log_record(r) for r in conn.execute(q)]
 
@@ -490,14 +492,9 @@ class Store:
 
     def log(self, log_id: str) -> LogRecord | None:
         """One log row by its id (a UUID), or None."""
-        q = self._logs_query().where(L.c.id == uuid.UUID(log_id))
         with db_errors(self.url), self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(catalog.logs_query(log_id=log_id)).first()
         return None if row is None else _log_record(row)
-
-    @staticmethod
-    def _logs_query() -> Any:
-        return select(L, F.c.name).join(F, F.c.id == L.c.function_id)
 
     # -- the runner's writes (no reconcile lock: they touch no reconciled row) --
 

@@ -117,11 +117,22 @@ def version_content(conn: Connection, version_id: str) -> dict[str, Any]:
     return content
 
 
-def log_entries(conn: Connection, function_id: str, *, where: LogFilter,
-                before: tuple[datetime, str] | None, limit: int) -> list[LogEntry]:
-    """A function's log rows, newest first, before the position `before` (created_at, id)."""
-    q = (select(L).where(L.c.function_id == uuid.UUID(function_id))
-         .order_by(L.c.created_at.desc(), L.c.id.desc()).limit(limit))
+def logs_query(*, function_id: str | None = None, name: str | None = None,
+               log_id: str | None = None, where: LogFilter | None = None,
+               before: tuple[datetime, str] | None = None, limit: int | None = None) -> Any:
+    """The one query of log rows (and their function's name), newest first: of one function
+    (by id or name) or of all, one row by its id, filtered by `where`, before the position
+    `before` (created_at, id). What the CLI's `aiops logs`, the Python API and the API's
+    lists read."""
+    where = where or LogFilter()
+    q = (select(L, F.c.name).join(F, F.c.id == L.c.function_id)
+         .order_by(L.c.created_at.desc(), L.c.id.desc()))
+    if function_id is not None:
+        q = q.where(L.c.function_id == uuid.UUID(function_id))
+    if name is not None:
+        q = q.where(F.c.name == name)
+    if log_id is not None:
+        q = q.where(L.c.id == uuid.UUID(log_id))
     if before is not None:
         at, last = as_utc(before[0]), uuid.UUID(before[1])
         q = q.where(or_(L.c.created_at < at, and_(L.c.created_at == at, L.c.id < last)))
@@ -135,7 +146,14 @@ def log_entries(conn: Connection, function_id: str, *, where: LogFilter,
         q = q.where(L.c.created_at >= as_utc(where.since))
     if where.until is not None:
         q = q.where(L.c.created_at < as_utc(where.until))
-    return [_entry(r) for r in conn.execute(q)]
+    return q if limit is None else q.limit(limit)
+
+
+def log_entries(conn: Connection, function_id: str, *, where: LogFilter,
+                before: tuple[datetime, str] | None, limit: int) -> list[LogEntry]:
+    """A function's log rows as the API shows them, newest first."""
+    return [_entry(r) for r in conn.execute(logs_query(function_id=function_id, where=where,
+                                                       before=before, limit=limit))]
 
 
 def _entry(r: Any) -> LogEntry:

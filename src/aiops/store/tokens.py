@@ -63,15 +63,26 @@ def token_for_check(conn: Connection, key_id: str) -> tuple[TokenRecord, str] | 
     return None if r is None else (_record(r), r.secret_hash)
 
 
-def list_tokens(conn: Connection, *, include_revoked: bool, day: date) -> list[TokenRecord]:
-    """The tokens, each with what its calls used of its quotas on `day`."""
-    q = _query().order_by(T.c.name, T.c.created_at)
+def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
+                after: tuple[str, str] | None = None, limit: int | None = None
+                ) -> list[TokenRecord]:
+    """Tokens by (name, key id), from past `after` on, at most `limit`, each with what its
+    calls used of its quotas on `day`."""
+    q = _query().order_by(T.c.name, T.c.key_id)
     if not include_revoked:
         q = q.where(T.c.revoked_at.is_(None))
+    if after is not None:
+        name, key_id = after
+        q = q.where(or_(T.c.name > name, and_(T.c.name == name, T.c.key_id > key_id)))
+    if limit is not None:
+        q = q.limit(limit)
+    rows = conn.execute(q).all()
+    ids = [r.id for r in rows]
     used = {str(r.token_id): r for r in conn.execute(
-        select(QU.c.token_id, QU.c.calls_used, QU.c.usd_spent).where(QU.c.day == day))}
+        select(QU.c.token_id, QU.c.calls_used, QU.c.usd_spent).where(
+            QU.c.day == day, QU.c.token_id.in_(ids)))} if ids else {}
     records = []
-    for r in conn.execute(q):
+    for r in rows:
         record = _record(r)
         u = used.get(record.id)
         records.append(record if u is None else replace(

@@ -26,7 +26,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 
 from aiops.access import LEAST_ROLE, Caller, Permission, role_allows
-from aiops.server.api.problems import ApiProblem, responses
+from aiops.server.api.problems import ApiProblem, ProblemItem, responses
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,11 +48,11 @@ class Operation:
 def problems_of(path: str, permission: Permission, extra: Iterable[str]) -> tuple[str, ...]:
     """The problem codes an operation can answer: its own, and those every operation of its
     kind can (the gate's, the body bound's, a server failure's)."""
-    codes = ["internal-error", "payload-too-large", *extra]
+    codes = ["internal-error", "payload-too-large", "validation-failed", *extra]
     if permission is not Permission.PUBLIC:
         codes += ["unauthenticated", "forbidden", "misconfigured"]
     if "{" in path:
-        codes += ["not-found", "validation-failed"]
+        codes += ["not-found"]
     return tuple(dict.fromkeys(codes))
 
 
@@ -106,18 +106,55 @@ def gate(request: Request) -> Caller | None:
     """The app-wide dependency: the operation's declared permission, the caller's token
     checked against it. None for a public operation."""
     server = request.app.state.aiops
-    permission = server.permissions.get(request.scope.get("endpoint"))
+    endpoint = request.scope.get("endpoint")
+    permission = server.permissions.get(endpoint)
     if permission is None:
         raise ApiProblem("internal-error", "this operation declares no permission, so it "
                          "answers nobody")
     if permission is Permission.PUBLIC:
+        _known_query(request, endpoint)
         return None
     caller: Caller = server.authenticate(_bearer(request))
     if not role_allows(caller.role, permission):
         raise ApiProblem("forbidden", f"this needs a token of role {LEAST_ROLE[permission]} "
                          f"or above; this token's role is {caller.role}")
+    _known_query(request, endpoint)
     request.state.caller = caller
     return caller
+
+
+def _known_query(request: Request, endpoint: Any) -> None:
+    """A query parameter the operation does not take is refused (422), not ignored: a
+    misspelt filter (`?stauts=error`) would otherwise answer as if there were none."""
+    if not request.query_params:
+        return
+    known = _query_names(request.app, endpoint)
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in known]
+    if unknown:
+        takes = ", ".join(f"`{k}`" for k in sorted(known)) or "none"
+        raise ApiProblem("validation-failed", f"{len(unknown)} query parameter(s) this "
+                         f"operation does not take (it takes: {takes})",
+                         errors=[ProblemItem(detail="not a parameter of this operation",
+                                             parameter=k[:100]) for k in unknown[:20]])
+
+
+_QUERY_NAMES: dict[Any, frozenset[str]] = {}
+
+
+def _query_names(app: FastAPI, endpoint: Any) -> frozenset[str]:
+    """The query parameters an endpoint's route takes (its own and its dependencies')."""
+    names = _QUERY_NAMES.get(endpoint)
+    if names is None:
+        route = next(r for r in app.routes if getattr(r, "endpoint", None) is endpoint)
+        names = _QUERY_NAMES[endpoint] = frozenset(_walk_query(route.dependant))  # type: ignore[attr-defined]
+    return names
+
+
+def _walk_query(dependant: Any) -> set[str]:
+    names = {str(f.alias) for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _walk_query(sub)
+    return names
 
 
 def _bearer(request: Request) -> str:
