@@ -201,6 +201,17 @@ class Workspace:
                           patience_s=self.settings.log_patience_s,
                           pending_logs=self.pending_logs)
 
+    def close(self) -> None:
+        """Close the pooled connections of the project's database, if any were opened (a
+        process about to end: the CLI's `aiops run` before it skips the teardown that would
+        close them)."""
+        import sys
+
+        if "aiops.store.engine" in sys.modules and "database_url" in self.__dict__:
+            from aiops.store.engine import dispose_engines
+
+            dispose_engines(self.database_url)
+
     # -- who owns what ----------------------------------------------------------------------
 
     @cached_property

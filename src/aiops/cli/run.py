@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from aiops.cli import (
+    CLOSED,
     database_option,
     drop_stdout,
     emit,
@@ -29,6 +30,7 @@ from aiops.cli import (
 )
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
 from aiops.errors import (
+    AiopsError,
     InputError,
     RuntimeFailure,
     UsageError,
@@ -131,11 +133,29 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     runner = commands.open_runner(ws, actor=actor, max_wait_s=max_wait)
     if input_ is not None:
         value = _read_input(input_)
-        raise SystemExit(asyncio.run(_single(ws, runner, target, value)))
+        try:
+            code = asyncio.run(_single(ws, runner, target, value))
+        except AiopsError:  # the run's own error, raised once the runner was closed
+            _closed(ws)
+            raise
+        _closed(ws)
+        raise SystemExit(code)
     assert input_file is not None
     from aiops.cli.batch import run_batch
 
-    raise SystemExit(asyncio.run(run_batch(runner, target, input_file, output, concurrency)))
+    code = asyncio.run(run_batch(runner, target, input_file, output, concurrency))
+    _closed(ws)
+    raise SystemExit(code)
+
+
+def _closed(ws: Any) -> None:
+    """The runner is closed (its log rows written or spooled, its budgets settled): close
+    the database's connections too, and tell `aiops.cli.main` that the process may end
+    without the interpreter's teardown."""
+    ws.close()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict):
+        ctx.obj[CLOSED] = True
 
 
 async def _single(ws: Any, runner: Any, target: str, value: Any) -> int:
