@@ -1,19 +1,31 @@
 """Start-up benchmark: a single `aiops run` against the mock <= 0.5 s wall, and it must not
 grow with the project (DESIGN §10, issue 11); `aiops --help` <= 0.3 s.
 
-First, baselines measured in the same run: `python -c pass`, and `python -c "import openai,
-sqlalchemy"` (the provider SDK and the database library a run against the mock needs: the
-floor of any such run). Then, for each project size, a project of N functions is applied to
-a temporary SQLite database; then, against a mock provider in its own process:
+First, floors measured in the same run: `python -c pass`, and for each provider type the
+libraries its run cannot do without, imported in a bare process (the official SDK of
+`openai` or `groq`, aiohttp for the custom `http` protocol; SQLAlchemy for the database),
+which `aiops run` cannot beat. `aiops run` ends without the interpreter's teardown once it
+has closed everything (aiops.cli.end_now), so each floor is shown both ways: with the
+teardown a bare `python -c "import ..."` pays, and without it (`os._exit`), the one to
+compare with. Then, for each project size, a project of N functions is applied to a
+temporary SQLite database; then, against a mock provider in its own process:
 
 1. in process, after the imports: opening the runner (finding the project, its database and
    its providers), the part of a run's start-up that could grow with the number of files;
 2. as a command: `aiops run fn-00000 --input ...`, a new process each time: wall time, CPU
-   time and peak RSS.
+   time and peak RSS; with the function's provider of type openai (the SDK) at every size,
+   and of type groq and http as well at the first size.
 
-Each figure is the median of `--repeat` runs. Bytecode is compiled first (measure.py).
+`--baseline PATH/TO/aiops`: another install's `aiops` (say main before a change, in its own
+worktree and venv) is measured in the same run, interleaved with this one run for run so
+that both see the same load, and each figure is printed before -> after. It runs against
+the same projects and database, so it must be of the same schema revision.
+
+Each figure is the median of `--repeat` runs. Bytecode is compiled first (measure.py; the
+baseline's own package too, when it is a source checkout).
 
     .venv/bin/python benchmarks/startup.py [--functions 1 1000 10000] [--repeat 5]
+                                           [--baseline ../before/.venv/bin/aiops]
 """
 
 from __future__ import annotations
@@ -21,22 +33,27 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from measure import Measured, compile_bytecode, load_average, median_of
+from measure import Measured, compile_bytecode, load_average, measure, median_of
 from reconcile import function, make_project  # benchmarks/reconcile.py: the same functions
 
 AIOPS = str(Path(sys.executable).parent / "aiops")
-PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY", "models": {
-    "mock-small": {"input_per_mtok": 0.1, "output_per_mtok": 0.2}}}}}
+PRICES = {"mock-small": {"input_per_mtok": 0.1, "output_per_mtok": 0.2}}
+PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY",
+                                   "models": PRICES}}}
 INPUT = '{"text": "Benchmarks measure."}'
+# provider type -> (the libraries its run imports, where its wire API is under the mock)
+TYPES = {"openai": ("openai, sqlalchemy", "/v1"), "groq": ("groq, sqlalchemy", ""),
+         "http": ("aiohttp, sqlalchemy", "/aiops")}
 
 
 @contextmanager
@@ -55,16 +72,59 @@ def mock_provider() -> Iterator[str]:
         proc.wait()
 
 
-def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None
-          ) -> str:
+def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None,
+          before: Measured | None = None) -> str:
     verdict = "" if target is None else ("  ok" if m.wall_s <= target else "  OVER")
-    ratio = f"  {m.wall_s / base.wall_s:4.1f}x the floor" if base else ""
+    ratio = f"  {m.wall_s / base.wall_s:4.2f}x the floor" if base else ""
     goal = f" (target <= {target} s)" if target is not None else ""
-    return (f"{label:44} {m.wall_s * 1000:6.0f} ms wall, {m.cpu_s * 1000:6.0f} ms CPU, "
-            f"{m.peak_mb:5.0f} MB peak{goal}{ratio}{verdict}")
+    if before is None:
+        return (f"{label:46} {m.wall_s * 1000:6.0f} ms wall, {m.cpu_s * 1000:6.0f} ms CPU, "
+                f"{m.peak_mb:5.0f} MB peak{goal}{ratio}{verdict}")
+    return (f"{label:46} {before.wall_s * 1000:6.0f} -> {m.wall_s * 1000:4.0f} ms wall "
+            f"({m.wall_s / before.wall_s:4.2f}x), {before.cpu_s * 1000:5.0f} -> "
+            f"{m.cpu_s * 1000:4.0f} ms CPU, {before.peak_mb:4.0f} -> {m.peak_mb:3.0f} MB"
+            f"{goal}{ratio}{verdict}")
 
 
-def bench(n: int, url: str, repeat: int, tmp: Path, floor: Measured) -> None:
+def interleaved(commands: Sequence[Sequence[str]], repeat: int,
+                env: Mapping[str, str] | None = None) -> list[Measured]:
+    """The medians of `repeat` runs of each command, run in turn (a, b, a, b, ...): on a
+    noisy machine both see the same load. Every run must exit 0."""
+    runs: list[list[Measured]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for command, seen in zip(commands, runs, strict=True):
+            seen.append(measure(command, env))
+    for command, seen in zip(commands, runs, strict=True):
+        assert all(r.status == 0 for r in seen), f"{command}: {[r.status for r in seen]}"
+    return [Measured(statistics.median(r.wall_s for r in seen),
+                     statistics.median(r.cpu_s for r in seen),
+                     statistics.median(r.peak_mb for r in seen), 0) for seen in runs]
+
+
+def compared(args: Sequence[str], repeat: int, baseline: str | None,
+             env: Mapping[str, str] | None = None) -> tuple[Measured, Measured | None]:
+    """`aiops ARGS` (this install's), and the baseline's in the same runs when there is one."""
+    if baseline is None:
+        return median_of([AIOPS, *args], repeat, env=env), None
+    after, before = interleaved([[AIOPS, *args], [baseline, *args]], repeat, env)
+    return after, before
+
+
+def floors(repeat: int) -> dict[str, Measured]:
+    """provider type -> the import of its libraries in a bare process, without teardown."""
+    out = {}
+    for kind, (modules, _) in TYPES.items():
+        whole, ended = interleaved([[sys.executable, "-c", f"import {modules}"],
+                                    [sys.executable, "-c", f"import os, {modules}; "
+                                     "os._exit(0)"]], repeat)
+        print(shown(f"import {modules}", whole))
+        print(shown("  the same, without teardown (the floor)", ended))
+        out[kind] = ended
+    return out
+
+
+def bench(n: int, url: str, repeat: int, tmp: Path, floor: dict[str, Measured],
+          baseline: str | None, kinds: Sequence[str]) -> None:
     root = tmp / f"project-{n}"
     make_project(root, n)
     (root / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS))
@@ -84,30 +144,54 @@ def bench(n: int, url: str, repeat: int, tmp: Path, floor: Measured) -> None:
                                   capture_output=True, text=True).stdout)
              for _ in range(repeat)]
 
-    run = median_of([AIOPS, "run", "fn-00000", "--input", INPUT, "-C", str(root)], repeat,
-                    env=env)
-    print(shown(f"n={n:6}: `aiops run`", run, 0.5, floor))
+    for kind in kinds:
+        project = root
+        if kind != "openai":  # the same project and database, another type of provider
+            project = tmp / f"project-{n}-{kind}"
+            if not project.exists():
+                shutil.copytree(root, project)
+            spec = {"type": kind, "models": PRICES}
+            if kind == "http":
+                spec["base_url"] = f"{url}/aiops"
+            else:
+                spec["api_key_env"] = "MOCK_API_KEY"
+            (project / "providers.yaml").write_text(yaml.safe_dump(
+                {"providers": {"mock": spec}}))
+        run, before = compared(["run", "fn-00000", "--input", INPUT, "-C", str(project)],
+                               repeat, baseline,
+                               env={**env, "AIOPS_MOCK_BASE_URL": url + TYPES[kind][1]})
+        print(shown(f"n={n:6}: `aiops run`, provider type {kind}", run, 0.5, floor[kind],
+                    before))
     print(f"{'':10}open the runner {statistics.median(opens) * 1000:6.1f} ms (in process, "
           "after imports)")
-
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--functions", type=int, nargs="+", default=[1, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--baseline", metavar="AIOPS",
+                        help="another install's `aiops` executable, measured in the same run")
     args = parser.parse_args()
     compile_bytecode()
+    if args.baseline:
+        base_python = Path(args.baseline).parent / "python"
+        subprocess.run([str(base_python), "-c", "import aiops, compileall, pathlib; "
+                        "compileall.compile_dir(pathlib.Path(aiops.__file__).parent, quiet=1)"],
+                       check=True)
     print(load_average())
-    print(f"medians of {args.repeat} runs")
+    print(f"medians of {args.repeat} runs"
+          + (f"; before: {args.baseline}, after: {AIOPS}" if args.baseline else ""))
     print(shown("python -c pass (baseline)", median_of([sys.executable, "-c", "pass"],
                                                         args.repeat)))
-    floor = median_of([sys.executable, "-c", "import openai, sqlalchemy"], args.repeat)
-    print(shown("import openai, sqlalchemy (floor of a run)", floor))
-    print(shown("aiops --help", median_of([AIOPS, "--help"], args.repeat), 0.3))
+    floor = floors(args.repeat)
+    help_, before = compared(["--help"], args.repeat, args.baseline)
+    print(shown("aiops --help", help_, 0.3, None, before))
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as url:
-        for n in args.functions:
-            bench(n, url, args.repeat, Path(tmp), floor)
+        for i, n in enumerate(args.functions):
+            bench(n, url, args.repeat, Path(tmp), floor, args.baseline,
+                  list(TYPES) if i == 0 else ["openai"])
+    print(load_average())
     return 0
 
 
