@@ -57,7 +57,8 @@ MAX_ALERT_WINDOW_S = 366 * 86400
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              defer_build=True)
 
 
 def _no_text_or_boolean(value: Any) -> Any:

@@ -7,6 +7,7 @@ The real console script in a subprocess, on real SQLite and PostgreSQL, against 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -18,15 +19,17 @@ from typing import Any
 import pytest
 
 from aiops.store import open_store
+from tests import fixtures_providers as runner_project
 from tests.e2e.test_cli_batch import (
     AIOPS,
     GOOD,
+    invoke,
     make_project,
     read_output,
     reservations,
     write_lines,
 )
-from tests.fixtures_db import budget_leases
+from tests.fixtures_db import apply_project, budget_leases
 
 # Registered in every `aiops` process of these tests (sitecustomize on PYTHONPATH): an atexit
 # handler and a logging handler whose record is only written when logging shuts down, the
@@ -53,6 +56,10 @@ logging.getLogger("exit-test").warning("logging flushed at exit")
 def _mark():
     with open(os.environ["AIOPS_TEST_EXIT_MARK"], "a") as f:
         f.write("atexit ran\\n")
+        probes = os.environ.get("AIOPS_TEST_PROBE_MODULES")
+        if probes:  # which of these the process had loaded by its end
+            loaded = [m for m in probes.split(",") if m in sys.modules]
+            f.write("loaded: " + ",".join(loaded) + "\\n")
     sys.stdout.write("")  # a handler may still write
 """
 
@@ -134,6 +141,51 @@ def test_a_batch_ends_with_every_row_and_line_written(
     assert sorted(r.id for r in rows) == sorted(e["log_id"] for e in lines)
     assert budget_leases(open_store(db_url)) == []
     assert sorted(marks) == ["atexit ran", "logging flushed at exit"]
+
+
+# Libraries a run loads only when its function's provider needs them.
+PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp", "sqlalchemy.dialects.postgresql",
+          "aiops.plan", "aiops.catalog", "aiops.tokens")
+NEEDS = {"openai": {"openai", "httpx2", "aiohttp"}, "groq": {"groq", "httpx", "aiohttp"},
+         "internal": {"aiohttp"}}
+MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "internal": "house-model"}
+
+
+@pytest.mark.parametrize("provider", ["openai", "groq", "internal"])
+def test_a_run_loads_only_its_providers_sdk(tmp_path: Path, mock_provider: Any,
+                                            provider: str) -> None:
+    """The openai and groq providers each load their own SDK (not the other's), the http
+    one (`internal`) neither, and none loads the PostgreSQL dialect for a SQLite database,
+    nor the code of the plan, the catalog or the API's tokens."""
+    data = dict(runner_project.CLASSIFY, provider=provider, model=MODELS[provider],
+                fallbacks=[])
+    root = runner_project.write(tmp_path / "proj", data)
+    url = f"sqlite:///{tmp_path / 'aiops.db'}"
+    apply_project(root, url=url, actor="ci <ci@example.com>")
+    env = {**runner_project.env_for(mock_provider.url), "AIOPS_DATABASE_URL": url,
+           "AIOPS_RATE_LIMIT_URL": "", "AIOPS_TEST_PROBE_MODULES": ",".join(PROBES)}
+    proc, marks = run_cli(tmp_path, env, "run", "classify", "--input", json.dumps(GOOD), "-C",
+                          str(root))
+    assert proc.returncode == 0, proc.stderr
+    (loaded,) = [m.removeprefix("loaded: ") for m in marks if m.startswith("loaded:")]
+    assert set(filter(None, loaded.split(","))) == NEEDS[provider]
+
+
+@pytest.mark.parametrize("input_, code", [(GOOD, 0), ({"subject": "x"}, 3)])
+def test_a_run_in_process_leaves_the_garbage_collector_as_it_was(
+        tmp_path: Path, mock_provider: Any, input_: dict[str, str], code: int) -> None:
+    """A single run pauses the cyclic GC while it starts up and runs; an in-process caller
+    (a test, an application driving the CLI) gets it back on, and off when it was off."""
+    root, env = make_project(tmp_path, f"sqlite:///{tmp_path / 'aiops.db'}",
+                             mock_provider.url)
+    for enabled in (True, False):
+        gc.enable() if enabled else gc.disable()
+        try:
+            result = invoke(root, env, "run", "budgeted", "--input", json.dumps(input_))
+            assert result.exit_code == code, result.output
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
 
 
 # --- end_now itself ------------------------------------------------------------------------
