@@ -75,7 +75,8 @@ def mock_provider() -> Iterator[str]:
 def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None,
           before: Measured | None = None) -> str:
     verdict = "" if target is None else ("  ok" if m.wall_s <= target else "  OVER")
-    ratio = f"  {m.wall_s / base.wall_s:4.2f}x the floor" if base else ""
+    ratio = (f"  {m.wall_s / base.wall_s:4.2f}x the floor's wall, {m.cpu_s / base.cpu_s:4.2f}x "
+             "its CPU") if base else ""
     goal = f" (target <= {target} s)" if target is not None else ""
     if before is None:
         return (f"{label:46} {m.wall_s * 1000:6.0f} ms wall, {m.cpu_s * 1000:6.0f} ms CPU, "
@@ -102,29 +103,34 @@ def interleaved(commands: Sequence[Sequence[str]], repeat: int,
 
 
 def compared(args: Sequence[str], repeat: int, baseline: str | None,
-             env: Mapping[str, str] | None = None) -> tuple[Measured, Measured | None]:
-    """`aiops ARGS` (this install's), and the baseline's in the same runs when there is one."""
-    if baseline is None:
-        return median_of([AIOPS, *args], repeat, env=env), None
-    after, before = interleaved([[AIOPS, *args], [baseline, *args]], repeat, env)
-    return after, before
+             env: Mapping[str, str] | None = None, floor: str | None = None
+             ) -> tuple[Measured, Measured | None, Measured | None]:
+    """`aiops ARGS` (this install's), the baseline's when there is one, and the import of
+    `floor` without teardown, in the same runs: (after, before, floor)."""
+    commands = [[AIOPS, *args]]
+    if baseline is not None:
+        commands.append([baseline, *args])
+    if floor is not None:
+        commands.append([sys.executable, "-c", f"import os, {floor}; os._exit(0)"])
+    got = iter(interleaved(commands, repeat, env))
+    after = next(got)
+    return (after, next(got) if baseline is not None else None,
+            next(got) if floor is not None else None)
 
 
-def floors(repeat: int) -> dict[str, Measured]:
-    """provider type -> the import of its libraries in a bare process, without teardown."""
-    out = {}
-    for kind, (modules, _) in TYPES.items():
+def floors(repeat: int) -> None:
+    """What the interpreter's teardown costs a bare import of each provider type's
+    libraries (the floors of the runs are measured with them, `bench`)."""
+    for modules, _ in TYPES.values():
         whole, ended = interleaved([[sys.executable, "-c", f"import {modules}"],
                                     [sys.executable, "-c", f"import os, {modules}; "
                                      "os._exit(0)"]], repeat)
         print(shown(f"import {modules}", whole))
-        print(shown("  the same, without teardown (the floor)", ended))
-        out[kind] = ended
-    return out
+        print(shown("  the same, without teardown", ended))
 
 
-def bench(n: int, url: str, repeat: int, tmp: Path, floor: dict[str, Measured],
-          baseline: str | None, kinds: Sequence[str]) -> None:
+def bench(n: int, url: str, repeat: int, tmp: Path, baseline: str | None,
+          kinds: Sequence[str]) -> None:
     root = tmp / f"project-{n}"
     make_project(root, n)
     (root / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS))
@@ -157,11 +163,12 @@ def bench(n: int, url: str, repeat: int, tmp: Path, floor: dict[str, Measured],
                 spec["api_key_env"] = "MOCK_API_KEY"
             (project / "providers.yaml").write_text(yaml.safe_dump(
                 {"providers": {"mock": spec}}))
-        run, before = compared(["run", "fn-00000", "--input", INPUT, "-C", str(project)],
-                               repeat, baseline,
-                               env={**env, "AIOPS_MOCK_BASE_URL": url + TYPES[kind][1]})
-        print(shown(f"n={n:6}: `aiops run`, provider type {kind}", run, 0.5, floor[kind],
-                    before))
+        run, before, floor = compared(
+            ["run", "fn-00000", "--input", INPUT, "-C", str(project)], repeat, baseline,
+            env={**env, "AIOPS_MOCK_BASE_URL": url + TYPES[kind][1]}, floor=TYPES[kind][0])
+        assert floor is not None
+        print(shown(f"n={n:6}: `aiops run`, provider type {kind}", run, 0.5, floor, before))
+        print(shown(f"{'':10}its floor: import {TYPES[kind][0]}, no teardown", floor))
     print(f"{'':10}open the runner {statistics.median(opens) * 1000:6.1f} ms (in process, "
           "after imports)")
 
@@ -184,12 +191,12 @@ def main() -> int:
           + (f"; before: {args.baseline}, after: {AIOPS}" if args.baseline else ""))
     print(shown("python -c pass (baseline)", median_of([sys.executable, "-c", "pass"],
                                                         args.repeat)))
-    floor = floors(args.repeat)
-    help_, before = compared(["--help"], args.repeat, args.baseline)
+    floors(args.repeat)
+    help_, before, _ = compared(["--help"], args.repeat, args.baseline)
     print(shown("aiops --help", help_, 0.3, None, before))
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as url:
         for i, n in enumerate(args.functions):
-            bench(n, url, args.repeat, Path(tmp), floor, args.baseline,
+            bench(n, url, args.repeat, Path(tmp), args.baseline,
                   list(TYPES) if i == 0 else ["openai"])
     print(load_average())
     return 0
