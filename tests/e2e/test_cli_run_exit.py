@@ -144,8 +144,7 @@ def test_a_batch_ends_with_every_row_and_line_written(
 
 
 # Libraries a run loads only when its function's provider needs them.
-PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp", "sqlalchemy.dialects.postgresql",
-          "aiops.plan", "aiops.catalog", "aiops.tokens")
+PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp")
 NEEDS = {"openai": {"openai", "httpx2", "aiohttp"}, "groq": {"groq", "httpx", "aiohttp"},
          "internal": {"aiohttp"}}
 MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "internal": "house-model"}
@@ -155,8 +154,7 @@ MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "internal": "
 def test_a_run_loads_only_its_providers_sdk(tmp_path: Path, mock_provider: Any,
                                             provider: str) -> None:
     """The openai and groq providers each load their own SDK (not the other's), the http
-    one (`internal`) neither, and none loads the PostgreSQL dialect for a SQLite database,
-    nor the code of the plan, the catalog or the API's tokens."""
+    one (`internal`) neither."""
     data = dict(runner_project.CLASSIFY, provider=provider, model=MODELS[provider],
                 fallbacks=[])
     root = runner_project.write(tmp_path / "proj", data)
