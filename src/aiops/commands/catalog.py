@@ -38,24 +38,34 @@ from aiops.store import Store
 from aiops.store.catalog import FunctionRow
 from aiops.workspace import Workspace
 
-# Functions read per query while filling a page with those the caller may view.
+# At most this many functions are read per query while filling a page with those the caller
+# may view (a caller who may view few: the verb reads past the others, a bounded batch at a time).
 _SCAN = 500
 
 
 def list_functions(store: Store, *, caller: Caller | None = None, status: str | None = None,
                    search: str | None = None, cursor: str | None = None,
                    limit: int = 50) -> Page[FunctionSummary]:
-    """Functions by name that `caller` may view, `limit` at a time."""
+    """Functions by name that `caller` may view, `limit` at a time.
+
+    The first query reads one page and one more (all a caller who may view everything needs);
+    the next, when the access lists hid some, as many as the share seen so far predicts are
+    still missing (at most `_SCAN`), so a page costs rows in proportion to the page, not to
+    the catalog."""
     check_limit(limit)
     after = decode_cursor("functions", cursor, ("after",))["after"] if cursor else None
+    want = limit + 1  # one more than the page: whether there is a next one
     found: list[FunctionSummary] = []
-    while len(found) <= limit:
-        batch = store.function_summaries(after=after, limit=max(_SCAN, limit + 1),
-                                         status=status, search=search)
+    size, read = want, 0
+    while len(found) < want:
+        batch = store.function_summaries(after=after, limit=size, status=status, search=search)
         found += [f for f in batch if may(caller, "view", f.access)]
-        if len(batch) < max(_SCAN, limit + 1):
+        read += len(batch)
+        if len(batch) < size:
             break
         after = batch[-1].name
+        missing = want - len(found)
+        size = _SCAN if not found else min(_SCAN, max(want, -(-missing * read // len(found))))
     items = tuple(found[:limit])
     more = len(found) > limit
     return Page(items=items,

@@ -50,7 +50,7 @@ def function_summaries(conn: Connection, *, after: str | None, limit: int,
         needle = search.lower()
         q = q.where(or_(F.c.name.contains(needle, autoescape=True),
                         F.c.description.ilike(f"%{_escape_like(needle)}%", escape="/")))
-    return [_summary(r) for r in conn.execute(q)]
+    return [_summary(r) for r in conn.execute(q).all()]
 
 
 def _escape_like(text: str) -> str:
