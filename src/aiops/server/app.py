@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI
 
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
-from aiops.commands.tokens import TokenRefused
+from aiops.commands.tokens import TOKEN_TRUST_S, TokenCache, TokenRefused
 from aiops.server.api import bodies, functions, guard, health, invoke, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
@@ -44,6 +44,9 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     # How long a run waits for room under a rate limit before it fails (429 `rate-limited`).
     max_wait_s: float = 30.0
+    # Seconds a worker trusts a token it checked (`TokenCache`); 0: every request asks the
+    # database.
+    token_trust_s: float = TOKEN_TRUST_S
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -57,11 +60,13 @@ class ServerConfig:
 @dataclass(kw_only=True)
 class ServerState:
     """What one worker keeps: the project, its store (opened on first use, and again after a
-    failure), the permission of each operation."""
+    failure), the permission of each operation, the tokens it checked lately (`tokens`;
+    `commands.revoke_token` makes it forget a token at once)."""
 
     config: ServerConfig
     workspace: Workspace
     permissions: dict[Callable[..., Any], Permission] = field(default_factory=dict)
+    tokens: TokenCache = field(default_factory=TokenCache)
     _store: Store | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _runner: Runner | None = None
@@ -92,12 +97,15 @@ class ServerState:
             await runner.aclose()
 
     def authenticate(self, text: str) -> Caller:
-        from aiops.commands.tokens import authenticate
-
+        """The caller of a token, checked in the database unless this worker checked it
+        within `tokens.ttl_s` (`trusted` answers those without I/O)."""
         try:
-            return authenticate(self.store(), text)
+            return self.tokens.authenticate(self.store(), text)
         except TokenRefused as exc:
             raise ApiProblem("unauthenticated", str(exc), headers=guard.CHALLENGE) from None
+
+    def trusted(self, text: str) -> Caller | None:
+        return self.tokens.lookup(text)
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
@@ -119,7 +127,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                   redoc_url=None, dependencies=[Depends(guard.gate)], lifespan=lifespan,
                   description="AI functions as code: the catalog, its versions and logs, "
                   "and writes through git.")
-    state = ServerState(config=config, workspace=workspace)
+    state = ServerState(config=config, workspace=workspace,
+                        tokens=TokenCache(config.token_trust_s))
     app.state.aiops = state
     problems.install(app)
     state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops])
