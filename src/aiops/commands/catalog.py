@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiops.access import Caller, allowed_actions, may, may_read_content
+from aiops.access import EVERYONE, Caller, allowed_actions, may, may_read_content
 from aiops.catalog import (
     MAX_LIMIT,
     FieldChange,
@@ -39,7 +39,7 @@ from aiops.store.catalog import FunctionRow
 from aiops.workspace import Workspace
 
 # At most this many functions are read per query while filling a page with those the caller
-# may view (a caller who may view few: the verb reads past the others, a bounded batch at a time).
+# may view (when the database's pre-selection by `access.view` leaves some it may not).
 _SCAN = 500
 
 
@@ -48,17 +48,20 @@ def list_functions(store: Store, *, caller: Caller | None = None, status: str | 
                    limit: int = 50) -> Page[FunctionSummary]:
     """Functions by name that `caller` may view, `limit` at a time.
 
-    The first query reads one page and one more (all a caller who may view everything needs);
-    the next, when the access lists hid some, as many as the share seen so far predicts are
-    still missing (at most `_SCAN`), so a page costs rows in proportion to the page, not to
-    the catalog."""
+    The database selects the functions whose `access.view` list names one of the caller's
+    groups or everyone, one page and one more row (whether there is a next page); `may`
+    decides on those. Should it refuse some, the next query reads as many as the share seen
+    so far predicts are missing (at most `_SCAN`). A page costs rows in proportion to the
+    page, not to the catalog nor to what the caller may not see."""
     check_limit(limit)
     after = decode_cursor("functions", cursor, ("after",))["after"] if cursor else None
+    groups = None if caller is None or caller.is_admin else (*caller.groups, EVERYONE)
     want = limit + 1  # one more than the page: whether there is a next one
     found: list[FunctionSummary] = []
     size, read = want, 0
     while len(found) < want:
-        batch = store.function_summaries(after=after, limit=size, status=status, search=search)
+        batch = store.function_summaries(after=after, limit=size, status=status, search=search,
+                                         view_groups=groups)
         found += [f for f in batch if may(caller, "view", f.access)]
         read += len(batch)
         if len(batch) < size:

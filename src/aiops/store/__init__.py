@@ -322,9 +322,10 @@ class Store:
     # The catalog's reads (aiops.store.catalog): what the API and the web UI show.
 
     def function_summaries(self, *, after: str | None, limit: int, status: str | None = None,
-                           search: str | None = None) -> list[FunctionSummary]:
+                           search: str | None = None,
+                           view_groups: Sequence[str] | None = None) -> list[FunctionSummary]:
         return self._read(catalog.function_summaries, after=after, limit=limit, status=status,
-                          search=search)
+                          search=search, view_groups=view_groups)
 
     def find_function(self, ref: str) -> catalog.FunctionRow | None:
         """The function whose id or name is `ref`, with its current version's content."""
