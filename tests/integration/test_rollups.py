@@ -202,3 +202,18 @@ def test_compaction_to_hours_keeps_the_sums_of_whole_hours(
     assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
     assert 1 <= store.compact_rollups(T0 + timedelta(hours=2)) <= 5  # a row per key
     assert store.window_stats(["greet"], *hours[0])["greet"].calls == before[0].calls + 5
+
+
+def test_the_rollup_statement_is_made_once_and_serves_every_write(
+        store: Store, deployed: dict[str, DeployedVersion]) -> None:
+    """Building it took longer than running it, on every log write: it is made once per
+    dialect, and one object adds every group's deltas (here, three writes that sum)."""
+    from aiops.store import rollups
+
+    made = rollups._upsert(store.dialect)
+    rows = executions(deployed["greet"], 30, seed=7)
+    for i in range(0, 30, 10):
+        store.insert_logs(rows[i:i + 10])
+    assert rollups._upsert(store.dialect) is made
+    got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
+    assert got.calls == 30

@@ -20,6 +20,7 @@ rounded down to its minute. Once compacted, a row stands for its whole hour.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,11 @@ _SUMMED = (*AMOUNTS, *BUCKET_COLUMNS)
 _BACKFILL_CHUNK = 10_000
 
 
+@functools.cache
 def _upsert(dialect: str) -> Any:
+    """The statement that adds deltas to rollup rows, made once per dialect: it names every
+    summed column twice, and building it (and its cache key) took longer than running it,
+    on every log write."""
     stmt = upsert(dialect, RU)
     return stmt.on_conflict_do_update(
         index_elements=list(KEY),
