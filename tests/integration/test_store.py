@@ -37,6 +37,24 @@ def test_unmigrated_postgres_says_what_to_run(pg_schema_url: str) -> None:
         open_store(pg_schema_url)
 
 
+@pytest.mark.postgres
+def test_catalog_and_token_reads_are_their_statement_alone_on_postgres(
+        pg_schema_url: str) -> None:
+    """No BEGIN and ROLLBACK around a one-statement read: its transaction is the statement's
+    own (PostgreSQL starts an implicit transaction at the statement's own timestamp)."""
+    from sqlalchemy import text
+
+    store = open_store(pg_schema_url, migrate=True)
+    own = text("SELECT xact_start = query_start FROM pg_stat_activity "
+               "WHERE pid = pg_backend_pid()")
+    for _ in range(3):  # a pooled connection too
+        assert store._read(lambda conn: conn.execute(own).scalar()) is True
+        assert store.token_for_check("0123456789abcdef") is None
+    with store.engine.begin() as conn:  # writes keep their transactions
+        conn.execute(text("SELECT 1"))
+        assert conn.execute(own).scalar() is False
+
+
 def test_default_sqlite_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'deep' / 'dir' / 'aiops.db'}"
     st = open_store(url)

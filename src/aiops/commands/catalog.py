@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiops.access import Caller, allowed_actions, may, may_read_content
+from aiops.access import EVERYONE, Caller, allowed_actions, may, may_read_content
 from aiops.catalog import (
     MAX_LIMIT,
     FieldChange,
@@ -38,24 +38,37 @@ from aiops.store import Store
 from aiops.store.catalog import FunctionRow
 from aiops.workspace import Workspace
 
-# Functions read per query while filling a page with those the caller may view.
+# At most this many functions are read per query while filling a page with those the caller
+# may view (when the database's pre-selection by `access.view` leaves some it may not).
 _SCAN = 500
 
 
 def list_functions(store: Store, *, caller: Caller | None = None, status: str | None = None,
                    search: str | None = None, cursor: str | None = None,
                    limit: int = 50) -> Page[FunctionSummary]:
-    """Functions by name that `caller` may view, `limit` at a time."""
+    """Functions by name that `caller` may view, `limit` at a time.
+
+    The database selects the functions whose `access.view` list names one of the caller's
+    groups or everyone, one page and one more row (whether there is a next page); `may`
+    decides on those. Should it refuse some, the next query reads as many as the share seen
+    so far predicts are missing (at most `_SCAN`). A page costs rows in proportion to the
+    page, not to the catalog nor to what the caller may not see."""
     check_limit(limit)
     after = decode_cursor("functions", cursor, ("after",))["after"] if cursor else None
+    groups = None if caller is None or caller.is_admin else (*caller.groups, EVERYONE)
+    want = limit + 1  # one more than the page: whether there is a next one
     found: list[FunctionSummary] = []
-    while len(found) <= limit:
-        batch = store.function_summaries(after=after, limit=max(_SCAN, limit + 1),
-                                         status=status, search=search)
+    size, read = want, 0
+    while len(found) < want:
+        batch = store.function_summaries(after=after, limit=size, status=status, search=search,
+                                         view_groups=groups)
         found += [f for f in batch if may(caller, "view", f.access)]
-        if len(batch) < max(_SCAN, limit + 1):
+        read += len(batch)
+        if len(batch) < size:
             break
         after = batch[-1].name
+        missing = want - len(found)
+        size = _SCAN if not found else min(_SCAN, max(want, -(-missing * read // len(found))))
     items = tuple(found[:limit])
     more = len(found) > limit
     return Page(items=items,

@@ -8,7 +8,11 @@ the hash of its secret (`aiops.tokens`).
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +37,11 @@ from aiops.tokens import (
 from aiops.workspace import Workspace
 
 MAX_QUOTA = (1 << 31) - 1
+# How long a server worker trusts a token it has checked before asking the database again
+# (`TokenCache`): a token revoked by `aiops token revoke`, or through another worker, is
+# refused within this many seconds; through the worker that revoked it, at once.
+TOKEN_TRUST_S = 5.0
+TOKEN_CACHE_ENTRIES = 10_000
 
 
 class TokenRefused(UserError):
@@ -98,13 +107,113 @@ def token_page(store: Store, *, include_revoked: bool = False, cursor: str | Non
 
 def revoke_token(ws: Workspace, ref: str, *, store: Store | None = None,
                  now: datetime | None = None) -> TokenRecord:
-    """Revoke the token whose key id or name is `ref`; it is refused from then on."""
-    return (store or ws.open_store()).revoke_token(ref, now or datetime.now(UTC))
+    """Revoke the token whose key id or name is `ref`; it is refused from then on (by every
+    `TokenCache` of this process at once; by other processes' within their `ttl_s`)."""
+    record = (store or ws.open_store()).revoke_token(ref, now or datetime.now(UTC))
+    for cache in list(_CACHES):
+        cache.forget(record.key_id)
+    return record
 
 
-def authenticate(store: Store, text: str, *, now: datetime | None = None) -> Caller:
+@dataclass(frozen=True)
+class _Trusted:
+    caller: Caller
+    key_id: str
+    expires_at: datetime | None
+    checked_at: float  # the cache's clock
+
+
+class TokenCache:
+    """The tokens one server worker checked in the last `ttl_s` seconds, so that a burst of
+    requests costs one database read per token, not one each.
+
+    Keyed by the hash of the token's text (the secret itself is not kept). A token is trusted
+    for `ttl_s` after a check; its expiry is still checked on every request; a refused token
+    is never cached (each attempt asks the database). `revoke_token` makes every cache of its
+    process forget the token at once (a revocation through the API's worker); `aiops token
+    revoke`, another worker or another replica is heeded within `ttl_s`. At most
+    `max_entries` tokens are kept."""
+
+    def __init__(self, ttl_s: float = TOKEN_TRUST_S, *, max_entries: int = TOKEN_CACHE_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._trusted: dict[str, _Trusted] = {}
+        self._lock = threading.Lock()
+        self._forgotten = 0  # how many times `forget` ran: a check older than one is not kept
+        _CACHES.add(self)
+
+    def __len__(self) -> int:
+        return len(self._trusted)
+
+    def lookup(self, text: str, now: datetime | None = None) -> Caller | None:
+        """The caller of a token checked lately and not expired since; None: ask
+        `authenticate`. No I/O."""
+        key = _cache_key(text)
+        if key is None:
+            return None
+        found = self._trusted.get(key)
+        if found is None:
+            return None
+        if self.clock() - found.checked_at >= self.ttl_s or (
+                found.expires_at is not None and found.expires_at <= (now or datetime.now(UTC))):
+            with self._lock:
+                self._trusted.pop(key, None)
+            return None
+        return found.caller
+
+    def authenticate(self, store: Store, text: str, *, now: datetime | None = None) -> Caller:
+        """`lookup`, else `authenticate` (TokenRefused as it raises it), remembered."""
+        caller = self.lookup(text, now)
+        if caller is not None:
+            return caller
+        checked, forgotten = self.clock(), self._forgotten
+        records: list[TokenRecord] = []
+        caller = authenticate(store, text, now=now, accepted=records.append)
+        expires_at = records[0].expires_at
+        key = _cache_key(text)
+        assert key is not None  # authenticate parsed it
+        with self._lock:
+            if self.ttl_s <= 0 or forgotten != self._forgotten:  # revoked while checking
+                return caller
+            if len(self._trusted) >= self.max_entries:
+                self._evict()
+            self._trusted[key] = _Trusted(caller, caller.key_id, expires_at, checked)
+        return caller
+
+    def forget(self, key_id: str | None = None) -> None:
+        """Stop trusting the token with this key id (None: every token)."""
+        with self._lock:
+            self._forgotten += 1
+            if key_id is None:
+                self._trusted.clear()
+                return
+            for key in [k for k, t in self._trusted.items() if t.key_id == key_id]:
+                del self._trusted[key]
+
+    def _evict(self) -> None:
+        horizon = self.clock() - self.ttl_s
+        for key in [k for k, t in self._trusted.items() if t.checked_at <= horizon]:
+            del self._trusted[key]
+        if len(self._trusted) >= self.max_entries:
+            self._trusted.clear()
+
+
+_CACHES: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+def _cache_key(text: str) -> str | None:
+    parsed = parse_token(text)
+    return None if parsed is None else secret_hash(*parsed)
+
+
+def authenticate(store: Store, text: str, *, now: datetime | None = None,
+                 accepted: Callable[[TokenRecord], None] | None = None) -> Caller:
     """The caller a token's text names, its last use recorded; TokenRefused otherwise. Why a
-    token is refused (expired, revoked) is said only once its secret matched."""
+    token is refused (expired, revoked) is said only once its secret matched. `accepted` is
+    called with the token's record when it is accepted (a server worker asks through its
+    `TokenCache`, which keeps the expiry)."""
     now = now or datetime.now(UTC)
     parsed = parse_token(text)
     if parsed is None:
@@ -121,6 +230,8 @@ def authenticate(store: Store, text: str, *, now: datetime | None = None) -> Cal
         assert token.expires_at is not None
         raise TokenRefused(f"token {token.name} ({token.key_id}) expired at "
                            f"{token.expires_at.isoformat(timespec='seconds')}")
+    if accepted is not None:
+        accepted(token)
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         store.touch_token(token.id, now)
     return Caller(token_id=token.id, key_id=token.key_id, token_name=token.name,

@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI
 
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
-from aiops.commands.tokens import TokenRefused
+from aiops.commands.tokens import TOKEN_TRUST_S, TokenCache, TokenRefused
 from aiops.errors import UsageError
 from aiops.server.api import (
     admin,
@@ -59,6 +59,9 @@ class ServerConfig:
     # How long a run waits for room under a rate limit before it fails (429 `rate-limited`).
     max_wait_s: float = 30.0
     evaluate_alerts: bool = True  # each worker runs the alerts' evaluator (one at a time)
+    # Seconds a worker trusts a token it checked (`TokenCache`); 0: every request asks the
+    # database.
+    token_trust_s: float = TOKEN_TRUST_S
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -72,11 +75,13 @@ class ServerConfig:
 @dataclass(kw_only=True)
 class ServerState:
     """What one worker keeps: the project, its store (opened on first use, and again after a
-    failure), the permission of each operation."""
+    failure), the permission of each operation, the tokens it checked lately (`tokens`;
+    `commands.revoke_token` makes it forget a token at once)."""
 
     config: ServerConfig
     workspace: Workspace
     permissions: dict[Callable[..., Any], Permission] = field(default_factory=dict)
+    tokens: TokenCache = field(default_factory=TokenCache)
     _store: Store | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _runner: Runner | None = None
@@ -107,12 +112,15 @@ class ServerState:
             await runner.aclose()
 
     def authenticate(self, text: str) -> Caller:
-        from aiops.commands.tokens import authenticate
-
+        """The caller of a token, checked in the database unless this worker checked it
+        within `tokens.ttl_s` (`trusted` answers those without I/O)."""
         try:
-            return authenticate(self.store(), text)
+            return self.tokens.authenticate(self.store(), text)
         except TokenRefused as exc:
             raise ApiProblem("unauthenticated", str(exc), headers=guard.CHALLENGE) from None
+
+    def trusted(self, text: str) -> Caller | None:
+        return self.tokens.lookup(text)
 
 
 def check_address(host: str, port: int) -> None:
@@ -158,7 +166,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                   redoc_url=None, dependencies=[Depends(guard.gate)], lifespan=lifespan,
                   description="AI functions as code: the catalog, its versions and logs, "
                   "and writes through git.")
-    state = ServerState(config=config, workspace=workspace)
+    state = ServerState(config=config, workspace=workspace,
+                        tokens=TokenCache(config.token_trust_s))
     app.state.aiops = state
     problems.install(app)
     state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops,

@@ -280,6 +280,11 @@ class Store:
     def __init__(self, *, engine: Engine, url: str, lock_timeout_s: float,
                  patience_s: float = PATIENCE_S, pending_logs: Path | None = None) -> None:
         self.engine = engine
+        # The catalog's and the tokens' reads are one statement each: on PostgreSQL they run
+        # in autocommit, the query alone, without a BEGIN and a ROLLBACK around it (two round
+        # trips fewer a read; under READ COMMITTED a statement has its own snapshot either way).
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") \
+            if engine.dialect.name == "postgresql" else engine
         self.url = url
         self.lock_timeout_s = lock_timeout_s
         self._patience = Patience(engine, url, patience_s, lock_timeout_s)
@@ -317,15 +322,16 @@ class Store:
                                limits=f.limits or {}, access=f.access or {})
 
     def _read(self, query: Callable[..., T], *args: Any, **kw: Any) -> T:
-        with db_errors(self.url), self.engine.connect() as conn:
+        with db_errors(self.url), self._reader.connect() as conn:
             return query(conn, *args, **kw)
 
     # The catalog's reads (aiops.store.catalog): what the API and the web UI show.
 
     def function_summaries(self, *, after: str | None, limit: int, status: str | None = None,
-                           search: str | None = None) -> list[FunctionSummary]:
+                           search: str | None = None,
+                           view_groups: Sequence[str] | None = None) -> list[FunctionSummary]:
         return self._read(catalog.function_summaries, after=after, limit=limit, status=status,
-                          search=search)
+                          search=search, view_groups=view_groups)
 
     def find_function(self, ref: str) -> catalog.FunctionRow | None:
         """The function whose id or name is `ref`, with its current version's content."""

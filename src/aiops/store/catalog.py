@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, func, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
@@ -38,9 +38,11 @@ def _summary(r: Any) -> FunctionSummary:
 
 
 def function_summaries(conn: Connection, *, after: str | None, limit: int,
-                       status: str | None, search: str | None) -> list[FunctionSummary]:
+                       status: str | None, search: str | None,
+                       view_groups: Sequence[str] | None = None) -> list[FunctionSummary]:
     """Functions by name, after `after`; `search` is a case-insensitive substring of the
-    name or the description."""
+    name or the description; `view_groups`: only those whose `access.view` list is absent
+    (everyone) or names one of these."""
     q = _summary_query().order_by(F.c.name).limit(limit)
     if after is not None:
         q = q.where(F.c.name > after)
@@ -50,7 +52,24 @@ def function_summaries(conn: Connection, *, after: str | None, limit: int,
         needle = search.lower()
         q = q.where(or_(F.c.name.contains(needle, autoescape=True),
                         F.c.description.ilike(f"%{_escape_like(needle)}%", escape="/")))
-    return [_summary(r) for r in conn.execute(q)]
+    if view_groups is not None:
+        q = q.where(_view_listed(conn.dialect.name, list(view_groups)))
+    return [_summary(r) for r in conn.execute(q).all()]
+
+
+def _view_listed(dialect: str, groups: list[str]) -> Any:
+    """SQL: `aiops.access.listed(access, "view")` holds one of `groups` (an absent or null
+    list is everyone's). The verbs still decide with `aiops.access.may` on what this returns;
+    this spares reading the rows a caller may not view."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB, array
+
+        view = type_coerce(F.c.access, JSONB)["view"]
+        return or_(view.is_(None), func.jsonb_typeof(view) == "null",
+                   view.has_any(array(groups)))
+    items = func.json_each(F.c.access, "$.view").table_valued("value")
+    return or_(func.json_extract(F.c.access, "$.view").is_(None),
+               exists(select(1).select_from(items).where(items.c.value.in_(groups))))
 
 
 def _escape_like(text: str) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 
 from aiops.access import LEAST_ROLE, Caller, Permission, role_allows
 from aiops.server.api.problems import ApiProblem, ProblemItem, responses
@@ -102,9 +103,11 @@ def install(app: FastAPI, groups: Iterable[Operations]) -> dict[Callable[..., An
     return permissions
 
 
-def gate(request: Request) -> Caller | None:
+async def gate(request: Request) -> Caller | None:
     """The app-wide dependency: the operation's declared permission, the caller's token
-    checked against it. None for a public operation."""
+    checked against it. None for a public operation. A token the worker checked lately is
+    answered from its cache, on the event loop; another is checked in the database, in a
+    thread."""
     server = request.app.state.aiops
     endpoint = request.scope.get("endpoint")
     permission = server.permissions.get(endpoint)
@@ -114,7 +117,8 @@ def gate(request: Request) -> Caller | None:
     if permission is Permission.PUBLIC:
         _known_query(request, endpoint)
         return None
-    caller: Caller = server.authenticate(_bearer(request))
+    text = _bearer(request)
+    caller: Caller = server.trusted(text) or await run_in_threadpool(server.authenticate, text)
     if not role_allows(caller.role, permission):
         raise ApiProblem("forbidden", f"this needs a token of role {LEAST_ROLE[permission]} "
                          f"or above; this token's role is {caller.role}")
@@ -169,7 +173,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _caller(request: Request, _: Annotated[Caller | None, Depends(gate)]) -> Caller:
+async def _caller(request: Request, _: Annotated[Caller | None, Depends(gate)]) -> Caller:
     caller: Caller = request.state.caller
     return caller
 
