@@ -13,6 +13,7 @@ never prints.
     create_token, list_tokens, revoke_token, authenticate             .tokens
     list_functions, get_function, list_versions, get_version,
     function_logs, readiness                                          .catalog
+    enable_metrics, metrics_page                                      .metrics
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
 provider library).
@@ -103,6 +104,7 @@ _LAZY = {
                      "list_tokens", "revoke_token"], "tokens"),
     **dict.fromkeys(["Readiness", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
+    **dict.fromkeys(["enable_metrics", "metrics_page"], "metrics"),
 }
 
 

@@ -6,6 +6,7 @@
     api/bodies.py   the bound on request bodies (413)
     api/health.py   /healthz, /readyz, /openapi.json, /docs (the offline API reference)
     api/functions.py  the contributor API's reads
+    api/metrics.py  /metrics: Prometheus (aiops.commands.metrics, aiops.metrics)
 
 Imports point one way: the server calls `aiops.commands` (and the pure `aiops.access`,
 `aiops.catalog`); it never reaches the store's SQL, the runner or the CLI.

@@ -9,10 +9,13 @@ The config reaches worker processes through one environment variable (`CONFIG_EN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,8 +25,9 @@ from fastapi import Depends, FastAPI
 
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
+from aiops.commands.metrics import enable_metrics
 from aiops.commands.tokens import TokenRefused
-from aiops.server.api import bodies, functions, guard, health, invoke, problems, writes
+from aiops.server.api import bodies, functions, guard, health, invoke, metrics, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
 
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from aiops.store import Store
 
 CONFIG_ENV = "AIOPS_SERVER_CONFIG"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's (aiops.metrics)
 Writes = Literal["commit", "branch", "off"]
 MAX_BODY_BYTES = 1 << 20  # a function document, or a run's input, is far smaller
 
@@ -122,7 +127,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     state = ServerState(config=config, workspace=workspace)
     app.state.aiops = state
     problems.install(app)
-    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops])
+    state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops,
+                                              metrics.ops])
+    enable_metrics()  # every execution of this worker counts in /metrics
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app
@@ -133,6 +140,30 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     os.environ[CONFIG_ENV] = config.to_env()
-    create_app(config)  # fail before listening: not a project, unreadable settings
-    uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info", server_header=False)
+    with metrics_folder():
+        create_app(config)  # fail before listening: not a project, unreadable settings
+        uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", server_header=False)
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[Path]:
+    """The folder where every worker writes its Prometheus counters (`aiops.metrics`), set in
+    PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, so that workers
+    started from here inherit it. By default a new private folder, removed at exit; one the
+    environment names is used, emptied of the counters of an earlier run first."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):  # an earlier run's: counting starts again from 0
+            old.unlink()
+        yield folder
+        return
+    folder = Path(tempfile.mkdtemp(prefix="aiops-metrics-"))  # mode 0700
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
