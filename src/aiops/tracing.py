@@ -76,7 +76,10 @@ class Tracing:
 
     def __init__(self, tracer: Tracer, kinds: Mapping[str, str], *, content: bool,
                  scrub: Callable[[str], str]) -> None:
+        from opentelemetry import trace
+
         self.tracer, self.kinds, self.content, self.scrub = tracer, kinds, content, scrub
+        self.trace = trace  # imported once, not in every span
 
     def execution(self, function: str, version: str, log_id: str) -> _Run:
         return _Run(self, function, version, log_id)
@@ -86,67 +89,68 @@ class _Run:
     """One execution's span and the spans of its calls."""
 
     def __init__(self, tracing: Tracing, function: str, version: str, log_id: str) -> None:
-        from opentelemetry.trace import SpanKind
-
         self.tracing = tracing
         self.common = {"gen_ai.prompt.name": function, "gen_ai.prompt.version": version,
                        "aiops.log_id": log_id}
-        self.span = tracing.tracer.start_span(f"run {function}", kind=SpanKind.INTERNAL,
+        self.span = tracing.tracer.start_span(f"run {function}",
+                                              kind=tracing.trace.SpanKind.INTERNAL,
                                               attributes=self.common)
         self.open: list[_Chat] = []
         self.response_model: str | None = None
 
     def attempt(self, provider: str, model: str, request: CompletionRequest) -> _Chat:
-        from opentelemetry.trace import SpanKind, set_span_in_context
-
+        tracing = self.tracing
         attributes: dict[str, Any] = {
             **self.common, "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": self.tracing.kinds.get(provider, provider),
+            "gen_ai.provider.name": tracing.kinds.get(provider, provider),
             "gen_ai.request.model": model, "aiops.provider": provider}
-        if self.tracing.content:
+        if tracing.content:
             attributes["gen_ai.input.messages"] = json.dumps([
                 {"role": m.get("role", "user"),
-                 "parts": [{"type": "text", "content": self.tracing.scrub(
+                 "parts": [{"type": "text", "content": tracing.scrub(
                      str(m.get("content", ""))[:MAX_CONTENT_CHARS])}]}
                 for m in request.messages], ensure_ascii=False)
-        span = self.tracing.tracer.start_span(
-            f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes,
-            context=set_span_in_context(self.span))
+        span = tracing.tracer.start_span(
+            f"chat {model}", kind=tracing.trace.SpanKind.CLIENT, attributes=attributes,
+            context=tracing.trace.set_span_in_context(self.span))
         chat = _Chat(self, span)
         self.open.append(chat)
         return chat
 
     def done(self, execution: Execution) -> None:
-        for chat in list(self.open):  # cancelled mid-call: the call ends with the execution
-            _failed(chat.span, type(execution.error).__name__ if execution.error else "Cancelled")
+        trace = self.tracing.trace
+        for chat in self.open:  # cancelled mid-call: the call ends with the execution
+            _failed(trace, chat.span, type(execution.error).__name__ if execution.error
+                    else "Cancelled")
             chat.span.end()
         self.open.clear()
-        span = self.span
         attempted = [a for a in execution.attempts if a.status != "skipped"]
         last = attempted[-1] if attempted else None
         provider = execution.provider or (last.provider if last else None)
         model = execution.model or (last.model if last else None)
+        attributes: dict[str, Any] = {
+            "gen_ai.usage.input_tokens": execution.input_tokens,
+            "gen_ai.usage.output_tokens": execution.output_tokens,
+            "aiops.cost_usd": execution.cost_usd, "aiops.attempts": len(execution.attempts)}
         if provider:
-            span.set_attribute("gen_ai.provider.name", self.tracing.kinds.get(provider, provider))
-            span.set_attribute("aiops.provider", provider)
+            attributes["gen_ai.provider.name"] = self.tracing.kinds.get(provider, provider)
+            attributes["aiops.provider"] = provider
         if model:
-            span.set_attribute("gen_ai.request.model", model)
+            attributes["gen_ai.request.model"] = model
         if self.response_model and execution.ok:
-            span.set_attribute("gen_ai.response.model", self.response_model)
-        span.set_attribute("gen_ai.usage.input_tokens", execution.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", execution.output_tokens)
-        span.set_attribute("aiops.cost_usd", execution.cost_usd)
-        span.set_attribute("aiops.attempts", len(execution.attempts))
-        if execution.error is not None:
-            _failed(span, type(execution.error).__name__, execution.error.message[:300])
-        elif self.tracing.content:
+            attributes["gen_ai.response.model"] = self.response_model
+        if execution.error is None and self.tracing.content:
             text = (execution.output if isinstance(execution.output, str)
                     else json.dumps(execution.output, ensure_ascii=False))
-            span.set_attribute("gen_ai.output.messages", json.dumps(
+            attributes["gen_ai.output.messages"] = json.dumps(
                 [{"role": "assistant", "parts": [
                     {"type": "text", "content": text[:MAX_CONTENT_CHARS]}]}],
-                ensure_ascii=False))
-        span.end()
+                ensure_ascii=False)
+        self.span.set_attributes(attributes)
+        if execution.error is not None:
+            _failed(trace, self.span, type(execution.error).__name__,
+                    execution.error.message[:300])
+        self.span.end()
 
 
 class _Chat:
@@ -154,29 +158,27 @@ class _Chat:
         self.run, self.span = run, span
 
     def done(self, attempt: Attempt, completion: Completion | None) -> None:
-        span = self.span
+        attributes: dict[str, Any] = {"gen_ai.usage.input_tokens": attempt.input_tokens,
+                                      "gen_ai.usage.output_tokens": attempt.output_tokens}
         if completion is not None:
             if completion.model:
-                span.set_attribute("gen_ai.response.model", completion.model)
+                attributes["gen_ai.response.model"] = completion.model
                 if attempt.status == "ok":
                     self.run.response_model = completion.model
             if completion.request_id:
-                span.set_attribute("gen_ai.response.id", completion.request_id)
+                attributes["gen_ai.response.id"] = completion.request_id
             if completion.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
-        span.set_attribute("gen_ai.usage.input_tokens", attempt.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", attempt.output_tokens)
+                attributes["gen_ai.response.finish_reasons"] = (completion.finish_reason,)
         if attempt.repair:
-            span.set_attribute("aiops.repair", True)
+            attributes["aiops.repair"] = True
+        self.span.set_attributes(attributes)
         if attempt.status != "ok":
-            _failed(span, attempt.kind or attempt.error or "error", attempt.message)
-        span.end()
-        if self in self.run.open:
-            self.run.open.remove(self)
+            _failed(self.run.tracing.trace, self.span, attempt.kind or attempt.error or "error",
+                    attempt.message)
+        self.span.end()
+        self.run.open.remove(self)
 
 
-def _failed(span: Span, kind: str, message: str | None = None) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
+def _failed(trace: Any, span: Span, kind: str, message: str | None = None) -> None:
     span.set_attribute("error.type", kind)
-    span.set_status(Status(StatusCode.ERROR, message))
+    span.set_status(trace.Status(trace.StatusCode.ERROR, message))
