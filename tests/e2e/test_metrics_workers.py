@@ -135,6 +135,19 @@ def test_the_servers_own_folder_is_private_and_removed_when_it_stops(
     assert not folder.exists()
 
 
+def test_a_metrics_folder_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    from tests.e2e.helpers import aiops
+
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    result = aiops("serve", "-C", tmp_path, "--port", "0",
+                   env={"PROMETHEUS_MULTIPROC_DIR": str(taken)})
+    assert result.returncode == 1, result.stderr
+    assert f"PROMETHEUS_MULTIPROC_DIR={taken}: not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert taken.read_text() == "not a folder"
+
+
 def test_run_loads_neither_prometheus_nor_opentelemetry() -> None:
     code = ("import sys\n"
             "import aiops.cli.run, aiops.commands.execution, aiops.runner\n"

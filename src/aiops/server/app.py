@@ -27,6 +27,7 @@ from aiops import __version__, commands
 from aiops.access import Caller, Permission
 from aiops.commands.metrics import enable_metrics
 from aiops.commands.tokens import TokenRefused
+from aiops.errors import ConfigError
 from aiops.server.api import bodies, functions, guard, health, invoke, metrics, problems, writes
 from aiops.server.api.problems import ApiProblem
 from aiops.workspace import Workspace
@@ -155,9 +156,13 @@ def metrics_folder() -> Iterator[Path]:
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.db"):  # an earlier run's: counting starts again from 0
-            old.unlink()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("*.db"):  # an earlier run's: counting starts again from 0
+                old.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{MULTIPROC_ENV}={given}: not a folder aiops serve can use "
+                              f"for its metrics ({exc.strerror or exc})") from None
         yield folder
         return
     folder = Path(tempfile.mkdtemp(prefix="aiops-metrics-"))  # mode 0700
