@@ -45,7 +45,8 @@ def project(tmp_path: Path, mock_provider: Any, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(name, value)
     root = runner_project.write(tmp_path / "proj", runner_project.CLASSIFY)
     apply_project(root, url=url, actor="ci")
-    return root, url, make_tokens(root, url)["viewer"]
+    tokens = make_tokens(root, url)
+    return root, url, tokens["viewer"], tokens["invoker"]
 
 
 def count_in(folder: Path, root: Path, url: str, executions: int) -> None:
@@ -104,7 +105,7 @@ def executions(base: str, token: str) -> float:
 
 def test_every_worker_answers_with_the_sum_of_all_processes(
         project: Any, serve: Any, tmp_path: Path) -> None:
-    root, url, token = project
+    root, url, token, _ = project
     folder = tmp_path / "prom"
     folder.mkdir()
     count_in(folder, root, url, 2)  # a run before this server's: not counted by it
@@ -119,9 +120,39 @@ def test_every_worker_answers_with_the_sum_of_all_processes(
     assert httpx.get(base + "/metrics", timeout=10).status_code == 401
 
 
+def test_executions_through_the_api_are_counted_once_whichever_worker_ran_them(
+        project: Any, serve: Any, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, url, token, invoker = project
+    base, _ = serve(root, url, {"TMPDIR": str(tmp_path)})
+
+    def run(i: int) -> int:
+        body = {"input": {"subject": "s", "body": str(i)}} if i % 4 else {"input": {"x": 1}}
+        return httpx.post(f"{base}/api/functions/classify/run", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {invoker}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:  # new connections, at once: both workers take some
+        statuses = list(pool.map(run, range(16)))
+    assert statuses.count(200) == 12 and len(statuses) == 16, statuses
+
+    def by_outcome() -> dict[str, float]:
+        response = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {token}"},
+                             timeout=10)
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(response.text):
+            for s in family.samples:
+                if s.name == "aiops_executions_total":
+                    key = s.labels["outcome"] + "/" + s.labels["error_type"]
+                    counts[key] = counts.get(key, 0) + s.value
+        return counts
+
+    assert all(by_outcome() == {"ok/": 12, "error/InputError": 4} for _ in range(12))
+
+
 def test_the_servers_own_folder_is_private_and_removed_when_it_stops(
         project: Any, serve: Any, tmp_path: Path) -> None:
-    root, url, token = project
+    root, url, token, _ = project
     temp = tmp_path / "tmp"
     temp.mkdir()
     base, process = serve(root, url, {"TMPDIR": str(temp)})
