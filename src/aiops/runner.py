@@ -26,9 +26,9 @@ import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiops import fastjson
+from aiops import fastjson, observe, tracing
 from aiops.batch import LogWriter, batch_gc, taker
 from aiops.budgets import LEASE_S, Budgets, Claim, LeaseStore, Limit
 from aiops.errors import (
@@ -70,6 +70,9 @@ from aiops.providers import (
 )
 from aiops.records import DeployedVersion, LogRow, LogWriteReport
 from aiops.spec import Limits, ProvidersFile, Retry
+
+if TYPE_CHECKING:
+    from aiops.observe import Observer, Watch
 
 FLOATING_TTL_S = 5.0  # how long `name` / `name@1` stay resolved in process
 REPAIR_PROMPT = ("Your previous answer was invalid: {problem}. Answer again with only the "
@@ -158,7 +161,8 @@ class Runner:
                  make: Callable[..., Provider] = make_provider,
                  sleep: Callable[[float], Any] = asyncio.sleep,
                  rng: random.Random | None = None, actor: str | None = None,
-                 max_retry_after_s: float = 60.0, budget_lease_s: float = LEASE_S) -> None:
+                 max_retry_after_s: float = 60.0, budget_lease_s: float = LEASE_S,
+                 observers: Iterable[Observer] = ()) -> None:
         self.store = store
         self.providers_file = providers
         self.env = env
@@ -176,6 +180,10 @@ class Runner:
         self._budgets = Budgets(store, lease_s=budget_lease_s)
         self._secrets = self._secret_values()
         self._scrubber = scrubber(self._secrets)
+        # Told about every execution (aiops.observe), with those added process-wide: the
+        # given ones, and the OpenTelemetry tracer when the environment switches it on.
+        self._observers: tuple[Observer, ...] = (
+            *observers, *tracing.from_env(env, providers, self._scrubber.text))
         self._provider_scopes = {
             name: RateSpec(key=f"provider:{name}", rpm=p.limits.rpm, tpm=p.limits.tpm,
                            max_concurrency=p.limits.max_concurrency)
@@ -287,6 +295,9 @@ class Runner:
         start = time.perf_counter()
         log_id = origin.log_id if origin is not None and origin.log_id else str(uuid.uuid4())
         state = _State(quota=quota)
+        if self._observers or observe.process_observers():
+            state.watch = observe.watch((*self._observers, *observe.process_observers()),
+                                        p.dv.name, p.dv.version, log_id)
         output: Any = None
         error: AiopsError | None = None
         cancelled = False
@@ -323,6 +334,8 @@ class Runner:
             output_tokens=state.output_tokens, cost_usd=state.cost, latency_ms=elapsed,
             provider=state.provider, model=state.model, deprecated=p.dv.status == "deprecated")
         self._logs.submit(self._log_row(p, execution, state, actor, origin))
+        if state.watch is not None:
+            state.watch.done(execution)
         return execution, cancelled
 
     def _check_input(self, p: Prepared, raw: Any, state: _State) -> Any:
@@ -461,6 +474,8 @@ class Runner:
                 state.limit_wait = 0.0
                 waited = round(wait_s * 1000, 3) if wait_s > 0.001 else None
             async with self._budget(p, cand, prompt_tokens, state) as settle:
+                call = None if state.watch is None else state.watch.attempt(
+                    cand.provider, cand.model, request)
                 started = time.perf_counter()
                 try:
                     if scopes:
@@ -500,6 +515,8 @@ class Runner:
                         output_tokens=billed.output_tokens, cost_usd=charged,
                         request_id=exc.answer.request_id if exc.answer else None,
                         limit_wait_ms=waited))
+                    if call is not None:
+                        call.done(state.attempts[-1], exc.answer)
                     if not retrying or note:
                         exc.message += note
                         raise
@@ -520,6 +537,8 @@ class Runner:
                 repair=repairs > 0, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens, cost_usd=cost,
                 request_id=completion.request_id, limit_wait_ms=waited))
+            if call is not None:
+                call.done(state.attempts[-1], completion)
             if problem is None:
                 state.provider, state.model = cand.provider, cand.model
                 return output
@@ -728,6 +747,7 @@ class _State:
     # (transient errors, repairs) of each candidate tried, by its position
     tries: dict[int, tuple[int, int]] = field(default_factory=dict)
     passed_over: set[tuple[str, str]] = field(default_factory=set)  # for a lack of room
+    watch: Watch | None = None  # the observers' (aiops.observe)
 
     def add_usage(self, inp: int, out: int, cost: float, cached: int, reasoning: int) -> None:
         self.input_tokens += inp

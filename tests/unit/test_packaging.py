@@ -67,12 +67,13 @@ def test_the_drivers_are_extras_and_nothing_unused_is_required(
     assert not runtime & {"psycopg", "redis", "httpx-aiohttp", "pytest-recording"}
     assert names(extras["postgres"]) == {"psycopg"}
     assert names(extras["redis"]) == {"redis"}
+    assert names(extras["otel"]) == {"opentelemetry-api"}  # traces: the SDK is the app's
     assert "pytest-recording" not in names(extras["dev"])
     [self_ref] = [r for r in extras["dev"] if Requirement(r).name == DISTRIBUTION]
-    assert Requirement(self_ref).extras == {"postgres", "redis"}  # the suite needs both
+    assert Requirement(self_ref).extras == {"postgres", "redis", "otel"}  # the suite needs all
     for requirement in project["dependencies"]:
         module = {"pyyaml": "yaml", "google-re2": "re2", "jsonschema-rs": "jsonschema_rs",
-                  "vcrpy": "vcr"}.get(Requirement(requirement).name,
+                  "vcrpy": "vcr", "prometheus-client": "prometheus_client"}.get(Requirement(requirement).name,
                                       Requirement(requirement).name)
         used = subprocess.run(["git", "grep", "-l", "-E", rf"^\s*(import|from) {module}\b",
                                "--", "src/aiops"], cwd=REPO, capture_output=True, text=True,

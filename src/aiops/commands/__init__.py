@@ -15,6 +15,7 @@ never prints.
     list_functions, get_function, list_versions, get_version,
     function_logs, readiness                                          .catalog
     stats, backfill_rollups, compact_rollups                          .monitoring
+    enable_metrics, metrics_page                                      .metrics
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
 provider library).
@@ -127,6 +128,7 @@ _LAZY = {
                      "list_functions", "list_versions", "readiness"], "catalog"),
     **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
                     "monitoring"),
+    **dict.fromkeys(["enable_metrics", "metrics_page"], "metrics"),
 }
 
 

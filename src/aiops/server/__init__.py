@@ -8,6 +8,7 @@
     api/functions.py  the contributor API's reads
     api/writes.py   the contributor API's writes (through git)
     api/admin.py    the admin API: tokens
+    api/metrics.py  /metrics: Prometheus (aiops.commands.metrics, aiops.metrics)
 
 Imports point one way: the server calls `aiops.commands` (and the pure `aiops.access`,
 `aiops.catalog`); it never reaches the store's SQL, the runner or the CLI.

@@ -9,12 +9,15 @@ The config reaches worker processes through one environment variable (`CONFIG_EN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,8 +27,9 @@ from fastapi import Depends, FastAPI
 
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
+from aiops.commands.metrics import enable_metrics
 from aiops.commands.tokens import TOKEN_TRUST_S, TokenCache, TokenRefused
-from aiops.errors import UsageError
+from aiops.errors import ConfigError, UsageError
 from aiops.server.api import (
     admin,
     alerts,
@@ -34,6 +38,7 @@ from aiops.server.api import (
     guard,
     health,
     invoke,
+    metrics,
     problems,
     stats,
     writes,
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from aiops.store import Store
 
 CONFIG_ENV = "AIOPS_SERVER_CONFIG"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's (aiops.metrics)
 Writes = Literal["commit", "branch", "off"]
 MAX_BODY_BYTES = 1 << 20  # a function document, or a run's input, is far smaller
 
@@ -171,7 +177,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.state.aiops = state
     problems.install(app)
     state.permissions = guard.install(app, [health.ops, functions.ops, writes.ops, invoke.ops,
-                                            stats.ops, alerts.ops, admin.ops])
+                                            stats.ops, alerts.ops, admin.ops,
+                                            metrics.ops])
+    enable_metrics()  # every execution of this worker counts in /metrics
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app
@@ -198,7 +206,35 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     os.environ[CONFIG_ENV] = config.to_env()
-    create_app(config)  # fail before listening: not a project, unreadable settings
-    check_address(host, port)
-    uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info", server_header=False)
+    with metrics_folder():
+        create_app(config)  # fail before listening: not a project, unreadable settings
+        check_address(host, port)
+        uvicorn.run("aiops.server.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", server_header=False)
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[Path]:
+    """The folder where every worker writes its Prometheus counters (`aiops.metrics`), set in
+    PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, so that workers
+    started from here inherit it. By default a new private folder, removed at exit; one the
+    environment names is used, emptied of the counters of an earlier run first."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("*.db"):  # an earlier run's: counting starts again from 0
+                old.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{MULTIPROC_ENV}={given}: not a folder aiops serve can use "
+                              f"for its metrics ({exc.strerror or exc})") from None
+        yield folder
+        return
+    folder = Path(tempfile.mkdtemp(prefix="aiops-metrics-"))  # mode 0700
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -76,6 +76,7 @@ from aiops.store.engine import (
     redact,
     upsert,
 )
+from aiops.store.gauges import FunctionGauges, function_gauges
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
@@ -525,6 +526,11 @@ class Store:
 
         with db_errors(self.url):
             return self._patience(attempt)
+
+    def function_gauges(self, day: date) -> list[FunctionGauges]:
+        """Each function's budget, its usage on `day` and its firing alerts (/metrics)."""
+        with db_errors(self.url), self.engine.connect() as conn:
+            return function_gauges(conn, day)
 
     def usage(self, function_id: str, day: date) -> dict[str, Any] | None:
         with db_errors(self.url), self.engine.connect() as conn:
