@@ -175,10 +175,11 @@ async def test_function(request: Request, caller: CallerDep, id: FunctionRef,
         report = await run_in_threadpool(invoke.golden, server.workspace, server.store(),
                                          caller, id, provider=body.provider)
         return GoldenAnswer.model_validate(report)
+    # Who may not view the function hears 404 (and who may not invoke it 403) whatever the body.
+    name = await run_in_threadpool(invoke.authorize, server.store(), id, caller)
     if body.input is None:
         raise FieldError("send the function's `input` (an object), or `golden: true`",
                          pointer="/input")
-    name = await run_in_threadpool(invoke.authorize, server.store(), id, caller)
     return await _execute(request, caller, name, body.input, selector=body.version,
                           provider=body.provider, test=True)
 
