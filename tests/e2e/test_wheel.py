@@ -71,9 +71,10 @@ def test_the_wheel_is_this_distribution_with_its_licence_and_data(wheel: Path) -
     assert (meta["Name"], meta["Version"]) == (DISTRIBUTION, __version__)
     assert meta["License-Expression"] == "Apache-2.0" and meta["License-File"] == "LICENSE"
     assert f"aiops_kit-{__version__}.dist-info/licenses/LICENSE" in names
-    assert set(meta.get_all("Provides-Extra")) == {"postgres", "redis", "dev"}
+    assert set(meta.get_all("Provides-Extra")) == {"postgres", "redis", "otel", "dev"}
     runtime = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
-    assert not [r for r in runtime if r.startswith(("psycopg", "redis", "httpx-aiohttp"))]
+    assert not [r for r in runtime
+                if r.startswith(("psycopg", "redis", "httpx-aiohttp", "opentelemetry"))]
     for data in ("aiops/py.typed", "aiops/scaffold/workflow.yml",
                  "aiops/scaffold/pre-commit-config.yaml",
                  "aiops/scaffold/hello/smoke.cassette.yaml", "aiops/migrations/env.py",
