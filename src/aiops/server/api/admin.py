@@ -36,7 +36,9 @@ ops = Operations("tokens")
 BASE = "/api/admin/tokens"
 MAX_GROUPS = 100
 
-TokenRef = Annotated[str, Path(min_length=1, max_length=100,
+# A key id (16 hex digits) and a name both match NAME_PATTERN: anything else (a NUL, which
+# PostgreSQL refuses in a string) is 422 before the database is asked.
+TokenRef = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN,
                                description="The token's key id, or its name.")]
 
 
