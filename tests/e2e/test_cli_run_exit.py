@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,11 @@ def test_a_batch_ends_with_every_row_and_line_written(
     assert sorted(marks) == ["atexit ran", "logging flushed at exit"]
 
 
-# Libraries a run loads only when its function's provider needs them.
+# Libraries a run loads only when its function's provider needs them. openai 3 is built on the
+# httpx2 fork, openai<3 (the lowest versions CI tests) on httpx: the run loads the one its SDK uses.
 PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp")
-NEEDS = {"openai": {"openai", "httpx2", "aiohttp"}, "groq": {"groq", "httpx", "aiohttp"},
+OPENAI_HTTP = "httpx2" if int(version("openai").split(".")[0]) >= 3 else "httpx"
+NEEDS = {"openai": {"openai", OPENAI_HTTP, "aiohttp"}, "groq": {"groq", "httpx", "aiohttp"},
          "internal": {"aiohttp"}}
 MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "internal": "house-model"}
 

@@ -13,9 +13,12 @@ from typing import Any
 
 import openai
 
-try:  # openai 3 moved to the httpx2 fork: its client and its `cast_to` want that httpx
+# openai 3 moved to the httpx2 fork: its client and its `cast_to` want that httpx. The SDK's
+# version decides, not which one is installed: httpx2 next to openai 2 (another package's) is no
+# client for it.
+if int(openai.__version__.split(".")[0]) >= 3:
     import httpx2 as sdk_httpx
-except ImportError:  # pragma: no cover - openai 1.x and 2.x
+else:  # pragma: no cover - openai 1.x and 2.x (the lowest versions CI tests)
     # mypy types the name from the httpx2 import above; this is the same role under openai<3.
     import httpx as sdk_httpx  # type: ignore[no-redef]
 
