@@ -142,9 +142,14 @@ def routes(api: Api) -> list[tuple[str, str, Permission]]:
     they name)."""
     from fastapi.routing import APIRoute
 
+    from aiops.web.app import ui_routes
+
     app = api.client.app
     found = []
+    ui = ui_routes(app)  # the web UI's own (tests/browser)
     for route in app.routes:
+        if route in ui:
+            continue
         assert isinstance(route, APIRoute), route
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
             found.append((route.path, method, app.state.aiops.permissions[route.endpoint]))

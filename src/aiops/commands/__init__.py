@@ -13,7 +13,8 @@ never prints.
     create_token, list_tokens, token_page, revoke_token, authenticate .tokens
     check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
-    function_logs, readiness                                          .catalog
+    function_logs, function_log, readiness                            .catalog
+    sign_in, session_of, sign_out                                     .sessions
     stats, backfill_rollups, compact_rollups                          .monitoring
     enable_metrics, metrics_page                                      .metrics
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     )
     from aiops.commands.catalog import (
         Readiness,
+        function_log,
         function_logs,
         get_function,
         get_version,
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
         upgrade_database,
         watch,
     )
+    from aiops.commands.sessions import session_of, sign_in, sign_out
     from aiops.commands.tokens import (
         CreatedToken,
         TokenRefused,
@@ -124,11 +127,12 @@ _LAZY = {
                      "run_many", "serve_mock"], "execution"),
     **dict.fromkeys(["CreatedToken", "TokenRefused", "authenticate", "create_token",
                      "list_tokens", "revoke_token", "token_page"], "tokens"),
-    **dict.fromkeys(["Readiness", "function_logs", "get_function", "get_version",
+    **dict.fromkeys(["Readiness", "function_log", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
     **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
                     "monitoring"),
     **dict.fromkeys(["enable_metrics", "metrics_page"], "metrics"),
+    **dict.fromkeys(["session_of", "sign_in", "sign_out"], "sessions"),
 }
 
 
@@ -502,9 +506,10 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
     "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
     "revoke_token", "token_page",
-    "Readiness", "function_logs", "get_function", "get_version", "list_functions",
+    "Readiness", "function_log", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
     "StatsReport", "backfill_rollups", "compact_rollups", "stats",
     "AlertsOverview", "CheckReport", "RuleView", "alerts_overview", "check_alerts",
     "condition_text", "list_alerts", "run_evaluator",
+    "session_of", "sign_in", "sign_out",
 ]

@@ -207,6 +207,26 @@ def function_logs(store: Store, ref: str, *, caller: Caller | None = None,
         "logs", {"at": last.created_at.isoformat(), "id": last.id}) if more and last else None)
 
 
+def function_log(store: Store, ref: str, log_id: str, *,
+                 caller: Caller | None = None) -> LogEntry:
+    """One execution of a function (the web UI's row view), its content only where `caller`
+    may read it, as in `function_logs`."""
+    row = visible_function(store, ref, caller)
+    entry = store.log_entry(row.summary.id, _log_uuid(log_id))
+    if entry is None:
+        raise NotFoundError(f"{row.summary.name} has no execution with the log id "
+                            f"{shown(log_id)}")
+    return entry if may_read_content(caller, row.summary.access, entry.created_by) \
+        else entry.without_content()
+
+
+def _log_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise NotFoundError(f"{shown(text)} is not a log id (a UUID)") from None
+
+
 def _cursor_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)

@@ -12,6 +12,7 @@ table: `aiops.store.rollups`). `aiops stats` and the API's stats routes both cal
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,17 +138,20 @@ def check_window(since: datetime | None, until: datetime | None, by: str | None,
 
 def stats(store: Store, name: str | None = None, *, since: datetime | None = None,
           until: datetime | None = None, by: str | None = None, step_s: int | None = None,
-          caller: Caller | None = None, now: datetime | None = None) -> StatsReport:
+          caller: Caller | None = None, now: datetime | None = None,
+          only: Collection[str] | None = None) -> StatsReport:
     """The stats of one function (`name`: a name or id) or of every function `caller` may
-    view, over [since, until) (default: the last 24 hours)."""
+    view, over [since, until) (default: the last 24 hours); `only`: of these function ids
+    alone (a page of the web UI's list)."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, by, step_s, now)
-    subjects = [s for s in store.stats_subjects(name, now.date()) if may(caller, "view", s.access)]
+    subjects = [s for s in store.stats_subjects(name, now.date()) if may(caller, "view", s.access)
+                and (only is None or s.id in only)]
     if name is not None and not subjects:
         raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
                             "your token may not view it")
     by_id = {s.id: s for s in subjects}
-    ids = list(by_id) if name is not None or caller is not None else None
+    ids = list(by_id) if name is not None or caller is not None or only is not None else None
     found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None)
     totals: dict[str, WindowStats] = {}
     groups: dict[str, list[Group]] = {}

@@ -234,6 +234,12 @@ def authenticate(store: Store, text: str, *, now: datetime | None = None,
         accepted(token)
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         store.touch_token(token.id, now)
+    return caller_of(token)
+
+
+def caller_of(token: TokenRecord) -> Caller:
+    """The caller a token makes: the API's gate and the web UI's sessions both ask here, so
+    that a session carries exactly its token's role, groups and user."""
     return Caller(token_id=token.id, key_id=token.key_id, token_name=token.name,
                   user_id=token.user_id, role=token.role, groups=token.groups,
                   user_name=token.user, user_email=token.user_email, rpm=token.rpm,

@@ -44,6 +44,7 @@ from aiops.server.api import (
     writes,
 )
 from aiops.server.api.problems import ApiProblem
+from aiops.web.app import mount as mount_ui
 from aiops.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -181,6 +182,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                                             metrics.ops])
     enable_metrics()  # every execution of this worker counts in /metrics
     app.openapi = lambda: health.openapi_document(app)  # type: ignore[method-assign]
+    mount_ui(app, state)  # the web UI: /ui, its own session guard (aiops.web)
     app.add_middleware(bodies.BodyLimit, max_bytes=config.max_body_bytes)
     return app
 

@@ -63,9 +63,10 @@ from aiops.records import DeployedVersion as DeployedVersion
 from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
+from aiops.sessions import NewSession, SessionRecord
 from aiops.spec import Semver
 from aiops.stats import Subject, WindowStats, minute_of
-from aiops.store import alerts, catalog, idempotency, rollups, tokens
+from aiops.store import alerts, catalog, idempotency, rollups, sessions, tokens
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
     current_revision,
@@ -350,6 +351,9 @@ class Store:
         return self._read(catalog.log_entries, function_id, where=where, before=before,
                           limit=limit)
 
+    def log_entry(self, function_id: str, log_id: str) -> LogEntry | None:
+        return self._read(catalog.log_entry, function_id, log_id)
+
     # API tokens (aiops.store.tokens, aiops.tokens).
 
     def create_token(self, token: NewToken, *, user: str, creator: str) -> TokenRecord:
@@ -393,6 +397,20 @@ class Store:
     def touch_token(self, token_id: str, now: datetime) -> None:
         with db_errors(self.url), self.engine.begin() as conn:
             tokens.touch(conn, token_id, now)
+
+    # Web UI sessions (aiops.store.sessions, aiops.sessions).
+
+    def create_session(self, session: NewSession) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            sessions.insert_session(conn, session)
+
+    def session(self, id_hash: str) -> tuple[SessionRecord, TokenRecord] | None:
+        """The session whose cookie's secret hashes to `id_hash`, with its token."""
+        return self._read(sessions.find_session, id_hash)
+
+    def end_session(self, id_hash: str) -> None:
+        with db_errors(self.url), self.engine.begin() as conn:
+            sessions.delete_session(conn, id_hash)
 
     # Idempotency keys (aiops.store.idempotency): each step its own short transaction.
 

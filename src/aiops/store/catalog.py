@@ -175,6 +175,12 @@ def log_entries(conn: Connection, function_id: str, *, where: LogFilter,
                                                        before=before, limit=limit))]
 
 
+def log_entry(conn: Connection, function_id: str, log_id: str) -> LogEntry | None:
+    """One log row of a function, as the API shows it."""
+    r = conn.execute(logs_query(function_id=function_id, log_id=log_id)).first()
+    return None if r is None else _entry(r)
+
+
 def _entry(r: Any) -> LogEntry:
     meta = r.metadata or {}
     attempts: Sequence[Any] = meta.get("attempts") or ()

@@ -47,6 +47,8 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
   daily_usd), kept as usage_counters and budget_leases keep a function's budget.
 - ai_function_rollups_hourly: the same per hour (minute: the hour's first), written with the
   per-minute rows: long windows read hours, their ragged edges minutes.
+- ui_sessions: id (sha256 of the cookie's secret), token_id -> api_tokens, csrf, created_at,
+  expires_at (aiops.sessions; the secret itself is never stored).
 - ai_function_rollup_marks: name -> minute; `compacted_before`: per-minute rows before that
   minute were deleted by compaction (windows reaching there are read in whole hours).
 """
@@ -348,6 +350,18 @@ IK = Table(
 # (aiops.budgets.TOKENS).
 QU = _usage("token_usage", "token_id", "api_tokens")
 QL = _leases("token_leases", "token_id", "api_tokens")
+
+# Web UI sessions (aiops.sessions): the sha256 of the cookie's secret, the token it was
+# signed in with (whose role and groups it carries), its CSRF token, its expiry.
+UI = Table(
+    "ui_sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token_id", Uuid(), ForeignKey("api_tokens.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    _tz("created_at"),
+    _tz("expires_at"),
+    Index("ix_ui_sessions_expires_at", "expires_at"),
+)
 
 # Alerts (aiops.monitoring.alerts): each rule's state, the history of its notifications, the
 # outbox that delivers them, and the row whose lock makes one evaluator at a time.

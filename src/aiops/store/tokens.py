@@ -23,7 +23,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _query() -> Any:
+def token_query() -> Any:
     owner, creator = U.alias("owner"), U.alias("creator")
     return (select(T, owner.c.name.label("user_name"), owner.c.email.label("user_email"),
                    creator.c.name.label("creator_name"))
@@ -31,7 +31,7 @@ def _query() -> Any:
             .join(creator, creator.c.id == T.c.created_by))
 
 
-def _record(r: Any) -> TokenRecord:
+def token_record(r: Any) -> TokenRecord:
     return TokenRecord(id=str(r.id), key_id=r.key_id, name=r.name, role=r.role,
                        groups=tuple(r.groups or ()), user_id=str(r.user_id), user=r.user_name,
                        created_by=r.creator_name, created_at=_utc(r.created_at) or r.created_at,
@@ -49,7 +49,7 @@ def insert_token(conn: Connection, token: NewToken, *, user_id: str,
         user_id=uuid.UUID(user_id), created_by=uuid.UUID(created_by),
         created_at=token.created_at, expires_at=token.expires_at, rpm=token.rpm,
         daily_calls=token.daily_calls, daily_usd=token.daily_usd))
-    return _record(conn.execute(_query().where(T.c.id == uuid.UUID(token.id))).one())
+    return token_record(conn.execute(token_query().where(T.c.id == uuid.UUID(token.id))).one())
 
 
 def active_name_taken(conn: Connection, name: str) -> bool:
@@ -59,8 +59,8 @@ def active_name_taken(conn: Connection, name: str) -> bool:
 
 def token_for_check(conn: Connection, key_id: str) -> tuple[TokenRecord, str] | None:
     """The token with this key id and its secret's hash."""
-    r = conn.execute(_query().where(T.c.key_id == key_id)).one_or_none()
-    return None if r is None else (_record(r), r.secret_hash)
+    r = conn.execute(token_query().where(T.c.key_id == key_id)).one_or_none()
+    return None if r is None else (token_record(r), r.secret_hash)
 
 
 def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
@@ -68,7 +68,7 @@ def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
                 ) -> list[TokenRecord]:
     """Tokens by (name, key id), from past `after` on, at most `limit`, each with what its
     calls used of its quotas on `day`."""
-    q = _query().order_by(T.c.name, T.c.key_id)
+    q = token_query().order_by(T.c.name, T.c.key_id)
     if not include_revoked:
         q = q.where(T.c.revoked_at.is_(None))
     if after is not None:
@@ -83,7 +83,7 @@ def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
             QU.c.day == day, QU.c.token_id.in_(ids)))} if ids else {}
     records = []
     for r in rows:
-        record = _record(r)
+        record = token_record(r)
         u = used.get(record.id)
         records.append(record if u is None else replace(
             record, calls_today=u.calls_used, usd_today=u.usd_spent))
@@ -92,8 +92,8 @@ def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
 
 def find_tokens(conn: Connection, ref: str) -> list[TokenRecord]:
     """Tokens not revoked whose key id or name is `ref`."""
-    q = _query().where(or_(T.c.key_id == ref, T.c.name == ref), T.c.revoked_at.is_(None))
-    return [_record(r) for r in conn.execute(q)]
+    q = token_query().where(or_(T.c.key_id == ref, T.c.name == ref), T.c.revoked_at.is_(None))
+    return [token_record(r) for r in conn.execute(q)]
 
 
 def revoke(conn: Connection, token_id: str, now: datetime) -> None:
