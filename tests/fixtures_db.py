@@ -56,6 +56,14 @@ def pg_schema_url() -> Iterator[str]:
     base = pg_base_url()
     if base is None:
         pytest.skip(f"{PG_ENV} is not set (CI sets it)")
+    with pg_schema(base) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """A new schema on the server of `base` (a URL whose search_path points at it), dropped
+    at the end."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _pg_admin(base, f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in base else "?"

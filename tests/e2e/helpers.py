@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,14 @@ def copy_examples(dest: Path, repo_root: Path) -> Path:
                     ignore=shutil.ignore_patterns("cassettes"))
     shutil.copy(repo_root / "providers.yaml", dest)
     return dest
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop a server started with Popen as Ctrl-C would (SIGINT), killed after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -6,7 +6,6 @@ and removed when it stops. `aiops run` loads neither Prometheus nor OpenTelemetr
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import fixtures_providers as runner_project
-from tests.e2e.helpers import AIOPS
+from tests.e2e.helpers import AIOPS, stop
 from tests.fixtures_db import apply_project
 from tests.fixtures_server import make_tokens
 
@@ -82,16 +81,6 @@ def serve(unused_port: int, tmp_path: Path) -> Iterator[Any]:
     yield start
     for process in started:
         stop(process)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def executions(base: str, token: str) -> float:

@@ -78,7 +78,9 @@ def test_the_wheel_is_this_distribution_with_its_licence_and_data(wheel: Path) -
     for data in ("aiops/py.typed", "aiops/scaffold/workflow.yml",
                  "aiops/scaffold/pre-commit-config.yaml",
                  "aiops/scaffold/hello/smoke.cassette.yaml", "aiops/migrations/env.py",
-                 "aiops/migrations/script.py.mako", "aiops/migrations/versions/0001_initial.py"):
+                 "aiops/migrations/script.py.mako", "aiops/migrations/versions/0001_initial.py",
+                 "aiops/web/templates/base.html", "aiops/web/templates/functions.html",
+                 "aiops/web/static/aiops.css", "aiops/web/static/aiops.js"):
         assert data in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
@@ -88,6 +90,12 @@ def test_a_fresh_install_of_the_wheel_runs_a_new_project_offline(installed: Path
     env = {"PATH": f"{installed}:/usr/bin:/bin", "HOME": str(tmp_path)}
     where = run(installed / "python", "-c", "import aiops; print(aiops.__file__)", env=env)
     assert where.stdout.startswith(str(installed.parent)), where.stdout + where.stderr
+    # The web UI's templates and static files are in the installed package (it serves them
+    # offline).
+    ui = run(installed / "python", "-c", "from aiops.web.app import STATIC; from aiops.web."
+             "render import environment; environment().get_template('base.html'); "
+             "print((STATIC / 'aiops.js').stat().st_size > 0)", env=env)
+    assert ui.stdout == "True\n", ui.stdout + ui.stderr
     version = run("aiops", "--version", env=env)
     assert version.stdout == f"aiops, version {__version__}\n", version.stderr
     init = run("aiops", "init", "x", cwd=tmp_path, env=env)
