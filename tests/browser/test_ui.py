@@ -51,6 +51,25 @@ def test_the_list_shows_each_function_with_its_day_and_filters(ui: Ui) -> None:
     assert ui.page.locator("#no-functions").is_visible()
 
 
+def test_a_file_changed_but_not_applied_shows_as_not_applied(ui: Ui) -> None:
+    path = ui.server.root / "functions" / "digest" / "function.yaml"
+    original = path.read_text(encoding="utf-8")
+    ui.sign_in("viewer")
+    try:
+        path.write_text(original.replace("Digests a news item.", "Digests news."),
+                        encoding="utf-8")
+        ui.goto("/ui/functions?sync=not_applied")
+        rows = ui.page.locator("#functions tbody tr")
+        assert rows.locator("th a").all_inner_texts() == ["digest"]
+        assert "not applied" in rows.first.inner_text()
+        ui.goto("/ui/functions/digest")
+        assert "differs from what is applied" in ui.page.locator("#sync-state").inner_text()
+    finally:
+        path.write_text(original, encoding="utf-8")
+    ui.goto("/ui/functions?sync=not_applied")
+    assert ui.page.locator("#no-functions").is_visible()
+
+
 def test_list_to_detail_to_a_diff_of_two_versions(ui: Ui) -> None:
     ui.sign_in("editor")
     ui.page.get_by_role("link", name="greet", exact=True).click()

@@ -13,7 +13,7 @@ never prints.
     create_token, list_tokens, token_page, revoke_token, authenticate .tokens
     check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
-    function_logs, function_log, readiness                            .catalog
+    function_logs, function_log, file_states, readiness               .catalog
     sign_in, session_of, sign_out                                     .sessions
     stats, backfill_rollups, compact_rollups                          .monitoring
     enable_metrics, metrics_page                                      .metrics
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from aiops.commands.catalog import (
         Readiness,
+        file_states,
         function_log,
         function_logs,
         get_function,
@@ -127,7 +128,7 @@ _LAZY = {
                      "run_many", "serve_mock"], "execution"),
     **dict.fromkeys(["CreatedToken", "TokenRefused", "authenticate", "create_token",
                      "list_tokens", "revoke_token", "token_page"], "tokens"),
-    **dict.fromkeys(["Readiness", "function_log", "function_logs", "get_function", "get_version",
+    **dict.fromkeys(["Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
     **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
                     "monitoring"),
@@ -506,7 +507,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
     "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
     "revoke_token", "token_page",
-    "Readiness", "function_log", "function_logs", "get_function", "get_version", "list_functions",
+    "Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
     "StatsReport", "backfill_rollups", "compact_rollups", "stats",
     "AlertsOverview", "CheckReport", "RuleView", "alerts_overview", "check_alerts",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -112,23 +112,67 @@ def file_state(ws: Workspace, row: FunctionRow,
                versions: list[VersionSummary]) -> FileState:
     """The function's file in the working tree against what the database holds: `same` when
     its hashes and version are those of the current version and the row."""
+    current = next((v for v in versions if v.current), None)
+    return _file_state(ws, row.summary.name, current.version if current else None,
+                       current.behaviour_hash if current else None, row.metadata_hash)
+
+
+def file_states(ws: Workspace, store: Store,
+                functions: Sequence[FunctionSummary]) -> dict[str, FileState]:
+    """`file_state` of each of `functions` (a page of the web UI's list), with one query; a
+    file's hashes are computed again only when its size or modification time changed."""
+    applied = store.applied_hashes([f.id for f in functions])
+    return {f.name: _file_state(ws, f.name, *applied.get(f.id, (None, None, "")))
+            for f in functions}
+
+
+# A file's (version, behaviour hash, metadata hash), or None when it does not load, by its
+# absolute path, with the (size, mtime) it was read at.
+_PRINTS: dict[str, tuple[tuple[int, int], tuple[str, str, str] | None]] = {}
+_MAX_PRINTS = 10_000
+
+
+def _file_state(ws: Workspace, name: str, version: str | None, behaviour: str | None,
+                metadata_hash: str) -> FileState:
+    from aiops.loader import function_file
+
+    rel = function_file(name)
+    found = _file_print(ws, rel)
+    if isinstance(found, str):
+        return FileState(path=rel, state=found)
+    same = found[0] == version and found[1] == behaviour and found[2] == metadata_hash
+    return FileState(path=rel, state="same" if same else "changed", version=found[0])
+
+
+def _file_print(ws: Workspace, rel: str) -> tuple[str, str, str] | str:
+    """The file's (version, behaviour hash, metadata hash), or its state: missing, invalid."""
     from aiops.fingerprint import fingerprint
-    from aiops.loader import function_file, load_one
+    from aiops.loader import load_one
     from aiops.sources import read_project_file
     from aiops.spec import FunctionSpec
 
-    rel = function_file(row.summary.name)
+    path = ws.root / rel
+    try:
+        st = path.stat()
+        key: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    cached = _PRINTS.get(str(path)) if key is not None else None
+    if cached is not None and cached[0] == key:
+        return cached[1] or "invalid"
     data = read_project_file(ws.root, rel)
     if not isinstance(data, bytes):
-        return FileState(path=rel, state="missing" if data.missing else "invalid")
+        return "missing" if data.missing else "invalid"
     spec, _, _ = load_one(rel, data, FunctionSpec)
-    if spec is None:
-        return FileState(path=rel, state="invalid")
-    current = next((v for v in versions if v.current), None)
-    fp = fingerprint(spec)
-    same = (current is not None and current.version == spec.version
-            and current.behaviour_hash == fp.behaviour and row.metadata_hash == fp.metadata)
-    return FileState(path=rel, state="same" if same else "changed", version=spec.version)
+    found = None
+    if spec is not None:
+        fp = fingerprint(spec)
+        found = (spec.version, fp.behaviour, fp.metadata)
+    if key is not None:
+        if len(_PRINTS) >= _MAX_PRINTS:
+            _PRINTS.clear()
+        _PRINTS[str(path)] = (key, found)
+    return found or "invalid"
 
 
 def list_versions(store: Store, ref: str, *, caller: Caller | None = None,

@@ -343,6 +343,10 @@ class Store:
                           current_version_id: str | None) -> list[VersionSummary]:
         return self._read(catalog.version_summaries, function_id, current_version_id)
 
+    def applied_hashes(self, function_ids: Sequence[str]
+                       ) -> dict[str, tuple[str | None, str | None, str]]:
+        return self._read(catalog.applied_hashes, function_ids)
+
     def version_content(self, version_id: str) -> dict[str, Any]:
         return self._read(catalog.version_content, version_id)
 

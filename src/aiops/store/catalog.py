@@ -130,6 +130,18 @@ def version_summaries(conn: Connection, function_id: str,
             for r in conn.execute(q)]
 
 
+def applied_hashes(conn: Connection, function_ids: Sequence[str]
+                   ) -> dict[str, tuple[str | None, str | None, str]]:
+    """Per function id: its current version, that version's behaviour hash, and the row's
+    metadata hash (what a file must hash to for applying it to change nothing)."""
+    if not function_ids:
+        return {}
+    q = (select(F.c.id, V.c.version, V.c.behaviour_hash, F.c.metadata_hash)
+         .outerjoin(V, V.c.id == F.c.current_version_id)
+         .where(F.c.id.in_([uuid.UUID(i) for i in function_ids])))
+    return {str(r.id): (r.version, r.behaviour_hash, r.metadata_hash) for r in conn.execute(q)}
+
+
 def version_content(conn: Connection, version_id: str) -> dict[str, Any]:
     content: dict[str, Any] = conn.execute(
         select(V.c.content).where(V.c.id == uuid.UUID(version_id))).scalar_one()

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from aiops import commands
 from aiops.access import Caller
-from aiops.catalog import FunctionSummary, VersionDetail
+from aiops.catalog import FileState, FunctionSummary, VersionDetail
 from aiops.commands.monitoring import FunctionStats
 from aiops.web.render import render, store, workspace
 from aiops.web.session import UiCaller
@@ -34,12 +34,15 @@ class Row:
     hourly: tuple[int, ...]
 
 
-def sync_of(f: FunctionSummary) -> str:
-    """in sync, drifted (someone moved the current version since the last apply) or not
-    applied (no current version: never applied, or archived)."""
-    if f.version is None:
+def sync_of(f: FunctionSummary, file: FileState | None) -> str:
+    """drifted: someone moved the current version since the last apply (the next apply puts
+    it back); not applied: the file in the server's working tree differs from what is
+    applied, or is missing, or there is no current version; else in sync."""
+    if f.sync == "pointer_moved":
+        return "pointer_moved"
+    if f.version is None or (file is not None and file.state != "same"):
         return "not_applied"
-    return f.sync
+    return "in_sync"
 
 
 def hourly_calls(s: FunctionStats | None, since: datetime) -> tuple[int, ...]:
@@ -53,16 +56,17 @@ def hourly_calls(s: FunctionStats | None, since: datetime) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def function_rows(caller: Caller, st: Any, *, q: str | None, status: str | None,
+def function_rows(caller: Caller, st: Any, ws: Any, *, q: str | None, status: str | None,
                   cursor: str | None, now: datetime) -> tuple[list[Row], str | None]:
     page = commands.list_functions(st, caller=caller, status=status, search=q, cursor=cursor,
                                    limit=PAGE)
+    files = commands.file_states(ws, st, page.items)
     until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     since = until - timedelta(hours=HOURS)
     report = commands.stats(st, None, since=since, until=until, step_s=3600, caller=caller,
                             only={f.id for f in page.items}) if page.items else None
     by_id = {s.id: s for s in report.functions} if report else {}
-    rows = [Row(function=f, sync=sync_of(f), stats=by_id.get(f.id),
+    rows = [Row(function=f, sync=sync_of(f, files.get(f.name)), stats=by_id.get(f.id),
                 hourly=hourly_calls(by_id.get(f.id), since)) for f in page.items]
     return rows, page.next_cursor
 
@@ -77,7 +81,7 @@ async def functions_list(
         = None,
         cursor: Annotated[str | None, Query(max_length=500)] = None) -> HTMLResponse:
     rows, next_cursor = await run_in_threadpool(
-        function_rows, caller, store(request), q=q or None, status=status or None,
+        function_rows, caller, store(request), workspace(request), q=q or None, status=status or None,
         cursor=cursor, now=datetime.now(UTC))
     if sync:
         rows = [r for r in rows if r.sync == sync]
@@ -100,6 +104,10 @@ def schema_rows(schema: Any, prefix: str = "", depth: int = 0) -> list[SchemaRow
     dotted paths (`items[]` for array items)."""
     if not isinstance(schema, dict) or depth > 8:
         return []
+    if depth == 0 and "properties" not in schema:  # a string, an array, ...: the value itself
+        return [SchemaRow(path="(the whole value)", type=_type_of(schema), required=True,
+                          description=str(schema.get("description", "")),
+                          rules=_rules_of(schema))]
     rows: list[SchemaRow] = []
     required = set(schema.get("required") or ())
     for name, prop in (schema.get("properties") or {}).items():
@@ -173,7 +181,7 @@ def function_page(caller: Caller, request: Request, name: str, a: str | None,
     return {"detail": detail, "diff": diff, "diff_parts": split_diff(diff),
             "logs": logs, "stats": stats, "rules": rules,
             "schemas": {f: schema_rows(spec.get(f)) for f in SCHEMA_FIELDS},
-            "sync": SYNC_LABELS[sync_of(detail.summary)],
+            "sync": SYNC_LABELS[sync_of(detail.summary, detail.file)],
             "can_edit": "edit" in detail.allowed, "can_invoke": "invoke" in detail.allowed}
 
 
