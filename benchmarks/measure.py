@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import compileall
 import os
+import re
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +77,22 @@ def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return (f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores "
             "(figures are noisy on a shared machine: compare those of one run)")
+
+
+AIOPS = str(Path(sys.executable).parent / "aiops")  # this environment's command
+
+
+@contextmanager
+def mock_provider() -> Iterator[str]:
+    """`aiops mock-provider` on a free port, in its own process: its root URL."""
+    proc = subprocess.Popen([AIOPS, "mock-provider", "--port", "0"], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://\S+", line)
+        assert match, line
+        yield match[0]
+    finally:
+        proc.terminate()
+        proc.wait()

@@ -54,12 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from measure import compile_bytecode, load_average
+from measure import AIOPS, compile_bytecode, load_average, mock_provider
 from reconcile import PG_DEFAULT, pg_schema_url
 from reconcile import make_project as make_functions
 from runner import FUNCTION, INPUT, PROVIDERS, SDK_BODY, bench_env, pct
 
-AIOPS = str(Path(sys.executable).parent / "aiops")
 LITELLM_ENV = "AIOPS_BENCH_LITELLM"
 LITELLM_KEY = "sk-litellm-bench"
 RUN_PATH = "/api/functions/{ref}/run"
@@ -133,19 +132,6 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path | None,
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
-
-
-@contextmanager
-def mock_provider() -> Iterator[str]:
-    proc = subprocess.Popen([AIOPS, "mock-provider", "--port", "0"], stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stderr is not None
-        url = proc.stderr.readline().split()[-1]
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def make_project(root: Path, n: int, url: str) -> dict[str, str]:

@@ -32,21 +32,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
-from measure import Measured, compile_bytecode, load_average, measure, median_of
+from measure import (
+    AIOPS,
+    Measured,
+    compile_bytecode,
+    load_average,
+    measure,
+    median_of,
+    mock_provider,
+)
 from reconcile import function, make_project  # benchmarks/reconcile.py: the same functions
 
-AIOPS = str(Path(sys.executable).parent / "aiops")
 PRICES = {"mock-small": {"input_per_mtok": 0.1, "output_per_mtok": 0.2}}
 PROVIDERS = {"providers": {"mock": {"type": "openai", "api_key_env": "MOCK_API_KEY",
                                    "models": PRICES}}}
@@ -54,22 +59,6 @@ INPUT = '{"text": "Benchmarks measure."}'
 # provider type -> (the libraries its run imports, where its wire API is under the mock)
 TYPES = {"openai": ("openai, sqlalchemy", "/v1"), "groq": ("groq, sqlalchemy", ""),
          "http": ("aiohttp, sqlalchemy", "/aiops")}
-
-
-@contextmanager
-def mock_provider() -> Iterator[str]:
-    """`aiops mock-provider` on a free port, in its own process: its root URL."""
-    proc = subprocess.Popen([AIOPS, "mock-provider", "--port", "0"], stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        match = re.search(r"http://\S+", line)
-        assert match, line
-        yield match[0]
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None,

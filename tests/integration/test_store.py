@@ -26,6 +26,20 @@ def test_migrations_create_exactly_the_models(store: Any) -> None:
     assert db_engine.head_revision() == db_engine.SCHEMA_HEAD
 
 
+@pytest.mark.postgres
+def test_hourly_rollups_leave_room_for_hot_updates(pg_schema_url: str) -> None:
+    """The hourly rollups' pages keep room, so that the updates of each log write stay on
+    their page (migration 0010); the per-minute ones, mostly inserted, stay packed."""
+    from sqlalchemy import text
+
+    store = open_store(pg_schema_url, migrate=True)
+    query = text("SELECT reloptions FROM pg_class WHERE oid = CAST(:t AS regclass)")
+    with store.engine.connect() as conn:
+        hourly = conn.execute(query, {"t": "ai_function_rollups_hourly"}).scalar_one()
+        minute = conn.execute(query, {"t": "ai_function_rollups"}).scalar_one()
+    assert (hourly, minute) == (["fillfactor=70"], None)
+
+
 def test_upgrade_is_idempotent(store: Any, db_url: str) -> None:
     open_store(db_url, migrate=True)
     open_store(db_url)  # at head: no error

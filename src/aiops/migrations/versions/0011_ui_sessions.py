@@ -1,8 +1,8 @@
 """Web UI sessions: the hash of each session cookie's secret, the token it was signed in with,
 its CSRF token and expiry (aiops.sessions, aiops.store.sessions).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
