@@ -96,3 +96,26 @@ def mock_provider() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait()
+
+
+@contextmanager
+def pg_schema(database: str, prefix: str) -> Iterator[str]:
+    """A new schema on the PostgreSQL server of `database`, as a URL whose search_path points
+    at it; dropped at the end (with the engines that used it)."""
+    import uuid
+
+    import psycopg
+
+    from aiops.store.engine import dispose_engines
+
+    plain = database.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(plain, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in database else "?"
+    try:
+        yield f"{database}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        dispose_engines()
+        with psycopg.connect(plain, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -33,20 +33,18 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from measure import load_average
+from measure import load_average, pg_schema
 from sqlalchemy import text
 
 from aiops import commands
 from aiops.records import LogRow
 from aiops.store import Store, open_store
-from aiops.store.engine import dispose_engines
 from aiops.workspace import open_workspace
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -129,20 +127,8 @@ def main() -> None:
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")
                           if 0 < int(c) <= args.executions} | {args.executions})
 
-    import psycopg
-
-    plain = args.database.replace("postgresql+psycopg://", "postgresql://")
-    schema = f"bench_stats_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(plain, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in args.database else "?"
-    url = f"{args.database}{sep}options=-csearch_path%3D{schema}"
-    try:
+    with pg_schema(args.database, "bench_stats") as url:
         run(url, args, checkpoints)
-    finally:
-        dispose_engines()
-        with psycopg.connect(plain, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def run(url: str, args: argparse.Namespace, checkpoints: list[int]) -> None:

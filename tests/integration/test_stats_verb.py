@@ -91,6 +91,30 @@ def test_a_time_series_sums_to_the_window(loaded: Store) -> None:
     assert total == f.total
 
 
+def test_a_calls_series_is_the_time_series_calls_without_the_rest(loaded: Store) -> None:
+    report = commands.stats(loaded, None, since=T0, until=END, step_s=900)
+    ids = {f.id: f for f in report.functions}
+    series = commands.calls_series(loaded, set(ids), since=T0, until=END, step_s=900)
+    for fid, f in ids.items():
+        expected = [0] * 12
+        for g in f.groups:
+            assert g.start is not None
+            expected[int((g.start - T0).total_seconds() // 900)] += g.stats.calls
+        assert series[fid] == tuple(expected) and sum(series[fid]) == f.total.calls
+    # Only the ids asked for; `only` narrows the stats verb the same way.
+    greet = loaded.resolve("greet").function_id
+    assert set(commands.calls_series(loaded, {greet}, since=T0, until=END, step_s=900)) == {
+        greet}
+    only = commands.stats(loaded, None, since=T0, until=END, only={greet})
+    assert [f.name for f in only.functions] == ["greet"] and only.total.calls == 900
+    # A window that does not start on a step: its first step is the one it falls in.
+    late = commands.calls_series(loaded, {greet}, since=T0 + timedelta(minutes=20),
+                                 until=T0 + timedelta(minutes=60), step_s=900)[greet]
+    # Steps 15-30 (its minutes from 20 on only), 30-45 and 45-60.
+    assert len(late) == 3 and late[1:] == series[greet][2:4]
+    assert 0 < late[0] < series[greet][1]
+
+
 def test_budget_share_reads_todays_usage_counters(loaded: Store) -> None:
     greet = loaded.resolve("greet")
     now = datetime.now(UTC)

@@ -13,7 +13,7 @@ from aiops.sessions import (
     parse_secret,
     session_hash,
 )
-from aiops.web.pages.functions import hourly_calls, schema_rows, split_diff
+from aiops.web.pages.functions import schema_rows, split_diff
 from aiops.web.session import _next_target
 from aiops.web.svg import sparkline
 
@@ -96,19 +96,3 @@ def test_the_sparkline_is_scaled_numbers_only() -> None:
     flat = str(sparkline([0, 0], width=10, height=10))
     assert 'points="0.0,8.0 10.0,8.0"' in flat
     assert "<polyline" in str(sparkline([], width=10, height=10))
-
-
-def test_hourly_calls_put_each_step_in_its_hour() -> None:
-    from aiops.commands.monitoring import Budget, FunctionStats, Group
-    from aiops.stats import WindowStats
-
-    since = NOW - timedelta(hours=24)
-    budget = Budget(daily_calls=None, calls_used=0, calls_share=None, daily_budget_usd=None,
-                    usd_spent=0, usd_share=None)
-    stats = FunctionStats(id="f", name="f", total=WindowStats(calls=5), budget=budget, groups=(
-        Group(key=None, start=since, stats=WindowStats(calls=2)),
-        Group(key=None, start=NOW - timedelta(hours=1), stats=WindowStats(calls=3)),
-        Group(key=None, start=NOW, stats=WindowStats(calls=9))))  # past the window
-    counts = hourly_calls(stats, since)
-    assert len(counts) == 24 and counts[0] == 2 and counts[23] == 3 and sum(counts) == 5
-    assert hourly_calls(None, since) == (0,) * 24

@@ -15,7 +15,7 @@ never prints.
     list_functions, get_function, list_versions, get_version,
     function_logs, function_log, file_states, readiness               .catalog
     sign_in, session_of, sign_out                                     .sessions
-    stats, backfill_rollups, compact_rollups                          .monitoring
+    stats, calls_series, backfill_rollups, compact_rollups            .monitoring
     enable_metrics, metrics_page                                      .metrics
 
 The verbs of the submodules load on first use (`aiops validate` imports no database, HTTP or
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from aiops.commands.monitoring import (
         StatsReport,
         backfill_rollups,
+        calls_series,
         compact_rollups,
         stats,
     )
@@ -130,7 +131,8 @@ _LAZY = {
                      "list_tokens", "revoke_token", "token_page"], "tokens"),
     **dict.fromkeys(["Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version",
                      "list_functions", "list_versions", "readiness"], "catalog"),
-    **dict.fromkeys(["StatsReport", "backfill_rollups", "compact_rollups", "stats"],
+    **dict.fromkeys(["StatsReport", "backfill_rollups", "calls_series", "compact_rollups",
+                     "stats"],
                     "monitoring"),
     **dict.fromkeys(["enable_metrics", "metrics_page"], "metrics"),
     **dict.fromkeys(["session_of", "sign_in", "sign_out"], "sessions"),
@@ -509,7 +511,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "revoke_token", "token_page",
     "Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version", "list_functions",
     "list_versions", "readiness",
-    "StatsReport", "backfill_rollups", "compact_rollups", "stats",
+    "StatsReport", "backfill_rollups", "calls_series", "compact_rollups", "stats",
     "AlertsOverview", "CheckReport", "RuleView", "alerts_overview", "check_alerts",
     "condition_text", "list_alerts", "run_evaluator",
     "session_of", "sign_in", "sign_out",

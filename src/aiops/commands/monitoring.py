@@ -19,7 +19,7 @@ from typing import Any
 
 from aiops.access import Caller, may
 from aiops.errors import NotFoundError, UsageError, shown
-from aiops.stats import BY, Subject, WindowStats, at_minute
+from aiops.stats import BY, Subject, WindowStats, at_minute, minute_of
 from aiops.store import Store
 
 MIN_STEP_S = 60  # a minute: the rollups' grain
@@ -145,8 +145,9 @@ def stats(store: Store, name: str | None = None, *, since: datetime | None = Non
     alone (a page of the web UI's list)."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, by, step_s, now)
-    subjects = [s for s in store.stats_subjects(name, now.date()) if may(caller, "view", s.access)
-                and (only is None or s.id in only)]
+    subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
+                                                else sorted(only))
+                if may(caller, "view", s.access)]
     if name is not None and not subjects:
         raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
                             "your token may not view it")
@@ -169,6 +170,29 @@ def stats(store: Store, name: str | None = None, *, since: datetime | None = Non
     total = sum((f.total for f in functions), WindowStats())
     return StatsReport(since=since, until=until, by=by, step_s=step_s, functions=functions,
                        total=total)
+
+
+def calls_series(store: Store, function_ids: Collection[str], *, since: datetime,
+                 until: datetime, step_s: int) -> dict[str, tuple[int, ...]]:
+    """Calls per step of `step_s` seconds, oldest first, for each of `function_ids` (ids the
+    caller may view: the web UI's list passes a page of `list_functions`), from the rollups,
+    without their latency buckets: a sparkline's numbers. Steps are whole multiples of
+    `step_s` since the epoch, the first the one `since` falls in, the last the one before
+    `until`'s."""
+    since, until = check_window(since, until, None, step_s, until)
+    step = step_s // 60
+    base = minute_of(since) - minute_of(since) % step
+    n = max(1, -(-(minute_of(until) - base) // step))
+    found = store.calls_per_step(sorted(function_ids), since, until, step)
+    out = {}
+    for fid in function_ids:
+        counts = [0] * n
+        for start, calls in found.get(fid, {}).items():
+            i = (start - base) // step
+            if 0 <= i < n:
+                counts[i] += calls
+        out[fid] = tuple(counts)
+    return out
 
 
 def backfill_rollups(store: Store) -> int:

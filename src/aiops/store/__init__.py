@@ -502,10 +502,16 @@ class Store:
             return rollups.sums(conn, function_ids, since, until, by=by,
                                 step_minutes=step_minutes)
 
-    def stats_subjects(self, ref: str | None, day: date) -> list[Subject]:
-        """The function `ref` names (id or name; every function for None), with its access
-        lists, limits and the usage counters of `day`."""
-        return self._read(rollups.subjects, ref, day)
+    def stats_subjects(self, ref: str | None, day: date,
+                       ids: Sequence[str] | None = None) -> list[Subject]:
+        """The function `ref` names (id or name; every function for None; only `ids` when
+        given), with its access lists, limits and the usage counters of `day`."""
+        return self._read(rollups.subjects, ref, day, ids)
+
+    def calls_per_step(self, function_ids: Sequence[str], since: datetime, until: datetime,
+                       step_minutes: int) -> dict[str, dict[int, int]]:
+        """Calls per function and step (`aiops.store.rollups.calls_per_step`)."""
+        return self._read(rollups.calls_per_step, function_ids, since, until, step_minutes)
 
     def backfill_rollups(self) -> int:
         """Recompute the rollups from every log row (idempotent): the executions counted."""

@@ -229,11 +229,38 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
                                                                 kv[0][2] or 0))]
 
 
-def subjects(conn: Connection, ref: str | None, day: date) -> list[Subject]:
-    """The functions (the one whose id or name is `ref`; every one for None) with their access
-    lists, limits and usage counters of `day`, in one query."""
+def calls_per_step(conn: Connection, function_ids: Sequence[str], since: datetime,
+                   until: datetime, step_minutes: int) -> dict[str, dict[int, int]]:
+    """Calls alone per function and step of the window (first minute of the step -> calls):
+    what a sparkline needs, without the latency buckets `sums` folds. Steps without calls
+    are absent."""
+    if not function_ids:
+        return {}
+    first, end = window(since, until)
+    ids = [uuid.UUID(i) for i in function_ids]
+    selects = []
+    for table, lo, hi in _parts(first, end, compacted_before(conn), step_minutes):
+        start = (table.c.minute - table.c.minute % step_minutes).label("start")
+        q = select(table.c.function_id, start, func.sum(table.c.calls).label("calls")).where(
+            table.c.minute >= lo, table.c.function_id.in_(ids))
+        if hi is not None:
+            q = q.where(table.c.minute < hi)
+        selects.append(q.group_by(table.c.function_id, start))
+    out: dict[str, dict[int, int]] = {}
+    for r in conn.execute(selects[0] if len(selects) == 1 else union_all(*selects)):
+        steps = out.setdefault(str(r.function_id), {})
+        steps[int(r.start)] = steps.get(int(r.start), 0) + int(r.calls)
+    return out
+
+
+def subjects(conn: Connection, ref: str | None, day: date,
+             ids: Sequence[str] | None = None) -> list[Subject]:
+    """The functions (the one whose id or name is `ref`; every one for None; only `ids` when
+    given) with their access lists, limits and usage counters of `day`, in one query."""
     q = (select(F.c.id, F.c.name, F.c.access, F.c.limits, C.c.calls_used, C.c.usd_spent)
          .outerjoin(C, and_(C.c.function_id == F.c.id, C.c.day == day)).order_by(F.c.name))
+    if ids is not None:
+        q = q.where(F.c.id.in_([uuid.UUID(i) for i in ids]))
     if ref is not None:
         try:
             q = q.where(or_(F.c.name == ref, F.c.id == uuid.UUID(ref)))

@@ -45,29 +45,23 @@ def sync_of(f: FunctionSummary, file: FileState | None) -> str:
     return "in_sync"
 
 
-def hourly_calls(s: FunctionStats | None, since: datetime) -> tuple[int, ...]:
-    """Calls per hour of the window, oldest first (hours without calls are 0)."""
-    counts = [0] * HOURS
-    for g in s.groups if s is not None else ():
-        if g.start is not None:
-            i = int((g.start - since).total_seconds() // 3600)
-            if 0 <= i < HOURS:
-                counts[i] += g.stats.calls
-    return tuple(counts)
-
-
 def function_rows(caller: Caller, st: Any, ws: Any, *, q: str | None, status: str | None,
                   cursor: str | None, now: datetime) -> tuple[list[Row], str | None]:
+    """A page of the list: the functions, their files' states, their last 24 hours (totals
+    and calls per hour, both from the rollups)."""
     page = commands.list_functions(st, caller=caller, status=status, search=q, cursor=cursor,
                                    limit=PAGE)
+    if not page.items:
+        return [], page.next_cursor
     files = commands.file_states(ws, st, page.items)
     until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     since = until - timedelta(hours=HOURS)
-    report = commands.stats(st, None, since=since, until=until, step_s=3600, caller=caller,
-                            only={f.id for f in page.items}) if page.items else None
-    by_id = {s.id: s for s in report.functions} if report else {}
+    ids = {f.id for f in page.items}
+    report = commands.stats(st, None, since=since, until=until, caller=caller, only=ids)
+    hourly = commands.calls_series(st, ids, since=since, until=until, step_s=3600)
+    by_id = {s.id: s for s in report.functions}
     rows = [Row(function=f, sync=sync_of(f, files.get(f.name)), stats=by_id.get(f.id),
-                hourly=hourly_calls(by_id.get(f.id), since)) for f in page.items]
+                hourly=hourly.get(f.id, (0,) * HOURS)) for f in page.items]
     return rows, page.next_cursor
 
 
