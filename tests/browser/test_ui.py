@@ -225,8 +225,12 @@ def test_pages_are_guarded_by_a_strict_content_security_policy(ui: Ui) -> None:
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
     assert "unsafe-inline" not in csp
     assert ui.page.locator("script:not([src])").count() == 0
-    home = httpx.get(ui.url("/"), follow_redirects=False, timeout=10)
-    assert home.status_code == 307 and home.headers["location"] == "/ui/functions"
+    for path in ("/", "/ui/"):
+        home = httpx.get(ui.url(path), follow_redirects=False, timeout=10)
+        assert home.status_code == 307 and home.headers["location"] == "/ui/functions"
+    css = httpx.get(ui.url("/ui/static/aiops.css"), timeout=10)
+    assert css.status_code == 200 and css.headers["content-security-policy"] == csp
+    assert "no-store" not in css.headers.get("cache-control", "")  # files may be cached
 
 
 def _overflows(page: Any) -> bool:

@@ -50,6 +50,7 @@ HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+OURS = frozenset(k for k, _ in HEADERS)
 
 
 class SecurityHeaders:
@@ -66,10 +67,9 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", [])
-                           if h[0] not in {k for k, _ in HEADERS}]
+                headers = [h for h in message.get("headers", []) if h[0] not in OURS]
                 headers += HEADERS
-                if not static:
+                if not static and not any(h[0] == b"cache-control" for h in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
@@ -85,6 +85,11 @@ def create_ui(state: Any) -> FastAPI:
     for router in PAGE_ROUTERS:
         ui.include_router(router)
     ui.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def start(_: Request) -> Response:
+        return RedirectResponse(PREFIX + "/functions", status_code=307)
+
+    ui.add_route("/", start, methods=["GET"], include_in_schema=False)
     ui.add_middleware(SecurityHeaders)
     _handlers(ui)
     return ui
