@@ -33,7 +33,6 @@ from aiops.web.render import render, store
 router = APIRouter()
 SIGNIN_COOKIE = "aiops_signin"  # the sign-in form's double-submit value
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-MAX_FORM_BYTES = 1 << 20
 
 
 class SignInRequired(Exception):
@@ -50,12 +49,10 @@ class Forbidden(Exception):
 
 async def form_data(request: Request) -> dict[str, str]:
     """The fields of a urlencoded form body (the last of repeated names), read once per
-    request."""
+    request (the server's body limit bounds it)."""
     cached: dict[str, str] | None = getattr(request.state, "ui_form", None)
     if cached is None:
         body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise SignInRequired("form too large")  # pragma: no cover - the app bounds bodies
         cached = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         request.state.ui_form = cached
     return cached
