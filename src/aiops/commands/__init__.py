@@ -9,7 +9,8 @@ never prints.
     open_runner, run, run_many, logs, log_by_id, serve_mock           .execution
     golden_tests                                                      .golden
     import_file                                                       .importer
-    function_etag, create_function, update_function, delete_function  .writes
+    function_etag, create_function, update_function, delete_function,
+    preview_function                                                  .writes
     create_token, list_tokens, token_page, revoke_token, authenticate .tokens
     check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
@@ -108,10 +109,12 @@ if TYPE_CHECKING:
         token_page,
     )
     from aiops.commands.writes import (
+        WritePreview,
         WriteResult,
         create_function,
         delete_function,
         function_etag,
+        preview_function,
         update_function,
     )
 
@@ -121,8 +124,8 @@ _LAZY = {
                     "alerts"),
     "golden_tests": "golden",
     **dict.fromkeys(["ImportResult", "import_file"], "importer"),
-    **dict.fromkeys(["WriteResult", "create_function", "delete_function", "function_etag",
-                     "update_function"], "writes"),
+    **dict.fromkeys(["WritePreview", "WriteResult", "create_function", "delete_function",
+                     "function_etag", "preview_function", "update_function"], "writes"),
     **dict.fromkeys(["ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan",
                      "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
     **dict.fromkeys(["RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run",
@@ -506,7 +509,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "serve_mock",
     "golden_tests",
     "ImportResult", "import_file",
-    "WriteResult", "create_function", "delete_function", "function_etag", "update_function",
+    "WritePreview", "WriteResult", "create_function", "delete_function", "function_etag",
+    "preview_function", "update_function",
     "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
     "revoke_token", "token_page",
     "Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version", "list_functions",

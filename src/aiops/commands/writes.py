@@ -6,6 +6,7 @@ web UI's editor; git stays the source of truth (DESIGN §9).
     create_function(ws, document, author=, mode=)
     update_function(ws, name, document, author=, if_match=, mode=)
     delete_function(ws, name, author=, if_match=, mode=)
+    preview_function(ws, name, document)            what a create or update would find and do
 
 A write, in order:
 1. `mode` `off` refuses it (WritesDisabled). In `commit` mode everything below happens under
@@ -43,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiops import gitwrite
 from aiops.access import Caller, listed, may
+from aiops.checks import versioned
+from aiops.compat import compare
 from aiops.document import function_yaml, pointer
 from aiops.errors import (
     AiopsError,
@@ -59,9 +62,9 @@ from aiops.errors import (
 )
 from aiops.gitwrite import Identity
 from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, function_file, load_one
-from aiops.plan import Plan
+from aiops.plan import FunctionChange, Plan
 from aiops.sources import read_git_blobs, read_revision
-from aiops.spec import NAME_PATTERN, FunctionSpec
+from aiops.spec import NAME_PATTERN, FunctionSpec, Semver
 from aiops.workspace import Workspace
 from aiops.yamlsrc import MAX_DEPTH, YamlProblem, parse
 
@@ -150,14 +153,7 @@ def create_function(ws: Workspace, document: Document, *, author: Identity, mode
     """Add a function: functions/<name>/function.yaml, from `document` (its `name` names
     it). A ConflictError when HEAD has that function already."""
     data, value = _file_bytes(ws, document)
-    name = value.get("name") if isinstance(value, dict) else None
-    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
-        _, _, diags = load_one(function_file("new"), data, FunctionSpec)
-        errors = [_pointed(d, value) for d in diags if d.is_error] or [Diagnostic(
-            file=function_file("new"), path="name", pointer="/name", code="name",
-            message="the document names no valid function (`name`)",
-            fix="set `name:` to lowercase letters, digits and dashes, starting with a letter")]
-        raise SpecError(errors)
+    name = _named(data, value)
     return _write(ws, name, "create", data, value, author=author, if_match=None, mode=mode,
                   caller=caller, store=store, committer=committer,
                   lock_timeout_s=lock_timeout_s)
@@ -171,14 +167,7 @@ def update_function(ws: Workspace, name: str, document: Document, *, author: Ide
     NotFoundError when HEAD has no such function; If-Match as the module says."""
     _known_name(name)
     data, value = _file_bytes(ws, document)
-    named = value.get("name", name) if isinstance(value, dict) else name  # absent: checked
-    if named != name:
-        rel = function_file(name)
-        raise SpecError([Diagnostic(
-            file=rel, path="name", pointer="/name", code="name-mismatch",
-            message=f"the document is named {shown(named)}, not {shown(name)}, the function "
-                    "it would replace", fix=f"set `name: {name}` (to rename a function, create "
-                    "it under the new name and delete the old one)")])
+    _same_name(name, value)
     return _write(ws, name, "update", data, value, author=author, if_match=if_match, mode=mode,
                   caller=caller, store=store, committer=committer,
                   lock_timeout_s=lock_timeout_s)
@@ -201,6 +190,103 @@ def _known_name(name: str) -> None:
     if not re.fullmatch(NAME_PATTERN, name):
         raise NotFoundError(f"no function {shown(name)}: a function's name is lowercase "
                             "letters, digits and dashes, starting with a letter")
+
+
+def _named(data: bytes, value: Any) -> str:
+    """The name a new function's document gives itself; a SpecError when it names none."""
+    name = value.get("name") if isinstance(value, dict) else None
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        _, _, diags = load_one(function_file("new"), data, FunctionSpec)
+        errors = [_pointed(d, value) for d in diags if d.is_error] or [Diagnostic(
+            file=function_file("new"), path="name", pointer="/name", code="name",
+            message="the document names no valid function (`name`)",
+            fix="set `name:` to lowercase letters, digits and dashes, starting with a letter")]
+        raise SpecError(errors)
+    return name
+
+
+def _same_name(name: str, value: Any) -> None:
+    """A document that replaces function `name` is named `name` (or names nothing: the
+    checks say so at its place)."""
+    named = value.get("name", name) if isinstance(value, dict) else name
+    if named != name:
+        raise SpecError([Diagnostic(
+            file=function_file(name), path="name", pointer="/name", code="name-mismatch",
+            message=f"the document is named {shown(named)}, not {shown(name)}, the function "
+                    "it would replace", fix=f"set `name: {name}` (to rename a function, create "
+                    "it under the new name and delete the old one)")])
+
+
+# --- the preview --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WritePreview:
+    """What saving a document would do, nothing written (the web UI's editor asks it as its
+    author types). `diagnostics`: the document's, errors and warnings, as the write would
+    find them (`aiops validate --base HEAD`, with lines and columns in its text); `elsewhere`:
+    errors in other files, which refuse the write too. Against HEAD's file (an update):
+    whether the behaviour changed, so that the version must be bumped, whether it was, and
+    the changes that break callers, so that the major version must be bumped. `change`: what
+    applying it would do to the database (`aiops plan`, this function's part; None without a
+    database or while the document is in error); `plan_errors` why that plan cannot apply."""
+
+    name: str | None
+    action: Action
+    ok: bool
+    diagnostics: tuple[Diagnostic, ...] = ()
+    elsewhere: tuple[Diagnostic, ...] = ()
+    version: str | None = None
+    base_version: str | None = None
+    behaviour_changed: bool = False
+    version_bumped: bool = False
+    breaking: tuple[str, ...] = ()
+    major_bumped: bool = False
+    change: FunctionChange | None = None
+    plan_errors: tuple[str, ...] = ()
+
+
+def preview_function(ws: Workspace, name: str | None, document: Document, *,
+                     caller: Caller | None = None, store: Store | None = None) -> WritePreview:
+    """What `create_function` (`name` None) or `update_function` of `document` would find and
+    do, as data: the same checks, refusing the same callers (NotFoundError, ConflictError,
+    PermissionDenied), with the document's problems returned instead of raised."""
+    action: Action = "create" if name is None else "update"
+    data, value = _file_bytes(ws, document)
+    try:
+        if name is None:
+            name = _named(data, value)
+        else:
+            _known_name(name)
+            _same_name(name, value)
+    except SpecError as exc:
+        return WritePreview(name=name, action=action, ok=False, diagnostics=exc.diagnostics)
+    parent = gitwrite.head(ws.root)
+    rel = function_file(name)
+    before = _before(ws.root, parent, name, action, caller)
+    committed = _after(ws, parent, name, data, [])
+    ok, diags = _diagnosed(committed, parent, rel, value)
+    mine = tuple(d for d in diags if d.file == rel)
+    found = WritePreview(name=name, action=action, ok=ok, diagnostics=mine,
+                         elsewhere=tuple(d for d in diags if d.file != rel and d.is_error),
+                         version=_version_of(data))
+    lf = committed.project.functions.get(name)
+    old = load_one(rel, before, FunctionSpec)[0] if isinstance(before, bytes) else None
+    if lf is not None and old is not None:
+        new_v, old_v = versioned(lf.spec), versioned(old)
+        found = replace(found, base_version=old.version,
+                        behaviour_changed=new_v.behaviour_hash != old_v.behaviour_hash,
+                        version_bumped=lf.spec.version != old.version,
+                        breaking=compare(old_v, new_v).breaks,
+                        major_bumped=Semver(lf.spec.version).is_major_bump_over(
+                            Semver(old.version)))
+    if ok and store is not None:
+        from aiops.commands.reconcile import plan
+
+        planned = plan(committed, store=store)
+        found = replace(found, change=next((c for c in planned.changes if c.name == name), None),
+                        plan_errors=planned.errors)
+    return found
 
 
 # --- one write ----------------------------------------------------------------------------------
@@ -286,14 +372,7 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
     parent = gitwrite.head(root)
     rel = function_file(name)
     directory = f"{FUNCTIONS_DIR}/{name}"
-    before = _file_at(root, parent, name)
-    if action == "create" and before:
-        raise ConflictError(f"function {name} exists already ({rel} at HEAD); change it with "
-                            "an update, or choose another name")
-    if action != "create" and not before:
-        raise NotFoundError(f"no function {name}: HEAD has no {rel}")
-    if action != "create" and caller is not None:
-        _may_change(caller, name, rel, before)
+    before = _before(root, parent, name, action, caller)
     if action == "update" or if_match is not None:
         _precondition(if_match, etag_of(before) if isinstance(before, bytes) else None, name)
     if not on_branch:
@@ -302,14 +381,8 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
             raise ConflictError(
                 f"{directory}/ has uncommitted changes ({', '.join(edited[:5])}); commit or "
                 "discard them, then write again: a write never commits an edit in progress")
-    files = read_revision(root, parent)
     removed = gitwrite.files_under(root, parent, directory) if data is None else []
-    if data is None:
-        for path in removed:
-            files.pop(path, None)
-    else:
-        files[rel] = data
-    committed = ws.with_files(files)
+    committed = _after(ws, parent, name, data, removed)
     warnings = _validated(committed, parent, rel, value)
     version = _version_of(data if data is not None else before)
     commit = gitwrite.make_commit(root, parent=parent, put={rel: data} if data is not None else {},
@@ -327,6 +400,36 @@ def _land(ws: Workspace, name: str, action: Action, data: bytes | None, value: A
                  f"run `git checkout HEAD -- {directory}` in {root}",)
     return _Landed(commit=commit, branch=None, workspace=committed, version=version,
                    warnings=warnings, notes=notes)
+
+
+def _before(root: Path, parent: str, name: str, action: Action,
+            caller: Caller | None) -> bytes | bool:
+    """The function's file at `parent`, once the write is known to be possible: a create of
+    a function that is there, or a change of one that is not, is refused, and so is a
+    change by a caller its `access` lists leave out."""
+    rel = function_file(name)
+    before = _file_at(root, parent, name)
+    if action == "create" and before:
+        raise ConflictError(f"function {name} exists already ({rel} at HEAD); change it with "
+                            "an update, or choose another name")
+    if action != "create" and not before:
+        raise NotFoundError(f"no function {name}: HEAD has no {rel}")
+    if action != "create" and caller is not None:
+        _may_change(caller, name, rel, before)
+    return before
+
+
+def _after(ws: Workspace, parent: str, name: str, data: bytes | None,
+           removed: list[str]) -> Workspace:
+    """The project as `parent` holds it with the function's file written (`data`) or its
+    directory's files `removed`."""
+    files = read_revision(ws.root, parent)
+    if data is None:
+        for path in removed:
+            files.pop(path, None)
+    else:
+        files[function_file(name)] = data
+    return ws.with_files(files)
 
 
 def _may_change(caller: Caller, name: str, rel: str, before: bytes | bool) -> None:
@@ -352,8 +455,18 @@ def _may_change(caller: Caller, name: str, rel: str, before: bytes | bool) -> No
 
 def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[Diagnostic, ...]:
     """`aiops validate --base` of the files to commit; a SpecError when any is in error
-    (in any file: the commit would not apply), else the document's warnings. The
-    document's diagnostics carry a JSON pointer into it."""
+    (in any file: the commit would not apply), else the document's warnings."""
+    ok, diags = _diagnosed(committed, base, rel, value)
+    if not ok:
+        raise SpecError(diags)
+    return tuple(d for d in diags if d.file == rel)
+
+
+def _diagnosed(committed: Workspace, base: str, rel: str,
+               value: Any) -> tuple[bool, list[Diagnostic]]:
+    """`aiops validate --base` of the files to commit: whether none is in error, and every
+    diagnostic, its file relative to the project. The document's carry a JSON pointer into
+    it (and their line and column in its text)."""
     from aiops.commands import validate
 
     report = validate(committed, base=base)
@@ -362,9 +475,7 @@ def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[D
     for d in report.diagnostics:
         d = replace(d, file=d.file.removeprefix(shown_root))
         diags.append(_pointed(d, value) if d.file == rel else d)
-    if not report.ok:
-        raise SpecError(diags)
-    return tuple(d for d in diags if d.file == rel)
+    return report.ok, diags
 
 
 def _pointed(d: Diagnostic, value: Any) -> Diagnostic:
@@ -432,5 +543,5 @@ def _json_value(value: Any, at: str, depth: int = 0) -> Any:
 
 
 __all__ = ["BRANCH_PREFIX", "SERVER", "WRITE_MODES", "Document", "Identity", "WriteMode",
-           "WriteResult", "create_function", "delete_function", "etag_of", "function_etag",
-           "update_function"]
+           "WritePreview", "WriteResult", "create_function", "delete_function", "etag_of",
+           "function_etag", "preview_function", "update_function"]
