@@ -20,7 +20,7 @@ import yaml
 
 from aiops.loader import allowed_keys
 from aiops.spec import FunctionSpec
-from aiops.yamlsrc import number_to_yaml12
+from aiops.yamlsrc import YamlProblem, number_to_yaml12, parse, top_level_spans
 
 MODELINE = "# yaml-language-server: $schema={schema}\n"
 # A mapping or list of plain values goes on one line up to this many characters (the key and
@@ -101,6 +101,42 @@ def _flow(value: dict[str, Any] | list[Any], path: tuple[str | int, ...]) -> boo
     flat = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=_NO_WRAP,
                           sort_keys=False)
     return len(flat.strip()) <= FLOW_CHARS
+
+
+# --- one key of a file -------------------------------------------------------------------------
+
+
+def with_key(text: str, key: str, value: Any) -> str:
+    """`text`, a function file, with its top-level `key` set to `value`, written as
+    `function_yaml` writes it; every other line (comments included) as it was (comments
+    inside the old value go with it). A key the file lacks is added at its end. Raises YamlProblem when `text` does not parse, and
+    ValueError when the result would not load back to the file's value with `key` replaced
+    (a file whose layout the splice cannot follow, e.g. aliases into the key's value)."""
+    data = text.encode()
+    before = parse(data)[0]
+    entry = yaml.serialize(_node({key: value}, ()), Dumper=_Dumper, allow_unicode=True,
+                           width=_NO_WRAP).rstrip("\n")
+    spans = top_level_spans(text)
+    if key in spans:
+        start, end = spans[key]
+        while end > start and text[end - 1] == "\n":  # a block scalar's end holds its newline
+            end -= 1
+        # A comment after the value's last line goes with the value it was about.
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end < 0 else line_end
+        if text[end:line_end].strip().startswith("#") or not text[end:line_end].strip():
+            end = line_end
+        out = text[:start] + entry + text[end:]
+    else:
+        out = text + ("" if not text or text.endswith("\n") else "\n") + entry + "\n"
+    try:
+        after = parse(out.encode())[0]
+    except YamlProblem:
+        after = None
+    if after != {**before, key: value}:
+        raise ValueError(f"`{key}` cannot be rewritten in place in this file (it is written "
+                         "in a way the rewrite cannot follow, e.g. with aliases); edit its YAML")
+    return out
 
 
 # --- JSON pointers ----------------------------------------------------------------------------

@@ -241,6 +241,28 @@ def parse(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> tuple[dict[str, Any], Po
     return _Builder(text, bounds).build(root, ()), Positions(text, bounds)
 
 
+def top_level_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Where each top-level `key: value` of a mapping document is written: the index of its
+    key's first character and the index just past its value's last one (trailing comments
+    and blank lines are not the value's). Raises YamlProblem as `parse` does; call it on a
+    text `parse` accepted."""
+    root = _compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        raise YamlProblem("the document is not a mapping")
+    return {k.value: (k.start_mark.index, _last_index(v)) for k, v in root.value
+            if isinstance(k, yaml.ScalarNode)}
+
+
+def _last_index(node: yaml.Node, depth: int = 0) -> int:
+    """Just past the last character of `node`: a block collection's end mark lies past the
+    comments after it, its last leaf's does not."""
+    if isinstance(node, yaml.ScalarNode) or getattr(node, "flow_style", False) or not (
+            node.value) or depth >= MAX_DEPTH:
+        return int(node.end_mark.index)
+    last = node.value[-1]
+    return _last_index(last[1] if isinstance(node, yaml.MappingNode) else last, depth + 1)
+
+
 def parse_any(data: bytes, bounds: Bounds = SPEC_BOUNDS) -> Any:
     """`parse` for a document of any shape (a list, a scalar); the value only."""
     text = decode(data, bounds.file_bytes)
