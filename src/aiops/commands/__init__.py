@@ -4,13 +4,13 @@ Each takes a `Workspace` (`open_workspace(start)`: the project at or above `star
 settings, database and providers), returns data, raises `aiops.errors` exceptions, and
 never prints.
 
-    validate, init_project, new_function, schema_text     here
+    validate, init_project, new_function, function_template, schema_text     here
     plan, apply, status, upgrade_database, resolve_version, watch      .reconcile
     open_runner, run, run_many, logs, log_by_id, serve_mock           .execution
     golden_tests                                                      .golden
     import_file                                                       .importer
     function_etag, create_function, update_function, delete_function,
-    preview_function                                                  .writes
+    function_source, preview_function                                 .writes
     create_token, list_tokens, token_page, revoke_token, authenticate .tokens
     check_alerts, list_alerts, alerts_overview, run_evaluator         .alerts
     list_functions, get_function, list_versions, get_version,
@@ -114,6 +114,7 @@ if TYPE_CHECKING:
         create_function,
         delete_function,
         function_etag,
+        function_source,
         preview_function,
         update_function,
     )
@@ -125,7 +126,8 @@ _LAZY = {
     "golden_tests": "golden",
     **dict.fromkeys(["ImportResult", "import_file"], "importer"),
     **dict.fromkeys(["WritePreview", "WriteResult", "create_function", "delete_function",
-                     "function_etag", "preview_function", "update_function"], "writes"),
+                     "function_etag", "function_source", "preview_function", "update_function"],
+                    "writes"),
     **dict.fromkeys(["ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan",
                      "resolve_version", "status", "upgrade_database", "watch"], "reconcile"),
     **dict.fromkeys(["RunManyResult", "RunResult", "log_by_id", "logs", "open_runner", "run",
@@ -450,12 +452,20 @@ def new_function(ws: Workspace, name: str, *, description: str = "Describe what 
     path = root / function_file(name)
     if path.exists():
         raise UsageError(f"{path} already exists")
-    provider, model = _provider_and_model(ws, provider, model)
     written = ensure_schemas(root)
-    schema = schema_reference(root, path.parent)
-    return [*written, _write(path, FUNCTION_TEMPLATE.format(
+    return [*written, _write(path, function_template(ws, name, description=description,
+                                                     provider=provider, model=model))]
+
+
+def function_template(ws: Workspace, name: str, *, description: str = "Describe what it does.",
+                      provider: str | None = None, model: str | None = None) -> str:
+    """The text `aiops new` writes for function `name` (the web UI's new function starts
+    from it): the first provider of providers.yaml and a model it serves, unless given."""
+    provider, model = _provider_and_model(ws, provider, model)
+    schema = schema_reference(ws.root, (ws.root / function_file(name)).parent)
+    return FUNCTION_TEMPLATE.format(
         schema=schema, name=name, description=json.dumps(description),
-        provider=provider or "openai", model=model or "gpt-4o-mini"))]
+        provider=provider or "openai", model=model or "gpt-4o-mini")
 
 
 def _provider_and_model(ws: Workspace, provider: str | None,
@@ -501,7 +511,8 @@ def _write(path: Path, text: str) -> Path:
 
 __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "NotAProject", "ValidationReport", "Workspace", "ensure_schemas", "find_root",
-    "format_schemas", "init_project", "new_function", "open_workspace", "schema_reference",
+    "format_schemas", "function_template", "init_project", "new_function", "open_workspace",
+    "schema_reference",
     "schema_text", "validate",
     "ApplyResult", "Status", "StatusRow", "apply", "file_changes", "plan", "resolve_version",
     "status", "upgrade_database", "watch",
@@ -510,7 +521,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as the docstring lists them)
     "golden_tests",
     "ImportResult", "import_file",
     "WritePreview", "WriteResult", "create_function", "delete_function", "function_etag",
-    "preview_function", "update_function",
+    "function_source", "preview_function", "update_function",
     "CreatedToken", "TokenRefused", "authenticate", "create_token", "list_tokens",
     "revoke_token", "token_page",
     "Readiness", "file_states", "function_log", "function_logs", "get_function", "get_version", "list_functions",

@@ -3,6 +3,7 @@ then reconcile it. The verbs behind POST, PUT and DELETE /api/contributor/ai-fun
 web UI's editor; git stays the source of truth (DESIGN §9).
 
     function_etag(ws, name)                         the ETag GET serves and If-Match names
+    function_source(ws, name)                       the file at HEAD and its ETag (an editor's)
     create_function(ws, document, author=, mode=)
     update_function(ws, name, document, author=, if_match=, mode=)
     delete_function(ws, name, author=, if_match=, mode=)
@@ -117,6 +118,17 @@ def function_etag(ws: Workspace, name: str, *, revision: str = "HEAD") -> str | 
         return None
     found = _file_at(ws.root, revision, name)
     return etag_of(found) if isinstance(found, bytes) else None
+
+
+def function_source(ws: Workspace, name: str) -> tuple[str, str] | None:
+    """Function `name`'s file at HEAD, as its text and its ETag (what an editor opens and
+    saves against); None when HEAD has no such file, or one that cannot be read."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        return None
+    found = _file_at(ws.root, "HEAD", name)
+    if not isinstance(found, bytes):
+        return None
+    return found.decode("utf-8", "replace"), etag_of(found)
 
 
 def _file_at(root: Path, revision: str, name: str) -> bytes | bool:
@@ -544,4 +556,4 @@ def _json_value(value: Any, at: str, depth: int = 0) -> Any:
 
 __all__ = ["BRANCH_PREFIX", "SERVER", "WRITE_MODES", "Document", "Identity", "WriteMode",
            "WritePreview", "WriteResult", "create_function", "delete_function", "etag_of",
-           "function_etag", "preview_function", "update_function"]
+           "function_etag", "function_source", "preview_function", "update_function"]

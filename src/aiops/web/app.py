@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiops.errors import AiopsError, NotFoundError, UserError
 from aiops.web import PREFIX
-from aiops.web.pages import functions, logs, tokens
+from aiops.web.pages import console, editor, functions, logs, tokens
 from aiops.web.render import render
 from aiops.web.session import Forbidden, SignInRequired, check_writes
 from aiops.web.session import router as session_router
@@ -36,6 +36,8 @@ STATIC = Path(__file__).parent / "static"
 # One line per page module: its `router`, paths relative to /ui.
 PAGE_ROUTERS: list[APIRouter] = [
     session_router,
+    editor.router,  # before functions: /functions/new is not a function's page
+    console.router,
     functions.router,
     logs.router,
     tokens.router,
