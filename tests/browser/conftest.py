@@ -4,6 +4,9 @@ provider. Never `playwright install`: the browser is the system's (`/usr/bin/chr
 installs it with apt). Under CI a missing browser fails the run; elsewhere it skips.
 
 Fixtures (package-scoped ones are made once for tests/browser, and gone before other tests):
+- `own_server(tmp_path_factory, mock, applies)`: a module's own server on its own schema, for
+  a module whose writes would change what other modules see (the editor's); it overrides
+  `ui_server` with a module-scoped fixture that yields from it.
 - `ui_server` (package): the server, its project (functions `greet` with three versions,
   `ledger` with access lists, `digest` with nested schemas; all committed in git, so writes
   work), tokens of every role (`tests.fixtures_server.TOKENS`), old log rows and a few fresh
@@ -19,6 +22,7 @@ Fixtures (package-scoped ones are made once for tests/browser, and gone before o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -92,13 +96,26 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="package")
 def pg_schema_package() -> Iterator[str]:
+    with pg_schema(_pg_base()) as url:
+        yield url
+
+
+def _pg_base() -> str:
     base = pg_base_url()
     if base is None:
         if os.environ.get("CI"):
             pytest.fail("AIOPS_TEST_DATABASE_URL is not set: the browser tests need PostgreSQL")
         pytest.skip("AIOPS_TEST_DATABASE_URL is not set (CI sets it)")
-    with pg_schema(base) as url:
-        yield url
+    return base
+
+
+def own_server(tmp_path_factory: pytest.TempPathFactory, mock_provider: Any,
+               applies: list[list[dict[str, Any]]]) -> Iterator[UiServer]:
+    """For a module's own `ui_server` fixture: `serve_project` on a schema of its own, so
+    that what its tests write (new versions, functions, runs) no other module sees."""
+    with pg_schema(_pg_base()) as url, serve_project(
+            tmp_path_factory.mktemp("own"), url, mock_provider, applies) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")
@@ -112,23 +129,39 @@ def mock_provider_package() -> Iterator[Any]:
 @pytest.fixture(scope="package")
 def ui_server(tmp_path_factory: pytest.TempPathFactory, pg_schema_package: str,
               mock_provider_package: Any) -> Iterator[UiServer]:
+    applies = [[greet, spec_data("ledger", description="Books entries.", access=SECRET_ACCESS),
+                DIGEST] for greet in _versions()]
+    with serve_project(tmp_path_factory.mktemp("ui"), pg_schema_package,
+                       mock_provider_package, applies) as server:
+        add_logs(server.db_url, "greet", 6, created_by=None)
+        for who in ("Ann", "Bob", "Cy"):  # fresh calls: the last 24 hours have some
+            answer = httpx.post(f"{server.base}/api/functions/greet/run",
+                                json={"input": {"who": who}},
+                                headers={"Authorization": f"Bearer {server.tokens['admin']}"},
+                                timeout=30)
+            assert answer.status_code == 200, answer.text
+        yield server
+
+
+@contextlib.contextmanager
+def serve_project(tmp: Path, url: str, mock_provider: Any,
+                  applies: list[list[dict[str, Any]]]) -> Iterator[UiServer]:
+    """`aiops serve` on a loopback port over a project in `tmp`, on the database at `url`,
+    its provider the mock: each list of `applies` is written and applied in turn (a
+    function's versions), the last committed in git (writes work); tokens of every role."""
     from aiops.store import open_store
 
-    url = pg_schema_package
-    tmp = tmp_path_factory.mktemp("ui")
     env = {**os.environ, "AIOPS_PROJECT": "test-project", "MOCK_API_KEY": "sk-test",
-           "AIOPS_MOCK_BASE_URL": mock_provider_package.url + "/v1"}
+           "AIOPS_MOCK_BASE_URL": mock_provider.url + "/v1"}
     saved = {k: os.environ.get(k) for k in ("AIOPS_PROJECT",)}
     os.environ["AIOPS_PROJECT"] = "test-project"  # apply_project reads it
     try:
         open_store(url, migrate=True)
         root = tmp / "proj"
-        for greet in _versions():
-            write_project(root, [greet, spec_data("ledger", description="Books entries.",
-                                                  access=SECRET_ACCESS), DIGEST])
+        for functions in applies:
+            write_project(root, functions)
             apply_project(root, url=url, actor="Ann <ann@example.com>")
         tokens = make_tokens(root, url)
-        add_logs(url, "greet", 6, created_by=None)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -146,15 +179,10 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, pg_schema_package: str,
         process = subprocess.Popen(
             [AIOPS, "serve", "-C", str(root), "--database-url", url, "--port", str(port),
              "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    server = UiServer(base=base, root=root, db_url=url, tokens=tokens, process=process, log=log)
+    server = UiServer(base=f"http://127.0.0.1:{port}", root=root, db_url=url, tokens=tokens,
+                      process=process, log=log)
     try:
         _wait_ready(server)
-        for who in ("Ann", "Bob", "Cy"):  # fresh calls: the last 24 hours have some
-            answer = httpx.post(f"{base}/api/functions/greet/run", json={"input": {"who": who}},
-                                headers={"Authorization": f"Bearer {tokens['admin']}"},
-                                timeout=30)
-            assert answer.status_code == 200, answer.text
         yield server
     finally:
         stop(process)

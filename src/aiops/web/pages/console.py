@@ -103,7 +103,7 @@ async def run(request: Request, caller: Invoker, name: str) -> Response:
     error = result.error
     return JSONResponse({
         "ok": error is None, "output": ex.output, "log_id": ex.log_id,
-        "log_url": f"{PREFIX}/logs/{ex.log_id}",
+        "log_url": f"{PREFIX}/logs/{ex.function}/{ex.log_id}",
         "function": ex.function, "version": ex.version, "provider": ex.provider,
         "model": ex.model, "latency_ms": round(ex.latency_ms, 3),
         "input_tokens": ex.input_tokens, "output_tokens": ex.output_tokens,

@@ -5,14 +5,16 @@ makes: `aiops validate --base HEAD`), save is `update_function` with If-Match (`
 for a new function), archive is `delete_function`, each with the caller, so the function's
 `access.edit` list and the server's `--writes` mode apply exactly as through the API.
 
-The page's script (`static/editor.js`) talks JSON to the routes below; each answers a problem
-as `{"status", "code", "detail", "errors"}` (the errors with their line and column).
+The page's script (`static/editor.js`) talks JSON to the routes below; a refusal is
+`{"status", "code", "detail", "errors"}` (the errors with their line and column). What the
+author is still typing is no refusal: a check's errors, and the builder's `{"problem": ...}`,
+answer 200 (a browser logs every 4xx of a script as a console error).
 
     GET    /functions/new                 the editor on a new function's template
     GET    /functions/{name}/edit         the editor on the function's file at HEAD
     POST   /editor/check                  {name, text} -> what saving would find and do
-    POST   /editor/schema-form            {text} -> the builder's forms of both schemas
-    POST   /editor/schema                 {text, key, form} -> the text with that schema
+    POST   /editor/schema-form            {text} -> {forms: both schemas' builder forms}
+    POST   /editor/schema                 {text, key, form} -> {text: with that schema}
     POST   /functions                     the YAML body: create
     PUT    /functions/{name}              the YAML body, If-Match: save
     DELETE /functions/{name}              If-Match: archive
@@ -139,18 +141,22 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
 
 @router.post("/editor/schema-form")
 async def schema_form(request: Request, caller: Editor) -> Response:
+    """The builder's forms; `{"problem": ...}` (200: the builder waits, nothing failed) while
+    the text does not parse."""
     body = await _json(request)
     text = body.get("text")
     if not isinstance(text, str):
         return _problem(400, "bad-request", "send {\"text\": the function's YAML}")
     try:
-        return JSONResponse(builder_state(text))
+        return JSONResponse({"forms": builder_state(text)})
     except YamlProblem as exc:
-        return _problem(422, "invalid-yaml", f"the YAML does not parse: {exc}")
+        return JSONResponse({"problem": f"the YAML does not parse: {exc}"})
 
 
 @router.post("/editor/schema")
 async def schema_write(request: Request, caller: Editor) -> Response:
+    """The text with the form's schema; `{"problem": ...}` (200, as a check's errors are)
+    when the form or the text makes none."""
     body = await _json(request)
     text, key = body.get("text"), body.get("key")
     if not isinstance(text, str) or not isinstance(key, str):
@@ -158,11 +164,11 @@ async def schema_write(request: Request, caller: Editor) -> Response:
     try:
         return JSONResponse({"text": with_form(text, key, body.get("form"))})
     except FormError as exc:
-        return _problem(422, "invalid-form", str(exc))
+        return JSONResponse({"problem": str(exc)})
     except YamlProblem as exc:
-        return _problem(422, "invalid-yaml", f"fix the YAML first: {exc}")
-    except ValueError as exc:
-        return _problem(422, "not-rewritable", str(exc))
+        return JSONResponse({"problem": f"fix the YAML first: {exc}"})
+    except ValueError as exc:  # a file the rewrite cannot follow
+        return JSONResponse({"problem": str(exc)})
 
 
 # --- writes ---------------------------------------------------------------------------------

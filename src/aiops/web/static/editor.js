@@ -145,6 +145,7 @@
     }
 
     function changed() {
+      sent++;  // an answer on its way is about older text: it is dropped
       root.setAttribute("data-checked", "");
       save.disabled = true;
       clearTimeout(timer);

@@ -31,11 +31,20 @@
       });
     }
 
-    function write() {
+    var writing = Promise.resolve();
+    function write() {  // one at a time, each with the form and the text as they are then
+      writing = writing.then(writeNow, writeNow);
+    }
+
+    function writeNow() {
       status.textContent = "Writing the schema into the YAML…";
-      post(box.getAttribute("data-write"), { text: editor.text(), key: key, form: forms[key] })
+      return post(box.getAttribute("data-write"), { text: editor.text(), key: key, form: forms[key] })
         .then(function (a) {
-          if (!a.ok) { status.textContent = a.body.detail; status.className = "error"; return; }
+          if (!a.ok || a.body.problem) {
+            status.textContent = a.body.problem || a.body.detail;
+            status.className = "error";
+            return;
+          }
           status.textContent = "The YAML holds this schema.";
           status.className = "ok";
           editor.setText(a.body.text);
@@ -44,12 +53,12 @@
 
     function refresh() {
       post(box.getAttribute("data-form"), { text: editor.text() }).then(function (a) {
-        if (!a.ok) {
-          status.textContent = "The builder waits for YAML that parses: " + a.body.detail;
+        if (!a.ok || a.body.problem) {
+          status.textContent = "The builder waits for YAML that parses: " + (a.body.problem || a.body.detail);
           status.className = "muted";
           return;
         }
-        forms = a.body;
+        forms = a.body.forms;
         status.textContent = "";
         if (!box.contains(document.activeElement)) { draw(); }
       }).catch(function () { status.textContent = "The server did not answer."; });
