@@ -184,3 +184,12 @@ def test_an_editor_off_a_functions_edit_list_is_refused(ui: Ui) -> None:
     ui.sign_in("editor-finance")
     ui.goto("/ui/functions/ledger")
     assert ui.page.locator("#edit-link").count() == 1
+
+
+def test_a_phone_reads_the_editor_and_the_console(phone: Ui) -> None:
+    phone.sign_in("admin")
+    for path in ("/ui/functions/greet/edit", "/ui/functions/new", "/ui/functions/greet/test"):
+        phone.goto(path)
+        wide = phone.page.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth")
+        assert not wide, path
