@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path as Path
 
 from aiops.errors import UsageError
@@ -51,12 +51,15 @@ def read_tree(root: Path) -> dict[str, Source]:
     return files
 
 
-def read_revision(root: Path, ref: str) -> dict[str, Source]:
-    """The project's spec files as they were at git revision `ref`."""
+def read_revision(root: Path, ref: str, *,
+                  functions: Iterable[str] | None = None) -> dict[str, Source]:
+    """The project's spec files as they were at git revision `ref`; with `functions`, only
+    those functions' directories (and providers.yaml and aiops.yaml)."""
     # The pathspecs are the project's (relative to `root`); the names come from the top of
     # the repository, the project's directory first when it sits below the top.
+    dirs = [FUNCTIONS_DIR] if functions is None else [f"{FUNCTIONS_DIR}/{n}" for n in functions]
     tree = git(root, "ls-tree", "-r", "--name-only", "--full-name", ref, "--",
-                PROVIDERS_FILE, PROJECT_FILE, FUNCTIONS_DIR).decode()
+                PROVIDERS_FILE, PROJECT_FILE, *dirs).decode()
     prefix = git(root, "rev-parse", "--show-prefix").decode().strip()
     wanted = []
     for line in tree.splitlines():

@@ -133,3 +133,12 @@ def test_errors_in_other_files_are_told_apart(repo: Path) -> None:
 
 def test_the_verb_is_exported() -> None:
     assert commands.preview_function is writes.preview_function
+
+
+def test_the_preview_reads_its_functions_part_of_the_state(repo: Path, db_url: str) -> None:
+    store = open_store(db_url)
+    whole = store.read_state("test-project")
+    part = store.read_state("test-project", frozenset({"greet"}))
+    assert part.functions == whole.functions and part.managed == whole.managed == {"greet"}
+    none = store.read_state("test-project", frozenset({"other"}))
+    assert none.functions == {} and none.managed == frozenset()

@@ -175,14 +175,18 @@ class ValidationReport:
         return not self.errors
 
 
-def validate(ws: Workspace, *, base: str | None = None) -> ValidationReport:
-    """Every check of every file; with `base`, the version rules against that git revision."""
+def validate(ws: Workspace, *, base: str | None = None,
+             functions: frozenset[str] | None = None) -> ValidationReport:
+    """Every check of every file; with `base`, the version rules against that git revision.
+    `functions`: the workspace holds only those functions' files (with providers.yaml and
+    aiops.yaml), and the base revision is read for them alone (the editor's preview of one
+    file, which checks every file of a large project otherwise)."""
     from aiops.checks import compare_with_base
 
     root, project = ws.root, ws.project
     diags = list(ws.diagnostics)
     if base is not None:
-        base_project = load_sources(read_revision(root, base))
+        base_project = load_sources(read_revision(root, base, functions=functions))
         diags += compare_with_base(project, base_project, _git_history_lookup(root, base))
     if root != Path("."):
         diags = [dataclasses.replace(d, file=(root / d.file).as_posix()) for d in diags]

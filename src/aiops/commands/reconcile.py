@@ -120,14 +120,16 @@ def _diff(ws: Workspace, state: Any, *, prune: bool, max_prune: int | None,
 
 
 def plan(ws: Workspace, *, prune: bool = False, max_prune: int | None = None,
-         adopt: bool = False, store: Store | None = None) -> Plan:
+         adopt: bool = False, store: Store | None = None,
+         functions: frozenset[str] | None = None) -> Plan:
     """`aiops plan`: the files against the database, as data (errors inside, not raised).
     `adopt`: take over functions of the same name that other projects applied (refused
-    otherwise)."""
+    otherwise). `functions`: the plan of those alone (the workspace holds their files
+    only: the editor's preview), read from their part of the database."""
     st = store or ws.open_store()
     with gc_paused():  # what a plan reads and decides (aiops.loader.gc_paused)
-        return _diff(ws, st.read_state(ws.project_id), prune=prune, max_prune=max_prune,
-                     adopt=adopt)
+        return _diff(ws, st.read_state(ws.project_id, functions), prune=prune,
+                     max_prune=max_prune, adopt=adopt)
 
 
 # --- apply --------------------------------------------------------------------------------------

@@ -236,8 +236,11 @@ def _same_name(name: str, value: Any) -> None:
 class WritePreview:
     """What saving a document would do, nothing written (the web UI's editor asks it as its
     author types). `diagnostics`: the document's, errors and warnings, as the write would
-    find them (`aiops validate --base HEAD`, with lines and columns in its text); `elsewhere`:
-    errors in other files, which refuse the write too. Against HEAD's file (an update):
+    find them (`aiops validate --base HEAD`, with lines and columns in its text), checked
+    with providers.yaml and aiops.yaml but without the other functions' files (a preview of
+    one file stays quick in a project of a thousand); `elsewhere`: errors in those two
+    files, which refuse the write too (as would an error in another function's file at
+    HEAD, which the write alone reads). Against HEAD's file (an update):
     whether the behaviour changed, so that the version must be bumped, whether it was, and
     the changes that break callers, so that the major version must be bumped. `change`: what
     applying it would do to the database (`aiops plan`, this function's part; None without a
@@ -276,8 +279,8 @@ def preview_function(ws: Workspace, name: str | None, document: Document, *,
     parent = gitwrite.head(ws.root)
     rel = function_file(name)
     before = _before(ws.root, parent, name, action, caller)
-    committed = _after(ws, parent, name, data, [])
-    ok, diags = _diagnosed(committed, parent, rel, value)
+    committed = _after(ws, parent, name, data, [], only=frozenset({name}))
+    ok, diags = _diagnosed(committed, parent, rel, value, only=frozenset({name}))
     mine = tuple(d for d in diags if d.file == rel)
     found = WritePreview(name=name, action=action, ok=ok, diagnostics=mine,
                          elsewhere=tuple(d for d in diags if d.file != rel and d.is_error),
@@ -295,7 +298,7 @@ def preview_function(ws: Workspace, name: str | None, document: Document, *,
     if ok and store is not None:
         from aiops.commands.reconcile import plan
 
-        planned = plan(committed, store=store)
+        planned = plan(committed, store=store, functions=frozenset({name}))
         found = replace(found, change=next((c for c in planned.changes if c.name == name), None),
                         plan_errors=planned.errors)
     return found
@@ -432,10 +435,10 @@ def _before(root: Path, parent: str, name: str, action: Action,
 
 
 def _after(ws: Workspace, parent: str, name: str, data: bytes | None,
-           removed: list[str]) -> Workspace:
+           removed: list[str], *, only: frozenset[str] | None = None) -> Workspace:
     """The project as `parent` holds it with the function's file written (`data`) or its
-    directory's files `removed`."""
-    files = read_revision(ws.root, parent)
+    directory's files `removed`; `only` those functions' files, with the project's."""
+    files = read_revision(ws.root, parent, functions=only)
     if data is None:
         for path in removed:
             files.pop(path, None)
@@ -474,14 +477,14 @@ def _validated(committed: Workspace, base: str, rel: str, value: Any) -> tuple[D
     return tuple(d for d in diags if d.file == rel)
 
 
-def _diagnosed(committed: Workspace, base: str, rel: str,
-               value: Any) -> tuple[bool, list[Diagnostic]]:
+def _diagnosed(committed: Workspace, base: str, rel: str, value: Any, *,
+               only: frozenset[str] | None = None) -> tuple[bool, list[Diagnostic]]:
     """`aiops validate --base` of the files to commit: whether none is in error, and every
     diagnostic, its file relative to the project. The document's carry a JSON pointer into
     it (and their line and column in its text)."""
     from aiops.commands import validate
 
-    report = validate(committed, base=base)
+    report = validate(committed, base=base, functions=only)
     shown_root = "" if committed.root == Path(".") else committed.root.as_posix() + "/"
     diags = []
     for d in report.diagnostics:

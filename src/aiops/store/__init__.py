@@ -245,24 +245,33 @@ def _function_copies_agree(dialect: str, version: Any) -> Any:
     return or_(version.c.id.is_(None), and_(*conds))
 
 
-def _read_state(conn: Connection, project: str) -> DeployedState:
+def _read_state(conn: Connection, project: str,
+                names: frozenset[str] | None = None) -> DeployedState:
     """The whole deployed state in three queries, whatever the number of functions (the
-    copies on either row compared with what they copy in SQL, not decoded here)."""
+    copies on either row compared with what they copy in SQL, not decoded here); with
+    `names`, those functions' part of it (a preview of one function's change)."""
     versions: dict[uuid.UUID, list[StoredVersion]] = {}
-    for r in conn.execute(select(V.c.id, V.c.function_id, V.c.version, V.c.behaviour_hash,
-                                 V.c.content, V.c.git_commit, V.c.created_at,
-                                 _copies_agree(conn.dialect.name).label("copies_ok"))):
+    version_rows = select(V.c.id, V.c.function_id, V.c.version, V.c.behaviour_hash,
+                          V.c.content, V.c.git_commit, V.c.created_at,
+                          _copies_agree(conn.dialect.name).label("copies_ok"))
+    if names is not None:
+        version_rows = version_rows.where(V.c.function_id.in_(
+            select(F.c.id).where(F.c.name.in_(sorted(names)))))
+    for r in conn.execute(version_rows):
         versions.setdefault(r.function_id, []).append(StoredVersion(
             id=str(r.id), version=r.version, behaviour_hash=r.behaviour_hash,
             content=r.content, git_commit=r.git_commit, created_at=_iso(r.created_at),
             copies_intact=bool(r.copies_ok)))
     functions = {}
     current = V.alias("current")
-    rows = conn.execute(
-        select(*(F.c[c] for c in _STATE_COLUMNS),
-               _function_copies_agree(conn.dialect.name, current).label("copies_ok"))
-        .outerjoin(current, current.c.id == F.c.current_version_id))
-    for f in rows:
+    function_rows = select(*(F.c[c] for c in _STATE_COLUMNS),
+                           _function_copies_agree(conn.dialect.name, current).label("copies_ok")
+                           ).outerjoin(current, current.c.id == F.c.current_version_id)
+    managed_rows = select(M.c.name).where(M.c.project == project)
+    if names is not None:
+        function_rows = function_rows.where(F.c.name.in_(sorted(names)))
+        managed_rows = managed_rows.where(M.c.name.in_(sorted(names)))
+    for f in conn.execute(function_rows):
         functions[f.name] = StoredFunction(
             id=str(f.id), name=f.name, status=f.status,
             metadata={"description": f.description, "status": f.status,
@@ -272,7 +281,7 @@ def _read_state(conn: Connection, project: str) -> DeployedState:
             reconciled_version_id=_s(f.reconciled_version_id), managed_by=f.managed_by,
             applied_at=_iso(f.applied_at), applied_commit=f.applied_commit,
             versions=tuple(versions.get(f.id, ())), copies_intact=bool(f.copies_ok))
-    managed = frozenset(conn.execute(select(M.c.name).where(M.c.project == project)).scalars())
+    managed = frozenset(conn.execute(managed_rows).scalars())
     return DeployedState(functions=functions, managed=managed)
 
 
@@ -302,9 +311,10 @@ class Store:
 
     # -- reading (planning gets only this) --
 
-    def read_state(self, project: str) -> DeployedState:
+    def read_state(self, project: str, names: frozenset[str] | None = None) -> DeployedState:
+        """What the database holds (`names`: of those functions alone)."""
         with db_errors(self.url), self.engine.connect() as conn:
-            return _read_state(conn, project)
+            return _read_state(conn, project, names)
 
     def resolve(self, name: str, selector: str | None = None) -> DeployedVersion:
         """`name` (current), `name@1.2.0` (exact) or `name@1` / `name@1.2` (newest applied)."""
