@@ -59,6 +59,12 @@ class LogWriter:
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
         self._waiters: list[asyncio.Future[None]] = []
+        # Rows submitted, and rows written or given up (groups go in submission order): a
+        # flush waits for the rows submitted before it, not for those that come while it
+        # waits, which under a steady load would keep it waiting group after group.
+        self._submitted = 0
+        self._finished = 0
+        self._flushers: list[tuple[int, asyncio.Future[None]]] = []
         self.written = 0
         self.lost = 0
         self.lost_reasons: list[str] = []  # the first MAX_MESSAGES
@@ -74,6 +80,7 @@ class LogWriter:
         weight = row_bytes(row)
         self._pending.append((row, weight))
         self.pending_bytes += weight
+        self._submitted += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
@@ -85,6 +92,12 @@ class LogWriter:
             await waiter
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_groups()
+        finally:  # a writer that stops, however, leaves no flush waiting
+            self._wake_flushers(all_=True)
+
+    async def _drain_groups(self) -> None:
         while self._pending:
             batch: list[LogRow] = []
             size = 0
@@ -108,10 +121,22 @@ class LogWriter:
                 self.stored_alone += len(alone)
                 self.warnings.extend(alone[:MAX_MESSAGES - len(self.warnings)])
             finally:
+                self._finished += len(batch)
                 waiters, self._waiters = self._waiters, []
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
+                self._wake_flushers()
+
+    def _wake_flushers(self, *, all_: bool = False) -> None:
+        waiting = []
+        for target, waiter in self._flushers:
+            if all_ or target <= self._finished:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._flushers = waiting
 
     def _lose(self, count: int, reason: str) -> None:
         self.lost += count
@@ -119,10 +144,19 @@ class LogWriter:
             self.lost_reasons.append(reason)
 
     async def flush(self) -> None:
-        """Wait until every submitted row is written or given up; LogWriteError if any was
-        given up (each is reported once)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        """Wait until every row submitted before the call is written or given up (in its
+        group: not for rows submitted while it waits); LogWriteError if any row was given up
+        (each is reported once)."""
+        target = self._submitted
+        while self._finished < target:
+            task = self._task
+            assert task is not None  # a row was submitted, so a writer was started
+            if task.done():
+                task.result()  # what stopped the writer (cancelled: CancelledError)
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._flushers.append((target, waiter))
+            await waiter
         if self.lost:
             lost, reasons = self.lost, self.lost_reasons
             self.lost, self.lost_reasons = 0, []

@@ -308,3 +308,8 @@ class StalePlanError(RuntimeFailure):
 
 class LockBusy(RuntimeFailure):
     exit_code = 75
+
+
+class DatabaseUnavailable(RuntimeFailure):
+    """The database did not answer (refused or lost the connection, or is shutting down):
+    nothing was written, and trying again later can succeed (the API: 503 `not-ready`)."""

@@ -231,3 +231,22 @@ def test_a_project_outside_git_is_the_servers_misconfiguration(api: Api,
     body = api.call("POST", BASE, token="editor", expect=503, json=spec_data("hello")).json()
     assert body["code"] == "misconfigured" and str(api.root) not in body["detail"]
     assert "not in a git repository; run `git init` there" in caplog.text
+
+
+def test_a_write_binds_the_next_run_of_the_worker_that_applied_it(live_api: Api) -> None:
+    """The worker's runner keeps a name resolved for 5 seconds; a write it applied itself is
+    heeded at once: a narrowed `access.invoke` refuses the very next run, and the new version
+    is the one that runs."""
+    run = "/api/functions/greet/run"
+    body = live_api.call("POST", run, token="invoker", json={"input": {"who": "Ann"}}).json()
+    assert body["version"] == "1.0.0"
+    narrowed = spec_data("greet", version="1.1.0", access={
+        "view": ["everyone"], "invoke": ["ops"], "edit": ["everyone"]})
+    answer = live_api.call("PUT", f"{BASE}/greet", token="editor", json=narrowed,
+                           headers={"If-Match": etag(live_api, "greet")}).json()
+    assert answer["applied"]
+    refused = live_api.call("POST", run, token="invoker", expect=403,
+                            json={"input": {"who": "Ann"}}).json()
+    assert refused["code"] == "forbidden" and "access.invoke" in refused["detail"]
+    body = live_api.call("POST", run, token="admin", json={"input": {"who": "Ann"}}).json()
+    assert body["version"] == "1.1.0"

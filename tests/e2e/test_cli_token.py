@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -94,3 +95,24 @@ def test_help_run_and_the_verbs_import_no_web_framework(repo_root: Path) -> None
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_serve_no_alerts_runs_no_evaluator(project: Path, monkeypatch: Any) -> None:
+    """`--no-alerts` reaches the workers' config, and a worker made from it starts no
+    evaluator thread, while one made by default does."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from aiops.server import app as server_app
+
+    configs: list[Any] = []
+    monkeypatch.setattr(server_app, "serve", lambda config, **kw: configs.append(config))
+    for flags in ([], ["--no-alerts"]):
+        code, _, err = _run("serve", "-C", str(project), "--port", "0", *flags)
+        assert code == 0, err
+    assert [c.evaluate_alerts for c in configs] == [True, False]
+    for config, evaluating in zip(configs, (True, False), strict=True):
+        with TestClient(server_app.create_app(config)):
+            names = {t.name for t in threading.enumerate()}
+            assert ("aiops-alerts" in names) is evaluating

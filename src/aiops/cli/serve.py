@@ -33,8 +33,11 @@ project_dir = project_dir_option("root")
               show_default=True, help="What API writes do: commit and apply, commit on a new "
               "branch without applying, or refuse.")
 @click.option("--database-url", default=None, help="The database (default: the project's).")
+@click.option("--alerts/--no-alerts", default=True, show_default=True,
+              help="Whether this server's workers evaluate the alert rules (--no-alerts: "
+              "leave it to other replicas, or to `aiops alerts check`).")
 def serve(root: Path, host: str, port: int, workers: int, writes: str,
-          database_url: str | None) -> None:
+          database_url: str | None, alerts: bool) -> None:
     """Serve the REST API and its reference page (/docs) until interrupted.
 
     Every request but /healthz, /readyz, /openapi.json and /docs needs a token
@@ -47,7 +50,7 @@ def serve(root: Path, host: str, port: int, workers: int, writes: str,
     from aiops.server.app import serve as run_server
 
     config = ServerConfig(project_dir=str(root), database_url=database_url,
-                          writes=writes)  # type: ignore[arg-type]
+                          writes=writes, evaluate_alerts=alerts)  # type: ignore[arg-type]
     run_server(config, host=host, port=port, workers=workers)
 
 

@@ -79,9 +79,14 @@ def list_functions(store: Store, *, caller: Caller | None = None, status: str | 
 def visible_function(store: Store, ref: str, caller: Caller | None) -> FunctionRow:
     row = store.find_function(ref)
     if row is None or not may(caller, "view", row.summary.access):
-        raise NotFoundError(f"no function {shown(ref)}: no function has that name or id, or "
-                            "your token may not view it")
+        raise not_visible(ref)
     return row
+
+
+def not_visible(ref: str) -> NotFoundError:
+    """The one answer for a function that is missing and one the caller may not view."""
+    return NotFoundError(f"no function {shown(ref)}: no function has that name or id, or "
+                         "your token may not view it")
 
 
 def _by_version(versions: list[VersionSummary]) -> list[VersionSummary]:

@@ -17,6 +17,7 @@ no transaction is open across the provider call).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiops.access import Caller, may
-from aiops.commands.catalog import visible_function
+from aiops.commands.catalog import not_visible, visible_function
 from aiops.commands.execution import RunResult, open_runner
 from aiops.commands.quotas import admit
 from aiops.errors import (
@@ -71,11 +72,32 @@ def authorize(store: Store, ref: str, caller: Caller) -> str:
     NotFoundError when it may not view it (or nothing has that name), PermissionDenied when it
     may view it but not invoke it."""
     row = visible_function(store, ref, caller)
-    if not may(caller, "invoke", row.summary.access):
-        raise PermissionDenied(f"your token may view {row.summary.name} but not run it: its "
-                               "`access.invoke` list names none of the token's groups")
+    _may_invoke(caller, row.summary.name, row.summary.access)
     name: str = row.summary.name
     return name
+
+
+async def authorize_run(store: Store, runner: Runner, name: str, caller: Caller) -> str:
+    """`authorize` for a run by name, from the runner's resolution of `name` (which the run
+    needs anyway, and which the runner keeps FLOATING_TTL_S): no query of its own on the hot
+    path, so an access list changed elsewhere binds runs within those seconds, as the
+    version they run does. Whatever the resolution raises (no such function, archived, the
+    database down), the database answers instead, exactly as `authorize` does."""
+    try:
+        prepared = await runner.resolve(name)
+    except AiopsError:
+        return await asyncio.to_thread(authorize, store, name, caller)
+    dv = prepared.dv
+    if not may(caller, "view", dv.access):
+        raise not_visible(name)
+    _may_invoke(caller, dv.name, dv.access)
+    return dv.name
+
+
+def _may_invoke(caller: Caller, name: str, access: Mapping[str, Any]) -> None:
+    if not may(caller, "invoke", access):
+        raise PermissionDenied(f"your token may view {name} but not run it: its "
+                               "`access.invoke` list names none of the token's groups")
 
 
 async def invoke(store: Store, runner: Runner, caller: Caller, name: str, value: Any, *,

@@ -112,6 +112,12 @@ class ServerState:
             self._runner_loop = loop
         return self._runner
 
+    def forget_versions(self) -> None:
+        """After this worker applied a write: its runs resolve names anew at once (other
+        workers and replicas within `aiops.runner.FLOATING_TTL_S`)."""
+        if self._runner is not None:
+            self._runner.invalidate()
+
     async def close(self) -> None:
         """At shutdown: the runner's rows flushed, its budget leases given back."""
         runner, self._runner = self._runner, None

@@ -26,7 +26,14 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, make_url
 
 from aiops import fastjson
-from aiops.errors import AiopsError, ConfigError, LockBusy, RuntimeFailure, UserError
+from aiops.errors import (
+    AiopsError,
+    ConfigError,
+    DatabaseUnavailable,
+    LockBusy,
+    RuntimeFailure,
+    UserError,
+)
 from aiops.extras import require_extra
 
 if TYPE_CHECKING:
@@ -211,7 +218,22 @@ def translate(exc: sa_exc.DBAPIError, url: str, source: str = FUNCTION_FILE) -> 
     if is_untranslatable_text(exc):
         # The data's fault, not the database's: a UserError (watch does not retry it).
         return UserError(f"{where}: {refused_text(exc, source)}")
+    if is_unreachable(exc):
+        return DatabaseUnavailable(f"{where} does not answer: {driver_detail(exc)}")
     return RuntimeFailure(f"{where}: {driver_detail(exc)}")  # nothing was written
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database did not answer (a connection refused or lost, a server shutting down),
+    as opposed to refusing what was sent."""
+    if not isinstance(exc, sa_exc.DBAPIError) or is_lock_timeout(exc):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if state:
+        return str(state)[:2] in ("08", "57")
+    return exc.connection_invalidated or (
+        isinstance(exc, sa_exc.OperationalError)
+        and "sqlite" not in type(exc.orig).__module__)
 
 
 def driver_detail(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ succeeds, or until the database has been failing for `seconds` (PATIENCE_S) in a
 - a try that fails because the database was locked or unreachable is repeated after a pause
   (50 ms doubling to 2 s), never past the deadline;
 so the whole wait stays within `seconds` (plus the time the last statement takes to fail).
-Then it raises LockBusy (locked) or RuntimeFailure (unreachable). After an outage that long,
+Then it raises LockBusy (locked) or DatabaseUnavailable (unreachable). After an outage that long,
 later calls wait at most AFTER_OUTAGE_S each until one succeeds, so that a dead database does
 not stall a batch call after call (and a short lock, as when the database answers again and
 other writers queue, does not fail them). An error that is not about the database
@@ -27,7 +27,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from aiops.errors import AiopsError, LockBusy, RuntimeFailure
+from aiops.errors import AiopsError, DatabaseUnavailable, LockBusy
 from aiops.store.engine import driver_detail, is_lock_timeout, is_transient, redact
 
 PATIENCE_S = 120.0  # how long writes wait for a locked or unreachable database, in all
@@ -93,5 +93,5 @@ class Patience:
         if is_lock_timeout(exc):
             return LockBusy(f"the database {redact(self.url)} stayed locked by another writer "
                             f"(an `aiops apply` in progress?) for {self.seconds:g} s")
-        return RuntimeFailure(f"the database {redact(self.url)} stayed unreachable for "
+        return DatabaseUnavailable(f"the database {redact(self.url)} stayed unreachable for "
                               f"{self.seconds:g} s: {driver_detail(exc)}")

@@ -51,7 +51,7 @@ def problems_of(path: str, permission: Permission, extra: Iterable[str]) -> tupl
     kind can (the gate's, the body bound's, a server failure's)."""
     codes = ["internal-error", "payload-too-large", "validation-failed", *extra]
     if permission is not Permission.PUBLIC:
-        codes += ["unauthenticated", "forbidden", "misconfigured"]
+        codes += ["unauthenticated", "forbidden", "misconfigured", "not-ready"]
     if "{" in path:
         codes += ["not-found"]
     return tuple(dict.fromkeys(codes))

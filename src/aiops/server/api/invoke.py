@@ -142,7 +142,7 @@ async def run_function(request: Request, caller: CallerDep, ref: Ref, body: RunR
     server = request.app.state.aiops
     name, selector = invoke.split_ref(ref)
     store = server.store()
-    name = await run_in_threadpool(invoke.authorize, store, name, caller)
+    name = await invoke.authorize_run(store, await server.runner(), name, caller)
     claim = None
     if idempotency_key is not None:
         claim = await run_in_threadpool(invoke.claim_key, store, caller, idempotency_key,

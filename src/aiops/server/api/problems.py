@@ -28,6 +28,7 @@ from aiops.errors import (
     BudgetExceeded,
     ConfigError,
     ConflictError,
+    DatabaseUnavailable,
     FieldError,
     InputError,
     LimitExceeded,
@@ -171,6 +172,7 @@ STATUSES: dict[type[AiopsError], str] = {
     QuotaExceeded: "quota-exceeded",
     StalePlanError: "conflict",
     LockBusy: "busy",
+    DatabaseUnavailable: "not-ready",
     ConflictError: "conflict",
     RequestInProgress: "request-in-progress",
     IdempotencyKeyReused: "idempotency-key-reused",
@@ -182,7 +184,7 @@ STATUSES: dict[type[AiopsError], str] = {
 }
 # Codes whose aiops message is the server's own business (paths, database URLs): the detail
 # is generic and the message goes to the server's log.
-_PRIVATE = {"misconfigured", "internal-error"}
+_PRIVATE = {"misconfigured", "internal-error", "not-ready"}
 
 
 def type_uri(code: str) -> str:
@@ -245,6 +247,10 @@ async def _on_aiops_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"Retry-After": "1"} if code == "busy" else retry_after(exc)
     if code in _PRIVATE:
         incident = _incident(request, exc, str(exc))
+        if code == "not-ready":  # the database's address is the server's business
+            return problem_response(request, code, "the database does not answer; try again "
+                                    f"later (the server's log says more under {incident})",
+                                    instance=incident, headers={"Retry-After": "5"})
         return problem_response(request, code, "the server could not answer this; its log "
                                 f"has the details under {incident}", instance=incident)
     errors = None

@@ -86,7 +86,7 @@ async def create_function(request: Request, response: Response,
                         store=_store_for(server))
     if result.mode == "commit":
         response.headers["Location"] = f"{BASE}/{result.name}"
-    return _answer(result, response)
+    return _answer(result, response, server)
 
 
 @ops.operation("PUT", BASE + "/{id}", permission=Permission.EDIT, response_model=WriteAnswer,
@@ -104,7 +104,7 @@ async def update_function(request: Request, response: Response, caller: CallerDe
     result = await _run(commands.update_function, server.workspace, name, document,
                         author=_author(caller), if_match=if_match, mode=server.config.writes,
                         caller=caller, store=_store_for(server))
-    return _answer(result, response)
+    return _answer(result, response, server)
 
 
 @ops.operation("DELETE", BASE + "/{id}", permission=Permission.EDIT, response_model=WriteAnswer,
@@ -119,7 +119,7 @@ async def delete_function(request: Request, response: Response, caller: CallerDe
     result = await _run(commands.delete_function, server.workspace, name,
                         author=_author(caller), if_match=if_match, mode=server.config.writes,
                         caller=caller, store=_store_for(server))
-    return _answer(result, response)
+    return _answer(result, response, server)
 
 
 async def _run(verb: Callable[..., WriteResult], *args: Any, **kw: Any) -> WriteResult:
@@ -174,7 +174,9 @@ def _author(caller: Caller) -> Identity:
     return Identity(name=caller.user_name or caller.token_name, email=caller.user_email)
 
 
-def _answer(result: WriteResult, response: Response) -> WriteAnswer:
+def _answer(result: WriteResult, response: Response, server: Any) -> WriteAnswer:
+    if result.applied:  # this worker's runs see the new version, and access lists, at once
+        server.forget_versions()
     if result.mode == "branch":
         response.status_code = 202
     if result.etag is not None:
