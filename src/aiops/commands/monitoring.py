@@ -111,6 +111,19 @@ def budget_of(subject: Subject) -> Budget:
                   usd_spent=subject.usd_spent, usd_share=_share(subject.usd_spent, usd))
 
 
+def quota_use(store: Store, caller: Caller | None, now: datetime | None = None
+              ) -> Budget | None:
+    """Today's (UTC) use of the caller's token's daily quotas (None: it has none, or the
+    operator, who has no token)."""
+    if caller is None or (caller.daily_calls is None and caller.daily_usd is None):
+        return None
+    calls, usd = store.token_usage(caller.token_id, (now or datetime.now(UTC)).date())
+    return Budget(daily_calls=caller.daily_calls, calls_used=calls,
+                  calls_share=_share(calls, caller.daily_calls),
+                  daily_budget_usd=caller.daily_usd, usd_spent=usd,
+                  usd_share=_share(usd, caller.daily_usd))
+
+
 def check_window(since: datetime | None, until: datetime | None, by: str | None,
                  step_s: int | None, now: datetime) -> tuple[datetime, datetime]:
     """The window, checked: a UsageError naming the parameter that is out of bounds."""

@@ -387,6 +387,10 @@ class Store:
         return self._read(tokens.list_tokens, include_revoked=include_revoked, after=after,
                           limit=limit, day=day or datetime.now(UTC).date())
 
+    def token_usage(self, token_id: str, day: date) -> tuple[int, float]:
+        """What the token's calls used of its daily quotas on `day` (UTC): (calls, USD)."""
+        return self._read(tokens.usage, token_id, day)
+
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""
         with db_errors(self.url), self.engine.begin() as conn:
