@@ -133,3 +133,26 @@ def test_the_alerts_page_lists_rules_with_their_states(api: Api) -> None:
     page = api.client.get("/ui/alerts")
     assert len(re.findall(r'data-state="firing"', page.text)) == 2
     assert api.client.get("/ui/alerts?cursor=nonsense").status_code == 400
+
+
+def test_budget_and_quota_use_are_shown(api: Api) -> None:
+    write_project(api.root, [spec_data("greet", limits={"daily_calls": 100,
+                                                        "daily_budget_usd": 2.0}),
+                             spec_data("ledger", description="Books entries.",
+                                       access=SECRET_ACCESS)])
+    apply_project(api.root, url=api.db_url, actor="Ann <ann@example.com>")
+    ws = commands.open_workspace(api.root, database_url=api.db_url)
+    api.tokens["quota"] = commands.create_token(ws, name="quota", role="viewer", daily_calls=50,
+                                                daily_usd=0.5, created_by="Op").text
+
+    sign_in(api, "quota")
+    page = api.client.get("/ui/monitoring").text
+    budgets = re.search(r'<table id="budgets">.*?</table>', page, re.S)
+    assert budgets and 'data-function="greet"' in budgets[0]
+    assert "0 of 100 (0.0 %)" in budgets[0] and "$0 of $2.00 (0.0 %)" in budgets[0]
+    quota = re.search(r'<dl class="meta" id="quota">.*?</dl>', page, re.S)
+    assert quota and "0 of 50 (0.0 %)" in quota[0] and "$0 of $0.5 (0.0 %)" in quota[0]
+
+    sign_in(api, "viewer")  # no quotas; ledger's page is not its to see
+    page = api.client.get("/ui/monitoring/greet").text
+    assert "Your token has no daily quotas." in page and 'data-function="greet"' in page

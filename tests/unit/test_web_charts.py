@@ -37,11 +37,11 @@ def series_paths(root: ET.Element) -> list[str]:
 
 
 def test_values_map_to_coordinates_linearly() -> None:
-    # Box: left 56, right 640-12 = 628, top 12, bottom 220-28 = 192; ticks 0..10 -> top 10.
+    # Box: left 68, right 640-12 = 628, top 12, bottom 220-28 = 192; ticks 0..10 -> top 10.
     s = Series(name="calls", points=((T0, 0.0), (T0 + HOUR / 2, 5.0), (T0 + HOUR, 10.0)))
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR))
     [d] = series_paths(root)
-    assert path_points(d) == [(56, 192), (342, 102), (628, 12)]
+    assert path_points(d) == [(68, 192), (348, 102), (628, 12)]
 
 
 def test_the_value_axis_reaches_a_round_value_above_the_highest_point() -> None:
@@ -68,7 +68,7 @@ def test_a_lone_point_is_a_dot_and_a_gap_breaks_the_line() -> None:
     root = parse(time_chart([s], chart_id="c", title="p95", since=T0, until=T0 + HOUR,
                             unit="ms"))
     dots = root.findall(".//s:circle", NS)
-    assert len(dots) == 1 and dots[0].get("cx") == "56"
+    assert len(dots) == 1 and dots[0].get("cx") == "68"
     [d] = series_paths(root)
     assert len(path_points(d)) == 2
 
@@ -79,14 +79,14 @@ def test_huge_and_non_finite_values_stay_inside_the_box() -> None:
     root = parse(time_chart([s], chart_id="c", title="Cost", since=T0, until=T0 + HOUR,
                             unit="usd"))
     dots = root.findall(".//s:circle", NS)
-    assert [(d.get("cx"), float(d.get("cy") or 0)) for d in dots] == [("56", pytest.approx(12))]
+    assert [(d.get("cx"), float(d.get("cy") or 0)) for d in dots] == [("68", pytest.approx(12))]
     assert "$1000T" in ET.tostring(root, encoding="unicode")
 
 
 def test_a_step_that_began_before_the_window_is_drawn_at_its_edge() -> None:
     s = Series(name="calls", points=((T0 - HOUR, 1.0), (T0 + HOUR, 1.0)))
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR))
-    assert [x for x, _ in path_points(series_paths(root)[0])] == [56, 628]
+    assert [x for x, _ in path_points(series_paths(root)[0])] == [68, 628]
 
 
 def test_an_area_closes_down_to_zero() -> None:
@@ -94,7 +94,7 @@ def test_an_area_closes_down_to_zero() -> None:
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR,
                             area=True))
     [a] = root.findall(".//s:path[@class='chart-area']", NS)
-    assert a.get("d", "").endswith("L628 192 L56 192 Z")
+    assert a.get("d", "").endswith("L628 192 L68 192 Z")
 
 
 def test_text_is_escaped_everywhere() -> None:
@@ -154,6 +154,8 @@ def test_time_ticks_are_round_and_few() -> None:
 @pytest.mark.parametrize(("value", "unit", "text"), [
     (None, "count", "–"), (1520, "count", "1.5k"), (3, "count", "3"), (2.5e6, "count", "2.5M"),
     (0.0079, "ratio", "0.8%"), (981.2, "ms", "981 ms"), (1649, "ms", "1.65 s"),
-    (0.099408, "usd", "$0.0994"), (12.5, "usd", "$12.50"), (25300, "usd", "$25.3k"), (0, "usd", "$0")])
+    (0.099408, "usd", "$0.0994"), (12.5, "usd", "$12.50"), (25300, "usd", "$25.3k"), (0, "usd", "$0"),
+    (0.00005, "usd", "$0.00005"), (0.000137, "usd", "$0.000137"), (0.5, "usd", "$0.5"),
+    (1e-12, "usd", "$0")])
 def test_format_value(value: float | None, unit: str, text: str) -> None:
     assert format_value(value, unit) == text

@@ -77,7 +77,10 @@ def format_value(value: float | None, unit: str) -> str:
             return "$0"
         if abs(value) >= 1000:
             return "$" + format_value(value, "count")
-        return f"${value:.2f}" if abs(value) >= 1 else f"${value:.4f}".rstrip("0")
+        if abs(value) >= 1:
+            return f"${value:.2f}"
+        digits = min(9, 2 - math.floor(math.log10(abs(value))))  # three significant at most
+        return f"${value:.{digits}f}".rstrip("0").rstrip(".")
     for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= size:
             return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
@@ -150,7 +153,7 @@ def time_chart(series: Sequence[Series], *, chart_id: str, title: str, since: da
         raise ValueError(f"unit {unit!r} is not one of {UNITS}")
     if until <= since:
         raise ValueError("until must be after since")
-    box = Box(left=56, top=12, right=width - 12, bottom=height - 28)
+    box = Box(left=68, top=12, right=width - 12, bottom=height - 28)  # room for "$0.00006"
     values = [v for s in series for _, v in s.points if v is not None and math.isfinite(v)]
     ticks = nice_ticks(max(values, default=0.0))
     top = ticks[-1]
@@ -243,7 +246,7 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, unit: str = "co
         y = 4 + i * row
         share = b.value / top if top and math.isfinite(b.value) and b.value > 0 else 0.0
         w = share * span
-        out.append(f'<g class="chart-bar chart-series-{i % SERIES_COLOURS}" '
+        out.append(f'<g class="chart-bar chart-series-0" '
                    f'data-label="{escape(b.label)}" data-value="{b.value!r}">')
         out.append(f'<text x="{label_w - 6}" y="{_num(y + row * 0.65)}" text-anchor="end" '
                    f'font-size="12" fill="currentColor">{escape(_clip(b.label))}</text>')

@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from aiops.access import Caller
 from aiops.commands.monitoring import quota_use, stats
+from aiops.web.charts import format_value
 from aiops.web.monitoring_view import RANGES, assemble, charts, range_of
 from aiops.web.render import render, store
 from aiops.web.session import UiCaller
@@ -57,4 +58,4 @@ def _page(request: Request, caller: Caller, name: str | None, key: str | None) -
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
     title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
     return render(request, "monitoring.html", title=title, view=view, charts=drawn,
-                  ranges=RANGES, quota=quota_use(db, caller, until))
+                  ranges=RANGES, quota=quota_use(db, caller, until), shown=format_value)
