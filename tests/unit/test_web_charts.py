@@ -37,11 +37,11 @@ def series_paths(root: ET.Element) -> list[str]:
 
 
 def test_values_map_to_coordinates_linearly() -> None:
-    # Box: left 68, right 640-12 = 628, top 12, bottom 220-28 = 192; ticks 0..10 -> top 10.
+    # Box: left 68, right 480-12 = 468, top 12, bottom 200-28 = 172; ticks 0..10 -> top 10.
     s = Series(name="calls", points=((T0, 0.0), (T0 + HOUR / 2, 5.0), (T0 + HOUR, 10.0)))
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR))
     [d] = series_paths(root)
-    assert path_points(d) == [(68, 192), (348, 102), (628, 12)]
+    assert path_points(d) == [(68, 172), (268, 92), (468, 12)]
 
 
 def test_the_value_axis_reaches_a_round_value_above_the_highest_point() -> None:
@@ -50,8 +50,8 @@ def test_the_value_axis_reaches_a_round_value_above_the_highest_point() -> None:
     labels = [t.text for t in root.iterfind(".//s:g[@class='chart-axis']/s:text", NS)]
     assert labels[:4] == ["0", "5", "10", "15"]
     [d] = series_paths(root)
-    # 13 of 15 between bottom 192 and top 12.
-    assert path_points(d)[1] == (628, pytest.approx(192 - 13 / 15 * 180, abs=0.01))
+    # 13 of 15 between bottom 172 and top 12.
+    assert path_points(d)[1] == (468, pytest.approx(172 - 13 / 15 * 160, abs=0.01))
 
 
 def test_an_empty_chart_says_so_and_draws_no_line() -> None:
@@ -86,7 +86,7 @@ def test_huge_and_non_finite_values_stay_inside_the_box() -> None:
 def test_a_step_that_began_before_the_window_is_drawn_at_its_edge() -> None:
     s = Series(name="calls", points=((T0 - HOUR, 1.0), (T0 + HOUR, 1.0)))
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR))
-    assert [x for x, _ in path_points(series_paths(root)[0])] == [68, 628]
+    assert [x for x, _ in path_points(series_paths(root)[0])] == [68, 468]
 
 
 def test_an_area_closes_down_to_zero() -> None:
@@ -94,7 +94,7 @@ def test_an_area_closes_down_to_zero() -> None:
     root = parse(time_chart([s], chart_id="c", title="Calls", since=T0, until=T0 + HOUR,
                             area=True))
     [a] = root.findall(".//s:path[@class='chart-area']", NS)
-    assert a.get("d", "").endswith("L628 192 L68 192 Z")
+    assert a.get("d", "").endswith("L468 172 L68 172 Z")
 
 
 def test_text_is_escaped_everywhere() -> None:
@@ -121,7 +121,7 @@ def test_bars_scale_to_the_largest_value() -> None:
     root = parse(bar_chart([Bar(label="1.0.0", value=10.0), Bar(label="1.1.0", value=5.0),
                             Bar(label="0.9.0", value=0.0)], chart_id="b", title="By version"))
     widths = [float(r.get("width") or 0) for r in root.iterfind(".//s:rect", NS)]
-    assert widths == [380, 190, 0]  # 640 - 180 label - 80 value columns
+    assert widths == [260, 130, 0]  # 480 - 150 label - 70 value columns
     groups = root.findall(".//s:g", NS)
     assert [g.get("data-label") for g in groups] == ["1.0.0", "1.1.0", "0.9.0"]
 

@@ -145,8 +145,8 @@ def _head(chart_id: str, width: int, height: int, title: str, desc: str) -> list
 
 
 def time_chart(series: Sequence[Series], *, chart_id: str, title: str, since: datetime,
-               until: datetime, unit: str = "count", area: bool = False, width: int = 640,
-               height: int = 220) -> str:
+               until: datetime, unit: str = "count", area: bool = False, width: int = 480,
+               height: int = 200) -> str:
     """A time chart of `series` over [since, until): lines (`area`: filled down to 0), the
     value axis from 0 to a round value above the highest point."""
     if unit not in UNITS:
@@ -229,12 +229,12 @@ def _describe(series: Sequence[Series], unit: str, since: datetime, until: datet
 
 
 def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, unit: str = "count",
-              width: int = 640, row: int = 24) -> str:
+              width: int = 480, row: int = 24) -> str:
     """Horizontal bars, one a row, in the order given: the label on the left, the bar scaled
     to the largest value, the value at its end."""
     if unit not in UNITS:
         raise ValueError(f"unit {unit!r} is not one of {UNITS}")
-    label_w, value_w = 180, 80
+    label_w, value_w = 150, 70
     height = max(1, len(bars)) * row + 8
     finite = [b.value for b in bars if math.isfinite(b.value) and b.value > 0]
     top = max(finite, default=0.0)
@@ -260,6 +260,6 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, unit: str = "co
     return "\n".join(out)
 
 
-def _clip(label: str, most: int = 26) -> str:
+def _clip(label: str, most: int = 22) -> str:
     """A label that fits the label column (the full one is in the description and table)."""
     return label if len(label) <= most else label[:most - 1] + "…"
