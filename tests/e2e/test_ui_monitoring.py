@@ -78,7 +78,7 @@ def test_the_totals_are_the_stats_verbs_for_the_pages_window(api: Api) -> None:
     assert 'id="top-errors"' in page and 'data-label="greet" data-calls="10" data-errors="3"' \
         in page
     assert 'data-label="(none)"' in page  # the failed calls reached no provider
-    assert page.count('role="img"') == 7  # four time charts, three breakdowns
+    assert page.count('role="img"') == 6  # four time charts, by provider and by model
 
     # A viewer outside the ledger's groups: neither counted nor reachable.
     sign_in(api, "viewer")
@@ -88,6 +88,8 @@ def test_the_totals_are_the_stats_verbs_for_the_pages_window(api: Api) -> None:
     assert api.client.get("/ui/monitoring/ledger").status_code == 404
     one = api.client.get("/ui/monitoring/greet?range=1h")
     assert one.status_code == 200
+    assert one.text.count('role="img"') == 7  # and by version: a function's own
+    assert 'id="by-version"' in one.text and 'data-label="1.0.0" data-calls="10"' in one.text
     assert attrs(one.text, "window")["range"] == "1h"
     assert 'aria-current="true">1 hour' in one.text
     calls_table = re.search(r'<table data-chart="chart-calls">.*?</table>', one.text, re.S)

@@ -158,14 +158,8 @@ def stats(store: Store, name: str | None = None, *, since: datetime | None = Non
     alone (a page of the web UI's list)."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, by, step_s, now)
-    subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
-                                                else sorted(only))
-                if may(caller, "view", s.access)]
-    if name is not None and not subjects:
-        raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
-                            "your token may not view it")
+    subjects, ids = _viewable(store, name, caller, now, only)
     by_id = {s.id: s for s in subjects}
-    ids = list(by_id) if name is not None or caller is not None or only is not None else None
     found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None)
     totals: dict[str, WindowStats] = {}
     groups: dict[str, list[Group]] = {}
@@ -206,6 +200,38 @@ def calls_series(store: Store, function_ids: Collection[str], *, since: datetime
                 counts[i] += calls
         out[fid] = tuple(counts)
     return out
+
+
+def stats_across(store: Store, name: str | None = None, *, since: datetime | None = None,
+                 until: datetime | None = None, by: str | None = None,
+                 step_s: int | None = None, caller: Caller | None = None,
+                 now: datetime | None = None) -> tuple[Group, ...]:
+    """The groups (`by`) or time steps (`step_s`) of the functions `caller` may view (or of
+    the one `name`), summed over those functions in SQL: what a chart of every function
+    needs, one row per step or group instead of one per function and step."""
+    now = now or datetime.now(UTC)
+    since, until = check_window(since, until, by, step_s, now)
+    _, ids = _viewable(store, name, caller, now)
+    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
+                        across=True)
+    return tuple(Group(key=s.group, start=None if s.start is None else at_minute(s.start),
+                       stats=s.stats) for s in found)
+
+
+def _viewable(store: Store, name: str | None, caller: Caller | None, now: datetime,
+              only: Collection[str] | None = None) -> tuple[list[Subject], list[str] | None]:
+    """The functions asked for that `caller` may view, and the ids to read the rollups of
+    (None: every function, for the operator). A function it may not view is, to it, one
+    that does not exist."""
+    subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
+                                                else sorted(only))
+                if may(caller, "view", s.access)]
+    if name is not None and not subjects:
+        raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
+                            "your token may not view it")
+    ids = [s.id for s in subjects] if name is not None or caller is not None \
+        or only is not None else None
+    return subjects, ids
 
 
 def backfill_rollups(store: Store) -> int:

@@ -5,9 +5,10 @@ construction and the assembly is tested without a server.
 
 - `RANGES`, `range_of(key)`: the time-range picker's choices (1 h, 24 h, 7 d, 30 d), each with
   the step of its time series (a step of whole hours reads the hourly rollups).
-- `assemble(series, by_version, by_provider, by_model, ...)`: the headline totals, one point
-  per step (steps without executions are zero calls, not missing), the breakdowns, the top
-  functions by cost and by errors, and each limited function's budget used today.
+- `assemble(report, series, versions=..., providers=..., models=..., ...)`: the headline
+  totals, one point per step (steps without executions are zero calls, not missing), the
+  breakdowns, the top functions by cost and by errors, and each limited function's budget
+  used today.
 - `charts(view)`: the view's charts as SVG (`aiops.web.charts`), each with the rows of its
   data table.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops.commands.monitoring import Budget, StatsReport
+from aiops.commands.monitoring import Budget, Group, StatsReport
 from aiops.errors import UsageError, shown
 from aiops.stats import WindowStats
 from aiops.web.charts import Bar, Series, bar_chart, format_value, time_chart
@@ -85,45 +86,43 @@ class MonitoringView:
     budgets: tuple[BudgetUse, ...]
 
 
-def steps_of(report: StatsReport) -> tuple[Step, ...]:
-    """The report's time series summed over its functions, one Step per step of the window
-    (from the step the window's start falls in), zero where nothing ran."""
-    if report.step_s is None:
-        raise ValueError("the report has no time step")
-    step = timedelta(seconds=report.step_s)
-    epoch = datetime(1970, 1, 1, tzinfo=report.since.tzinfo)
-    start = epoch + step * ((report.since - epoch) // step)
+def steps_of(series: Sequence[Group], *, since: datetime, until: datetime, step_s: int
+             ) -> tuple[Step, ...]:
+    """One Step per step of the window (from the step `since` falls in, aligned on the epoch
+    as the rollups' steps are), zero where nothing ran."""
+    step = timedelta(seconds=step_s)
+    epoch = datetime(1970, 1, 1, tzinfo=since.tzinfo)
+    start = epoch + step * ((since - epoch) // step)
     sums: dict[datetime, WindowStats] = {}
-    for f in report.functions:
-        for g in f.groups:
-            if g.start is not None:
-                sums[g.start] = sums.get(g.start, WindowStats()) + g.stats
+    for g in series:
+        if g.start is not None:
+            sums[g.start] = sums.get(g.start, WindowStats()) + g.stats
     out = []
-    while start < report.until:
+    while start < until:
         out.append(Step(start=start, stats=sums.get(start, WindowStats())))
         start += step
     return tuple(out)
 
 
-def breakdown(report: StatsReport, *, qualify: bool) -> tuple[Named, ...]:
-    """A `by` report's groups, summed over functions, most calls first; `qualify`: label a
-    version with its function's name (versions of different functions are not one group)."""
+def breakdown(groups: Sequence[Group]) -> tuple[Named, ...]:
+    """Groups (a version, provider or model), most calls first; '' (an execution that reached
+    no provider) reads "(none)"."""
     sums: dict[str, WindowStats] = {}
-    for f in report.functions:
-        for g in f.groups:
-            label = g.key or "(none)"
-            if qualify:
-                label = f"{f.name} {label}"
-            sums[label] = sums.get(label, WindowStats()) + g.stats
+    for g in groups:
+        label = g.key or "(none)"
+        sums[label] = sums.get(label, WindowStats()) + g.stats
     return tuple(Named(label=k, stats=v) for k, v in
                  sorted(sums.items(), key=lambda kv: (-kv[1].calls, kv[0])))
 
 
-def assemble(series: StatsReport, by_version: StatsReport, by_provider: StatsReport,
-             by_model: StatsReport, *, range_: Range, name: str | None) -> MonitoringView:
-    """The page's view of four reports over the same window: a time series (`step_s` set)
-    and one per breakdown."""
-    functions = series.functions
+def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence[Group] | None,
+             providers: Sequence[Group], models: Sequence[Group], range_: Range,
+             name: str | None) -> MonitoringView:
+    """The page's view: `report` (each function's totals over the window: the headline, the
+    top lists, the budgets), `series` (the window's steps of `range_`, summed over the
+    functions) and the breakdowns, all over the same window. `versions` None: not shown (a
+    version is one function's; the page of every function leaves them out)."""
+    functions = report.functions
     ran = [f for f in functions if f.total.calls]
     top_cost = sorted((f for f in ran if f.total.cost_nusd), key=lambda f: (-f.total.cost_nusd,
                                                                             f.name))
@@ -133,12 +132,13 @@ def assemble(series: StatsReport, by_version: StatsReport, by_provider: StatsRep
                or f.budget.daily_budget_usd is not None]
     limited.sort(key=lambda f: (-max(f.budget.calls_share or 0.0, f.budget.usd_share or 0.0),
                                 f.name))
+    breakdowns = (() if versions is None else (("version", breakdown(versions)),)) + (
+        ("provider", breakdown(providers)), ("model", breakdown(models)))
     return MonitoringView(
-        range=range_, since=series.since, until=series.until, name=name,
-        functions=len(functions), total=series.total, steps=steps_of(series),
-        breakdowns=(("version", breakdown(by_version, qualify=name is None)),
-                    ("provider", breakdown(by_provider, qualify=False)),
-                    ("model", breakdown(by_model, qualify=False))),
+        range=range_, since=report.since, until=report.until, name=name,
+        functions=len(functions), total=report.total,
+        steps=steps_of(series, since=report.since, until=report.until, step_s=range_.step_s),
+        breakdowns=breakdowns,
         top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),
         top_errors=tuple(Named(label=f.name, stats=f.total) for f in top_errors[:TOP]),
         budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited))
