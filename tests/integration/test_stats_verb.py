@@ -172,7 +172,8 @@ def test_bad_windows_are_refused_naming_the_parameter(loaded: Store, kw: dict[st
 @pytest.mark.parametrize(("kw", "of_group"), [
     ({"by": "provider"}, lambda g: g.key), ({"by": "model"}, lambda g: g.key),
     ({"step_s": 900}, lambda g: g.start), ({"step_s": 3600}, lambda g: g.start),
-    ({"by": "day"}, lambda g: g.start)])
+    ({"by": "day"}, lambda g: g.start),
+    ({"by": "provider", "step_s": 1800}, lambda g: (g.key, g.start))])
 def test_sums_across_functions_are_the_functions_groups_added(
         loaded: Store, kw: dict[str, Any], of_group: Any) -> None:
     """stats_across (the monitoring page's charts) adds in SQL what stats gives apart."""
@@ -193,3 +194,13 @@ def test_sums_across_functions_are_the_functions_groups_added(
         stats_across(loaded, "ledger", since=T0, until=END, caller=caller(()))
     with pytest.raises(UsageError, match="step"):
         stats_across(loaded, None, since=T0, until=END, step_s=90)
+
+
+def test_without_latency_the_amounts_are_the_same(loaded: Store) -> None:
+    full = commands.stats(loaded, None, since=T0, until=END, by="provider")
+    light = commands.stats(loaded, None, since=T0, until=END, by="provider", latency=False)
+    for f, g in zip(full.functions, light.functions, strict=True):
+        assert (g.total.calls, g.total.errors_by_kind, g.total.cost_nusd, g.total.input_tokens) \
+            == (f.total.calls, f.total.errors_by_kind, f.total.cost_nusd, f.total.input_tokens)
+        assert g.total.p95_ms is None and f.total.p95_ms is not None
+        assert [x.stats.calls for x in g.groups] == [x.stats.calls for x in f.groups]

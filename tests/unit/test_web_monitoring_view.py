@@ -65,9 +65,11 @@ def test_assemble_orders_the_top_lists_and_budgets() -> None:
                      fn("dear", [step(1, ws(1, 1, 900))]),
                      fn("idle", [], budget=spent),
                      fn("flaky", [step(0, ws(9, 4, 10))])])
-    view = assemble(totals, [], versions=None, providers=[], models=[], range_=range_of("24h"),
-                    name=None)
-    assert view.total.calls == 15 and view.functions == 4
+    series = [step(0, ws(14, 4, 20)), step(1, ws(1, 1, 900))]
+    view = assemble(totals, series, versions=None, providers=[], models=[],
+                    range_=range_of("24h"), name=None)
+    assert view.total.calls == 15 and view.total.errors == 5  # the steps added up
+    assert view.functions == 4
     assert [n.label for n in view.top_cost] == ["dear", "cheap", "flaky"]
     assert [n.label for n in view.top_errors] == ["flaky", "dear"]
     assert [b.name for b in view.budgets] == ["idle", "cheap"]

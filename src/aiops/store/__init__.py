@@ -499,13 +499,14 @@ class Store:
 
     def stats(self, function_ids: Sequence[str] | None, since: datetime,
               until: datetime | None = None, *, by: str | None = None,
-              step_minutes: int | None = None, across: bool = False) -> list[rollups.Sums]:
+              step_minutes: int | None = None, across: bool = False,
+              buckets: bool = True) -> list[rollups.Sums]:
         """The rollups of the window summed per function (only `function_ids`, when given),
         per `by` (version, provider, model or day) and per step (`aiops.store.rollups`);
-        `across`: over the functions too."""
+        `across`: over the functions too; `buckets` False: without the latency histogram."""
         with db_errors(self.url), self.engine.connect() as conn:
             return rollups.sums(conn, function_ids, since, until, by=by,
-                                step_minutes=step_minutes, across=across)
+                                step_minutes=step_minutes, across=across, buckets=buckets)
 
     def stats_subjects(self, ref: str | None, day: date,
                        ids: Sequence[str] | None = None) -> list[Subject]:

@@ -118,10 +118,11 @@ def breakdown(groups: Sequence[Group]) -> tuple[Named, ...]:
 def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence[Group] | None,
              providers: Sequence[Group], models: Sequence[Group], range_: Range,
              name: str | None) -> MonitoringView:
-    """The page's view: `report` (each function's totals over the window: the headline, the
-    top lists, the budgets), `series` (the window's steps of `range_`, summed over the
-    functions) and the breakdowns, all over the same window. `versions` None: not shown (a
-    version is one function's; the page of every function leaves them out)."""
+    """The page's view: `report` (each function's totals over the window, latency not needed:
+    the top lists, the budgets), `series` (the window's steps of `range_`, summed over the
+    functions: the charts, and added up, the headline) and the breakdowns, all over the same
+    window. `versions` None: not shown (a version is one function's; the page of every
+    function leaves them out)."""
     functions = report.functions
     ran = [f for f in functions if f.total.calls]
     top_cost = sorted((f for f in ran if f.total.cost_nusd), key=lambda f: (-f.total.cost_nusd,
@@ -136,7 +137,7 @@ def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence
         ("provider", breakdown(providers)), ("model", breakdown(models)))
     return MonitoringView(
         range=range_, since=report.since, until=report.until, name=name,
-        functions=len(functions), total=report.total,
+        functions=len(functions), total=sum((g.stats for g in series), WindowStats()),
         steps=steps_of(series, since=report.since, until=report.until, step_s=range_.step_s),
         breakdowns=breakdowns,
         top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),

@@ -6,9 +6,10 @@ functions by cost and by errors, and budget and quota use.
 Every number comes from the stats verbs over one window (the rollups, with the same access
 filter as the API): `aiops.commands.monitoring.stats`, the call `aiops stats` and GET
 /api/contributor/stats make, for each function's totals (the headline, the top lists, the
-budgets); `stats_across`, the same sums added over the functions in SQL, for the time series
-and the breakdowns by provider and model (and by version, on one function's page), so that a
-chart of a thousand functions reads a row per step, not one per function and step. The
+budgets, without the latency buckets); `stats_across`, the same sums added over the functions
+in SQL, for the time series and the breakdowns (per provider and step: the series and the
+provider breakdown in one read; by model; by version on one function's page), so that a chart
+of a thousand functions reads a row per step, not one per function and step. The
 page's assembly is `aiops.web.monitoring_view` (pure).
 """
 
@@ -52,14 +53,15 @@ def _page(request: Request, caller: Caller, name: str | None, key: str | None) -
     db = store(request)
     until = datetime.now(UTC)
     since = until - chosen.span
-    report = stats(db, name, since=since, until=until, caller=caller, now=until)
+    report = stats(db, name, since=since, until=until, caller=caller, now=until, latency=False)
 
     def across(by: str | None = None, step_s: int | None = None) -> tuple[Group, ...]:
         return stats_across(db, name, since=since, until=until, by=by, step_s=step_s,
                             caller=caller, now=until)
 
-    view = assemble(report, across(step_s=chosen.step_s), providers=across("provider"),
-                    models=across("model"), versions=None if name is None else across("version"),
+    steps = across("provider", chosen.step_s)  # per provider and step: both in one read
+    view = assemble(report, steps, providers=steps, models=across("model"),
+                    versions=None if name is None else across("version"),
                     range_=chosen, name=None if name is None else report.functions[0].name)
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
     title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
