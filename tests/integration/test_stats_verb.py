@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from aiops import commands, latency
 from aiops.access import Caller
+from aiops.commands.monitoring import stats_across
 from aiops.errors import NotFoundError, UsageError
 from aiops.store import Store
 from tests.fixtures_db import apply_project, spec_data, write_project
@@ -166,3 +167,40 @@ def test_bad_windows_are_refused_naming_the_parameter(loaded: Store, kw: dict[st
     with pytest.raises(UsageError) as refused:
         commands.stats(loaded, "greet", **args)
     assert names in str(refused.value)
+
+
+@pytest.mark.parametrize(("kw", "of_group"), [
+    ({"by": "provider"}, lambda g: g.key), ({"by": "model"}, lambda g: g.key),
+    ({"step_s": 900}, lambda g: g.start), ({"step_s": 3600}, lambda g: g.start),
+    ({"by": "day"}, lambda g: g.start),
+    ({"by": "provider", "step_s": 1800}, lambda g: (g.key, g.start))])
+def test_sums_across_functions_are_the_functions_groups_added(
+        loaded: Store, kw: dict[str, Any], of_group: Any) -> None:
+    """stats_across (the monitoring page's charts) adds in SQL what stats gives apart."""
+    for who, names in ((None, ("greet", "ledger")), (caller(()), ("greet",))):
+        apart = commands.stats(loaded, None, since=T0, until=END, caller=who, **kw)
+        expected: dict[Any, Any] = {}
+        for f in apart.functions:
+            assert f.name in names
+            for g in f.groups:
+                key = of_group(g)
+                expected[key] = expected[key] + g.stats if key in expected else g.stats
+        across = stats_across(loaded, None, since=T0, until=END, caller=who, **kw)
+        assert {of_group(g): g.stats for g in across} == expected
+        assert len(across) == len(expected) >= 1
+    one = stats_across(loaded, "greet", since=T0, until=END, step_s=3600)
+    assert sum(g.stats.calls for g in one) == 900
+    with pytest.raises(NotFoundError):
+        stats_across(loaded, "ledger", since=T0, until=END, caller=caller(()))
+    with pytest.raises(UsageError, match="step"):
+        stats_across(loaded, None, since=T0, until=END, step_s=90)
+
+
+def test_without_latency_the_amounts_are_the_same(loaded: Store) -> None:
+    full = commands.stats(loaded, None, since=T0, until=END, by="provider")
+    light = commands.stats(loaded, None, since=T0, until=END, by="provider", latency=False)
+    for f, g in zip(full.functions, light.functions, strict=True):
+        assert (g.total.calls, g.total.errors_by_kind, g.total.cost_nusd, g.total.input_tokens) \
+            == (f.total.calls, f.total.errors_by_kind, f.total.cost_nusd, f.total.input_tokens)
+        assert g.total.p95_ms is None and f.total.p95_ms is not None
+        assert [x.stats.calls for x in g.groups] == [x.stats.calls for x in f.groups]

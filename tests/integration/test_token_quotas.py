@@ -24,6 +24,7 @@ from aiops import commands
 from aiops.access import Caller
 from aiops.budgets import TOKENS, ZERO, Amount, LeaseSync
 from aiops.cli import cli
+from aiops.commands.monitoring import quota_use
 from aiops.commands.quotas import admit
 from aiops.errors import QuotaExceeded
 from aiops.providers.mock_server import MockConfig
@@ -287,6 +288,16 @@ def test_token_list_shows_the_quotas_and_todays_use(tmp_path: Path, db_url: str,
         cli, ["token", "list", "-C", str(root), "--json"]).stdout)["tokens"]
     app = next(t for t in listed if t["name"] == "app")
     assert app["today"]["calls"] == 3 and app["today"]["usd"] == pytest.approx(spent)
+    # The monitoring page's quota use reads the same counters.
+    used = quota_use(store, caller)
+    assert used is not None
+    assert (used.calls_used, used.calls_share) == (3, 0.15)
+    assert used.usd_spent == pytest.approx(spent)
+    assert used.usd_share == pytest.approx(round(spent / 2.5, 6))
+    idle = commands.authenticate(store, commands.create_token(
+        commands.open_workspace(root, database_url=db_url), name="free", role="viewer",
+        created_by="Op", store=store).text)
+    assert quota_use(store, idle) is None and quota_use(store, None) is None
 
 
 def test_what_a_killed_worker_reserved_of_a_quota_is_swept(tmp_path: Path, db_url: str,

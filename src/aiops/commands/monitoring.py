@@ -111,6 +111,19 @@ def budget_of(subject: Subject) -> Budget:
                   usd_spent=subject.usd_spent, usd_share=_share(subject.usd_spent, usd))
 
 
+def quota_use(store: Store, caller: Caller | None, now: datetime | None = None
+              ) -> Budget | None:
+    """Today's (UTC) use of the caller's token's daily quotas (None: it has none, or the
+    operator, who has no token)."""
+    if caller is None or (caller.daily_calls is None and caller.daily_usd is None):
+        return None
+    calls, usd = store.token_usage(caller.token_id, (now or datetime.now(UTC)).date())
+    return Budget(daily_calls=caller.daily_calls, calls_used=calls,
+                  calls_share=_share(calls, caller.daily_calls),
+                  daily_budget_usd=caller.daily_usd, usd_spent=usd,
+                  usd_share=_share(usd, caller.daily_usd))
+
+
 def check_window(since: datetime | None, until: datetime | None, by: str | None,
                  step_s: int | None, now: datetime) -> tuple[datetime, datetime]:
     """The window, checked: a UsageError naming the parameter that is out of bounds."""
@@ -139,21 +152,17 @@ def check_window(since: datetime | None, until: datetime | None, by: str | None,
 def stats(store: Store, name: str | None = None, *, since: datetime | None = None,
           until: datetime | None = None, by: str | None = None, step_s: int | None = None,
           caller: Caller | None = None, now: datetime | None = None,
-          only: Collection[str] | None = None) -> StatsReport:
+          only: Collection[str] | None = None, latency: bool = True) -> StatsReport:
     """The stats of one function (`name`: a name or id) or of every function `caller` may
     view, over [since, until) (default: the last 24 hours); `only`: of these function ids
-    alone (a page of the web UI's list)."""
+    alone (a page of the web UI's list); `latency` False: without the percentiles (calls,
+    errors, tokens and cost alone: a lighter read, for lists of many functions)."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, by, step_s, now)
-    subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
-                                                else sorted(only))
-                if may(caller, "view", s.access)]
-    if name is not None and not subjects:
-        raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
-                            "your token may not view it")
+    subjects, ids = _viewable(store, name, caller, now, only)
     by_id = {s.id: s for s in subjects}
-    ids = list(by_id) if name is not None or caller is not None or only is not None else None
-    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None)
+    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
+                        buckets=latency)
     totals: dict[str, WindowStats] = {}
     groups: dict[str, list[Group]] = {}
     for s in found:
@@ -193,6 +202,38 @@ def calls_series(store: Store, function_ids: Collection[str], *, since: datetime
                 counts[i] += calls
         out[fid] = tuple(counts)
     return out
+
+
+def stats_across(store: Store, name: str | None = None, *, since: datetime | None = None,
+                 until: datetime | None = None, by: str | None = None,
+                 step_s: int | None = None, caller: Caller | None = None,
+                 now: datetime | None = None) -> tuple[Group, ...]:
+    """The groups (`by`) or time steps (`step_s`) of the functions `caller` may view (or of
+    the one `name`), summed over those functions in SQL: what a chart of every function
+    needs, one row per step or group instead of one per function and step."""
+    now = now or datetime.now(UTC)
+    since, until = check_window(since, until, by, step_s, now)
+    _, ids = _viewable(store, name, caller, now)
+    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
+                        across=True)
+    return tuple(Group(key=s.group, start=None if s.start is None else at_minute(s.start),
+                       stats=s.stats) for s in found)
+
+
+def _viewable(store: Store, name: str | None, caller: Caller | None, now: datetime,
+              only: Collection[str] | None = None) -> tuple[list[Subject], list[str] | None]:
+    """The functions asked for that `caller` may view, and the ids to read the rollups of
+    (None: every function, for the operator). A function it may not view is, to it, one
+    that does not exist."""
+    subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
+                                                else sorted(only))
+                if may(caller, "view", s.access)]
+    if name is not None and not subjects:
+        raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
+                            "your token may not view it")
+    ids = [s.id for s in subjects] if name is not None or caller is not None \
+        or only is not None else None
+    return subjects, ids
 
 
 def backfill_rollups(store: Store) -> int:

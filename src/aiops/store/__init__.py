@@ -397,6 +397,10 @@ class Store:
         return self._read(tokens.list_tokens, include_revoked=include_revoked, after=after,
                           limit=limit, day=day or datetime.now(UTC).date())
 
+    def token_usage(self, token_id: str, day: date) -> tuple[int, float]:
+        """What the token's calls used of its daily quotas on `day` (UTC): (calls, USD)."""
+        return self._read(tokens.usage, token_id, day)
+
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""
         with db_errors(self.url), self.engine.begin() as conn:
@@ -505,12 +509,14 @@ class Store:
 
     def stats(self, function_ids: Sequence[str] | None, since: datetime,
               until: datetime | None = None, *, by: str | None = None,
-              step_minutes: int | None = None) -> list[rollups.Sums]:
+              step_minutes: int | None = None, across: bool = False,
+              buckets: bool = True) -> list[rollups.Sums]:
         """The rollups of the window summed per function (only `function_ids`, when given),
-        per `by` (version, provider, model or day) and per step (`aiops.store.rollups`)."""
+        per `by` (version, provider, model or day) and per step (`aiops.store.rollups`);
+        `across`: over the functions too; `buckets` False: without the latency histogram."""
         with db_errors(self.url), self.engine.connect() as conn:
             return rollups.sums(conn, function_ids, since, until, by=by,
-                                step_minutes=step_minutes)
+                                step_minutes=step_minutes, across=across, buckets=buckets)
 
     def stats_subjects(self, ref: str | None, day: date,
                        ids: Sequence[str] | None = None) -> list[Subject]:

@@ -63,6 +63,7 @@ from aiops.store.engine import as_utc, upsert
 from aiops.store.tables import RH, RM, RU, C, F, L
 
 _SUMMED = (*AMOUNTS, *BUCKET_COLUMNS)
+_NO_BUCKETS = WindowStats().histogram
 _BACKFILL_CHUNK = 10_000
 
 
@@ -165,27 +166,31 @@ _QUERIES: dict[tuple[Any, ...], Any] = {}  # built once: SQLAlchemy caches their
 
 
 def _query(parts: tuple[tuple[str, bool], ...], by: str | None, step: int | None,
-           some: bool) -> Any:
+           some: bool, across: bool = False, buckets: bool = True) -> Any:
     """One statement for a window's parts (table name, bounded above), UNION ALL, with bound
-    parameters lo_i / hi_i and `ids` (expanding) when `some`."""
-    key = (parts, by, step, some)
+    parameters lo_i / hi_i and `ids` (expanding) when `some`; `across`: summed over the
+    functions (function_id reads ''); `buckets` False: the amounts alone."""
+    key = (parts, by, step, some, across, buckets)
     found = _QUERIES.get(key)
     if found is not None:
         return found
     selects = []
     for i, (name, bounded) in enumerate(parts):
         table = RH if name == RH.name else RU
-        columns: list[Any] = [table.c.function_id, table.c.outcome]
+        columns: list[Any] = [literal_column("''").label("function_id") if across
+                              else table.c.function_id, table.c.outcome]
         columns.append(table.c[by].label("grp") if by else literal_column("''").label("grp"))
         columns.append((table.c.minute - table.c.minute % step).label("start") if step
                        else literal_column("0").label("start"))
-        q = select(*columns, *(func.sum(table.c[c]).label(c) for c in _SUMMED)).where(
+        summed = _SUMMED if buckets else AMOUNTS
+        q = select(*columns, *(func.sum(table.c[c]).label(c) for c in summed)).where(
             table.c.minute >= bindparam(f"lo_{i}"))
         if bounded:
             q = q.where(table.c.minute < bindparam(f"hi_{i}"))
         if some:
             q = q.where(table.c.function_id.in_(bindparam("ids", expanding=True)))
-        selects.append(q.group_by(*columns[:2], *([table.c[by]] if by else []),
+        selects.append(q.group_by(*columns[1 if across else 0:2],
+                                  *([table.c[by]] if by else []),
                                   *([columns[3]] if step else [])))
     statement = selects[0] if len(selects) == 1 else union_all(*selects)
     _QUERIES[key] = statement
@@ -194,10 +199,14 @@ def _query(parts: tuple[tuple[str, bool], ...], by: str | None, step: int | None
 
 def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
          until: datetime | None = None, *, by: str | None = None,
-         step_minutes: int | None = None) -> list[Sums]:
+         step_minutes: int | None = None, across: bool = False,
+         buckets: bool = True) -> list[Sums]:
     """The rollups of the window [since, until), summed per function (only `function_ids`
     when given), per `by` (one of BY; `day` is a step of a day) and per step of
     `step_minutes`, in SQL: one row per function, group, step and outcome, folded here.
+    `across`: summed over the functions too (each Sums' function_id is ''), so that a chart
+    of every function is a row per step, not per function and step. `buckets` False: without
+    the latency histogram (no percentiles; a fraction of the columns to sum and fold).
     Whole hours are read from the hourly rows, the edges from the per-minute ones, in one
     statement."""
     if by == "day":
@@ -207,7 +216,7 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
     first, end = window(since, until)
     parts = _parts(first, end, compacted_before(conn), step_minutes)
     statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), by,
-                       step_minutes, function_ids is not None)
+                       step_minutes, function_ids is not None, across, buckets)
     params: dict[str, Any] = {}
     for i, (_, lo, hi) in enumerate(parts):
         params[f"lo_{i}"] = lo
@@ -222,7 +231,8 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
                int(m["start"]) if step_minutes else None)
         stats = WindowStats.of_sums(m["outcome"], m["calls"], m["input_tokens"],
                                     m["output_tokens"], m["cost_nusd"],
-                                    (m[b] for b in BUCKET_COLUMNS))
+                                    (m[b] for b in BUCKET_COLUMNS) if buckets
+                                    else _NO_BUCKETS)
         folded[key] = folded[key] + stats if key in folded else stats
     return [Sums(function_id=k[0], group=k[1], start=k[2], stats=v)
             for k, v in sorted(folded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "",

@@ -90,6 +90,13 @@ def list_tokens(conn: Connection, *, include_revoked: bool, day: date,
     return records
 
 
+def usage(conn: Connection, token_id: str, day: date) -> tuple[int, float]:
+    """What a token's calls used of its daily quotas on `day`, settled: (calls, USD)."""
+    r = conn.execute(select(QU.c.calls_used, QU.c.usd_spent).where(
+        QU.c.token_id == uuid.UUID(token_id), QU.c.day == day)).one_or_none()
+    return (0, 0.0) if r is None else (int(r.calls_used), float(r.usd_spent))
+
+
 def find_tokens(conn: Connection, ref: str) -> list[TokenRecord]:
     """Tokens not revoked whose key id or name is `ref`."""
     q = token_query().where(or_(T.c.key_id == ref, T.c.name == ref), T.c.revoked_at.is_(None))

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiops.errors import AiopsError, NotFoundError, UserError
 from aiops.web import PREFIX
-from aiops.web.pages import console, editor, functions, logs, tokens
+from aiops.web.pages import alerts, console, editor, functions, logs, monitoring, tokens
 from aiops.web.render import render
 from aiops.web.session import Forbidden, SignInRequired, check_writes
 from aiops.web.session import router as session_router
@@ -41,6 +41,8 @@ PAGE_ROUTERS: list[APIRouter] = [
     functions.router,
     logs.router,
     tokens.router,
+    monitoring.router,
+    alerts.router,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -1,0 +1,204 @@
+"""What the monitoring page shows, assembled from the stats verb's reports (`aiops.commands.
+monitoring.stats`, the numbers `aiops stats` prints and the API serves, read from the rollups):
+pure functions, no store, no request, so that the page shows the same numbers as the CLI by
+construction and the assembly is tested without a server.
+
+- `RANGES`, `range_of(key)`: the time-range picker's choices (1 h, 24 h, 7 d, 30 d), each with
+  the step of its time series (a step of whole hours reads the hourly rollups).
+- `assemble(report, series, versions=..., providers=..., models=..., ...)`: the headline
+  totals, one point per step (steps without executions are zero calls, not missing), the
+  breakdowns, the top functions by cost and by errors, and each limited function's budget
+  used today.
+- `charts(view)`: the view's charts as SVG (`aiops.web.charts`), each with the rows of its
+  data table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiops.commands.monitoring import Budget, Group, StatsReport
+from aiops.errors import UsageError, shown
+from aiops.stats import WindowStats
+from aiops.web.charts import Bar, Series, bar_chart, format_value, time_chart
+
+TOP = 10  # functions in each top list
+
+
+@dataclass(frozen=True, kw_only=True)
+class Range:
+    key: str
+    label: str
+    span: timedelta
+    step_s: int
+
+
+RANGES = (Range(key="1h", label="1 hour", span=timedelta(hours=1), step_s=60),
+          Range(key="24h", label="24 hours", span=timedelta(hours=24), step_s=3600),
+          Range(key="7d", label="7 days", span=timedelta(days=7), step_s=3 * 3600),
+          Range(key="30d", label="30 days", span=timedelta(days=30), step_s=12 * 3600))
+DEFAULT_RANGE = "24h"
+
+
+def range_of(key: str | None) -> Range:
+    """The range a picker key names (None: 24 h); a UsageError listing them otherwise."""
+    key = key or DEFAULT_RANGE
+    for r in RANGES:
+        if r.key == key:
+            return r
+    raise UsageError(f"range {shown(key)}: use one of {', '.join(r.key for r in RANGES)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    start: datetime
+    stats: WindowStats
+
+
+@dataclass(frozen=True, kw_only=True)
+class Named:
+    """One row of a breakdown or a top list: a label and its stats."""
+
+    label: str
+    stats: WindowStats
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetUse:
+    name: str
+    budget: Budget
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringView:
+    range: Range
+    since: datetime
+    until: datetime
+    name: str | None  # one function, or None: every function the caller may view
+    functions: int
+    total: WindowStats
+    steps: tuple[Step, ...]
+    breakdowns: tuple[tuple[str, tuple[Named, ...]], ...]  # (version|provider|model, rows)
+    top_cost: tuple[Named, ...]
+    top_errors: tuple[Named, ...]
+    budgets: tuple[BudgetUse, ...]
+
+
+def steps_of(series: Sequence[Group], *, since: datetime, until: datetime, step_s: int
+             ) -> tuple[Step, ...]:
+    """One Step per step of the window (from the step `since` falls in, aligned on the epoch
+    as the rollups' steps are), zero where nothing ran."""
+    step = timedelta(seconds=step_s)
+    epoch = datetime(1970, 1, 1, tzinfo=since.tzinfo)
+    start = epoch + step * ((since - epoch) // step)
+    sums: dict[datetime, WindowStats] = {}
+    for g in series:
+        if g.start is not None:
+            sums[g.start] = sums.get(g.start, WindowStats()) + g.stats
+    out = []
+    while start < until:
+        out.append(Step(start=start, stats=sums.get(start, WindowStats())))
+        start += step
+    return tuple(out)
+
+
+def breakdown(groups: Sequence[Group]) -> tuple[Named, ...]:
+    """Groups (a version, provider or model), most calls first; '' (an execution that reached
+    no provider) reads "(none)"."""
+    sums: dict[str, WindowStats] = {}
+    for g in groups:
+        label = g.key or "(none)"
+        sums[label] = sums.get(label, WindowStats()) + g.stats
+    return tuple(Named(label=k, stats=v) for k, v in
+                 sorted(sums.items(), key=lambda kv: (-kv[1].calls, kv[0])))
+
+
+def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence[Group] | None,
+             providers: Sequence[Group], models: Sequence[Group], range_: Range,
+             name: str | None) -> MonitoringView:
+    """The page's view: `report` (each function's totals over the window, latency not needed:
+    the top lists, the budgets), `series` (the window's steps of `range_`, summed over the
+    functions: the charts, and added up, the headline) and the breakdowns, all over the same
+    window. `versions` None: not shown (a version is one function's; the page of every
+    function leaves them out)."""
+    functions = report.functions
+    ran = [f for f in functions if f.total.calls]
+    top_cost = sorted((f for f in ran if f.total.cost_nusd), key=lambda f: (-f.total.cost_nusd,
+                                                                            f.name))
+    top_errors = sorted((f for f in ran if f.total.errors), key=lambda f: (-f.total.errors,
+                                                                          f.name))
+    limited = [f for f in functions if f.budget.daily_calls is not None
+               or f.budget.daily_budget_usd is not None]
+    limited.sort(key=lambda f: (-max(f.budget.calls_share or 0.0, f.budget.usd_share or 0.0),
+                                f.name))
+    breakdowns = (() if versions is None else (("version", breakdown(versions)),)) + (
+        ("provider", breakdown(providers)), ("model", breakdown(models)))
+    return MonitoringView(
+        range=range_, since=report.since, until=report.until, name=name,
+        functions=len(functions), total=sum((g.stats for g in series), WindowStats()),
+        steps=steps_of(series, since=report.since, until=report.until, step_s=range_.step_s),
+        breakdowns=breakdowns,
+        top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),
+        top_errors=tuple(Named(label=f.name, stats=f.total) for f in top_errors[:TOP]),
+        budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """One chart of the page: its SVG, and its data as a table (the columns, then a row per
+    step or bar, values formatted as the chart labels them)."""
+
+    id: str
+    title: str
+    svg: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _time_chart(view: MonitoringView, chart_id: str, title: str, unit: str,
+                lines: Sequence[tuple[str, str]], area: bool = False) -> Chart:
+    """A chart of WindowStats attributes (`lines`: (legend, attribute)) over the steps."""
+    def value(s: WindowStats, attr: str) -> float | None:
+        v = getattr(s, attr)
+        return None if v is None else float(v)
+
+    series = [Series(name=legend, points=tuple((st.start, value(st.stats, attr))
+                                               for st in view.steps))
+              for legend, attr in lines]
+    svg = time_chart(series, chart_id=chart_id, title=title, since=view.since,
+                     until=view.until, unit=unit, area=area)
+    rows = tuple((f"{st.start:%Y-%m-%d %H:%M}",
+                  *(format_value(value(st.stats, attr), unit) for _, attr in lines))
+                 for st in view.steps)
+    return Chart(id=chart_id, title=title, svg=svg,
+                 columns=("Step (UTC)", *(legend for legend, _ in lines)), rows=rows)
+
+
+def _bar_chart(chart_id: str, title: str, unit: str, rows: Sequence[Named], attr: str
+               ) -> Chart:
+    bars = [Bar(label=r.label, value=float(getattr(r.stats, attr))) for r in rows]
+    return Chart(id=chart_id, title=title, svg=bar_chart(bars, chart_id=chart_id, title=title,
+                                                         unit=unit),
+                 columns=("", title), rows=tuple((b.label, format_value(b.value, unit))
+                                                 for b in bars))
+
+
+def charts(view: MonitoringView) -> tuple[Chart, ...]:
+    """The time charts, then a calls chart per breakdown."""
+    step = view.range.step_s // 60
+    per = f"per {step // 60} h" if step >= 60 else f"per {step} min"
+    out = [
+        _time_chart(view, "chart-calls", f"Calls and errors {per}", "count",
+                    [("calls", "calls"), ("errors", "errors")], area=True),
+        _time_chart(view, "chart-error-rate", f"Error rate {per}", "ratio",
+                    [("error rate", "error_rate")]),
+        _time_chart(view, "chart-latency", f"Latency {per}", "ms",
+                    [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")]),
+        _time_chart(view, "chart-cost", f"Cost {per}", "usd", [("cost", "cost_usd")],
+                    area=True),
+    ]
+    for by, rows in view.breakdowns:
+        out.append(_bar_chart(f"chart-by-{by}", f"Calls by {by}", "count", rows, "calls"))
+    return tuple(out)

@@ -1,0 +1,69 @@
+"""The monitoring pages (issue 14): `/ui/monitoring`, every function the caller may view, and
+`/ui/monitoring/{name}`, one function. Calls, errors, error rate, latency p50/p95/p99 and cost
+over a time range (1 h, 24 h, 7 d, 30 d), breakdowns by version, provider and model, the top
+functions by cost and by errors, and budget and quota use.
+
+Every number comes from the stats verbs over one window (the rollups, with the same access
+filter as the API): `aiops.commands.monitoring.stats`, the call `aiops stats` and GET
+/api/contributor/stats make, for each function's totals (the headline, the top lists, the
+budgets, without the latency buckets); `stats_across`, the same sums added over the functions
+in SQL, for the time series and the breakdowns (per provider and step: the series and the
+provider breakdown in one read; by model; by version on one function's page), so that a chart
+of a thousand functions reads a row per step, not one per function and step. The
+page's assembly is `aiops.web.monitoring_view` (pure).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from aiops.access import Caller
+from aiops.commands.monitoring import Group, quota_use, stats, stats_across
+from aiops.web.charts import format_value
+from aiops.web.monitoring_view import RANGES, assemble, charts, range_of
+from aiops.web.render import render, store
+from aiops.web.session import UiCaller
+
+router = APIRouter()
+
+RangeKey = Annotated[str | None, Query(alias="range", max_length=10, description=(
+    "The time range: 1h, 24h (the default), 7d or 30d."))]
+
+
+@router.get("/monitoring", response_class=HTMLResponse)
+def all_functions(request: Request, caller: UiCaller, range_key: RangeKey = None
+                  ) -> HTMLResponse:
+    return _page(request, caller, None, range_key)
+
+
+@router.get("/monitoring/{name}", response_class=HTMLResponse)
+def one_function(request: Request, caller: UiCaller,
+                 name: Annotated[str, Path(max_length=100)], range_key: RangeKey = None
+                 ) -> HTMLResponse:
+    return _page(request, caller, name, range_key)
+
+
+def _page(request: Request, caller: Caller, name: str | None, key: str | None) -> HTMLResponse:
+    chosen = range_of(key)
+    db = store(request)
+    until = datetime.now(UTC)
+    since = until - chosen.span
+    report = stats(db, name, since=since, until=until, caller=caller, now=until, latency=False)
+
+    def across(by: str | None = None, step_s: int | None = None) -> tuple[Group, ...]:
+        return stats_across(db, name, since=since, until=until, by=by, step_s=step_s,
+                            caller=caller, now=until)
+
+    steps = across("provider", chosen.step_s)  # per provider and step: both in one read
+    view = assemble(report, steps, providers=steps, models=across("model"),
+                    versions=None if name is None else across("version"),
+                    range_=chosen, name=None if name is None else report.functions[0].name)
+    drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
+    title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
+    return render(request, "monitoring.html", title=title, view=view, charts=drawn,
+                  ranges=RANGES, quota=quota_use(db, caller, until), shown=format_value)

@@ -1,0 +1,103 @@
+"""The monitoring page's assembly of stats reports: steps filled, groups summed over functions,
+top lists and budgets ordered, ranges checked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aiops.commands.monitoring import Budget, FunctionStats, Group, StatsReport
+from aiops.errors import UsageError
+from aiops.stats import WindowStats
+from aiops.web.monitoring_view import assemble, breakdown, charts, range_of, steps_of
+
+NOW = datetime(2026, 11, 30, 12, 30, 20, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+NO_LIMITS = Budget(daily_calls=None, calls_used=0, calls_share=None, daily_budget_usd=None,
+                   usd_spent=0.0, usd_share=None)
+
+
+def ws(calls: int, errors: int = 0, cost_nusd: int = 0) -> WindowStats:
+    return WindowStats(calls=calls, errors_by_kind={"ProviderError": errors} if errors else {},
+                       cost_nusd=cost_nusd)
+
+
+def fn(name: str, groups: list[Group], *, budget: Budget = NO_LIMITS) -> FunctionStats:
+    total = sum((g.stats for g in groups), WindowStats())
+    return FunctionStats(id=name, name=name, total=total, budget=budget, groups=tuple(groups))
+
+
+def report(functions: list[FunctionStats]) -> StatsReport:
+    """A report of the 24 hours before NOW (the functions' groups are their steps)."""
+    fs = tuple(functions)
+    return StatsReport(since=NOW - 24 * HOUR, until=NOW, by=None, step_s=None, functions=fs,
+                       total=sum((f.total for f in fs), WindowStats()))
+
+
+def step(hours_ago: int, stats: WindowStats) -> Group:
+    start = NOW.replace(minute=0, second=0) - hours_ago * HOUR
+    return Group(key=None, start=start, stats=stats)
+
+
+def test_steps_fill_the_quiet_ones() -> None:
+    steps = steps_of([step(3, ws(2)), step(0, ws(5, 1))], since=NOW - 3 * HOUR, until=NOW,
+                     step_s=3600)
+    # since 09:30:20 falls in the 09:00 step; until 12:30:20 ends in the 12:00 step.
+    assert [s.start.hour for s in steps] == [9, 10, 11, 12]
+    assert [s.stats.calls for s in steps] == [2, 0, 0, 5]
+    assert steps[-1].stats.errors == 1
+
+
+def test_a_breakdown_is_most_calls_first_and_names_the_empty_provider() -> None:
+    groups = [Group(key="mock", start=None, stats=ws(1)), Group(key="", start=None, stats=ws(3)),
+              Group(key="big", start=None, stats=ws(2))]
+    assert [(n.label, n.stats.calls) for n in breakdown(groups)] == [
+        ("(none)", 3), ("big", 2), ("mock", 1)]
+
+
+def test_assemble_orders_the_top_lists_and_budgets() -> None:
+    spent = Budget(daily_calls=100, calls_used=90, calls_share=0.9, daily_budget_usd=None,
+                   usd_spent=0.0, usd_share=None)
+    some = Budget(daily_calls=None, calls_used=3, calls_share=None, daily_budget_usd=1.0,
+                  usd_spent=0.2, usd_share=0.2)
+    totals = report([fn("cheap", [step(0, ws(5, 0, 10))], budget=some),
+                     fn("dear", [step(1, ws(1, 1, 900))]),
+                     fn("idle", [], budget=spent),
+                     fn("flaky", [step(0, ws(9, 4, 10))])])
+    series = [step(0, ws(14, 4, 20)), step(1, ws(1, 1, 900))]
+    view = assemble(totals, series, versions=None, providers=[], models=[],
+                    range_=range_of("24h"), name=None)
+    assert view.total.calls == 15 and view.total.errors == 5  # the steps added up
+    assert view.functions == 4
+    assert [n.label for n in view.top_cost] == ["dear", "cheap", "flaky"]
+    assert [n.label for n in view.top_errors] == ["flaky", "dear"]
+    assert [b.name for b in view.budgets] == ["idle", "cheap"]
+    assert [by for by, _ in view.breakdowns] == ["provider", "model"]  # versions: per function
+
+
+def test_charts_have_tables_matching_their_steps() -> None:
+    totals = report([fn("a", [step(0, ws(4, 1, 2_000_000))])])
+    view = assemble(totals, [step(0, ws(4, 1, 2_000_000))],
+                    versions=[Group(key="1.0.0", start=None, stats=ws(4))],
+                    providers=[Group(key="mock", start=None, stats=ws(4))], models=[],
+                    range_=range_of("24h"), name="a")
+    found = {c.id: c for c in charts(view)}
+    calls = found["chart-calls"]
+    assert calls.columns == ("Step (UTC)", "calls", "errors")
+    assert len(calls.rows) == 25  # 24 hours from the hour `since` falls in
+    assert calls.rows[-1][1:] == ("4", "1")
+    assert found["chart-error-rate"].rows[-1][1] == "25.0%"
+    assert found["chart-cost"].rows[-1][1] == "$0.002"
+    assert found["chart-by-version"].rows == (("1.0.0", "4"),)
+    assert found["chart-by-provider"].rows == (("mock", "4"),)
+    assert found["chart-by-model"].rows == ()
+    assert all(c.svg.startswith("<svg") for c in found.values())
+
+
+def test_range_of() -> None:
+    assert range_of(None).key == "24h"
+    assert range_of("1h").step_s == 60
+    assert range_of("30d").span == timedelta(days=30)
+    with pytest.raises(UsageError, match="1h, 24h, 7d, 30d"):
+        range_of("2w")
