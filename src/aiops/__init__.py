@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Cancelled,
         ConfigError,
         ConflictError,
+        DatabaseUnavailable,
         Diagnostic,
         FieldError,
         InputError,
@@ -66,7 +67,7 @@ _EXPORTS = {
                      "LogWriteError", "BudgetSettleError", "StalePlanError", "LockBusy",
                      "ConflictError", "NameTaken", "PreconditionRequired",
                      "PreconditionFailed", "PermissionDenied", "WritesDisabled",
-                     "Diagnostic"], "errors"),
+                     "DatabaseUnavailable", "Diagnostic"], "errors"),
     "FieldError": "errors",
     "NotAProject": "workspace",
     "Execution": "runner",
@@ -86,7 +87,7 @@ __all__ = [  # noqa: RUF022 (grouped: the entry points, the results, the errors)
     "LimitExceeded", "BudgetExceeded", "QuotaExceeded", "Cancelled", "LogWriteError",
     "BudgetSettleError",
     "StalePlanError", "LockBusy", "ConflictError", "NameTaken", "PreconditionRequired",
-    "PreconditionFailed", "PermissionDenied", "WritesDisabled",
+    "PreconditionFailed", "PermissionDenied", "WritesDisabled", "DatabaseUnavailable",
 ]
 
 
