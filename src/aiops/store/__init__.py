@@ -39,16 +39,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from aiops.budgets import Amount, LeaseSync, Pool
-from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
 from aiops.errors import NameTaken, NotFoundError, RuntimeFailure, UserError
-from aiops.monitoring.alerts import RuleState, Usage
-from aiops.plan import DeployedState, StoredFunction, StoredVersion
 from aiops.records import (
     Archive,
     Batch,
@@ -63,10 +60,9 @@ from aiops.records import DeployedVersion as DeployedVersion
 from aiops.records import LogRecord as LogRecord
 from aiops.records import LogRow as LogRow
 from aiops.records import LogWriteReport as LogWriteReport
-from aiops.sessions import NewSession, SessionRecord
 from aiops.spec import Semver
 from aiops.stats import Subject, WindowStats, minute_of
-from aiops.store import alerts, catalog, idempotency, rollups, sessions, tokens
+from aiops.store import rollups
 from aiops.store.engine import as_utc as _as_utc
 from aiops.store.engine import (
     current_revision,
@@ -77,13 +73,20 @@ from aiops.store.engine import (
     redact,
     upsert,
 )
-from aiops.store.gauges import FunctionGauges, function_gauges
 from aiops.store.leases import sync_lease
 from aiops.store.logrows import LogSink, Spool, spool_folder
 from aiops.store.patience import PATIENCE_S, Patience
 from aiops.store.tables import C, F, M, R, V
 from aiops.store.users import ensure_user
-from aiops.tokens import NewToken, TokenRecord
+
+if TYPE_CHECKING:  # the API's and the UI's parts load on first use: `aiops run` needs none
+    from aiops.catalog import FunctionSummary, LogEntry, LogFilter, VersionSummary
+    from aiops.monitoring.alerts import RuleState, Usage
+    from aiops.plan import DeployedState
+    from aiops.sessions import NewSession, SessionRecord
+    from aiops.store import alerts, catalog, idempotency
+    from aiops.store.gauges import FunctionGauges
+    from aiops.tokens import NewToken, TokenRecord
 
 T = TypeVar("T")
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"aiops:reconcile").digest()[:8], "big", signed=True)
@@ -250,6 +253,8 @@ def _read_state(conn: Connection, project: str,
     """The whole deployed state in three queries, whatever the number of functions (the
     copies on either row compared with what they copy in SQL, not decoded here); with
     `names`, those functions' part of it (a preview of one function's change)."""
+    from aiops.plan import DeployedState, StoredFunction, StoredVersion
+
     versions: dict[uuid.UUID, list[StoredVersion]] = {}
     version_rows = select(V.c.id, V.c.function_id, V.c.version, V.c.behaviour_hash,
                           V.c.content, V.c.git_commit, V.c.created_at,
@@ -342,30 +347,37 @@ class Store:
     def function_summaries(self, *, after: str | None, limit: int, status: str | None = None,
                            search: str | None = None,
                            view_groups: Sequence[str] | None = None) -> list[FunctionSummary]:
+        from aiops.store import catalog
         return self._read(catalog.function_summaries, after=after, limit=limit, status=status,
                           search=search, view_groups=view_groups)
 
     def find_function(self, ref: str) -> catalog.FunctionRow | None:
         """The function whose id or name is `ref`, with its current version's content."""
+        from aiops.store import catalog
         return self._read(catalog.find_function, ref)
 
     def version_summaries(self, function_id: str,
                           current_version_id: str | None) -> list[VersionSummary]:
+        from aiops.store import catalog
         return self._read(catalog.version_summaries, function_id, current_version_id)
 
     def applied_hashes(self, function_ids: Sequence[str]
                        ) -> dict[str, tuple[str | None, str | None, str]]:
+        from aiops.store import catalog
         return self._read(catalog.applied_hashes, function_ids)
 
     def version_content(self, version_id: str) -> dict[str, Any]:
+        from aiops.store import catalog
         return self._read(catalog.version_content, version_id)
 
     def log_entries(self, function_id: str, *, where: LogFilter,
                     before: tuple[datetime, str] | None, limit: int) -> list[LogEntry]:
+        from aiops.store import catalog
         return self._read(catalog.log_entries, function_id, where=where, before=before,
                           limit=limit)
 
     def log_entry(self, function_id: str, log_id: str) -> LogEntry | None:
+        from aiops.store import catalog
         return self._read(catalog.log_entry, function_id, log_id)
 
     # API tokens (aiops.store.tokens, aiops.tokens).
@@ -374,6 +386,7 @@ class Store:
         """Store a token for the user `user` names, made by `creator` (actors: `Name
         <email>`, an email or a name; `aiops.actors`); NameTaken when a token that is not
         revoked has its name (checked first, and by the unique index when two race)."""
+        from aiops.store import tokens
         taken = NameTaken(f"a token named {token.name} exists; revoke it first (`aiops token "
                           f"revoke {token.name}`) or choose another name")
         try:
@@ -388,21 +401,25 @@ class Store:
             raise
 
     def token_for_check(self, key_id: str) -> tuple[TokenRecord, str] | None:
+        from aiops.store import tokens
         return self._read(tokens.token_for_check, key_id)
 
     def tokens(self, *, include_revoked: bool = False, after: tuple[str, str] | None = None,
                limit: int | None = None, day: date | None = None) -> list[TokenRecord]:
         """Tokens by (name, key id), past `after`, at most `limit`, each with what it used of
         its daily quotas on `day` (today, UTC)."""
+        from aiops.store import tokens
         return self._read(tokens.list_tokens, include_revoked=include_revoked, after=after,
                           limit=limit, day=day or datetime.now(UTC).date())
 
     def token_usage(self, token_id: str, day: date) -> tuple[int, float]:
         """What the token's calls used of its daily quotas on `day` (UTC): (calls, USD)."""
+        from aiops.store import tokens
         return self._read(tokens.usage, token_id, day)
 
     def revoke_token(self, ref: str, now: datetime) -> TokenRecord:
         """Revoke the token whose key id or name is `ref` (not revoked yet)."""
+        from aiops.store import tokens
         with db_errors(self.url), self.engine.begin() as conn:
             found = tokens.find_tokens(conn, ref)
             if not found:
@@ -413,20 +430,24 @@ class Store:
         return replace(token, revoked_at=now)
 
     def touch_token(self, token_id: str, now: datetime) -> None:
+        from aiops.store import tokens
         with db_errors(self.url), self.engine.begin() as conn:
             tokens.touch(conn, token_id, now)
 
     # Web UI sessions (aiops.store.sessions, aiops.sessions).
 
     def create_session(self, session: NewSession) -> None:
+        from aiops.store import sessions
         with db_errors(self.url), self.engine.begin() as conn:
             sessions.insert_session(conn, session)
 
     def session(self, id_hash: str) -> tuple[SessionRecord, TokenRecord] | None:
         """The session whose cookie's secret hashes to `id_hash`, with its token."""
+        from aiops.store import sessions
         return self._read(sessions.find_session, id_hash)
 
     def end_session(self, id_hash: str) -> None:
+        from aiops.store import sessions
         with db_errors(self.url), self.engine.begin() as conn:
             sessions.delete_session(conn, id_hash)
 
@@ -434,18 +455,21 @@ class Store:
 
     def claim_idempotency_key(self, *, token_id: str, key: str, fingerprint: str, log_id: str,
                               lease_s: float, ttl_s: float) -> idempotency.ClaimRow:
+        from aiops.store import idempotency
         with db_errors(self.url), self.engine.begin() as conn:
             return idempotency.claim(conn, token_id=token_id, key=key, fingerprint=fingerprint,
                                      log_id=log_id, lease_s=lease_s, ttl_s=ttl_s)
 
     def finish_idempotency_key(self, *, token_id: str, key: str, log_id: str, status_code: int,
                                content_type: str, response: bytes) -> None:
+        from aiops.store import idempotency
         with db_errors(self.url), self.engine.begin() as conn:
             idempotency.finish(conn, token_id=token_id, key=key, log_id=log_id,
                                status_code=status_code, content_type=content_type,
                                response=response)
 
     def release_idempotency_key(self, *, token_id: str, key: str, log_id: str) -> None:
+        from aiops.store import idempotency
         with db_errors(self.url), self.engine.begin() as conn:
             idempotency.release(conn, token_id=token_id, key=key, log_id=log_id)
 
@@ -474,6 +498,8 @@ class Store:
                     since: datetime | None = None) -> list[LogRecord]:
         """The newest log rows of a function (of every function when `name` is None), newest
         first."""
+        from aiops.catalog import LogFilter
+        from aiops.store import catalog
         q = catalog.logs_query(name=name, where=LogFilter(status=status, since=since),
                                limit=limit)
         with db_errors(self.url), self.engine.connect() as conn:
@@ -543,6 +569,7 @@ class Store:
 
     def log(self, log_id: str) -> LogRecord | None:
         """One log row by its id (a UUID), or None."""
+        from aiops.store import catalog
         with db_errors(self.url), self.engine.connect() as conn:
             row = conn.execute(catalog.logs_query(log_id=log_id)).first()
         return None if row is None else _log_record(row)
@@ -573,6 +600,7 @@ class Store:
 
     def function_gauges(self, day: date) -> list[FunctionGauges]:
         """Each function's budget, its usage on `day` and its firing alerts (/metrics)."""
+        from aiops.store.gauges import function_gauges
         with db_errors(self.url), self.engine.connect() as conn:
             return function_gauges(conn, day)
 
@@ -586,13 +614,16 @@ class Store:
 
     def alert_rule_rows(self) -> list[alerts.RuleRow]:
         """Functions that have alert rules (not archived), by name."""
+        from aiops.store import alerts
         return self._read(alerts.rule_rows)
 
     def daily_usage(self, function_ids: Sequence[str], day: date) -> dict[str, Usage]:
         """Settled usage of the functions' daily limits on `day` (UTC)."""
+        from aiops.store import alerts
         return self._read(alerts.usage_today, function_ids, day)
 
     def alert_states(self) -> dict[tuple[str, str], RuleState]:
+        from aiops.store import alerts
         return self._read(alerts.read_states)
 
     def record_alert_evaluation(
@@ -602,6 +633,7 @@ class Store:
         """Under the evaluator's lock, in one transaction: read the states and when the last
         evaluation ran, `decide`, and write what it decided (None: nothing, e.g. another
         replica evaluated within the interval)."""
+        from aiops.store import alerts
         with db_errors(self.url), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -617,22 +649,26 @@ class Store:
 
     def claim_alert_notifications(self, *, now: datetime, until: datetime,
                                   limit: int) -> list[alerts.Claimed]:
+        from aiops.store import alerts
         with db_errors(self.url), self.engine.begin() as conn:
             return alerts.claim_due(conn, now=now, until=until, limit=limit)
 
     def settle_alert_notification(self, outbox_id: str, *, status: str, attempts: int,
                                   next_attempt_at: datetime | None, error: str | None,
                                   now: datetime) -> None:
+        from aiops.store import alerts
         with db_errors(self.url), self.engine.begin() as conn:
             alerts.settle(conn, outbox_id, status=status, attempts=attempts,
                           next_attempt_at=next_attempt_at, error=error, now=now)
 
     def pending_alert_notifications(self) -> int:
+        from aiops.store import alerts
         return self._read(alerts.pending_count)
 
     def alert_history(self, *, function_ids: Sequence[str] | None, limit: int,
                       before: tuple[datetime, str] | None = None) -> list[alerts.HistoryRow]:
         """Notifications, newest first, with their deliveries (of these functions only)."""
+        from aiops.store import alerts
         return self._read(alerts.history, function_ids=function_ids, limit=limit,
                           before=before)
 
