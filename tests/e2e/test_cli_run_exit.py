@@ -146,7 +146,11 @@ def test_a_batch_ends_with_every_row_and_line_written(
 
 # Libraries a run loads only when its function's provider needs them. openai 3 is built on the
 # httpx2 fork, openai<3 (the lowest versions CI tests) on httpx: the run loads the one its SDK uses.
-PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp")
+# And what no run loads, whatever its provider: the database's other dialect, the migrations,
+# and the store's parts that serve the API, the UI and the reconciler.
+PROBES = ("openai", "groq", "httpx", "httpx2", "aiohttp", "sqlalchemy.dialects.postgresql",
+          "alembic", "aiops.plan", "aiops.store.catalog", "aiops.store.tokens",
+          "aiops.store.alerts", "aiops.monitoring.alerts", "aiops.store.sessions")
 OPENAI_HTTP = "httpx2" if int(version("openai").split(".")[0]) >= 3 else "httpx"
 NEEDS = {"openai": {"openai", OPENAI_HTTP, "aiohttp"}, "groq": {"groq", "httpx", "aiohttp"},
          "internal": {"aiohttp"}}
@@ -157,7 +161,7 @@ MODELS = {"openai": "gpt-4o-mini", "groq": "llama-3.1-8b-instant", "internal": "
 def test_a_run_loads_only_its_providers_sdk(tmp_path: Path, mock_provider: Any,
                                             provider: str) -> None:
     """The openai and groq providers each load their own SDK (not the other's), the http
-    one (`internal`) neither."""
+    one (`internal`) neither; a run on SQLite loads nothing of PostgreSQL's."""
     data = dict(runner_project.CLASSIFY, provider=provider, model=MODELS[provider],
                 fallbacks=[])
     root = runner_project.write(tmp_path / "proj", data)
