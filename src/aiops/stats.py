@@ -18,6 +18,7 @@ either database, however the rows were grouped.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,6 +144,13 @@ def tally(executions: Iterable[Execution], grain: int = 1) -> list[dict[str, Any
     return [rows[k] for k in sorted(rows)]
 
 
+def _added(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """Two histograms added bucket by bucket (map: a page folds thousands of them)."""
+    if len(a) != len(b):
+        raise ValueError(f"histograms of {len(a)} and {len(b)} buckets")
+    return tuple(map(operator.add, a, b))
+
+
 @dataclass(frozen=True, kw_only=True)
 class WindowStats:
     """Sums over a window, and what is read from them. `histogram`: latency.BUCKETS counts
@@ -194,8 +202,7 @@ class WindowStats:
                            input_tokens=self.input_tokens + other.input_tokens,
                            output_tokens=self.output_tokens + other.output_tokens,
                            cost_nusd=self.cost_nusd + other.cost_nusd,
-                           histogram=tuple(a + b for a, b in zip(self.histogram,
-                                                                 other.histogram, strict=True)))
+                           histogram=_added(self.histogram, other.histogram))
 
     @classmethod
     def of_sums(cls, outcome: str, calls: int, input_tokens: int, output_tokens: int,
@@ -203,7 +210,7 @@ class WindowStats:
         """The stats of summed rollup rows of one outcome."""
         return cls(calls=int(calls), errors_by_kind={} if outcome == OK else {outcome: int(calls)},
                    input_tokens=int(input_tokens), output_tokens=int(output_tokens),
-                   cost_nusd=int(cost_nusd), histogram=tuple(int(b) for b in histogram))
+                   cost_nusd=int(cost_nusd), histogram=tuple(map(int, histogram)))
 
     def as_dict(self) -> dict[str, Any]:
         """What `aiops stats --json` and the API show."""

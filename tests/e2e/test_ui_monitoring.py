@@ -78,6 +78,18 @@ def test_the_totals_are_the_stats_verbs_for_the_pages_window(api: Api) -> None:
     assert 'id="top-errors"' in page and 'data-label="greet" data-calls="10" data-errors="3"' \
         in page
     assert 'data-label="(none)"' in page  # the failed calls reached no provider
+    for by in ("provider", "model"):  # each breakdown: the verb's groups of every function
+        table = re.search(rf'<table id="by-{by}">.*?</table>', page, re.S)
+        assert table
+        rows = re.findall(r'data-label="([^"]*)" data-calls="(\d+)" data-errors="(\d+)"',
+                          table[0])
+        expected: dict[str, tuple[int, int]] = {}
+        for f in stats(store, since=since, until=until, by=by).functions:
+            for g in f.groups:
+                calls, errors = expected.get(g.key or "(none)", (0, 0))
+                expected[g.key or "(none)"] = (calls + g.stats.calls, errors + g.stats.errors)
+        assert {label: (int(c), int(e)) for label, c, e in rows} == expected
+        assert sum(c for c, _ in expected.values()) == 13
     assert page.count('role="img"') == 6  # four time charts, by provider and by model
 
     # A viewer outside the ledger's groups: neither counted nor reachable.

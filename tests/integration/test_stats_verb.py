@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from aiops import commands, latency
 from aiops.access import Caller
-from aiops.commands.monitoring import stats_across
+from aiops.commands.monitoring import overview
 from aiops.errors import NotFoundError, UsageError
 from aiops.store import Store
 from tests.fixtures_db import apply_project, spec_data, write_project
@@ -169,31 +169,64 @@ def test_bad_windows_are_refused_naming_the_parameter(loaded: Store, kw: dict[st
     assert names in str(refused.value)
 
 
-@pytest.mark.parametrize(("kw", "of_group"), [
-    ({"by": "provider"}, lambda g: g.key), ({"by": "model"}, lambda g: g.key),
-    ({"step_s": 900}, lambda g: g.start), ({"step_s": 3600}, lambda g: g.start),
-    ({"by": "day"}, lambda g: g.start),
-    ({"by": "provider", "step_s": 1800}, lambda g: (g.key, g.start))])
-def test_sums_across_functions_are_the_functions_groups_added(
-        loaded: Store, kw: dict[str, Any], of_group: Any) -> None:
-    """stats_across (the monitoring page's charts) adds in SQL what stats gives apart."""
-    for who, names in ((None, ("greet", "ledger")), (caller(()), ("greet",))):
-        apart = commands.stats(loaded, None, since=T0, until=END, caller=who, **kw)
-        expected: dict[Any, Any] = {}
-        for f in apart.functions:
-            assert f.name in names
+def raw_sums(rows: dict[tuple[str, str], dict[str, Any]], names: set[str]
+             ) -> dict[str, dict[str, Any]]:
+    """raw_groups' rows of the functions `names`, added up per group."""
+    out: dict[str, dict[str, Any]] = {}
+    for (name, g), o in rows.items():
+        if name in names:
+            s = out.setdefault(g, {"calls": 0, "errors": 0, "input_tokens": 0,
+                                   "h": [0] * latency.BUCKETS})
+            for k in ("calls", "errors", "input_tokens"):
+                s[k] += o[k]
+            s["h"] = [a + b for a, b in zip(s["h"], o["h"], strict=True)]
+    return out
+
+
+@pytest.mark.parametrize("step_s", [900, 3600])
+def test_the_overviews_cells_add_up_to_the_raw_rows(loaded: Store, step_s: int) -> None:
+    """overview (the monitoring page): each function's totals are the stats verb's, and its
+    cells, summed over the functions the caller may view, agree per version, provider and
+    model with the raw log rows, and per step with the stats verb's time series."""
+    admin = Caller(token_id="a", key_id="k", token_name="n", user_id="u", role="admin",
+                   groups=())
+    for who, names in ((None, {"greet", "ledger"}), (admin, {"greet", "ledger"}),
+                       (caller(()), {"greet"})):
+        report, cells = overview(loaded, None, since=T0, until=END, step_s=step_s,
+                                 caller=who)
+        assert report == commands.stats(loaded, None, since=T0, until=END, caller=who,
+                                        latency=False)
+        assert {f.name for f in report.functions} == names
+        for by in ("version", "provider", "model"):
+            got: dict[str, dict[str, Any]] = {}
+            for c in cells:
+                s = got.setdefault(getattr(c, by), {"calls": 0, "errors": 0,
+                                                    "input_tokens": 0,
+                                                    "h": [0] * latency.BUCKETS})
+                s["calls"] += c.stats.calls
+                s["errors"] += c.stats.errors
+                s["input_tokens"] += c.stats.input_tokens
+                s["h"] = [a + b for a, b in zip(s["h"], c.stats.histogram, strict=True)]
+            assert got == raw_sums(raw_groups(loaded, by), names)
+        steps: dict[Any, Any] = {}
+        for f in commands.stats(loaded, None, since=T0, until=END, step_s=step_s,
+                                caller=who).functions:
             for g in f.groups:
-                key = of_group(g)
-                expected[key] = expected[key] + g.stats if key in expected else g.stats
-        across = stats_across(loaded, None, since=T0, until=END, caller=who, **kw)
-        assert {of_group(g): g.stats for g in across} == expected
-        assert len(across) == len(expected) >= 1
-    one = stats_across(loaded, "greet", since=T0, until=END, step_s=3600)
-    assert sum(g.stats.calls for g in one) == 900
+                steps[g.start] = steps[g.start] + g.stats if g.start in steps else g.stats
+        per_step: dict[Any, Any] = {}
+        for c in cells:
+            per_step[c.start] = per_step[c.start] + c.stats if c.start in per_step \
+                else c.stats
+        assert per_step == steps and len(steps) == 3 * 3600 // step_s
+        assert sum(c.stats.calls for c in cells) == report.total.calls \
+            == (1200 if "ledger" in names else 900)
+    one, cells = overview(loaded, "greet", since=T0, until=END, step_s=3600)
+    assert [f.name for f in one.functions] == ["greet"]
+    assert sum(c.stats.calls for c in cells) == 900
     with pytest.raises(NotFoundError):
-        stats_across(loaded, "ledger", since=T0, until=END, caller=caller(()))
+        overview(loaded, "ledger", since=T0, until=END, step_s=3600, caller=caller(()))
     with pytest.raises(UsageError, match="step"):
-        stats_across(loaded, None, since=T0, until=END, step_s=90)
+        overview(loaded, None, since=T0, until=END, step_s=90)
 
 
 def test_without_latency_the_amounts_are_the_same(loaded: Store) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops.commands.monitoring import Budget, FunctionStats, Group, StatsReport
+from aiops.commands.monitoring import Budget, Cell, FunctionStats, Group, StatsReport
 from aiops.errors import UsageError
 from aiops.stats import WindowStats
 from aiops.web.monitoring_view import assemble, breakdown, charts, range_of, steps_of
@@ -35,25 +35,36 @@ def report(functions: list[FunctionStats]) -> StatsReport:
                        total=sum((f.total for f in fs), WindowStats()))
 
 
+def start(hours_ago: int) -> datetime:
+    return NOW.replace(minute=0, second=0) - hours_ago * HOUR
+
+
 def step(hours_ago: int, stats: WindowStats) -> Group:
-    start = NOW.replace(minute=0, second=0) - hours_ago * HOUR
-    return Group(key=None, start=start, stats=stats)
+    return Group(key=None, start=start(hours_ago), stats=stats)
+
+
+def cell(hours_ago: int, stats: WindowStats, version: str = "1.0.0", provider: str = "mock",
+         model: str = "mock-small") -> Cell:
+    return Cell(version=version, provider=provider, model=model, start=start(hours_ago),
+                stats=stats)
 
 
 def test_steps_fill_the_quiet_ones() -> None:
-    steps = steps_of([step(3, ws(2)), step(0, ws(5, 1))], since=NOW - 3 * HOUR, until=NOW,
-                     step_s=3600)
+    steps = steps_of([cell(3, ws(2)), cell(0, ws(5, 1), provider=""), cell(0, ws(1))],
+                     since=NOW - 3 * HOUR, until=NOW, step_s=3600)
     # since 09:30:20 falls in the 09:00 step; until 12:30:20 ends in the 12:00 step.
     assert [s.start.hour for s in steps] == [9, 10, 11, 12]
-    assert [s.stats.calls for s in steps] == [2, 0, 0, 5]
+    assert [s.stats.calls for s in steps] == [2, 0, 0, 6]  # a step's cells added
     assert steps[-1].stats.errors == 1
 
 
 def test_a_breakdown_is_most_calls_first_and_names_the_empty_provider() -> None:
-    groups = [Group(key="mock", start=None, stats=ws(1)), Group(key="", start=None, stats=ws(3)),
-              Group(key="big", start=None, stats=ws(2))]
-    assert [(n.label, n.stats.calls) for n in breakdown(groups)] == [
-        ("(none)", 3), ("big", 2), ("mock", 1)]
+    cells = [cell(0, ws(1)), cell(0, ws(3), provider=""), cell(1, ws(2), provider="big"),
+             cell(1, ws(1), provider="")]
+    assert [(n.label, n.stats.calls) for n in breakdown(cells, "provider")] == [
+        ("(none)", 4), ("big", 2), ("mock", 1)]  # a provider's cells of every step added
+    assert [(n.label, n.stats.calls) for n in breakdown(cells, "model")] == [
+        ("mock-small", 7)]
 
 
 def test_assemble_orders_the_top_lists_and_budgets() -> None:
@@ -65,9 +76,8 @@ def test_assemble_orders_the_top_lists_and_budgets() -> None:
                      fn("dear", [step(1, ws(1, 1, 900))]),
                      fn("idle", [], budget=spent),
                      fn("flaky", [step(0, ws(9, 4, 10))])])
-    series = [step(0, ws(14, 4, 20)), step(1, ws(1, 1, 900))]
-    view = assemble(totals, series, versions=None, providers=[], models=[],
-                    range_=range_of("24h"), name=None)
+    cells = [cell(0, ws(14, 4, 20)), cell(1, ws(1, 1, 900))]
+    view = assemble(totals, cells, range_=range_of("24h"), name=None)
     assert view.total.calls == 15 and view.total.errors == 5  # the steps added up
     assert view.functions == 4
     assert [n.label for n in view.top_cost] == ["dear", "cheap", "flaky"]
@@ -78,9 +88,7 @@ def test_assemble_orders_the_top_lists_and_budgets() -> None:
 
 def test_charts_have_tables_matching_their_steps() -> None:
     totals = report([fn("a", [step(0, ws(4, 1, 2_000_000))])])
-    view = assemble(totals, [step(0, ws(4, 1, 2_000_000))],
-                    versions=[Group(key="1.0.0", start=None, stats=ws(4))],
-                    providers=[Group(key="mock", start=None, stats=ws(4))], models=[],
+    view = assemble(totals, [cell(0, ws(4, 1, 2_000_000), model="")],
                     range_=range_of("24h"), name="a")
     found = {c.id: c for c in charts(view)}
     calls = found["chart-calls"]
@@ -91,7 +99,7 @@ def test_charts_have_tables_matching_their_steps() -> None:
     assert found["chart-cost"].rows[-1][1] == "$0.002"
     assert found["chart-by-version"].rows == (("1.0.0", "4"),)
     assert found["chart-by-provider"].rows == (("mock", "4"),)
-    assert found["chart-by-model"].rows == ()
+    assert found["chart-by-model"].rows == (("(none)", "4"),)
     assert all(c.svg.startswith("<svg") for c in found.values())
 
 

@@ -7,6 +7,9 @@ table: `aiops.store.rollups`). `aiops stats` and the API's stats routes both cal
   [since, until), in total, and per `by` (version, provider, model, day) or per time step of
   `step_s` seconds. A function the caller may not view is, to it, a function that does not
   exist: NotFoundError for one, left out of all.
+- `overview(store, name, since=..., until=..., step_s=..., caller=...)`: what the web UI's
+  monitoring page shows: each function's totals, and the same functions summed in SQL per
+  version, provider, model and step (`Cell`s: every chart and breakdown is a sum of them).
 - `backfill_rollups(store)`, `compact_rollups(store, older_than_s)`: `aiops rollups`.
 """
 
@@ -160,6 +163,12 @@ def stats(store: Store, name: str | None = None, *, since: datetime | None = Non
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, by, step_s, now)
     subjects, ids = _viewable(store, name, caller, now, only)
+    return _report(store, subjects, ids, since, until, by, step_s, latency)
+
+
+def _report(store: Store, subjects: list[Subject], ids: list[str] | None, since: datetime,
+            until: datetime, by: str | None, step_s: int | None, latency: bool
+            ) -> StatsReport:
     by_id = {s.id: s for s in subjects}
     found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
                         buckets=latency)
@@ -204,36 +213,51 @@ def calls_series(store: Store, function_ids: Collection[str], *, since: datetime
     return out
 
 
-def stats_across(store: Store, name: str | None = None, *, since: datetime | None = None,
-                 until: datetime | None = None, by: str | None = None,
-                 step_s: int | None = None, caller: Caller | None = None,
-                 now: datetime | None = None) -> tuple[Group, ...]:
-    """The groups (`by`) or time steps (`step_s`) of the functions `caller` may view (or of
-    the one `name`), summed over those functions in SQL: what a chart of every function
-    needs, one row per step or group instead of one per function and step."""
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """The stats of a set of functions in one version, provider and model and one time
+    step: every breakdown of them is a sum of cells."""
+
+    version: str
+    provider: str
+    model: str
+    start: datetime
+    stats: WindowStats
+
+
+def overview(store: Store, name: str | None = None, *, since: datetime | None = None,
+             until: datetime | None = None, step_s: int, caller: Caller | None = None,
+             now: datetime | None = None) -> tuple[StatsReport, tuple[Cell, ...]]:
+    """What the monitoring page shows of one function (`name`) or of every function `caller`
+    may view over [since, until): each function's totals, without the percentiles (as
+    `stats(..., latency=False)`: the top lists, the budgets), and the cells of those
+    functions summed over them in SQL per version, provider, model and step of `step_s`
+    seconds (the series, the headline and every breakdown are sums of the cells: a few rows
+    per step, not one per function and step). Two reads of the rollups, whatever the number
+    of functions."""
     now = now or datetime.now(UTC)
-    since, until = check_window(since, until, by, step_s, now)
-    _, ids = _viewable(store, name, caller, now)
-    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
-                        across=True)
-    return tuple(Group(key=s.group, start=None if s.start is None else at_minute(s.start),
-                       stats=s.stats) for s in found)
+    since, until = check_window(since, until, None, step_s, now)
+    subjects, ids = _viewable(store, name, caller, now)
+    report = _report(store, subjects, ids, since, until, None, None, latency=False)
+    return report, tuple(Cell(version=c.version, provider=c.provider, model=c.model,
+                              start=at_minute(c.start), stats=c.stats)
+                         for c in store.stats_cells(ids, since, until, step_s // 60))
 
 
 def _viewable(store: Store, name: str | None, caller: Caller | None, now: datetime,
               only: Collection[str] | None = None) -> tuple[list[Subject], list[str] | None]:
     """The functions asked for that `caller` may view, and the ids to read the rollups of
-    (None: every function, for the operator). A function it may not view is, to it, one
-    that does not exist."""
+    (None: every function, for the operator and an admin, who may view any function, even
+    one created meanwhile). A function it may not view is, to it, one that does not
+    exist."""
     subjects = [s for s in store.stats_subjects(name, now.date(), None if only is None
                                                 else sorted(only))
                 if may(caller, "view", s.access)]
     if name is not None and not subjects:
         raise NotFoundError(f"no function {shown(name)}: no function has that name or id, or "
                             "your token may not view it")
-    ids = [s.id for s in subjects] if name is not None or caller is not None \
-        or only is not None else None
-    return subjects, ids
+    every = name is None and only is None and (caller is None or caller.is_admin)
+    return subjects, None if every else [s.id for s in subjects]
 
 
 def backfill_rollups(store: Store) -> int:

@@ -14,6 +14,7 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
     store.recent_logs("summarize", 50, status="error", since=datetime)   # -> list[LogRecord]
     store.window_stats(["summarize"], since, until)   # {name: stats.WindowStats}, from rollups
     store.stats(ids, since, until, by=, step_minutes=)  # [rollups.Sums]: grouped, time series
+    store.stats_cells(ids, since, until, step_minutes)  # [rollups.Cell]: summed over functions
     store.revision()                        # id of the newest apply: a key to cache resolve()
     store.read_state(project)               # plan.DeployedState, in a fixed number of queries
     with store.writer(lock_timeout_s=30) as w:   # lock + one transaction (commit on exit)
@@ -535,14 +536,19 @@ class Store:
 
     def stats(self, function_ids: Sequence[str] | None, since: datetime,
               until: datetime | None = None, *, by: str | None = None,
-              step_minutes: int | None = None, across: bool = False,
-              buckets: bool = True) -> list[rollups.Sums]:
+              step_minutes: int | None = None, buckets: bool = True) -> list[rollups.Sums]:
         """The rollups of the window summed per function (only `function_ids`, when given),
         per `by` (version, provider, model or day) and per step (`aiops.store.rollups`);
-        `across`: over the functions too; `buckets` False: without the latency histogram."""
+        `buckets` False: without the latency histogram."""
         with db_errors(self.url), self.engine.connect() as conn:
             return rollups.sums(conn, function_ids, since, until, by=by,
-                                step_minutes=step_minutes, across=across, buckets=buckets)
+                                step_minutes=step_minutes, buckets=buckets)
+
+    def stats_cells(self, function_ids: Sequence[str] | None, since: datetime,
+                    until: datetime, step_minutes: int) -> list[rollups.Cell]:
+        """The rollups of the window summed over the functions (only `function_ids`, when
+        given) per version, provider, model and step (`aiops.store.rollups.cells`)."""
+        return self._read(rollups.cells, function_ids, since, until, step_minutes)
 
     def stats_subjects(self, ref: str | None, day: date,
                        ids: Sequence[str] | None = None) -> list[Subject]:

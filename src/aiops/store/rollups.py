@@ -12,6 +12,8 @@ the log table.
   rows, its ragged edges from the per-minute rows (a 24-hour window reads at most 24 + 120
   rows per key, whatever the number of executions); the percentiles are read from the
   summed histogram (`aiops.stats.WindowStats`).
+- `cells(conn, ...)`: the same summed over the functions, per version, provider, model and
+  time step, in one statement (the monitoring page of every function).
 - `backfill(conn)`: both tables recomputed from every log row (idempotent), under a lock
   that holds log writers back meanwhile.
 - `compact(conn, before)`: the per-minute rows before the hour of `before` deleted (the
@@ -165,57 +167,57 @@ def _parts(first: int, end: int | None, mark: int, step: int | None
 _QUERIES: dict[tuple[Any, ...], Any] = {}  # built once: SQLAlchemy caches their compiled SQL
 
 
-def _query(parts: tuple[tuple[str, bool], ...], by: str | None, step: int | None,
+def _query(parts: tuple[tuple[str, bool], ...], keys: tuple[str, ...], step: int | None,
            some: bool, across: bool = False, buckets: bool = True) -> Any:
-    """One statement for a window's parts (table name, bounded above), UNION ALL, with bound
-    parameters lo_i / hi_i and `ids` (expanding) when `some`; `across`: summed over the
-    functions (function_id reads ''); `buckets` False: the amounts alone."""
-    key = (parts, by, step, some, across, buckets)
-    found = _QUERIES.get(key)
+    """One statement for a window's parts (table name, bounded above), each summed per
+    function, `keys` (columns of the rollups: version, provider, model), step and outcome,
+    with bound parameters lo_i / hi_i and `ids` (expanding) when `some`; the parts' sums
+    UNION ALL added, so that each function, keys, step and outcome comes back once.
+    `across`: summed over the functions (no function_id); `buckets` False: the amounts
+    alone."""
+    cache_key = (parts, keys, step, some, across, buckets)
+    found = _QUERIES.get(cache_key)
     if found is not None:
         return found
+    summed = _SUMMED if buckets else AMOUNTS
     selects = []
     for i, (name, bounded) in enumerate(parts):
         table = RH if name == RH.name else RU
-        columns: list[Any] = [literal_column("''").label("function_id") if across
-                              else table.c.function_id, table.c.outcome]
-        columns.append(table.c[by].label("grp") if by else literal_column("''").label("grp"))
-        columns.append((table.c.minute - table.c.minute % step).label("start") if step
-                       else literal_column("0").label("start"))
-        summed = _SUMMED if buckets else AMOUNTS
-        q = select(*columns, *(func.sum(table.c[c]).label(c) for c in summed)).where(
+        grouped = [table.c.outcome, *(table.c[k] for k in keys)]
+        if not across:
+            grouped.insert(0, table.c.function_id)
+        if step:
+            grouped.append((table.c.minute - table.c.minute % step).label("start"))
+        q = select(*grouped, *(func.sum(table.c[c]).label(c) for c in summed)).where(
             table.c.minute >= bindparam(f"lo_{i}"))
         if bounded:
             q = q.where(table.c.minute < bindparam(f"hi_{i}"))
         if some:
             q = q.where(table.c.function_id.in_(bindparam("ids", expanding=True)))
-        selects.append(q.group_by(*columns[1 if across else 0:2],
-                                  *([table.c[by]] if by else []),
-                                  *([columns[3]] if step else [])))
-    statement = selects[0] if len(selects) == 1 else union_all(*selects)
-    _QUERIES[key] = statement
+        selects.append(q.group_by(*grouped))
+    if len(selects) == 1:
+        statement = selects[0]
+    else:  # each part summed apart (in parallel), then the parts' sums added
+        rows = union_all(*selects).subquery()
+        keyed = [c for c in rows.c if c.name not in summed]
+        statement = select(*keyed, *(func.sum(rows.c[c]).label(c) for c in summed)).group_by(
+            *keyed)
+    _QUERIES[cache_key] = statement
     return statement
 
 
-def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
-         until: datetime | None = None, *, by: str | None = None,
-         step_minutes: int | None = None, across: bool = False,
-         buckets: bool = True) -> list[Sums]:
-    """The rollups of the window [since, until), summed per function (only `function_ids`
-    when given), per `by` (one of BY; `day` is a step of a day) and per step of
-    `step_minutes`, in SQL: one row per function, group, step and outcome, folded here.
-    `across`: summed over the functions too (each Sums' function_id is ''), so that a chart
-    of every function is a row per step, not per function and step. `buckets` False: without
-    the latency histogram (no percentiles; a fraction of the columns to sum and fold).
-    Whole hours are read from the hourly rows, the edges from the per-minute ones, in one
-    statement."""
-    if by == "day":
-        by, step_minutes = None, DAY
-    if by is not None and by not in BY:
-        raise ValueError(f"by {by!r} is not one of {BY}")
+_Key = tuple[str, tuple[str, ...], int | None]  # function_id, the keys' values, step start
+
+
+def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
+            until: datetime | None, keys: tuple[str, ...], step_minutes: int | None,
+            across: bool, buckets: bool) -> dict[_Key, WindowStats]:
+    """The rollups of the window summed per function (or `across` them), `keys` and step,
+    in one statement: whole hours from the hourly rows, the edges from the per-minute ones;
+    the outcomes of each are folded here (a row per function, keys, step and outcome)."""
     first, end = window(since, until)
     parts = _parts(first, end, compacted_before(conn), step_minutes)
-    statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), by,
+    statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), keys,
                        step_minutes, function_ids is not None, across, buckets)
     params: dict[str, Any] = {}
     for i, (_, lo, hi) in enumerate(parts):
@@ -224,19 +226,59 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
             params[f"hi_{i}"] = hi
     if function_ids is not None:
         params["ids"] = [uuid.UUID(i) for i in function_ids]
-    folded: dict[tuple[str, str | None, int | None], WindowStats] = {}
+    folded: dict[_Key, WindowStats] = {}
     for r in conn.execute(statement, params):
         m = r._mapping
-        key = (str(m["function_id"]), m["grp"] if by else None,
+        key = ("" if across else str(m["function_id"]), tuple(m[k] for k in keys),
                int(m["start"]) if step_minutes else None)
         stats = WindowStats.of_sums(m["outcome"], m["calls"], m["input_tokens"],
                                     m["output_tokens"], m["cost_nusd"],
                                     (m[b] for b in BUCKET_COLUMNS) if buckets
                                     else _NO_BUCKETS)
         folded[key] = folded[key] + stats if key in folded else stats
-    return [Sums(function_id=k[0], group=k[1], start=k[2], stats=v)
-            for k, v in sorted(folded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "",
+    return folded
+
+
+def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
+         until: datetime | None = None, *, by: str | None = None,
+         step_minutes: int | None = None, buckets: bool = True) -> list[Sums]:
+    """The rollups of the window [since, until), summed per function (only `function_ids`
+    when given), per `by` (one of BY; `day` is a step of a day) and per step of
+    `step_minutes`, in SQL. `buckets` False: without the latency histogram (no percentiles;
+    a fraction of the columns to sum and fold)."""
+    if by == "day":
+        by, step_minutes = None, DAY
+    if by is not None and by not in BY:
+        raise ValueError(f"by {by!r} is not one of {BY}")
+    folded = _summed(conn, function_ids, since, until, () if by is None else (by,),
+                     step_minutes, False, buckets)
+    return [Sums(function_id=k[0], group=k[1][0] if k[1] else None, start=k[2], stats=v)
+            for k, v in sorted(folded.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                 kv[0][2] or 0))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """Summed rollups of a set of functions in one version, provider, model and time step
+    (`start`: its first minute): every breakdown of them is a sum of cells."""
+
+    version: str
+    provider: str
+    model: str
+    start: int
+    stats: WindowStats
+
+
+def cells(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
+          until: datetime, step_minutes: int) -> list[Cell]:
+    """The rollups of the window summed over the functions (only `function_ids` when
+    given) per version, provider, model and step of `step_minutes`, in one statement: what
+    the monitoring page of every function charts and breaks down, a few rows per step
+    whatever the number of functions."""
+    folded = _summed(conn, function_ids, since, until, ("version", "provider", "model"),
+                     step_minutes, True, True)
+    return [Cell(version=k[1][0], provider=k[1][1], model=k[1][2], start=k[2] or 0, stats=v)
+            for k, v in sorted(folded.items(), key=lambda kv: (kv[0][2] or 0, kv[0][1]))]
 
 
 def calls_per_step(conn: Connection, function_ids: Sequence[str], since: datetime,

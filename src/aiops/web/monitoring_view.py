@@ -5,21 +5,21 @@ construction and the assembly is tested without a server.
 
 - `RANGES`, `range_of(key)`: the time-range picker's choices (1 h, 24 h, 7 d, 30 d), each with
   the step of its time series (a step of whole hours reads the hourly rollups).
-- `assemble(report, series, versions=..., providers=..., models=..., ...)`: the headline
-  totals, one point per step (steps without executions are zero calls, not missing), the
-  breakdowns, the top functions by cost and by errors, and each limited function's budget
-  used today.
+- `assemble(report, cells, ...)`: the headline totals, one point per step (steps without
+  executions are zero calls, not missing), the breakdowns (sums of the same cells: version,
+  provider, model and step), the top functions by cost and by errors, and each limited
+  function's budget used today.
 - `charts(view)`: the view's charts as SVG (`aiops.web.charts`), each with the rows of its
   data table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops.commands.monitoring import Budget, Group, StatsReport
+from aiops.commands.monitoring import Budget, Cell, StatsReport
 from aiops.errors import UsageError, shown
 from aiops.stats import WindowStats
 from aiops.web.charts import Bar, Series, bar_chart, format_value, time_chart
@@ -86,17 +86,16 @@ class MonitoringView:
     budgets: tuple[BudgetUse, ...]
 
 
-def steps_of(series: Sequence[Group], *, since: datetime, until: datetime, step_s: int
+def steps_of(cells: Iterable[Cell], *, since: datetime, until: datetime, step_s: int
              ) -> tuple[Step, ...]:
     """One Step per step of the window (from the step `since` falls in, aligned on the epoch
-    as the rollups' steps are), zero where nothing ran."""
+    as the rollups' steps are), the sum of its cells, zero where nothing ran."""
     step = timedelta(seconds=step_s)
     epoch = datetime(1970, 1, 1, tzinfo=since.tzinfo)
     start = epoch + step * ((since - epoch) // step)
     sums: dict[datetime, WindowStats] = {}
-    for g in series:
-        if g.start is not None:
-            sums[g.start] = sums.get(g.start, WindowStats()) + g.stats
+    for c in cells:
+        sums[c.start] = sums.get(c.start, WindowStats()) + c.stats
     out = []
     while start < until:
         out.append(Step(start=start, stats=sums.get(start, WindowStats())))
@@ -104,25 +103,24 @@ def steps_of(series: Sequence[Group], *, since: datetime, until: datetime, step_
     return tuple(out)
 
 
-def breakdown(groups: Sequence[Group]) -> tuple[Named, ...]:
-    """Groups (a version, provider or model), most calls first; '' (an execution that reached
-    no provider) reads "(none)"."""
+def breakdown(cells: Iterable[Cell], by: str) -> tuple[Named, ...]:
+    """The cells summed per `by` (version, provider or model), most calls first; '' (an
+    execution that reached no provider) reads "(none)"."""
     sums: dict[str, WindowStats] = {}
-    for g in groups:
-        label = g.key or "(none)"
-        sums[label] = sums.get(label, WindowStats()) + g.stats
+    for c in cells:
+        label = getattr(c, by) or "(none)"
+        sums[label] = sums.get(label, WindowStats()) + c.stats
     return tuple(Named(label=k, stats=v) for k, v in
                  sorted(sums.items(), key=lambda kv: (-kv[1].calls, kv[0])))
 
 
-def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence[Group] | None,
-             providers: Sequence[Group], models: Sequence[Group], range_: Range,
-             name: str | None) -> MonitoringView:
+def assemble(report: StatsReport, cells: Sequence[Cell], *, range_: Range, name: str | None
+             ) -> MonitoringView:
     """The page's view: `report` (each function's totals over the window, latency not needed:
-    the top lists, the budgets), `series` (the window's steps of `range_`, summed over the
-    functions: the charts, and added up, the headline) and the breakdowns, all over the same
-    window. `versions` None: not shown (a version is one function's; the page of every
-    function leaves them out)."""
+    the top lists, the budgets) and `cells` (the same window summed over the functions per
+    version, provider, model and step of `range_`: the charts, the breakdowns, and added up,
+    the headline). Versions are broken down on one function's page (`name`) alone: a
+    version is one function's."""
     functions = report.functions
     ran = [f for f in functions if f.total.calls]
     top_cost = sorted((f for f in ran if f.total.cost_nusd), key=lambda f: (-f.total.cost_nusd,
@@ -133,13 +131,12 @@ def assemble(report: StatsReport, series: Sequence[Group], *, versions: Sequence
                or f.budget.daily_budget_usd is not None]
     limited.sort(key=lambda f: (-max(f.budget.calls_share or 0.0, f.budget.usd_share or 0.0),
                                 f.name))
-    breakdowns = (() if versions is None else (("version", breakdown(versions)),)) + (
-        ("provider", breakdown(providers)), ("model", breakdown(models)))
+    shown = ("provider", "model") if name is None else ("version", "provider", "model")
     return MonitoringView(
         range=range_, since=report.since, until=report.until, name=name,
-        functions=len(functions), total=sum((g.stats for g in series), WindowStats()),
-        steps=steps_of(series, since=report.since, until=report.until, step_s=range_.step_s),
-        breakdowns=breakdowns,
+        functions=len(functions), total=sum((c.stats for c in cells), WindowStats()),
+        steps=steps_of(cells, since=report.since, until=report.until, step_s=range_.step_s),
+        breakdowns=tuple((by, breakdown(cells, by)) for by in shown),
         top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),
         top_errors=tuple(Named(label=f.name, stats=f.total) for f in top_errors[:TOP]),
         budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited))

@@ -3,14 +3,13 @@
 over a time range (1 h, 24 h, 7 d, 30 d), breakdowns by version, provider and model, the top
 functions by cost and by errors, and budget and quota use.
 
-Every number comes from the stats verbs over one window (the rollups, with the same access
-filter as the API): `aiops.commands.monitoring.stats`, the call `aiops stats` and GET
-/api/contributor/stats make, for each function's totals (the headline, the top lists, the
-budgets, without the latency buckets); `stats_across`, the same sums added over the functions
-in SQL, for the time series and the breakdowns (per provider and step: the series and the
-provider breakdown in one read; by model; by version on one function's page), so that a chart
-of a thousand functions reads a row per step, not one per function and step. The
-page's assembly is `aiops.web.monitoring_view` (pure).
+Every number comes from the stats verb over one window (the rollups, with the same access
+filter as the API): `aiops.commands.monitoring.overview` reads each function's totals as
+`aiops stats` and GET /api/contributor/stats do (the top lists, the budgets; without the
+latency buckets), and the cells of the same functions summed over them in SQL per version,
+provider, model and time step: the series, the headline and every breakdown are sums of the
+cells, folded by the view, a few rows per step whatever the number of functions. The page's
+assembly is `aiops.web.monitoring_view` (pure).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from aiops.access import Caller
-from aiops.commands.monitoring import Group, quota_use, stats, stats_across
+from aiops.commands.monitoring import overview, quota_use
 from aiops.web.charts import format_value
 from aiops.web.monitoring_view import RANGES, assemble, charts, range_of
 from aiops.web.render import render, store
@@ -53,16 +52,10 @@ def _page(request: Request, caller: Caller, name: str | None, key: str | None) -
     db = store(request)
     until = datetime.now(UTC)
     since = until - chosen.span
-    report = stats(db, name, since=since, until=until, caller=caller, now=until, latency=False)
-
-    def across(by: str | None = None, step_s: int | None = None) -> tuple[Group, ...]:
-        return stats_across(db, name, since=since, until=until, by=by, step_s=step_s,
-                            caller=caller, now=until)
-
-    steps = across("provider", chosen.step_s)  # per provider and step: both in one read
-    view = assemble(report, steps, providers=steps, models=across("model"),
-                    versions=None if name is None else across("version"),
-                    range_=chosen, name=None if name is None else report.functions[0].name)
+    report, cells = overview(db, name, since=since, until=until, step_s=chosen.step_s,
+                             caller=caller, now=until)
+    view = assemble(report, cells, range_=chosen,
+                    name=None if name is None else report.functions[0].name)
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
     title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
     return render(request, "monitoring.html", title=title, view=view, charts=drawn,
