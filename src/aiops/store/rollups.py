@@ -5,8 +5,9 @@ the log table.
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
   actually inserted (`inserted`: their ids, from its RETURNING) are added to their minute and
   hour rows, one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
-  in key order). A retried write whose first try committed inserts nothing the second time
-  (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted once.
+  in key order; on PostgreSQL both tables' in one statement, one round trip). A retried
+  write whose first try committed inserts nothing the second time (`ON CONFLICT (id) DO
+  NOTHING`), so adds nothing: each execution is counted once.
 - `sums(conn, ...)`: the rollup rows of a window, summed in SQL per function and outcome
   (and per version, provider or model, and per time step): its whole hours from the hourly
   rows, its ragged edges from the per-minute rows (a 24-hour window reads at most 24 + 120
@@ -44,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from aiops import fastjson
 from aiops.records import LogRow
 from aiops.stats import (
     AMOUNTS,
@@ -99,11 +101,39 @@ def add(conn: Connection, rows: Sequence[LogRow], inserted: Iterable[uuid.UUID])
 def _add_executions(conn: Connection, executions: Sequence[Execution]) -> None:
     if not executions:
         return
+    if conn.dialect.name == "postgresql":  # both tables in one statement: one round trip
+        conn.execute(_pg_upserts(), {"minutes": fastjson.dumps(tally(executions)).decode(),
+                                     "hours": fastjson.dumps(tally(executions, HOUR)).decode()})
+        return
     for table, grain in ((RU, 1), (RH, HOUR)):
         deltas = tally(executions, grain)
         for d in deltas:
             d["function_id"] = uuid.UUID(d["function_id"])
         conn.execute(_upsert(conn.dialect.name, table), deltas)
+
+
+_PG_UPSERTS: list[Any] = []  # built once
+
+
+def _pg_upserts() -> Any:
+    """PostgreSQL's upsert of the minute and the hour rows together, each table's rows (in
+    key order, as `tally` gives them) a JSON array of `tally` dicts: the hourly rows by the
+    statement, the per-minute ones by its WITH (PostgreSQL runs it to completion after the
+    statement, so that every log writer takes the rows' locks in the same order). The same
+    upsert as `_upsert`'s, whatever the number of rows: one statement text, parsed and
+    planned the same each time."""
+    if not _PG_UPSERTS:
+        columns = ", ".join((*KEY, *_SUMMED))
+
+        def upsert_sql(table: Table, param: str) -> str:
+            sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in _SUMMED)
+            return (f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
+                    f"jsonb_populate_recordset(NULL::{table.name}, CAST(:{param} AS jsonb)) "
+                    f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sums}")
+
+        _PG_UPSERTS.append(text(f"WITH minutes AS ({upsert_sql(RU, 'minutes')}) "
+                                f"{upsert_sql(RH, 'hours')}"))
+    return _PG_UPSERTS[0]
 
 
 # --- reading --------------------------------------------------------------------------------
