@@ -133,14 +133,15 @@ def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
     assert whole.calls == 1500  # every execution, once
 
 
+@pytest.mark.parametrize("n", [60, 10])  # PostgreSQL writes 16 rows or fewer in one statement
 def test_a_retried_write_whose_commit_went_through_counts_once(
         store: Store, deployed: dict[str, DeployedVersion],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """The connection drops after COMMIT: the write is tried again (the patience), finds its
     rows there, and adds nothing to the rollups; a group half of which is stored counts the
     other half only."""
-    rows = executions(deployed["greet"], 60, seed=4)
-    store.insert_logs(rows[:25])
+    rows = executions(deployed["greet"], n, seed=4)
+    store.insert_logs(rows[:n * 5 // 12])  # 25 of 60, 4 of 10
     patience = store._patience
     real = patience.transaction
     lost_answers = []
@@ -159,7 +160,7 @@ def test_a_retried_write_whose_commit_went_through_counts_once(
     assert lost_answers == [1]
     store.insert_logs(rows)  # and once more, as a caller that did not trust the answer
     got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
-    assert got.calls == 60
+    assert got.calls == n
     assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))
 
 
@@ -230,3 +231,67 @@ def test_the_hourly_migration_sums_the_minutes_already_there(
         assert conn.execute(text("SELECT sum(calls) FROM ai_function_rollups_hourly")
                             ).scalar_one() == 400
     assert {w: store.window_stats(["greet"], *w) for w in WINDOWS} == before
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("n", "statements"), [(40, ["BEGIN;", "INSERT", "WITH"]),
+                                               (6, ["BEGIN;", "WITH"])])
+def test_a_log_write_on_postgresql_is_two_or_three_statements_and_its_commit(
+        pg_schema_url: str, tmp_path: Path, n: int, statements: list[str]) -> None:
+    """Each statement is a round trip the run route waits for before it answers: BEGIN with
+    the transaction's lock_timeout, then the rows and both rollups (one statement for a
+    group of 16 rows or fewer, as a server's runs write, two for more); then the commit.
+    The lock_timeout is the transaction's own, and the rollups are exact."""
+    from sqlalchemy import event
+
+    from aiops.store import open_store
+
+    store = open_store(pg_schema_url, migrate=True)
+    root = write_project(tmp_path / "proj", [spec_data("greet")])
+    apply_project(root, url=store.url, store=store, actor="ci <ci@example.com>")
+    rows = executions(store.resolve("greet"), n, seed=10)
+    store.insert_logs(rows[:1])  # the actor's user row, found once per process
+    sent: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: sent.append(statement.split()[0]))
+    store.insert_logs(rows[1:])
+    assert sent == statements
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "0"
+    got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
+    assert got.calls == n
+    assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))
+
+
+@pytest.mark.postgres
+def test_a_log_write_on_a_connection_that_died_in_the_pool_is_written_once(
+        pg_schema_url: str, tmp_path: Path) -> None:
+    """A log write takes its connection without the pool's ping: when the connection died
+    while pooled (the database restarted, say), the write's first statement fails, and the
+    write is tried again on a new connection."""
+    import psycopg
+    from sqlalchemy import event
+
+    from aiops.store import open_store
+
+    store = open_store(pg_schema_url, migrate=True)
+    root = write_project(tmp_path / "proj", [spec_data("greet")])
+    apply_project(root, url=store.url, store=store, actor="ci <ci@example.com>")
+    rows = executions(store.resolve("greet"), 30, seed=11)
+    store.insert_logs(rows[:10])
+    with contextlib.ExitStack() as stack:  # every pooled connection, at once
+        pooled = [stack.enter_context(store.engine.connect())
+                  for _ in range(store.engine.pool.checkedin())]  # type: ignore[attr-defined]
+        pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in pooled]
+    assert pids
+    plain = pg_schema_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(p) FROM unnest(%s::int[]) p", [pids])
+    failed: list[bool] = []
+    event.listen(store.engine, "handle_error",
+                 lambda context: failed.append(context.is_pre_ping))
+    store.insert_logs(rows[10:])
+    assert failed == [False]  # not the pool's ping: the write's statement met it
+    got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
+    assert got.calls == 30
+    assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))

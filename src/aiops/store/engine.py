@@ -8,6 +8,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,11 @@ def redact(url: str) -> str:
 
 
 _ENGINES: dict[tuple[str, float], Engine] = {}
+# Set while a write that retries a lost connection itself (`aiops.store.patience`) takes a
+# connection from the pool: PostgreSQL's pool then skips its ping (a round trip before every
+# log write); a connection that died in the pool fails the write's first statement, which
+# invalidates the pool, and the write is tried again on a new connection.
+UNPINGED: ContextVar[bool] = ContextVar("aiops_unpinged", default=False)
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -177,6 +183,12 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         logging.getLogger("psycopg").addFilter(_quiet_pipeline)
         pg = create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+        ping = pg.dialect.do_ping
+
+        def _ping(dbapi: Any) -> bool:
+            return True if UNPINGED.get() else ping(dbapi)
+
+        pg.dialect.do_ping = _ping  # type: ignore[method-assign,assignment]
 
         @event.listens_for(pg, "connect")
         def _json_loads(dbapi: Any, record: Any) -> None:

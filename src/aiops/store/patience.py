@@ -24,11 +24,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from aiops.errors import AiopsError, DatabaseUnavailable, LockBusy
-from aiops.store.engine import driver_detail, is_lock_timeout, is_transient, redact
+from aiops.store.engine import (
+    UNPINGED,
+    driver_detail,
+    is_lock_timeout,
+    is_transient,
+    redact,
+)
 
 PATIENCE_S = 120.0  # how long writes wait for a locked or unreachable database, in all
 AFTER_OUTAGE_S = 1.0  # how long each call waits once an outage has outlasted the patience
@@ -78,14 +83,28 @@ class Patience:
         """A connection in a write transaction whose lock waits end by `deadline` and last at
         most `lock_timeout_s` (SQLite: BEGIN IMMEDIATE, the write lock taken up front)."""
         wait_s = max(0.0, min(self.lock_timeout_s, deadline - time.monotonic()))
-        with self.engine.connect() as conn:
+        # No ping before the write: a dead connection is retried as any lost one (UNPINGED).
+        unpinged = UNPINGED.set(True)
+        try:
+            connection = self.engine.connect()
+        finally:
+            UNPINGED.reset(unpinged)
+        with connection as conn:
             if conn.dialect.name == "sqlite":
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE", sqlite_busy_s=wait_s)
+                with conn.begin():
+                    yield conn
+                return
+            # PostgreSQL: BEGIN and the transaction's lock_timeout in one round trip (the
+            # driver would send its own BEGIN first, a round trip of its own on every log
+            # write): the connection in autocommit mode, the transaction begun here; the
+            # driver's commit and rollback end it as usual (they act on the server's
+            # transaction status), and the pool gives the connection back as it was.
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    # At least 1 ms: PostgreSQL reads 0 as "wait forever".
-                    wait = f"{max(1, round(wait_s * 1000))}ms"
-                    conn.execute(select(func.set_config("lock_timeout", wait, True)))
+                # At least 1 ms: PostgreSQL reads 0 as "wait forever".
+                wait_ms = max(1, round(wait_s * 1000))
+                conn.exec_driver_sql(f"BEGIN; SET LOCAL lock_timeout = '{wait_ms}ms'")
                 yield conn
 
     def gave_up(self, exc: BaseException) -> AiopsError:

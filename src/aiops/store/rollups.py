@@ -5,8 +5,11 @@ the log table.
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
   actually inserted (`inserted`: their ids, from its RETURNING) are added to their minute and
   hour rows, one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
-  in key order). A retried write whose first try committed inserts nothing the second time
-  (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted once.
+  in key order; on PostgreSQL both tables' in one statement, one round trip, whose WITH
+  clauses `pg_with_rollups` gives: a log insert of a few rows puts its own before them,
+  `aiops.store.logrows`). A retried write whose first try committed inserts nothing the
+  second time (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted
+  once.
 - `sums(conn, ...)`: the rollup rows of a window, summed in SQL per function and outcome
   (and per version, provider or model, and per time step): its whole hours from the hourly
   rows, its ragged edges from the per-minute rows (a 24-hour window reads at most 24 + 120
@@ -46,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from aiops import fastjson
 from aiops.records import LogRow
 from aiops.stats import (
     AMOUNTS,
@@ -101,11 +105,49 @@ def add(conn: Connection, rows: Sequence[LogRow], inserted: Iterable[uuid.UUID])
 def _add_executions(conn: Connection, executions: Sequence[Execution]) -> None:
     if not executions:
         return
+    if conn.dialect.name == "postgresql":  # both tables in one statement: one round trip
+        conn.execute(_pg_upserts(), pg_params(executions))
+        return
     for table, grain in ((RU, 1), (RH, HOUR)):
         deltas = tally(executions, grain)
         for d in deltas:
             d["function_id"] = uuid.UUID(d["function_id"])
         conn.execute(_upsert(conn.dialect.name, table), deltas)
+
+
+def pg_params(executions: Sequence[Execution]) -> dict[str, str]:
+    """The parameters of PostgreSQL's rollup upserts (`pg_with_rollups`): each table's rows,
+    in key order, as a JSON array of `tally` dicts."""
+    return {"minutes": fastjson.dumps(tally(executions)).decode(),
+            "hours": fastjson.dumps(tally(executions, HOUR)).decode()}
+
+
+def pg_with_rollups(first: str = "", guard: str = "") -> str:
+    """PostgreSQL's upsert of the minute and the hour rows (parameters: `pg_params`), the
+    same as `_upsert`'s whatever the number of rows, in one statement of WITH clauses:
+    `first` before them (a log insert whose rollups these are), `guard` a condition on
+    adding them at all. Every log writer's statement has these clauses in this order, so
+    that they take the rows' locks in the same order."""
+    columns = ", ".join((*KEY, *_SUMMED))
+
+    def upsert_sql(table: Table, param: str) -> str:
+        sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in _SUMMED)
+        return (f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
+                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:{param} AS jsonb))"
+                f"{f' WHERE {guard}' if guard else ''} "
+                f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sums}")
+
+    return (f"WITH {f'{first}, ' if first else ''}minutes AS ({upsert_sql(RU, 'minutes')}), "
+            f"hours AS ({upsert_sql(RH, 'hours')})")
+
+
+_PG_UPSERTS: list[Any] = []  # built once
+
+
+def _pg_upserts() -> Any:
+    if not _PG_UPSERTS:
+        _PG_UPSERTS.append(text(f"{pg_with_rollups()} SELECT 1"))
+    return _PG_UPSERTS[0]
 
 
 # --- reading --------------------------------------------------------------------------------
