@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import json
 import logging
 import os
@@ -167,9 +168,18 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         evaluator = _alerts_evaluator(workspace, stop) if config.evaluate_alerts else None
+        # What start-up built (the libraries, the app) lives as long as the worker: frozen out
+        # of the collector's sight, a full collection walks only what requests left behind,
+        # not the whole heap, which it did in the middle of a request (the p99's tail). A
+        # process that froze its heap itself keeps it so; ours is thawed when the app stops.
+        froze = gc.get_freeze_count() == 0
+        if froze:
+            gc.freeze()
         try:
             yield
         finally:
+            if froze:
+                gc.unfreeze()
             stop.set()
             if evaluator is not None:
                 evaluator.join(timeout=30)
