@@ -55,7 +55,7 @@ the database, created_at / updated_at now(), status 'draft'); the rest is aiops'
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Any
 
 from sqlalchemy import (
@@ -418,13 +418,18 @@ AE = Table(
 )
 
 
-@functools.cache
+_DDL_ONLY = threading.Lock()
+
+
 def _with_ddl_only_parts() -> MetaData:
     # A name names one token that is not revoked (a revoked one's name can be used again).
     # The WHERE of a partial index is a dialect option, and naming one loads that dialect's
     # module (SQLAlchemy's PostgreSQL dialect: some 25 ms), which a run on SQLite never needs.
-    Index("ix_api_tokens_name_active", T.c.name, unique=True,
-          postgresql_where=text("revoked_at IS NULL"), sqlite_where=text("revoked_at IS NULL"))
+    with _DDL_ONLY:  # once, whichever thread reads it first
+        if "ix_api_tokens_name_active" not in {i.name for i in T.indexes}:
+            Index("ix_api_tokens_name_active", T.c.name, unique=True,
+                  postgresql_where=text("revoked_at IS NULL"),
+                  sqlite_where=text("revoked_at IS NULL"))
     return schema
 
 
