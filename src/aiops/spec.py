@@ -526,9 +526,7 @@ class FunctionSpec(Model):
                           description="The primary provider: a key of providers.yaml.")
     model: str = Field(min_length=1, max_length=MODEL_CHARS,
                        description="The provider's model id.")
-    # Default sections are built with model_construct: `Configuration()` would build the
-    # validators that defer_build defers, at every import (start-up that `aiops run` pays).
-    configuration: Configuration = Field(Configuration.model_construct(), description=(
+    configuration: Configuration = Field(Configuration(), description=(
         "Provider settings: temperature, max_tokens, top_p, stop, seed, penalties, "
         "reasoning_effort."))
     prompt: tuple[Message, ...] = Field(min_length=1, description=(
@@ -541,13 +539,11 @@ class FunctionSpec(Model):
         "text; anything else asks for JSON and validates it."))
     fallbacks: tuple[Fallback, ...] = Field((), description=(
         "Providers and models tried in order when the primary fails after its retries."))
-    retry: Retry = Field(Retry.model_construct(),
-                         description="Retries of transient errors, repairs of output.")
-    limits: Limits = Field(Limits.model_construct(), description=(
+    retry: Retry = Field(Retry(), description="Retries of transient errors, repairs of output.")
+    limits: Limits = Field(Limits(), description=(
         "Rate limits, size bounds and budgets: operational, no version bump."))
-    access: Access = Field(Access.model_construct(),
-                           description="Who may run and read it through the API.")
-    filters: Filters = Field(Filters.model_construct(), description=(
+    access: Access = Field(Access(), description="Who may run and read it through the API.")
+    filters: Filters = Field(Filters(), description=(
         "Content filters: pii_redact, or {deny: REGEX}, on inputs and outputs."))
     alerts: tuple[Alert, ...] = Field((), description=(
         "Alert rules over metrics: {name, metric, over, above | below | baseline + "
@@ -718,7 +714,7 @@ class ProviderSpec(Model):
     max_response_bytes: Int = Field(
         DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=1 << 30,
         description="A response body over this many bytes fails its attempt (not retried).")
-    limits: ProviderLimits = Field(ProviderLimits.model_construct(), description=(
+    limits: ProviderLimits = Field(ProviderLimits(), description=(
         "rpm, tpm and max_concurrency, shared by every function."))
     models: dict[str, Price] = Field(default_factory=dict, description=(
         "Prices per model id, in USD per million tokens, pinned in git."))
@@ -835,7 +831,7 @@ class ProjectSettings(Model):
     log_patience_s: Float = Field(120, ge=0, le=86400, description=(
         "How long log writes and budget leases wait, in all, for a locked or unreachable "
         "database before rows are saved to .aiops/pending-logs/ (seconds)."))
-    alerting: Alerting = Field(Alerting.model_construct(), description=(
+    alerting: Alerting = Field(Alerting(), description=(
         "Alert evaluation and receivers: interval, allow_private_addresses, repeat_interval, "
         "receivers."))
 
