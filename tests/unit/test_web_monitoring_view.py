@@ -10,7 +10,14 @@ import pytest
 from aiops.commands.monitoring import Budget, Cell, FunctionStats, Group, StatsReport
 from aiops.errors import UsageError
 from aiops.stats import WindowStats
-from aiops.web.monitoring_view import assemble, breakdown, charts, range_of, steps_of
+from aiops.web.monitoring_view import (
+    TOP_BUDGETS,
+    assemble,
+    breakdown,
+    charts,
+    range_of,
+    steps_of,
+)
 
 NOW = datetime(2026, 11, 30, 12, 30, 20, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -101,6 +108,34 @@ def test_charts_have_tables_matching_their_steps() -> None:
     assert found["chart-by-provider"].rows == (("mock", "4"),)
     assert found["chart-by-model"].rows == (("(none)", "4"),)
     assert all(c.svg.startswith("<svg") for c in found.values())
+
+
+def test_the_budgets_table_shows_the_most_used_and_counts_the_rest() -> None:
+    def used(calls: int) -> Budget:
+        return Budget(daily_calls=100, calls_used=calls, calls_share=calls / 100,
+                      daily_budget_usd=None, usd_spent=0.0, usd_share=None)
+
+    many = [fn(f"f{i:03}", [], budget=used(i)) for i in range(TOP_BUDGETS + 7)]
+    view = assemble(report(many), [], range_=range_of("24h"), name=None)
+    assert len(view.budgets) == TOP_BUDGETS and view.budgets_more == 7
+    shares = [b.budget.calls_share or 0.0 for b in view.budgets]
+    assert shares == sorted(shares, reverse=True) and shares[0] == (TOP_BUDGETS + 6) / 100
+    left = {f.name for f in many} - {b.name for b in view.budgets}
+    assert len(left) == 7 and max(int(n[1:]) / 100 for n in left) < shares[-1]
+    few = assemble(report(many[:3]), [], range_=range_of("24h"), name=None)
+    assert (len(few.budgets), few.budgets_more) == (3, 0)
+
+
+@pytest.mark.parametrize(("key", "now", "since"), [
+    ("24h", "2026-03-02T10:17:42", "2026-03-01T10:00:00"),  # back to its hour
+    ("1h", "2026-03-02T10:17:42", "2026-03-02T09:17:00"),  # to its minute
+    ("7d", "2026-03-08T10:17:42", "2026-03-01T09:00:00"),  # to its 3-hour step
+    ("30d", "2026-03-31T13:00:00", "2026-03-01T12:00:00"),  # to its 12-hour step
+    ("24h", "2026-03-02T10:00:00", "2026-03-01T10:00:00"),  # on a step: itself
+])
+def test_a_range_starts_at_the_start_of_its_step(key: str, now: str, since: str) -> None:
+    at = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    assert range_of(key).since(at) == datetime.fromisoformat(since).replace(tzinfo=UTC)
 
 
 def test_range_of() -> None:

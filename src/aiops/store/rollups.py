@@ -59,6 +59,7 @@ from aiops.stats import (
     HOUR,
     KEY,
     Execution,
+    Folder,
     Subject,
     WindowStats,
     at_minute,
@@ -69,7 +70,6 @@ from aiops.store.engine import as_utc, upsert
 from aiops.store.tables import RH, RM, RU, C, F, L
 
 _SUMMED = (*AMOUNTS, *BUCKET_COLUMNS)
-_NO_BUCKETS = WindowStats().histogram
 _BACKFILL_CHUNK = 10_000
 
 
@@ -268,17 +268,18 @@ def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetim
             params[f"hi_{i}"] = hi
     if function_ids is not None:
         params["ids"] = [uuid.UUID(i) for i in function_ids]
-    folded: dict[_Key, WindowStats] = {}
+    folded: dict[_Key, Folder] = {}
+    n = len(BUCKET_COLUMNS)  # the last columns, when read: _query sums them last
     for r in conn.execute(statement, params):
         m = r._mapping
         key = ("" if across else str(m["function_id"]), tuple(m[k] for k in keys),
                int(m["start"]) if step_minutes else None)
-        stats = WindowStats.of_sums(m["outcome"], m["calls"], m["input_tokens"],
-                                    m["output_tokens"], m["cost_nusd"],
-                                    (m[b] for b in BUCKET_COLUMNS) if buckets
-                                    else _NO_BUCKETS)
-        folded[key] = folded[key] + stats if key in folded else stats
-    return folded
+        folder = folded.get(key)
+        if folder is None:
+            folder = folded[key] = Folder()
+        folder.add(m["outcome"], m["calls"], m["input_tokens"], m["output_tokens"],
+                   m["cost_nusd"], r[-n:] if buckets else None)
+    return {key: folder.stats() for key, folder in folded.items()}
 
 
 def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
@@ -312,7 +313,7 @@ class Cell:
 
 
 def cells(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
-          until: datetime, step_minutes: int) -> list[Cell]:
+          until: datetime | None, step_minutes: int) -> list[Cell]:
     """The rollups of the window summed over the functions (only `function_ids` when
     given) per version, provider, model and step of `step_minutes`, in one statement: what
     the monitoring page of every function charts and breaks down, a few rows per step

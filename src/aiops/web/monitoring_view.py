@@ -7,8 +7,8 @@ construction and the assembly is tested without a server.
   the step of its time series (a step of whole hours reads the hourly rollups).
 - `assemble(report, cells, ...)`: the headline totals, one point per step (steps without
   executions are zero calls, not missing), the breakdowns (sums of the same cells: version,
-  provider, model and step), the top functions by cost and by errors, and each limited
-  function's budget used today.
+  provider, model and step), the top functions by cost and by errors, and the budgets of the
+  limited functions most used today.
 - `charts(view)`: the view's charts as SVG (`aiops.web.charts`), each with the rows of its
   data table.
 """
@@ -25,6 +25,7 @@ from aiops.stats import WindowStats
 from aiops.web.charts import Bar, Series, bar_chart, format_value, time_chart
 
 TOP = 10  # functions in each top list
+TOP_BUDGETS = 25  # limited functions in the budgets table, the most used first
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,15 @@ class Range:
     label: str
     span: timedelta
     step_s: int
+
+    def since(self, now: datetime) -> datetime:
+        """The start of the range that ends at `now`: `span` before it, back to the start of
+        its step (steps are aligned on the epoch, as the rollups' are), so that every step
+        of the chart is whole but the last, which is still running; a range of hourly steps
+        then reads only hourly rollups."""
+        step = timedelta(seconds=self.step_s)
+        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+        return epoch + step * ((now - self.span - epoch) // step)
 
 
 RANGES = (Range(key="1h", label="1 hour", span=timedelta(hours=1), step_s=60),
@@ -83,7 +93,8 @@ class MonitoringView:
     breakdowns: tuple[tuple[str, tuple[Named, ...]], ...]  # (version|provider|model, rows)
     top_cost: tuple[Named, ...]
     top_errors: tuple[Named, ...]
-    budgets: tuple[BudgetUse, ...]
+    budgets: tuple[BudgetUse, ...]  # the TOP_BUDGETS most used
+    budgets_more: int = 0  # limited functions not in `budgets`, each used no more
 
 
 def steps_of(cells: Iterable[Cell], *, since: datetime, until: datetime, step_s: int
@@ -139,7 +150,8 @@ def assemble(report: StatsReport, cells: Sequence[Cell], *, range_: Range, name:
         breakdowns=tuple((by, breakdown(cells, by)) for by in shown),
         top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),
         top_errors=tuple(Named(label=f.name, stats=f.total) for f in top_errors[:TOP]),
-        budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited))
+        budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited[:TOP_BUDGETS]),
+        budgets_more=max(0, len(limited) - TOP_BUDGETS))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,11 @@ latency buckets), and the cells of the same functions summed over them in SQL pe
 provider, model and time step: the series, the headline and every breakdown are sums of the
 cells, folded by the view, a few rows per step whatever the number of functions. The page's
 assembly is `aiops.web.monitoring_view` (pure).
+
+The window starts at the start of the step `span` before now (`Range.since`: every step of a
+chart is whole but the running one) and is open at its end: the reads take every execution
+written so far, the running hour from its hourly rollups. A range of hourly steps (24 h, 7 d,
+30 d) then reads no per-minute rollup.
 """
 
 from __future__ import annotations
@@ -51,9 +56,8 @@ def _page(request: Request, caller: Caller, name: str | None, key: str | None) -
     chosen = range_of(key)
     db = store(request)
     until = datetime.now(UTC)
-    since = until - chosen.span
-    report, cells = overview(db, name, since=since, until=until, step_s=chosen.step_s,
-                             caller=caller, now=until)
+    report, cells = overview(db, name, since=chosen.since(until), until=until,
+                             step_s=chosen.step_s, caller=caller, now=until, open_end=True)
     view = assemble(report, cells, range_=chosen,
                     name=None if name is None else report.functions[0].name)
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
