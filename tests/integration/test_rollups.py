@@ -131,6 +131,12 @@ def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
         assert store.window_stats(["greet", "nobody"], since, until).keys() == {"greet"}
     whole = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
     assert whole.calls == 1500  # every execution, once
+    # Open at its end (the monitoring page): its hours, the last included, from the hourly
+    # rows, the ragged start from the minutes.
+    since = T0 + timedelta(minutes=41, seconds=5)
+    got = store.window_stats(None, since)
+    for name in ("greet", "other"):
+        assert_agree(got[name], raw(store, name, since, T0 + timedelta(hours=4)))
 
 
 @pytest.mark.parametrize("n", [60, 10])  # PostgreSQL writes 16 rows or fewer in one statement
