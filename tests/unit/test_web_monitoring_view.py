@@ -126,16 +126,19 @@ def test_the_budgets_table_shows_the_most_used_and_counts_the_rest() -> None:
     assert (len(few.budgets), few.budgets_more) == (3, 0)
 
 
-@pytest.mark.parametrize(("key", "now", "since"), [
-    ("24h", "2026-03-02T10:17:42", "2026-03-01T10:00:00"),  # back to its hour
-    ("1h", "2026-03-02T10:17:42", "2026-03-02T09:17:00"),  # to its minute
-    ("7d", "2026-03-08T10:17:42", "2026-03-01T09:00:00"),  # to its 3-hour step
-    ("30d", "2026-03-31T13:00:00", "2026-03-01T12:00:00"),  # to its 12-hour step
-    ("24h", "2026-03-02T10:00:00", "2026-03-01T10:00:00"),  # on a step: itself
+@pytest.mark.parametrize(("key", "now", "since", "until"), [
+    ("24h", "2026-03-02T10:17:42", "2026-03-01T10:00:00", "2026-03-02T11:00:00"),
+    ("1h", "2026-03-02T10:17:42", "2026-03-02T09:17:00", "2026-03-02T10:18:00"),
+    ("7d", "2026-03-08T10:17:42", "2026-03-01T09:00:00", "2026-03-08T12:00:00"),  # 3 h steps
+    ("30d", "2026-03-31T13:00:00", "2026-03-01T12:00:00", "2026-04-01T00:00:00"),  # 12 h
+    ("24h", "2026-03-02T10:00:00", "2026-03-01T10:00:00", "2026-03-02T11:00:00"),  # on a step
 ])
-def test_a_range_starts_at_the_start_of_its_step(key: str, now: str, since: str) -> None:
-    at = datetime.fromisoformat(now).replace(tzinfo=UTC)
-    assert range_of(key).since(at) == datetime.fromisoformat(since).replace(tzinfo=UTC)
+def test_a_range_is_whole_steps_to_the_end_of_the_running_one(key: str, now: str, since: str,
+                                                               until: str) -> None:
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    assert range_of(key).window(at(now)) == (at(since), at(until))
 
 
 def test_range_of() -> None:

@@ -167,11 +167,11 @@ def stats(store: Store, name: str | None = None, *, since: datetime | None = Non
 
 
 def _report(store: Store, subjects: list[Subject], ids: list[str] | None, since: datetime,
-            until: datetime, by: str | None, step_s: int | None, latency: bool,
-            open_end: bool = False) -> StatsReport:
+            until: datetime, by: str | None, step_s: int | None, latency: bool
+            ) -> StatsReport:
     by_id = {s.id: s for s in subjects}
-    found = store.stats(ids, since, None if open_end else until, by=by,
-                        step_minutes=step_s // 60 if step_s else None, buckets=latency)
+    found = store.stats(ids, since, until, by=by, step_minutes=step_s // 60 if step_s else None,
+                        buckets=latency)
     totals: dict[str, WindowStats] = {}
     groups: dict[str, list[Group]] = {}
     for s in found:
@@ -227,29 +227,21 @@ class Cell:
 
 def overview(store: Store, name: str | None = None, *, since: datetime | None = None,
              until: datetime | None = None, step_s: int, caller: Caller | None = None,
-             now: datetime | None = None, open_end: bool = False
-             ) -> tuple[StatsReport, tuple[Cell, ...]]:
+             now: datetime | None = None) -> tuple[StatsReport, tuple[Cell, ...]]:
     """What the monitoring page shows of one function (`name`) or of every function `caller`
     may view over [since, until): each function's totals, without the percentiles (as
     `stats(..., latency=False)`: the top lists, the budgets), and the cells of those
     functions summed over them in SQL per version, provider, model and step of `step_s`
     seconds (the series, the headline and every breakdown are sums of the cells: a few rows
     per step, not one per function and step). Two reads of the rollups, whatever the number
-    of functions.
-
-    `open_end`: `until` is now, and the reads take every execution written so far (a
-    window open at its end): the hour now falls in is then read from its hourly rows,
-    which hold it up to now, not from its minutes; with `since` on an hour, a window of
-    hourly steps reads no per-minute row at all."""
+    of functions."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, None, step_s, now)
     subjects, ids = _viewable(store, name, caller, now)
-    report = _report(store, subjects, ids, since, until, None, None, latency=False,
-                     open_end=open_end)
+    report = _report(store, subjects, ids, since, until, None, None, latency=False)
     return report, tuple(Cell(version=c.version, provider=c.provider, model=c.model,
                               start=at_minute(c.start), stats=c.stats)
-                         for c in store.stats_cells(ids, since, None if open_end else until,
-                                                    step_s // 60))
+                         for c in store.stats_cells(ids, since, until, step_s // 60))
 
 
 def _viewable(store: Store, name: str | None, caller: Caller | None, now: datetime,

@@ -545,10 +545,9 @@ class Store:
                                 step_minutes=step_minutes, buckets=buckets)
 
     def stats_cells(self, function_ids: Sequence[str] | None, since: datetime,
-                    until: datetime | None, step_minutes: int) -> list[rollups.Cell]:
+                    until: datetime, step_minutes: int) -> list[rollups.Cell]:
         """The rollups of the window summed over the functions (only `function_ids`, when
-        given) per version, provider, model and step (`aiops.store.rollups.cells`; `until`
-        None: open)."""
+        given) per version, provider, model and step (`aiops.store.rollups.cells`)."""
         return self._read(rollups.cells, function_ids, since, until, step_minutes)
 
     def stats_subjects(self, ref: str | None, day: date,

@@ -313,7 +313,7 @@ class Cell:
 
 
 def cells(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
-          until: datetime | None, step_minutes: int) -> list[Cell]:
+          until: datetime, step_minutes: int) -> list[Cell]:
     """The rollups of the window summed over the functions (only `function_ids` when
     given) per version, provider, model and step of `step_minutes`, in one statement: what
     the monitoring page of every function charts and breaks down, a few rows per step

@@ -35,14 +35,18 @@ class Range:
     span: timedelta
     step_s: int
 
-    def since(self, now: datetime) -> datetime:
-        """The start of the range that ends at `now`: `span` before it, back to the start of
-        its step (steps are aligned on the epoch, as the rollups' are), so that every step
-        of the chart is whole but the last, which is still running; a range of hourly steps
-        then reads only hourly rollups."""
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The range's window at `now`, in whole steps (aligned on the epoch, as the rollups'
+        are): from the start of the step `span` before now to the end of the step now falls
+        in, the one still running. Every point of a chart is then a whole step, and a range
+        of hourly steps reads hourly rollups alone: the running hour's hold it up to now.
+        (Its end is bounded, not left open, so that the database's planner, whose statistics
+        end where the last ANALYZE found the rollups, still reads the few newest rows by
+        their index.)"""
         step = timedelta(seconds=self.step_s)
         epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-        return epoch + step * ((now - self.span - epoch) // step)
+        return (epoch + step * ((now - self.span - epoch) // step),
+                epoch + step * ((now - epoch) // step + 1))
 
 
 RANGES = (Range(key="1h", label="1 hour", span=timedelta(hours=1), step_s=60),

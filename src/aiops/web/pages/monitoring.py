@@ -11,10 +11,10 @@ provider, model and time step: the series, the headline and every breakdown are 
 cells, folded by the view, a few rows per step whatever the number of functions. The page's
 assembly is `aiops.web.monitoring_view` (pure).
 
-The window starts at the start of the step `span` before now (`Range.since`: every step of a
-chart is whole but the running one) and is open at its end: the reads take every execution
-written so far, the running hour from its hourly rollups. A range of hourly steps (24 h, 7 d,
-30 d) then reads no per-minute rollup.
+The window is whole steps (`Range.window`): from the start of the step `span` before now to
+the end of the running one. Every step of a chart is then whole but the running one, and a
+range of hourly steps (24 h, 7 d, 30 d) reads no per-minute rollup: the running hour's hourly
+rows hold it up to now.
 """
 
 from __future__ import annotations
@@ -55,12 +55,13 @@ def one_function(request: Request, caller: UiCaller,
 def _page(request: Request, caller: Caller, name: str | None, key: str | None) -> HTMLResponse:
     chosen = range_of(key)
     db = store(request)
-    until = datetime.now(UTC)
-    report, cells = overview(db, name, since=chosen.since(until), until=until,
-                             step_s=chosen.step_s, caller=caller, now=until, open_end=True)
+    now = datetime.now(UTC)
+    since, until = chosen.window(now)
+    report, cells = overview(db, name, since=since, until=until, step_s=chosen.step_s,
+                             caller=caller, now=now)
     view = assemble(report, cells, range_=chosen,
                     name=None if name is None else report.functions[0].name)
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
     title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
     return render(request, "monitoring.html", title=title, view=view, charts=drawn,
-                  ranges=RANGES, quota=quota_use(db, caller, until), shown=format_value)
+                  ranges=RANGES, quota=quota_use(db, caller, now), shown=format_value)
