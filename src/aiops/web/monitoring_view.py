@@ -28,6 +28,13 @@ TOP = 10  # functions in each top list
 TOP_BUDGETS = 25  # limited functions in the budgets table, the most used first
 
 
+def step_start(when: datetime, step: timedelta) -> datetime:
+    """The start of the step `when` falls in, steps aligned on the epoch as the rollups'
+    are."""
+    epoch = datetime(1970, 1, 1, tzinfo=when.tzinfo)
+    return epoch + step * ((when - epoch) // step)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Range:
     key: str
@@ -44,9 +51,7 @@ class Range:
         end where the last ANALYZE found the rollups, still reads the few newest rows by
         their index.)"""
         step = timedelta(seconds=self.step_s)
-        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-        return (epoch + step * ((now - self.span - epoch) // step),
-                epoch + step * ((now - epoch) // step + 1))
+        return step_start(now - self.span, step), step_start(now, step) + step
 
 
 RANGES = (Range(key="1h", label="1 hour", span=timedelta(hours=1), step_s=60),
@@ -106,8 +111,7 @@ def steps_of(cells: Iterable[Cell], *, since: datetime, until: datetime, step_s:
     """One Step per step of the window (from the step `since` falls in, aligned on the epoch
     as the rollups' steps are), the sum of its cells, zero where nothing ran."""
     step = timedelta(seconds=step_s)
-    epoch = datetime(1970, 1, 1, tzinfo=since.tzinfo)
-    start = epoch + step * ((since - epoch) // step)
+    start = step_start(since, step)
     sums: dict[datetime, WindowStats] = {}
     for c in cells:
         sums[c.start] = sums.get(c.start, WindowStats()) + c.stats
