@@ -12,6 +12,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from aiops import latency
-from aiops.stats import NANO, WindowStats
+from aiops.stats import NANO, WindowStats, minute_of
 from aiops.store import DeployedVersion, LogRow, Store
+from aiops.store.rollups import Cell
 from tests.fixtures_db import apply_project, spec_data, write_project
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday, on the hour
@@ -129,6 +131,7 @@ def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
         for name in ("greet", "other"):
             assert_agree(got[name], raw(store, name, since, until))
         assert store.window_stats(["greet", "nobody"], since, until).keys() == {"greet"}
+        assert_tiers_agree(store, since, until)
     whole = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
     assert whole.calls == 1500  # every execution, once
     # Open at its end (the monitoring page): its hours, the last included, from the hourly
@@ -137,6 +140,31 @@ def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
     got = store.window_stats(None, since)
     for name in ("greet", "other"):
         assert_agree(got[name], raw(store, name, since, T0 + timedelta(hours=4)))
+
+
+def assert_tiers_agree(store: Store, since: datetime, until: datetime) -> None:
+    """The monitoring page's narrower rollups agree with the full ones: the cells of every
+    function (summed over the functions, without versions) with the full cells of each id
+    added up, per step of a minute and of an hour; each function's totals (no buckets)
+    with its full sums."""
+    def per_key(cells: list[Cell]) -> dict[tuple[str, str, int], WindowStats]:
+        out: dict[tuple[str, str, int], WindowStats] = {}
+        for c in cells:
+            key = (c.provider, c.model, c.start)
+            out[key] = out.get(key, WindowStats()) + c.stats
+        return out
+
+    ids = [s.function_id for s in store.stats(None, since, until)]
+    for step in (1, 60):  # minutes (none left where compacted), and hours
+        across = store.stats_cells(None, since, until, step)
+        assert {c.version for c in across} <= {""}
+        full = store.stats_cells(ids, since, until, step)
+        assert per_key(across) == per_key(full)
+    assert sum(c.stats.calls for c in full) > 0
+    totals = {s.function_id: s.stats for s in store.stats(None, since, until, buckets=False)}
+    full_sums = {s.function_id: replace(s.stats, histogram=WindowStats().histogram)
+                 for s in store.stats(None, since, until)}
+    assert totals == full_sums
 
 
 @pytest.mark.parametrize("n", [60, 10])  # PostgreSQL writes 16 rows or fewer in one statement
@@ -170,18 +198,24 @@ def test_a_retried_write_whose_commit_went_through_counts_once(
     assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))
 
 
+ROLLUP_TABLES = ("ai_function_rollups", "ai_function_rollups_hourly", "ai_rollups_across",
+                 "ai_rollups_across_hourly", "ai_function_totals_hourly")
+
+
 def test_backfill_rebuilds_the_rollups_from_the_logs_and_is_idempotent(
         store: Store, deployed: dict[str, DeployedVersion]) -> None:
     store.insert_logs(executions(deployed["greet"], 700, seed=5)
                       + executions(deployed["other"], 100, seed=6))
     before = {w: store.window_stats(None, *w) for w in WINDOWS}
     with store.engine.begin() as conn:  # as before the migration: logs without rollups
-        conn.execute(text("DELETE FROM ai_function_rollups"))
-        conn.execute(text("DELETE FROM ai_function_rollups_hourly"))
+        for table in ROLLUP_TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
     assert store.window_stats(["greet"], *WINDOWS[0])["greet"].calls == 0
     assert store.backfill_rollups() == 800
     assert store.backfill_rollups() == 800
     assert {w: store.window_stats(None, *w) for w in WINDOWS} == before
+    for w in WINDOWS:
+        assert_tiers_agree(store, *w)
 
 
 def test_compaction_keeps_the_hours_and_widens_older_edges_to_them(
@@ -199,6 +233,11 @@ def test_compaction_keeps_the_hours_and_widens_older_edges_to_them(
     deleted = store.compact_rollups(T0 + timedelta(hours=2, minutes=30))  # two whole hours
     assert 100 < deleted < rows == deleted + minute_rows()
     assert [store.window_stats(["greet"], *h)["greet"] for h in hours] == before
+    with store.engine.connect() as conn:  # the across minutes went with the function's
+        assert conn.execute(text("SELECT count(*) FROM ai_rollups_across WHERE minute < "
+                                 ":mark"), {"mark": minute_of(T0) + 120}).scalar_one() == 0
+    for h in hours:
+        assert_tiers_agree(store, *h)
     # An edge in a compacted hour widens to the whole hour; one after the mark does not.
     ragged = store.window_stats(["greet"], T0 + timedelta(minutes=20),
                                 T0 + timedelta(hours=2, minutes=15))["greet"]
@@ -232,11 +271,13 @@ def test_the_hourly_migration_sums_the_minutes_already_there(
     store.insert_logs(executions(deployed["greet"], 400, seed=9))
     before = {w: store.window_stats(["greet"], *w) for w in WINDOWS}
     migrate(store.engine, "0007")  # drops the hourly rows; the minute rows stay
-    migrate(store.engine, SCHEMA_HEAD)
+    migrate(store.engine, SCHEMA_HEAD)  # and the across and totals rows, from them (0012)
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT sum(calls) FROM ai_function_rollups_hourly")
-                            ).scalar_one() == 400
+        for table in ROLLUP_TABLES:
+            assert conn.execute(text(f"SELECT sum(calls) FROM {table}")).scalar_one() == 400
     assert {w: store.window_stats(["greet"], *w) for w in WINDOWS} == before
+    for w in WINDOWS:
+        assert_tiers_agree(store, *w)
 
 
 @pytest.mark.postgres

@@ -102,6 +102,16 @@ def test_a_calls_series_is_the_time_series_calls_without_the_rest(loaded: Store)
             assert g.start is not None
             expected[int((g.start - T0).total_seconds() // 900)] += g.stats.calls
         assert series[fid] == tuple(expected) and sum(series[fid]) == f.total.calls
+    # Hourly steps, from a ragged start: its whole hours from the narrow hourly totals, its
+    # first step's minutes from the per-minute rows.
+    since = T0 + timedelta(minutes=20)
+    hourly = commands.calls_series(loaded, set(ids), since=since, until=END, step_s=3600)
+    for f in commands.stats(loaded, None, since=since, until=END, step_s=3600).functions:
+        expected = [0] * 3
+        for g in f.groups:
+            assert g.start is not None
+            expected[int((g.start - T0).total_seconds() // 3600)] += g.stats.calls
+        assert hourly[f.id] == tuple(expected) and 0 < hourly[f.id][0] < hourly[f.id][1]
     # Only the ids asked for; `only` narrows the stats verb the same way.
     greet = loaded.resolve("greet").function_id
     assert set(commands.calls_series(loaded, {greet}, since=T0, until=END, step_s=900)) == {
@@ -186,8 +196,9 @@ def raw_sums(rows: dict[tuple[str, str], dict[str, Any]], names: set[str]
 @pytest.mark.parametrize("step_s", [900, 3600])
 def test_the_overviews_cells_add_up_to_the_raw_rows(loaded: Store, step_s: int) -> None:
     """overview (the monitoring page): each function's totals are the stats verb's, and its
-    cells, summed over the functions the caller may view, agree per version, provider and
-    model with the raw log rows, and per step with the stats verb's time series."""
+    cells, summed over the functions the caller may view, agree per version (but of every
+    function), provider and model with the raw log rows, and per step with the stats verb's
+    time series."""
     admin = Caller(token_id="a", key_id="k", token_name="n", user_id="u", role="admin",
                    groups=())
     for who, names in ((None, {"greet", "ledger"}), (admin, {"greet", "ledger"}),
@@ -197,7 +208,11 @@ def test_the_overviews_cells_add_up_to_the_raw_rows(loaded: Store, step_s: int) 
         assert report == commands.stats(loaded, None, since=T0, until=END, caller=who,
                                         latency=False)
         assert {f.name for f in report.functions} == names
-        for by in ("version", "provider", "model"):
+        # Of every function (the operator, an admin), the cells are the across rollups'
+        # (aiops.store.rollups): no versions, a version being one function's.
+        every = who is None or who.is_admin
+        assert ({c.version for c in cells} == {""}) is every
+        for by in ("provider", "model") if every else ("version", "provider", "model"):
             got: dict[str, dict[str, Any]] = {}
             for c in cells:
                 s = got.setdefault(getattr(c, by), {"calls": 0, "errors": 0,

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from aiops import latency
-from aiops.stats import OK, Folder, WindowStats
+from aiops.stats import OK, Folder, WindowStats, summed
 
 
 def test_folding_rows_is_adding_their_stats() -> None:
@@ -28,6 +28,22 @@ def test_folding_rows_is_adding_their_stats() -> None:
             histogram=tuple(histogram))
     assert folder.stats() == added
     assert set(added.errors_by_kind) == {"ProviderError", "OutputError"}
+
+
+def test_summed_stats_are_the_stats_added_pairwise() -> None:
+    rng = random.Random(8)
+    parts = []
+    for i in range(50):
+        histogram = [0] * latency.BUCKETS
+        if i % 3:  # and some without latency, as a read without buckets gives
+            histogram[rng.randrange(latency.BUCKETS)] = rng.randint(1, 9)
+        parts.append(WindowStats(
+            calls=rng.randint(0, 20), errors_by_kind={rng.choice(("ProviderError",
+                                                                  "OutputError")): 1},
+            input_tokens=rng.randint(0, 99), output_tokens=rng.randint(0, 99),
+            cost_nusd=rng.randint(0, 10**6), histogram=tuple(histogram)))
+    assert summed(parts) == sum(parts, WindowStats()) != WindowStats()
+    assert summed([]) == WindowStats()
 
 
 def test_rows_without_buckets_leave_the_histogram_empty() -> None:

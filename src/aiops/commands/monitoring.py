@@ -22,7 +22,7 @@ from typing import Any
 
 from aiops.access import Caller, may
 from aiops.errors import NotFoundError, UsageError, shown
-from aiops.stats import BY, Subject, WindowStats, at_minute, minute_of
+from aiops.stats import BY, Subject, WindowStats, at_minute, minute_of, summed
 from aiops.store import Store
 
 MIN_STEP_S = 60  # a minute: the rollups' grain
@@ -174,18 +174,20 @@ def _report(store: Store, subjects: list[Subject], ids: list[str] | None, since:
                         buckets=latency)
     totals: dict[str, WindowStats] = {}
     groups: dict[str, list[Group]] = {}
-    for s in found:
-        if s.function_id not in by_id:
-            continue
-        totals[s.function_id] = totals.get(s.function_id, WindowStats()) + s.stats
-        if by is not None or step_s is not None:
-            groups.setdefault(s.function_id, []).append(Group(
-                key=s.group, start=None if s.start is None else at_minute(s.start),
-                stats=s.stats))
-    functions = tuple(FunctionStats(id=s.id, name=s.name, total=totals.get(s.id, WindowStats()),
+    if by is None and step_s is None:  # one Sums per function: its total
+        totals = {s.function_id: s.stats for s in found if s.function_id in by_id}
+    else:
+        for s in found:
+            if s.function_id in by_id:
+                groups.setdefault(s.function_id, []).append(Group(
+                    key=s.group, start=None if s.start is None else at_minute(s.start),
+                    stats=s.stats))
+        totals = {fid: summed(g.stats for g in gs) for fid, gs in groups.items()}
+    none = WindowStats()
+    functions = tuple(FunctionStats(id=s.id, name=s.name, total=totals.get(s.id, none),
                                     budget=budget_of(s), groups=tuple(groups.get(s.id, ())))
                       for s in sorted(subjects, key=lambda s: s.name))
-    total = sum((f.total for f in functions), WindowStats())
+    total = summed(f.total for f in functions)
     return StatsReport(since=since, until=until, by=by, step_s=step_s, functions=functions,
                        total=total)
 
@@ -233,8 +235,9 @@ def overview(store: Store, name: str | None = None, *, since: datetime | None = 
     `stats(..., latency=False)`: the top lists, the budgets), and the cells of those
     functions summed over them in SQL per version, provider, model and step of `step_s`
     seconds (the series, the headline and every breakdown are sums of the cells: a few rows
-    per step, not one per function and step). Two reads of the rollups, whatever the number
-    of functions."""
+    per step, not one per function and step; of every function, read from the rollups
+    summed across functions, whose cells have no version, ''). Two reads of the rollups,
+    whatever the number of functions."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, None, step_s, now)
     subjects, ids = _viewable(store, name, caller, now)

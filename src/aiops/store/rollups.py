@@ -1,11 +1,15 @@
 """The rollups of the executions (DESIGN §8), per minute (ai_function_rollups) and per hour
 (ai_function_rollups_hourly): written with the log rows, read by stats and alerts instead of
-the log table.
+the log table. Two narrower tiers beside them serve the monitoring page of every function:
+the same summed over the functions (`ACROSS`: ai_rollups_across and its hourly table, keyed
+by provider, model and outcome, no version, in SHARDS shards per key that readers sum), and
+each function's amounts per hour and outcome alone (`TOTALS`: ai_function_totals_hourly, its
+edges read from the per-minute rows).
 
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
-  actually inserted (`inserted`: their ids, from its RETURNING) are added to their minute and
-  hour rows, one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
-  in key order; on PostgreSQL both tables' in one statement, one round trip, whose WITH
+  actually inserted (`inserted`: their ids, from its RETURNING) are added to their rows in
+  every table (`_WRITES`), one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
+  in key order; on PostgreSQL every table's in one statement, one round trip, whose WITH
   clauses `pg_with_rollups` gives: a log insert of a few rows puts its own before them,
   `aiops.store.logrows`). A retried write whose first try committed inserts nothing the
   second time (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted
@@ -16,11 +20,12 @@ the log table.
   rows per key, whatever the number of executions); the percentiles are read from the
   summed histogram (`aiops.stats.WindowStats`).
 - `cells(conn, ...)`: the same summed over the functions, per version, provider, model and
-  time step, in one statement (the monitoring page of every function).
-- `backfill(conn)`: both tables recomputed from every log row (idempotent), under a lock
+  time step, in one statement (the monitoring page; of every function from the across
+  tier, without versions).
+- `backfill(conn)`: every table recomputed from every log row (idempotent), under a lock
   that holds log writers back meanwhile.
-- `compact(conn, before)`: the per-minute rows before the hour of `before` deleted (the
-  hourly rows hold their sums), and the mark `compacted_before` moved there.
+- `compact(conn, before)`: the per-minute rows (of both tiers that have them) before the
+  hour of `before` deleted (the hourly rows hold their sums), and the mark `compacted_before` moved there.
 
 A window is whole minutes: a rollup row counts when its minute starts in [since, until), since
 rounded down to its minute. An edge before the compaction mark widens to its whole hour.
@@ -67,25 +72,78 @@ from aiops.stats import (
     tally,
 )
 from aiops.store.engine import as_utc, upsert
-from aiops.store.tables import RH, RM, RU, C, F, L
+from aiops.store.tables import RH, RM, RU, TH, XH, XM, C, F, L
 
 _SUMMED = (*AMOUNTS, *BUCKET_COLUMNS)
 _BACKFILL_CHUNK = 10_000
+SHARDS = 16  # the across rows of a key: writers of different functions seldom share one
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A pair of rollup tables (`minutes`, `hours`), what keys them and what they sum: a
+    window's whole hours are read from `hours`, its edges from `minutes`."""
+
+    minutes: Table
+    hours: Table
+    key: tuple[str, ...]
+    summed: tuple[str, ...]
+
+
+FULL = Tier(RU, RH, KEY, _SUMMED)  # per function, version, provider, model and outcome
+# Summed over the functions (in shards: readers sum them), without the version.
+ACROSS = Tier(XM, XH, ("minute", "shard", "provider", "model", "outcome"), _SUMMED)
+# Each function's amounts per outcome alone; its edges are read from the full minutes.
+TOTALS = Tier(RU, TH, ("function_id", "minute", "outcome"), AMOUNTS)
+_TABLES = {t.name: t for t in (RU, RH, XM, XH, TH)}
+# What a log write adds to: (table, key, summed, grain), in the order every writer takes
+# their rows' locks.
+_WRITES = ((RU, KEY, _SUMMED, 1), (RH, KEY, _SUMMED, HOUR),
+           (XM, ACROSS.key, _SUMMED, 1), (XH, ACROSS.key, _SUMMED, HOUR),
+           (TH, TOTALS.key, AMOUNTS, HOUR))
 
 
 _UPSERTS: dict[tuple[str, str], Any] = {}  # built once per dialect and table
 
 
-def _upsert(dialect: str, table: Table) -> Any:
+def _upsert(dialect: str, table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> Any:
     """INSERT ... ON CONFLICT (key) DO UPDATE SET each sum = sum + excluded (built once: its
     62 SET clauses cost more to build than the statement costs to run)."""
     found = _UPSERTS.get((dialect, table.name))
     if found is None:
         stmt = upsert(dialect, table)
         found = _UPSERTS[(dialect, table.name)] = stmt.on_conflict_do_update(
-            index_elements=list(KEY),
-            set_={c: table.c[c] + stmt.excluded[c] for c in _SUMMED})
+            index_elements=list(key),
+            set_={c: table.c[c] + stmt.excluded[c] for c in summed})
     return found
+
+
+def _deltas(executions: Sequence[Execution]) -> list[list[dict[str, Any]]]:
+    """The rows `executions` add to each table of `_WRITES`, each in key order: the full
+    rows tallied per minute and per hour, the others summed from them."""
+    minutes, hours = tally(executions), tally(executions, HOUR)
+    out = []
+    for _table, key, summed, grain in _WRITES:
+        source = minutes if grain == 1 else hours
+        out.append(source if key == KEY else _regrouped(source, key, summed))
+    return out
+
+
+def _regrouped(rows: Sequence[dict[str, Any]], key: tuple[str, ...],
+               summed: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`rows` summed per `key`, in key order (`shard`: the function id's last hex digit's,
+    uniform over uuid4s)."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        k = tuple(int(r["function_id"][-1], 16) % SHARDS if c == "shard" else r[c]
+                  for c in key)
+        found = out.get(k)
+        if found is None:
+            out[k] = {**dict(zip(key, k, strict=True)), **{c: r[c] for c in summed}}
+        else:
+            for c in summed:
+                found[c] += r[c]
+    return [out[k] for k in sorted(out)]
 
 
 def execution_of_row(row: LogRow) -> Execution:
@@ -105,40 +163,39 @@ def add(conn: Connection, rows: Sequence[LogRow], inserted: Iterable[uuid.UUID])
 def _add_executions(conn: Connection, executions: Sequence[Execution]) -> None:
     if not executions:
         return
-    if conn.dialect.name == "postgresql":  # both tables in one statement: one round trip
+    if conn.dialect.name == "postgresql":  # every table in one statement: one round trip
         conn.execute(_pg_upserts(), pg_params(executions))
         return
-    for table, grain in ((RU, 1), (RH, HOUR)):
-        deltas = tally(executions, grain)
-        for d in deltas:
-            d["function_id"] = uuid.UUID(d["function_id"])
-        conn.execute(_upsert(conn.dialect.name, table), deltas)
+    for (table, key, summed, _grain), rows in zip(_WRITES, _deltas(executions), strict=True):
+        if "function_id" in key:
+            rows = [{**r, "function_id": uuid.UUID(r["function_id"])} for r in rows]
+        conn.execute(_upsert(conn.dialect.name, table, key, summed), rows)
 
 
 def pg_params(executions: Sequence[Execution]) -> dict[str, str]:
     """The parameters of PostgreSQL's rollup upserts (`pg_with_rollups`): each table's rows,
-    in key order, as a JSON array of `tally` dicts."""
-    return {"minutes": fastjson.dumps(tally(executions)).decode(),
-            "hours": fastjson.dumps(tally(executions, HOUR)).decode()}
+    in key order, as a JSON array of dicts (`r0` ... in the order of `_WRITES`)."""
+    return {f"r{i}": fastjson.dumps(rows).decode()
+            for i, rows in enumerate(_deltas(executions))}
 
 
 def pg_with_rollups(first: str = "", guard: str = "") -> str:
-    """PostgreSQL's upsert of the minute and the hour rows (parameters: `pg_params`), the
+    """PostgreSQL's upserts of every rollup table's rows (parameters: `pg_params`), the
     same as `_upsert`'s whatever the number of rows, in one statement of WITH clauses:
     `first` before them (a log insert whose rollups these are), `guard` a condition on
     adding them at all. Every log writer's statement has these clauses in this order, so
     that they take the rows' locks in the same order."""
-    columns = ", ".join((*KEY, *_SUMMED))
 
-    def upsert_sql(table: Table, param: str) -> str:
-        sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in _SUMMED)
-        return (f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
-                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:{param} AS jsonb))"
+    def upsert_sql(i: int, table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> str:
+        columns = ", ".join((*key, *summed))
+        sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in summed)
+        return (f"r{i} AS (INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
+                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:r{i} AS jsonb))"
                 f"{f' WHERE {guard}' if guard else ''} "
-                f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sums}")
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums})")
 
-    return (f"WITH {f'{first}, ' if first else ''}minutes AS ({upsert_sql(RU, 'minutes')}), "
-            f"hours AS ({upsert_sql(RH, 'hours')})")
+    return "WITH " + ", ".join([*([first] if first else []), *(
+        upsert_sql(i, table, key, summed) for i, (table, key, summed, _) in enumerate(_WRITES))])
 
 
 _PG_UPSERTS: list[Any] = []  # built once
@@ -182,10 +239,10 @@ def compacted_before(conn: Connection) -> int:
     return 0 if found is None else int(found)
 
 
-def _parts(first: int, end: int | None, mark: int, step: int | None
+def _parts(first: int, end: int | None, mark: int, step: int | None, tier: Tier = FULL
            ) -> list[tuple[Table, int, int | None]]:
-    """Which rows a window reads: (table, first minute, end minute). Whole hours come from
-    the hourly rows, the ragged edges from the per-minute rows; an edge before the
+    """Which rows of `tier` a window reads: (table, first minute, end minute). Whole hours
+    come from the hourly rows, the ragged edges from the per-minute rows; an edge before the
     compaction mark (its minutes are gone) widens to its whole hour, and so does the whole
     window for a step finer than an hour (only minutes can be cut finer)."""
     if first < mark:
@@ -193,16 +250,16 @@ def _parts(first: int, end: int | None, mark: int, step: int | None
     if end is not None and end < mark and end % HOUR:
         end += HOUR - end % HOUR
     if step is not None and step % HOUR:
-        return [(RU, first, end)]
+        return [(tier.minutes, first, end)]
     h_first = first + (-first) % HOUR
     h_end = None if end is None else end - end % HOUR
     if h_end is not None and h_first >= h_end:
-        return [(RU, first, end)]
-    parts: list[tuple[Table, int, int | None]] = [(RH, h_first, h_end)]
+        return [(tier.minutes, first, end)]
+    parts: list[tuple[Table, int, int | None]] = [(tier.hours, h_first, h_end)]
     if first < h_first:
-        parts.append((RU, first, h_first))
+        parts.append((tier.minutes, first, h_first))
     if end is not None and h_end is not None and h_end < end:
-        parts.append((RU, h_end, end))
+        parts.append((tier.minutes, h_end, end))
     return parts
 
 
@@ -224,7 +281,7 @@ def _query(parts: tuple[tuple[str, bool], ...], keys: tuple[str, ...], step: int
     summed = _SUMMED if buckets else AMOUNTS
     selects = []
     for i, (name, bounded) in enumerate(parts):
-        table = RH if name == RH.name else RU
+        table = _TABLES[name]
         grouped = [table.c.outcome, *(table.c[k] for k in keys)]
         if not across:
             grouped.insert(0, table.c.function_id)
@@ -256,9 +313,20 @@ def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetim
             across: bool, buckets: bool) -> dict[_Key, WindowStats]:
     """The rollups of the window summed per function (or `across` them), `keys` and step,
     in one statement: whole hours from the hourly rows, the edges from the per-minute ones;
-    the outcomes of each are folded here (a row per function, keys, step and outcome)."""
+    the outcomes of each are folded here (a row per function, keys, step and outcome).
+    Across every function, the across tier is read (a few rows per step, whatever the
+    number of functions; without versions); per function without keys and buckets, the
+    totals tier (a row per function, hour and outcome)."""
     first, end = window(since, until)
-    parts = _parts(first, end, compacted_before(conn), step_minutes)
+    if across and function_ids is None:
+        if "version" in keys:
+            raise ValueError("the across rollups have no versions")
+        tier = ACROSS
+    elif not across and not keys and not buckets:
+        tier = TOTALS
+    else:
+        tier = FULL
+    parts = _parts(first, end, compacted_before(conn), step_minutes, tier)
     statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), keys,
                        step_minutes, function_ids is not None, across, buckets)
     params: dict[str, Any] = {}
@@ -316,25 +384,27 @@ def cells(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
           until: datetime, step_minutes: int) -> list[Cell]:
     """The rollups of the window summed over the functions (only `function_ids` when
     given) per version, provider, model and step of `step_minutes`, in one statement: what
-    the monitoring page of every function charts and breaks down, a few rows per step
-    whatever the number of functions."""
-    folded = _summed(conn, function_ids, since, until, ("version", "provider", "model"),
-                     step_minutes, True, True)
-    return [Cell(version=k[1][0], provider=k[1][1], model=k[1][2], start=k[2] or 0, stats=v)
+    the monitoring page charts and breaks down. Of every function (`function_ids` None), from
+    the across rollups, a few rows per step whatever the number of functions, and without
+    versions (each cell's version is ''): a version is one function's."""
+    keys = ("provider", "model") if function_ids is None else ("version", "provider", "model")
+    folded = _summed(conn, function_ids, since, until, keys, step_minutes, True, True)
+    return [Cell(version="" if len(keys) == 2 else k[1][0], provider=k[1][-2],
+                 model=k[1][-1], start=k[2] or 0, stats=v)
             for k, v in sorted(folded.items(), key=lambda kv: (kv[0][2] or 0, kv[0][1]))]
 
 
 def calls_per_step(conn: Connection, function_ids: Sequence[str], since: datetime,
                    until: datetime, step_minutes: int) -> dict[str, dict[int, int]]:
     """Calls alone per function and step of the window (first minute of the step -> calls):
-    what a sparkline needs, without the latency buckets `sums` folds. Steps without calls
-    are absent."""
+    what a sparkline needs, from the totals tier (no latency buckets, no keys: a row per
+    function, hour and outcome). Steps without calls are absent."""
     if not function_ids:
         return {}
     first, end = window(since, until)
     ids = [uuid.UUID(i) for i in function_ids]
     selects = []
-    for table, lo, hi in _parts(first, end, compacted_before(conn), step_minutes):
+    for table, lo, hi in _parts(first, end, compacted_before(conn), step_minutes, TOTALS):
         start = (table.c.minute - table.c.minute % step_minutes).label("start")
         q = select(table.c.function_id, start, func.sum(table.c.calls).label("calls")).where(
             table.c.minute >= lo, table.c.function_id.in_(ids))
@@ -382,8 +452,8 @@ def backfill(conn: Connection) -> int:
     the write lock the transaction holds)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE ai_function_logs IN SHARE MODE"))
-    conn.execute(delete(RU))
-    conn.execute(delete(RH))
+    for table in _TABLES.values():
+        conn.execute(delete(table))
     conn.execute(delete(RM).where(RM.c.name == COMPACTED))
     model = _model_expr(conn.dialect.name).label("model")
     cols = (L.c.id, L.c.function_id, L.c.version, L.c.provider, model, L.c.status, L.c.error,
@@ -417,6 +487,7 @@ def compact(conn: Connection, before: int) -> int:
     if before <= mark:
         before = mark
     gone = conn.execute(delete(RU).where(RU.c.minute < before)).rowcount
+    conn.execute(delete(XM).where(XM.c.minute < before))
     stmt = upsert(conn.dialect.name, RM)
     conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                             set_={"minute": stmt.excluded.minute}),

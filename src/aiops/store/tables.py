@@ -72,6 +72,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -323,8 +324,39 @@ def _rollup_columns(prefix: str = "") -> list[Any]:
     ]
 
 
+def _across_columns() -> list[Any]:
+    from aiops.stats import BUCKET_COLUMNS, KEY_LENGTHS
+
+    return [
+        Column("minute", Integer, primary_key=True),
+        Column("shard", SmallInteger, primary_key=True),
+        *(Column(k, String(KEY_LENGTHS[k]), primary_key=True)
+          for k in ("provider", "model", "outcome")),
+        Column("calls", Integer, nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cost_nusd", BigInteger, nullable=False),
+        *(Column(b, Integer, nullable=False) for b in BUCKET_COLUMNS),
+    ]
+
+
 RU = Table("ai_function_rollups", schema, *_rollup_columns())
 RH = Table("ai_function_rollups_hourly", schema, *_rollup_columns("hourly_"))
+# The same summed over the functions, in shards (aiops.store.rollups): per minute and hour.
+XM = Table("ai_rollups_across", schema, *_across_columns())
+XH = Table("ai_rollups_across_hourly", schema, *_across_columns())
+# Each function's amounts per hour and outcome alone (its lists' totals).
+TH = Table(
+    "ai_function_totals_hourly", schema,
+    Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
+    Column("minute", Integer, primary_key=True),
+    Column("outcome", String(100), primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_nusd", BigInteger, nullable=False),
+    Index("ix_ai_function_totals_hourly_minute", "minute"),
+)
 RM = Table(
     "ai_function_rollup_marks", schema,
     Column("name", String(50), primary_key=True),
