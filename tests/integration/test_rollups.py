@@ -145,8 +145,8 @@ def test_stats_agree_with_the_raw_log_rows_exactly(store: Store,
 def assert_tiers_agree(store: Store, since: datetime, until: datetime) -> None:
     """The monitoring page's narrower rollups agree with the full ones: the cells of every
     function (summed over the functions, without versions) with the full cells of each id
-    added up, per step of a minute and of an hour; each function's totals (no buckets)
-    with its full sums."""
+    added up, per step of a minute and of an hour; each function's hourly totals with its
+    full sums over the same hours."""
     def per_key(cells: list[Cell]) -> dict[tuple[str, str, int], WindowStats]:
         out: dict[tuple[str, str, int], WindowStats] = {}
         for c in cells:
@@ -161,10 +161,48 @@ def assert_tiers_agree(store: Store, since: datetime, until: datetime) -> None:
         full = store.stats_cells(ids, since, until, step)
         assert per_key(across) == per_key(full)
     assert sum(c.stats.calls for c in full) > 0
-    totals = {s.function_id: s.stats for s in store.stats(None, since, until, buckets=False)}
-    full_sums = {s.function_id: replace(s.stats, histogram=WindowStats().histogram)
-                 for s in store.stats(None, since, until)}
-    assert totals == full_sums
+    # The hourly totals of the hours the window touches.
+    h0 = since.replace(minute=0, second=0, microsecond=0)
+    h1 = until.replace(minute=0, second=0, microsecond=0)
+    h1 += timedelta(hours=1) if h1 < until else timedelta()
+    full = {s.function_id: (s.stats.calls, s.stats.errors, s.stats.input_tokens,
+                            s.stats.output_tokens, s.stats.cost_nusd)
+            for s in store.stats(None, h0, h1, buckets=False)}
+    with store.engine.connect() as conn:
+        hourly = {str(uuid.UUID(str(r[0]))): tuple(int(x) for x in r[1:]) for r in conn.execute(
+            text("SELECT function_id, sum(calls), sum(errors), sum(input_tokens), "
+                 "sum(output_tokens), sum(cost_nusd) FROM ai_function_totals_hourly "
+                 "WHERE minute >= :lo AND minute < :hi GROUP BY function_id"),
+            {"lo": minute_of(h0), "hi": minute_of(h1)})}
+    assert hourly == full
+
+
+def test_the_top_lists_are_ranked_in_sql_as_each_functions_totals_rank(
+        store: Store, deployed: dict[str, DeployedVersion]) -> None:
+    """The monitoring page's top lists: the n of most cost and of most errors, their totals
+    the totals tier's, ties by name (idle runs what other runs: their sums tie)."""
+    other = executions(deployed["other"], 300, seed=12)
+    idle = [replace(r, id=str(uuid.uuid4()), function_id=deployed["idle"].function_id)
+            for r in other]
+    store.insert_logs(executions(deployed["greet"], 600, seed=11) + other + idle)
+    names = {dv.function_id: n for n, dv in deployed.items()}
+    for since, until in WINDOWS:
+        totals = {s.function_id: s.stats
+                  for s in store.stats(None, since, until, buckets=False)}
+        for n in (1, 2, 5):
+            by_cost, by_errors = store.stats_top(None, since, until, n)
+            for got, amount in ((by_cost, "cost_nusd"), (by_errors, "errors")):
+                expected = sorted((f for f, s in totals.items() if getattr(s, amount)),
+                                  key=lambda f, a=amount: (  # type: ignore[misc]
+                                      -getattr(totals[f], a), names[f]))[:n]
+                assert [r.function_id for r in got] == expected
+                assert [(r.name, r.stats) for r in got] == [(names[f], totals[f])
+                                                            for f in expected]
+        mine = store.stats_top([deployed["other"].function_id], since, until, 5)
+        errs = totals.get(deployed["other"].function_id, WindowStats()).errors
+        assert [r.name for r in mine[1]] == (["other"] if errs else [])
+    # Three hours: greet first, then idle and other tied, idle by name.
+    assert [r.name for r in store.stats_top(None, *WINDOWS[0], 2)[1]] == ["greet", "idle"]
 
 
 @pytest.mark.parametrize("n", [60, 10])  # PostgreSQL writes 16 rows or fewer in one statement

@@ -203,11 +203,16 @@ def test_the_overviews_cells_add_up_to_the_raw_rows(loaded: Store, step_s: int) 
                    groups=())
     for who, names in ((None, {"greet", "ledger"}), (admin, {"greet", "ledger"}),
                        (caller(()), {"greet"})):
-        report, cells = overview(loaded, None, since=T0, until=END, step_s=step_s,
-                                 caller=who)
-        assert report == commands.stats(loaded, None, since=T0, until=END, caller=who,
-                                        latency=False)
-        assert {f.name for f in report.functions} == names
+        read = overview(loaded, None, since=T0, until=END, step_s=step_s, top=1, caller=who)
+        cells = read.cells
+        report = commands.stats(loaded, None, since=T0, until=END, caller=who, latency=False)
+        assert read.budgets == tuple((f.name, f.budget) for f in report.functions)
+        assert {n for n, _ in read.budgets} == names
+        # The top one by cost and by errors, ranked in SQL, with the stats verb's totals.
+        for listed, amount in ((read.top_cost, "cost_nusd"), (read.top_errors, "errors")):
+            ranked = sorted(report.functions, key=lambda f, a=amount: (  # type: ignore[misc]
+                -getattr(f.total, a), f.name))
+            assert listed == (ranked[0],) and getattr(listed[0].total, amount) > 0
         # Of every function (the operator, an admin), the cells are the across rollups'
         # (aiops.store.rollups): no versions, a version being one function's.
         every = who is None or who.is_admin
@@ -235,13 +240,14 @@ def test_the_overviews_cells_add_up_to_the_raw_rows(loaded: Store, step_s: int) 
         assert per_step == steps and len(steps) == 3 * 3600 // step_s
         assert sum(c.stats.calls for c in cells) == report.total.calls \
             == (1200 if "ledger" in names else 900)
-    one, cells = overview(loaded, "greet", since=T0, until=END, step_s=3600)
-    assert [f.name for f in one.functions] == ["greet"]
-    assert sum(c.stats.calls for c in cells) == 900
+    one = overview(loaded, "greet", since=T0, until=END, step_s=3600, top=10)
+    assert [n for n, _ in one.budgets] == [f.name for f in one.top_errors] == ["greet"]
+    assert sum(c.stats.calls for c in one.cells) == 900
     with pytest.raises(NotFoundError):
-        overview(loaded, "ledger", since=T0, until=END, step_s=3600, caller=caller(()))
+        overview(loaded, "ledger", since=T0, until=END, step_s=3600, top=10,
+                 caller=caller(()))
     with pytest.raises(UsageError, match="step"):
-        overview(loaded, None, since=T0, until=END, step_s=90)
+        overview(loaded, None, since=T0, until=END, step_s=90, top=10)
 
 
 def test_without_latency_the_amounts_are_the_same(loaded: Store) -> None:

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops.commands.monitoring import Budget, Cell, FunctionStats, Group, StatsReport
+from aiops.commands.monitoring import Budget, Cell, FunctionStats, Group, Overview
 from aiops.errors import UsageError
 from aiops.stats import WindowStats
 from aiops.web.monitoring_view import (
+    TOP,
     TOP_BUDGETS,
     assemble,
     breakdown,
@@ -35,11 +36,16 @@ def fn(name: str, groups: list[Group], *, budget: Budget = NO_LIMITS) -> Functio
     return FunctionStats(id=name, name=name, total=total, budget=budget, groups=tuple(groups))
 
 
-def report(functions: list[FunctionStats]) -> StatsReport:
-    """A report of the 24 hours before NOW (the functions' groups are their steps)."""
-    fs = tuple(functions)
-    return StatsReport(since=NOW - 24 * HOUR, until=NOW, by=None, step_s=None, functions=fs,
-                       total=sum((f.total for f in fs), WindowStats()))
+def read(functions: list[FunctionStats], cells: list[Cell], *,
+         top_cost: list[FunctionStats] | None = None,
+         top_errors: list[FunctionStats] | None = None) -> Overview:
+    """An overview of the 24 hours before NOW: the functions' budgets, the top lists as the
+    store ranks them, the cells."""
+    return Overview(since=NOW - 24 * HOUR, until=NOW,
+                    budgets=tuple((f.name, f.budget) for f in sorted(functions,
+                                                                      key=lambda f: f.name)),
+                    top_cost=tuple(top_cost or ()), top_errors=tuple(top_errors or ()),
+                    cells=tuple(cells))
 
 
 def start(hours_ago: int) -> datetime:
@@ -74,28 +80,31 @@ def test_a_breakdown_is_most_calls_first_and_names_the_empty_provider() -> None:
         ("mock-small", 7)]
 
 
-def test_assemble_orders_the_top_lists_and_budgets() -> None:
+def test_assemble_orders_the_budgets_and_keeps_the_top_lists_as_ranked() -> None:
     spent = Budget(daily_calls=100, calls_used=90, calls_share=0.9, daily_budget_usd=None,
                    usd_spent=0.0, usd_share=None)
     some = Budget(daily_calls=None, calls_used=3, calls_share=None, daily_budget_usd=1.0,
                   usd_spent=0.2, usd_share=0.2)
-    totals = report([fn("cheap", [step(0, ws(5, 0, 10))], budget=some),
-                     fn("dear", [step(1, ws(1, 1, 900))]),
-                     fn("idle", [], budget=spent),
-                     fn("flaky", [step(0, ws(9, 4, 10))])])
+    cheap, dear = fn("cheap", [step(0, ws(5, 0, 10))], budget=some), \
+        fn("dear", [step(1, ws(1, 1, 900))])
+    flaky = fn("flaky", [step(0, ws(9, 4, 10))])
+    many = [fn(f"f{i:02}", [step(0, ws(1, 0, 1))]) for i in range(TOP + 3)]
     cells = [cell(0, ws(14, 4, 20)), cell(1, ws(1, 1, 900))]
-    view = assemble(totals, cells, range_=range_of("24h"), name=None)
+    view = assemble(read([cheap, dear, fn("idle", [], budget=spent), flaky], cells,
+                         top_cost=[dear, cheap, flaky, *many], top_errors=[flaky, dear]),
+                    range_=range_of("24h"), name=None)
     assert view.total.calls == 15 and view.total.errors == 5  # the steps added up
     assert view.functions == 4
-    assert [n.label for n in view.top_cost] == ["dear", "cheap", "flaky"]
-    assert [n.label for n in view.top_errors] == ["flaky", "dear"]
+    assert [n.label for n in view.top_cost] == ["dear", "cheap", "flaky",
+                                                *(f.name for f in many[:TOP - 3])]
+    assert [n.stats for n in view.top_errors] == [flaky.total, dear.total]
     assert [b.name for b in view.budgets] == ["idle", "cheap"]
     assert [by for by, _ in view.breakdowns] == ["provider", "model"]  # versions: per function
 
 
 def test_charts_have_tables_matching_their_steps() -> None:
-    totals = report([fn("a", [step(0, ws(4, 1, 2_000_000))])])
-    view = assemble(totals, [cell(0, ws(4, 1, 2_000_000), model="")],
+    view = assemble(read([fn("a", [step(0, ws(4, 1, 2_000_000))])],
+                         [cell(0, ws(4, 1, 2_000_000), model="")]),
                     range_=range_of("24h"), name="a")
     found = {c.id: c for c in charts(view)}
     calls = found["chart-calls"]
@@ -116,13 +125,13 @@ def test_the_budgets_table_shows_the_most_used_and_counts_the_rest() -> None:
                       daily_budget_usd=None, usd_spent=0.0, usd_share=None)
 
     many = [fn(f"f{i:03}", [], budget=used(i)) for i in range(TOP_BUDGETS + 7)]
-    view = assemble(report(many), [], range_=range_of("24h"), name=None)
+    view = assemble(read(many, []), range_=range_of("24h"), name=None)
     assert len(view.budgets) == TOP_BUDGETS and view.budgets_more == 7
     shares = [b.budget.calls_share or 0.0 for b in view.budgets]
     assert shares == sorted(shares, reverse=True) and shares[0] == (TOP_BUDGETS + 6) / 100
     left = {f.name for f in many} - {b.name for b in view.budgets}
     assert len(left) == 7 and max(int(n[1:]) / 100 for n in left) < shares[-1]
-    few = assemble(report(many[:3]), [], range_=range_of("24h"), name=None)
+    few = assemble(read(many[:3], []), range_=range_of("24h"), name=None)
     assert (len(few.budgets), few.budgets_more) == (3, 0)
 
 

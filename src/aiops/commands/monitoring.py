@@ -24,6 +24,7 @@ from aiops.access import Caller, may
 from aiops.errors import NotFoundError, UsageError, shown
 from aiops.stats import BY, Subject, WindowStats, at_minute, minute_of, summed
 from aiops.store import Store
+from aiops.store.rollups import Ranked
 
 MIN_STEP_S = 60  # a minute: the rollups' grain
 MAX_STEPS = 2000  # time steps in one answer
@@ -227,24 +228,50 @@ class Cell:
     stats: WindowStats
 
 
+@dataclass(frozen=True, kw_only=True)
+class Overview:
+    """What the monitoring page shows of the functions a caller may view over [since,
+    until): each function's budget use today (by name), the `top` functions by cost and by
+    errors with their totals (no latency), and the cells."""
+
+    since: datetime
+    until: datetime
+    budgets: tuple[tuple[str, Budget], ...]
+    top_cost: tuple[FunctionStats, ...]
+    top_errors: tuple[FunctionStats, ...]
+    cells: tuple[Cell, ...]
+
+
 def overview(store: Store, name: str | None = None, *, since: datetime | None = None,
-             until: datetime | None = None, step_s: int, caller: Caller | None = None,
-             now: datetime | None = None) -> tuple[StatsReport, tuple[Cell, ...]]:
+             until: datetime | None = None, step_s: int, top: int, caller: Caller | None = None,
+             now: datetime | None = None) -> Overview:
     """What the monitoring page shows of one function (`name`) or of every function `caller`
-    may view over [since, until): each function's totals, without the percentiles (as
-    `stats(..., latency=False)`: the top lists, the budgets), and the cells of those
-    functions summed over them in SQL per version, provider, model and step of `step_s`
-    seconds (the series, the headline and every breakdown are sums of the cells: a few rows
-    per step, not one per function and step; of every function, read from the rollups
-    summed across functions, whose cells have no version, ''). Two reads of the rollups,
-    whatever the number of functions."""
+    may view over [since, until): the `top` of most cost and of most errors, ranked in SQL
+    (their totals are the stats verb's, `stats(..., latency=False)`; the others' rows never
+    leave the database), each function's budget use today, and the cells of those functions
+    summed over them in SQL per version, provider, model and step of `step_s` seconds (the
+    series, the headline and every breakdown are sums of the cells: a few rows per step, not
+    one per function and step; of every function, read from the rollups summed across
+    functions, whose cells have no version, ''). Three reads of the rollups, whatever the
+    number of functions."""
     now = now or datetime.now(UTC)
     since, until = check_window(since, until, None, step_s, now)
     subjects, ids = _viewable(store, name, caller, now)
-    report = _report(store, subjects, ids, since, until, None, None, latency=False)
-    return report, tuple(Cell(version=c.version, provider=c.provider, model=c.model,
-                              start=at_minute(c.start), stats=c.stats)
-                         for c in store.stats_cells(ids, since, until, step_s // 60))
+    by_id = {s.id: s for s in subjects}
+    by_cost, by_errors = store.stats_top(ids, since, until, top)
+
+    def listed(ranked: list[Ranked]) -> tuple[FunctionStats, ...]:
+        return tuple(FunctionStats(id=r.function_id, name=r.name, total=r.stats,
+                                   budget=budget_of(by_id[r.function_id]))
+                     for r in ranked if r.function_id in by_id)
+
+    return Overview(
+        since=since, until=until,
+        budgets=tuple((s.name, budget_of(s)) for s in sorted(subjects, key=lambda s: s.name)),
+        top_cost=listed(by_cost), top_errors=listed(by_errors),
+        cells=tuple(Cell(version=c.version, provider=c.provider, model=c.model,
+                         start=at_minute(c.start), stats=c.stats)
+                    for c in store.stats_cells(ids, since, until, step_s // 60)))
 
 
 def _viewable(store: Store, name: str | None, caller: Caller | None, now: datetime,

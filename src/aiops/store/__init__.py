@@ -15,6 +15,7 @@ Interface for the runner, the API and the reconciler (stable; sync SQLAlchemy 2)
     store.window_stats(["summarize"], since, until)   # {name: stats.WindowStats}, from rollups
     store.stats(ids, since, until, by=, step_minutes=)  # [rollups.Sums]: grouped, time series
     store.stats_cells(ids, since, until, step_minutes)  # [rollups.Cell]: summed over functions
+    store.stats_top(ids, since, until, n)  # the n of most cost, of most errors: rollups.Ranked
     store.revision()                        # id of the newest apply: a key to cache resolve()
     store.read_state(project)               # plan.DeployedState, in a fixed number of queries
     with store.writer(lock_timeout_s=30) as w:   # lock + one transaction (commit on exit)
@@ -549,6 +550,12 @@ class Store:
         """The rollups of the window summed over the functions (only `function_ids`, when
         given) per version, provider, model and step (`aiops.store.rollups.cells`)."""
         return self._read(rollups.cells, function_ids, since, until, step_minutes)
+
+    def stats_top(self, function_ids: Sequence[str] | None, since: datetime, until: datetime,
+                  n: int) -> tuple[list[rollups.Ranked], list[rollups.Ranked]]:
+        """The `n` functions of most cost and of most errors over the window, ranked in SQL
+        (`aiops.store.rollups.top`)."""
+        return self._read(rollups.top, function_ids, since, until, n)
 
     def stats_subjects(self, ref: str | None, day: date,
                        ids: Sequence[str] | None = None) -> list[Subject]:

@@ -3,8 +3,9 @@
 the log table. Two narrower tiers beside them serve the monitoring page of every function:
 the same summed over the functions (`ACROSS`: ai_rollups_across and its hourly table, keyed
 by provider, model and outcome, no version, in SHARDS shards per key that readers sum), and
-each function's amounts per hour and outcome alone (`TOTALS`: ai_function_totals_hourly, its
-edges read from the per-minute rows).
+each function's amounts per hour alone, errors among them (`TOTALS`:
+ai_function_totals_hourly, its edges read from the per-minute rows): what ranks the top
+lists (`top`) and draws the sparklines (`calls_per_step`).
 
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
   actually inserted (`inserted`: their ids, from its RETURNING) are added to their rows in
@@ -43,6 +44,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     func,
     literal_column,
@@ -50,6 +52,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union,
     union_all,
 )
 from sqlalchemy.engine import Connection
@@ -63,6 +66,7 @@ from aiops.stats import (
     DAY,
     HOUR,
     KEY,
+    OK,
     Execution,
     Folder,
     Subject,
@@ -93,14 +97,16 @@ class Tier:
 FULL = Tier(RU, RH, KEY, _SUMMED)  # per function, version, provider, model and outcome
 # Summed over the functions (in shards: readers sum them), without the version.
 ACROSS = Tier(XM, XH, ("minute", "shard", "provider", "model", "outcome"), _SUMMED)
-# Each function's amounts per outcome alone; its edges are read from the full minutes.
-TOTALS = Tier(RU, TH, ("function_id", "minute", "outcome"), AMOUNTS)
+# Each function's amounts alone, errors among them; its edges are read from the full minutes
+# (their errors: the calls of outcomes but ok).
+TOTALS = Tier(RU, TH, ("function_id", "minute"),
+              ("calls", "errors", "input_tokens", "output_tokens", "cost_nusd"))
 _TABLES = {t.name: t for t in (RU, RH, XM, XH, TH)}
 # What a log write adds to: (table, key, summed, grain), in the order every writer takes
 # their rows' locks.
 _WRITES = ((RU, KEY, _SUMMED, 1), (RH, KEY, _SUMMED, HOUR),
            (XM, ACROSS.key, _SUMMED, 1), (XH, ACROSS.key, _SUMMED, HOUR),
-           (TH, TOTALS.key, AMOUNTS, HOUR))
+           (TH, TOTALS.key, TOTALS.summed, HOUR))
 
 
 _UPSERTS: dict[tuple[str, str], Any] = {}  # built once per dialect and table
@@ -132,17 +138,19 @@ def _deltas(executions: Sequence[Execution]) -> list[list[dict[str, Any]]]:
 def _regrouped(rows: Sequence[dict[str, Any]], key: tuple[str, ...],
                summed: tuple[str, ...]) -> list[dict[str, Any]]:
     """`rows` summed per `key`, in key order (`shard`: the function id's last hex digit's,
-    uniform over uuid4s)."""
+    uniform over uuid4s; `errors`: the calls of an outcome but ok)."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
         k = tuple(int(r["function_id"][-1], 16) % SHARDS if c == "shard" else r[c]
                   for c in key)
+        amounts = {c: (0 if r["outcome"] == OK else r["calls"]) if c == "errors" else r[c]
+                   for c in summed}
         found = out.get(k)
         if found is None:
-            out[k] = {**dict(zip(key, k, strict=True)), **{c: r[c] for c in summed}}
+            out[k] = {**dict(zip(key, k, strict=True)), **amounts}
         else:
             for c in summed:
-                found[c] += r[c]
+                found[c] += amounts[c]
     return [out[k] for k in sorted(out)]
 
 
@@ -308,27 +316,14 @@ def _query(parts: tuple[tuple[str, bool], ...], keys: tuple[str, ...], step: int
 _Key = tuple[str, tuple[str, ...], int | None]  # function_id, the keys' values, step start
 
 
-def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
-            until: datetime | None, keys: tuple[str, ...], step_minutes: int | None,
-            across: bool, buckets: bool) -> dict[_Key, WindowStats]:
-    """The rollups of the window summed per function (or `across` them), `keys` and step,
-    in one statement: whole hours from the hourly rows, the edges from the per-minute ones;
-    the outcomes of each are folded here (a row per function, keys, step and outcome).
-    Across every function, the across tier is read (a few rows per step, whatever the
-    number of functions; without versions); per function without keys and buckets, the
-    totals tier (a row per function, hour and outcome)."""
-    first, end = window(since, until)
-    if across and function_ids is None:
-        if "version" in keys:
-            raise ValueError("the across rollups have no versions")
-        tier = ACROSS
-    elif not across and not keys and not buckets:
-        tier = TOTALS
-    else:
-        tier = FULL
-    parts = _parts(first, end, compacted_before(conn), step_minutes, tier)
-    statement = _query(tuple((t.name, hi is not None) for t, _, hi in parts), keys,
-                       step_minutes, function_ids is not None, across, buckets)
+def _shape(parts: list[tuple[Table, int, int | None]]) -> tuple[tuple[str, bool], ...]:
+    """What `_query` builds a window's statement from: each part's table, bounded above."""
+    return tuple((t.name, hi is not None) for t, _, hi in parts)
+
+
+def _params(parts: list[tuple[Table, int, int | None]], function_ids: Sequence[str] | None
+            ) -> dict[str, Any]:
+    """The bound parameters of `_query`'s statement for a window's parts."""
     params: dict[str, Any] = {}
     for i, (_, lo, hi) in enumerate(parts):
         params[f"lo_{i}"] = lo
@@ -336,6 +331,27 @@ def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetim
             params[f"hi_{i}"] = hi
     if function_ids is not None:
         params["ids"] = [uuid.UUID(i) for i in function_ids]
+    return params
+
+
+def _summed(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
+            until: datetime | None, keys: tuple[str, ...], step_minutes: int | None,
+            across: bool, buckets: bool) -> dict[_Key, WindowStats]:
+    """The rollups of the window summed per function (or `across` them), `keys` and step,
+    in one statement: whole hours from the hourly rows, the edges from the per-minute ones;
+    the outcomes of each are folded here (a row per function, keys, step and outcome).
+    Across every function, the across tier is read (a few rows per step, whatever the
+    number of functions; without versions)."""
+    first, end = window(since, until)
+    tier = FULL
+    if across and function_ids is None:
+        if "version" in keys:
+            raise ValueError("the across rollups have no versions")
+        tier = ACROSS
+    parts = _parts(first, end, compacted_before(conn), step_minutes, tier)
+    statement = _query(_shape(parts), keys, step_minutes, function_ids is not None, across,
+                       buckets)
+    params = _params(parts, function_ids)
     folded: dict[_Key, Folder] = {}
     n = len(BUCKET_COLUMNS)  # the last columns, when read: _query sums them last
     for r in conn.execute(statement, params):
@@ -366,6 +382,90 @@ def sums(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
     return [Sums(function_id=k[0], group=k[1][0] if k[1] else None, start=k[2], stats=v)
             for k, v in sorted(folded.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                 kv[0][2] or 0))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ranked:
+    """A function of a top list, and its totals over the window (no latency)."""
+
+    function_id: str
+    name: str
+    stats: WindowStats
+
+
+def top(conn: Connection, function_ids: Sequence[str] | None, since: datetime,
+        until: datetime, n: int) -> tuple[list[Ranked], list[Ranked]]:
+    """The `n` functions (only `function_ids` when given) of most cost and the `n` of most
+    errors over the window, ties by name, with their totals (no latency), in one statement:
+    ranked from the totals tier (a row per function and hour), then the chosen functions'
+    rows of the full rollups summed per outcome. Only their rows leave the database, not
+    every function's (the monitoring page's top lists: at 1,000 functions the full hourly
+    rows of 24 hours are 110,000). Functions without cost, or without errors, are not
+    ranked in that list."""
+    first, end = window(since, until)
+    parts = _parts(first, end, compacted_before(conn), None, TOTALS)
+    cache_key = ("top", _shape(parts), function_ids is not None, n)
+    statement = _QUERIES.get(cache_key)
+    if statement is None:
+        statement = _QUERIES[cache_key] = _top_statement(_shape(parts), function_ids is not None,
+                                                         n)
+    folded: dict[str, Folder] = {}
+    names: dict[str, str] = {}
+    for r in conn.execute(statement, _params(parts, function_ids)):
+        fid = str(r.function_id)
+        folder = folded.get(fid)
+        if folder is None:
+            folder = folded[fid] = Folder()
+            names[fid] = r.name
+        folder.add(r.outcome, r.calls, r.input_tokens, r.output_tokens, r.cost_nusd)
+    ranked = [Ranked(function_id=fid, name=names[fid], stats=f.stats())
+              for fid, f in folded.items()]
+    by_cost = sorted((r for r in ranked if r.stats.cost_nusd), key=lambda r: (
+        -r.stats.cost_nusd, r.name))
+    by_errors = sorted((r for r in ranked if r.stats.errors), key=lambda r: (
+        -r.stats.errors, r.name))
+    return by_cost[:n], by_errors[:n]
+
+
+def _top_statement(shape: tuple[tuple[str, bool], ...], some: bool, n: int) -> Any:
+    """`top`'s statement for a window's parts of the totals tier (`shape`): the whole hours
+    ranked from its hourly rows, the edges from the per-minute rollups; the chosen
+    functions' totals from the full tier's parts of the same bounds."""
+    def bounded(q: Any, table: Table, i: int, hi: bool) -> Any:
+        q = q.where(table.c.minute >= bindparam(f"lo_{i}"))
+        return q.where(table.c.minute < bindparam(f"hi_{i}")) if hi else q
+
+    ranking = []
+    for i, (name, hi) in enumerate(shape):
+        table = _TABLES[name]
+        errors = table.c.errors if table is TH else case((table.c.outcome != OK, table.c.calls),
+                                                         else_=0)
+        q = bounded(select(table.c.function_id, errors.label("errors"),
+                           table.c.cost_nusd.label("cost")), table, i, hi)
+        if some:
+            q = q.where(table.c.function_id.in_(bindparam("ids", expanding=True)))
+        ranking.append(q)
+    rows = union_all(*ranking).subquery() if len(ranking) > 1 else ranking[0].subquery()
+    fn = (select(rows.c.function_id, F.c.name, func.sum(rows.c.cost).label("cost"),
+                 func.sum(rows.c.errors).label("errors"))
+          .join_from(rows, F, F.c.id == rows.c.function_id)
+          .group_by(rows.c.function_id, F.c.name).cte("fn"))
+    chosen = union(*(select(ranked.c.function_id) for ranked in (
+        select(fn.c.function_id).where(amount > 0).order_by(amount.desc(), fn.c.name)
+        .limit(n).subquery() for amount in (fn.c.cost, fn.c.errors)))).cte("chosen")
+    exact = []
+    for i, (name, hi) in enumerate(shape):
+        table = RH if name == TH.name else _TABLES[name]
+        grouped = (table.c.function_id, table.c.outcome)
+        exact.append(bounded(select(*grouped, *(func.sum(table.c[c]).label(c)
+                                                for c in AMOUNTS)), table, i, hi)
+                     .where(table.c.function_id.in_(select(chosen.c.function_id)))
+                     .group_by(*grouped))
+    per = union_all(*exact).subquery() if len(exact) > 1 else exact[0].subquery()
+    return (select(per.c.function_id, per.c.outcome, F.c.name,
+                   *(func.sum(per.c[c]).label(c) for c in AMOUNTS))
+            .join_from(per, F, F.c.id == per.c.function_id)
+            .group_by(per.c.function_id, per.c.outcome, F.c.name))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -345,13 +345,13 @@ RH = Table("ai_function_rollups_hourly", schema, *_rollup_columns("hourly_"))
 # The same summed over the functions, in shards (aiops.store.rollups): per minute and hour.
 XM = Table("ai_rollups_across", schema, *_across_columns())
 XH = Table("ai_rollups_across_hourly", schema, *_across_columns())
-# Each function's amounts per hour and outcome alone (its lists' totals).
+# Each function's amounts per hour alone (what ranks its top lists, its sparkline).
 TH = Table(
     "ai_function_totals_hourly", schema,
     Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
     Column("minute", Integer, primary_key=True),
-    Column("outcome", String(100), primary_key=True),
     Column("calls", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
     Column("cost_nusd", BigInteger, nullable=False),

@@ -5,7 +5,7 @@ construction and the assembly is tested without a server.
 
 - `RANGES`, `range_of(key)`: the time-range picker's choices (1 h, 24 h, 7 d, 30 d), each with
   the step of its time series (a step of whole hours reads the hourly rollups).
-- `assemble(report, cells, ...)`: the headline totals, one point per step (steps without
+- `assemble(overview, ...)`: the headline totals, one point per step (steps without
   executions are zero calls, not missing), the breakdowns (sums of the same cells: version,
   provider, model and step), the top functions by cost and by errors, and the budgets of the
   limited functions most used today.
@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops.commands.monitoring import Budget, Cell, StatsReport
+from aiops.commands.monitoring import Budget, Cell, Overview
 from aiops.errors import UsageError, shown
-from aiops.stats import WindowStats
+from aiops.stats import WindowStats, summed
 from aiops.web.charts import Bar, Series, bar_chart, format_value, time_chart
 
 TOP = 10  # functions in each top list
@@ -133,32 +133,28 @@ def breakdown(cells: Iterable[Cell], by: str) -> tuple[Named, ...]:
                  sorted(sums.items(), key=lambda kv: (-kv[1].calls, kv[0])))
 
 
-def assemble(report: StatsReport, cells: Sequence[Cell], *, range_: Range, name: str | None
-             ) -> MonitoringView:
-    """The page's view: `report` (each function's totals over the window, latency not needed:
-    the top lists, the budgets) and `cells` (the same window summed over the functions per
-    version, provider, model and step of `range_`: the charts, the breakdowns, and added up,
-    the headline). Versions are broken down on one function's page (`name`) alone: a
-    version is one function's."""
-    functions = report.functions
-    ran = [f for f in functions if f.total.calls]
-    top_cost = sorted((f for f in ran if f.total.cost_nusd), key=lambda f: (-f.total.cost_nusd,
-                                                                            f.name))
-    top_errors = sorted((f for f in ran if f.total.errors), key=lambda f: (-f.total.errors,
-                                                                          f.name))
-    limited = [f for f in functions if f.budget.daily_calls is not None
-               or f.budget.daily_budget_usd is not None]
-    limited.sort(key=lambda f: (-max(f.budget.calls_share or 0.0, f.budget.usd_share or 0.0),
-                                f.name))
+def assemble(overview: Overview, *, range_: Range, name: str | None) -> MonitoringView:
+    """The page's view of `overview` (the stats verb's `overview`, read over the window of
+    `range_` in steps of it: the top lists, ranked; each function's budget use; the cells
+    summed over the functions per version, provider, model and step: the charts, the
+    breakdowns, and added up, the headline). Versions are broken down on one function's page
+    (`name`) alone: a version is one function's."""
+    cells = overview.cells
+    limited = [(n, b) for n, b in overview.budgets
+               if b.daily_calls is not None or b.daily_budget_usd is not None]
+    limited.sort(key=lambda nb: (-max(nb[1].calls_share or 0.0, nb[1].usd_share or 0.0),
+                                 nb[0]))
     shown = ("provider", "model") if name is None else ("version", "provider", "model")
     return MonitoringView(
-        range=range_, since=report.since, until=report.until, name=name,
-        functions=len(functions), total=sum((c.stats for c in cells), WindowStats()),
-        steps=steps_of(cells, since=report.since, until=report.until, step_s=range_.step_s),
+        range=range_, since=overview.since, until=overview.until, name=name,
+        functions=len(overview.budgets), total=summed(c.stats for c in cells),
+        steps=steps_of(cells, since=overview.since, until=overview.until,
+                       step_s=range_.step_s),
         breakdowns=tuple((by, breakdown(cells, by)) for by in shown),
-        top_cost=tuple(Named(label=f.name, stats=f.total) for f in top_cost[:TOP]),
-        top_errors=tuple(Named(label=f.name, stats=f.total) for f in top_errors[:TOP]),
-        budgets=tuple(BudgetUse(name=f.name, budget=f.budget) for f in limited[:TOP_BUDGETS]),
+        top_cost=tuple(Named(label=f.name, stats=f.total) for f in overview.top_cost[:TOP]),
+        top_errors=tuple(Named(label=f.name, stats=f.total)
+                         for f in overview.top_errors[:TOP]),
+        budgets=tuple(BudgetUse(name=n, budget=b) for n, b in limited[:TOP_BUDGETS]),
         budgets_more=max(0, len(limited) - TOP_BUDGETS))
 
 

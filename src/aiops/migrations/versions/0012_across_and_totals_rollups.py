@@ -2,8 +2,8 @@
 for the monitoring page of every function: its charts and breakdowns read a few rows per step
 from `ai_rollups_across` (per minute) and `ai_rollups_across_hourly` instead of a row per
 function, key and step (at 1,000 functions and 1,000,000 executions a day, 150,000 rows of 58
-columns for 24 hours), and its top lists read `ai_function_totals_hourly`, a row per function,
-hour and outcome of five amounts.
+columns for 24 hours), and its top lists are ranked from `ai_function_totals_hourly`, a row per
+function and hour of five amounts (calls, errors, tokens, cost).
 
 The across tables are keyed by a shard (0-15, from the function's id) beside the minute,
 provider, model and outcome: every log write of an hour adds to its across rows, and the
@@ -35,8 +35,9 @@ SUMMED = [*AMOUNTS, *(f"b{i}" for i in range(BUCKETS))]
 FILLFACTOR = 70  # as the hourly rollups' (0010): their rows are updated by every write
 
 
-def _amounts() -> list[sa.Column]:  # type: ignore[type-arg]
+def _amounts(errors: bool = False) -> list[sa.Column]:  # type: ignore[type-arg]
     return [sa.Column("calls", sa.Integer(), nullable=False),
+            *([sa.Column("errors", sa.Integer(), nullable=False)] if errors else []),
             sa.Column("input_tokens", sa.BigInteger(), nullable=False),
             sa.Column("output_tokens", sa.BigInteger(), nullable=False),
             sa.Column("cost_nusd", sa.BigInteger(), nullable=False)]
@@ -62,19 +63,18 @@ def upgrade() -> None:
         "ai_function_totals_hourly",
         sa.Column("function_id", sa.Uuid(), nullable=False),
         sa.Column("minute", sa.Integer(), nullable=False),
-        sa.Column("outcome", sa.String(100), nullable=False),
-        *_amounts(),
-        sa.PrimaryKeyConstraint("function_id", "minute", "outcome",
-                                name="pk_ai_function_totals_hourly"),
+        *_amounts(errors=True),
+        sa.PrimaryKeyConstraint("function_id", "minute", name="pk_ai_function_totals_hourly"),
         sa.ForeignKeyConstraint(["function_id"], ["ai_functions.id"],
                                 name="fk_ai_function_totals_hourly_function_id_ai_functions"),
     )
     op.create_index("ix_ai_function_totals_hourly_minute", "ai_function_totals_hourly",
                     ["minute"])
-    op.execute(f"INSERT INTO ai_function_totals_hourly (function_id, minute, outcome, "
-               f"{', '.join(AMOUNTS)}) SELECT function_id, minute, outcome, "
+    op.execute(f"INSERT INTO ai_function_totals_hourly (function_id, minute, errors, "
+               f"{', '.join(AMOUNTS)}) SELECT function_id, minute, "
+               f"sum(CASE WHEN outcome = 'ok' THEN 0 ELSE calls END), "
                f"{', '.join(f'sum({c})' for c in AMOUNTS)} FROM ai_function_rollups_hourly "
-               f"GROUP BY function_id, minute, outcome")
+               f"GROUP BY function_id, minute")
     if op.get_bind().dialect.name == "postgresql":
         for name in ("ai_rollups_across_hourly", "ai_function_totals_hourly"):
             op.execute(f"ALTER TABLE {name} SET (fillfactor = {FILLFACTOR})")

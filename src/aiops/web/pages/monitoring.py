@@ -4,12 +4,13 @@ over a time range (1 h, 24 h, 7 d, 30 d), breakdowns by version, provider and mo
 functions by cost and by errors, and budget and quota use.
 
 Every number comes from the stats verb over one window (the rollups, with the same access
-filter as the API): `aiops.commands.monitoring.overview` reads each function's totals as
-`aiops stats` and GET /api/contributor/stats do (the top lists, the budgets; without the
-latency buckets), and the cells of the same functions summed over them in SQL per version,
-provider, model and time step: the series, the headline and every breakdown are sums of the
-cells, folded by the view, a few rows per step whatever the number of functions. The page's
-assembly is `aiops.web.monitoring_view` (pure).
+filter as the API): `aiops.commands.monitoring.overview` reads the top functions by cost and
+by errors, ranked in SQL, with their totals as `aiops stats` and GET /api/contributor/stats
+give them (without the latency buckets), each function's budget use today, and the cells of
+the same functions summed over them in SQL per version, provider, model and time step: the
+series, the headline and every breakdown are sums of the cells, folded by the view, a few
+rows per step whatever the number of functions. The page's assembly is
+`aiops.web.monitoring_view` (pure).
 
 The window is whole steps (`Range.window`): from the start of the step `span` before now to
 the end of the running one. Every step of a chart is then whole but the running one, and a
@@ -29,7 +30,7 @@ from markupsafe import Markup
 from aiops.access import Caller
 from aiops.commands.monitoring import overview, quota_use
 from aiops.web.charts import format_value
-from aiops.web.monitoring_view import RANGES, assemble, charts, range_of
+from aiops.web.monitoring_view import RANGES, TOP, assemble, charts, range_of
 from aiops.web.render import render, store
 from aiops.web.session import UiCaller
 
@@ -57,10 +58,9 @@ def _page(request: Request, caller: Caller, name: str | None, key: str | None) -
     db = store(request)
     now = datetime.now(UTC)
     since, until = chosen.window(now)
-    report, cells = overview(db, name, since=since, until=until, step_s=chosen.step_s,
-                             caller=caller, now=now)
-    view = assemble(report, cells, range_=chosen,
-                    name=None if name is None else report.functions[0].name)
+    read = overview(db, name, since=since, until=until, step_s=chosen.step_s, top=TOP,
+                    caller=caller, now=now)
+    view = assemble(read, range_=chosen, name=None if name is None else read.budgets[0][0])
     drawn = [(c, Markup(c.svg)) for c in charts(view)]  # numbers, escaped text
     title = "Monitoring" if view.name is None else f"Monitoring: {view.name}"
     return render(request, "monitoring.html", title=title, view=view, charts=drawn,
