@@ -9,8 +9,9 @@ lists (`top`) and draws the sparklines (`calls_per_step`).
 
 - `add(conn, rows, inserted)`: in the log write's own transaction, the rows that statement
   actually inserted (`inserted`: their ids, from its RETURNING) are added to their rows in
-  every table (`_WRITES`), one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
-  in key order; on PostgreSQL every table's in one statement, one round trip, whose WITH
+  every table (`_WRITES`), one upsert per key (`... ON CONFLICT DO UPDATE SET calls = calls +
+  excluded.calls`, in key order; on PostgreSQL every table's in one statement, one round
+  trip, whose WITH
   clauses `pg_with_rollups` gives: a log insert of a few rows puts its own before them,
   `aiops.store.logrows`). A retried write whose first try committed inserts nothing the
   second time (`ON CONFLICT (id) DO NOTHING`), so adds nothing: each execution is counted
@@ -26,7 +27,10 @@ lists (`top`) and draws the sparklines (`calls_per_step`).
 - `backfill(conn)`: every table recomputed from every log row (idempotent), under a lock
   that holds log writers back meanwhile.
 - `compact(conn, before)`: the per-minute rows (of both tiers that have them) before the
-  hour of `before` deleted (the hourly rows hold their sums), and the mark `compacted_before` moved there.
+  hour of `before` deleted (the hourly rows hold their sums), and the mark
+  `compacted_before` moved there.
+- `top(conn, ...)`: the functions of most cost and of most errors over a window, ranked in
+  SQL (the monitoring page's top lists).
 
 A window is whole minutes: a rollup row counts when its minute starts in [since, until), since
 rounded down to its minute. An edge before the compaction mark widens to its whole hour.

@@ -1,7 +1,7 @@
 """Rollups summed over the functions, and each function's totals alone (aiops.store.rollups),
 for the monitoring page of every function: its charts and breakdowns read a few rows per step
 from `ai_rollups_across` (per minute) and `ai_rollups_across_hourly` instead of a row per
-function, key and step (at 1,000 functions and 1,000,000 executions a day, 150,000 rows of 58
+function, key and step (at 1,000 functions and 1,000,000 executions a day, 110,000 rows of 58
 columns for 24 hours), and its top lists are ranked from `ai_function_totals_hourly`, a row per
 function and hour of five amounts (calls, errors, tokens, cost).
 
