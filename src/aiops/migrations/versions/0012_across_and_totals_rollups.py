@@ -32,7 +32,8 @@ BUCKETS = 54  # aiops.latency.BUCKETS when this revision was written: b0..b53
 KEYS = {"provider": 100, "model": 200, "outcome": 100}
 AMOUNTS = ["calls", "input_tokens", "output_tokens", "cost_nusd"]
 SUMMED = [*AMOUNTS, *(f"b{i}" for i in range(BUCKETS))]
-FILLFACTOR = 70  # as the hourly rollups' (0010): their rows are updated by every write
+FILLFACTOR = 70  # as the hourly rollups' (0010): every write of their minute or hour, of
+# any function of their shard, updates their rows (HOT, with room on the page)
 
 
 def _amounts(errors: bool = False) -> list[sa.Column]:  # type: ignore[type-arg]
@@ -76,7 +77,8 @@ def upgrade() -> None:
                f"{', '.join(f'sum({c})' for c in AMOUNTS)} FROM ai_function_rollups_hourly "
                f"GROUP BY function_id, minute")
     if op.get_bind().dialect.name == "postgresql":
-        for name in ("ai_rollups_across_hourly", "ai_function_totals_hourly"):
+        for name in ("ai_rollups_across", "ai_rollups_across_hourly",
+                     "ai_function_totals_hourly"):
             op.execute(f"ALTER TABLE {name} SET (fillfactor = {FILLFACTOR})")
 
 
