@@ -308,35 +308,41 @@ T = Table(
 )
 
 
+def _amounts(*, errors: bool = False, buckets: bool = True) -> list[Any]:
+    """The summed columns of a rollup table (`aiops.store.rollups`)."""
+    from aiops.stats import BUCKET_COLUMNS
+
+    return [
+        Column("calls", Integer, nullable=False),
+        *([Column("errors", Integer, nullable=False)] if errors else []),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cost_nusd", BigInteger, nullable=False),
+        *(Column(b, Integer, nullable=False) for b in (BUCKET_COLUMNS if buckets else ())),
+    ]
+
+
 def _rollup_columns(prefix: str = "") -> list[Any]:
-    from aiops.stats import BUCKET_COLUMNS, KEY_LENGTHS
+    from aiops.stats import KEY_LENGTHS
 
     return [
         Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
         Column("minute", Integer, primary_key=True),
         *(Column(k, String(n), primary_key=True) for k, n in KEY_LENGTHS.items()),
-        Column("calls", Integer, nullable=False),
-        Column("input_tokens", BigInteger, nullable=False),
-        Column("output_tokens", BigInteger, nullable=False),
-        Column("cost_nusd", BigInteger, nullable=False),
-        *(Column(b, Integer, nullable=False) for b in BUCKET_COLUMNS),
+        *_amounts(),
         Index(f"ix_ai_function_rollups_{prefix}minute", "minute"),
     ]
 
 
 def _across_columns() -> list[Any]:
-    from aiops.stats import BUCKET_COLUMNS, KEY_LENGTHS
+    from aiops.stats import KEY_LENGTHS
 
     return [
         Column("minute", Integer, primary_key=True),
         Column("shard", SmallInteger, primary_key=True),
         *(Column(k, String(KEY_LENGTHS[k]), primary_key=True)
           for k in ("provider", "model", "outcome")),
-        Column("calls", Integer, nullable=False),
-        Column("input_tokens", BigInteger, nullable=False),
-        Column("output_tokens", BigInteger, nullable=False),
-        Column("cost_nusd", BigInteger, nullable=False),
-        *(Column(b, Integer, nullable=False) for b in BUCKET_COLUMNS),
+        *_amounts(),
     ]
 
 
@@ -350,11 +356,7 @@ TH = Table(
     "ai_function_totals_hourly", schema,
     Column("function_id", Uuid(), ForeignKey("ai_functions.id"), primary_key=True),
     Column("minute", Integer, primary_key=True),
-    Column("calls", Integer, nullable=False),
-    Column("errors", Integer, nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cost_nusd", BigInteger, nullable=False),
+    *_amounts(errors=True, buckets=False),
     Index("ix_ai_function_totals_hourly_minute", "minute"),
 )
 RM = Table(
