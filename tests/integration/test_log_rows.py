@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,19 +151,75 @@ def test_refused_text_names_the_input_for_a_log_row(pg_schema_url: str) -> None:
 # --- a locked database ---------------------------------------------------------------------------
 
 
-def test_log_writes_wait_for_a_lock_held_past_the_busy_timeout(db_url: str,
-                                                               deployed: DeployedVersion) -> None:
+@pytest.mark.parametrize("n", [20, 1])  # one row: one statement, without a transaction
+def test_log_writes_wait_for_a_lock_held_past_the_busy_timeout(
+        db_url: str, deployed: DeployedVersion, n: int) -> None:
     """Another writer holds the lock five times longer than one try may wait (SQLite's busy
     timeout, PostgreSQL's lock_timeout): the rows wait and are all written once it lets go
     (they used to be lost, all 20)."""
     st = open_store(db_url, lock_timeout_s=0.2)
-    rows = [row(deployed) for _ in range(20)]
+    rows = [row(deployed) for _ in range(n)]
     with held_lock(db_url, "ai_function_logs", most_s=1.0):
         started = time.monotonic()
         st.insert_logs(rows)
         waited = time.monotonic() - started
     assert waited >= 0.5
-    assert len(stored(st, *(r.id for r in rows))) == 20
+    assert len(stored(st, *(r.id for r in rows))) == n
+
+
+def test_one_row_waits_for_a_lock_at_most_the_lock_timeout_each_try(
+        db_url: str, deployed: DeployedVersion, tmp_path: Path) -> None:
+    """A server's run writes one row, on PostgreSQL in one statement without a transaction of
+    its own: the connection's lock timeout bounds each try as SET LOCAL bounds a
+    transaction's, so the patience still ends the wait (a try without a bound would wait for
+    the lock's holder, 4 s)."""
+    st = open_store(db_url, lock_timeout_s=0.2, patience_s=0.6,
+                    pending_logs=tmp_path / "pending")
+    one = row(deployed)
+    with held_lock(db_url, "ai_function_logs", most_s=4.0):
+        started = time.monotonic()
+        with pytest.raises(LockBusy):
+            st.insert_logs([one])
+        waited = time.monotonic() - started
+    assert 0.5 <= waited < 1.5, waited
+    assert not stored(st, one.id)
+
+
+@pytest.mark.postgres
+def test_one_row_is_committed_by_its_statement_on_postgresql(pg_schema_url: str,
+                                                            tmp_path: Path) -> None:
+    """One row and its rollups are one statement, which PostgreSQL commits as it answers (no
+    BEGIN, no COMMIT: the connection is idle after it); one row whose wait must be shorter
+    than the connection's lock timeout (the patience running out) is a transaction that sets
+    its own (tests/integration/test_rollups.py counts the statements of groups)."""
+    from sqlalchemy import event
+
+    st = open_store(pg_schema_url, migrate=True)
+    root = write_project(tmp_path / "proj", [spec_data("greet")])
+    apply_project(root, url=st.url, store=st, actor="ci <ci@example.com>")
+    dv = st.resolve("greet")
+    st.insert_logs([row(dv)])  # the actor's user row is found once per process
+    sent: list[tuple[str, str]] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        status = conn.connection.dbapi_connection.info.transaction_status
+        sent.append((statement.split()[0], status.name))
+
+    event.listen(st.engine, "after_cursor_execute", after)
+    try:
+        one = row(dv)
+        st.insert_logs([one])
+        assert sent == [("WITH", "IDLE")]
+        sent.clear()
+        st._patience.lock_timeout_s = 0.1
+        short = row(dv)
+        st.insert_logs([short])
+        assert sent == [("BEGIN;", "INTRANS"), ("WITH", "INTRANS")]
+    finally:
+        event.remove(st.engine, "after_cursor_execute", after)
+    assert len(stored(st, one.id, short.id)) == 2
+    around = (one.created_at - timedelta(hours=1), one.created_at + timedelta(hours=1))
+    assert st.window_stats(["greet"], *around)["greet"].calls == 3  # each counted once
 
 
 def test_a_lock_held_past_the_patience_costs_the_patience_and_no_row(

@@ -205,7 +205,8 @@ def test_the_top_lists_are_ranked_in_sql_as_each_functions_totals_rank(
     assert [r.name for r in store.stats_top(None, *WINDOWS[0], 2)[1]] == ["greet", "idle"]
 
 
-@pytest.mark.parametrize("n", [60, 10])  # PostgreSQL writes 16 rows or fewer in one statement
+# PostgreSQL writes 16 rows or fewer in one statement, and one row without a transaction
+@pytest.mark.parametrize("n", [60, 10, 1])
 def test_a_retried_write_whose_commit_went_through_counts_once(
         store: Store, deployed: dict[str, DeployedVersion],
         monkeypatch: pytest.MonkeyPatch, n: int) -> None:
@@ -219,8 +220,8 @@ def test_a_retried_write_whose_commit_went_through_counts_once(
     lost_answers = []
 
     @contextlib.contextmanager
-    def answer_lost(deadline: float) -> Iterator[Any]:
-        with real(deadline) as conn:
+    def answer_lost(deadline: float, **how: Any) -> Iterator[Any]:
+        with real(deadline, **how) as conn:
             yield conn
         if not lost_answers:  # committed; the client never hears so
             lost_answers.append(1)
@@ -320,13 +321,14 @@ def test_the_hourly_migration_sums_the_minutes_already_there(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(("n", "statements"), [(40, ["BEGIN;", "INSERT", "WITH"]),
-                                               (6, ["BEGIN;", "WITH"])])
-def test_a_log_write_on_postgresql_is_two_or_three_statements_and_its_commit(
+                                               (6, ["BEGIN;", "WITH"]), (2, ["WITH"])])
+def test_a_log_write_on_postgresql_is_one_to_three_statements(
         pg_schema_url: str, tmp_path: Path, n: int, statements: list[str]) -> None:
     """Each statement is a round trip the run route waits for before it answers: BEGIN with
-    the transaction's lock_timeout, then the rows and both rollups (one statement for a
-    group of 16 rows or fewer, as a server's runs write, two for more); then the commit.
-    The lock_timeout is the transaction's own, and the rollups are exact."""
+    the transaction's lock_timeout, then the rows and their rollups (one statement for a
+    group of 16 rows or fewer, two for more), then the commit; one row, as a server's run
+    writes, is its one statement alone (its own transaction). The connection keeps the
+    store's lock timeout, and the rollups are exact."""
     from sqlalchemy import event
 
     from aiops.store import open_store
@@ -342,7 +344,7 @@ def test_a_log_write_on_postgresql_is_two_or_three_statements_and_its_commit(
     store.insert_logs(rows[1:])
     assert sent == statements
     with store.engine.connect() as conn:
-        assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "0"
+        assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "30s"
     got = store.window_stats(["greet"], T0, T0 + timedelta(hours=3))["greet"]
     assert got.calls == n
     assert_agree(got, raw(store, "greet", T0, T0 + timedelta(hours=3)))

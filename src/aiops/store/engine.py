@@ -190,11 +190,19 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
 
         pg.dialect.do_ping = _ping  # type: ignore[method-assign,assignment]
 
+        lock_ms = max(1, round(lock_timeout_s * 1000))  # PostgreSQL reads 0 as "forever"
+
         @event.listens_for(pg, "connect")
-        def _json_loads(dbapi: Any, record: Any) -> None:
+        def _connect(dbapi: Any, record: Any) -> None:
             from psycopg.types.json import set_json_loads
 
             set_json_loads(fastjson.loads, dbapi)  # psycopg decodes jsonb: as for SQLite
+            # Every statement waits for a lock at most the engine's lock timeout, as SQLite's
+            # busy timeout bounds it: a write of one statement needs no transaction of its
+            # own to set it (`aiops.store.patience`); a transaction may set another (SET LOCAL).
+            dbapi.execute(f"SET lock_timeout = '{lock_ms}ms'")
+            dbapi.commit()
+            record.info["lock_timeout_ms"] = lock_ms
 
         return pg
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)}; "
@@ -381,7 +389,8 @@ def migrate(engine: Engine, revision: str) -> None:
         if engine.dialect.name == "sqlite":
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
-            if engine.dialect.name == "postgresql":
+            if engine.dialect.name == "postgresql":  # another migration is waited for
+                conn.execute(select(func.set_config("lock_timeout", "0", True)))
                 conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
             rev = current_revision(conn)
             if rev == revision:

@@ -330,14 +330,16 @@ class LogSink:
     def _insert(self, rows: Sequence[LogRow], deadline: float) -> None:
         """Insert `rows` and add those it inserted (not those a retry finds already there)
         to their rollups, in one transaction (`aiops.store.rollups`)."""
-        with self.patience.transaction(deadline) as conn:
-            if conn.dialect.name == "postgresql" and len(rows) <= FOLDED_ROWS:
+        folded = self.patience.engine.dialect.name == "postgresql" and len(rows) <= FOLDED_ROWS
+        # One row in one statement is all or nothing: that statement is the transaction.
+        with self.patience.transaction(deadline, alone=folded and len(rows) == 1) as conn:
+            if folded:
                 params: dict[str, Any] = {f"{c}_{i}": v for i, r in enumerate(rows)
                                           for c, v in _values(r, self._users).items()}
                 params.update(rollup_params([execution_of_row(r) for r in rows]),
                               rows=len(rows))
                 inserted = conn.execute(_folded(len(rows)), params).scalars().all()
-                if len(inserted) < len(rows):  # some were there: it added no rollups
+                if 0 < len(inserted) < len(rows):  # some were there: it added no rollups
                     add_rollups(conn, rows, inserted)
                 return
             # Read whole before anything else runs: SQLite cannot commit with a statement

@@ -79,9 +79,14 @@ class Patience:
             return result
 
     @contextlib.contextmanager
-    def transaction(self, deadline: float) -> Iterator[Connection]:
+    def transaction(self, deadline: float, *, alone: bool = False) -> Iterator[Connection]:
         """A connection in a write transaction whose lock waits end by `deadline` and last at
-        most `lock_timeout_s` (SQLite: BEGIN IMMEDIATE, the write lock taken up front)."""
+        most `lock_timeout_s` (SQLite: BEGIN IMMEDIATE, the write lock taken up front).
+
+        `alone`: the caller sends one statement. On PostgreSQL, when the connection's own
+        lock timeout is the wait (`aiops.store.engine`: it is the engine's, and the patience
+        is not running out), the statement is its own transaction: no BEGIN and no COMMIT,
+        one round trip where a transaction takes three."""
         wait_s = max(0.0, min(self.lock_timeout_s, deadline - time.monotonic()))
         # No ping before the write: a dead connection is retried as any lost one (UNPINGED).
         unpinged = UNPINGED.set(True)
@@ -101,9 +106,12 @@ class Patience:
             # driver's commit and rollback end it as usual (they act on the server's
             # transaction status), and the pool gives the connection back as it was.
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            # At least 1 ms: PostgreSQL reads 0 as "wait forever".
+            wait_ms = max(1, round(wait_s * 1000))
+            if alone and conn.info.get("lock_timeout_ms") == wait_ms:
+                yield conn
+                return
             with conn.begin():
-                # At least 1 ms: PostgreSQL reads 0 as "wait forever".
-                wait_ms = max(1, round(wait_s * 1000))
                 conn.exec_driver_sql(f"BEGIN; SET LOCAL lock_timeout = '{wait_ms}ms'")
                 yield conn
 
