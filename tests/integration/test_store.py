@@ -40,6 +40,42 @@ def test_hourly_rollups_leave_room_for_hot_updates(pg_schema_url: str) -> None:
     assert (hourly, minute) == (["fillfactor=70"], None)
 
 
+@pytest.mark.postgres
+def test_a_migration_waits_for_another_past_the_lock_timeout(pg_schema_url: str) -> None:
+    """Every connection waits for a lock at most the store's lock timeout, but a migration
+    waits for the migration before it, however long (it would fail half-way otherwise)."""
+    import threading
+    import time
+
+    import psycopg
+
+    store = open_store(pg_schema_url, migrate=True, lock_timeout_s=0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(pg_schema_url.replace("postgresql+psycopg://", "postgresql://"),
+                             ) as other:
+            other.execute("SELECT pg_advisory_xact_lock(%s)", [db_engine.MIGRATE_LOCK_KEY])
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        threading.Timer(1.0, release.set).start()
+        started = time.monotonic()
+        db_engine.migrate(store.engine, "0011")
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    assert waited >= 0.9
+    with store.engine.connect() as conn:
+        assert db_engine.current_revision(conn) == "0011"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar_one() == "200ms"
+
+
 def test_upgrade_is_idempotent(store: Any, db_url: str) -> None:
     open_store(db_url, migrate=True)
     open_store(db_url)  # at head: no error
