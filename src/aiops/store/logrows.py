@@ -20,7 +20,8 @@ no row is dropped.
   (its RETURNING: not those already there) are added to their minute and hour rollups in the
   same transaction (`aiops.store.rollups`), so each execution is counted once; on
   PostgreSQL a group of up to FOLDED_ROWS rows is one statement with its rollups, which it
-  adds only when it inserted every row (otherwise a second statement adds those it did). A
+  adds only when it inserted every row (otherwise a second statement adds those it did), and
+  one row (a server's run) is that statement alone, its own transaction: one round trip. A
   locked or unreachable database is waited for within the store's patience
   (`aiops.store.patience`); a group still not written then goes to the `Spool`, a file the
   next command's first write (or apply) writes to the database.
@@ -233,7 +234,8 @@ def _values(row: LogRow, users: dict[str | None, uuid.UUID]) -> dict[str, Any]:
 
 
 # A group of at most this many rows is written on PostgreSQL in one statement with its
-# rollups (`_folded`): one round trip instead of two, for the few rows of a server's runs.
+# rollups (`_folded`): one round trip instead of two, for the few rows of a server's runs
+# (and no BEGIN and COMMIT around one row's: `Patience.transaction(alone=True)`).
 FOLDED_ROWS = 16
 _COLUMNS = ("id", "function_id", "version", "version_id", "input", "output", "error",
             "execution_time", "status", "created_by", "actor", "created_at", "metadata",

@@ -5,7 +5,8 @@ write that must not fail at the first busy moment (log rows, budget leases).
 succeeds, or until the database has been failing for `seconds` (PATIENCE_S) in all:
 - each transaction `work` opens with `transaction(deadline)` waits for a lock at most
   min(`lock_timeout_s`, what is left of the patience): SQLite's busy timeout, PostgreSQL's
-  lock_timeout, set for that transaction;
+  lock_timeout, set for that transaction (a statement sent alone is bounded by its
+  connection's own, the store's lock timeout);
 - a try that fails because the database was locked or unreachable is repeated after a pause
   (50 ms doubling to 2 s), never past the deadline;
 so the whole wait stays within `seconds` (plus the time the last statement takes to fail).
