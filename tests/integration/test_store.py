@@ -52,9 +52,10 @@ def test_a_migration_waits_for_another_past_the_lock_timeout(pg_schema_url: str)
     store = open_store(pg_schema_url, migrate=True, lock_timeout_s=0.2)
     holding, release = threading.Event(), threading.Event()
 
+    plain = pg_schema_url.replace("postgresql+psycopg://", "postgresql://")
+
     def hold() -> None:
-        with psycopg.connect(pg_schema_url.replace("postgresql+psycopg://", "postgresql://"),
-                             ) as other:
+        with psycopg.connect(plain) as other:
             other.execute("SELECT pg_advisory_xact_lock(%s)", [db_engine.MIGRATE_LOCK_KEY])
             holding.set()
             release.wait(5)
