@@ -72,6 +72,7 @@ from aiops.store.engine import (
     engine_for,
     ensure_schema,
     normalise_url,
+    pg_lock_ms,
     redact,
     upsert,
 )
@@ -652,7 +653,7 @@ class Store:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if self.dialect == "postgresql":
-                    wait_ms = max(1, int(self.lock_timeout_s * 1000))
+                    wait_ms = pg_lock_ms(self.lock_timeout_s)
                     conn.execute(select(func.set_config("lock_timeout", f"{wait_ms}ms", True)))
                 last = alerts.lock_evaluator(conn)
                 ev = decide(alerts.read_states(conn), last)
@@ -696,8 +697,7 @@ class Store:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if self.dialect == "postgresql":
-                    # At least 1 ms: PostgreSQL reads 0 as "wait forever", not "do not wait".
-                    wait_ms = max(1, int(timeout * 1000))
+                    wait_ms = pg_lock_ms(timeout)
                     conn.execute(select(func.set_config("lock_timeout", f"{wait_ms}ms", True)))
                     conn.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
                     conn.execute(select(func.set_config("lock_timeout", "0", True)))

@@ -79,6 +79,14 @@ UNPINGED: ContextVar[bool] = ContextVar("aiops_unpinged", default=False)
 _ENGINES_LOCK = threading.Lock()
 
 
+def pg_lock_ms(wait_s: float) -> int:
+    """PostgreSQL's lock_timeout for a wait of `wait_s`: whole milliseconds, at least 1
+    (PostgreSQL reads 0 as "wait forever", not "do not wait"). A connection's and a
+    transaction's are computed here alike, so that a wait equal to the connection's is seen
+    to be (`aiops.store.patience`)."""
+    return max(1, round(wait_s * 1000))
+
+
 def engine_for(url: str, lock_timeout_s: float) -> Engine:
     key = (url, lock_timeout_s)
     with _ENGINES_LOCK:
@@ -190,7 +198,7 @@ def _create_engine(url: str, lock_timeout_s: float) -> Engine:
 
         pg.dialect.do_ping = _ping  # type: ignore[method-assign,assignment]
 
-        lock_ms = max(1, round(lock_timeout_s * 1000))  # PostgreSQL reads 0 as "forever"
+        lock_ms = pg_lock_ms(lock_timeout_s)
 
         @event.listens_for(pg, "connect")
         def _connect(dbapi: Any, record: Any) -> None:

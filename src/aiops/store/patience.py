@@ -33,6 +33,7 @@ from aiops.store.engine import (
     driver_detail,
     is_lock_timeout,
     is_transient,
+    pg_lock_ms,
     redact,
 )
 
@@ -107,8 +108,7 @@ class Patience:
             # driver's commit and rollback end it as usual (they act on the server's
             # transaction status), and the pool gives the connection back as it was.
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            # At least 1 ms: PostgreSQL reads 0 as "wait forever".
-            wait_ms = max(1, round(wait_s * 1000))
+            wait_ms = pg_lock_ms(wait_s)
             if alone and conn.info.get("lock_timeout_ms") == wait_ms:
                 yield conn
                 return
