@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aiops.collector import gc_paused
 from aiops.errors import ConfigError, Diagnostic, UsageError
 from aiops.files import FileRefused
 from aiops.loader import (
@@ -35,7 +36,6 @@ from aiops.loader import (
     PROVIDERS_FILE,
     Project,
     Source,
-    gc_paused,
     load_one,
     load_sources,
 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from aiops.cli import (
     say_error,
 )
 from aiops.cli.params import FiniteFloat, InputFile, OutputFile
+from aiops.collector import gc_paused
 from aiops.errors import (
     AiopsError,
     InputError,
@@ -128,9 +128,8 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     """
     if (input_ is None) == (input_file is None):
         raise UsageError("give exactly one of --input (JSON, @file or -) and --input-file")
-    from aiops import commands
-
     if input_file is not None:
+        from aiops import commands
         from aiops.cli.batch import run_batch
 
         ws = commands.open_workspace(project_dir, database_url=database_url)
@@ -138,14 +137,15 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
         code = asyncio.run(run_batch(runner, target, input_file, output, concurrency))
         _closed(ws)
         raise SystemExit(code)
-    # One execution: the cyclic GC is paused from here to the end. Most of a single run's
-    # time is importing (the provider's SDK, SQLAlchemy, pydantic), and each collection pass
-    # in it walks every object imported so far: some 10% of the run's CPU. One execution
-    # leaves little garbage, and reference counting frees what holds no cycle.
+    # One execution: the cyclic GC is paused from here to the end (aiops.collector). Most of
+    # a single run's time is importing (the verbs, the provider's SDK, SQLAlchemy, pydantic),
+    # and each collection pass in it walks every object imported so far: some 10% of the
+    # run's CPU. One execution leaves little garbage, and reference counting frees what holds
+    # no cycle.
     assert input_ is not None
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
+        from aiops import commands
+
         ws = commands.open_workspace(project_dir, database_url=database_url)
         runner = commands.open_runner(ws, actor=actor, max_wait_s=max_wait)
         value = _read_input(input_)
@@ -156,9 +156,6 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
             raise
         _closed(ws)
         raise SystemExit(code)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _closed(ws: Any) -> None:

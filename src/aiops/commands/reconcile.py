@@ -20,6 +20,7 @@ from typing import Any
 
 from aiops import apply as apply_mod
 from aiops import saved_plan
+from aiops.collector import gc_paused
 from aiops.errors import (
     AiopsError,
     RuntimeFailure,
@@ -29,7 +30,7 @@ from aiops.errors import (
     UserError,
     shown,
 )
-from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, PROJECT_FILE, PROVIDERS_FILE, gc_paused
+from aiops.loader import FUNCTION_FILE, FUNCTIONS_DIR, PROJECT_FILE, PROVIDERS_FILE
 from aiops.plan import Plan, diff
 from aiops.sources import git, read_tree
 from aiops.spec import FunctionSpec
@@ -127,7 +128,7 @@ def plan(ws: Workspace, *, prune: bool = False, max_prune: int | None = None,
     otherwise). `functions`: the plan of those alone (the workspace holds their files
     only: the editor's preview), read from their part of the database."""
     st = store or ws.open_store()
-    with gc_paused():  # what a plan reads and decides (aiops.loader.gc_paused)
+    with gc_paused():  # what a plan reads and decides (aiops.collector)
         return _diff(ws, st.read_state(ws.project_id, functions), prune=prune,
                      max_prune=max_prune, adopt=adopt)
 
