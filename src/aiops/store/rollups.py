@@ -113,18 +113,30 @@ _WRITES = ((RU, KEY, _SUMMED, 1), (RH, KEY, _SUMMED, HOUR),
            (TH, TOTALS.key, TOTALS.summed, HOUR))
 
 
-_UPSERTS: dict[tuple[str, str], Any] = {}  # built once per dialect and table
+def _upsert_sql(table: Table, key: tuple[str, ...], summed: tuple[str, ...], rows: str
+                ) -> str:
+    """INSERT INTO table (key, summed) `rows` ON CONFLICT (key) DO UPDATE SET each sum = sum
+    + excluded: every writer's upsert of a rollup table, on both dialects."""
+    sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in summed)
+    return (f"INSERT INTO {table.name} ({', '.join((*key, *summed))}) {rows} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums}")
 
 
-def _upsert(dialect: str, table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET each sum = sum + excluded (built once: its
-    62 SET clauses cost more to build than the statement costs to run)."""
-    found = _UPSERTS.get((dialect, table.name))
+_SQLITE_UPSERTS: dict[str, Any] = {}  # built once per table
+
+
+def _sqlite_upsert(table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> Any:
+    """SQLite's upsert of `table`'s rows, one set of parameters per row: as text, whose
+    building and compiling cost next to nothing, where the same as an Insert construct (its
+    62 SET clauses built, compiled, and a cache key computed at each execution) was most of
+    a single run's log write."""
+    found = _SQLITE_UPSERTS.get(table.name)
     if found is None:
-        stmt = upsert(dialect, table)
-        found = _UPSERTS[(dialect, table.name)] = stmt.on_conflict_do_update(
-            index_elements=list(key),
-            set_={c: table.c[c] + stmt.excluded[c] for c in summed})
+        values = ", ".join(f":{c}" for c in (*key, *summed))
+        found = text(_upsert_sql(table, key, summed, f"VALUES ({values})"))
+        if "function_id" in key:  # stored as the Uuid type stores it
+            found = found.bindparams(bindparam("function_id", type_=table.c.function_id.type))
+        _SQLITE_UPSERTS[table.name] = found
     return found
 
 
@@ -181,7 +193,7 @@ def _add_executions(conn: Connection, executions: Sequence[Execution]) -> None:
     for (table, key, summed, _grain), rows in zip(_WRITES, _deltas(executions), strict=True):
         if "function_id" in key:
             rows = [{**r, "function_id": uuid.UUID(r["function_id"])} for r in rows]
-        conn.execute(_upsert(conn.dialect.name, table, key, summed), rows)
+        conn.execute(_sqlite_upsert(table, key, summed), rows)
 
 
 def pg_params(executions: Sequence[Execution]) -> dict[str, str]:
@@ -193,21 +205,19 @@ def pg_params(executions: Sequence[Execution]) -> dict[str, str]:
 
 def pg_with_rollups(first: str = "", guard: str = "") -> str:
     """PostgreSQL's upserts of every rollup table's rows (parameters: `pg_params`), the
-    same as `_upsert`'s whatever the number of rows, in one statement of WITH clauses:
+    same as SQLite's whatever the number of rows, in one statement of WITH clauses:
     `first` before them (a log insert whose rollups these are), `guard` a condition on
     adding them at all. Every log writer's statement has these clauses in this order, so
     that they take the rows' locks in the same order."""
 
-    def upsert_sql(i: int, table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> str:
+    def clause(i: int, table: Table, key: tuple[str, ...], summed: tuple[str, ...]) -> str:
         columns = ", ".join((*key, *summed))
-        sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in summed)
-        return (f"r{i} AS (INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
-                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:r{i} AS jsonb))"
-                f"{f' WHERE {guard}' if guard else ''} "
-                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums})")
+        return f"r{i} AS (" + _upsert_sql(
+            table, key, summed, f"SELECT {columns} FROM jsonb_populate_recordset("
+            f"NULL::{table.name}, CAST(:r{i} AS jsonb)){f' WHERE {guard}' if guard else ''}") + ")"
 
     return "WITH " + ", ".join([*([first] if first else []), *(
-        upsert_sql(i, table, key, summed) for i, (table, key, summed, _) in enumerate(_WRITES))])
+        clause(i, table, key, summed) for i, (table, key, summed, _) in enumerate(_WRITES))])
 
 
 _PG_UPSERTS: list[Any] = []  # built once
