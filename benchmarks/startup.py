@@ -3,12 +3,16 @@ grow with the project (DESIGN §10, issue 11); `aiops --help` <= 0.3 s.
 
 First, floors measured in the same run: `python -c pass`, and for each provider type the
 libraries its run cannot do without, imported in a bare process (the official SDK of
-`openai` or `groq`, aiohttp for the custom `http` protocol; SQLAlchemy for the database),
-which `aiops run` cannot beat. `aiops run` ends without the interpreter's teardown once it
-has closed everything (aiops.cli.end_now), so each floor is shown both ways: with the
-teardown a bare `python -c "import ..."` pays, and without it (`os._exit`), the one to
-compare with. Then, for each project size, a project of N functions is applied to a
-temporary SQLite database; then, against a mock provider in its own process:
+`openai` or `groq`, aiohttp for the custom `http` protocol; SQLAlchemy for the database).
+`aiops run` ends without the interpreter's teardown once it has closed everything
+(aiops.cli.end_now), so each is shown both ways: with the teardown a bare `python -c
+"import ..."` pays, and without it (`os._exit`). The floor each run is compared with is
+more than the import: one call of the same model on the same mock through the bare client
+(the SDK's chat completion, which loads its chat resources and HTTP stack; a bare aiohttp
+POST for `http`), with SQLAlchemy imported (a run writes its log row with it), ended
+without teardown: what any program making that call and keeping a row of it pays. Then,
+for each project size, a project of N functions is applied to a temporary SQLite database;
+then, against a mock provider in its own process:
 
 1. in process, after the imports: opening the runner (finding the project, its database and
    its providers), the part of a run's start-up that could grow with the number of files;
@@ -59,6 +63,35 @@ INPUT = '{"text": "Benchmarks measure."}'
 # provider type -> (the libraries its run imports, where its wire API is under the mock)
 TYPES = {"openai": ("openai, sqlalchemy", "/v1"), "groq": ("groq, sqlalchemy", ""),
          "http": ("aiohttp, sqlalchemy", "/aiops")}
+# One call of each type through its bare client, to the mock at $AIOPS_MOCK_BASE_URL (the
+# wire API's URL), with the database library imported: the floor of a run (module docstring).
+_SDK_CALL = """
+import asyncio, os, sqlalchemy, {module}
+async def call():
+    client = {module}.{client}(api_key="sk-bench", base_url=os.environ["AIOPS_MOCK_BASE_URL"],
+                               max_retries=0)
+    answer = await client.chat.completions.create(model="mock-small", messages=MESSAGES)
+    print(answer.choices[0].message.content)
+asyncio.run(call())
+os._exit(0)
+"""
+_HTTP_CALL = """
+import asyncio, os, sqlalchemy, aiohttp
+async def call():
+    async with aiohttp.ClientSession() as session, session.post(
+            os.environ["AIOPS_MOCK_BASE_URL"] + "/v1/complete", json={
+                "function": "fn-00000", "version": "1.0.0", "model": "mock-small",
+                "messages": MESSAGES, "settings": {}, "output_schema": SCHEMA}) as answer:
+        answer.raise_for_status()
+        print(await answer.text())
+asyncio.run(call())
+os._exit(0)
+"""
+_MESSAGES = [{"role": "user", "content": "Task 0: summarise Benchmarks measure. in 3 bullets."}]
+BARE_CALLS = {kind: f"MESSAGES = {_MESSAGES!r}\nSCHEMA = {function(0)['output_schema']!r}\n"
+              + (_HTTP_CALL if kind == "http" else _SDK_CALL.format(
+                  module=kind, client="AsyncOpenAI" if kind == "openai" else "AsyncGroq"))
+              for kind in TYPES}
 
 
 def shown(label: str, m: Measured, target: float | None = None, base: Measured | None = None,
@@ -94,13 +127,13 @@ def interleaved(commands: Sequence[Sequence[str]], repeat: int,
 def compared(args: Sequence[str], repeat: int, baseline: str | None,
              env: Mapping[str, str] | None = None, floor: str | None = None
              ) -> tuple[Measured, Measured | None, Measured | None]:
-    """`aiops ARGS` (this install's), the baseline's when there is one, and the import of
-    `floor` without teardown, in the same runs: (after, before, floor)."""
+    """`aiops ARGS` (this install's), the baseline's when there is one, and the program
+    `floor` (Python source), in the same runs: (after, before, floor)."""
     commands = [[AIOPS, *args]]
     if baseline is not None:
         commands.append([baseline, *args])
     if floor is not None:
-        commands.append([sys.executable, "-c", f"import os, {floor}; os._exit(0)"])
+        commands.append([sys.executable, "-c", floor])
     got = iter(interleaved(commands, repeat, env))
     after = next(got)
     return (after, next(got) if baseline is not None else None,
@@ -154,10 +187,10 @@ def bench(n: int, url: str, repeat: int, tmp: Path, baseline: str | None,
                 {"providers": {"mock": spec}}))
         run, before, floor = compared(
             ["run", "fn-00000", "--input", INPUT, "-C", str(project)], repeat, baseline,
-            env={**env, "AIOPS_MOCK_BASE_URL": url + TYPES[kind][1]}, floor=TYPES[kind][0])
+            env={**env, "AIOPS_MOCK_BASE_URL": url + TYPES[kind][1]}, floor=BARE_CALLS[kind])
         assert floor is not None
         print(shown(f"n={n:6}: `aiops run`, provider type {kind}", run, 0.5, floor, before))
-        print(shown(f"{'':10}its floor: import {TYPES[kind][0]}, no teardown", floor))
+        print(shown(f"{'':10}its floor: one call, bare {TYPES[kind][0]}", floor))
     print(f"{'':10}open the runner {statistics.median(opens) * 1000:6.1f} ms (in process, "
           "after imports)")
 
