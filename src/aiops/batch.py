@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from aiops import fastjson
+from aiops.collector import heap_frozen
 from aiops.errors import AiopsError, LogWriteError
 from aiops.records import LogRow, LogWriteReport
 
@@ -221,7 +222,7 @@ def batch_gc() -> Iterator[None]:
     global _gc_batches, _gc_saved, _gc_froze
     if _gc_batches == 0:
         _gc_saved = gc.get_threshold()
-        _gc_froze = gc.get_freeze_count() == 0
+        _gc_froze = not heap_frozen()
         if _gc_froze:
             gc.freeze()
         if _gc_saved[0] != 0:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from aiops.collector import gc_paused
+from aiops.collector import gc_paused, heap_frozen
 
 
 @pytest.fixture(autouse=True)
 def _gc_restored() -> Iterator[None]:
+    gc.unfreeze()  # nothing frozen by an earlier test
     yield
     gc.enable()
     gc.unfreeze()
@@ -68,7 +69,10 @@ def test_collection_off_stays_off() -> None:
 
 
 def test_a_heap_the_process_froze_stays_frozen() -> None:
+    gc.collect()  # Python 3.12 moves its immortal objects to the permanent generation here
+    assert not heap_frozen()  # those are not a heap the process froze
     gc.freeze()
+    assert heap_frozen()
     frozen = gc.get_freeze_count()
     with gc_paused():
         [[] for _ in range(1000)]

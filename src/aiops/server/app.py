@@ -28,6 +28,7 @@ from fastapi import Depends, FastAPI
 
 from aiops import __version__, commands
 from aiops.access import Caller, Permission
+from aiops.collector import heap_frozen
 from aiops.commands.metrics import enable_metrics
 from aiops.commands.tokens import TOKEN_TRUST_S, TokenCache, TokenRefused
 from aiops.errors import ConfigError, UsageError
@@ -172,7 +173,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         # of the collector's sight, a full collection walks only what requests left behind,
         # not the whole heap, which it did in the middle of a request (the p99's tail). A
         # process that froze its heap itself keeps it so; ours is thawed when the app stops.
-        froze = gc.get_freeze_count() == 0
+        froze = not heap_frozen()
         if froze:
             gc.freeze()
         try:
