@@ -1,5 +1,7 @@
-"""aiops.collector.gc_paused: what a pause allocated is not walked by a young pass as the
-collector resumes, and a process's own GC choices (collection off, a frozen heap) are kept."""
+"""aiops.collector.gc_paused: with `promote` (a process that ends after the block), what a
+pause allocated is not walked by a young pass as the collector resumes; without it (a process
+that lives on), that pass runs and frees the pause's cyclic garbage at once; a process's own
+GC choices (collection off, a frozen heap) are kept."""
 
 from __future__ import annotations
 
@@ -37,9 +39,9 @@ def _young_passes_after(allocate: int) -> list[int]:
     return seen
 
 
-def test_what_a_pause_allocated_joins_the_oldest_generation() -> None:
+def test_promoted_what_a_pause_allocated_joins_the_oldest_generation() -> None:
     gc.collect()
-    with gc_paused():
+    with gc_paused(promote=True):
         assert not gc.isenabled()
         held = [[i] for i in range(50_000)]  # a project's worth of containers
     assert gc.isenabled()
@@ -50,6 +52,30 @@ def test_what_a_pause_allocated_joins_the_oldest_generation() -> None:
     # The next young passes look at new objects only, not at the 50,000.
     threshold = gc.get_threshold()[0]
     assert all(n <= threshold + 1 for n in _young_passes_after(3 * threshold))
+
+
+def test_unpromoted_the_first_young_pass_frees_the_pauses_cycles() -> None:
+    """In a process that lives on, garbage cycles made during a pause are freed by the young
+    pass as collection resumes, not left for a full collection."""
+    gc.collect()
+    freed: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] < 2:
+            freed.append(info["collected"])
+
+    gc.callbacks.append(watch)
+    try:
+        with gc_paused():
+            for _ in range(20_000):
+                cycle: list[object] = []
+                cycle.append(cycle)
+            del cycle
+            assert not freed
+        [[] for _ in range(gc.get_threshold()[0] + 1)]
+    finally:
+        gc.callbacks.remove(watch)
+    assert sum(freed) >= 20_000
 
 
 def test_nested_pauses_resume_at_the_outer_one() -> None:
@@ -74,7 +100,7 @@ def test_a_heap_the_process_froze_stays_frozen() -> None:
     gc.freeze()
     assert heap_frozen()
     frozen = gc.get_freeze_count()
-    with gc_paused():
+    with gc_paused(promote=True):
         [[] for _ in range(1000)]
     assert gc.isenabled() and gc.get_freeze_count() == frozen  # not thawed by the pause
 

@@ -410,13 +410,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # settled, its connections closed), so the process may end without tearing the interpreter
 # down (`main`).
 CLOSED = "closed"
+# ctx.obj key, set by `main` only: the process ends when the command does (an in-process
+# caller of `cli`, such as a test's CliRunner, lives on).
+PROCESS_ENDS = "process_ends"
 
 
 def main() -> None:
     """The `aiops` command. A command that set `CLOSED` ends at once (`end_now`): tearing
     down the interpreter frees every module one by one (the OpenAI SDK, SQLAlchemy and
     pydantic: some 170 ms of an `aiops run`), for a process about to end anyway."""
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {PROCESS_ENDS: True}
     try:
         cli(prog_name="aiops", obj=state)
     except SystemExit as exc:

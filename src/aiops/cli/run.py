@@ -20,6 +20,7 @@ import click
 
 from aiops.cli import (
     CLOSED,
+    PROCESS_ENDS,
     database_option,
     drop_stdout,
     emit,
@@ -141,9 +142,11 @@ def run(target: str, input_: str | None, input_file: Path | None, output: Path |
     # a single run's time is importing (the verbs, the provider's SDK, SQLAlchemy, pydantic),
     # and each collection pass in it walks every object imported so far: some 10% of the
     # run's CPU. One execution leaves little garbage, and reference counting frees what holds
-    # no cycle.
+    # no cycle. When the process ends with the command, collection resumes without the
+    # young pass over all of that (30 ms).
     assert input_ is not None
-    with gc_paused():
+    ctx = click.get_current_context()
+    with gc_paused(promote=isinstance(ctx.obj, dict) and bool(ctx.obj.get(PROCESS_ENDS))):
         from aiops import commands
 
         ws = commands.open_workspace(project_dir, database_url=database_url)
