@@ -51,7 +51,8 @@ def test_promoted_what_a_pause_allocated_joins_the_oldest_generation() -> None:
     assert gc.get_freeze_count() == 0  # promoted, not left frozen
     # The next young passes look at new objects only, not at the 50,000.
     threshold = gc.get_threshold()[0]
-    assert all(n <= threshold + 1 for n in _young_passes_after(3 * threshold))
+    passes = _young_passes_after(3 * threshold)
+    assert passes and all(n <= threshold + 1 for n in passes)
 
 
 def test_unpromoted_the_first_young_pass_frees_the_pauses_cycles() -> None:
